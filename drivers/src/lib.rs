@@ -1,0 +1,9 @@
+//! yurt-drivers: the TaskDriver trait, its types, and the task drivers.
+//!
+//! This crate knows nothing of jobs, allocations or HTTP. The agent hands a driver a
+//! [`TaskConfig`] and gets back a [`TaskHandle`] it can persist and later use to recover the
+//! task after an agent restart.
+
+pub mod driver;
+
+pub use driver::*;

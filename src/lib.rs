@@ -1,0 +1,4 @@
+//! yurt: a Nomad-compatible node agent, task driver runtime and bundled server.
+
+pub mod structs;
+pub mod version;

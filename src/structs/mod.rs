@@ -1,0 +1,30 @@
+//! The Nomad API data model: plain data with serde names, defaults and validation. No I/O.
+
+pub mod alloc;
+pub mod canonicalize;
+pub mod de;
+pub mod eval;
+pub mod job;
+pub mod node;
+pub mod time;
+pub mod validate;
+
+pub use alloc::*;
+pub use eval::*;
+pub use job::*;
+pub use node::*;
+
+/// Namespace used when a request names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// Region used when none is configured.
+pub const DEFAULT_REGION: &str = "global";
+
+/// A fresh random UUID in Nomad's textual form.
+pub fn generate_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The first 8 characters of an ID (Nomad's short ID).
+pub fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
