@@ -1,0 +1,139 @@
+//! The narrow server ↔ client interface: register a node, heartbeat, fetch the node's
+//! allocations with a blocking index, and report allocation status in batches.
+//!
+//! In `-dev` the client calls the server in-process through [`ServerApi`]; across machines the
+//! same trait is implemented over HTTP/JSON against the server's RPC port (see
+//! `docs/server-client-protocol.md`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::structs::{Allocation, Node};
+
+/// Why an RPC failed; the client decides between retrying and re-registering.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The server does not know the node (it must register again).
+    #[error("node not found")]
+    NodeNotFound,
+    /// The node's secret does not match the registered one.
+    #[error("node secret ID does not match")]
+    SecretMismatch,
+    /// The request was malformed or refused.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The server could not be reached or answered with a fault; retry later.
+    #[error("server unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The server's answer to register and heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NodeUpdateResponse {
+    /// How long the server waits for the next heartbeat, in nanoseconds.
+    #[serde(rename = "HeartbeatTTL")]
+    pub heartbeat_ttl: i64,
+    #[serde(rename = "EvalIDs")]
+    pub eval_ids: Vec<String>,
+    pub eval_create_index: u64,
+    pub node_modify_index: u64,
+    pub index: u64,
+    #[serde(rename = "LeaderRPCAddr")]
+    pub leader_rpc_addr: String,
+    pub num_nodes: i64,
+    pub scheduling_eligibility: String,
+}
+
+/// The node's allocations as the server sees them: ID → AllocModifyIndex.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ClientAllocs {
+    pub allocs: BTreeMap<String, u64>,
+    pub index: u64,
+}
+
+/// Node status update (heartbeat) request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NodeStatusRequest {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    #[serde(rename = "SecretID")]
+    pub secret_id: String,
+    pub status: String,
+}
+
+/// Blocking fetch of a node's allocation map.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ClientAllocsRequest {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    #[serde(rename = "SecretID")]
+    pub secret_id: String,
+    pub min_query_index: u64,
+    /// Longest wait in nanoseconds (0 = the server default of 5 minutes).
+    pub max_query_time: i64,
+}
+
+/// Fetch of full allocations by ID.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct GetAllocsRequest {
+    #[serde(rename = "AllocIDs")]
+    pub alloc_ids: Vec<String>,
+}
+
+/// Full allocations (with their Job).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct GetAllocsResponse {
+    pub allocs: Vec<Allocation>,
+    pub index: u64,
+}
+
+/// A batch of client-side allocation updates (ID, NodeID, TaskStates, ClientStatus,
+/// ClientDescription, DeploymentStatus).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateAllocsRequest {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    #[serde(rename = "SecretID")]
+    pub secret_id: String,
+    pub alloc: Vec<Allocation>,
+}
+
+/// Generic write acknowledgement.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WriteResponse {
+    pub index: u64,
+}
+
+/// What a client agent needs from the servers.
+#[async_trait]
+pub trait ServerApi: Send + Sync {
+    /// Registers (or re-registers) the node; never changes an existing node's status.
+    async fn register_node(&self, node: Node) -> Result<NodeUpdateResponse, RpcError>;
+
+    /// Heartbeat: the node is alive and `status` (normally `ready`).
+    async fn update_status(&self, req: NodeStatusRequest) -> Result<NodeUpdateResponse, RpcError>;
+
+    /// Blocks until the node's allocation map changes past `min_query_index` or `wait` passes.
+    async fn get_client_allocs(
+        &self,
+        req: ClientAllocsRequest,
+        wait: Duration,
+    ) -> Result<ClientAllocs, RpcError>;
+
+    /// Full allocations by ID.
+    async fn get_allocs(&self, req: GetAllocsRequest) -> Result<GetAllocsResponse, RpcError>;
+
+    /// Reports client status for a batch of allocations.
+    async fn update_allocs(&self, req: UpdateAllocsRequest) -> Result<WriteResponse, RpcError>;
+}

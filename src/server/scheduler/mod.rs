@@ -1,0 +1,75 @@
+//! Schedulers: turn an evaluation and a snapshot of the cluster into a plan.
+//!
+//! The scheduler is pure: it reads through [`SchedulerView`] and returns a [`SchedulerOutcome`];
+//! the server's plan applier commits the plan (re-checking fit, see [`fit`]) and the worker
+//! retries against a fresh snapshot when part of a plan was refused.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::structs::{AllocMetric, Allocation, Deployment, Evaluation, Job, Node};
+
+/// Read access to the cluster state at one index.
+pub trait SchedulerView: Send + Sync {
+    /// The state index this view was taken at.
+    fn index(&self) -> u64;
+    /// A job by namespace and ID (current version).
+    fn job(&self, namespace: &str, id: &str) -> Option<Arc<Job>>;
+    /// Every node, in any status.
+    fn nodes(&self) -> Vec<Arc<Node>>;
+    /// A node by ID.
+    fn node(&self, id: &str) -> Option<Arc<Node>>;
+    /// Every allocation of a job (all versions, terminal ones included).
+    fn allocs_by_job(&self, namespace: &str, job_id: &str) -> Vec<Arc<Allocation>>;
+    /// Every allocation on a node (terminal ones included).
+    fn allocs_by_node(&self, node_id: &str) -> Vec<Arc<Allocation>>;
+    /// An allocation by ID.
+    fn alloc(&self, id: &str) -> Option<Arc<Allocation>>;
+}
+
+/// Changes a scheduler wants committed.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub eval_id: String,
+    pub priority: i64,
+    /// The job version the placements run (None when the job is gone).
+    pub job: Option<Arc<Job>>,
+    /// Node ID → allocations to stop, evict or mark lost (updated copies).
+    pub node_update: BTreeMap<String, Vec<Allocation>>,
+    /// Node ID → allocations to place, or to update in place.
+    pub node_allocation: BTreeMap<String, Vec<Allocation>>,
+    /// A deployment to create or update.
+    pub deployment: Option<Deployment>,
+}
+
+impl Plan {
+    /// True when the plan changes nothing.
+    pub fn is_noop(&self) -> bool {
+        self.node_update.values().all(Vec::is_empty)
+            && self.node_allocation.values().all(Vec::is_empty)
+            && self.deployment.is_none()
+    }
+}
+
+/// What a scheduler decided for one evaluation.
+#[derive(Debug, Clone, Default)]
+pub struct SchedulerOutcome {
+    pub plan: Plan,
+    /// Groups that could not be (fully) placed, with why.
+    pub failed_tg_allocs: BTreeMap<String, AllocMetric>,
+    /// Group → allocations still waiting for placement.
+    pub queued_allocations: BTreeMap<String, i64>,
+    /// A blocked evaluation to create when placements failed for lack of capacity.
+    pub blocked_eval: Option<Evaluation>,
+    /// Evaluations to run later (delayed reschedules), with `WaitUntil` set.
+    pub followup_evals: Vec<Evaluation>,
+}
+
+/// Scheduler faults (not placement failures, which are part of the outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("unknown scheduler type {0:?}")]
+    UnknownType(String),
+    #[error("{0}")]
+    Internal(String),
+}
