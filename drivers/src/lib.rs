@@ -5,5 +5,6 @@
 //! task after an agent restart.
 
 pub mod driver;
+pub mod logrotate;
 
 pub use driver::*;
