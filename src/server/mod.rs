@@ -2,3 +2,4 @@
 //! and the server-side HTTP handlers.
 
 pub mod scheduler;
+pub mod state;

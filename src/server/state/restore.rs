@@ -1,0 +1,82 @@
+//! Rebuilds the in-memory tables from the durable store at start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::StateError;
+use super::durable::{Durable, Kind};
+use super::tables::{Table, Tables, ns_key};
+use super::txn::StoredAlloc;
+use crate::structs::{Deployment, Evaluation, Job, Node};
+
+fn decode<T: DeserializeOwned>(kind: Kind, key: &str, bytes: &[u8]) -> Result<T, StateError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StateError::Storage(format!("decoding {kind:?} record {key:?}: {e}")))
+}
+
+/// Loads every record and rebuilds tables and secondary indexes.
+pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
+    let mut t = Tables::default();
+    for (key, bytes) in d.load(Kind::Meta)? {
+        let value: u64 = decode(Kind::Meta, &key, &bytes)?;
+        if key == "index" {
+            t.index = value;
+        } else if let Some(name) = key.strip_prefix("table:") {
+            if let Some(table) = Table::ALL.iter().find(|tb| tb.name() == name) {
+                t.table_index[table.pos()] = value;
+            }
+        }
+    }
+    for (key, bytes) in d.load(Kind::Jobs)? {
+        let job: Job = decode(Kind::Jobs, &key, &bytes)?;
+        t.jobs
+            .insert(ns_key(&job.namespace, &job.id), Arc::new(job));
+    }
+    // Keys sort by version ascending, so pushing to the front leaves newest first.
+    for (key, bytes) in d.load(Kind::JobVersions)? {
+        let job: Job = decode(Kind::JobVersions, &key, &bytes)?;
+        let k = ns_key(&job.namespace, &job.id);
+        let mut versions = t.job_versions.get(&k).cloned().unwrap_or_default();
+        versions.push_front(Arc::new(job));
+        t.job_versions.insert(k, versions);
+    }
+    let mut alloc_jobs: HashMap<String, Arc<Job>> = HashMap::new();
+    for (key, bytes) in d.load(Kind::AllocJobs)? {
+        let job: Job = decode(Kind::AllocJobs, &key, &bytes)?;
+        t.alloc_job_keys.insert(key.clone());
+        alloc_jobs.insert(key, Arc::new(job));
+    }
+    for (key, bytes) in d.load(Kind::Allocs)? {
+        let stored: StoredAlloc = decode(Kind::Allocs, &key, &bytes)?;
+        let mut alloc = stored.alloc;
+        alloc.job = stored.job_key.and_then(|k| alloc_jobs.get(&k).cloned());
+        t.allocs_by_node
+            .entry(alloc.node_id.clone())
+            .or_default()
+            .insert(alloc.id.clone());
+        t.allocs_by_job
+            .entry(ns_key(&alloc.namespace, &alloc.job_id))
+            .or_default()
+            .insert(alloc.id.clone());
+        t.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+    }
+    for (key, bytes) in d.load(Kind::Nodes)? {
+        let node: Node = decode(Kind::Nodes, &key, &bytes)?;
+        t.nodes.insert(node.id.clone(), Arc::new(node));
+    }
+    for (key, bytes) in d.load(Kind::Evals)? {
+        let eval: Evaluation = decode(Kind::Evals, &key, &bytes)?;
+        t.evals_by_job
+            .entry(ns_key(&eval.namespace, &eval.job_id))
+            .or_default()
+            .insert(eval.id.clone());
+        t.evals.insert(eval.id.clone(), Arc::new(eval));
+    }
+    for (key, bytes) in d.load(Kind::Deployments)? {
+        let dep: Deployment = decode(Kind::Deployments, &key, &bytes)?;
+        t.deployments.insert(dep.id.clone(), Arc::new(dep));
+    }
+    Ok(t)
+}

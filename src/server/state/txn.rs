@@ -1,0 +1,307 @@
+//! A write transaction: a private copy of the tables plus the matching on-disk batch.
+//! Nothing is visible to readers until the store commits it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::StateError;
+use super::durable::{Batch, Kind};
+use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
+use crate::structs::{
+    Allocation, Deployment, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING,
+    Job, Node,
+};
+
+/// An allocation as stored on disk: without its job, which is stored once per version.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct StoredAlloc {
+    pub alloc: Allocation,
+    pub job_key: Option<String>,
+}
+
+/// On-disk key of a job copy that allocations point at.
+pub(super) fn alloc_job_key(job: &Job) -> String {
+    format!(
+        "{}\0{}\0{}\0{}",
+        job.namespace, job.id, job.version, job.job_modify_index
+    )
+}
+
+pub(super) fn ns_disk_key(ns: &str, id: &str) -> String {
+    format!("{ns}\0{id}")
+}
+
+pub(super) fn version_disk_key(ns: &str, id: &str, version: i64) -> String {
+    format!("{ns}\0{id}\0{version:020}")
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(v).map_err(|e| StateError::Storage(format!("encoding: {e}")))
+}
+
+/// One write in progress.
+pub struct Txn {
+    pub(super) tables: Tables,
+    pub(super) batch: Batch,
+    pub(super) touched: [bool; 6],
+    index: u64,
+    jobs_to_refresh: BTreeSet<NsKey>,
+}
+
+impl Txn {
+    pub(super) fn new(mut tables: Tables) -> Self {
+        let index = tables.index + 1;
+        tables.index = index;
+        Txn {
+            tables,
+            batch: Batch::default(),
+            touched: [false; 6],
+            index,
+            jobs_to_refresh: BTreeSet::new(),
+        }
+    }
+
+    /// The index this write will be committed at.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// The state as this transaction sees it (its own changes included).
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    fn touch(&mut self, t: Table) {
+        self.touched[t.pos()] = true;
+        self.tables.table_index[t.pos()] = self.index;
+    }
+
+    /// Stores a job, stamping ModifyIndex (and CreateIndex when new). With `new_version` the
+    /// job is also recorded as a version (the caller sets Version and JobModifyIndex).
+    pub fn put_job(&mut self, mut job: Job, new_version: bool) -> Result<Arc<Job>, StateError> {
+        job.modify_index = self.index;
+        if job.create_index == 0 {
+            job.create_index = self.index;
+        }
+        let job = Arc::new(job);
+        let key = ns_key(&job.namespace, &job.id);
+        self.batch.put(
+            Kind::Jobs,
+            ns_disk_key(&job.namespace, &job.id),
+            encode(job.as_ref())?,
+        );
+        self.tables.jobs.insert(key.clone(), job.clone());
+        self.touch(Table::Jobs);
+        if new_version {
+            let mut versions = self
+                .tables
+                .job_versions
+                .get(&key)
+                .cloned()
+                .unwrap_or_default();
+            versions.retain(|v| v.version != job.version);
+            versions.push_front(job.clone());
+            while versions.len() > JOB_TRACKED_VERSIONS {
+                if let Some(old) = versions.pop_back() {
+                    self.batch.delete(
+                        Kind::JobVersions,
+                        version_disk_key(&old.namespace, &old.id, old.version),
+                    );
+                }
+            }
+            self.batch.put(
+                Kind::JobVersions,
+                version_disk_key(&job.namespace, &job.id, job.version),
+                encode(job.as_ref())?,
+            );
+            self.tables.job_versions.insert(key.clone(), versions);
+            self.touch(Table::JobVersions);
+        }
+        self.jobs_to_refresh.insert(key);
+        Ok(job)
+    }
+
+    /// Removes a job and its versions (purge). Its allocations and evaluations stay.
+    pub fn delete_job(&mut self, ns: &str, id: &str) {
+        let key = ns_key(ns, id);
+        if self.tables.jobs.remove(&key).is_some() {
+            self.batch.delete(Kind::Jobs, ns_disk_key(ns, id));
+            self.touch(Table::Jobs);
+        }
+        if let Some(versions) = self.tables.job_versions.remove(&key) {
+            for v in versions.iter() {
+                self.batch
+                    .delete(Kind::JobVersions, version_disk_key(ns, id, v.version));
+            }
+            self.touch(Table::JobVersions);
+        }
+    }
+
+    /// Stores an allocation changed by the server (bumps AllocModifyIndex, which makes the
+    /// client pull it).
+    pub fn put_alloc_server(&mut self, mut alloc: Allocation) -> Result<(), StateError> {
+        alloc.alloc_modify_index = self.index;
+        self.put_alloc(alloc)
+    }
+
+    /// Stores an allocation changed by its client (AllocModifyIndex stays).
+    pub fn put_alloc_client(&mut self, alloc: Allocation) -> Result<(), StateError> {
+        self.put_alloc(alloc)
+    }
+
+    fn put_alloc(&mut self, mut alloc: Allocation) -> Result<(), StateError> {
+        alloc.modify_index = self.index;
+        if alloc.create_index == 0 {
+            alloc.create_index = self.index;
+        }
+        if alloc.alloc_modify_index == 0 {
+            alloc.alloc_modify_index = self.index;
+        }
+        let job_key = match alloc.job.as_ref() {
+            Some(job) => {
+                let key = alloc_job_key(job);
+                if !self.tables.alloc_job_keys.contains(&key) {
+                    self.batch
+                        .put(Kind::AllocJobs, key.clone(), encode(job.as_ref())?);
+                    self.tables.alloc_job_keys.insert(key.clone());
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        let stored = StoredAlloc {
+            alloc: Allocation {
+                job: None,
+                ..alloc.clone()
+            },
+            job_key,
+        };
+        self.batch
+            .put(Kind::Allocs, alloc.id.clone(), encode(&stored)?);
+
+        if let Some(old) = self.tables.allocs.get(&alloc.id) {
+            if old.node_id != alloc.node_id {
+                let old_node = old.node_id.clone();
+                let id = alloc.id.clone();
+                if let Some(set) = self.tables.allocs_by_node.get_mut(&old_node) {
+                    set.remove(&id);
+                }
+            }
+        }
+        self.tables
+            .allocs_by_node
+            .entry(alloc.node_id.clone())
+            .or_default()
+            .insert(alloc.id.clone());
+        let job_key = ns_key(&alloc.namespace, &alloc.job_id);
+        self.tables
+            .allocs_by_job
+            .entry(job_key.clone())
+            .or_default()
+            .insert(alloc.id.clone());
+        self.tables.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+        self.touch(Table::Allocs);
+        self.jobs_to_refresh.insert(job_key);
+        Ok(())
+    }
+
+    /// Stores a node, stamping its indexes.
+    pub fn put_node(&mut self, mut node: Node) -> Result<Arc<Node>, StateError> {
+        node.modify_index = self.index;
+        if node.create_index == 0 {
+            node.create_index = self.index;
+        }
+        self.batch.put(Kind::Nodes, node.id.clone(), encode(&node)?);
+        let node = Arc::new(node);
+        self.tables.nodes.insert(node.id.clone(), node.clone());
+        self.touch(Table::Nodes);
+        Ok(node)
+    }
+
+    /// Stores an evaluation, stamping its indexes.
+    pub fn put_eval(&mut self, mut eval: Evaluation) -> Result<Arc<Evaluation>, StateError> {
+        eval.modify_index = self.index;
+        if eval.create_index == 0 {
+            eval.create_index = self.index;
+        }
+        self.batch.put(Kind::Evals, eval.id.clone(), encode(&eval)?);
+        let key = ns_key(&eval.namespace, &eval.job_id);
+        self.tables
+            .evals_by_job
+            .entry(key.clone())
+            .or_default()
+            .insert(eval.id.clone());
+        let eval = Arc::new(eval);
+        self.tables.evals.insert(eval.id.clone(), eval.clone());
+        self.touch(Table::Evals);
+        self.jobs_to_refresh.insert(key);
+        Ok(eval)
+    }
+
+    /// Stores a deployment, stamping its indexes.
+    pub fn put_deployment(&mut self, mut d: Deployment) -> Result<(), StateError> {
+        d.modify_index = self.index;
+        if d.create_index == 0 {
+            d.create_index = self.index;
+        }
+        self.batch.put(Kind::Deployments, d.id.clone(), encode(&d)?);
+        self.tables.deployments.insert(d.id.clone(), Arc::new(d));
+        self.touch(Table::Deployments);
+        Ok(())
+    }
+
+    /// Recomputes the status of every job this write touched (Nomad's rules), then records
+    /// the table indexes; called by the store just before committing.
+    pub(super) fn finish(&mut self) -> Result<(), StateError> {
+        let keys = std::mem::take(&mut self.jobs_to_refresh);
+        for (ns, id) in keys {
+            let Some(job) = self.tables.job(&ns, &id) else {
+                continue;
+            };
+            let status = job_status(&self.tables, &job);
+            if status != job.status {
+                let mut updated = (*job).clone();
+                updated.status = status.to_string();
+                self.put_job(updated, false)?;
+            }
+        }
+        self.jobs_to_refresh.clear();
+        self.batch
+            .put(Kind::Meta, "index".to_string(), encode(&self.index)?);
+        for t in Table::ALL {
+            if self.touched[t.pos()] {
+                self.batch.put(
+                    Kind::Meta,
+                    format!("table:{}", t.name()),
+                    encode(&self.index)?,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A job's status from its allocations and evaluations, as Nomad derives it.
+pub fn job_status(tables: &Tables, job: &Job) -> &'static str {
+    if job.stop {
+        return JOB_STATUS_DEAD;
+    }
+    if job.is_parent() {
+        return JOB_STATUS_RUNNING;
+    }
+    let allocs = tables.allocs_by_job(&job.namespace, &job.id);
+    if allocs.iter().any(|a| !a.terminal()) {
+        return JOB_STATUS_RUNNING;
+    }
+    let evals = tables.evals_by_job(&job.namespace, &job.id);
+    if evals.iter().any(|e| !e.terminal()) {
+        return JOB_STATUS_PENDING;
+    }
+    if !allocs.is_empty() || !evals.is_empty() {
+        return JOB_STATUS_DEAD;
+    }
+    JOB_STATUS_PENDING
+}
