@@ -1,0 +1,70 @@
+//! Node heartbeat timers: a node that stays silent past its TTL plus the grace period is
+//! marked `down`, and its allocations are rescheduled.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::task::JoinHandle;
+
+use super::Server;
+
+/// One timer per node.
+pub struct Heartbeats {
+    min_ttl: Duration,
+    grace: Duration,
+    timers: Mutex<HashMap<String, JoinHandle<()>>>,
+}
+
+impl Heartbeats {
+    /// Timers with the configured minimum TTL and grace.
+    pub fn new(min_ttl: Duration, grace: Duration) -> Self {
+        Heartbeats {
+            min_ttl,
+            grace,
+            timers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The TTL handed to a node: at least the minimum, growing with the cluster so heartbeats
+    /// stay near 50 per second, plus a random stagger of up to the same amount.
+    pub fn ttl(&self, num_nodes: usize) -> Duration {
+        let base = self
+            .min_ttl
+            .max(Duration::from_secs_f64(num_nodes as f64 / 50.0));
+        let stagger = rand::rng().random_range(0.0..=1.0) * base.as_secs_f64();
+        base + Duration::from_secs_f64(stagger)
+    }
+
+    /// (Re)arms a node's timer and returns the TTL the node was given.
+    pub fn reset(&self, server: &Arc<Server>, node_id: &str, num_nodes: usize) -> Duration {
+        let ttl = self.ttl(num_nodes);
+        let deadline = ttl + self.grace;
+        let server = server.clone();
+        let id = node_id.to_string();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            server.node_heartbeat_expired(&id);
+        });
+        let mut timers = match self.timers.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(old) = timers.insert(node_id.to_string(), handle) {
+            old.abort();
+        }
+        ttl
+    }
+
+    /// Stops tracking a node.
+    pub fn clear(&self, node_id: &str) {
+        let mut timers = match self.timers.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(old) = timers.remove(node_id) {
+            old.abort();
+        }
+    }
+}

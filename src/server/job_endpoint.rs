@@ -1,0 +1,430 @@
+//! Job writes: register (create or update), deregister (stop or purge), force evaluation.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Server, ServerError};
+use crate::structs::canonicalize::canonicalize_job;
+use crate::structs::eval::trigger;
+use crate::structs::validate::validate_job;
+use crate::structs::{Job, time::now_nanos};
+
+/// Body of `PUT /v1/jobs` and `PUT /v1/job/:id`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobRegisterRequest {
+    pub job: Option<Job>,
+    pub enforce_index: bool,
+    #[serde(deserialize_with = "crate::structs::de::uint")]
+    pub job_modify_index: u64,
+    #[serde(deserialize_with = "crate::structs::de::int")]
+    pub eval_priority: i64,
+    pub policy_override: bool,
+    pub preserve_counts: bool,
+}
+
+/// Answer to a job register.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobRegisterResponse {
+    #[serde(rename = "EvalID")]
+    pub eval_id: String,
+    pub eval_create_index: u64,
+    pub job_modify_index: u64,
+    pub warnings: String,
+    pub index: u64,
+    pub last_contact: u64,
+    pub known_leader: bool,
+}
+
+/// Answer to a job deregister or evaluate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobDeregisterResponse {
+    #[serde(rename = "EvalID")]
+    pub eval_id: String,
+    pub eval_create_index: u64,
+    pub job_modify_index: u64,
+    pub index: u64,
+}
+
+/// True when two versions of a job describe the same thing (server-set fields ignored).
+pub fn same_spec(a: &Job, b: &Job) -> bool {
+    let strip = |j: &Job| Job {
+        status: String::new(),
+        status_description: String::new(),
+        stable: false,
+        version: 0,
+        submit_time: 0,
+        create_index: 0,
+        modify_index: 0,
+        job_modify_index: 0,
+        ..j.clone()
+    };
+    strip(a) == strip(b)
+}
+
+impl Server {
+    /// Registers or updates a job and creates the evaluation that schedules it.
+    pub fn register_job(
+        &self,
+        req: JobRegisterRequest,
+        namespace: Option<&str>,
+    ) -> Result<JobRegisterResponse, ServerError> {
+        let mut job = req
+            .job
+            .ok_or_else(|| ServerError::BadRequest("Job must be specified".to_string()))?;
+        if job.namespace.is_empty() {
+            if let Some(ns) = namespace.filter(|n| !n.is_empty() && *n != "*") {
+                job.namespace = ns.to_string();
+            }
+        }
+        canonicalize_job(&mut job, &self.config.region);
+        validate_job(&job).map_err(|e| ServerError::BadRequest(e.to_string()))?;
+        if job.region != self.config.region {
+            return Err(ServerError::BadRequest(format!(
+                "No path to region {:?}",
+                job.region
+            )));
+        }
+        if req.eval_priority != 0 && !(1..=100).contains(&req.eval_priority) {
+            return Err(ServerError::BadRequest(
+                "Eval priority must be between 1 and 100".to_string(),
+            ));
+        }
+
+        let (index, (eval, job_modify_index)) = self.state.write(|txn| {
+            let existing = txn.tables().job(&job.namespace, &job.id);
+            if req.enforce_index {
+                let current = existing.as_ref().map(|j| j.job_modify_index).unwrap_or(0);
+                if req.job_modify_index == 0 && existing.is_some() {
+                    return Err(super::state::StateError::Conflict(format!(
+                        "Enforcing job modify index 0: job {:?} already exists",
+                        job.id
+                    )));
+                }
+                if req.job_modify_index != 0 && req.job_modify_index != current {
+                    return Err(super::state::StateError::Conflict(format!(
+                        "Enforcing job modify index {}: job exists with conflicting job modify index: {current}",
+                        req.job_modify_index
+                    )));
+                }
+            }
+            if req.preserve_counts {
+                if let Some(old) = existing.as_ref() {
+                    for tg in job.task_groups.iter_mut().flatten() {
+                        if let Some(old_tg) = old.group(&tg.name) {
+                            tg.count = old_tg.count;
+                        }
+                    }
+                }
+            }
+            let job_modify_index = match existing.as_ref() {
+                Some(old) if same_spec(old, &job) => old.job_modify_index,
+                Some(old) => {
+                    let mut new = job.clone();
+                    new.version = old.version + 1;
+                    new.create_index = old.create_index;
+                    new.job_modify_index = txn.index();
+                    new.submit_time = now_nanos();
+                    new.status = old.status.clone();
+                    txn.put_job(new, true)?;
+                    txn.index()
+                }
+                None => {
+                    let mut new = job.clone();
+                    new.version = 0;
+                    new.create_index = 0;
+                    new.job_modify_index = txn.index();
+                    new.submit_time = now_nanos();
+                    new.status = String::new();
+                    txn.put_job(new, true)?;
+                    txn.index()
+                }
+            };
+            // Parent jobs (periodic, parameterized) only spawn children; they are not placed.
+            if job.is_parent() {
+                return Ok((None, job_modify_index));
+            }
+            let priority = if req.eval_priority != 0 {
+                req.eval_priority
+            } else {
+                job.priority
+            };
+            let mut eval = Server::new_eval(
+                &job.namespace,
+                &job.id,
+                &job.r#type,
+                priority,
+                trigger::JOB_REGISTER,
+            );
+            eval.job_modify_index = job_modify_index;
+            let eval = txn.put_eval(eval)?;
+            Ok((Some(eval), job_modify_index))
+        })
+        .map_err(|e| match e {
+            super::state::StateError::Conflict(m) => ServerError::BadRequest(m),
+            other => ServerError::State(other),
+        })?;
+
+        let (eval_id, eval_index) = match eval {
+            Some(eval) => {
+                let out = (eval.id.clone(), eval.create_index);
+                self.broker.enqueue((*eval).clone());
+                out
+            }
+            None => (String::new(), 0),
+        };
+        Ok(JobRegisterResponse {
+            eval_id,
+            eval_create_index: eval_index,
+            job_modify_index,
+            warnings: String::new(),
+            index,
+            last_contact: 0,
+            known_leader: true,
+        })
+    }
+
+    /// Stops a job (a new version with `Stop`), or purges it, and schedules the stop.
+    pub fn deregister_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        purge: bool,
+        eval_priority: i64,
+    ) -> Result<JobDeregisterResponse, ServerError> {
+        let (index, (eval, job_modify_index)) = self.state.write(|txn| {
+            let Some(job) = txn.tables().job(namespace, job_id) else {
+                return Err(super::state::StateError::NotFound(format!(
+                    "job not found: {job_id}"
+                )));
+            };
+            let job_modify_index = if purge {
+                txn.delete_job(namespace, job_id);
+                txn.index()
+            } else if job.stop {
+                job.job_modify_index
+            } else {
+                let mut stopped = (*job).clone();
+                stopped.stop = true;
+                stopped.version = job.version + 1;
+                stopped.job_modify_index = txn.index();
+                stopped.submit_time = now_nanos();
+                txn.put_job(stopped, true)?;
+                txn.index()
+            };
+            if job.is_parent() {
+                return Ok((None, job_modify_index));
+            }
+            let priority = if eval_priority != 0 {
+                eval_priority
+            } else {
+                job.priority
+            };
+            let mut eval = Server::new_eval(
+                namespace,
+                job_id,
+                &job.r#type,
+                priority,
+                trigger::JOB_DEREGISTER,
+            );
+            eval.job_modify_index = job_modify_index;
+            Ok((Some(txn.put_eval(eval)?), job_modify_index))
+        })
+        .map_err(|e| match e {
+            super::state::StateError::NotFound(m) => ServerError::NotFound(m),
+            other => ServerError::State(other),
+        })?;
+        if let Some(old) = self.blocked.untrack(namespace, job_id) {
+            self.cancel_evals(vec![old]);
+        }
+        let (eval_id, eval_create_index) = match eval {
+            Some(e) => {
+                let out = (e.id.clone(), e.create_index);
+                self.broker.enqueue((*e).clone());
+                out
+            }
+            None => (String::new(), 0),
+        };
+        Ok(JobDeregisterResponse {
+            eval_id,
+            eval_create_index,
+            job_modify_index,
+            index,
+        })
+    }
+
+    /// Creates a new evaluation for a job (`POST /v1/job/:id/evaluate`).
+    pub fn evaluate_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        force_reschedule: bool,
+    ) -> Result<JobDeregisterResponse, ServerError> {
+        let (index, eval) = self
+            .state
+            .write(|txn| {
+                let Some(job) = txn.tables().job(namespace, job_id) else {
+                    return Err(super::state::StateError::NotFound(format!(
+                        "job not found: {job_id}"
+                    )));
+                };
+                if job.is_parent() {
+                    return Err(super::state::StateError::Conflict(
+                        "can't evaluate periodic or parameterized job".to_string(),
+                    ));
+                }
+                if force_reschedule {
+                    for a in txn.tables().allocs_by_job(namespace, job_id) {
+                        if a.client_status == crate::structs::ALLOC_CLIENT_FAILED
+                            && a.next_allocation.is_empty()
+                            && !a.server_terminal()
+                        {
+                            let mut a = (*a).clone();
+                            a.desired_transition.force_reschedule = Some(true);
+                            txn.put_alloc_server(a)?;
+                        }
+                    }
+                }
+                let mut eval = Server::new_eval(
+                    namespace,
+                    job_id,
+                    &job.r#type,
+                    job.priority,
+                    trigger::JOB_REGISTER,
+                );
+                eval.job_modify_index = job.job_modify_index;
+                txn.put_eval(eval)
+            })
+            .map_err(|e| match e {
+                super::state::StateError::NotFound(m) => ServerError::NotFound(m),
+                super::state::StateError::Conflict(m) => ServerError::BadRequest(m),
+                other => ServerError::State(other),
+            })?;
+        let job_modify_index = self
+            .state
+            .snapshot()
+            .job(namespace, job_id)
+            .map(|j| j.job_modify_index)
+            .unwrap_or_default();
+        self.broker.enqueue((*eval).clone());
+        Ok(JobDeregisterResponse {
+            eval_id: eval.id.clone(),
+            eval_create_index: eval.create_index,
+            job_modify_index,
+            index,
+        })
+    }
+
+    /// Marks evaluations cancelled (superseded by newer ones).
+    pub fn cancel_evals(&self, evals: Vec<crate::structs::Evaluation>) {
+        if evals.is_empty() {
+            return;
+        }
+        let res = self.state.write(|txn| {
+            for mut e in evals {
+                e.status = crate::structs::EVAL_STATUS_CANCELLED.to_string();
+                e.status_description = "canceled after more recent eval was processed".to_string();
+                e.modify_time = now_nanos();
+                txn.put_eval(e)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            tracing::error!(error = %e, "cancelling superseded evaluations");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> std::sync::Arc<Server> {
+        Server::open(super::super::ServerConfig::default()).unwrap()
+    }
+
+    fn req(v: serde_json::Value) -> JobRegisterRequest {
+        serde_json::from_value(serde_json::json!({ "Job": v })).unwrap()
+    }
+
+    fn job_json() -> serde_json::Value {
+        serde_json::json!({"ID": "web", "TaskGroups": [{"Name": "g", "Count": 2,
+            "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "sleep"}}]}]})
+    }
+
+    #[test]
+    fn register_creates_version_and_eval() {
+        let s = server();
+        let r = s.register_job(req(job_json()), None).unwrap();
+        assert!(!r.eval_id.is_empty());
+        assert_eq!(r.job_modify_index, r.index);
+        let snap = s.state.snapshot();
+        let j = snap.job("default", "web").unwrap();
+        assert_eq!(j.version, 0);
+        assert_eq!(j.status, "pending");
+        let e = snap.eval(&r.eval_id).unwrap();
+        assert_eq!(e.triggered_by, "job-register");
+        assert_eq!(e.job_modify_index, r.job_modify_index);
+        assert_eq!(s.broker.len(), 1);
+    }
+
+    #[test]
+    fn unchanged_reregister_keeps_the_version() {
+        let s = server();
+        let first = s.register_job(req(job_json()), None).unwrap();
+        let second = s.register_job(req(job_json()), None).unwrap();
+        assert_eq!(first.job_modify_index, second.job_modify_index);
+        let snap = s.state.snapshot();
+        assert_eq!(snap.job("default", "web").unwrap().version, 0);
+        assert_eq!(snap.job_versions("default", "web").len(), 1);
+        let mut changed = job_json();
+        changed["TaskGroups"][0]["Count"] = serde_json::json!(3);
+        let third = s.register_job(req(changed), None).unwrap();
+        assert!(third.job_modify_index > second.job_modify_index);
+        assert_eq!(s.state.snapshot().job("default", "web").unwrap().version, 1);
+    }
+
+    #[test]
+    fn enforce_index_is_checked() {
+        let s = server();
+        let mut r = req(job_json());
+        r.enforce_index = true;
+        let first = s.register_job(r.clone(), None).unwrap();
+        let again = s.register_job(r.clone(), None);
+        assert!(matches!(again, Err(ServerError::BadRequest(_))));
+        r.job_modify_index = first.job_modify_index;
+        assert!(s.register_job(r, None).is_ok());
+    }
+
+    #[test]
+    fn invalid_jobs_are_rejected_with_the_field() {
+        let s = server();
+        let err = s
+            .register_job(req(serde_json::json!({"ID": "x", "Priority": 500})), None)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ServerError::BadRequest(_)));
+        assert!(msg.contains("priority"), "{msg}");
+        assert!(msg.contains("Missing job task groups"), "{msg}");
+        assert!(s.state.snapshot().job("default", "x").is_none());
+    }
+
+    #[test]
+    fn deregister_stops_or_purges() {
+        let s = server();
+        s.register_job(req(job_json()), None).unwrap();
+        let r = s.deregister_job("default", "web", false, 0).unwrap();
+        let snap = s.state.snapshot();
+        let j = snap.job("default", "web").unwrap();
+        assert!(j.stop);
+        assert_eq!(j.version, 1);
+        assert_eq!(snap.eval(&r.eval_id).unwrap().triggered_by, "job-deregister");
+        s.deregister_job("default", "web", true, 0).unwrap();
+        assert!(s.state.snapshot().job("default", "web").is_none());
+        assert!(matches!(
+            s.deregister_job("default", "nope", false, 0),
+            Err(ServerError::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,392 @@
+//! The server side of the server ↔ client interface: node registration, heartbeats, the
+//! blocking allocation fetch and client status updates; plus what happens when a node dies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::Server;
+use super::state::{StateError, Table};
+use crate::rpc::{
+    ClientAllocs, ClientAllocsRequest, GetAllocsRequest, GetAllocsResponse, NodeStatusRequest,
+    NodeUpdateResponse, RpcError, ServerApi, UpdateAllocsRequest, WriteResponse,
+};
+use crate::structs::eval::trigger;
+use crate::structs::{
+    ALLOC_CLIENT_FAILED, Allocation, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM,
+    NODE_ELIGIBLE, NODE_STATUS_DOWN, NODE_STATUS_INIT, NODE_STATUS_READY, Node, NodeEvent,
+    time::now_nanos,
+};
+
+impl From<StateError> for RpcError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::NotFound(m) if m == "node not found" => RpcError::NodeNotFound,
+            StateError::NotFound(m) | StateError::Conflict(m) => RpcError::BadRequest(m),
+            StateError::Storage(m) => RpcError::Unavailable(m),
+        }
+    }
+}
+
+fn node_not_found() -> StateError {
+    StateError::NotFound("node not found".to_string())
+}
+
+/// Evaluations for every job with live allocations on a node, plus every system job (a node
+/// changing status changes where they should run).
+fn node_evals(tables: &super::state::Tables, node_id: &str, triggered_by: &str) -> Vec<Evaluation> {
+    let mut jobs = BTreeSet::new();
+    for a in tables.allocs_by_node(node_id) {
+        if !a.terminal() {
+            jobs.insert((a.namespace.clone(), a.job_id.clone()));
+        }
+    }
+    for job in tables.jobs.values() {
+        if matches!(job.r#type.as_str(), JOB_TYPE_SYSTEM | JOB_TYPE_SYSBATCH) && !job.stop {
+            jobs.insert((job.namespace.clone(), job.id.clone()));
+        }
+    }
+    jobs.into_iter()
+        .filter_map(|(ns, id)| {
+            let job = tables.job(&ns, &id)?;
+            let mut e = Server::new_eval(&ns, &id, &job.r#type, job.priority, triggered_by);
+            e.node_id = node_id.to_string();
+            e.job_modify_index = job.job_modify_index;
+            Some(e)
+        })
+        .collect()
+}
+
+impl Server {
+    fn node_update_response(&self, node: &Node, ttl: Duration, index: u64, evals: &[Arc<Evaluation>]) -> NodeUpdateResponse {
+        let snap = self.state.snapshot();
+        NodeUpdateResponse {
+            heartbeat_ttl: ttl.as_nanos() as i64,
+            eval_ids: evals.iter().map(|e| e.id.clone()).collect(),
+            eval_create_index: evals.iter().map(|e| e.create_index).max().unwrap_or(0),
+            node_modify_index: node.modify_index,
+            index,
+            leader_rpc_addr: self.config.rpc_advertise.clone(),
+            num_nodes: snap.nodes.len() as i64,
+            scheduling_eligibility: node.scheduling_eligibility.clone(),
+        }
+    }
+
+    /// Registers or re-registers a node (never changing an existing node's status).
+    pub fn register_node(self: &Arc<Self>, mut node: Node) -> Result<NodeUpdateResponse, RpcError> {
+        if node.id.is_empty() {
+            return Err(RpcError::BadRequest("missing node ID for client registration".into()));
+        }
+        if node.datacenter.is_empty() {
+            return Err(RpcError::BadRequest("missing datacenter for client registration".into()));
+        }
+        if node.name.is_empty() {
+            return Err(RpcError::BadRequest("missing node name for client registration".into()));
+        }
+        if node.attributes.as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(RpcError::BadRequest("missing attributes for client registration".into()));
+        }
+        if node.secret_id.is_empty() {
+            return Err(RpcError::BadRequest("missing node secret ID for client registration".into()));
+        }
+        let (index, (stored, evals)) = self.state.write(|txn| {
+            let existing = txn.tables().node(&node.id);
+            if let Some(old) = existing.as_ref() {
+                if old.secret_id != node.secret_id {
+                    return Err(StateError::Conflict(
+                        "node secret ID does not match. Not registering node.".to_string(),
+                    ));
+                }
+                node.status = old.status.clone();
+                node.create_index = old.create_index;
+                node.events = old.events.clone();
+                if node.scheduling_eligibility.is_empty() {
+                    node.scheduling_eligibility = old.scheduling_eligibility.clone();
+                }
+            } else {
+                if node.status.is_empty() {
+                    node.status = NODE_STATUS_INIT.to_string();
+                }
+                node.create_index = 0;
+                node.events = Some(vec![NodeEvent {
+                    message: "Node registered".to_string(),
+                    subsystem: "Cluster".to_string(),
+                    timestamp: Some(chrono::Utc::now()),
+                    ..Default::default()
+                }]);
+            }
+            if node.scheduling_eligibility.is_empty() {
+                node.scheduling_eligibility = NODE_ELIGIBLE.to_string();
+            }
+            if node.node_pool.is_empty() {
+                node.node_pool = "default".to_string();
+            }
+            node.computed_class = computed_class(&node);
+            node.status_updated_at = now_nanos() / 1_000_000_000;
+            let stored = txn.put_node(node.clone())?;
+            let evals = if stored.status == NODE_STATUS_READY {
+                node_evals(txn.tables(), &stored.id, trigger::NODE_UPDATE)
+                    .into_iter()
+                    .map(|e| txn.put_eval(e))
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                Vec::new()
+            };
+            Ok((stored, evals))
+        })
+        .map_err(|e| match e {
+            StateError::Conflict(_) => RpcError::SecretMismatch,
+            other => other.into(),
+        })?;
+        for e in &evals {
+            self.broker.enqueue((**e).clone());
+        }
+        if stored.status == NODE_STATUS_READY {
+            self.unblock();
+        }
+        let ttl = self.heartbeats.reset(self, &stored.id, self.state.snapshot().nodes.len());
+        Ok(self.node_update_response(&stored, ttl, index, &evals))
+    }
+
+    /// A heartbeat: the node is alive and reports `status`.
+    pub fn update_node_status(self: &Arc<Self>, req: NodeStatusRequest) -> Result<NodeUpdateResponse, RpcError> {
+        let status = if req.status.is_empty() { NODE_STATUS_READY.to_string() } else { req.status.clone() };
+        if !matches!(status.as_str(), NODE_STATUS_INIT | NODE_STATUS_READY | NODE_STATUS_DOWN) {
+            return Err(RpcError::BadRequest(format!("invalid status for node: {status:?}")));
+        }
+        let snap = self.state.snapshot();
+        let Some(node) = snap.node(&req.node_id) else {
+            return Err(RpcError::NodeNotFound);
+        };
+        if node.secret_id != req.secret_id {
+            return Err(RpcError::SecretMismatch);
+        }
+        let (index, node, evals) = if node.status != status {
+            let (index, (stored, evals)) = self.state.write(|txn| {
+                let Some(current) = txn.tables().node(&req.node_id) else {
+                    return Err(node_not_found());
+                };
+                let mut n = (*current).clone();
+                let was_down = n.status == NODE_STATUS_DOWN;
+                n.status = status.clone();
+                n.status_updated_at = now_nanos() / 1_000_000_000;
+                if was_down {
+                    n.events.get_or_insert_with(Vec::new).push(NodeEvent {
+                        message: "Node re-registered".to_string(),
+                        subsystem: "Cluster".to_string(),
+                        timestamp: Some(chrono::Utc::now()),
+                        ..Default::default()
+                    });
+                }
+                let stored = txn.put_node(n)?;
+                let evals = node_evals(txn.tables(), &stored.id, trigger::NODE_UPDATE)
+                    .into_iter()
+                    .map(|e| txn.put_eval(e))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((stored, evals))
+            })?;
+            for e in &evals {
+                self.broker.enqueue((**e).clone());
+            }
+            if stored.status == NODE_STATUS_READY {
+                self.unblock();
+            }
+            (index, stored, evals)
+        } else {
+            (snap.table_index(Table::Nodes), node, Vec::new())
+        };
+        let ttl = self.heartbeats.reset(self, &node.id, self.state.snapshot().nodes.len());
+        Ok(self.node_update_response(&node, ttl, index, &evals))
+    }
+
+    /// Called when a node's heartbeat timer runs out: the node goes down and its work is
+    /// rescheduled elsewhere.
+    pub fn node_heartbeat_expired(self: &Arc<Self>, node_id: &str) {
+        let res = self.state.write(|txn| {
+            let Some(node) = txn.tables().node(node_id) else { return Ok(Vec::new()) };
+            if node.status == NODE_STATUS_DOWN {
+                return Ok(Vec::new());
+            }
+            let mut n = (*node).clone();
+            n.status = NODE_STATUS_DOWN.to_string();
+            n.status_updated_at = now_nanos() / 1_000_000_000;
+            n.events.get_or_insert_with(Vec::new).push(NodeEvent {
+                message: "Node heartbeat missed".to_string(),
+                subsystem: "Cluster".to_string(),
+                timestamp: Some(chrono::Utc::now()),
+                ..Default::default()
+            });
+            txn.put_node(n)?;
+            node_evals(txn.tables(), node_id, trigger::NODE_UPDATE)
+                .into_iter()
+                .map(|e| txn.put_eval(e))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match res {
+            Ok((_, evals)) => {
+                tracing::warn!(node_id, "node missed its heartbeat; marked down");
+                for e in evals {
+                    self.broker.enqueue((*e).clone());
+                }
+            }
+            Err(e) => tracing::error!(node_id, error = %e, "marking node down"),
+        }
+    }
+
+    /// The node's allocation map (ID → AllocModifyIndex) and its index, as of now.
+    fn client_allocs_now(&self, node_id: &str) -> ClientAllocs {
+        let snap = self.state.snapshot();
+        let allocs = snap.allocs_by_node(node_id);
+        let index = allocs
+            .iter()
+            .map(|a| a.modify_index)
+            .max()
+            .unwrap_or_else(|| snap.table_index(Table::Allocs))
+            .max(1);
+        ClientAllocs {
+            allocs: allocs.iter().map(|a| (a.id.clone(), a.alloc_modify_index)).collect(),
+            index,
+        }
+    }
+
+    /// Blocks until the node's allocations change past `min_query_index` or `wait` passes.
+    pub async fn client_allocs(&self, req: ClientAllocsRequest, wait: Duration) -> Result<ClientAllocs, RpcError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut watch = self.state.watch(Table::Allocs);
+        loop {
+            watch.borrow_and_update();
+            let snap = self.state.snapshot();
+            let Some(node) = snap.node(&req.node_id) else {
+                return Err(RpcError::NodeNotFound);
+            };
+            if node.secret_id != req.secret_id {
+                return Err(RpcError::SecretMismatch);
+            }
+            let out = self.client_allocs_now(&req.node_id);
+            if out.index > req.min_query_index {
+                return Ok(out);
+            }
+            tokio::select! {
+                changed = watch.changed() => {
+                    if changed.is_err() {
+                        return Ok(out);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return Ok(out),
+            }
+        }
+    }
+
+    /// Applies a batch of client-reported allocation states.
+    pub fn update_allocs_from_client(self: &Arc<Self>, req: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {
+        if req.alloc.is_empty() {
+            return Err(RpcError::BadRequest("Must update at least one allocation".into()));
+        }
+        let snap = self.state.snapshot();
+        let Some(node) = snap.node(&req.node_id) else { return Err(RpcError::NodeNotFound) };
+        if node.secret_id != req.secret_id {
+            return Err(RpcError::SecretMismatch);
+        }
+        if node.status == NODE_STATUS_DOWN {
+            return Err(RpcError::BadRequest(format!("node {} is not allowed to update allocs while in status {}", node.id, node.status)));
+        }
+        let (index, (evals, freed)) = self.state.write(|txn| {
+            let mut evals: BTreeMap<(String, String), Evaluation> = BTreeMap::new();
+            let mut freed = false;
+            for update in &req.alloc {
+                let Some(current) = txn.tables().alloc(&update.id) else { continue };
+                if current.node_id != req.node_id {
+                    continue;
+                }
+                let newly_failed = update.client_status == ALLOC_CLIENT_FAILED && current.client_status != ALLOC_CLIENT_FAILED;
+                let mut merged: Allocation = (*current).clone();
+                merged.client_status = update.client_status.clone();
+                merged.client_description = update.client_description.clone();
+                merged.task_states = update.task_states.clone();
+                if update.deployment_status.is_some() {
+                    merged.deployment_status = update.deployment_status.clone();
+                }
+                if update.network_status.is_some() {
+                    merged.network_status = update.network_status.clone();
+                }
+                merged.modify_time = now_nanos();
+                if merged.client_terminal() && !current.client_terminal() {
+                    freed = true;
+                }
+                txn.put_alloc_client(merged)?;
+                if newly_failed && !current.server_terminal() {
+                    if let Some(job) = txn.tables().job(&current.namespace, &current.job_id) {
+                        if !job.stop {
+                            let mut e = Server::new_eval(&job.namespace, &job.id, &job.r#type, job.priority, trigger::RETRY_FAILED_ALLOC);
+                            e.job_modify_index = job.job_modify_index;
+                            e.node_id = req.node_id.clone();
+                            evals.insert((job.namespace.clone(), job.id.clone()), e);
+                        }
+                    }
+                }
+            }
+            let stored = evals.into_values().map(|e| txn.put_eval(e)).collect::<Result<Vec<_>, _>>()?;
+            Ok((stored, freed))
+        })?;
+        for e in evals {
+            self.broker.enqueue((*e).clone());
+        }
+        if freed {
+            self.unblock();
+        }
+        Ok(WriteResponse { index })
+    }
+}
+
+/// A class hash of the node's scheduling-relevant properties (Nomad's ComputedClass idea).
+fn computed_class(node: &Node) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    node.datacenter.hash(&mut h);
+    node.node_class.hash(&mut h);
+    node.node_pool.hash(&mut h);
+    if let Some(attrs) = &node.attributes {
+        for (k, v) in attrs {
+            if !k.starts_with("unique.") {
+                k.hash(&mut h);
+                v.hash(&mut h);
+            }
+        }
+    }
+    if let Some(meta) = &node.meta {
+        meta.hash(&mut h);
+    }
+    format!("v1:{}", h.finish())
+}
+
+/// The in-process implementation used by `-dev` agents.
+#[async_trait]
+impl ServerApi for Arc<Server> {
+    async fn register_node(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
+        Server::register_node(self, node)
+    }
+
+    async fn update_status(&self, req: NodeStatusRequest) -> Result<NodeUpdateResponse, RpcError> {
+        self.update_node_status(req)
+    }
+
+    async fn get_client_allocs(&self, req: ClientAllocsRequest, wait: Duration) -> Result<ClientAllocs, RpcError> {
+        self.client_allocs(req, wait).await
+    }
+
+    async fn get_allocs(&self, req: GetAllocsRequest) -> Result<GetAllocsResponse, RpcError> {
+        let snap = self.state.snapshot();
+        let allocs = req
+            .alloc_ids
+            .iter()
+            .filter_map(|id| snap.alloc(id).map(|a| (*a).clone()))
+            .collect();
+        Ok(GetAllocsResponse { allocs, index: snap.table_index(Table::Allocs) })
+    }
+
+    async fn update_allocs(&self, req: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {
+        self.update_allocs_from_client(req)
+    }
+}

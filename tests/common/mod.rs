@@ -1,0 +1,329 @@
+//! Shared harness for end-to-end tests: starts real `yurt` processes on free loopback ports
+//! with temporary data dirs and talks to them over HTTP, as a user's tools would.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A fresh temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "yurt-e2e-{tag}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What kind of agent to start.
+#[derive(Clone, Debug)]
+pub struct AgentOpts {
+    pub server: bool,
+    pub client: bool,
+    /// RPC addresses of servers a client joins.
+    pub servers: Vec<String>,
+    pub node_name: Option<String>,
+    /// Extra HCL appended to the generated config.
+    pub extra_hcl: String,
+    /// Extra command-line flags.
+    pub extra_args: Vec<String>,
+}
+
+impl AgentOpts {
+    pub fn server() -> Self {
+        AgentOpts {
+            server: true,
+            client: false,
+            servers: vec![],
+            node_name: None,
+            extra_hcl: String::new(),
+            extra_args: vec![],
+        }
+    }
+    pub fn client(servers: Vec<String>, name: &str) -> Self {
+        AgentOpts {
+            server: false,
+            client: true,
+            servers,
+            node_name: Some(name.to_string()),
+            extra_hcl: String::new(),
+            extra_args: vec![],
+        }
+    }
+    pub fn dev() -> Self {
+        AgentOpts {
+            server: true,
+            client: true,
+            servers: vec![],
+            node_name: None,
+            extra_hcl: String::new(),
+            extra_args: vec![],
+        }
+    }
+}
+
+/// A running `yurt agent` process.
+pub struct Agent {
+    pub child: Option<Child>,
+    pub http_port: u16,
+    pub rpc_port: u16,
+    pub data_dir: TempDir,
+    pub opts: AgentOpts,
+    pub log_path: PathBuf,
+}
+
+impl Agent {
+    /// Starts an agent and waits until its HTTP API answers.
+    pub fn start(opts: AgentOpts) -> Agent {
+        let data_dir = TempDir::new("agent");
+        let mut agent = Agent {
+            child: None,
+            http_port: free_port(),
+            rpc_port: free_port(),
+            log_path: data_dir.path().join("agent.log"),
+            data_dir,
+            opts,
+        };
+        agent.spawn();
+        agent
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.data_dir.path().join("agent.hcl")
+    }
+
+    fn spawn(&mut self) {
+        let o = &self.opts;
+        let mut hcl = format!(
+            "data_dir = {:?}\nbind_addr = \"127.0.0.1\"\nlog_level = \"DEBUG\"\nports {{\n  http = {}\n  rpc = {}\n}}\n",
+            self.data_dir.path().join("data").display().to_string(),
+            self.http_port,
+            self.rpc_port
+        );
+        if let Some(name) = &o.node_name {
+            hcl.push_str(&format!("name = {name:?}\n"));
+        }
+        if o.server {
+            hcl.push_str(
+                "server {\n  enabled = true\n  heartbeat_grace = \"1s\"\n  min_heartbeat_ttl = \"1s\"\n}\n",
+            );
+        }
+        if o.client {
+            let servers: Vec<String> = o.servers.iter().map(|s| format!("{s:?}")).collect();
+            hcl.push_str(&format!(
+                "client {{\n  enabled = true\n  servers = [{}]\n}}\nplugin \"raw_exec\" {{\n  config {{\n    enabled = true\n  }}\n}}\n",
+                servers.join(", ")
+            ));
+        }
+        hcl.push_str(&o.extra_hcl);
+        std::fs::write(self.config_path(), hcl).expect("write agent config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open agent log");
+        let log2 = log.try_clone().expect("clone log handle");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_yurt"));
+        cmd.arg("agent").arg("-config").arg(self.config_path());
+        cmd.args(&o.extra_args);
+        cmd.stdout(Stdio::from(log)).stderr(Stdio::from(log2));
+        self.child = Some(cmd.spawn().expect("spawn yurt agent"));
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// Base URL of the HTTP API.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.http_port, path)
+    }
+
+    /// The RPC address clients use.
+    pub fn rpc_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// Base URL of the RPC listener.
+    pub fn rpc_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.rpc_port, path)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let client = reqwest::blocking::Client::new();
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("agent exited early with {status}; log:\n{}", self.log());
+                }
+            }
+            if client
+                .get(self.url("/v1/agent/health"))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("agent did not become ready; log:\n{}", self.log());
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGKILLs the agent (no graceful shutdown).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the agent again on the same ports and data dir.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// PID of the agent process.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Graceful first so task supervisors are told to stop, then hard.
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A minimal blocking HTTP/JSON client for tests.
+pub struct Http {
+    pub client: reqwest::blocking::Client,
+}
+
+/// A response: status, headers and body text.
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): status {} body {:?}", self.status, self.body))
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+    pub fn index(&self) -> u64 {
+        self.header("X-Nomad-Index")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no X-Nomad-Index header (status {}, body {:?})", self.status, self.body))
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        }
+    }
+}
+
+impl Http {
+    fn finish(r: reqwest::blocking::Response) -> Resp {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.text().unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+    pub fn get(&self, url: &str) -> Resp {
+        Self::finish(self.client.get(url).send().expect("GET"))
+    }
+    pub fn put(&self, url: &str, body: &Value) -> Resp {
+        Self::finish(self.client.put(url).json(body).send().expect("PUT"))
+    }
+    pub fn post(&self, url: &str, body: &Value) -> Resp {
+        Self::finish(self.client.post(url).json(body).send().expect("POST"))
+    }
+    pub fn post_raw(&self, url: &str, body: Vec<u8>) -> Resp {
+        Self::finish(
+            self.client
+                .post(url)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .expect("POST"),
+        )
+    }
+    pub fn delete(&self, url: &str) -> Resp {
+        Self::finish(self.client.delete(url).send().expect("DELETE"))
+    }
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
