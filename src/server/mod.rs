@@ -1,5 +1,165 @@
 //! The bundled server: state store, evaluation broker, schedulers, plan applier, heartbeats
 //! and the server-side HTTP handlers.
 
+pub mod blocked;
+pub mod broker;
+pub mod heartbeat;
+pub mod http;
+pub mod job_diff;
+pub mod job_endpoint;
+pub mod node_endpoint;
 pub mod scheduler;
 pub mod state;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blocked::BlockedEvals;
+use broker::EvalBroker;
+use heartbeat::Heartbeats;
+use state::{StateError, StateStore};
+
+use crate::structs::{EVAL_STATUS_PENDING, Evaluation, generate_uuid, time::now_nanos};
+
+/// Server settings (from the agent config).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Region this server serves.
+    pub region: String,
+    /// Datacenter of this server.
+    pub datacenter: String,
+    /// Where state lives (`data_dir/server`); None keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Scheduler workers (default: the number of cores).
+    pub num_schedulers: usize,
+    /// Lowest heartbeat TTL handed to clients.
+    pub min_heartbeat_ttl: Duration,
+    /// Extra time past the TTL before a silent node is marked down.
+    pub heartbeat_grace: Duration,
+    /// The advertised RPC address (`ip:port`) clients use.
+    pub rpc_advertise: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            region: crate::structs::DEFAULT_REGION.to_string(),
+            datacenter: "dc1".to_string(),
+            data_dir: None,
+            num_schedulers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(1),
+            min_heartbeat_ttl: Duration::from_secs(10),
+            heartbeat_grace: Duration::from_secs(10),
+            rpc_advertise: "127.0.0.1:4647".to_string(),
+        }
+    }
+}
+
+/// Server faults, mapped to HTTP statuses at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The request is invalid (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The named object does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// An internal fault (500).
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// The server: owns the state store and the scheduling machinery.
+pub struct Server {
+    /// Settings.
+    pub config: ServerConfig,
+    /// The state store.
+    pub state: StateStore,
+    /// The evaluation broker.
+    pub broker: EvalBroker,
+    /// Blocked evaluations waiting for capacity.
+    pub blocked: BlockedEvals,
+    /// Node heartbeat timers.
+    pub heartbeats: Heartbeats,
+}
+
+impl Server {
+    /// Opens the state (restoring it from disk when a data dir is set).
+    pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
+        let state = match &config.data_dir {
+            Some(dir) => StateStore::open(dir)?,
+            None => StateStore::in_memory(),
+        };
+        Ok(Arc::new(Server {
+            heartbeats: Heartbeats::new(config.min_heartbeat_ttl, config.heartbeat_grace),
+            config,
+            state,
+            broker: EvalBroker::default(),
+            blocked: BlockedEvals::default(),
+        }))
+    }
+
+    /// Starts the workers, the delayed-eval timer and node heartbeat timers, and re-queues
+    /// the evaluations a previous run left unfinished. Needs a tokio runtime.
+    pub fn start(self: &Arc<Self>) {
+        let snap = self.state.snapshot();
+        for eval in snap.evals.values() {
+            match eval.status.as_str() {
+                EVAL_STATUS_PENDING => self.broker.enqueue((**eval).clone()),
+                crate::structs::EVAL_STATUS_BLOCKED => {
+                    self.blocked.block((**eval).clone());
+                }
+                _ => {}
+            }
+        }
+        // Nodes that were alive get a fresh timer; silent ones go down after it.
+        for node in snap.nodes.values() {
+            if node.status != crate::structs::NODE_STATUS_DOWN {
+                self.heartbeats.reset(self, &node.id, snap.nodes.len());
+            }
+        }
+        let broker_server = self.clone();
+        tokio::spawn(async move { broker_server.broker.run_delayed().await });
+        for _ in 0..self.config.num_schedulers.max(1) {
+            let server = self.clone();
+            tokio::spawn(async move { worker::run(server).await });
+        }
+    }
+
+    /// A new pending evaluation for a job.
+    pub fn new_eval(
+        namespace: &str,
+        job_id: &str,
+        job_type: &str,
+        priority: i64,
+        triggered_by: &str,
+    ) -> Evaluation {
+        let now = now_nanos();
+        Evaluation {
+            id: generate_uuid(),
+            namespace: namespace.to_string(),
+            priority,
+            r#type: job_type.to_string(),
+            triggered_by: triggered_by.to_string(),
+            job_id: job_id.to_string(),
+            status: EVAL_STATUS_PENDING.to_string(),
+            create_time: now,
+            modify_time: now,
+            ..Default::default()
+        }
+    }
+
+    /// Hands every blocked evaluation back to the broker (capacity may have changed).
+    pub fn unblock(&self) {
+        for eval in self.blocked.unblock_all() {
+            self.broker.enqueue(eval);
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! `/v1/jobs` and `/v1/job/:job_id[/...]` (seed 000).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde::{Deserialize, Serialize};
+
+use super::App;
+use super::summary::job_summary;
+use crate::http::{
+    HttpError, JsonReply, QueryOptions, QueryParams, blocking_query, decode_json, paginate,
+};
+use crate::server::job_endpoint::JobRegisterRequest;
+use crate::server::state::Table;
+use crate::structs::{AllocListStub, JobListStub};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/jobs", get(list_jobs).post(register_jobs).put(register_jobs))
+        .route("/v1/job/{*rest}", any(job_dispatch))
+}
+
+async fn list_jobs(
+    State(app): State<App>,
+    opts: QueryOptions,
+    params: QueryParams,
+) -> Result<Response, HttpError> {
+    let meta = params.flag("meta")?.unwrap_or(false);
+    let state = &app.server.state;
+    let watches = [state.watch(Table::Jobs), state.watch(Table::Allocs)];
+    let (index, stubs) = blocking_query(&watches, &opts, || async {
+        let snap = state.snapshot();
+        let stubs: Vec<JobListStub> = snap
+            .jobs_with_prefix(&opts.namespace, &opts.prefix)
+            .iter()
+            .map(|j| JobListStub::new(j, Some(job_summary(&snap, j)), meta))
+            .collect();
+        Ok::<_, HttpError>((snap.max_index(&[Table::Jobs, Table::Allocs]), stubs))
+    })
+    .await?;
+    let page = paginate(stubs, &opts, |s| format!("{}.{}", s.namespace, s.id));
+    Ok(JsonReply::query(&opts, index, page.items)
+        .next_token(page.next_token)
+        .into_response())
+}
+
+async fn register_jobs(
+    State(app): State<App>,
+    params: QueryParams,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    register(app, params, None, &body)
+}
+
+fn register(
+    app: App,
+    params: QueryParams,
+    path_id: Option<&str>,
+    body: &[u8],
+) -> Result<Response, HttpError> {
+    let req: JobRegisterRequest = decode_json(body)?;
+    let Some(job) = req.job.as_ref() else {
+        return Err(HttpError::bad_request("Job must be specified"));
+    };
+    if let Some(id) = path_id {
+        if job.id != id {
+            return Err(HttpError::bad_request("Job ID does not match name"));
+        }
+    }
+    let pretty = params.flag("pretty")?.unwrap_or(false);
+    let ns = params.non_empty("namespace").map(str::to_string);
+    let resp = app.server.register_job(req, ns.as_deref())?;
+    let index = resp.index;
+    Ok(JsonReply::new(resp).index(index).pretty(pretty).into_response())
+}
+
+/// Job IDs may contain `/` (dispatched children), so the sub-resource is recognised by its
+/// suffix, as Nomad does.
+const SUB_RESOURCES: &[&str] = &[
+    "allocations",
+    "evaluations",
+    "summary",
+    "versions",
+    "deployments",
+    "deployment",
+    "evaluate",
+];
+
+async fn job_dispatch(
+    State(app): State<App>,
+    method: Method,
+    Path(rest): Path<String>,
+    params: QueryParams,
+    opts: QueryOptions,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let (id, sub) = match rest.rsplit_once('/') {
+        Some((id, sub)) if SUB_RESOURCES.contains(&sub) && !id.is_empty() => (id, sub),
+        _ => (rest.as_str(), ""),
+    };
+    if id.is_empty() {
+        return Err(HttpError::bad_request("Missing job ID"));
+    }
+    match (sub, method) {
+        ("", Method::GET) => read_job(app, opts, id).await,
+        ("", Method::POST | Method::PUT) => register(app, params, Some(id), &body),
+        ("", Method::DELETE) => deregister(app, params, opts, id),
+        ("allocations", Method::GET) => job_allocs(app, opts, params, id).await,
+        ("evaluations", Method::GET) => job_evals(app, opts, id).await,
+        ("summary", Method::GET) => job_summary_handler(app, opts, id).await,
+        ("versions", Method::GET) => job_versions(app, opts, params, id).await,
+        ("deployments", Method::GET) => job_deployments(app, opts, id).await,
+        ("deployment", Method::GET) => latest_deployment(app, opts, id).await,
+        ("evaluate", Method::POST | Method::PUT) => evaluate(app, opts, id, &body),
+        _ => Err(HttpError::invalid_method()),
+    }
+}
+
+fn job_not_found() -> HttpError {
+    HttpError::not_found("job not found")
+}
+
+async fn read_job(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
+    let state = &app.server.state;
+    let (index, job) = blocking_query(&[state.watch(Table::Jobs)], &opts, || async {
+        let snap = state.snapshot();
+        match snap.job(&opts.namespace, id) {
+            Some(j) => Ok((j.modify_index, Some(j))),
+            None => Ok::<_, HttpError>((snap.table_index(Table::Jobs), None)),
+        }
+    })
+    .await?;
+    let job = job.ok_or_else(job_not_found)?;
+    Ok(JsonReply::query(&opts, index, job.as_ref().clone()).into_response())
+}
+
+fn deregister(
+    app: App,
+    params: QueryParams,
+    opts: QueryOptions,
+    id: &str,
+) -> Result<Response, HttpError> {
+    let purge = params.flag("purge")?.unwrap_or(false);
+    let priority: i64 = params.int("eval_priority")?.unwrap_or(0);
+    if priority != 0 && !(1..=100).contains(&priority) {
+        return Err(HttpError::bad_request("Eval priority must be between 1 and 100"));
+    }
+    let resp = app
+        .server
+        .deregister_job(&opts.namespace, id, purge, priority)?;
+    let index = resp.index;
+    Ok(JsonReply::new(resp).index(index).pretty(opts.pretty).into_response())
+}
+
+async fn job_allocs(
+    app: App,
+    opts: QueryOptions,
+    params: QueryParams,
+    id: &str,
+) -> Result<Response, HttpError> {
+    let all = params.flag("all")?.unwrap_or(false);
+    let state = &app.server.state;
+    let (index, stubs) = blocking_query(&[state.watch(Table::Allocs)], &opts, || async {
+        let snap = state.snapshot();
+        let job = snap.job(&opts.namespace, id);
+        let mut stubs: Vec<AllocListStub> = snap
+            .allocs_by_job(&opts.namespace, id)
+            .iter()
+            .filter(|a| {
+                all || match (&job, &a.job) {
+                    (Some(j), Some(aj)) => aj.create_index == j.create_index,
+                    _ => true,
+                }
+            })
+            .map(|a| AllocListStub::new(a, true, false))
+            .collect();
+        stubs.sort_by(|a, b| a.create_index.cmp(&b.create_index).then(a.id.cmp(&b.id)));
+        Ok::<_, HttpError>((snap.table_index(Table::Allocs), stubs))
+    })
+    .await?;
+    Ok(JsonReply::query(&opts, index, stubs).into_response())
+}
+
+async fn job_evals(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
+    let state = &app.server.state;
+    let (index, evals) = blocking_query(&[state.watch(Table::Evals)], &opts, || async {
+        let snap = state.snapshot();
+        let mut evals: Vec<_> = snap
+            .evals_by_job(&opts.namespace, id)
+            .iter()
+            .map(|e| e.as_ref().clone())
+            .collect();
+        evals.sort_by(|a, b| b.create_index.cmp(&a.create_index));
+        Ok::<_, HttpError>((snap.table_index(Table::Evals), evals))
+    })
+    .await?;
+    Ok(JsonReply::query(&opts, index, evals).into_response())
+}
+
+async fn job_summary_handler(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
+    let state = &app.server.state;
+    let watches = [state.watch(Table::Jobs), state.watch(Table::Allocs), state.watch(Table::Evals)];
+    let (index, summary) = blocking_query(&watches, &opts, || async {
+        let snap = state.snapshot();
+        match snap.job(&opts.namespace, id) {
+            Some(j) => {
+                let s = job_summary(&snap, &j);
+                Ok((s.modify_index, Some(s)))
+            }
+            None => Ok::<_, HttpError>((snap.table_index(Table::Jobs), None)),
+        }
+    })
+    .await?;
+    let summary = summary.ok_or_else(job_not_found)?;
+    Ok(JsonReply::query(&opts, index, summary).into_response())
+}
+
+/// `GET /v1/job/:id/versions`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct VersionsReply {
+    diffs: Option<Vec<serde_json::Value>>,
+    index: u64,
+    known_leader: bool,
+    last_contact: u64,
+    versions: Vec<crate::structs::Job>,
+}
+
+async fn job_versions(
+    app: App,
+    opts: QueryOptions,
+    params: QueryParams,
+    id: &str,
+) -> Result<Response, HttpError> {
+    let diffs = params.flag("diffs")?.unwrap_or(false);
+    let state = &app.server.state;
+    let (index, versions) = blocking_query(&[state.watch(Table::JobVersions)], &opts, || async {
+        let snap = state.snapshot();
+        let versions: Vec<_> = snap
+            .job_versions(&opts.namespace, id)
+            .iter()
+            .map(|j| j.as_ref().clone())
+            .collect();
+        Ok::<_, HttpError>((snap.table_index(Table::JobVersions), versions))
+    })
+    .await?;
+    if versions.is_empty() {
+        return Err(job_not_found());
+    }
+    let diff_list = if diffs {
+        Some(
+            versions
+                .windows(2)
+                .map(|w| crate::server::job_diff::job_diff(&w[1], &w[0]))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let reply = VersionsReply {
+        diffs: diff_list,
+        index,
+        known_leader: true,
+        last_contact: 0,
+        versions,
+    };
+    Ok(JsonReply::query(&opts, index, reply).into_response())
+}
+
+async fn job_deployments(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
+    let state = &app.server.state;
+    let (index, deps) = blocking_query(&[state.watch(Table::Deployments)], &opts, || async {
+        let snap = state.snapshot();
+        let deps: Vec<_> = snap
+            .deployments_by_job(&opts.namespace, id)
+            .iter()
+            .map(|d| d.as_ref().clone())
+            .collect();
+        Ok::<_, HttpError>((snap.table_index(Table::Deployments), deps))
+    })
+    .await?;
+    Ok(JsonReply::query(&opts, index, deps).into_response())
+}
+
+async fn latest_deployment(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
+    let state = &app.server.state;
+    let (index, dep) = blocking_query(&[state.watch(Table::Deployments)], &opts, || async {
+        let snap = state.snapshot();
+        let dep = snap
+            .deployments_by_job(&opts.namespace, id)
+            .first()
+            .map(|d| d.as_ref().clone());
+        Ok::<_, HttpError>((snap.table_index(Table::Deployments), dep))
+    })
+    .await?;
+    Ok(JsonReply::query(&opts, index, dep).into_response())
+}
+
+/// Body of `POST /v1/job/:id/evaluate`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct EvaluateRequest {
+    #[serde(rename = "JobID")]
+    job_id: String,
+    eval_options: EvalOptions,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct EvalOptions {
+    force_reschedule: bool,
+}
+
+fn evaluate(app: App, opts: QueryOptions, id: &str, body: &[u8]) -> Result<Response, HttpError> {
+    let req: EvaluateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        EvaluateRequest::default()
+    } else {
+        decode_json(body)?
+    };
+    if !req.job_id.is_empty() && req.job_id != id {
+        return Err(HttpError::bad_request("JobID not same as job name"));
+    }
+    let resp = app
+        .server
+        .evaluate_job(&opts.namespace, id, req.eval_options.force_reschedule)?;
+    let index = resp.index;
+    Ok(JsonReply::new(resp).index(index).pretty(opts.pretty).into_response())
+}

@@ -1,0 +1,51 @@
+//! The server's HTTP API (seed documents 000–004): one file per area. Every handler takes the
+//! shared conventions from `crate::http` (query options, blocking, errors, JSON replies).
+
+mod agent;
+mod allocations;
+mod evaluations;
+mod jobs;
+mod nodes;
+mod rpc;
+mod summary;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+pub use agent::AgentInfo;
+pub use rpc::rpc_router;
+
+use super::{Server, ServerError};
+use crate::http::HttpError;
+
+/// What every server handler can reach.
+#[derive(Clone)]
+pub struct App {
+    /// The server.
+    pub server: Arc<Server>,
+    /// Facts about this agent for `/v1/agent/*`.
+    pub agent: Arc<AgentInfo>,
+}
+
+impl From<ServerError> for HttpError {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::BadRequest(m) => HttpError::bad_request(m),
+            ServerError::NotFound(m) => HttpError::not_found(m),
+            ServerError::Forbidden(m) => HttpError::Forbidden(m),
+            ServerError::State(s) => HttpError::internal(s.to_string()),
+        }
+    }
+}
+
+/// The public API routes a server agent serves (layers are added by the caller).
+pub fn router(app: App) -> Router {
+    Router::new()
+        .merge(jobs::routes())
+        .merge(allocations::routes())
+        .merge(nodes::routes())
+        .merge(evaluations::routes())
+        .merge(agent::routes())
+        .with_state(app)
+}
