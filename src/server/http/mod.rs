@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-pub use agent::AgentInfo;
+pub use agent::{AgentInfo, routes_with as agent_routes};
 pub use rpc::rpc_router;
 
 use super::{Server, ServerError};
@@ -24,8 +24,6 @@ use crate::http::HttpError;
 pub struct App {
     /// The server.
     pub server: Arc<Server>,
-    /// Facts about this agent for `/v1/agent/*`.
-    pub agent: Arc<AgentInfo>,
 }
 
 impl From<ServerError> for HttpError {
@@ -46,6 +44,5 @@ pub fn router(app: App) -> Router {
         .merge(allocations::routes())
         .merge(nodes::routes())
         .merge(evaluations::routes())
-        .merge(agent::routes())
         .with_state(app)
 }

@@ -1,0 +1,157 @@
+//! `/v1/agent/self`, `/v1/agent/members`, `/v1/agent/health`, `/v1/status/*`, `/v1/regions`.
+//! Served by every agent; the server parts only when this agent runs a server.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::http::{HttpError, JsonReply, QueryOptions};
+use crate::server::Server;
+
+/// Facts about this agent.
+pub struct AgentInfo {
+    /// Node / member name.
+    pub name: String,
+    pub region: String,
+    pub datacenter: String,
+    /// `ip:port` of the HTTP API.
+    pub http_addr: String,
+    /// `ip:port` of the RPC listener.
+    pub rpc_addr: String,
+    /// The server, when this agent runs one.
+    pub server: Option<Arc<Server>>,
+    /// Whether this agent runs a client.
+    pub client_enabled: bool,
+    /// The resolved agent configuration, as `/v1/agent/self` shows it.
+    pub config: Value,
+}
+
+/// The routes (they carry their own state so client-only agents can serve them too).
+pub fn routes_with(info: Arc<AgentInfo>) -> Router {
+    Router::new()
+        .route("/v1/agent/self", get(agent_self))
+        .route("/v1/agent/members", get(members))
+        .route("/v1/agent/health", get(health))
+        .route("/v1/status/leader", get(leader))
+        .route("/v1/status/peers", get(peers))
+        .route("/v1/regions", get(regions))
+        .with_state(info)
+}
+
+/// A Serf-style member entry.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Member {
+    name: String,
+    addr: String,
+    port: u16,
+    tags: BTreeMap<String, String>,
+    status: String,
+    protocol_min: u8,
+    protocol_max: u8,
+    protocol_cur: u8,
+    delegate_min: u8,
+    delegate_max: u8,
+    delegate_cur: u8,
+}
+
+fn member(info: &AgentInfo) -> Member {
+    let (addr, port) = info
+        .rpc_addr
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(4648)))
+        .unwrap_or_else(|| (info.rpc_addr.clone(), 4648));
+    let mut tags = BTreeMap::new();
+    tags.insert("region".to_string(), info.region.clone());
+    tags.insert("dc".to_string(), info.datacenter.clone());
+    tags.insert("build".to_string(), crate::version::NOMAD_COMPAT_VERSION.to_string());
+    tags.insert("port".to_string(), port.to_string());
+    tags.insert("role".to_string(), "nomad".to_string());
+    tags.insert("rpc_addr".to_string(), addr.clone());
+    tags.insert("bootstrap".to_string(), "1".to_string());
+    Member {
+        name: format!("{}.{}", info.name, info.region),
+        addr,
+        port,
+        tags,
+        status: "alive".to_string(),
+        protocol_min: 1,
+        protocol_max: 5,
+        protocol_cur: 2,
+        delegate_min: 2,
+        delegate_max: 5,
+        delegate_cur: 4,
+    }
+}
+
+async fn agent_self(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
+    let mut stats = json!({
+        "nomad": {
+            "server": info.server.is_some().to_string(),
+            "known_regions": "1",
+            "leader": info.server.is_some().to_string(),
+        },
+        "runtime": {
+            "arch": std::env::consts::ARCH,
+            "version": format!("yurt {}", crate::version::VERSION),
+            "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string(),
+        },
+    });
+    if let Some(server) = &info.server {
+        let snap = server.state.snapshot();
+        stats["raft"] = json!({"applied_index": snap.index.to_string(), "state": "Leader"});
+    }
+    let body = json!({
+        "config": info.config,
+        "member": if info.server.is_some() { serde_json::to_value(member(&info)).unwrap_or(Value::Null) } else { Value::Null },
+        "stats": stats,
+    });
+    Ok(JsonReply::new(body).pretty(opts.pretty).into_response())
+}
+
+async fn members(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
+    if info.server.is_none() {
+        return Err(HttpError::bad_request("agent is not a server; members are only known to servers"));
+    }
+    let body = json!({
+        "ServerName": info.name,
+        "ServerRegion": info.region,
+        "ServerDC": info.datacenter,
+        "Members": [member(&info)],
+    });
+    Ok(JsonReply::new(body).pretty(opts.pretty).into_response())
+}
+
+async fn health(State(info): State<Arc<AgentInfo>>) -> Response {
+    let mut body = serde_json::Map::new();
+    if info.client_enabled {
+        body.insert("client".into(), json!({"ok": true, "message": "ok"}));
+    }
+    if info.server.is_some() {
+        body.insert("server".into(), json!({"ok": true, "message": "ok"}));
+    }
+    (StatusCode::OK, axum::Json(Value::Object(body))).into_response()
+}
+
+async fn leader(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
+    if info.server.is_none() {
+        return Err(HttpError::internal("No cluster leader"));
+    }
+    Ok(JsonReply::new(info.rpc_addr.clone()).pretty(opts.pretty).into_response())
+}
+
+async fn peers(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
+    let peers: Vec<String> = if info.server.is_some() { vec![info.rpc_addr.clone()] } else { Vec::new() };
+    Ok(JsonReply::new(peers).pretty(opts.pretty).into_response())
+}
+
+async fn regions(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
+    Ok(JsonReply::new(vec![info.region.clone()]).pretty(opts.pretty).into_response())
+}

@@ -1,0 +1,84 @@
+//! The server side of the server ↔ client interface over HTTP/JSON, on the RPC port
+//! (`docs/server-client-protocol.md`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use crate::http::{HttpError, JsonReply, QueryOptions, decode_json};
+use crate::rpc::{ClientAllocsRequest, GetAllocsRequest, NodeStatusRequest, RpcError, ServerApi, UpdateAllocsRequest};
+use crate::server::Server;
+use crate::structs::Node;
+
+impl From<RpcError> for HttpError {
+    fn from(e: RpcError) -> Self {
+        match e {
+            RpcError::NodeNotFound => HttpError::not_found("node not found"),
+            RpcError::SecretMismatch => HttpError::Forbidden(e.to_string()),
+            RpcError::BadRequest(m) => HttpError::bad_request(m),
+            RpcError::Unavailable(m) => HttpError::Status(StatusCode::SERVICE_UNAVAILABLE, m),
+        }
+    }
+}
+
+/// The internal routes clients call.
+pub fn rpc_router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/v1/internal/node/register", post(register))
+        .route("/v1/internal/node/status", post(status))
+        .route("/v1/internal/node/allocs", post(client_allocs))
+        .route("/v1/internal/allocs", post(get_allocs))
+        .route("/v1/internal/allocs/update", post(update_allocs))
+        .with_state(server)
+}
+
+async fn register(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
+    let node: Node = decode_json(&body)?;
+    let resp = ServerApi::register_node(&s, node).await?;
+    Ok(JsonReply::new(resp).into_response())
+}
+
+async fn status(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
+    let req: NodeStatusRequest = decode_json(&body)?;
+    Ok(JsonReply::new(s.update_node_status(req)?).into_response())
+}
+
+async fn client_allocs(
+    State(s): State<Arc<Server>>,
+    opts: QueryOptions,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let mut req: ClientAllocsRequest = decode_json(&body)?;
+    if opts.index > 0 {
+        req.min_query_index = opts.index;
+    }
+    let wait = if req.max_query_time > 0 {
+        Duration::from_nanos(req.max_query_time as u64).min(crate::http::query::MAX_WAIT)
+    } else {
+        opts.wait
+    };
+    let wait = crate::http::blocking::with_jitter(wait);
+    let resp = s.client_allocs(req, wait).await?;
+    let index = resp.index;
+    Ok(JsonReply::new(resp).index(index).into_response())
+}
+
+async fn get_allocs(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
+    let req: GetAllocsRequest = decode_json(&body)?;
+    let resp = ServerApi::get_allocs(&s, req).await?;
+    let index = resp.index;
+    Ok(JsonReply::new(resp).index(index).into_response())
+}
+
+async fn update_allocs(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
+    let req: UpdateAllocsRequest = decode_json(&body)?;
+    let resp = s.update_allocs_from_client(req)?;
+    let index = resp.index;
+    Ok(JsonReply::new(resp).index(index).into_response())
+}
