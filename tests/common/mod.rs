@@ -327,3 +327,132 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A node that exists only as registrations and heartbeats sent to a server's RPC port, the
+/// way a client agent would send them.
+pub struct SimNode {
+    pub id: String,
+    pub secret: String,
+    pub rpc: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    beat: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The Node JSON a simulated client registers.
+pub fn sim_node_json(id: &str, secret: &str, name: &str, dc: &str, cpu: i64, mem_mb: i64) -> Value {
+    serde_json::json!({
+        "ID": id,
+        "SecretID": secret,
+        "Name": name,
+        "Datacenter": dc,
+        "HTTPAddr": "127.0.0.1:1",
+        "Status": "initializing",
+        "NodeClass": "",
+        "Attributes": {
+            "kernel.name": "linux",
+            "os.name": "debian",
+            "cpu.arch": "amd64",
+            "unique.hostname": name,
+            "nomad.version": "1.9.7",
+            "driver.raw_exec": "1",
+        },
+        "Meta": {"rack": format!("r-{name}")},
+        "Drivers": {"raw_exec": {"Detected": true, "Healthy": true, "HealthDescription": "Healthy", "Attributes": {"driver.raw_exec": "true"}}},
+        "NodeResources": {
+            "Cpu": {"CpuShares": cpu, "TotalCpuCores": 4},
+            "Memory": {"MemoryMB": mem_mb},
+            "Disk": {"DiskMB": 100000},
+            "Networks": [{"Mode": "host", "Device": "lo", "IP": "127.0.0.1", "CIDR": "127.0.0.1/32", "MBits": 1000}],
+            "MinDynamicPort": 20000,
+            "MaxDynamicPort": 32000,
+        },
+    })
+}
+
+impl SimNode {
+    /// Registers a node and keeps it `ready` with a heartbeat every 300 ms until dropped or
+    /// `stop_heartbeats` is called.
+    pub fn register(rpc: &str, name: &str, dc: &str, cpu: i64, mem_mb: i64) -> SimNode {
+        let id = uuid::Uuid::new_v4().to_string();
+        let secret = uuid::Uuid::new_v4().to_string();
+        let http = Http::default();
+        let url = format!("http://{rpc}/v1/internal/node/register");
+        let r = http.post(&url, &sim_node_json(&id, &secret, name, dc, cpu, mem_mb));
+        assert_eq!(r.status, 200, "register failed: {}", r.body);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut node = SimNode {
+            id,
+            secret,
+            rpc: rpc.to_string(),
+            stop,
+            beat: None,
+        };
+        node.heartbeat();
+        let (rpc2, id2, secret2, stop2) = (node.rpc.clone(), node.id.clone(), node.secret.clone(), node.stop.clone());
+        node.beat = Some(std::thread::spawn(move || {
+            let http = Http::default();
+            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = http.client
+                    .post(format!("http://{rpc2}/v1/internal/node/status"))
+                    .json(&serde_json::json!({"NodeID": id2, "SecretID": secret2, "Status": "ready"}))
+                    .send();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }));
+        node
+    }
+
+    /// One heartbeat with status `ready`.
+    pub fn heartbeat(&self) -> Resp {
+        Http::default().post(
+            &format!("http://{}/v1/internal/node/status", self.rpc),
+            &serde_json::json!({"NodeID": self.id, "SecretID": self.secret, "Status": "ready"}),
+        )
+    }
+
+    /// Stops heartbeating (the node will be marked down after TTL + grace).
+    pub fn stop_heartbeats(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = self.beat.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Reports a client status for allocations on this node.
+    pub fn update_allocs(&self, allocs: &[(String, &str)]) -> Resp {
+        let list: Vec<Value> = allocs
+            .iter()
+            .map(|(id, status)| serde_json::json!({"ID": id, "NodeID": self.id, "ClientStatus": status}))
+            .collect();
+        Http::default().post(
+            &format!("http://{}/v1/internal/allocs/update", self.rpc),
+            &serde_json::json!({"NodeID": self.id, "SecretID": self.secret, "Alloc": list}),
+        )
+    }
+}
+
+impl Drop for SimNode {
+    fn drop(&mut self) {
+        self.stop_heartbeats();
+    }
+}
+
+/// A raw_exec service job with one group.
+pub fn service_job(id: &str, count: i64) -> Value {
+    serde_json::json!({
+        "ID": id,
+        "Name": id,
+        "Type": "service",
+        "Datacenters": ["dc1"],
+        "TaskGroups": [{
+            "Name": "web",
+            "Count": count,
+            "Tasks": [{
+                "Name": "server",
+                "Driver": "raw_exec",
+                "Config": {"command": "/bin/sleep", "args": ["1000"]},
+                "Resources": {"CPU": 100, "MemoryMB": 64},
+            }],
+        }],
+    })
+}
