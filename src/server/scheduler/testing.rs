@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{Plan, SchedulerView};
-use crate::structs::{Allocation, DEFAULT_NAMESPACE, Job, Node};
+use crate::structs::{
+    Allocation, DEFAULT_NAMESPACE, DriverInfo, EphemeralDisk, Evaluation, Job, NetworkResource,
+    Node, NodeResources, ReschedulePolicy, Resources, Task, TaskGroup,
+};
 
 /// In-memory cluster state implementing [`SchedulerView`].
 #[derive(Debug, Default, Clone)]
@@ -127,5 +130,102 @@ impl SchedulerView for MemView {
 
     fn alloc(&self, id: &str) -> Option<Arc<Allocation>> {
         self.allocs.get(id).cloned()
+    }
+}
+
+/// A ready, eligible node in `dc1` with `cpu` MHz, `mem` MB, 100 GB of disk, a healthy
+/// `exec` driver, Linux attributes and IP 10.0.0.1.
+pub fn mock_node(id: &str, cpu: i64, mem: i64) -> Node {
+    let mut res = NodeResources::default();
+    res.cpu.cpu_shares = cpu;
+    res.memory.memory_mb = mem;
+    res.disk.disk_mb = 100_000;
+    res.networks = Some(vec![NetworkResource {
+        device: "eth0".into(),
+        ip: "10.0.0.1".into(),
+        ..Default::default()
+    }]);
+    let attrs = [("kernel.name", "linux"), ("driver.exec", "1")];
+    Node {
+        id: id.to_string(),
+        name: format!("name-{id}"),
+        datacenter: "dc1".into(),
+        node_pool: "default".into(),
+        status: "ready".into(),
+        scheduling_eligibility: "eligible".into(),
+        attributes: Some(
+            attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        drivers: Some(BTreeMap::from([(
+            "exec".to_string(),
+            DriverInfo {
+                detected: true,
+                healthy: true,
+                ..Default::default()
+            },
+        )])),
+        node_resources: Some(res),
+        ..Default::default()
+    }
+}
+
+/// A service job `id` with one group `web` of `count` instances of one `exec` task asking
+/// for `cpu` MHz and `mem` MB, on datacenters `*`, with Nomad's default service policies.
+pub fn mock_job(id: &str, count: i64, cpu: i64, mem: i64) -> Job {
+    Job {
+        id: id.to_string(),
+        name: id.to_string(),
+        namespace: DEFAULT_NAMESPACE.into(),
+        r#type: "service".into(),
+        priority: 50,
+        datacenters: Some(vec!["*".into()]),
+        node_pool: "default".into(),
+        version: 0,
+        job_modify_index: 1,
+        task_groups: Some(vec![TaskGroup {
+            name: "web".into(),
+            count,
+            ephemeral_disk: Some(EphemeralDisk {
+                size_mb: 10,
+                ..Default::default()
+            }),
+            reschedule_policy: Some(ReschedulePolicy {
+                attempts: 0,
+                interval: 0,
+                delay: 30_000_000_000,
+                delay_function: "exponential".into(),
+                max_delay: 3_600_000_000_000,
+                unlimited: true,
+            }),
+            tasks: Some(vec![Task {
+                name: "server".into(),
+                driver: "exec".into(),
+                resources: Some(Resources {
+                    cpu,
+                    memory_mb: mem,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+/// A pending evaluation of `job` triggered by a registration.
+pub fn mock_eval(job: &Job) -> Evaluation {
+    Evaluation {
+        id: crate::structs::generate_uuid(),
+        namespace: job.namespace.clone(),
+        priority: job.priority,
+        r#type: job.r#type.clone(),
+        triggered_by: crate::structs::trigger::JOB_REGISTER.into(),
+        job_id: job.id.clone(),
+        status: "pending".into(),
+        ..Default::default()
     }
 }
