@@ -7,6 +7,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub mod feasible;
+pub mod fit;
+pub mod generic;
+pub mod rank;
+pub mod reconcile;
+pub mod reschedule;
+pub mod stack;
+pub mod system;
+pub mod testing;
+pub mod version;
+
+pub use fit::allocs_fit;
+pub use generic::schedule;
+pub use testing::MemView;
+
 use crate::structs::{AllocMetric, Allocation, Deployment, Evaluation, Job, Node};
 
 /// Read access to the cluster state at one index.

@@ -1,0 +1,213 @@
+//! The system and sysbatch scheduler: one allocation of every group on every feasible node.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::feasible::{GroupFeasibility, datacenter_matches, node_pool_matches, node_serves_job};
+use super::generic::{inplace_update, job_allocs, new_plan, push};
+use super::reconcile::{
+    DESC_JOB_STOPPED, DESC_LOST, DESC_NOT_NEEDED, DESC_UPDATING, Update, update_kind,
+};
+use super::stack::{Cluster, GroupStack, NewAlloc, Selection, stopped_copy};
+use super::{SchedulerOutcome, SchedulerView};
+use crate::structs::{
+    ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_LOST, AllocMetric, Allocation, Evaluation, Job,
+    NODE_STATUS_DOWN, Node, TaskGroup, alloc_name,
+};
+
+/// Schedules a system (or, with `sysbatch`, a sysbatch) job at time `now` (Unix ns).
+pub fn schedule(
+    eval: &Evaluation,
+    view: &dyn SchedulerView,
+    sysbatch: bool,
+    now: i64,
+) -> SchedulerOutcome {
+    let job = view.job(&eval.namespace, &eval.job_id);
+    let allocs = job_allocs(view, eval);
+    let mut out = SchedulerOutcome {
+        plan: new_plan(eval, job.as_ref()),
+        ..Default::default()
+    };
+    let mut node_cache: HashMap<String, Option<Arc<Node>>> = HashMap::new();
+    let mut node_of = |id: &str| {
+        node_cache
+            .entry(id.to_string())
+            .or_insert_with(|| view.node(id))
+            .clone()
+    };
+    let lost = |n: &Option<Arc<Node>>| n.as_ref().is_none_or(|n| n.status == NODE_STATUS_DOWN);
+
+    let Some(job) = job.filter(|j| !j.stopped()) else {
+        for a in allocs.iter().filter(|a| !a.terminal()) {
+            let stop = if lost(&node_of(&a.node_id)) {
+                stopped_copy(a, DESC_LOST, Some(ALLOC_CLIENT_LOST), now)
+            } else {
+                stopped_copy(a, DESC_JOB_STOPPED, None, now)
+            };
+            push(&mut out.plan.node_update, stop);
+        }
+        return out;
+    };
+
+    let mut feas: HashMap<&str, GroupFeasibility> = job
+        .groups()
+        .iter()
+        .map(|tg| (tg.name.as_str(), GroupFeasibility::new(&job, tg)))
+        .collect();
+    let mut stopping = HashSet::new();
+    // (group, node) pairs that already have their allocation.
+    let mut covered: HashSet<(String, String)> = HashSet::new();
+    let mut destructive: Vec<Arc<Allocation>> = Vec::new();
+    let mut ordered: Vec<&Arc<Allocation>> = allocs.iter().collect();
+    // Newest first, so a duplicate on a node stops the older allocation.
+    ordered.sort_by_key(|a| std::cmp::Reverse(a.create_index));
+    for a in ordered {
+        let key = (a.task_group.clone(), a.node_id.clone());
+        if a.terminal() {
+            // A sysbatch allocation that finished has done its work on that node.
+            if sysbatch && a.client_status == ALLOC_CLIENT_COMPLETE {
+                covered.insert(key);
+            }
+            continue;
+        }
+        let node = node_of(&a.node_id);
+        let mut stop = |desc, cs| {
+            stopping.insert(a.id.clone());
+            push(&mut out.plan.node_update, stopped_copy(a, desc, cs, now));
+        };
+        if lost(&node) {
+            stop(DESC_LOST, Some(ALLOC_CLIENT_LOST));
+            continue;
+        }
+        let (Some(node), Some(tg)) = (node, job.group(&a.task_group)) else {
+            stop(DESC_NOT_NEEDED, None);
+            continue;
+        };
+        let still_fits = datacenter_matches(job.datacenters.as_deref(), &node.datacenter)
+            && node_pool_matches(&job.node_pool, &node.node_pool)
+            && feas
+                .get_mut(tg.name.as_str())
+                .is_some_and(|f| f.check(&node).is_ok());
+        if !still_fits || covered.contains(&key) {
+            stop(DESC_NOT_NEEDED, None);
+            continue;
+        }
+        covered.insert(key);
+        match update_kind(a, &job, tg) {
+            Update::None => {}
+            Update::InPlace => {
+                if let Some(u) = inplace_update(&job, a, Some(&node), eval, now) {
+                    push(&mut out.plan.node_allocation, u);
+                }
+            }
+            Update::Destructive => destructive.push(a.clone()),
+        }
+    }
+
+    let mut cl = Cluster::new(view, &job, &allocs, stopping);
+    for tg in job.groups() {
+        let mut gs = GroupStack::new(&cl, &job, tg, false);
+        let mut failures = Failures::default();
+        for a in destructive.iter().filter(|a| a.task_group == tg.name) {
+            let Some(idx) = cl.node_idx(&a.node_id) else {
+                continue;
+            };
+            let released = gs.release(&mut cl, a);
+            let sel = gs.select_node(&mut cl, idx);
+            if sel.choice.is_none() && released {
+                gs.unrelease(&mut cl, a);
+            }
+            if place(
+                &mut out,
+                &mut cl,
+                &mut gs,
+                sel,
+                eval,
+                &job,
+                tg,
+                Some(a),
+                now,
+                &mut failures,
+            ) {
+                push(
+                    &mut out.plan.node_update,
+                    stopped_copy(a, DESC_UPDATING, None, now),
+                );
+            }
+        }
+        for idx in 0..cl.nodes.len() {
+            let node = cl.nodes[idx].clone();
+            if !node_serves_job(&job, &node)
+                || covered.contains(&(tg.name.clone(), node.id.clone()))
+                || !gs.statically_feasible(&cl, idx)
+            {
+                continue;
+            }
+            let sel = gs.select_node(&mut cl, idx);
+            place(
+                &mut out,
+                &mut cl,
+                &mut gs,
+                sel,
+                eval,
+                &job,
+                tg,
+                None,
+                now,
+                &mut failures,
+            );
+        }
+        out.queued_allocations
+            .insert(tg.name.clone(), failures.count);
+        if let Some(m) = failures.metric {
+            out.failed_tg_allocs.insert(tg.name.clone(), m);
+        }
+    }
+    out
+}
+
+/// The first failure of a group and how many there were.
+#[derive(Default)]
+struct Failures {
+    metric: Option<AllocMetric>,
+    count: i64,
+}
+
+/// Turns a selection into a placement or a recorded failure; true when placed.
+#[allow(clippy::too_many_arguments)]
+fn place(
+    out: &mut SchedulerOutcome,
+    cl: &mut Cluster<'_>,
+    gs: &mut GroupStack<'_>,
+    sel: Selection,
+    eval: &Evaluation,
+    job: &Arc<Job>,
+    tg: &TaskGroup,
+    previous: Option<&Arc<Allocation>>,
+    now: i64,
+    failures: &mut Failures,
+) -> bool {
+    let Some(choice) = sel.choice else {
+        failures.count += 1;
+        match failures.metric.as_mut() {
+            Some(m) => m.coalesced_failures += 1,
+            None => failures.metric = Some(sel.metric),
+        }
+        return false;
+    };
+    let node = cl.nodes[choice.node_idx].clone();
+    let alloc = NewAlloc {
+        eval,
+        job,
+        tg,
+        // Every system allocation is instance 0 of its group on its node.
+        name: alloc_name(&job.id, &tg.name, 0),
+        previous: previous.map(|a| &**a),
+        tracker: None,
+        now,
+    }
+    .build(gs.template(), &node, &choice, sel.metric);
+    gs.commit(cl, &choice, &alloc.id);
+    push(&mut out.plan.node_allocation, alloc);
+    true
+}
