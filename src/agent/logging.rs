@@ -21,7 +21,9 @@ pub fn init(level: &str, json: bool) -> bool {
         .unwrap_or_else(|_| EnvFilter::new(filter_directive(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only on a terminal; journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
         builder.json().try_init().is_ok()
     } else {

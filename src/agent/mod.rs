@@ -10,7 +10,7 @@ pub mod dev;
 pub mod logging;
 
 #[cfg(test)]
-mod config_tests;
+pub(crate) mod config_tests;
 
 pub use config::{AgentConfig, ConfigError};
 pub use config_file::ConfigFile;
