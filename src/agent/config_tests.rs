@@ -366,3 +366,14 @@ impl TempDir {
         p
     }
 }
+
+#[test]
+fn packaged_default_config_parses_cleanly() {
+    let text = include_str!("../../packaging/yurt.hcl");
+    let loaded = parse_config(text, ConfigFormat::Hcl, "packaging/yurt.hcl").unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = AgentConfig::resolve(loaded.config, false, vec![]).unwrap();
+    assert!(c.client_enabled() && !c.server_enabled());
+    assert_eq!(c.data_dir(), PathBuf::from("/var/lib/yurt"));
+    assert_eq!(c.plugin_config("raw_exec"), Some(&json!({"enabled": false})));
+}
