@@ -1,5 +1,8 @@
 //! yurt: a Nomad-compatible node agent, task driver runtime and bundled server.
 
+pub mod agent;
+pub mod cli;
+pub mod http;
 pub mod rpc;
 pub mod server;
 pub mod structs;

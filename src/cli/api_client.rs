@@ -1,0 +1,346 @@
+//! `ApiClient`: the small HTTP client user commands (`job run`, `alloc status`, …) use to
+//! talk to an agent, configured like Nomad's CLI from `NOMAD_ADDR`, `NOMAD_TOKEN`,
+//! `NOMAD_REGION` and `NOMAD_NAMESPACE`.
+
+use reqwest::{Method, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::http::respond::HEADER_INDEX;
+
+/// Agent address when `NOMAD_ADDR` is unset.
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:4646";
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// `NOMAD_ADDR` (or the given address) is not a usable URL.
+    #[error("invalid agent address {addr:?}: {reason}")]
+    InvalidAddress {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request never got an HTTP answer (connection refused, timeout, …).
+    #[error("Error querying {url}: {source}")]
+    Transport {
+        /// The URL being requested.
+        url: String,
+        /// The underlying error.
+        source: reqwest::Error,
+    },
+    /// The agent answered with a non-2xx status; `body` is its plain-text message.
+    #[error("Unexpected response code: {status} ({body})")]
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// Response body text.
+        body: String,
+    },
+    /// A 2xx answer whose body is not the expected JSON.
+    #[error("Failed to decode response from {url}: {source}")]
+    Decode {
+        /// The URL requested.
+        url: String,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+    /// The request body could not be encoded.
+    #[error("Failed to encode request body: {0}")]
+    Encode(serde_json::Error),
+}
+
+/// A configured client for one agent.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    base: Url,
+    token: Option<String>,
+    region: Option<String>,
+    namespace: Option<String>,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// A client for `addr` (scheme optional; `http://` assumed) with an optional token.
+    pub fn new(addr: &str, token: Option<String>) -> Result<Self, ApiError> {
+        let with_scheme = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let invalid = |reason: String| ApiError::InvalidAddress {
+            addr: addr.to_string(),
+            reason,
+        };
+        let base = Url::parse(&with_scheme).map_err(|e| invalid(e.to_string()))?;
+        if base.scheme() != "http" {
+            // reqwest is built without TLS in yurt.
+            return Err(invalid(format!(
+                "scheme {:?} is not supported (use http)",
+                base.scheme()
+            )));
+        }
+        Ok(Self {
+            base,
+            token: token.filter(|t| !t.is_empty()),
+            region: None,
+            namespace: None,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// A client configured from the process environment.
+    pub fn from_env() -> Result<Self, ApiError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// A client configured through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
+        let non_empty = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+        let addr = non_empty("NOMAD_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let mut client = Self::new(addr.trim(), non_empty("NOMAD_TOKEN"))?;
+        client.region = non_empty("NOMAD_REGION");
+        client.namespace = non_empty("NOMAD_NAMESPACE");
+        Ok(client)
+    }
+
+    /// Uses `namespace` for requests that don't name one (the `-namespace` flag).
+    pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
+        if namespace.is_some() {
+            self.namespace = namespace;
+        }
+        self
+    }
+
+    /// The agent's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// The full URL for an API path (`/v1/jobs`) and query pairs, adding the configured
+    /// region and namespace unless the query already names them.
+    pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.base.clone();
+        url.set_path(path);
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+            let named = |key: &str| query.iter().any(|(k, _)| *k == key);
+            if let (Some(region), false) = (&self.region, named("region")) {
+                pairs.append_pair("region", region);
+            }
+            if let (Some(ns), false) = (&self.namespace, named("namespace")) {
+                pairs.append_pair("namespace", ns);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        url
+    }
+
+    /// GETs `path` and decodes the JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ApiError> {
+        self.get_json_indexed(path, query).await.map(|(v, _)| v)
+    }
+
+    /// GETs `path`, returning the answer and its `X-Nomad-Index` (0 if absent), for
+    /// blocking follow-ups with `?index=`.
+    pub async fn get_json_indexed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(T, u64), ApiError> {
+        self.send(Method::GET, self.url(path, query), None).await
+    }
+
+    /// PUTs `body` as JSON to `path` and decodes the JSON answer.
+    pub async fn put_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let bytes = serde_json::to_vec(body).map_err(ApiError::Encode)?;
+        self.send(Method::PUT, self.url(path, &[]), Some(bytes))
+            .await
+            .map(|(v, _)| v)
+    }
+
+    /// DELETEs `path` (with query pairs) and decodes the JSON answer.
+    pub async fn delete_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ApiError> {
+        self.send(Method::DELETE, self.url(path, query), None)
+            .await
+            .map(|(v, _)| v)
+    }
+
+    /// Sends a request with the token header and maps the outcome to typed errors.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<(T, u64), ApiError> {
+        let url_text = url.to_string();
+        let transport = |source| ApiError::Transport {
+            url: url_text.clone(),
+            source,
+        };
+        let mut req = self.http.request(method, url);
+        if let Some(token) = &self.token {
+            req = req.header("X-Nomad-Token", token);
+        }
+        if let Some(bytes) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes);
+        }
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let index = resp
+            .headers()
+            .get(HEADER_INDEX)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let text = resp.text().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(ApiError::Status {
+                status: status.as_u16(),
+                body: text.trim_end().to_string(),
+            });
+        }
+        let value = serde_json::from_str(&text).map_err(|source| ApiError::Decode {
+            url: url_text.clone(),
+            source,
+        })?;
+        Ok((value, index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{HttpError, JsonBody, JsonReply, QueryOptions, apply_layers};
+    use axum::Router;
+    use axum::routing::{get, put};
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn env_configuration() {
+        let c = ApiClient::from_lookup(env(&[])).unwrap();
+        assert_eq!(c.base_url().as_str(), "http://127.0.0.1:4646/");
+        assert_eq!(c.token, None);
+
+        let c = ApiClient::from_lookup(env(&[
+            ("NOMAD_ADDR", "10.0.0.1:5646"),
+            ("NOMAD_TOKEN", "secret"),
+            ("NOMAD_NAMESPACE", "prod"),
+            ("NOMAD_REGION", "eu"),
+        ]))
+        .unwrap();
+        assert_eq!(c.base_url().as_str(), "http://10.0.0.1:5646/");
+        assert_eq!(c.token.as_deref(), Some("secret"));
+        assert_eq!(
+            c.url("/v1/jobs", &[("prefix", "a b")]).as_str(),
+            "http://10.0.0.1:5646/v1/jobs?prefix=a+b&region=eu&namespace=prod"
+        );
+        assert_eq!(
+            c.url("/v1/jobs", &[("namespace", "*")]).as_str(),
+            "http://10.0.0.1:5646/v1/jobs?namespace=*&region=eu"
+        );
+
+        assert!(matches!(
+            ApiClient::from_lookup(env(&[("NOMAD_ADDR", "https://x:4646")])),
+            Err(ApiError::InvalidAddress { .. })
+        ));
+        assert!(ApiClient::new("http://[::1", None).is_err());
+    }
+
+    #[test]
+    fn url_without_query_has_no_question_mark() {
+        let c = ApiClient::new("http://127.0.0.1:4646", None).unwrap();
+        assert_eq!(
+            c.url("/v1/agent/self", &[]).as_str(),
+            "http://127.0.0.1:4646/v1/agent/self"
+        );
+    }
+
+    async fn serve() -> String {
+        async fn job(opts: QueryOptions) -> Result<JsonReply<Value>, HttpError> {
+            match opts.auth.token.as_deref() {
+                Some("good") => Ok(JsonReply::query(&opts, 12, json!({"ID": "example"}))),
+                _ => Err(HttpError::permission_denied()),
+            }
+        }
+        async fn register(JsonBody(v): JsonBody<Value>) -> JsonReply<Value> {
+            JsonReply::new(json!({"Echo": v}))
+        }
+        let app = apply_layers(
+            Router::new()
+                .route("/v1/job/example", get(job))
+                .route("/v1/jobs", put(register)),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn talks_to_an_agent() {
+        let addr = serve().await;
+        let good = ApiClient::new(&addr, Some("good".into())).unwrap();
+        let (job, index): (Value, u64) =
+            good.get_json_indexed("/v1/job/example", &[]).await.unwrap();
+        assert_eq!(job["ID"], "example");
+        assert_eq!(index, 12);
+
+        let echoed: Value = good.put_json("/v1/jobs", &json!({"Job": 1})).await.unwrap();
+        assert_eq!(echoed, json!({"Echo": {"Job": 1}}));
+
+        let anon = ApiClient::new(&addr, None).unwrap();
+        match anon.get_json::<Value>("/v1/job/example", &[]).await {
+            Err(ApiError::Status { status, body }) => {
+                assert_eq!(status, 403);
+                assert_eq!(body, "Permission denied");
+            }
+            other => panic!("expected 403, got {other:?}"),
+        }
+        match anon.get_json::<Value>("/v1/nope", &[]).await {
+            Err(ApiError::Status { status, .. }) => assert_eq!(status, 404),
+            other => panic!("expected 404, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_a_transport_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let c = ApiClient::new(&format!("http://{addr}"), None).unwrap();
+        let err = c.get_json::<Value>("/v1/jobs", &[]).await.unwrap_err();
+        assert!(matches!(err, ApiError::Transport { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,63 @@
+//! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
+//! `agent` and `version`, and the API client later commands share.
+
+pub mod agent;
+pub mod api_client;
+pub mod argv;
+pub mod version;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Top-level arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "yurt",
+    about = "A Nomad-compatible node agent and server",
+    version
+)]
+pub struct Cli {
+    /// The subcommand to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a yurt agent (server and/or client).
+    Agent(Box<agent::AgentArgs>),
+    /// Print the yurt version and the Nomad API version it speaks.
+    Version,
+}
+
+/// Parses argv (program name first) after Go-flag normalization.
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+    let argv = argv::normalize_args(args.into_iter().collect(), &Cli::command());
+    Cli::try_parse_from(argv)
+}
+
+/// Entry point used by `main`: parse, dispatch, map the outcome to an exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match parse_args(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Prints help/version to stdout and usage errors to stderr, as clap decides.
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Agent(args) => agent::run(&args),
+        Command::Version => {
+            println!("{}", version::version_text());
+            ExitCode::SUCCESS
+        }
+    }
+}
