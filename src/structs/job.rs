@@ -243,10 +243,7 @@ impl Task {
 
     /// The lifecycle hook name (`prestart`, `poststart`, `poststop`), empty for main tasks.
     pub fn lifecycle_hook(&self) -> &str {
-        self.lifecycle
-            .as_ref()
-            .map(|l| l.hook.as_str())
-            .unwrap_or("")
+        self.lifecycle.as_ref().map(|l| l.hook.as_str()).unwrap_or("")
     }
 }
 
