@@ -375,5 +375,8 @@ fn packaged_default_config_parses_cleanly() {
     let c = AgentConfig::resolve(loaded.config, false, vec![]).unwrap();
     assert!(c.client_enabled() && !c.server_enabled());
     assert_eq!(c.data_dir(), PathBuf::from("/var/lib/yurt"));
-    assert_eq!(c.plugin_config("raw_exec"), Some(&json!({"enabled": false})));
+    assert_eq!(
+        c.plugin_config("raw_exec"),
+        Some(&json!({"enabled": false}))
+    );
 }

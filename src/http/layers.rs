@@ -262,6 +262,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn websocket_upgrade_survives_the_layers() {
+        use axum::extract::ws::{Message, WebSocketUpgrade};
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+        let echo = |ws: WebSocketUpgrade| async move {
+            ws.on_upgrade(|mut socket| async move {
+                while let Some(Ok(Message::Text(t))) = socket.recv().await {
+                    if socket.send(Message::Text(t)).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let app = apply_layers(Router::new().route("/v1/ws", get(echo)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let mut request = format!("ws://{addr}/v1/ws").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert(header::ACCEPT_ENCODING, "gzip".parse().unwrap());
+        let (mut ws, resp) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert!(resp.headers().get(header::CONTENT_ENCODING).is_none());
+        ws.send(tokio_tungstenite::tungstenite::Message::text("ping"))
+            .await
+            .unwrap();
+        let reply = ws.next().await.unwrap().unwrap();
+        assert_eq!(reply.into_text().unwrap().as_str(), "ping");
+    }
+
+    #[tokio::test]
     async fn bad_query_is_400() {
         let r = req("PUT", "/v1/echo?wait=forever")
             .body(Body::from("{}"))
