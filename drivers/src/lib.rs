@@ -6,5 +6,6 @@
 
 pub mod cgroups;
 pub mod driver;
+pub mod isolation;
 
 pub use driver::*;

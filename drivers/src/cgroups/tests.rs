@@ -560,7 +560,11 @@ fn real_v1_kill_all_tree_sigterm_via_freezer() {
 
 fn stats_scenario(mgr: CgroupManager, expect_memory: bool) {
     let g = CgGuard::new(mgr, "a1.busy", &CgroupLimits::default());
-    let _child = spawn_in(&g.cg, "while :; do :; done");
+    // ~4 MB of shell variable so RSS is well above the kernel's per-cpu stat batching.
+    let _child = spawn_in(
+        &g.cg,
+        "x=$(head -c 4000000 /dev/zero | tr '\\0' a); while :; do :; done",
+    );
     wait_for_pids(&g.cg, 1);
     let first = g.cg.stats().expect("stats");
     assert_eq!(first.cpu.percent, 0.0);
@@ -572,8 +576,15 @@ fn stats_scenario(mgr: CgroupManager, expect_memory: bool) {
     assert!(s.cpu.measured.iter().any(|m| m == "Percent"));
     assert!(s.timestamp > 0);
     if expect_memory {
+        // memcg statistics are flushed lazily (periodically): poll briefly for the RSS.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut s = s;
+        while s.memory.rss < (1 << 20) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            s = g.cg.stats().expect("stats");
+        }
         assert!(s.memory.usage > 0, "{:?}", s.memory);
-        assert!(s.memory.rss > 0, "{:?}", s.memory);
+        assert!(s.memory.rss >= 1 << 20, "{:?}", s.memory);
         assert!(s.memory.measured.iter().any(|m| m == "RSS"));
     }
 }
