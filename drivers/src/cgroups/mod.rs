@@ -606,12 +606,15 @@ impl TaskCgroup {
             let used_kill_file = signal == Signal::SIGKILL && self.write_kill_file()?;
             if !used_kill_file {
                 // Freezing makes the pid list stable: nothing can fork between list and kill.
-                let frozen = self.set_frozen(true).is_ok();
+                // Without a freezer (or if it fails) we still signal, just racily.
+                let frozen = self.set_frozen(true);
                 let result = self.signal_pids(signal, &mut signalled);
-                if frozen {
-                    self.set_frozen(false)?;
-                }
+                // Always try to thaw: a failed freeze may still have left the cgroup FREEZING.
+                let thawed = self.set_frozen(false);
                 result?;
+                if frozen.is_ok() {
+                    thawed?;
+                }
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(100));

@@ -21,6 +21,9 @@
 //!   every [`IsolatedSpec::cgroup_procs`] file, so everything it runs is accounted. The shim
 //!   stays in the caller's cgroup, so `kill_all` on the task cgroup never kills the shim
 //!   directly: the shim then reports the task's SIGKILL.
+//! * **Parent death**: with [`IsolatedSpec::die_with_parent`] (default) the shim gets
+//!   `PR_SET_PDEATHSIG=SIGKILL`, so the task dies with the supervisor as Nomad's exec tasks die
+//!   with their executor. The kernel ties this to the forking *thread*.
 //! * **Async-signal-safety**: everything (paths, argv, env, groups, capability masks) is
 //!   allocated before `fork`; the children only make raw system calls.
 //!
@@ -105,6 +108,11 @@ pub struct IsolatedSpec<'a> {
     pub oom_score_adj: i32,
     /// Use MS_MOVE + chroot instead of pivot_root (roots on initramfs cannot be pivoted).
     pub no_pivot_root: bool,
+    /// Kill the shim (and so the task) when the calling *thread* exits, like Nomad's exec
+    /// tasks die with their executor (`PR_SET_PDEATHSIG`). The kernel ties this to the thread
+    /// that forked, so call [`spawn_isolated`] from a thread that outlives the task (the
+    /// supervisor's main thread), or set this to false.
+    pub die_with_parent: bool,
 }
 
 impl<'a> IsolatedSpec<'a> {
@@ -128,6 +136,7 @@ impl<'a> IsolatedSpec<'a> {
             cgroup_procs: Vec::new(),
             oom_score_adj: 0,
             no_pivot_root: false,
+            die_with_parent: true,
         }
     }
 }
@@ -221,6 +230,8 @@ struct ChildCtx {
     last_cap: u32,
     unshare_flags: libc::c_int,
     no_pivot_root: bool,
+    /// The caller's pid when `die_with_parent` is set, else 0.
+    parent_pid: libc::pid_t,
     stdio: [RawFd; 3],
     /// shim → caller: the task's host pid.
     pid_w: RawFd,
@@ -337,6 +348,11 @@ pub fn spawn_isolated(spec: &IsolatedSpec<'_>) -> Result<IsolatedChild> {
         last_cap: last_cap(),
         unshare_flags: flags,
         no_pivot_root: spec.no_pivot_root,
+        parent_pid: if spec.die_with_parent {
+            std::process::id() as libc::pid_t
+        } else {
+            0
+        },
         stdio: [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
         pid_w: pid_w.as_raw_fd(),
         release_r: release_r.as_raw_fd(),
@@ -560,6 +576,14 @@ fn shim_main(ctx: &ChildCtx) -> ! {
 
         // Drop every inherited descriptor (the supervisor's sockets, log pipes, ...).
         close_fds_except(&ctx.keep);
+
+        if ctx.parent_pid != 0 {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            // The caller may already have died between fork and prctl.
+            if libc::getppid() != ctx.parent_pid {
+                libc::_exit(127);
+            }
+        }
 
         if libc::unshare(ctx.unshare_flags) < 0 {
             die(ctx, Stage::Unshare);

@@ -524,3 +524,51 @@ fn count_mounts_outside(_dir: &Path) -> usize {
         .filter(|(mp, _, _)| !mp.to_string_lossy().contains("/yurt-iso-"))
         .count()
 }
+
+#[test]
+fn real_task_dies_with_spawning_thread_when_asked() {
+    let s = Scratch::new("pdeath");
+    s.build();
+    let root = s.task_dir();
+    // Spawned from a short-lived thread: when it exits, the shim gets SIGKILL (PDEATHSIG).
+    let child = std::thread::spawn(move || {
+        let mut spec = IsolatedSpec::new(root, "/bin/sleep");
+        spec.args = vec!["sleep".into(), "300".into()];
+        spawn_isolated(&spec).expect("spawn")
+    })
+    .join()
+    .expect("thread");
+    let st = wait_bounded(child.pid, Duration::from_secs(10));
+    assert!(
+        matches!(st, WaitStatus::Signaled(_, Signal::SIGKILL, _)),
+        "{st:?}"
+    );
+    let gone = |p: Pid| !Path::new(&format!("/proc/{p}")).exists();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(child.task_pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone(child.task_pid), "task outlived its shim");
+
+    // With die_with_parent = false the task keeps running after the thread is gone.
+    let root = s.task_dir();
+    let child = std::thread::spawn(move || {
+        let mut spec = IsolatedSpec::new(root, "/bin/sleep");
+        spec.args = vec!["sleep".into(), "300".into()];
+        spec.die_with_parent = false;
+        spawn_isolated(&spec).expect("spawn")
+    })
+    .join()
+    .expect("thread");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        waitpid(child.pid, Some(WaitPidFlag::WNOHANG)).expect("waitpid"),
+        WaitStatus::StillAlive
+    );
+    kill(child.task_pid, Signal::SIGKILL).expect("kill task");
+    let st = wait_bounded(child.pid, Duration::from_secs(10));
+    assert!(
+        matches!(st, WaitStatus::Signaled(_, Signal::SIGKILL, _)),
+        "{st:?}"
+    );
+}
