@@ -13,6 +13,8 @@
 //! Everything here is synchronous and does plain file I/O; it is meant for the per-task
 //! supervisor and for the agent's destroy/stats paths alike.
 
+#![warn(missing_docs)]
+
 mod v1;
 mod v2;
 

@@ -8,6 +8,8 @@
 //! 3. [`launch::spawn_isolated`] with the task cgroup's `procs_files()`; `waitpid` the returned pid.
 //! 4. After the task is dead (and its cgroup killed): [`chroot::teardown`] the task dir.
 
+#![warn(missing_docs)]
+
 pub mod caps;
 pub mod chroot;
 pub mod launch;
