@@ -4,7 +4,9 @@
 //! [`TaskConfig`] and gets back a [`TaskHandle`] it can persist and later use to recover the
 //! task after an agent restart.
 
+pub mod cgroups;
 pub mod driver;
 pub mod logrotate;
+pub mod isolation;
 
 pub use driver::*;
