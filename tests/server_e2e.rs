@@ -9,6 +9,21 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{Value, json};
 
+/// Sends raw request bytes and returns the response status.
+fn raw_status(port: u16, request: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 fn allocs_of(http: &Http, agent: &Agent, job: &str) -> Vec<Value> {
     let r = http.get(&agent.url(&format!("/v1/job/{job}/allocations")));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -24,10 +39,14 @@ fn running(allocs: &[Value]) -> Vec<Value> {
 }
 
 fn wait_allocs(http: &Http, agent: &Agent, job: &str, n: usize) -> Vec<Value> {
-    wait_for(Duration::from_secs(15), &format!("{n} live allocs of {job}"), || {
-        let live = running(&allocs_of(http, agent, job));
-        (live.len() == n).then_some(live)
-    })
+    wait_for(
+        Duration::from_secs(15),
+        &format!("{n} live allocs of {job}"),
+        || {
+            let live = running(&allocs_of(http, agent, job));
+            (live.len() == n).then_some(live)
+        },
+    )
 }
 
 fn register(http: &Http, agent: &Agent, job: Value) -> Value {
@@ -51,7 +70,10 @@ fn places_allocations_and_follows_count_changes() {
     assert!(resp["EvalCreateIndex"].as_u64().unwrap() > 0);
 
     let allocs = wait_allocs(&http, &agent, "web", 5);
-    let names: HashSet<String> = allocs.iter().map(|a| a["Name"].as_str().unwrap().to_string()).collect();
+    let names: HashSet<String> = allocs
+        .iter()
+        .map(|a| a["Name"].as_str().unwrap().to_string())
+        .collect();
     let expected: HashSet<String> = (0..5).map(|i| format!("web.web[{i}]")).collect();
     assert_eq!(names, expected);
     for a in &allocs {
@@ -62,13 +84,20 @@ fn places_allocations_and_follows_count_changes() {
     let full = http.get(&agent.url(&format!("/v1/allocation/{id}"))).json();
     assert_eq!(full["Job"]["ID"], "web");
     assert!(full["Metrics"]["NodesEvaluated"].as_i64().unwrap() >= 1);
-    assert!(full["AllocatedResources"]["Tasks"]["server"]["Cpu"]["CpuShares"].as_i64().unwrap() == 100);
+    assert!(
+        full["AllocatedResources"]["Tasks"]["server"]["Cpu"]["CpuShares"]
+            .as_i64()
+            .unwrap()
+            == 100
+    );
     assert_eq!(full["ClientStatus"], "pending");
 
     // Job anti-affinity spreads five allocations over three empty nodes.
     let mut per_node: HashMap<String, usize> = HashMap::new();
     for a in &allocs {
-        *per_node.entry(a["NodeID"].as_str().unwrap().to_string()).or_default() += 1;
+        *per_node
+            .entry(a["NodeID"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     assert_eq!(per_node.len(), 3, "{per_node:?}");
 
@@ -76,16 +105,28 @@ fn places_allocations_and_follows_count_changes() {
     let mut job = service_job("web", 2);
     register(&http, &agent, job.clone());
     let live = wait_allocs(&http, &agent, "web", 2);
-    let names: HashSet<String> = live.iter().map(|a| a["Name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(names, HashSet::from(["web.web[0]".to_string(), "web.web[1]".to_string()]));
-    let stopped: Vec<Value> = allocs_of(&http, &agent, "web").into_iter().filter(|a| a["DesiredStatus"] == "stop").collect();
+    let names: HashSet<String> = live
+        .iter()
+        .map(|a| a["Name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        HashSet::from(["web.web[0]".to_string(), "web.web[1]".to_string()])
+    );
+    let stopped: Vec<Value> = allocs_of(&http, &agent, "web")
+        .into_iter()
+        .filter(|a| a["DesiredStatus"] == "stop")
+        .collect();
     assert_eq!(stopped.len(), 3);
 
     // Scale up to 4: new allocations fill indexes 2 and 3.
     job["TaskGroups"][0]["Count"] = json!(4);
     register(&http, &agent, job);
     let live = wait_allocs(&http, &agent, "web", 4);
-    let names: HashSet<String> = live.iter().map(|a| a["Name"].as_str().unwrap().to_string()).collect();
+    let names: HashSet<String> = live
+        .iter()
+        .map(|a| a["Name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names.len(), 4);
 
     // Stopping the job stops everything and the job reads as stopped.
@@ -96,7 +137,10 @@ fn places_allocations_and_follows_count_changes() {
     let job = http.get(&agent.url("/v1/job/web")).json();
     assert_eq!(job["Stop"], true);
     // Purge removes it.
-    assert_eq!(http.delete(&agent.url("/v1/job/web?purge=true")).status, 200);
+    assert_eq!(
+        http.delete(&agent.url("/v1/job/web?purge=true")).status,
+        200
+    );
     assert_eq!(http.get(&agent.url("/v1/job/web")).status, 404);
 }
 
@@ -112,7 +156,11 @@ fn reregistering_an_unchanged_job_creates_no_version_and_no_allocations() {
     // Give the second evaluation time to run, then check nothing changed.
     let eval_id = second["EvalID"].as_str().unwrap().to_string();
     wait_for(Duration::from_secs(10), "second eval complete", || {
-        (http.get(&agent.url(&format!("/v1/evaluation/{eval_id}"))).json()["Status"] == "complete").then_some(())
+        (http
+            .get(&agent.url(&format!("/v1/evaluation/{eval_id}")))
+            .json()["Status"]
+            == "complete")
+            .then_some(())
     });
     let after = allocs_of(&http, &agent, "api");
     assert_eq!(after.len(), allocs.len());
@@ -129,17 +177,26 @@ fn lost_nodes_have_their_allocations_replaced() {
     let b = SimNode::register(&agent.rpc_addr(), "b", "dc1", 4000, 8192);
     register(&http, &agent, service_job("svc", 4));
     let allocs = wait_allocs(&http, &agent, "svc", 4);
-    let on_a: Vec<String> = allocs.iter().filter(|x| x["NodeID"] == a.id.as_str()).map(|x| x["ID"].as_str().unwrap().to_string()).collect();
+    let on_a: Vec<String> = allocs
+        .iter()
+        .filter(|x| x["NodeID"] == a.id.as_str())
+        .map(|x| x["ID"].as_str().unwrap().to_string())
+        .collect();
     assert!(!on_a.is_empty(), "anti-affinity should use both nodes");
 
     a.stop_heartbeats();
     // TTL is 1-2 s plus 1 s grace in the test config.
     wait_for(Duration::from_secs(15), "node a down", || {
-        (http.get(&agent.url(&format!("/v1/node/{}", a.id))).json()["Status"] == "down").then_some(())
+        (http.get(&agent.url(&format!("/v1/node/{}", a.id))).json()["Status"] == "down")
+            .then_some(())
     });
     let live = wait_for(Duration::from_secs(15), "replacements on b", || {
         let all = allocs_of(&http, &agent, "svc");
-        let live: Vec<Value> = all.iter().filter(|x| x["DesiredStatus"] == "run" && x["ClientStatus"] != "lost").cloned().collect();
+        let live: Vec<Value> = all
+            .iter()
+            .filter(|x| x["DesiredStatus"] == "run" && x["ClientStatus"] != "lost")
+            .cloned()
+            .collect();
         (live.len() == 4 && live.iter().all(|x| x["NodeID"] == b.id.as_str())).then_some(all)
     });
     for id in &on_a {
@@ -164,14 +221,23 @@ fn failed_allocations_are_rescheduled_with_links() {
     let r = n.update_allocs(&[(first_id.clone(), "failed")]);
     assert_eq!(r.status, 200, "{}", r.body);
     let replacement = wait_for(Duration::from_secs(15), "replacement", || {
-        allocs_of(&http, &agent, "flaky").into_iter().find(|a| a["ID"] != first_id.as_str() && a["DesiredStatus"] == "run")
+        allocs_of(&http, &agent, "flaky")
+            .into_iter()
+            .find(|a| a["ID"] != first_id.as_str() && a["DesiredStatus"] == "run")
     });
     let rid = replacement["ID"].as_str().unwrap();
-    let full = http.get(&agent.url(&format!("/v1/allocation/{rid}"))).json();
+    let full = http
+        .get(&agent.url(&format!("/v1/allocation/{rid}")))
+        .json();
     assert_eq!(full["PreviousAllocation"], first_id.as_str());
-    assert_eq!(full["RescheduleTracker"]["Events"][0]["PrevAllocID"], first_id.as_str());
+    assert_eq!(
+        full["RescheduleTracker"]["Events"][0]["PrevAllocID"],
+        first_id.as_str()
+    );
     assert_eq!(full["Name"], first["Name"]);
-    let old = http.get(&agent.url(&format!("/v1/allocation/{first_id}"))).json();
+    let old = http
+        .get(&agent.url(&format!("/v1/allocation/{first_id}")))
+        .json();
     assert_eq!(old["NextAllocation"], rid);
 }
 
@@ -191,7 +257,10 @@ fn blocking_queries_wake_on_writes_and_time_out() {
     let r = http.get(&agent.url(&format!("/v1/jobs?index={index}&wait=1s")));
     let took = start.elapsed();
     assert_eq!(r.status, 200);
-    assert!(took >= Duration::from_millis(990), "returned early after {took:?}");
+    assert!(
+        took >= Duration::from_millis(990),
+        "returned early after {took:?}"
+    );
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(r.index(), index);
 
@@ -206,7 +275,10 @@ fn blocking_queries_wake_on_writes_and_time_out() {
     register(&http, &agent, service_job("wake", 1));
     let (took, status, new_index, body) = waiter.join().unwrap();
     assert_eq!(status, 200);
-    assert!(took < Duration::from_secs(10), "not woken by the write: {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "not woken by the write: {took:?}"
+    );
     assert!(new_index > index);
     assert!(body.contains("\"wake\""));
 }
@@ -233,23 +305,55 @@ fn state_survives_kill_9_with_the_same_indexes() {
     drop(n);
 
     let after_job = http.get(&agent.url("/v1/job/durable"));
-    assert_eq!(after_job.json()["JobModifyIndex"], before_job.json()["JobModifyIndex"]);
+    assert_eq!(
+        after_job.json()["JobModifyIndex"],
+        before_job.json()["JobModifyIndex"]
+    );
     assert_eq!(after_job.json()["Version"], 1);
-    assert_eq!(after_job.json()["CreateIndex"], before_job.json()["CreateIndex"]);
+    assert_eq!(
+        after_job.json()["CreateIndex"],
+        before_job.json()["CreateIndex"]
+    );
     let strip = |v: Value| -> Vec<(String, u64, u64)> {
-        let mut out: Vec<_> = v.as_array().unwrap().iter().map(|a| (a["ID"].as_str().unwrap().to_string(), a["CreateIndex"].as_u64().unwrap(), a["ModifyIndex"].as_u64().unwrap())).collect();
+        let mut out: Vec<_> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["ID"].as_str().unwrap().to_string(),
+                    a["CreateIndex"].as_u64().unwrap(),
+                    a["ModifyIndex"].as_u64().unwrap(),
+                )
+            })
+            .collect();
         out.sort();
         out
     };
-    assert_eq!(strip(http.get(&agent.url("/v1/allocations")).json()), strip(before_allocs.json()));
-    assert_eq!(strip(http.get(&agent.url("/v1/evaluations")).json()), strip(before_evals.json()));
-    assert_eq!(strip(http.get(&agent.url("/v1/nodes")).json()), strip(before_nodes.json()));
+    assert_eq!(
+        strip(http.get(&agent.url("/v1/allocations")).json()),
+        strip(before_allocs.json())
+    );
+    assert_eq!(
+        strip(http.get(&agent.url("/v1/evaluations")).json()),
+        strip(before_evals.json())
+    );
+    assert_eq!(
+        strip(http.get(&agent.url("/v1/nodes")).json()),
+        strip(before_nodes.json())
+    );
     let after_versions = http.get(&agent.url("/v1/job/durable/versions")).json();
-    assert_eq!(after_versions["Versions"].as_array().unwrap().len(), before_versions["Versions"].as_array().unwrap().len());
+    assert_eq!(
+        after_versions["Versions"].as_array().unwrap().len(),
+        before_versions["Versions"].as_array().unwrap().len()
+    );
     assert!(http.get(&agent.url("/v1/allocations")).index() >= before_allocs.index());
     // The full allocation still carries its job after the restore.
     let id = before_allocs.json()[0]["ID"].as_str().unwrap().to_string();
-    assert_eq!(http.get(&agent.url(&format!("/v1/allocation/{id}"))).json()["Job"]["ID"], "durable");
+    assert_eq!(
+        http.get(&agent.url(&format!("/v1/allocation/{id}"))).json()["Job"]["ID"],
+        "durable"
+    );
     // Writes continue above the old index.
     let r = register(&http, &agent, service_job("after", 1));
     assert!(r["Index"].as_u64().unwrap() > before_evals.index());
@@ -262,15 +366,30 @@ fn bad_input_gets_the_right_4xx_and_never_a_500() {
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("/v1/jobs", b"{not json".to_vec(), 400),
         ("/v1/jobs", b"{\"Job\": {\"ID\": 5}}".to_vec(), 400),
-        ("/v1/jobs", b"{\"Job\": {\"ID\": \"x\", \"TaskGroups\": \"nope\"}}".to_vec(), 400),
+        (
+            "/v1/jobs",
+            b"{\"Job\": {\"ID\": \"x\", \"TaskGroups\": \"nope\"}}".to_vec(),
+            400,
+        ),
         ("/v1/jobs", b"{}".to_vec(), 400),
         ("/v1/jobs", b"{\"Job\": {\"ID\": \"x\"}}".to_vec(), 400),
         ("/v1/jobs", b"[]".to_vec(), 400),
-        ("/v1/job/other", serde_json::to_vec(&json!({"Job": service_job("mismatch", 1)})).unwrap(), 400),
+        (
+            "/v1/job/other",
+            serde_json::to_vec(&json!({"Job": service_job("mismatch", 1)})).unwrap(),
+            400,
+        ),
     ];
     for (path, body, want) in cases {
         let r = http.post_raw(&agent.url(path), body.clone());
-        assert_eq!(r.status, want, "{path} {:?} -> {} {}", String::from_utf8_lossy(&body), r.status, r.body);
+        assert_eq!(
+            r.status,
+            want,
+            "{path} {:?} -> {} {}",
+            String::from_utf8_lossy(&body),
+            r.status,
+            r.body
+        );
         assert!(!r.body.is_empty(), "error bodies name the problem");
     }
     // Validation errors name the offending field.
@@ -280,12 +399,22 @@ fn bad_input_gets_the_right_4xx_and_never_a_500() {
     assert_eq!(r.status, 400);
     assert!(r.body.contains("count can't be negative"), "{}", r.body);
     assert!(r.body.contains("priority"), "{}", r.body);
-    // Oversized bodies are refused.
-    let big = vec![b' '; 64 * 1024 * 1024];
-    let r = http.post_raw(&agent.url("/v1/jobs"), big);
-    assert_eq!(r.status, 413);
+    // Oversized bodies are refused (announced by Content-Length, before any is read).
+    assert_eq!(
+        raw_status(
+            agent.http_port,
+            "PUT /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 67108864\r\n\r\n"
+        ),
+        413
+    );
     // Unknown IDs.
-    for path in ["/v1/job/nope", "/v1/allocation/00000000-0000-0000-0000-000000000000", "/v1/node/nope", "/v1/evaluation/nope", "/v1/job/nope/summary"] {
+    for path in [
+        "/v1/job/nope",
+        "/v1/allocation/00000000-0000-0000-0000-000000000000",
+        "/v1/node/nope",
+        "/v1/evaluation/nope",
+        "/v1/job/nope/summary",
+    ] {
         let r = http.get(&agent.url(path));
         assert_eq!(r.status, 404, "{path}: {}", r.body);
     }
@@ -312,11 +441,20 @@ fn blocked_evaluations_place_when_capacity_appears() {
     wait_allocs(&http, &agent, "big", 1);
     let eval_id = resp["EvalID"].as_str().unwrap();
     let eval = wait_for(Duration::from_secs(10), "eval complete", || {
-        let e = http.get(&agent.url(&format!("/v1/evaluation/{eval_id}"))).json();
+        let e = http
+            .get(&agent.url(&format!("/v1/evaluation/{eval_id}")))
+            .json();
         (e["Status"] == "complete").then_some(e)
     });
     assert!(!eval["BlockedEval"].as_str().unwrap().is_empty());
-    assert_eq!(eval["FailedTGAllocs"]["web"]["DimensionExhausted"]["cpu"].as_i64().unwrap_or(0) >= 1, true, "{eval}");
+    assert_eq!(
+        eval["FailedTGAllocs"]["web"]["DimensionExhausted"]["cpu"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1,
+        true,
+        "{eval}"
+    );
     assert_eq!(eval["QueuedAllocations"]["web"], 2);
     let summary = http.get(&agent.url("/v1/job/big/summary")).json();
     assert_eq!(summary["Summary"]["web"]["Queued"], 2);
@@ -336,8 +474,17 @@ fn constraints_and_datacenters_filter_nodes() {
     register(&http, &agent, job);
     let allocs = wait_allocs(&http, &agent, "pinned", 2);
     assert!(allocs.iter().all(|x| x["NodeID"] == a.id.as_str()));
-    let full = http.get(&agent.url(&format!("/v1/allocation/{}", allocs[0]["ID"].as_str().unwrap()))).json();
-    assert!(full["Metrics"]["NodesFiltered"].as_i64().unwrap() >= 1, "{}", full["Metrics"]);
+    let full = http
+        .get(&agent.url(&format!(
+            "/v1/allocation/{}",
+            allocs[0]["ID"].as_str().unwrap()
+        )))
+        .json();
+    assert!(
+        full["Metrics"]["NodesFiltered"].as_i64().unwrap() >= 1,
+        "{}",
+        full["Metrics"]
+    );
 }
 
 #[test]
@@ -349,26 +496,53 @@ fn agent_status_and_formatting_endpoints() {
     assert!(me["member"]["Name"].is_string());
     let members = http.get(&agent.url("/v1/agent/members")).json();
     assert_eq!(members["Members"].as_array().unwrap().len(), 1);
-    assert_eq!(http.get(&agent.url("/v1/status/leader")).json(), json!(agent.rpc_addr()));
-    assert_eq!(http.get(&agent.url("/v1/status/peers")).json(), json!([agent.rpc_addr()]));
-    assert_eq!(http.get(&agent.url("/v1/regions")).json(), json!(["global"]));
+    assert_eq!(
+        http.get(&agent.url("/v1/status/leader")).json(),
+        json!(agent.rpc_addr())
+    );
+    assert_eq!(
+        http.get(&agent.url("/v1/status/peers")).json(),
+        json!([agent.rpc_addr()])
+    );
+    assert_eq!(
+        http.get(&agent.url("/v1/regions")).json(),
+        json!(["global"])
+    );
     let health = http.get(&agent.url("/v1/agent/health")).json();
     assert_eq!(health["server"]["ok"], true);
     // pretty and gzip
     register(&http, &agent, service_job("fmt", 0));
     let r = http.get(&agent.url("/v1/job/fmt?pretty"));
     assert!(r.body.contains("\n    \"ID\": \"fmt\""), "{}", r.body);
-    let r = http.client.get(agent.url("/v1/jobs")).header("Accept-Encoding", "gzip").send().unwrap();
-    assert_eq!(r.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+    let r = http
+        .client
+        .get(agent.url("/v1/jobs"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
     // namespaces: a job in another namespace is only listed there or with *.
     let mut other = service_job("ns-job", 0);
     other["Namespace"] = json!("team");
     register(&http, &agent, other);
     let default_list = http.get(&agent.url("/v1/jobs")).json();
-    assert!(default_list.as_array().unwrap().iter().all(|j| j["Namespace"] == "default"));
+    assert!(
+        default_list
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["Namespace"] == "default")
+    );
     let all = http.get(&agent.url("/v1/jobs?namespace=*")).json();
     assert!(all.as_array().unwrap().iter().any(|j| j["ID"] == "ns-job"));
-    let team = http.get(&agent.url("/v1/jobs?namespace=team&prefix=ns")).json();
+    let team = http
+        .get(&agent.url("/v1/jobs?namespace=team&prefix=ns"))
+        .json();
     assert_eq!(team.as_array().unwrap().len(), 1);
     assert_eq!(team[0]["JobSummary"]["Namespace"], "team");
 }

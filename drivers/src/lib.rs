@@ -6,7 +6,7 @@
 
 pub mod cgroups;
 pub mod driver;
-pub mod logrotate;
 pub mod isolation;
+pub mod logrotate;
 
 pub use driver::*;

@@ -214,7 +214,11 @@ mod tests {
         assert_eq!(first_a.id, "1");
         assert_eq!(b.dequeue().await.id, "4");
         // Job a is in flight: eval 3 is not handed out until 1 is acked.
-        assert!(tokio::time::timeout(Duration::from_millis(50), b.dequeue()).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), b.dequeue())
+                .await
+                .is_err()
+        );
         assert!(b.ack(&first_a).is_empty());
         assert_eq!(b.dequeue().await.id, "3");
     }
@@ -240,7 +244,11 @@ mod tests {
         let mut e = eval("1", "a", 50);
         e.wait_until = Some(Utc::now() + chrono::Duration::milliseconds(150));
         b.enqueue(e);
-        assert!(tokio::time::timeout(Duration::from_millis(50), b.dequeue()).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), b.dequeue())
+                .await
+                .is_err()
+        );
         let got = tokio::time::timeout(Duration::from_secs(2), b.dequeue()).await;
         assert_eq!(got.map(|e| e.id).ok(), Some("1".to_string()));
     }

@@ -42,7 +42,11 @@ fn field(kind: &str, name: &str, old: &Value, new: &Value) -> Value {
 }
 
 /// Field and object diffs of two JSON objects, skipping `skip` keys.
-fn diff_members(old: &Map<String, Value>, new: &Map<String, Value>, skip: &[&str]) -> (Vec<Value>, Vec<Value>) {
+fn diff_members(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    skip: &[&str],
+) -> (Vec<Value>, Vec<Value>) {
     let mut fields = Vec::new();
     let mut objects = Vec::new();
     let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
@@ -69,14 +73,18 @@ fn diff_members(old: &Map<String, Value>, new: &Map<String, Value>, skip: &[&str
                     // Maps of strings (Env, Meta, Config scalars) diff as `Key[sub]` fields.
                     let (sub_fields, _) = diff_members(&om, &nm, &[]);
                     for mut f in sub_fields {
-                        if let Some(name) = f.get("Name").and_then(Value::as_str).map(str::to_string) {
+                        if let Some(name) =
+                            f.get("Name").and_then(Value::as_str).map(str::to_string)
+                        {
                             f["Name"] = Value::String(format!("{key}[{name}]"));
                         }
                         fields.push(f);
                     }
                 } else {
                     let (f, ob) = diff_members(&om, &nm, &[]);
-                    objects.push(json!({"Type": change_type(o, n), "Name": key, "Fields": f, "Objects": ob}));
+                    objects.push(
+                        json!({"Type": change_type(o, n), "Name": key, "Fields": f, "Objects": ob}),
+                    );
                 }
             }
             _ => {
@@ -125,13 +133,23 @@ fn named(list: &Value) -> Vec<(String, Map<String, Value>)> {
 fn diff_named(old: &Value, new: &Value, skip: &[&str], inner: Option<&str>) -> Vec<Value> {
     let olds = named(old);
     let news = named(new);
-    let mut names: Vec<String> = olds.iter().chain(news.iter()).map(|(n, _)| n.clone()).collect();
+    let mut names: Vec<String> = olds
+        .iter()
+        .chain(news.iter())
+        .map(|(n, _)| n.clone())
+        .collect();
     names.sort();
     names.dedup();
     let mut out = Vec::new();
     for name in names {
-        let o = olds.iter().find(|(n, _)| *n == name).map(|(_, m)| m.clone());
-        let n = news.iter().find(|(n, _)| *n == name).map(|(_, m)| m.clone());
+        let o = olds
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| m.clone());
+        let n = news
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| m.clone());
         let kind = match (&o, &n) {
             (None, Some(_)) => "Added",
             (Some(_), None) => "Deleted",
@@ -145,7 +163,8 @@ fn diff_named(old: &Value, new: &Value, skip: &[&str], inner: Option<&str>) -> V
         }
         let (fields, objects) = diff_members(&om, &nm, &skip_all);
         let mut entry = json!({"Type": kind, "Name": name, "Fields": nullable(fields), "Objects": nullable(objects)});
-        let mut changed = kind != "Edited" || !entry["Fields"].is_null() || !entry["Objects"].is_null();
+        let mut changed =
+            kind != "Edited" || !entry["Fields"].is_null() || !entry["Objects"].is_null();
         if let Some(i) = inner {
             let tasks = diff_named(
                 om.get(i).unwrap_or(&Value::Null),
@@ -167,7 +186,11 @@ fn diff_named(old: &Value, new: &Value, skip: &[&str], inner: Option<&str>) -> V
 }
 
 fn nullable(v: Vec<Value>) -> Value {
-    if v.is_empty() { Value::Null } else { Value::Array(v) }
+    if v.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(v)
+    }
 }
 
 /// The diff from `old` to `new`.
@@ -186,7 +209,11 @@ pub fn job_diff(old: &Job, new: &Job) -> Value {
         &[],
         Some("Tasks"),
     );
-    let kind = if fields.is_empty() && objects.is_empty() && groups.is_empty() { "None" } else { "Edited" };
+    let kind = if fields.is_empty() && objects.is_empty() && groups.is_empty() {
+        "None"
+    } else {
+        "Edited"
+    };
     json!({
         "Fields": nullable(fields),
         "ID": new.id,

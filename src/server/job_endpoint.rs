@@ -193,48 +193,50 @@ impl Server {
         purge: bool,
         eval_priority: i64,
     ) -> Result<JobDeregisterResponse, ServerError> {
-        let (index, (eval, job_modify_index)) = self.state.write(|txn| {
-            let Some(job) = txn.tables().job(namespace, job_id) else {
-                return Err(super::state::StateError::NotFound(format!(
-                    "job not found: {job_id}"
-                )));
-            };
-            let job_modify_index = if purge {
-                txn.delete_job(namespace, job_id);
-                txn.index()
-            } else if job.stop {
-                job.job_modify_index
-            } else {
-                let mut stopped = (*job).clone();
-                stopped.stop = true;
-                stopped.version = job.version + 1;
-                stopped.job_modify_index = txn.index();
-                stopped.submit_time = now_nanos();
-                txn.put_job(stopped, true)?;
-                txn.index()
-            };
-            if job.is_parent() {
-                return Ok((None, job_modify_index));
-            }
-            let priority = if eval_priority != 0 {
-                eval_priority
-            } else {
-                job.priority
-            };
-            let mut eval = Server::new_eval(
-                namespace,
-                job_id,
-                &job.r#type,
-                priority,
-                trigger::JOB_DEREGISTER,
-            );
-            eval.job_modify_index = job_modify_index;
-            Ok((Some(txn.put_eval(eval)?), job_modify_index))
-        })
-        .map_err(|e| match e {
-            super::state::StateError::NotFound(m) => ServerError::NotFound(m),
-            other => ServerError::State(other),
-        })?;
+        let (index, (eval, job_modify_index)) = self
+            .state
+            .write(|txn| {
+                let Some(job) = txn.tables().job(namespace, job_id) else {
+                    return Err(super::state::StateError::NotFound(format!(
+                        "job not found: {job_id}"
+                    )));
+                };
+                let job_modify_index = if purge {
+                    txn.delete_job(namespace, job_id);
+                    txn.index()
+                } else if job.stop {
+                    job.job_modify_index
+                } else {
+                    let mut stopped = (*job).clone();
+                    stopped.stop = true;
+                    stopped.version = job.version + 1;
+                    stopped.job_modify_index = txn.index();
+                    stopped.submit_time = now_nanos();
+                    txn.put_job(stopped, true)?;
+                    txn.index()
+                };
+                if job.is_parent() {
+                    return Ok((None, job_modify_index));
+                }
+                let priority = if eval_priority != 0 {
+                    eval_priority
+                } else {
+                    job.priority
+                };
+                let mut eval = Server::new_eval(
+                    namespace,
+                    job_id,
+                    &job.r#type,
+                    priority,
+                    trigger::JOB_DEREGISTER,
+                );
+                eval.job_modify_index = job_modify_index;
+                Ok((Some(txn.put_eval(eval)?), job_modify_index))
+            })
+            .map_err(|e| match e {
+                super::state::StateError::NotFound(m) => ServerError::NotFound(m),
+                other => ServerError::State(other),
+            })?;
         if let Some(old) = self.blocked.untrack(namespace, job_id) {
             self.cancel_evals(vec![old]);
         }
@@ -419,7 +421,10 @@ mod tests {
         let j = snap.job("default", "web").unwrap();
         assert!(j.stop);
         assert_eq!(j.version, 1);
-        assert_eq!(snap.eval(&r.eval_id).unwrap().triggered_by, "job-deregister");
+        assert_eq!(
+            snap.eval(&r.eval_id).unwrap().triggered_by,
+            "job-deregister"
+        );
         s.deregister_job("default", "web", true, 0).unwrap();
         assert!(s.state.snapshot().job("default", "web").is_none());
         assert!(matches!(

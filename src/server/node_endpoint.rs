@@ -15,9 +15,8 @@ use crate::rpc::{
 };
 use crate::structs::eval::trigger;
 use crate::structs::{
-    ALLOC_CLIENT_FAILED, Allocation, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM,
-    NODE_ELIGIBLE, NODE_STATUS_DOWN, NODE_STATUS_INIT, NODE_STATUS_READY, Node, NodeEvent,
-    time::now_nanos,
+    ALLOC_CLIENT_FAILED, Allocation, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE,
+    NODE_STATUS_DOWN, NODE_STATUS_INIT, NODE_STATUS_READY, Node, NodeEvent, time::now_nanos,
 };
 
 impl From<StateError> for RpcError {
@@ -60,7 +59,13 @@ fn node_evals(tables: &super::state::Tables, node_id: &str, triggered_by: &str) 
 }
 
 impl Server {
-    fn node_update_response(&self, node: &Node, ttl: Duration, index: u64, evals: &[Arc<Evaluation>]) -> NodeUpdateResponse {
+    fn node_update_response(
+        &self,
+        node: &Node,
+        ttl: Duration,
+        index: u64,
+        evals: &[Arc<Evaluation>],
+    ) -> NodeUpdateResponse {
         let snap = self.state.snapshot();
         NodeUpdateResponse {
             heartbeat_ttl: ttl.as_nanos() as i64,
@@ -77,84 +82,110 @@ impl Server {
     /// Registers or re-registers a node (never changing an existing node's status).
     pub fn register_node(self: &Arc<Self>, mut node: Node) -> Result<NodeUpdateResponse, RpcError> {
         if node.id.is_empty() {
-            return Err(RpcError::BadRequest("missing node ID for client registration".into()));
+            return Err(RpcError::BadRequest(
+                "missing node ID for client registration".into(),
+            ));
         }
         if node.datacenter.is_empty() {
-            return Err(RpcError::BadRequest("missing datacenter for client registration".into()));
+            return Err(RpcError::BadRequest(
+                "missing datacenter for client registration".into(),
+            ));
         }
         if node.name.is_empty() {
-            return Err(RpcError::BadRequest("missing node name for client registration".into()));
+            return Err(RpcError::BadRequest(
+                "missing node name for client registration".into(),
+            ));
         }
         if node.attributes.as_ref().is_none_or(|a| a.is_empty()) {
-            return Err(RpcError::BadRequest("missing attributes for client registration".into()));
+            return Err(RpcError::BadRequest(
+                "missing attributes for client registration".into(),
+            ));
         }
         if node.secret_id.is_empty() {
-            return Err(RpcError::BadRequest("missing node secret ID for client registration".into()));
+            return Err(RpcError::BadRequest(
+                "missing node secret ID for client registration".into(),
+            ));
         }
-        let (index, (stored, evals)) = self.state.write(|txn| {
-            let existing = txn.tables().node(&node.id);
-            if let Some(old) = existing.as_ref() {
-                if old.secret_id != node.secret_id {
-                    return Err(StateError::Conflict(
-                        "node secret ID does not match. Not registering node.".to_string(),
-                    ));
+        let (index, (stored, evals)) = self
+            .state
+            .write(|txn| {
+                let existing = txn.tables().node(&node.id);
+                if let Some(old) = existing.as_ref() {
+                    if old.secret_id != node.secret_id {
+                        return Err(StateError::Conflict(
+                            "node secret ID does not match. Not registering node.".to_string(),
+                        ));
+                    }
+                    node.status = old.status.clone();
+                    node.create_index = old.create_index;
+                    node.events = old.events.clone();
+                    if node.scheduling_eligibility.is_empty() {
+                        node.scheduling_eligibility = old.scheduling_eligibility.clone();
+                    }
+                } else {
+                    if node.status.is_empty() {
+                        node.status = NODE_STATUS_INIT.to_string();
+                    }
+                    node.create_index = 0;
+                    node.events = Some(vec![NodeEvent {
+                        message: "Node registered".to_string(),
+                        subsystem: "Cluster".to_string(),
+                        timestamp: Some(chrono::Utc::now()),
+                        ..Default::default()
+                    }]);
                 }
-                node.status = old.status.clone();
-                node.create_index = old.create_index;
-                node.events = old.events.clone();
                 if node.scheduling_eligibility.is_empty() {
-                    node.scheduling_eligibility = old.scheduling_eligibility.clone();
+                    node.scheduling_eligibility = NODE_ELIGIBLE.to_string();
                 }
-            } else {
-                if node.status.is_empty() {
-                    node.status = NODE_STATUS_INIT.to_string();
+                if node.node_pool.is_empty() {
+                    node.node_pool = "default".to_string();
                 }
-                node.create_index = 0;
-                node.events = Some(vec![NodeEvent {
-                    message: "Node registered".to_string(),
-                    subsystem: "Cluster".to_string(),
-                    timestamp: Some(chrono::Utc::now()),
-                    ..Default::default()
-                }]);
-            }
-            if node.scheduling_eligibility.is_empty() {
-                node.scheduling_eligibility = NODE_ELIGIBLE.to_string();
-            }
-            if node.node_pool.is_empty() {
-                node.node_pool = "default".to_string();
-            }
-            node.computed_class = computed_class(&node);
-            node.status_updated_at = now_nanos() / 1_000_000_000;
-            let stored = txn.put_node(node.clone())?;
-            let evals = if stored.status == NODE_STATUS_READY {
-                node_evals(txn.tables(), &stored.id, trigger::NODE_UPDATE)
-                    .into_iter()
-                    .map(|e| txn.put_eval(e))
-                    .collect::<Result<Vec<_>, _>>()?
-            } else {
-                Vec::new()
-            };
-            Ok((stored, evals))
-        })
-        .map_err(|e| match e {
-            StateError::Conflict(_) => RpcError::SecretMismatch,
-            other => other.into(),
-        })?;
+                node.computed_class = computed_class(&node);
+                node.status_updated_at = now_nanos() / 1_000_000_000;
+                let stored = txn.put_node(node.clone())?;
+                let evals = if stored.status == NODE_STATUS_READY {
+                    node_evals(txn.tables(), &stored.id, trigger::NODE_UPDATE)
+                        .into_iter()
+                        .map(|e| txn.put_eval(e))
+                        .collect::<Result<Vec<_>, _>>()?
+                } else {
+                    Vec::new()
+                };
+                Ok((stored, evals))
+            })
+            .map_err(|e| match e {
+                StateError::Conflict(_) => RpcError::SecretMismatch,
+                other => other.into(),
+            })?;
         for e in &evals {
             self.broker.enqueue((**e).clone());
         }
         if stored.status == NODE_STATUS_READY {
             self.unblock();
         }
-        let ttl = self.heartbeats.reset(self, &stored.id, self.state.snapshot().nodes.len());
+        let ttl = self
+            .heartbeats
+            .reset(self, &stored.id, self.state.snapshot().nodes.len());
         Ok(self.node_update_response(&stored, ttl, index, &evals))
     }
 
     /// A heartbeat: the node is alive and reports `status`.
-    pub fn update_node_status(self: &Arc<Self>, req: NodeStatusRequest) -> Result<NodeUpdateResponse, RpcError> {
-        let status = if req.status.is_empty() { NODE_STATUS_READY.to_string() } else { req.status.clone() };
-        if !matches!(status.as_str(), NODE_STATUS_INIT | NODE_STATUS_READY | NODE_STATUS_DOWN) {
-            return Err(RpcError::BadRequest(format!("invalid status for node: {status:?}")));
+    pub fn update_node_status(
+        self: &Arc<Self>,
+        req: NodeStatusRequest,
+    ) -> Result<NodeUpdateResponse, RpcError> {
+        let status = if req.status.is_empty() {
+            NODE_STATUS_READY.to_string()
+        } else {
+            req.status.clone()
+        };
+        if !matches!(
+            status.as_str(),
+            NODE_STATUS_INIT | NODE_STATUS_READY | NODE_STATUS_DOWN
+        ) {
+            return Err(RpcError::BadRequest(format!(
+                "invalid status for node: {status:?}"
+            )));
         }
         let snap = self.state.snapshot();
         let Some(node) = snap.node(&req.node_id) else {
@@ -197,7 +228,9 @@ impl Server {
         } else {
             (snap.table_index(Table::Nodes), node, Vec::new())
         };
-        let ttl = self.heartbeats.reset(self, &node.id, self.state.snapshot().nodes.len());
+        let ttl = self
+            .heartbeats
+            .reset(self, &node.id, self.state.snapshot().nodes.len());
         Ok(self.node_update_response(&node, ttl, index, &evals))
     }
 
@@ -205,7 +238,9 @@ impl Server {
     /// rescheduled elsewhere.
     pub fn node_heartbeat_expired(self: &Arc<Self>, node_id: &str) {
         let res = self.state.write(|txn| {
-            let Some(node) = txn.tables().node(node_id) else { return Ok(Vec::new()) };
+            let Some(node) = txn.tables().node(node_id) else {
+                return Ok(Vec::new());
+            };
             if node.status == NODE_STATUS_DOWN {
                 return Ok(Vec::new());
             }
@@ -246,13 +281,20 @@ impl Server {
             .unwrap_or_else(|| snap.table_index(Table::Allocs))
             .max(1);
         ClientAllocs {
-            allocs: allocs.iter().map(|a| (a.id.clone(), a.alloc_modify_index)).collect(),
+            allocs: allocs
+                .iter()
+                .map(|a| (a.id.clone(), a.alloc_modify_index))
+                .collect(),
             index,
         }
     }
 
     /// Blocks until the node's allocations change past `min_query_index` or `wait` passes.
-    pub async fn client_allocs(&self, req: ClientAllocsRequest, wait: Duration) -> Result<ClientAllocs, RpcError> {
+    pub async fn client_allocs(
+        &self,
+        req: ClientAllocsRequest,
+        wait: Duration,
+    ) -> Result<ClientAllocs, RpcError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut watch = self.state.watch(Table::Allocs);
         loop {
@@ -280,27 +322,40 @@ impl Server {
     }
 
     /// Applies a batch of client-reported allocation states.
-    pub fn update_allocs_from_client(self: &Arc<Self>, req: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {
+    pub fn update_allocs_from_client(
+        self: &Arc<Self>,
+        req: UpdateAllocsRequest,
+    ) -> Result<WriteResponse, RpcError> {
         if req.alloc.is_empty() {
-            return Err(RpcError::BadRequest("Must update at least one allocation".into()));
+            return Err(RpcError::BadRequest(
+                "Must update at least one allocation".into(),
+            ));
         }
         let snap = self.state.snapshot();
-        let Some(node) = snap.node(&req.node_id) else { return Err(RpcError::NodeNotFound) };
+        let Some(node) = snap.node(&req.node_id) else {
+            return Err(RpcError::NodeNotFound);
+        };
         if node.secret_id != req.secret_id {
             return Err(RpcError::SecretMismatch);
         }
         if node.status == NODE_STATUS_DOWN {
-            return Err(RpcError::BadRequest(format!("node {} is not allowed to update allocs while in status {}", node.id, node.status)));
+            return Err(RpcError::BadRequest(format!(
+                "node {} is not allowed to update allocs while in status {}",
+                node.id, node.status
+            )));
         }
         let (index, (evals, freed)) = self.state.write(|txn| {
             let mut evals: BTreeMap<(String, String), Evaluation> = BTreeMap::new();
             let mut freed = false;
             for update in &req.alloc {
-                let Some(current) = txn.tables().alloc(&update.id) else { continue };
+                let Some(current) = txn.tables().alloc(&update.id) else {
+                    continue;
+                };
                 if current.node_id != req.node_id {
                     continue;
                 }
-                let newly_failed = update.client_status == ALLOC_CLIENT_FAILED && current.client_status != ALLOC_CLIENT_FAILED;
+                let newly_failed = update.client_status == ALLOC_CLIENT_FAILED
+                    && current.client_status != ALLOC_CLIENT_FAILED;
                 let mut merged: Allocation = (*current).clone();
                 merged.client_status = update.client_status.clone();
                 merged.client_description = update.client_description.clone();
@@ -319,7 +374,13 @@ impl Server {
                 if newly_failed && !current.server_terminal() {
                     if let Some(job) = txn.tables().job(&current.namespace, &current.job_id) {
                         if !job.stop {
-                            let mut e = Server::new_eval(&job.namespace, &job.id, &job.r#type, job.priority, trigger::RETRY_FAILED_ALLOC);
+                            let mut e = Server::new_eval(
+                                &job.namespace,
+                                &job.id,
+                                &job.r#type,
+                                job.priority,
+                                trigger::RETRY_FAILED_ALLOC,
+                            );
                             e.job_modify_index = job.job_modify_index;
                             e.node_id = req.node_id.clone();
                             evals.insert((job.namespace.clone(), job.id.clone()), e);
@@ -327,7 +388,10 @@ impl Server {
                     }
                 }
             }
-            let stored = evals.into_values().map(|e| txn.put_eval(e)).collect::<Result<Vec<_>, _>>()?;
+            let stored = evals
+                .into_values()
+                .map(|e| txn.put_eval(e))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok((stored, freed))
         })?;
         for e in evals {
@@ -372,7 +436,11 @@ impl ServerApi for Arc<Server> {
         self.update_node_status(req)
     }
 
-    async fn get_client_allocs(&self, req: ClientAllocsRequest, wait: Duration) -> Result<ClientAllocs, RpcError> {
+    async fn get_client_allocs(
+        &self,
+        req: ClientAllocsRequest,
+        wait: Duration,
+    ) -> Result<ClientAllocs, RpcError> {
         self.client_allocs(req, wait).await
     }
 
@@ -383,7 +451,10 @@ impl ServerApi for Arc<Server> {
             .iter()
             .filter_map(|id| snap.alloc(id).map(|a| (*a).clone()))
             .collect();
-        Ok(GetAllocsResponse { allocs, index: snap.table_index(Table::Allocs) })
+        Ok(GetAllocsResponse {
+            allocs,
+            index: snap.table_index(Table::Allocs),
+        })
     }
 
     async fn update_allocs(&self, req: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {

@@ -81,7 +81,11 @@ impl Server {
 
     /// Commits a scheduler outcome atomically: plan, evaluation status, blocked and
     /// follow-up evaluations.
-    fn apply_outcome(self: &Arc<Self>, eval: &Evaluation, out: SchedulerOutcome) -> Result<(), PlanError> {
+    fn apply_outcome(
+        self: &Arc<Self>,
+        eval: &Evaluation,
+        out: SchedulerOutcome,
+    ) -> Result<(), PlanError> {
         let SchedulerOutcome {
             plan,
             failed_tg_allocs,
@@ -98,7 +102,9 @@ impl Server {
                     continue;
                 }
                 let Some(node) = txn.tables().node(node_id) else {
-                    return Err(StateError::Conflict(format!("node {node_id} no longer exists")));
+                    return Err(StateError::Conflict(format!(
+                        "node {node_id} no longer exists"
+                    )));
                 };
                 let updated: std::collections::HashSet<&str> = plan
                     .node_update
@@ -144,7 +150,11 @@ impl Server {
             done.snapshot_index = txn.tables().index;
             done.modify_time = now_nanos();
             done.queued_allocations = Some(queued_allocations);
-            done.failed_tg_allocs = if failed_tg_allocs.is_empty() { None } else { Some(failed_tg_allocs) };
+            done.failed_tg_allocs = if failed_tg_allocs.is_empty() {
+                None
+            } else {
+                Some(failed_tg_allocs)
+            };
             if reblock {
                 done.status = EVAL_STATUS_BLOCKED.to_string();
                 done.status_description = "created to place remaining allocations".to_string();

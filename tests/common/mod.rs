@@ -224,7 +224,10 @@ impl Drop for Agent {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // Graceful first so task supervisors are told to stop, then hard.
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -252,8 +255,12 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): status {} body {:?}", self.status, self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): status {} body {:?}",
+                self.status, self.body
+            )
+        })
     }
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
@@ -264,7 +271,12 @@ impl Resp {
     pub fn index(&self) -> u64 {
         self.header("X-Nomad-Index")
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no X-Nomad-Index header (status {}, body {:?})", self.status, self.body))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no X-Nomad-Index header (status {}, body {:?})",
+                    self.status, self.body
+                )
+            })
     }
 }
 
@@ -388,13 +400,21 @@ impl SimNode {
             beat: None,
         };
         node.heartbeat();
-        let (rpc2, id2, secret2, stop2) = (node.rpc.clone(), node.id.clone(), node.secret.clone(), node.stop.clone());
+        let (rpc2, id2, secret2, stop2) = (
+            node.rpc.clone(),
+            node.id.clone(),
+            node.secret.clone(),
+            node.stop.clone(),
+        );
         node.beat = Some(std::thread::spawn(move || {
             let http = Http::default();
             while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
-                let _ = http.client
+                let _ = http
+                    .client
                     .post(format!("http://{rpc2}/v1/internal/node/status"))
-                    .json(&serde_json::json!({"NodeID": id2, "SecretID": secret2, "Status": "ready"}))
+                    .json(
+                        &serde_json::json!({"NodeID": id2, "SecretID": secret2, "Status": "ready"}),
+                    )
                     .send();
                 std::thread::sleep(Duration::from_millis(300));
             }

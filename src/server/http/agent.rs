@@ -71,7 +71,10 @@ fn member(info: &AgentInfo) -> Member {
     let mut tags = BTreeMap::new();
     tags.insert("region".to_string(), info.region.clone());
     tags.insert("dc".to_string(), info.datacenter.clone());
-    tags.insert("build".to_string(), crate::version::NOMAD_COMPAT_VERSION.to_string());
+    tags.insert(
+        "build".to_string(),
+        crate::version::NOMAD_COMPAT_VERSION.to_string(),
+    );
     tags.insert("port".to_string(), port.to_string());
     tags.insert("role".to_string(), "nomad".to_string());
     tags.insert("rpc_addr".to_string(), addr.clone());
@@ -91,7 +94,10 @@ fn member(info: &AgentInfo) -> Member {
     }
 }
 
-async fn agent_self(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
+async fn agent_self(
+    State(info): State<Arc<AgentInfo>>,
+    opts: QueryOptions,
+) -> Result<Response, HttpError> {
     let mut stats = json!({
         "nomad": {
             "server": info.server.is_some().to_string(),
@@ -116,9 +122,14 @@ async fn agent_self(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> R
     Ok(JsonReply::new(body).pretty(opts.pretty).into_response())
 }
 
-async fn members(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
+async fn members(
+    State(info): State<Arc<AgentInfo>>,
+    opts: QueryOptions,
+) -> Result<Response, HttpError> {
     if info.server.is_none() {
-        return Err(HttpError::bad_request("agent is not a server; members are only known to servers"));
+        return Err(HttpError::bad_request(
+            "agent is not a server; members are only known to servers",
+        ));
     }
     let body = json!({
         "ServerName": info.name,
@@ -140,18 +151,35 @@ async fn health(State(info): State<Arc<AgentInfo>>) -> Response {
     (StatusCode::OK, axum::Json(Value::Object(body))).into_response()
 }
 
-async fn leader(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
+async fn leader(
+    State(info): State<Arc<AgentInfo>>,
+    opts: QueryOptions,
+) -> Result<Response, HttpError> {
     if info.server.is_none() {
         return Err(HttpError::internal("No cluster leader"));
     }
-    Ok(JsonReply::new(info.rpc_addr.clone()).pretty(opts.pretty).into_response())
+    Ok(JsonReply::new(info.rpc_addr.clone())
+        .pretty(opts.pretty)
+        .into_response())
 }
 
-async fn peers(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
-    let peers: Vec<String> = if info.server.is_some() { vec![info.rpc_addr.clone()] } else { Vec::new() };
+async fn peers(
+    State(info): State<Arc<AgentInfo>>,
+    opts: QueryOptions,
+) -> Result<Response, HttpError> {
+    let peers: Vec<String> = if info.server.is_some() {
+        vec![info.rpc_addr.clone()]
+    } else {
+        Vec::new()
+    };
     Ok(JsonReply::new(peers).pretty(opts.pretty).into_response())
 }
 
-async fn regions(State(info): State<Arc<AgentInfo>>, opts: QueryOptions) -> Result<Response, HttpError> {
-    Ok(JsonReply::new(vec![info.region.clone()]).pretty(opts.pretty).into_response())
+async fn regions(
+    State(info): State<Arc<AgentInfo>>,
+    opts: QueryOptions,
+) -> Result<Response, HttpError> {
+    Ok(JsonReply::new(vec![info.region.clone()])
+        .pretty(opts.pretty)
+        .into_response())
 }

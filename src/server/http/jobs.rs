@@ -19,7 +19,10 @@ use crate::structs::{AllocListStub, JobListStub};
 
 pub fn routes() -> Router<App> {
     Router::new()
-        .route("/v1/jobs", get(list_jobs).post(register_jobs).put(register_jobs))
+        .route(
+            "/v1/jobs",
+            get(list_jobs).post(register_jobs).put(register_jobs),
+        )
         .route("/v1/job/{*rest}", any(job_dispatch))
 }
 
@@ -74,7 +77,10 @@ fn register(
     let ns = params.non_empty("namespace").map(str::to_string);
     let resp = app.server.register_job(req, ns.as_deref())?;
     let index = resp.index;
-    Ok(JsonReply::new(resp).index(index).pretty(pretty).into_response())
+    Ok(JsonReply::new(resp)
+        .index(index)
+        .pretty(pretty)
+        .into_response())
 }
 
 /// Job IDs may contain `/` (dispatched children), so the sub-resource is recognised by its
@@ -146,13 +152,18 @@ fn deregister(
     let purge = params.flag("purge")?.unwrap_or(false);
     let priority: i64 = params.int("eval_priority")?.unwrap_or(0);
     if priority != 0 && !(1..=100).contains(&priority) {
-        return Err(HttpError::bad_request("Eval priority must be between 1 and 100"));
+        return Err(HttpError::bad_request(
+            "Eval priority must be between 1 and 100",
+        ));
     }
     let resp = app
         .server
         .deregister_job(&opts.namespace, id, purge, priority)?;
     let index = resp.index;
-    Ok(JsonReply::new(resp).index(index).pretty(opts.pretty).into_response())
+    Ok(JsonReply::new(resp)
+        .index(index)
+        .pretty(opts.pretty)
+        .into_response())
 }
 
 async fn job_allocs(
@@ -200,9 +211,17 @@ async fn job_evals(app: App, opts: QueryOptions, id: &str) -> Result<Response, H
     Ok(JsonReply::query(&opts, index, evals).into_response())
 }
 
-async fn job_summary_handler(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
+async fn job_summary_handler(
+    app: App,
+    opts: QueryOptions,
+    id: &str,
+) -> Result<Response, HttpError> {
     let state = &app.server.state;
-    let watches = [state.watch(Table::Jobs), state.watch(Table::Allocs), state.watch(Table::Evals)];
+    let watches = [
+        state.watch(Table::Jobs),
+        state.watch(Table::Allocs),
+        state.watch(Table::Evals),
+    ];
     let (index, summary) = blocking_query(&watches, &opts, || async {
         let snap = state.snapshot();
         match snap.job(&opts.namespace, id) {
@@ -327,5 +346,8 @@ fn evaluate(app: App, opts: QueryOptions, id: &str, body: &[u8]) -> Result<Respo
         .server
         .evaluate_job(&opts.namespace, id, req.eval_options.force_reschedule)?;
     let index = resp.index;
-    Ok(JsonReply::new(resp).index(index).pretty(opts.pretty).into_response())
+    Ok(JsonReply::new(resp)
+        .index(index)
+        .pretty(opts.pretty)
+        .into_response())
 }

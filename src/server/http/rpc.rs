@@ -12,7 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use crate::http::{HttpError, JsonReply, QueryOptions, decode_json};
-use crate::rpc::{ClientAllocsRequest, GetAllocsRequest, NodeStatusRequest, RpcError, ServerApi, UpdateAllocsRequest};
+use crate::rpc::{
+    ClientAllocsRequest, GetAllocsRequest, NodeStatusRequest, RpcError, ServerApi,
+    UpdateAllocsRequest,
+};
 use crate::server::Server;
 use crate::structs::Node;
 

@@ -21,11 +21,16 @@ pub fn job_summary(tables: &Tables, job: &Job) -> JobSummary {
     for a in tables.allocs_by_job(&job.namespace, &job.id) {
         // Allocations of an earlier job with the same ID (purged, then registered again) are
         // not this job's.
-        if a.job.as_ref().is_some_and(|j| j.create_index != job.create_index) {
+        if a.job
+            .as_ref()
+            .is_some_and(|j| j.create_index != job.create_index)
+        {
             continue;
         }
         modify_index = modify_index.max(a.modify_index);
-        let Some(s) = summary.get_mut(&a.task_group) else { continue };
+        let Some(s) = summary.get_mut(&a.task_group) else {
+            continue;
+        };
         match a.client_status.as_str() {
             ALLOC_CLIENT_PENDING => s.starting += 1,
             ALLOC_CLIENT_RUNNING => s.running += 1,
@@ -52,7 +57,11 @@ pub fn job_summary(tables: &Tables, job: &Job) -> JobSummary {
     }
     let children = if job.is_parent() {
         let mut c = JobChildrenSummary::default();
-        for child in tables.jobs.values().filter(|j| j.parent_id == job.id && j.namespace == job.namespace) {
+        for child in tables
+            .jobs
+            .values()
+            .filter(|j| j.parent_id == job.id && j.namespace == job.namespace)
+        {
             match child.status.as_str() {
                 JOB_STATUS_RUNNING => c.running += 1,
                 JOB_STATUS_DEAD => c.dead += 1,

@@ -52,7 +52,10 @@ impl StateStore {
         Ok(Self::from_tables(tables, Some(durable)))
     }
 
-    fn from_tables(tables: Tables, durable: Option<Durable>) -> Self {
+    fn from_tables(mut tables: Tables, durable: Option<Durable>) -> Self {
+        // An empty cluster reports index 1, so the first write (index 2) is visibly newer
+        // to a blocking query that started at 1.
+        tables.index = tables.index.max(1);
         let watches = Table::ALL
             .iter()
             .map(|t| watch::channel(tables.table_index(*t)).0)

@@ -23,9 +23,9 @@ fn writes_bump_one_index_and_the_touched_watches() {
     let mut jobs = s.watch(Table::Jobs);
     let nodes = s.watch(Table::Nodes);
     let (idx, _) = s.write(|t| t.put_job(job("a"), true)).unwrap();
-    assert_eq!(idx, 1);
+    assert_eq!(idx, 2);
     assert!(jobs.has_changed().unwrap());
-    assert_eq!(*jobs.borrow_and_update(), 1);
+    assert_eq!(*jobs.borrow_and_update(), 2);
     assert!(!nodes.has_changed().unwrap());
     let (idx2, _) = s
         .write(|t| {
@@ -35,12 +35,12 @@ fn writes_bump_one_index_and_the_touched_watches() {
             })
         })
         .unwrap();
-    assert_eq!(idx2, 2);
+    assert_eq!(idx2, 3);
     let snap = s.snapshot();
-    assert_eq!(snap.table_index(Table::Jobs), 1);
-    assert_eq!(snap.table_index(Table::Nodes), 2);
+    assert_eq!(snap.table_index(Table::Jobs), 2);
+    assert_eq!(snap.table_index(Table::Nodes), 3);
     let j = snap.job("default", "a").unwrap();
-    assert_eq!((j.create_index, j.modify_index), (1, 1));
+    assert_eq!((j.create_index, j.modify_index), (2, 2));
     assert_eq!(j.status, "pending");
 }
 
@@ -53,7 +53,7 @@ fn failed_writes_change_nothing() {
     });
     assert!(r.is_err());
     assert!(s.snapshot().job("default", "a").is_none());
-    assert_eq!(s.latest_index(), 0);
+    assert_eq!(s.latest_index(), 1);
 }
 
 #[test]
@@ -141,21 +141,21 @@ fn survives_reopen_with_same_indexes() {
         })
         .unwrap();
     }
-    let before_index = 5;
+    let before_index = 6;
     let s = StateStore::open(&dir).unwrap();
     let snap = s.snapshot();
     assert_eq!(snap.index, before_index);
-    assert_eq!(snap.table_index(Table::Nodes), 5);
-    assert_eq!(snap.table_index(Table::Allocs), 4);
+    assert_eq!(snap.table_index(Table::Nodes), 6);
+    assert_eq!(snap.table_index(Table::Allocs), 5);
     let a = snap.alloc("alloc-2").unwrap();
-    assert_eq!(a.create_index, 4);
+    assert_eq!(a.create_index, 5);
     assert_eq!(a.job.as_ref().unwrap().id, "web");
     assert_eq!(snap.allocs_by_job("default", "web").len(), 3);
     assert_eq!(snap.job_versions("default", "web").len(), 1);
     assert_eq!(snap.job("default", "web").unwrap().status, "running");
     // The next write continues after the restored index.
     let (idx, _) = s.write(|t| t.put_job(job("other"), true)).unwrap();
-    assert_eq!(idx, 6);
+    assert_eq!(idx, 7);
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,208 @@
+//! The agent runtime: opens the server (when enabled), starts the client (when enabled),
+//! serves the HTTP API and the RPC listener, and shuts down on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use super::config::AgentConfig;
+use super::logging;
+use crate::http::apply_layers;
+use crate::server::http::{AgentInfo, App, agent_routes, router as server_router, rpc_router};
+use crate::server::{Server, ServerConfig, ServerError};
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The server could not open its state.
+    #[error("starting the server: {0}")]
+    Server(#[from] ServerError),
+    /// A listener could not bind.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+    /// The data dir could not be prepared.
+    #[error("preparing data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The address other machines reach this agent's `port` on.
+fn advertise(config: &AgentConfig, explicit: Option<&String>, bound: SocketAddr) -> String {
+    if let Some(a) = explicit {
+        return if a.contains(':') {
+            a.clone()
+        } else {
+            format!("{a}:{}", bound.port())
+        };
+    }
+    if !bound.ip().is_unspecified() {
+        return bound.to_string();
+    }
+    let _ = config;
+    SocketAddr::new(outbound_ip(), bound.port()).to_string()
+}
+
+/// The address this machine uses to reach others: connecting a UDP socket picks the route
+/// without sending anything. Loopback when there is no route.
+fn outbound_ip() -> std::net::IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
+/// A JSON view of the resolved configuration for `/v1/agent/self`.
+fn config_json(c: &AgentConfig) -> serde_json::Value {
+    json!({
+        "Region": c.region,
+        "Datacenter": c.datacenter,
+        "NodeName": c.name,
+        "DataDir": c.data_dir.display().to_string(),
+        "LogLevel": c.log_level,
+        "BindAddr": c.bind_addr.to_string(),
+        "Ports": {"HTTP": c.ports.http, "RPC": c.ports.rpc, "Serf": c.ports.serf},
+        "Server": {"Enabled": c.server.enabled, "BootstrapExpect": c.server.bootstrap_expect},
+        "Client": {
+            "Enabled": c.client.enabled,
+            "Servers": c.client.servers,
+            "NodeClass": c.client.node_class,
+            "NodePool": c.client.node_pool,
+            "Meta": c.client.meta,
+        },
+        "DevMode": c.dev_mode,
+        "Version": {"Version": crate::version::NOMAD_COMPAT_VERSION, "VersionMetadata": format!("yurt-{}", crate::version::VERSION)},
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, AgentError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Bind { addr, source })
+}
+
+/// Resolves when the process is asked to stop.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs the agent until SIGINT/SIGTERM.
+pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    logging::init(&config.log_level, config.log_json);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let data_dir = config.data_dir().to_path_buf();
+    std::fs::create_dir_all(&data_dir).map_err(|source| AgentError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+
+    let http_bind = config.http_addr();
+    let rpc_bind = config.rpc_addr();
+    let http_advertise = advertise(&config, config.advertise.http.as_ref(), http_bind);
+    let rpc_advertise = advertise(&config, config.advertise.rpc.as_ref(), rpc_bind);
+
+    let server = if config.server_enabled() {
+        let sc = ServerConfig {
+            region: config.region.clone(),
+            datacenter: config.datacenter.clone(),
+            data_dir: Some(data_dir.join("server")),
+            min_heartbeat_ttl: config.server.min_heartbeat_ttl,
+            heartbeat_grace: config.server.heartbeat_grace,
+            rpc_advertise: rpc_advertise.clone(),
+            ..ServerConfig::default()
+        };
+        let server = Server::open(sc)?;
+        server.start();
+        Some(server)
+    } else {
+        None
+    };
+
+    let info = Arc::new(AgentInfo {
+        name: config.name.clone(),
+        region: config.region.clone(),
+        datacenter: config.datacenter.clone(),
+        http_addr: http_advertise.clone(),
+        rpc_addr: rpc_advertise.clone(),
+        server: server.clone(),
+        client_enabled: config.client_enabled(),
+        config: config_json(&config),
+    });
+
+    let mut api = Router::new().merge(agent_routes(info.clone()));
+    if let Some(s) = &server {
+        api = api.merge(server_router(App { server: s.clone() }));
+    }
+    let api = apply_layers(api);
+
+    let http_listener = bind(http_bind).await?;
+    tracing::info!(
+        name = %config.name,
+        http = %http_bind,
+        rpc = %rpc_bind,
+        server = config.server_enabled(),
+        client = config.client_enabled(),
+        data_dir = %data_dir.display(),
+        "yurt agent started"
+    );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(s) = &server {
+        let rpc = apply_layers(rpc_router(s.clone()));
+        let rpc_listener = bind(rpc_bind).await?;
+        tasks.spawn(async move {
+            axum::serve(rpc_listener, rpc)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        });
+    }
+    tasks.spawn(async move {
+        axum::serve(http_listener, api)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    while let Some(res) = tasks.join_next().await {
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(AgentError::Serve(e)),
+            Err(e) => tracing::error!(error = %e, "listener task failed"),
+        }
+    }
+    tracing::info!("yurt agent stopped");
+    Ok(())
+}
