@@ -216,7 +216,8 @@ mod tests {
         let s = StatusSync::new();
         s.push(update("a", ALLOC_CLIENT_PENDING, 1));
         assert!(s.take(false).is_empty(), "pending is not urgent");
-        s.push(update("a", ALLOC_CLIENT_RUNNING, 2));
+        let running = update("a", ALLOC_CLIENT_RUNNING, 2);
+        s.push(running.clone());
         let sent = s.take(false);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].client_status, ALLOC_CLIENT_RUNNING);
@@ -224,7 +225,7 @@ mod tests {
         s.acked(sent);
 
         // Identical to the acknowledged state: dropped.
-        s.push(update("a", ALLOC_CLIENT_RUNNING, 2));
+        s.push(running);
         assert_eq!(s.pending_len(), 0);
         // Only task events changed: not urgent, goes with the full batch.
         s.push(update("a", ALLOC_CLIENT_RUNNING, 3));
