@@ -5,6 +5,8 @@
 pub mod client_status;
 pub mod coordinator;
 pub mod health;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
