@@ -4,6 +4,7 @@
 pub mod alloc_runner;
 pub mod allocdir;
 pub mod config;
+pub mod fingerprint;
 pub mod node_state;
 pub mod state_db;
 pub mod status_sync;

@@ -145,7 +145,10 @@ impl Harness {
 
     /// Waits until task `name` is running.
     pub async fn wait_running(&self, name: &str, limit: Duration) {
-        wait_for(limit, || (self.state(name).state == "running").then_some(())).await
+        wait_for(limit, || {
+            (self.state(name).state == "running").then_some(())
+        })
+        .await
     }
 }
 

@@ -39,19 +39,13 @@ impl HealthTracker {
             return None;
         }
         let nanos = |n: i64| Duration::from_nanos(u64::try_from(n).unwrap_or(0));
-        let already = alloc
-            .deployment_status
-            .as_ref()
-            .and_then(|d| d.healthy);
+        let already = alloc.deployment_status.as_ref().and_then(|d| d.healthy);
         Some(HealthTracker {
             min_healthy: nanos(update.min_healthy_time),
             deadline: now + nanos(update.healthy_deadline).max(Duration::from_secs(1)),
             healthy_since: None,
             result: already,
-            canary: alloc
-                .deployment_status
-                .as_ref()
-                .is_some_and(|d| d.canary),
+            canary: alloc.deployment_status.as_ref().is_some_and(|d| d.canary),
         })
     }
 
@@ -139,8 +133,13 @@ mod tests {
     fn healthy_after_min_healthy_time() {
         let t0 = Instant::now();
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
-        assert!(h.observe(&[(Stage::Main, st("pending", false))], t0).is_some());
-        let wait = h.observe(&[(Stage::Main, st("running", false))], t0).unwrap();
+        assert!(
+            h.observe(&[(Stage::Main, st("pending", false))], t0)
+                .is_some()
+        );
+        let wait = h
+            .observe(&[(Stage::Main, st("running", false))], t0)
+            .unwrap();
         assert_eq!(wait, Duration::from_secs(2));
         assert!(h.status().is_none());
         h.observe(

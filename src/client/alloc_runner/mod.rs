@@ -23,9 +23,7 @@ use yurt_drivers::TaskDriver;
 use super::allocdir::AllocDir;
 use super::state_db::StateDb;
 use super::status_sync::StatusSync;
-use super::task_runner::{
-    KillOpts, Stage, TaskRunner, TaskRunnerConfig, TaskRunnerHandle, events,
-};
+use super::task_runner::{KillOpts, Stage, TaskRunner, TaskRunnerConfig, TaskRunnerHandle, events};
 use super::taskenv::NodeValues;
 use client_status::{client_status, is_terminal};
 use coordinator::Coordinator;
@@ -127,7 +125,9 @@ pub fn effective_kill_timeout(task: &Task, max: Duration) -> Duration {
 
 impl AllocRunner {
     /// Creates the runner and its task runners (each emits `Received`).
-    pub fn new(cfg: AllocRunnerConfig) -> Result<(AllocRunner, AllocRunnerHandle), AllocRunnerError> {
+    pub fn new(
+        cfg: AllocRunnerConfig,
+    ) -> Result<(AllocRunner, AllocRunnerHandle), AllocRunnerError> {
         let alloc = Arc::new(cfg.alloc);
         let job = alloc
             .job
@@ -352,7 +352,10 @@ impl AllocRunner {
                 }
             }
         }
-        let all_done = self.tasks.values().all(|t| t.state().state == TASK_STATE_DEAD);
+        let all_done = self
+            .tasks
+            .values()
+            .all(|t| t.state().state == TASK_STATE_DEAD);
         {
             let mut fin = self
                 .shared
@@ -447,7 +450,11 @@ impl AllocRunner {
         if let Err(e) = self.db.delete_alloc(&self.alloc.id) {
             tracing::warn!(alloc_id = %self.alloc.id, error = %e, "removing alloc state");
         }
-        *self.shared.destroyed.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *self
+            .shared
+            .destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = true;
     }
 }
 

@@ -58,7 +58,13 @@ async fn failed_task_kills_its_siblings() {
     assert_eq!(sib.display_message, "Task's sibling \"bad\" failed");
     assert_eq!(
         h.events("bad"),
-        vec!["Received", "Task Setup", "Started", "Terminated", "Not Restarting"]
+        vec![
+            "Received",
+            "Task Setup",
+            "Started",
+            "Terminated",
+            "Not Restarting"
+        ]
     );
     assert!(h.state("bad").failed && !h.state("good").failed);
     assert_eq!(view.client_status, "failed");

@@ -36,10 +36,8 @@ async fn successful_batch_task_event_sequence() {
     assert_eq!(view.client_description, "All tasks have completed");
 
     // The process really ran, with the task environment.
-    let log = std::fs::read_to_string(
-        h.handle.alloc_dir().logs_dir().join("hello.stdout.0"),
-    )
-    .unwrap();
+    let log =
+        std::fs::read_to_string(h.handle.alloc_dir().logs_dir().join("hello.stdout.0")).unwrap();
     assert_eq!(log, "hi from hello\n");
     let started = h.driver.started.lock().unwrap();
     let cfg = &started[0];
@@ -81,7 +79,10 @@ async fn failing_service_task_restarts_then_fails() {
     );
     for ev in evs.iter().filter(|e| e.r#type == "Restarting") {
         let d = Duration::from_nanos(detail(ev, "start_delay").parse().unwrap());
-        assert!(d >= Duration::from_millis(100) && d < Duration::from_millis(125), "{d:?}");
+        assert!(
+            d >= Duration::from_millis(100) && d < Duration::from_millis(125),
+            "{d:?}"
+        );
         assert_eq!(detail(ev, "restart_reason"), "Restart within policy");
     }
     let last = evs.last().unwrap();
@@ -113,11 +114,21 @@ async fn kill_sequence_sigkills_a_task_ignoring_sigint() {
     let began = Instant::now();
     h.handle.update(stop);
     let view = h.wait_terminal(Duration::from_secs(10)).await;
-    assert!(began.elapsed() >= Duration::from_millis(400), "SIGINT was ignored");
+    assert!(
+        began.elapsed() >= Duration::from_millis(400),
+        "SIGINT was ignored"
+    );
 
     assert_eq!(
         h.events("stubborn"),
-        vec!["Received", "Task Setup", "Started", "Killing", "Terminated", "Killed"]
+        vec![
+            "Received",
+            "Task Setup",
+            "Started",
+            "Killing",
+            "Terminated",
+            "Killed"
+        ]
     );
     let st = h.state("stubborn");
     let evs = st.events.clone().unwrap();
@@ -135,7 +146,10 @@ async fn kill_sequence_sigkills_a_task_ignoring_sigint() {
 
 #[tokio::test]
 async fn shutdown_delay_and_kill_signal() {
-    let mut t = task("graceful", "trap 'exit 0' TERM; while true; do sleep 0.05; done");
+    let mut t = task(
+        "graceful",
+        "trap 'exit 0' TERM; while true; do sleep 0.05; done",
+    );
     t.shutdown_delay = 200_000_000;
     t.kill_signal = "SIGTERM".into();
     let a = alloc("service", vec![t], restart(2, 100, "fail"));
@@ -149,7 +163,10 @@ async fn shutdown_delay_and_kill_signal() {
     h.wait_terminal(Duration::from_secs(10)).await;
     let took = began.elapsed();
     assert!(took >= Duration::from_millis(200), "{took:?}");
-    assert!(took < Duration::from_secs(2), "SIGTERM handled promptly: {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "SIGTERM handled promptly: {took:?}"
+    );
     assert_eq!(
         h.events("graceful"),
         vec![
@@ -179,7 +196,12 @@ async fn driver_failure_and_validation() {
     h.wait_terminal(Duration::from_secs(10)).await;
     assert_eq!(
         h.events("invalid"),
-        vec!["Received", "Task Setup", "Failed Validation", "Not Restarting"]
+        vec![
+            "Received",
+            "Task Setup",
+            "Failed Validation",
+            "Not Restarting"
+        ]
     );
     let st = h.state("invalid");
     assert!(st.failed);
@@ -191,7 +213,10 @@ async fn driver_failure_and_validation() {
 
 #[tokio::test]
 async fn signal_and_user_restart() {
-    let t = task("svc", "trap 'echo got-usr1' USR1; while true; do sleep 0.05; done");
+    let t = task(
+        "svc",
+        "trap 'echo got-usr1' USR1; while true; do sleep 0.05; done",
+    );
     let h = Harness::start(alloc("service", vec![t], restart(0, 100, "fail")));
     h.wait_running("svc", Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
