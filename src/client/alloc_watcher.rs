@@ -9,6 +9,9 @@ use crate::rpc::{ClientAllocsRequest, GetAllocsRequest, RpcError};
 use super::Inner;
 use super::util::Backoff;
 
+/// Pause before re-asking after an answer that brought nothing new.
+const STALE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What to do after comparing the server's allocation map with the local runners.
 #[derive(Debug, Default, PartialEq)]
 pub struct Diff {
@@ -76,7 +79,12 @@ pub(crate) async fn run(inner: std::sync::Arc<Inner>, mut shutdown: watch::Recei
             }
         };
         if resp.index <= index {
-            // A stale answer (or the wait ran out with nothing new); ask again.
+            // A stale answer (or the wait ran out with nothing new); ask again, pausing
+            // briefly so a server that answers at once cannot make this a busy loop.
+            tokio::select! {
+                _ = tokio::time::sleep(STALE_PAUSE) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
             continue;
         }
         let local = inner.local_indexes();

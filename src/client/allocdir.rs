@@ -156,10 +156,10 @@ impl TaskDir {
 
     fn unmount(&self) {
         for dir in [self.secrets_dir(), self.private_dir()] {
-            if dir.join(MOUNT_MARKER).exists() {
-                if let Err(e) = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH) {
-                    tracing::warn!(path = %dir.display(), error = %e, "unmounting task tmpfs");
-                }
+            if dir.join(MOUNT_MARKER).exists()
+                && let Err(e) = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH)
+            {
+                tracing::warn!(path = %dir.display(), error = %e, "unmounting task tmpfs");
             }
         }
     }
@@ -211,10 +211,10 @@ fn chown_nobody(dir: &Path) {
     if !nix::unistd::geteuid().is_root() {
         return;
     }
-    if let Ok(Some(user)) = nix::unistd::User::from_name("nobody") {
-        if let Err(e) = nix::unistd::chown(dir, Some(user.uid), Some(user.gid)) {
-            tracing::warn!(path = %dir.display(), error = %e, "chown to nobody");
-        }
+    if let Ok(Some(user)) = nix::unistd::User::from_name("nobody")
+        && let Err(e) = nix::unistd::chown(dir, Some(user.uid), Some(user.gid))
+    {
+        tracing::warn!(path = %dir.display(), error = %e, "chown to nobody");
     }
 }
 

@@ -169,9 +169,11 @@ impl Client {
             inner.server.clone(),
             inner.node.clone(),
             inner.contacted.subscribe(),
-            t.status_sync_tick,
-            t.status_sync_batch_ticks,
-            (t.retry_backoff_min, t.retry_backoff_max),
+            status_sync::SyncTiming {
+                tick: t.status_sync_tick,
+                batch_ticks: t.status_sync_batch_ticks,
+                backoff: (t.retry_backoff_min, t.retry_backoff_max),
+            },
             rx(),
         ));
         set.spawn(fingerprint::run_driver_fingerprinter(
@@ -348,7 +350,13 @@ impl Inner {
             .remove(id);
         self.status.forget(id);
         if let Some(r) = runner {
-            tokio::spawn(async move { r.destroy().await });
+            let status = self.status.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                r.destroy().await;
+                // The server has forgotten the allocation; the kill's updates are moot.
+                status.forget(&id);
+            });
         }
     }
 }

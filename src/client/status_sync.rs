@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use crate::rpc::{ServerApi, UpdateAllocsRequest};
+use crate::rpc::{RpcError, ServerApi, UpdateAllocsRequest};
 use crate::structs::{ALLOC_CLIENT_PENDING, Allocation};
 
 use super::node_state::NodeState;
@@ -24,6 +24,17 @@ struct Pending {
 struct Queues {
     pending: BTreeMap<String, Pending>,
     acked: HashMap<String, Allocation>,
+}
+
+/// How often the status sync loop sends, and how it backs off.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncTiming {
+    /// Tick interval; status changes go out on the next tick.
+    pub tick: Duration,
+    /// Other changes go out every this many ticks.
+    pub batch_ticks: u32,
+    /// `(min, max)` retry delay after a failed send.
+    pub backoff: (Duration, Duration),
 }
 
 /// The client's outgoing allocation status queue.
@@ -147,11 +158,14 @@ impl StatusSync {
         server: Arc<dyn ServerApi>,
         node: NodeState,
         mut contacted: watch::Receiver<bool>,
-        tick: Duration,
-        batch_ticks: u32,
-        backoff: (Duration, Duration),
+        timing: SyncTiming,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let SyncTiming {
+            tick,
+            batch_ticks,
+            backoff,
+        } = timing;
         tokio::select! {
             _ = contacted.wait_for(|c| *c) => {}
             _ = shutdown.wait_for(|s| *s) => return,
@@ -167,7 +181,7 @@ impl StatusSync {
             }
             delay = tick;
             ticks = ticks.wrapping_add(1);
-            let batch = self.take(ticks % batch_ticks == 0);
+            let batch = self.take(ticks.is_multiple_of(batch_ticks));
             if batch.is_empty() {
                 continue;
             }
@@ -182,7 +196,14 @@ impl StatusSync {
                     backoff.reset();
                     self.acked(batch);
                 }
+                Err(RpcError::BadRequest(e)) => {
+                    // Retrying a refused batch cannot succeed; the next change resends.
+                    tracing::error!(error = %e, count = batch.len(), "server refused allocation status updates");
+                }
                 Err(e) => {
+                    if matches!(e, RpcError::NodeNotFound) {
+                        node.request_register(true);
+                    }
                     tracing::warn!(error = %e, count = batch.len(), "updating allocation status failed; will retry");
                     self.requeue(batch);
                     delay = backoff.next_delay();

@@ -309,18 +309,18 @@ impl AllocRunner {
             if kill_event.is_none() && has_sidecars && live.iter().all(|t| t.is_sidecar()) {
                 kill_event = Some(events::main_dead());
             }
-            if let Some(ev) = kill_event {
-                if !self.kill_issued {
-                    self.kill_issued = true;
-                    for t in &live {
-                        t.emit_event(ev.clone());
-                    }
-                    tokio::spawn(kill_tasks(
-                        self.tasks.clone(),
-                        self.max_kill_timeout,
-                        KillOpts::default(),
-                    ));
+            if let Some(ev) = kill_event
+                && !self.kill_issued
+            {
+                self.kill_issued = true;
+                for t in &live {
+                    t.emit_event(ev.clone());
                 }
+                tokio::spawn(kill_tasks(
+                    self.tasks.clone(),
+                    self.max_kill_timeout,
+                    KillOpts::default(),
+                ));
             }
         }
 

@@ -254,6 +254,7 @@ impl TaskRunner {
 
     /// Runs the prestart hooks and builds the driver config; on failure returns the event to
     /// emit and whether retrying could help.
+    #[allow(clippy::result_large_err)] // built once per start; boxing buys nothing
     fn prestart(&mut self) -> Result<yurt_drivers::TaskConfig, (TaskEvent, bool)> {
         let task_dir = self.cfg.alloc_dir.task_dir(&self.cfg.task.name);
         task_dir_hook::prestart(&self.shared, &task_dir, &mut self.task_dir_done)
