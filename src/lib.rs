@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod client;
 pub mod http;
 pub mod rpc;
 pub mod server;

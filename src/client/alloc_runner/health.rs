@@ -1,0 +1,168 @@
+//! Deployment health from task states (`health_check = "task_states"`; `"checks"` is treated
+//! the same since yurt has no Consul): healthy once every task has run for MinHealthyTime,
+//! unhealthy when a task fails or the HealthyDeadline passes first.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::structs::{
+    AllocDeploymentStatus, Allocation, JOB_TYPE_SERVICE, JOB_TYPE_SYSTEM, TASK_STATE_DEAD,
+    TASK_STATE_RUNNING, TaskState,
+};
+
+use super::super::task_runner::Stage;
+
+/// Watches one allocation's health during a deployment.
+#[derive(Debug)]
+pub struct HealthTracker {
+    min_healthy: Duration,
+    deadline: Instant,
+    healthy_since: Option<Instant>,
+    result: Option<bool>,
+    canary: bool,
+}
+
+impl HealthTracker {
+    /// A tracker when the allocation belongs to a deployment that judges health from the
+    /// client; `None` otherwise.
+    pub fn for_alloc(alloc: &Allocation, now: Instant) -> Option<Self> {
+        if alloc.deployment_id.is_empty() {
+            return None;
+        }
+        let job = alloc.job.as_ref()?;
+        if !matches!(job.r#type.as_str(), JOB_TYPE_SERVICE | JOB_TYPE_SYSTEM) {
+            return None;
+        }
+        let update = alloc.group()?.update.as_ref()?;
+        if update.health_check == "manual" {
+            return None;
+        }
+        let nanos = |n: i64| Duration::from_nanos(u64::try_from(n).unwrap_or(0));
+        let already = alloc.deployment_status.as_ref().and_then(|d| d.healthy);
+        Some(HealthTracker {
+            min_healthy: nanos(update.min_healthy_time),
+            deadline: now + nanos(update.healthy_deadline).max(Duration::from_secs(1)),
+            healthy_since: None,
+            result: already,
+            canary: alloc.deployment_status.as_ref().is_some_and(|d| d.canary),
+        })
+    }
+
+    /// Looks at the task states; returns when to look again if undecided.
+    pub fn observe(&mut self, tasks: &[(Stage, TaskState)], now: Instant) -> Option<Duration> {
+        if self.result.is_some() {
+            return None;
+        }
+        if tasks.iter().any(|(_, st)| st.failed) || now >= self.deadline {
+            self.result = Some(false);
+            return None;
+        }
+        let ready = tasks.iter().all(|(stage, st)| match stage {
+            Stage::Poststop => true,
+            Stage::PrestartEphemeral | Stage::PoststartEphemeral => {
+                st.state == TASK_STATE_DEAD && !st.failed
+            }
+            _ => st.state == TASK_STATE_RUNNING,
+        });
+        if !ready {
+            self.healthy_since = None;
+            return Some(self.deadline - now);
+        }
+        let since = *self.healthy_since.get_or_insert(now);
+        if now.duration_since(since) >= self.min_healthy {
+            self.result = Some(true);
+            return None;
+        }
+        Some((since + self.min_healthy).min(self.deadline) - now)
+    }
+
+    /// The deployment status to report, once decided.
+    pub fn status(&self) -> Option<AllocDeploymentStatus> {
+        self.result.map(|healthy| AllocDeploymentStatus {
+            healthy: Some(healthy),
+            timestamp: Some(Utc::now()),
+            canary: self.canary,
+            modify_index: 0,
+        })
+    }
+
+    /// Whether health has been decided.
+    pub fn decided(&self) -> bool {
+        self.result.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structs::{Job, TaskGroup, UpdateStrategy};
+    use std::sync::Arc;
+
+    fn alloc() -> Allocation {
+        Allocation {
+            deployment_id: "d1".into(),
+            task_group: "g".into(),
+            job: Some(Arc::new(Job {
+                r#type: "service".into(),
+                task_groups: Some(vec![TaskGroup {
+                    name: "g".into(),
+                    update: Some(UpdateStrategy {
+                        health_check: "task_states".into(),
+                        min_healthy_time: 2_000_000_000,
+                        healthy_deadline: 10_000_000_000,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn st(state: &str, failed: bool) -> TaskState {
+        TaskState {
+            state: state.into(),
+            failed,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn healthy_after_min_healthy_time() {
+        let t0 = Instant::now();
+        let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
+        assert!(
+            h.observe(&[(Stage::Main, st("pending", false))], t0)
+                .is_some()
+        );
+        let wait = h
+            .observe(&[(Stage::Main, st("running", false))], t0)
+            .unwrap();
+        assert_eq!(wait, Duration::from_secs(2));
+        assert!(h.status().is_none());
+        h.observe(
+            &[(Stage::Main, st("running", false))],
+            t0 + Duration::from_secs(2),
+        );
+        assert_eq!(h.status().unwrap().healthy, Some(true));
+    }
+
+    #[test]
+    fn unhealthy_on_failure_or_deadline() {
+        let t0 = Instant::now();
+        let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
+        h.observe(&[(Stage::Main, st("pending", true))], t0);
+        assert_eq!(h.status().unwrap().healthy, Some(false));
+        let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
+        h.observe(
+            &[(Stage::Main, st("pending", false))],
+            t0 + Duration::from_secs(11),
+        );
+        assert_eq!(h.status().unwrap().healthy, Some(false));
+        let mut no_deploy = alloc();
+        no_deploy.deployment_id.clear();
+        assert!(HealthTracker::for_alloc(&no_deploy, t0).is_none());
+    }
+}

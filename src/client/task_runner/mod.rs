@@ -1,0 +1,487 @@
+//! One task runner per task: waits for its lifecycle gate, runs the prestart hooks, starts
+//! the task through its driver, waits for it, and applies the restart policy and the kill
+//! sequence, emitting Nomad's task events along the way.
+
+pub mod driver_config;
+mod env_hook;
+pub mod events;
+mod kill;
+pub mod restart;
+mod state;
+mod task_dir_hook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use crate::structs::{
+    Allocation, LIFECYCLE_POSTSTOP, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING, Task,
+    TaskEvent, TaskState,
+};
+use yurt_drivers::{DriverError, ExitResult, TaskDriver};
+
+use super::allocdir::AllocDir;
+use super::state_db::StateDb;
+use super::taskenv::NodeValues;
+use restart::{RestartDecision, RestartTracker};
+use state::TaskShared;
+
+/// Why a signal or restart request could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskRunnerError {
+    /// The task has no running instance.
+    #[error("Task not running")]
+    NotRunning,
+    /// The driver refused.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+}
+
+/// How a kill is carried out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KillOpts {
+    /// Skip the task's shutdown delay (the server set `NoShutdownDelay`).
+    pub no_shutdown_delay: bool,
+}
+
+/// Everything a task runner is built from.
+pub struct TaskRunnerConfig {
+    /// The allocation (with its job).
+    pub alloc: Arc<Allocation>,
+    /// The task to run.
+    pub task: Task,
+    /// The allocation's directory.
+    pub alloc_dir: AllocDir,
+    /// The driver that runs the task.
+    pub driver: Arc<dyn TaskDriver>,
+    /// Node values for interpolation.
+    pub node: NodeValues,
+    /// Agent region.
+    pub region: String,
+    /// The agent's environment minus the denylist.
+    pub host_env: BTreeMap<String, String>,
+    /// Durable state.
+    pub db: Arc<dyn StateDb>,
+    /// Upper bound of the kill timeout.
+    pub max_kill_timeout: Duration,
+    /// Poked on every task state change.
+    pub on_change: Arc<Notify>,
+    /// Opens when the lifecycle coordinator lets the task start.
+    pub gate: watch::Receiver<bool>,
+}
+
+struct RestartRequest {
+    done: oneshot::Sender<()>,
+}
+
+/// The alloc runner's handle on a task runner.
+#[derive(Clone)]
+pub struct TaskRunnerHandle {
+    task: Arc<Task>,
+    shared: Arc<TaskShared>,
+    driver: Arc<dyn TaskDriver>,
+    kill_tx: Arc<watch::Sender<Option<KillOpts>>>,
+    detach_tx: Arc<watch::Sender<bool>>,
+    restart_tx: mpsc::UnboundedSender<RestartRequest>,
+    done_rx: watch::Receiver<bool>,
+}
+
+/// The runner itself; consumed by [`TaskRunner::run`].
+pub struct TaskRunner {
+    cfg: TaskRunnerConfig,
+    shared: Arc<TaskShared>,
+    tracker: RestartTracker,
+    kill_rx: watch::Receiver<Option<KillOpts>>,
+    detach_rx: watch::Receiver<bool>,
+    restart_rx: mpsc::UnboundedReceiver<RestartRequest>,
+    done_tx: watch::Sender<bool>,
+    task_dir_done: bool,
+    kill_error: Option<String>,
+}
+
+/// How the main loop ended.
+enum Ending {
+    /// The task is finished (dead).
+    Finished,
+    /// The agent is shutting down; the task keeps running untouched.
+    Detached,
+}
+
+/// How waiting on a started task ended.
+enum Waited {
+    Exited(ExitResult),
+    Detached,
+}
+
+impl TaskRunner {
+    /// Creates the runner and its handle, emitting `Received`.
+    pub fn new(cfg: TaskRunnerConfig) -> (TaskRunner, TaskRunnerHandle) {
+        let shared = Arc::new(TaskShared::new(
+            &cfg.alloc.id,
+            &cfg.task.name,
+            cfg.db.clone(),
+            cfg.on_change.clone(),
+        ));
+        shared.emit(events::received());
+        let job_type = cfg
+            .alloc
+            .job
+            .as_ref()
+            .map(|j| j.r#type.clone())
+            .unwrap_or_default();
+        let policy = cfg
+            .task
+            .restart_policy
+            .clone()
+            .or_else(|| cfg.alloc.group().and_then(|g| g.restart_policy.clone()))
+            .unwrap_or_else(|| crate::structs::canonicalize::default_restart_policy(&job_type));
+        let tracker = RestartTracker::new(&policy, &job_type, cfg.task.lifecycle.as_ref());
+        let (kill_tx, kill_rx) = watch::channel(None);
+        let (detach_tx, detach_rx) = watch::channel(false);
+        let (restart_tx, restart_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = watch::channel(false);
+        let handle = TaskRunnerHandle {
+            task: Arc::new(cfg.task.clone()),
+            shared: shared.clone(),
+            driver: cfg.driver.clone(),
+            kill_tx: Arc::new(kill_tx),
+            detach_tx: Arc::new(detach_tx),
+            restart_tx,
+            done_rx,
+        };
+        let runner = TaskRunner {
+            cfg,
+            shared,
+            tracker,
+            kill_rx,
+            detach_rx,
+            restart_rx,
+            done_tx,
+            task_dir_done: false,
+            kill_error: None,
+        };
+        (runner, handle)
+    }
+
+    /// Runs the task to completion (or until the agent detaches).
+    pub async fn run(mut self) {
+        match self.main_loop().await {
+            Ending::Finished => {
+                if let Some(h) = self.shared.handle() {
+                    // A live instance at this point means the loop was cut short; stop it.
+                    let _ = self
+                        .cfg
+                        .driver
+                        .stop_task(&h.task_id, self.kill_timeout(), self.kill_signal())
+                        .await;
+                    self.clear_handle(&h.task_id).await;
+                }
+                self.shared.update(TASK_STATE_DEAD, None);
+            }
+            Ending::Detached => {}
+        }
+        self.done_tx.send_replace(true);
+    }
+
+    fn killed(&self) -> bool {
+        self.kill_rx.borrow().is_some()
+    }
+
+    async fn main_loop(&mut self) -> Ending {
+        loop {
+            tokio::select! {
+                _ = self.cfg.gate.wait_for(|open| *open) => {}
+                _ = self.kill_rx.wait_for(Option::is_some) => return Ending::Finished,
+                _ = self.detach_rx.wait_for(|d| *d) => return Ending::Detached,
+            }
+            if self.killed() {
+                return Ending::Finished;
+            }
+            match self.prestart() {
+                Err((ev, recoverable)) => {
+                    self.shared.emit(ev);
+                    self.tracker.set_start_error(recoverable);
+                }
+                Ok(task_cfg) => match self.cfg.driver.start_task(&task_cfg).await {
+                    Err(e) => {
+                        self.shared.emit(events::driver_failure(&e.to_string()));
+                        self.tracker
+                            .set_start_error(matches!(e, DriverError::Failed(_)));
+                    }
+                    Ok(handle) => {
+                        let task_id = handle.task_id.clone();
+                        self.shared.set_handle(Some(handle));
+                        self.shared
+                            .update(TASK_STATE_RUNNING, Some(events::started()));
+                        let res = match self.wait_or_kill(&task_id).await {
+                            Waited::Exited(res) => res,
+                            Waited::Detached => return Ending::Detached,
+                        };
+                        self.shared.emit(events::terminated(&res));
+                        self.tracker.set_exit_result(res);
+                        self.clear_handle(&task_id).await;
+                    }
+                },
+            }
+            match self.tracker.decide() {
+                RestartDecision::Killed => {
+                    let err = self.kill_error.take();
+                    self.shared.emit(events::killed(err.as_deref()));
+                    return Ending::Finished;
+                }
+                RestartDecision::NotRestart { reason } => {
+                    self.shared.emit(events::not_restarting(&reason));
+                    return Ending::Finished;
+                }
+                RestartDecision::Terminated { reason } => {
+                    tracing::debug!(task = %self.cfg.task.name, %reason, "task finished");
+                    return Ending::Finished;
+                }
+                RestartDecision::Restart { delay, reason } => {
+                    self.shared
+                        .update(TASK_STATE_PENDING, Some(events::restarting(delay, &reason)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.kill_rx.wait_for(Option::is_some) => return Ending::Finished,
+                        _ = self.detach_rx.wait_for(|d| *d) => return Ending::Detached,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the prestart hooks and builds the driver config; on failure returns the event to
+    /// emit and whether retrying could help.
+    #[allow(clippy::result_large_err)] // built once per start; boxing buys nothing
+    fn prestart(&mut self) -> Result<yurt_drivers::TaskConfig, (TaskEvent, bool)> {
+        let task_dir = self.cfg.alloc_dir.task_dir(&self.cfg.task.name);
+        task_dir_hook::prestart(&self.shared, &task_dir, &mut self.task_dir_done)
+            .map_err(|e| (events::hook_failed("task_dir", &e.to_string()), false))?;
+        let env = env_hook::build(&self.cfg);
+        let task_cfg =
+            driver_config::build(&self.cfg.alloc, &self.cfg.task, &self.cfg.alloc_dir, &env);
+        if let Err(e) = self.cfg.driver.validate_config(&task_cfg.driver_config) {
+            let msg = e.to_string();
+            let mut ev = TaskEvent::new(crate::structs::event::FAILED_VALIDATION)
+                .detail("validation_error", msg.clone());
+            ev.validation_error = msg;
+            return Err((ev, false));
+        }
+        Ok(task_cfg)
+    }
+
+    /// Waits for the task to exit, carrying out kills and user restarts meanwhile.
+    async fn wait_or_kill(&mut self, task_id: &str) -> Waited {
+        let driver = self.cfg.driver.clone();
+        let wait = driver.wait_task(task_id);
+        tokio::pin!(wait);
+        enum Next {
+            Exit(Result<ExitResult, DriverError>),
+            Kill(KillOpts),
+            Restart(RestartRequest),
+            Detach,
+        }
+        let next = tokio::select! {
+            res = &mut wait => Next::Exit(res),
+            opts = wait_kill(&mut self.kill_rx) => Next::Kill(opts),
+            Some(req) = self.restart_rx.recv() => Next::Restart(req),
+            _ = self.detach_rx.wait_for(|d| *d) => Next::Detach,
+        };
+        match next {
+            Next::Exit(res) => Waited::Exited(exit_result(res)),
+            Next::Kill(opts) => Waited::Exited(self.handle_kill(task_id, wait, opts).await),
+            Next::Restart(req) => {
+                let res = self.stop_for_restart(task_id, wait).await;
+                self.tracker.set_restart_triggered();
+                let _ = req.done.send(());
+                Waited::Exited(res)
+            }
+            Next::Detach => Waited::Detached,
+        }
+    }
+
+    async fn clear_handle(&mut self, task_id: &str) {
+        self.shared.set_handle(None);
+        match self.cfg.driver.destroy_task(task_id, true).await {
+            Ok(()) | Err(DriverError::TaskNotFound(_)) => {}
+            Err(e) => tracing::warn!(task_id, error = %e, "destroying driver task"),
+        }
+    }
+
+    fn kill_timeout(&self) -> Duration {
+        let t = Duration::from_nanos(u64::try_from(self.cfg.task.kill_timeout).unwrap_or(0));
+        let t = if t.is_zero() {
+            Duration::from_secs(5)
+        } else {
+            t
+        };
+        t.min(self.cfg.max_kill_timeout)
+    }
+
+    fn kill_signal(&self) -> &str {
+        if self.cfg.task.kill_signal.is_empty() {
+            "SIGINT"
+        } else {
+            &self.cfg.task.kill_signal
+        }
+    }
+}
+
+async fn wait_kill(rx: &mut watch::Receiver<Option<KillOpts>>) -> KillOpts {
+    match rx.wait_for(Option::is_some).await {
+        Ok(opts) => opts.unwrap_or_default(),
+        // The handle is gone, so nobody can ask for a kill: behave as a plain kill.
+        Err(_) => KillOpts::default(),
+    }
+}
+
+fn exit_result(res: Result<ExitResult, DriverError>) -> ExitResult {
+    res.unwrap_or_else(|e| ExitResult {
+        exit_code: 0,
+        signal: 0,
+        oom_killed: false,
+        err: Some(e.to_string()),
+    })
+}
+
+/// Where a task sits in the lifecycle coordinator's stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// `prestart`, not a sidecar: must finish successfully before main tasks start.
+    PrestartEphemeral,
+    /// `prestart` sidecar: must be running before main tasks start.
+    PrestartSidecar,
+    /// No lifecycle block.
+    Main,
+    /// `poststart`, not a sidecar.
+    PoststartEphemeral,
+    /// `poststart` sidecar.
+    PoststartSidecar,
+    /// `poststop`: runs after everything else is dead.
+    Poststop,
+}
+
+impl Stage {
+    /// The stage of `task`.
+    pub fn of(task: &Task) -> Stage {
+        match task.lifecycle.as_ref() {
+            None => Stage::Main,
+            Some(lc) => match (lc.hook.as_str(), lc.sidecar) {
+                (crate::structs::LIFECYCLE_PRESTART, false) => Stage::PrestartEphemeral,
+                (crate::structs::LIFECYCLE_PRESTART, true) => Stage::PrestartSidecar,
+                (crate::structs::LIFECYCLE_POSTSTART, false) => Stage::PoststartEphemeral,
+                (crate::structs::LIFECYCLE_POSTSTART, true) => Stage::PoststartSidecar,
+                (LIFECYCLE_POSTSTOP, _) => Stage::Poststop,
+                _ => Stage::Main,
+            },
+        }
+    }
+}
+
+impl TaskRunnerHandle {
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.task.name
+    }
+
+    /// The task definition.
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// The task's lifecycle stage.
+    pub fn stage(&self) -> Stage {
+        Stage::of(&self.task)
+    }
+
+    /// Whether the task is the group's leader.
+    pub fn is_leader(&self) -> bool {
+        self.task.leader
+    }
+
+    /// Whether the task is a (prestart or poststart) sidecar.
+    pub fn is_sidecar(&self) -> bool {
+        self.task.lifecycle.as_ref().is_some_and(|l| l.sidecar)
+    }
+
+    /// Whether the task runs after all others are dead.
+    pub fn is_poststop(&self) -> bool {
+        self.stage() == Stage::Poststop
+    }
+
+    /// The current state.
+    pub fn state(&self) -> TaskState {
+        self.shared.state()
+    }
+
+    /// Appends an event (kill reasons from the alloc runner).
+    pub fn emit_event(&self, ev: TaskEvent) {
+        self.shared.emit(ev);
+    }
+
+    /// Whether the runner has finished.
+    pub fn is_done(&self) -> bool {
+        *self.done_rx.borrow()
+    }
+
+    /// Resolves when the runner has finished.
+    pub async fn wait_done(&self) {
+        let mut rx = self.done_rx.clone();
+        let _ = rx.wait_for(|d| *d).await;
+    }
+
+    /// Asks the runner to kill the task, after appending `event` (normally `Killing`).
+    pub fn request_kill(&self, event: Option<TaskEvent>, opts: KillOpts) {
+        if let Some(ev) = event {
+            self.shared.emit(ev);
+        }
+        self.kill_tx.send_if_modified(|k| {
+            if k.is_none() {
+                *k = Some(opts);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Kills the task and waits until its runner is done.
+    pub async fn kill(&self, event: Option<TaskEvent>, opts: KillOpts) {
+        self.request_kill(event, opts);
+        self.wait_done().await;
+    }
+
+    /// Stops managing the task without touching it (agent shutdown).
+    pub fn detach(&self) {
+        self.detach_tx.send_replace(true);
+    }
+
+    /// Sends `signal` to the running task, with a `Signaling` event.
+    pub async fn signal(&self, signal: &str) -> Result<(), TaskRunnerError> {
+        let handle = self.shared.handle().ok_or(TaskRunnerError::NotRunning)?;
+        self.shared.emit(events::signaling(signal));
+        self.driver.signal_task(&handle.task_id, signal).await?;
+        Ok(())
+    }
+
+    /// Restarts the running task in place without using up a restart attempt.
+    pub async fn restart(&self, reason: &str) -> Result<(), TaskRunnerError> {
+        let st = self.shared.state();
+        if st.state != TASK_STATE_RUNNING || self.shared.handle().is_none() {
+            return Err(TaskRunnerError::NotRunning);
+        }
+        self.shared.emit(events::restart_signaled(reason));
+        let (tx, rx) = oneshot::channel();
+        self.restart_tx
+            .send(RestartRequest { done: tx })
+            .map_err(|_| TaskRunnerError::NotRunning)?;
+        rx.await.map_err(|_| TaskRunnerError::NotRunning)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_driver;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,334 @@
+//! The whole client against an in-memory fake server: registration, heartbeats, the alloc
+//! watcher and status sync.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::rpc::*;
+use crate::structs::*;
+
+use super::task_runner::test_driver::ShellDriver;
+use super::testutil::{alloc, restart, task, tempdir, wait_for};
+use super::*;
+
+#[derive(Default)]
+struct FakeServer {
+    nodes: Mutex<BTreeMap<String, Node>>,
+    registrations: AtomicUsize,
+    heartbeats: AtomicUsize,
+    down: AtomicBool,
+    allocs: Mutex<BTreeMap<String, Allocation>>,
+    index: AtomicUsize,
+    changed: Notify,
+    updates: Mutex<Vec<Allocation>>,
+}
+
+impl FakeServer {
+    fn check(&self) -> Result<(), RpcError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(RpcError::Unavailable("down".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn bump(&self) -> u64 {
+        let i = self.index.fetch_add(1, Ordering::SeqCst) as u64 + 2;
+        self.changed.notify_waiters();
+        i
+    }
+
+    fn put_alloc(&self, mut a: Allocation) {
+        let idx = self.index.load(Ordering::SeqCst) as u64 + 2;
+        a.alloc_modify_index = idx;
+        a.modify_index = idx;
+        self.allocs.lock().unwrap().insert(a.id.clone(), a);
+        self.bump();
+    }
+
+    fn remove_alloc(&self, id: &str) {
+        self.allocs.lock().unwrap().remove(id);
+        self.bump();
+    }
+
+    fn forget_nodes(&self) {
+        self.nodes.lock().unwrap().clear();
+    }
+
+    fn last_update(&self, id: &str) -> Option<Allocation> {
+        self.updates
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|a| a.id == id)
+            .cloned()
+    }
+
+    fn response(&self) -> NodeUpdateResponse {
+        NodeUpdateResponse {
+            heartbeat_ttl: 200_000_000,
+            ..Default::default()
+        }
+    }
+}
+
+#[async_trait]
+impl ServerApi for FakeServer {
+    async fn register_node(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
+        self.check()?;
+        self.registrations.fetch_add(1, Ordering::SeqCst);
+        self.nodes.lock().unwrap().insert(node.id.clone(), node);
+        Ok(self.response())
+    }
+
+    async fn update_status(&self, req: NodeStatusRequest) -> Result<NodeUpdateResponse, RpcError> {
+        self.check()?;
+        if !self.nodes.lock().unwrap().contains_key(&req.node_id) {
+            return Err(RpcError::NodeNotFound);
+        }
+        self.heartbeats.fetch_add(1, Ordering::SeqCst);
+        Ok(self.response())
+    }
+
+    async fn get_client_allocs(
+        &self,
+        req: ClientAllocsRequest,
+        wait: Duration,
+    ) -> Result<ClientAllocs, RpcError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            self.check()?;
+            let notified = self.changed.notified();
+            let index = self.index.load(Ordering::SeqCst) as u64 + 1;
+            if index > req.min_query_index || tokio::time::Instant::now() >= deadline {
+                let allocs = self
+                    .allocs
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, a)| a.node_id == req.node_id)
+                    .map(|(id, a)| (id.clone(), a.alloc_modify_index))
+                    .collect();
+                return Ok(ClientAllocs { allocs, index });
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    async fn get_allocs(&self, req: GetAllocsRequest) -> Result<GetAllocsResponse, RpcError> {
+        self.check()?;
+        let allocs = self.allocs.lock().unwrap();
+        Ok(GetAllocsResponse {
+            allocs: req
+                .alloc_ids
+                .iter()
+                .filter_map(|id| allocs.get(id).cloned())
+                .collect(),
+            index: self.index.load(Ordering::SeqCst) as u64 + 1,
+        })
+    }
+
+    async fn update_allocs(&self, req: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {
+        self.check()?;
+        if !self.nodes.lock().unwrap().contains_key(&req.node_id) {
+            return Err(RpcError::NodeNotFound);
+        }
+        self.updates.lock().unwrap().extend(req.alloc);
+        Ok(WriteResponse { index: 1 })
+    }
+}
+
+async fn start(
+    server: Arc<FakeServer>,
+) -> (Client, tokio::task::JoinHandle<()>, std::path::PathBuf) {
+    let dir = tempdir("client");
+    let cfg = ClientConfig {
+        data_dir: dir.clone(),
+        dev_mode: true,
+        timings: Timings {
+            register_backoff_min: Duration::from_millis(20),
+            register_backoff_max: Duration::from_millis(100),
+            retry_backoff_min: Duration::from_millis(20),
+            retry_backoff_max: Duration::from_millis(100),
+            alloc_query_wait: Duration::from_secs(2),
+            status_sync_tick: Duration::from_millis(20),
+            status_sync_batch_ticks: 5,
+        },
+        ..Default::default()
+    };
+    let client = Client::new(cfg, server, vec![Arc::new(ShellDriver::default())])
+        .await
+        .unwrap();
+    let c = client.clone();
+    let run = tokio::spawn(async move { c.run().await });
+    (client, run, dir)
+}
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn registers_runs_reports_and_destroys_allocations() {
+    let server = Arc::new(FakeServer::default());
+    let (client, run, dir) = start(server.clone()).await;
+    wait_for(LIMIT, || client.is_registered().then_some(())).await;
+    let node = server.nodes.lock().unwrap()[&client.node_id()].clone();
+    assert_eq!(node.status, "initializing");
+    assert_eq!(node.attr("driver.shell"), Some("1"));
+
+    let mut a = alloc(
+        "batch",
+        vec![task("hello", "echo hi")],
+        restart(0, 10, "fail"),
+    );
+    a.node_id = client.node_id();
+    server.put_alloc(a.clone());
+    let done = wait_for(LIMIT, || {
+        server
+            .last_update(&a.id)
+            .filter(|u| u.client_status == "complete")
+    })
+    .await;
+    assert_eq!(done.node_id, client.node_id());
+    assert!(done.job.is_none(), "updates are stripped");
+    let types: Vec<_> = done.task_states.unwrap()["hello"]
+        .events
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.r#type)
+        .collect();
+    assert_eq!(
+        types,
+        vec!["Received", "Task Setup", "Started", "Terminated"]
+    );
+    let alloc_dir = client
+        .alloc(&a.id)
+        .unwrap()
+        .alloc_dir()
+        .path()
+        .to_path_buf();
+    assert!(alloc_dir.join("alloc/logs/hello.stdout.0").exists());
+
+    // Identical state is not sent again.
+    let sent = server.updates.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.updates.lock().unwrap().len(), sent);
+
+    // Heartbeats flow.
+    wait_for(LIMIT, || {
+        (server.heartbeats.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+
+    // The server drops the allocation: it is destroyed locally.
+    server.remove_alloc(&a.id);
+    wait_for(LIMIT, || (!alloc_dir.exists()).then_some(())).await;
+    assert!(client.alloc(&a.id).is_none());
+
+    client.shutdown(ShutdownMode::KillAllocs);
+    run.await.unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn stop_update_kills_the_task() {
+    let server = Arc::new(FakeServer::default());
+    let (client, run, dir) = start(server.clone()).await;
+    wait_for(LIMIT, || client.is_registered().then_some(())).await;
+    let mut a = alloc(
+        "service",
+        vec![task("web", "while true; do sleep 0.05; done")],
+        restart(0, 10, "fail"),
+    );
+    a.node_id = client.node_id();
+    server.put_alloc(a.clone());
+    wait_for(LIMIT, || {
+        server
+            .last_update(&a.id)
+            .filter(|u| u.client_status == "running")
+    })
+    .await;
+    // An unchanged AllocModifyIndex is not re-pulled; a stop with a bumped index is.
+    let mut stop = a.clone();
+    stop.desired_status = ALLOC_DESIRED_STOP.into();
+    server.put_alloc(stop);
+    let done = wait_for(LIMIT, || {
+        server
+            .last_update(&a.id)
+            .filter(|u| u.client_status == "complete")
+    })
+    .await;
+    let types: Vec<_> = done.task_states.unwrap()["web"]
+        .events
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.r#type)
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            "Received",
+            "Task Setup",
+            "Started",
+            "Killing",
+            "Terminated",
+            "Killed"
+        ]
+    );
+    client.shutdown(ShutdownMode::KillAllocs);
+    run.await.unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn reregisters_when_forgotten_and_survives_server_outage() {
+    let server = Arc::new(FakeServer::default());
+    server.down.store(true, Ordering::SeqCst);
+    let (client, run, dir) = start(server.clone()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!client.is_registered());
+    server.down.store(false, Ordering::SeqCst);
+    wait_for(LIMIT, || client.is_registered().then_some(())).await;
+    assert_eq!(server.registrations.load(Ordering::SeqCst), 1);
+
+    // The server loses the node: the next heartbeat gets NodeNotFound and re-registers.
+    server.forget_nodes();
+    wait_for(LIMIT, || {
+        (server.registrations.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+    assert!(server.nodes.lock().unwrap().contains_key(&client.node_id()));
+
+    // An allocation the client cannot run is reported failed.
+    let mut bad = alloc("batch", vec![task("x", "true")], restart(0, 10, "fail"));
+    bad.node_id = client.node_id();
+    Arc::make_mut(bad.job.as_mut().unwrap())
+        .task_groups
+        .as_mut()
+        .unwrap()[0]
+        .tasks
+        .as_mut()
+        .unwrap()[0]
+        .driver = "nope".into();
+    server.put_alloc(bad.clone());
+    let failed = wait_for(LIMIT, || server.last_update(&bad.id)).await;
+    assert_eq!(failed.client_status, "failed");
+    assert!(
+        failed
+            .client_description
+            .starts_with("Unable to add allocation due to error: failed to find driver")
+    );
+    client.shutdown(ShutdownMode::Detach);
+    run.await.unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
