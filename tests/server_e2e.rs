@@ -447,12 +447,11 @@ fn blocked_evaluations_place_when_capacity_appears() {
         (e["Status"] == "complete").then_some(e)
     });
     assert!(!eval["BlockedEval"].as_str().unwrap().is_empty());
-    assert_eq!(
+    assert!(
         eval["FailedTGAllocs"]["web"]["DimensionExhausted"]["cpu"]
             .as_i64()
             .unwrap_or(0)
             >= 1,
-        true,
         "{eval}"
     );
     assert_eq!(eval["QueuedAllocations"]["web"], 2);

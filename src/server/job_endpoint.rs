@@ -73,10 +73,10 @@ impl Server {
         let mut job = req
             .job
             .ok_or_else(|| ServerError::BadRequest("Job must be specified".to_string()))?;
-        if job.namespace.is_empty() {
-            if let Some(ns) = namespace.filter(|n| !n.is_empty() && *n != "*") {
-                job.namespace = ns.to_string();
-            }
+        if job.namespace.is_empty()
+            && let Some(ns) = namespace.filter(|n| !n.is_empty() && *n != "*")
+        {
+            job.namespace = ns.to_string();
         }
         canonicalize_job(&mut job, &self.config.region);
         validate_job(&job).map_err(|e| ServerError::BadRequest(e.to_string()))?;
@@ -109,15 +109,14 @@ impl Server {
                     )));
                 }
             }
-            if req.preserve_counts {
-                if let Some(old) = existing.as_ref() {
+            if req.preserve_counts
+                && let Some(old) = existing.as_ref() {
                     for tg in job.task_groups.iter_mut().flatten() {
                         if let Some(old_tg) = old.group(&tg.name) {
                             tg.count = old_tg.count;
                         }
                     }
                 }
-            }
             let job_modify_index = match existing.as_ref() {
                 Some(old) if same_spec(old, &job) => old.job_modify_index,
                 Some(old) => {

@@ -371,21 +371,21 @@ impl Server {
                     freed = true;
                 }
                 txn.put_alloc_client(merged)?;
-                if newly_failed && !current.server_terminal() {
-                    if let Some(job) = txn.tables().job(&current.namespace, &current.job_id) {
-                        if !job.stop {
-                            let mut e = Server::new_eval(
-                                &job.namespace,
-                                &job.id,
-                                &job.r#type,
-                                job.priority,
-                                trigger::RETRY_FAILED_ALLOC,
-                            );
-                            e.job_modify_index = job.job_modify_index;
-                            e.node_id = req.node_id.clone();
-                            evals.insert((job.namespace.clone(), job.id.clone()), e);
-                        }
-                    }
+                if newly_failed
+                    && !current.server_terminal()
+                    && let Some(job) = txn.tables().job(&current.namespace, &current.job_id)
+                    && !job.stop
+                {
+                    let mut e = Server::new_eval(
+                        &job.namespace,
+                        &job.id,
+                        &job.r#type,
+                        job.priority,
+                        trigger::RETRY_FAILED_ALLOC,
+                    );
+                    e.job_modify_index = job.job_modify_index;
+                    e.node_id = req.node_id.clone();
+                    evals.insert((job.namespace.clone(), job.id.clone()), e);
                 }
             }
             let stored = evals

@@ -175,10 +175,10 @@ impl Server {
                 if reblock {
                     self.blocked.block((*done).clone());
                 }
-                if let Some(b) = blocked {
-                    if let Some(old) = self.blocked.block((*b).clone()) {
-                        self.cancel_evals(vec![old]);
-                    }
+                if let Some(b) = blocked
+                    && let Some(old) = self.blocked.block((*b).clone())
+                {
+                    self.cancel_evals(vec![old]);
                 }
                 for f in followups {
                     self.broker.enqueue((*f).clone());

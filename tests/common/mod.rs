@@ -176,10 +176,10 @@ impl Agent {
         let deadline = Instant::now() + timeout;
         let client = reqwest::blocking::Client::new();
         while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("agent exited early with {status}; log:\n{}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("agent exited early with {status}; log:\n{}", self.log());
             }
             if client
                 .get(self.url("/v1/agent/health"))

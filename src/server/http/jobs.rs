@@ -68,10 +68,10 @@ fn register(
     let Some(job) = req.job.as_ref() else {
         return Err(HttpError::bad_request("Job must be specified"));
     };
-    if let Some(id) = path_id {
-        if job.id != id {
-            return Err(HttpError::bad_request("Job ID does not match name"));
-        }
+    if let Some(id) = path_id
+        && job.id != id
+    {
+        return Err(HttpError::bad_request("Job ID does not match name"));
     }
     let pretty = params.flag("pretty")?.unwrap_or(false);
     let ns = params.non_empty("namespace").map(str::to_string);
@@ -204,7 +204,7 @@ async fn job_evals(app: App, opts: QueryOptions, id: &str) -> Result<Response, H
             .iter()
             .map(|e| e.as_ref().clone())
             .collect();
-        evals.sort_by(|a, b| b.create_index.cmp(&a.create_index));
+        evals.sort_by_key(|e| std::cmp::Reverse(e.create_index));
         Ok::<_, HttpError>((snap.table_index(Table::Evals), evals))
     })
     .await?;

@@ -23,10 +23,10 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
         let value: u64 = decode(Kind::Meta, &key, &bytes)?;
         if key == "index" {
             t.index = value;
-        } else if let Some(name) = key.strip_prefix("table:") {
-            if let Some(table) = Table::ALL.iter().find(|tb| tb.name() == name) {
-                t.table_index[table.pos()] = value;
-            }
+        } else if let Some(name) = key.strip_prefix("table:")
+            && let Some(table) = Table::ALL.iter().find(|tb| tb.name() == name)
+        {
+            t.table_index[table.pos()] = value;
         }
     }
     for (key, bytes) in d.load(Kind::Jobs)? {

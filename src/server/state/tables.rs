@@ -226,7 +226,7 @@ impl Tables {
             .filter(|d| d.namespace == ns && d.job_id == job_id)
             .cloned()
             .collect();
-        out.sort_by(|a, b| b.create_index.cmp(&a.create_index));
+        out.sort_by_key(|d| std::cmp::Reverse(d.create_index));
         out
     }
 }

@@ -182,13 +182,13 @@ impl Txn {
         self.batch
             .put(Kind::Allocs, alloc.id.clone(), encode(&stored)?);
 
-        if let Some(old) = self.tables.allocs.get(&alloc.id) {
-            if old.node_id != alloc.node_id {
-                let old_node = old.node_id.clone();
-                let id = alloc.id.clone();
-                if let Some(set) = self.tables.allocs_by_node.get_mut(&old_node) {
-                    set.remove(&id);
-                }
+        if let Some(old) = self.tables.allocs.get(&alloc.id)
+            && old.node_id != alloc.node_id
+        {
+            let old_node = old.node_id.clone();
+            let id = alloc.id.clone();
+            if let Some(set) = self.tables.allocs_by_node.get_mut(&old_node) {
+                set.remove(&id);
             }
         }
         self.tables
