@@ -6,5 +6,7 @@
 
 pub mod driver;
 pub mod logrotate;
+pub mod rawexec;
+pub mod supervisor;
 
 pub use driver::*;
