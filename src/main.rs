@@ -1,3 +1,13 @@
 fn main() {
+    // `yurt supervise <spec.json>`: a per-task supervisor (see yurt_drivers::supervisor). It
+    // must be dispatched before any runtime, thread or logger exists, because it forks.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "supervise") {
+        let Some(spec) = args.next() else {
+            eprintln!("usage: yurt supervise <spec.json>");
+            std::process::exit(2);
+        };
+        yurt_drivers::supervisor::supervisor_main(&spec);
+    }
     println!("yurt {}", yurt::version::VERSION);
 }
