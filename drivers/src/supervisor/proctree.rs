@@ -92,22 +92,29 @@ pub fn is_alive(pid: u32) -> bool {
 
 /// Private memory of `pid` in bytes: `Private_Clean + Private_Dirty` from `smaps_rollup`.
 pub fn private_memory_bytes(pid: u32) -> io::Result<u64> {
+    let (clean, dirty) = private_memory_split(pid)?;
+    Ok(clean + dirty)
+}
+
+/// `(Private_Clean, Private_Dirty)` of `pid` in bytes. Clean private pages are mostly the
+/// binary's code that no other process maps right now; they become shared as soon as another
+/// process (the agent, a second supervisor) runs the same binary. Dirty ones are the real cost.
+pub fn private_memory_split(pid: u32) -> io::Result<(u64, u64)> {
     let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-    let mut kib = 0u64;
-    for line in text.lines() {
-        if let Some(rest) = line
-            .strip_prefix("Private_Clean:")
-            .or_else(|| line.strip_prefix("Private_Dirty:"))
-        {
-            kib += rest
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        }
-    }
-    Ok(kib * 1024)
+    let field = |name: &str| -> io::Result<u64> {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no {name}")))?;
+        let kib = line
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(kib * 1024)
+    };
+    Ok((field("Private_Clean:")?, field("Private_Dirty:")?))
 }
 
 /// Clock ticks per second (`_SC_CLK_TCK`).
