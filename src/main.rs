@@ -1,5 +1,15 @@
 //! The `yurt` binary: everything lives in the library; see `yurt::cli`.
 
 fn main() -> std::process::ExitCode {
+    // `yurt supervise <spec.json>`: a per-task supervisor (see yurt_drivers::supervisor). It
+    // must be dispatched before any runtime, thread or logger exists, because it forks.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "supervise") {
+        let Some(spec) = args.next() else {
+            eprintln!("usage: yurt supervise <spec.json>");
+            return std::process::ExitCode::from(2);
+        };
+        yurt_drivers::supervisor::supervisor_main(&spec);
+    }
     yurt::cli::main_with_args(std::env::args_os())
 }

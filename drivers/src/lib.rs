@@ -8,5 +8,7 @@ pub mod cgroups;
 pub mod driver;
 pub mod isolation;
 pub mod logrotate;
+pub mod rawexec;
+pub mod supervisor;
 
 pub use driver::*;

@@ -115,7 +115,9 @@ impl FileRotator {
                 Some(space.min(remaining) as usize)
             }
             None if self.written == 0 => Some(space.min(remaining) as usize),
-            None if remaining <= space => Some(buf.len()),
+            // A chunk without a newline is the start of a line whose end comes in a later
+            // write (pipe reads cut lines anywhere): writing it here, even though it fits,
+            // would split that line across files. Rotate first, as Nomad does.
             None => None,
         }
     }
@@ -222,6 +224,35 @@ mod tests {
             r.write_all(format!("{i:08}-{}\n", "x".repeat((i % 200) as usize)).as_bytes())
                 .unwrap();
         }
+        for i in existing_indexes(&dir, "t.stdout").unwrap() {
+            let data = fs::read(dir.join(format!("t.stdout.{i}"))).unwrap();
+            assert_eq!(data.last(), Some(&b'\n'), "file {i} ends mid-line");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lines_cut_across_writes_stay_whole() {
+        let dir = tmpdir("cut");
+        let mut r = FileRotator::open(&dir, "t.stdout", 1000, 64 * 1024).unwrap();
+        let mut all = Vec::new();
+        for i in 0..40_000u32 {
+            all.extend_from_slice(format!("{i}\n").as_bytes());
+        }
+        // Odd-sized writes cut lines anywhere, like reads from a pipe do.
+        for chunk in all.chunks(4093) {
+            r.write_all(chunk).unwrap();
+        }
+        // The worst cut: a line start that exactly fills the file, its end in the next write.
+        let used = fs::metadata(r.current_path()).unwrap().len() as usize;
+        let pad = 64 * 1024 - used - 10;
+        let mut filler = vec![b'x'; pad - 1];
+        filler.push(b'\n');
+        for piece in [&filler[..], b"abcdefghij", b"k\n"] {
+            r.write_all(piece).unwrap();
+            all.extend_from_slice(piece);
+        }
+        assert_eq!(concat(&dir, "t.stdout"), all);
         for i in existing_indexes(&dir, "t.stdout").unwrap() {
             let data = fs::read(dir.join(format!("t.stdout.{i}"))).unwrap();
             assert_eq!(data.last(), Some(&b'\n'), "file {i} ends mid-line");
