@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 
 use super::config::AgentConfig;
 use super::logging;
+use crate::client::{Client, ClientConfig, ClientError, HttpServerApi, ShutdownMode};
 use crate::http::apply_layers;
+use crate::rpc::{RpcError, ServerApi};
 use crate::server::http::{AgentInfo, App, agent_routes, router as server_router, rpc_router};
 use crate::server::{Server, ServerConfig, ServerError};
 
@@ -30,6 +32,22 @@ pub enum AgentError {
     /// Serving failed.
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    /// The client could not start.
+    #[error("starting the client: {0}")]
+    Client(#[from] ClientError),
+    /// The client's server list is unusable.
+    #[error("client servers: {0}")]
+    Servers(#[from] RpcError),
+    /// A driver's plugin config is invalid.
+    #[error("plugin {name:?}: {source}")]
+    Plugin {
+        name: String,
+        #[source]
+        source: yurt_drivers::DriverError,
+    },
+    /// The supervisor executable could not be found.
+    #[error("locating the yurt executable for task supervisors: {0}")]
+    Supervisor(std::io::Error),
     /// The data dir could not be prepared.
     #[error("preparing data dir {path}: {source}")]
     DataDir {
@@ -119,6 +137,44 @@ async fn shutdown_signal() {
     }
 }
 
+/// The task drivers this agent offers; disabled ones still fingerprint (as undetected).
+fn build_drivers(config: &AgentConfig) -> Result<Vec<Arc<dyn yurt_drivers::TaskDriver>>, AgentError> {
+    use yurt_drivers::rawexec::{RawExecDriver, RawExecPluginConfig};
+    use yurt_drivers::supervisor::SupervisorCommand;
+    let null = serde_json::Value::Null;
+    let raw_cfg = RawExecPluginConfig::from_json(config.plugin_config("raw_exec").unwrap_or(&null))
+        .map_err(|source| AgentError::Plugin { name: "raw_exec".into(), source })?;
+    let supervisor = SupervisorCommand::current_exe().map_err(AgentError::Supervisor)?;
+    Ok(vec![Arc::new(RawExecDriver::new(raw_cfg, supervisor))])
+}
+
+/// The client's settings from the agent config.
+fn client_config(config: &AgentConfig, http_advertise: &str) -> ClientConfig {
+    let c = &config.client;
+    let mut cc = ClientConfig {
+        data_dir: config.data_dir().to_path_buf(),
+        node_name: Some(config.name.clone()).filter(|n| !n.is_empty()),
+        datacenter: config.datacenter.clone(),
+        region: config.region.clone(),
+        node_class: c.node_class.clone(),
+        node_pool: c.node_pool.clone(),
+        meta: c.meta.clone(),
+        http_advertise_addr: http_advertise.to_string(),
+        network_interface: c.network_interface.clone(),
+        dev_mode: config.dev_mode,
+        cpu_total_compute: (c.cpu_total_compute > 0).then_some(c.cpu_total_compute as i64),
+        memory_total_mb: (c.memory_total_mb > 0).then_some(c.memory_total_mb as i64),
+        ..ClientConfig::default()
+    };
+    if c.alloc_dir.as_os_str().len() > 0 {
+        cc.alloc_dir = Some(c.alloc_dir.clone());
+    }
+    if !c.gc_interval.is_zero() {
+        cc.gc.interval = c.gc_interval;
+    }
+    cc
+}
+
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     logging::init(&config.log_level, config.log_json);
@@ -164,6 +220,20 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         config: config_json(&config),
     });
 
+    let client = if config.client_enabled() {
+        let api: Arc<dyn ServerApi> = match &server {
+            Some(s) => Arc::new(s.clone()),
+            None => Arc::new(HttpServerApi::new(&config.client.servers)?),
+        };
+        let drivers = build_drivers(&config)?;
+        let client = Client::new(client_config(&config, &http_advertise), api, drivers).await?;
+        let runner = client.clone();
+        let handle = tokio::spawn(async move { runner.run().await });
+        Some((client, handle))
+    } else {
+        None
+    };
+
     let mut api = Router::new().merge(agent_routes(info.clone()));
     if let Some(s) = &server {
         api = api.merge(server_router(App { server: s.clone() }));
@@ -201,6 +271,15 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(AgentError::Serve(e)),
             Err(e) => tracing::error!(error = %e, "listener task failed"),
+        }
+    }
+    if let Some((client, handle)) = client {
+        // A dev agent cleans up after itself like Nomad's; a real one leaves tasks running
+        // so the next agent process reattaches to them.
+        let mode = if config.dev_mode { ShutdownMode::KillAllocs } else { ShutdownMode::Detach };
+        client.shutdown(mode);
+        if tokio::time::timeout(std::time::Duration::from_secs(30), handle).await.is_err() {
+            tracing::warn!("client did not stop within 30s");
         }
     }
     tracing::info!("yurt agent stopped");

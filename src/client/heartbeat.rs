@@ -28,7 +28,9 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(backoff.0, backoff.1);
-    let mut delay = None;
+    // The first heartbeat goes out as soon as the node is registered: it is what moves the
+    // node from `initializing` to `ready`, and nothing is placed before that.
+    let mut delay = Some(Duration::ZERO);
     loop {
         tokio::select! {
             _ = node.wait_registered() => {}
@@ -62,6 +64,7 @@ pub async fn run(
             Err(RpcError::NodeNotFound) => {
                 tracing::warn!("server does not know this node; re-registering");
                 node.request_register(true);
+                delay = Some(Duration::ZERO);
             }
             Err(e) => {
                 let d = backoff.next_delay().min(node.ttl() / 2).max(MIN_INTERVAL);
