@@ -156,7 +156,10 @@ fn canonicalize_group(tg: &mut TaskGroup, job_type: &str, job_update: Option<&Up
         }
     }
 
-    match (tg.reschedule_policy.as_mut(), default_reschedule_policy(job_type)) {
+    match (
+        tg.reschedule_policy.as_mut(),
+        default_reschedule_policy(job_type),
+    ) {
         (None, def) => tg.reschedule_policy = def,
         (Some(rp), Some(def)) => {
             if rp.delay_function.is_empty() {
@@ -340,7 +343,10 @@ mod tests {
         assert_eq!(tg.count, 1);
         assert_eq!(tg.ephemeral_disk.as_ref().unwrap().size_mb, 300);
         let rp = tg.restart_policy.as_ref().unwrap();
-        assert_eq!((rp.attempts, rp.interval, rp.delay, rp.mode.as_str()), (2, 30 * MINUTE, 15 * SECOND, "fail"));
+        assert_eq!(
+            (rp.attempts, rp.interval, rp.delay, rp.mode.as_str()),
+            (2, 30 * MINUTE, 15 * SECOND, "fail")
+        );
         let rs = tg.reschedule_policy.as_ref().unwrap();
         assert!(rs.unlimited);
         assert_eq!(rs.delay_function, "exponential");
@@ -363,7 +369,10 @@ mod tests {
         let rp = tg.restart_policy.as_ref().unwrap();
         assert_eq!((rp.attempts, rp.interval), (3, 24 * HOUR));
         let rs = tg.reschedule_policy.as_ref().unwrap();
-        assert_eq!((rs.attempts, rs.delay_function.as_str(), rs.unlimited), (1, "constant", false));
+        assert_eq!(
+            (rs.attempts, rs.delay_function.as_str(), rs.unlimited),
+            (1, "constant", false)
+        );
         assert!(tg.update.is_none());
         assert!(tg.migrate.is_none());
     }
@@ -392,7 +401,10 @@ mod tests {
         let tg = &job.groups()[0];
         assert_eq!(tg.count, 0);
         let rp = tg.restart_policy.as_ref().unwrap();
-        assert_eq!((rp.attempts, rp.delay, rp.mode.as_str(), rp.interval), (5, 1000, "delay", 30 * MINUTE));
+        assert_eq!(
+            (rp.attempts, rp.delay, rp.mode.as_str(), rp.interval),
+            (5, 1000, "delay", 30 * MINUTE)
+        );
         assert_eq!(tg.update.as_ref().unwrap().max_parallel, 3);
         let t = &tg.tasks()[0];
         assert_eq!(t.kill_timeout, 7);

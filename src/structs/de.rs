@@ -1,8 +1,8 @@
 //! Lenient deserializers: Nomad clients send `null` for unset values and sometimes quote
 //! numbers (durations in particular); both must be accepted.
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
 
 /// `null` becomes the type's default.
@@ -80,7 +80,8 @@ pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error>
 /// An unsigned integer (indexes) that may arrive as a number, a numeric string or null (→ 0).
 pub fn uint<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let v = d.deserialize_option(I64Visitor)?.unwrap_or(0);
-    u64::try_from(v).map_err(|_| de::Error::custom(format!("expected a non-negative integer, got {v}")))
+    u64::try_from(v)
+        .map_err(|_| de::Error::custom(format!("expected a non-negative integer, got {v}")))
 }
 
 /// A count: missing or null means 1.

@@ -243,7 +243,10 @@ impl Task {
 
     /// The lifecycle hook name (`prestart`, `poststart`, `poststop`), empty for main tasks.
     pub fn lifecycle_hook(&self) -> &str {
-        self.lifecycle.as_ref().map(|l| l.hook.as_str()).unwrap_or("")
+        self.lifecycle
+            .as_ref()
+            .map(|l| l.hook.as_str())
+            .unwrap_or("")
     }
 }
 

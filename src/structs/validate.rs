@@ -24,9 +24,25 @@ impl fmt::Display for ValidationErrors {
 impl std::error::Error for ValidationErrors {}
 
 const CONSTRAINT_OPERANDS: &[&str] = &[
-    "=", "==", "is", "!=", "not", "<", "<=", ">", ">=", "regexp", "set_contains",
-    "set_contains_all", "set_contains_any", "version", "semver", "is_set", "is_not_set",
-    "distinct_hosts", "distinct_property",
+    "=",
+    "==",
+    "is",
+    "!=",
+    "not",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "regexp",
+    "set_contains",
+    "set_contains_all",
+    "set_contains_any",
+    "version",
+    "semver",
+    "is_set",
+    "is_not_set",
+    "distinct_hosts",
+    "distinct_property",
 ];
 
 /// Checks a canonicalized job; `Err` lists every offending field.
@@ -65,7 +81,10 @@ pub fn validate_job(job: &Job) -> Result<(), ValidationErrors> {
     }
     for c in job.constraints.iter().flatten() {
         if let Err(e) = validate_constraint(c) {
-            errs.push(format!("Constraint {c_str} validation failed: {e}", c_str = constraint_str(c)));
+            errs.push(format!(
+                "Constraint {c_str} validation failed: {e}",
+                c_str = constraint_str(c)
+            ));
         }
     }
     if let Some(p) = job.parameterized_job.as_ref() {
@@ -81,7 +100,10 @@ pub fn validate_job(job: &Job) -> Result<(), ValidationErrors> {
             errs.push("Periodic.Spec: must specify a spec".to_string());
         }
         if p.spec_type != "cron" {
-            errs.push(format!("Periodic.SpecType: unknown periodic spec type {:?}", p.spec_type));
+            errs.push(format!(
+                "Periodic.SpecType: unknown periodic spec type {:?}",
+                p.spec_type
+            ));
         }
     }
 
@@ -97,7 +119,10 @@ pub fn validate_job(job: &Job) -> Result<(), ValidationErrors> {
             errs.push(format!("Job task group {} redefines '{}'", i + 1, tg.name));
         }
         for e in validate_group(tg, &job.r#type) {
-            errs.push(format!("Task group {} validation failed: {e}", display_name(&tg.name, i)));
+            errs.push(format!(
+                "Task group {} validation failed: {e}",
+                display_name(&tg.name, i)
+            ));
         }
     }
     if errs.is_empty() {
@@ -172,7 +197,10 @@ pub fn validate_constraint(c: &Constraint) -> Result<(), String> {
 fn validate_group(tg: &TaskGroup, job_type: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if tg.count < 0 {
-        errs.push(format!("Task group count can't be negative; got Count {}", tg.count));
+        errs.push(format!(
+            "Task group count can't be negative; got Count {}",
+            tg.count
+        ));
     }
     if job_type == JOB_TYPE_SYSTEM && tg.count > 1 {
         errs.push(format!(
@@ -186,7 +214,10 @@ fn validate_group(tg: &TaskGroup, job_type: &str) -> Vec<String> {
     }
     for c in tg.constraints.iter().flatten() {
         if let Err(e) = validate_constraint(c) {
-            errs.push(format!("Constraint {} validation failed: {e}", constraint_str(c)));
+            errs.push(format!(
+                "Constraint {} validation failed: {e}",
+                constraint_str(c)
+            ));
         }
     }
     if let Some(rp) = tg.restart_policy.as_ref() {
@@ -197,9 +228,13 @@ fn validate_group(tg: &TaskGroup, job_type: &str) -> Vec<String> {
             errs.push("RestartPolicy.Delay must be non-negative".to_string());
         }
         if !matches!(rp.mode.as_str(), RESTART_MODE_DELAY | RESTART_MODE_FAIL) {
-            errs.push(format!("RestartPolicy.Mode: unsupported restart mode: {:?}", rp.mode));
+            errs.push(format!(
+                "RestartPolicy.Mode: unsupported restart mode: {:?}",
+                rp.mode
+            ));
         }
-        if rp.interval > 0 && rp.attempts > 0 && rp.delay.saturating_mul(rp.attempts) > rp.interval {
+        if rp.interval > 0 && rp.attempts > 0 && rp.delay.saturating_mul(rp.attempts) > rp.interval
+        {
             errs.push(format!(
                 "RestartPolicy: Nomad can't restart the TaskGroup {} times in an interval of {}s with a delay of {}s",
                 rp.attempts,
@@ -209,19 +244,26 @@ fn validate_group(tg: &TaskGroup, job_type: &str) -> Vec<String> {
         }
     }
     if let Some(rp) = tg.reschedule_policy.as_ref() {
-        if !matches!(rp.delay_function.as_str(), "constant" | "exponential" | "fibonacci") {
+        if !matches!(
+            rp.delay_function.as_str(),
+            "constant" | "exponential" | "fibonacci"
+        ) {
             errs.push(format!(
                 "ReschedulePolicy.DelayFunction: invalid delay function {:?}, must be one of [constant exponential fibonacci]",
                 rp.delay_function
             ));
         }
         if rp.attempts < 0 || rp.delay < 0 || rp.interval < 0 {
-            errs.push("ReschedulePolicy: attempts, delay and interval must be non-negative".to_string());
+            errs.push(
+                "ReschedulePolicy: attempts, delay and interval must be non-negative".to_string(),
+            );
         }
     }
     let disk_mb = tg.ephemeral_disk.as_ref().map(|d| d.size_mb).unwrap_or(0);
     if disk_mb <= 0 {
-        errs.push(format!("EphemeralDisk.SizeMB: minimum DiskMB value is 10; got {disk_mb}"));
+        errs.push(format!(
+            "EphemeralDisk.SizeMB: minimum DiskMB value is 10; got {disk_mb}"
+        ));
     }
     let mut seen = HashSet::new();
     let mut leaders = 0;
@@ -246,7 +288,10 @@ fn validate_group(tg: &TaskGroup, job_type: &str) -> Vec<String> {
             leaders += 1;
         }
         for e in validate_task(task, disk_mb) {
-            errs.push(format!("Task {} validation failed: {e}", display_name(&task.name, i)));
+            errs.push(format!(
+                "Task {} validation failed: {e}",
+                display_name(&task.name, i)
+            ));
         }
     }
     if leaders > 1 {
@@ -271,10 +316,16 @@ fn validate_task(task: &Task, disk_mb: i64) -> Vec<String> {
     }
     if let Some(r) = task.resources.as_ref() {
         if r.cpu < 1 && r.cores == 0 {
-            errs.push(format!("Resources.CPU: minimum CPU value is 1; got {}", r.cpu));
+            errs.push(format!(
+                "Resources.CPU: minimum CPU value is 1; got {}",
+                r.cpu
+            ));
         }
         if r.memory_mb < 10 {
-            errs.push(format!("Resources.MemoryMB: minimum MemoryMB value is 10; got {}", r.memory_mb));
+            errs.push(format!(
+                "Resources.MemoryMB: minimum MemoryMB value is 10; got {}",
+                r.memory_mb
+            ));
         }
         if r.memory_max_mb != 0 && r.memory_max_mb < r.memory_mb {
             errs.push(format!(
@@ -285,7 +336,10 @@ fn validate_task(task: &Task, disk_mb: i64) -> Vec<String> {
     }
     if let Some(lc) = task.log_config.as_ref() {
         if lc.max_files < 1 {
-            errs.push(format!("LogConfig.MaxFiles: minimum number of files is 1; got {}", lc.max_files));
+            errs.push(format!(
+                "LogConfig.MaxFiles: minimum number of files is 1; got {}",
+                lc.max_files
+            ));
         }
         if lc.max_file_size_mb < 1 {
             errs.push(format!(
@@ -301,7 +355,10 @@ fn validate_task(task: &Task, disk_mb: i64) -> Vec<String> {
         }
     }
     if let Some(l) = task.lifecycle.as_ref() {
-        if !matches!(l.hook.as_str(), LIFECYCLE_PRESTART | LIFECYCLE_POSTSTART | LIFECYCLE_POSTSTOP) {
+        if !matches!(
+            l.hook.as_str(),
+            LIFECYCLE_PRESTART | LIFECYCLE_POSTSTART | LIFECYCLE_POSTSTOP
+        ) {
             errs.push(format!("Lifecycle.Hook: invalid hook {:?}", l.hook));
         }
     }
@@ -313,18 +370,27 @@ fn validate_task(task: &Task, disk_mb: i64) -> Vec<String> {
                 c.operand
             ));
         } else if let Err(e) = validate_constraint(c) {
-            errs.push(format!("Constraint {} validation failed: {e}", constraint_str(c)));
+            errs.push(format!(
+                "Constraint {} validation failed: {e}",
+                constraint_str(c)
+            ));
         }
     }
     for (i, t) in task.templates.iter().flatten().enumerate() {
         if t.source_path.is_empty() && t.embedded_tmpl.is_empty() {
-            errs.push(format!("Template {}: must specify a source path or embedded template", i + 1));
+            errs.push(format!(
+                "Template {}: must specify a source path or embedded template",
+                i + 1
+            ));
         }
         if t.dest_path.is_empty() {
             errs.push(format!("Template {}: must specify a destination", i + 1));
         }
         if t.change_mode == "signal" && t.change_signal.is_empty() {
-            errs.push(format!("Template {}: must specify a signal value when change mode is signal", i + 1));
+            errs.push(format!(
+                "Template {}: must specify a signal value when change mode is signal",
+                i + 1
+            ));
         }
     }
     for (i, a) in task.artifacts.iter().flatten().enumerate() {
@@ -375,24 +441,40 @@ mod tests {
             {"Name": "g", "Count": -1, "Tasks": [{"Name": "t", "Driver": "raw_exec"}, {"Name": "t", "Driver": "raw_exec"}]},
             {"Name": "g", "Tasks": [{"Name": "u"}]}
         ]}));
-        assert!(e.iter().any(|m| m.contains("count can't be negative")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("count can't be negative")),
+            "{e:?}"
+        );
         assert!(e.iter().any(|m| m.contains("redefines 't'")), "{e:?}");
         assert!(e.iter().any(|m| m.contains("redefines 'g'")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("Task u validation failed: Missing task driver")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("Task u validation failed: Missing task driver")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn rejects_log_config_larger_than_disk() {
-        let e = errors(json!({"ID": "x", "TaskGroups": [{"Name": "g", "EphemeralDisk": {"SizeMB": 50},
-            "Tasks": [{"Name": "t", "Driver": "raw_exec", "LogConfig": {"MaxFiles": 10, "MaxFileSizeMB": 10}}]}]}));
-        assert!(e.iter().any(|m| m.contains("log storage (100 MB) must be less than requested disk capacity (50 MB)")), "{e:?}");
+        let e = errors(
+            json!({"ID": "x", "TaskGroups": [{"Name": "g", "EphemeralDisk": {"SizeMB": 50},
+            "Tasks": [{"Name": "t", "Driver": "raw_exec", "LogConfig": {"MaxFiles": 10, "MaxFileSizeMB": 10}}]}]}),
+        );
+        assert!(
+            e.iter().any(|m| m.contains(
+                "log storage (100 MB) must be less than requested disk capacity (50 MB)"
+            )),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn rejects_bad_constraints() {
-        let e = errors(json!({"ID": "x", "Constraints": [{"LTarget": "${attr.a}", "Operand": "~~"},
+        let e = errors(
+            json!({"ID": "x", "Constraints": [{"LTarget": "${attr.a}", "Operand": "~~"},
             {"LTarget": "${attr.a}", "RTarget": "(", "Operand": "regexp"}],
-            "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "raw_exec"}]}]}));
+            "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "raw_exec"}]}]}),
+        );
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].contains("Unknown constraint type"));
         assert!(e[1].contains("Regular expression failed to compile"));

@@ -22,7 +22,18 @@ pub fn schedule(
     eval: &Evaluation,
     view: &dyn SchedulerView,
 ) -> Result<SchedulerOutcome, SchedulerError> {
-    match eval.r#type.as_str() {
+    // An eval without a type (hand-made, or from an old client) follows its job's type.
+    let job_type;
+    let ty = if eval.r#type.is_empty() {
+        job_type = view
+            .job(&eval.namespace, &eval.job_id)
+            .map(|j| j.r#type.clone())
+            .unwrap_or_default();
+        job_type.as_str()
+    } else {
+        eval.r#type.as_str()
+    };
+    match ty {
         JOB_TYPE_SERVICE => Ok(schedule_generic(eval, view, false, now_nanos())),
         JOB_TYPE_BATCH => Ok(schedule_generic(eval, view, true, now_nanos())),
         JOB_TYPE_SYSTEM => Ok(super::system::schedule(eval, view, false, now_nanos())),
