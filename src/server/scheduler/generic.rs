@@ -728,8 +728,10 @@ mod tests {
         let out = run(&v, &job);
         let mut a = placed(&out)[0].clone();
         a.client_status = "failed".into();
-        let mut st = TaskState::default();
-        st.finished_at = DateTime::<Utc>::from_timestamp_nanos(now_nanos() - 120_000_000_000);
+        let st = TaskState {
+            finished_at: DateTime::<Utc>::from_timestamp_nanos(now_nanos() - 120_000_000_000),
+            ..Default::default()
+        };
         a.task_states = Some(BTreeMap::from([("server".to_string(), st)]));
         v.upsert_alloc(a.clone());
         for _ in 0..5 {

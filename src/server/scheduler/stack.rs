@@ -333,11 +333,11 @@ impl<'j> GroupStack<'j> {
             exhaust_node(m, &node, dim);
             return None;
         }
-        if !self.net_ask.is_empty() {
-            if let Err(dim) = state.ports_fit(&self.net_ask) {
-                exhaust_node(m, &node, &dim);
-                return None;
-            }
+        if !self.net_ask.is_empty()
+            && let Err(dim) = state.ports_fit(&self.net_ask)
+        {
+            exhaust_node(m, &node, &dim);
+            return None;
         }
         let mut card = ScoreCard::default();
         let after = state.used.plus(self.ask);
