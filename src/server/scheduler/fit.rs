@@ -237,6 +237,8 @@ pub struct NodeState {
     /// Resources held by live allocations, the plan's placements included.
     pub used: Usage,
     ports: PortSet,
+    /// How many ports of the dynamic range are taken (for the O(1) pre-check).
+    dynamic_taken: u32,
     ip: String,
     device: String,
     min_dynamic: u16,
@@ -246,14 +248,6 @@ pub struct NodeState {
 impl NodeState {
     /// Builds the state from the node and the allocations on it (terminal ones are skipped).
     pub fn new<'a>(node: &Node, allocs: impl IntoIterator<Item = &'a Allocation>) -> NodeState {
-        let mut ports = PortSet::default();
-        if let Some(r) = node.reserved_resources.as_ref() {
-            for (lo, hi) in parse_port_spec(&r.networks.reserved_host_ports) {
-                for p in lo..=hi {
-                    ports.insert(p);
-                }
-            }
-        }
         let nr = node.node_resources.as_ref();
         let net = nr.and_then(|r| r.networks.as_ref()).and_then(|n| n.first());
         let ip = net
@@ -268,24 +262,75 @@ impl NodeState {
         let mut state = NodeState {
             capacity: node_capacity(node),
             used: Usage::default(),
-            ports,
+            ports: PortSet::default(),
+            dynamic_taken: 0,
             ip,
             device: net.map(|n| n.device.clone()).unwrap_or_default(),
             min_dynamic: bound(nr.map(|r| r.min_dynamic_port), DEFAULT_MIN_DYNAMIC_PORT),
             max_dynamic: bound(nr.map(|r| r.max_dynamic_port), DEFAULT_MAX_DYNAMIC_PORT),
         };
+        if let Some(r) = node.reserved_resources.as_ref() {
+            for (lo, hi) in parse_port_spec(&r.networks.reserved_host_ports) {
+                for p in lo..=hi {
+                    state.take_port(p);
+                }
+            }
+        }
         for a in allocs.into_iter().filter(|a| !a.terminal()) {
             state.commit(alloc_usage(a), &alloc_ports(a));
         }
         state
     }
 
+    fn in_dynamic_range(&self, p: u16) -> bool {
+        (self.min_dynamic..=self.max_dynamic).contains(&p)
+    }
+
+    fn take_port(&mut self, p: u16) {
+        if self.ports.insert(p) && self.in_dynamic_range(p) {
+            self.dynamic_taken += 1;
+        }
+    }
+
     /// Records a placement's resources and ports.
     pub fn commit(&mut self, usage: Usage, ports: &[u16]) {
         self.used = self.used.plus(usage);
         for p in ports {
-            self.ports.insert(*p);
+            self.take_port(*p);
         }
+    }
+
+    /// Cheap port check for ranking many candidates: every static port is free and the
+    /// dynamic range has room for the dynamic ones. [`NodeState::assign_networks`] on the
+    /// chosen node then picks the actual ports.
+    pub fn ports_fit(&self, ask: &NetworkAsk<'_>) -> Result<(), String> {
+        let nets = ask
+            .group
+            .iter()
+            .chain(ask.tasks.iter().flat_map(|(_, n)| n.iter()));
+        let mut needed: u32 = 0;
+        let mut statics: Vec<u16> = Vec::new();
+        for net in nets {
+            for p in net.reserved_ports.iter().flatten() {
+                match port_u16(p.value) {
+                    Some(v) if !self.ports.contains(v) && !statics.contains(&v) => {
+                        needed += u32::from(self.in_dynamic_range(v));
+                        statics.push(v);
+                    }
+                    _ => return Err(reserved_port_collision(&p.label, p.value)),
+                }
+            }
+            needed += net.dynamic_ports.as_ref().map_or(0, |d| d.len() as u32);
+        }
+        let range = if self.min_dynamic <= self.max_dynamic {
+            u32::from(self.max_dynamic - self.min_dynamic) + 1
+        } else {
+            0
+        };
+        if needed > range.saturating_sub(self.dynamic_taken) {
+            return Err(DIM_DYNAMIC_PORTS.to_string());
+        }
+        Ok(())
     }
 
     /// Gives back a placement's resources and ports (an allocation the plan replaces).
@@ -296,6 +341,9 @@ impl NodeState {
             disk_mb: self.used.disk_mb - usage.disk_mb,
         };
         for p in ports {
+            if self.ports.contains(*p) && self.in_dynamic_range(*p) {
+                self.dynamic_taken = self.dynamic_taken.saturating_sub(1);
+            }
             self.ports.remove(*p);
         }
     }
@@ -679,6 +727,37 @@ mod tests {
             st.assign_networks(&ask, &mut rand::rng()).unwrap_err(),
             DIM_DYNAMIC_PORTS
         );
+    }
+
+    #[test]
+    fn cheap_port_check_agrees_with_assignment() {
+        let mut n = node(1000, 1000, 1000);
+        if let Some(r) = n.node_resources.as_mut() {
+            r.min_dynamic_port = 30000;
+            r.max_dynamic_port = 30009;
+        }
+        let used: Vec<i64> = (30000..30008).collect();
+        let mut st = NodeState::new(&n, [&alloc(1, 1, 1, &used)]);
+        let two = ask_group(&[], 2);
+        let three = ask_group(&[], 3);
+        let ask = |nets| NetworkAsk {
+            group: nets,
+            tasks: vec![],
+        };
+        assert_eq!(st.ports_fit(&ask(&two)), Ok(()));
+        assert_eq!(st.ports_fit(&ask(&three)).unwrap_err(), DIM_DYNAMIC_PORTS);
+        // A static port inside the range uses up one of the free ones.
+        let mixed = ask_group(&[30008], 2);
+        assert_eq!(st.ports_fit(&ask(&mixed)).unwrap_err(), DIM_DYNAMIC_PORTS);
+        let taken = ask_group(&[30001], 0);
+        assert!(
+            st.ports_fit(&ask(&taken))
+                .unwrap_err()
+                .contains("collision")
+        );
+        st.release(Usage::default(), &[30000, 30001]);
+        assert_eq!(st.ports_fit(&ask(&three)), Ok(()));
+        assert_eq!(st.ports_fit(&ask(&taken)), Ok(()));
     }
 
     #[test]

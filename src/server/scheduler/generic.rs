@@ -22,7 +22,18 @@ pub fn schedule(
     eval: &Evaluation,
     view: &dyn SchedulerView,
 ) -> Result<SchedulerOutcome, SchedulerError> {
-    match eval.r#type.as_str() {
+    // An eval without a type (hand-made, or from an old client) follows its job's type.
+    let job_type;
+    let ty = if eval.r#type.is_empty() {
+        job_type = view
+            .job(&eval.namespace, &eval.job_id)
+            .map(|j| j.r#type.clone())
+            .unwrap_or_default();
+        job_type.as_str()
+    } else {
+        eval.r#type.as_str()
+    };
+    match ty {
         JOB_TYPE_SERVICE => Ok(schedule_generic(eval, view, false, now_nanos())),
         JOB_TYPE_BATCH => Ok(schedule_generic(eval, view, true, now_nanos())),
         JOB_TYPE_SYSTEM => Ok(super::system::schedule(eval, view, false, now_nanos())),
@@ -717,8 +728,10 @@ mod tests {
         let out = run(&v, &job);
         let mut a = placed(&out)[0].clone();
         a.client_status = "failed".into();
-        let mut st = TaskState::default();
-        st.finished_at = DateTime::<Utc>::from_timestamp_nanos(now_nanos() - 120_000_000_000);
+        let st = TaskState {
+            finished_at: DateTime::<Utc>::from_timestamp_nanos(now_nanos() - 120_000_000_000),
+            ..Default::default()
+        };
         a.task_states = Some(BTreeMap::from([("server".to_string(), st)]));
         v.upsert_alloc(a.clone());
         for _ in 0..5 {
@@ -800,5 +813,98 @@ mod tests {
             v.upsert_alloc(a);
         }
         assert!(run(&v, &job).plan.is_noop());
+    }
+
+    #[test]
+    fn task_networks_get_ports_in_task_resources() {
+        let mut v = view_with_nodes(1, 4000, 8192);
+        let mut job = mock_job("web", 1, 100, 100);
+        if let Some(t) = job.task_groups.as_mut().and_then(|g| g[0].tasks.as_mut()) {
+            if let Some(r) = t[0].resources.as_mut() {
+                r.networks = Some(vec![NetworkResource {
+                    mbits: 10,
+                    dynamic_ports: Some(vec![Port {
+                        label: "db".into(),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }]);
+            }
+        }
+        let job = v.upsert_job(job);
+        let out = run(&v, &job);
+        let a = placed(&out)[0];
+        let ar = a.allocated_resources.as_ref().unwrap();
+        let net = &ar.tasks["server"].networks.as_ref().unwrap()[0];
+        assert_eq!(net.ip, "10.0.0.1");
+        assert_eq!(net.device, "eth0");
+        let port = net.dynamic_ports.as_ref().unwrap()[0].value;
+        assert!((20000..=32000).contains(&port));
+        let legacy = &a.task_resources.as_ref().unwrap()["server"];
+        assert_eq!(
+            legacy.networks.as_ref().unwrap()[0]
+                .dynamic_ports
+                .as_ref()
+                .unwrap()[0]
+                .value,
+            port
+        );
+        assert_eq!(
+            a.resources
+                .as_ref()
+                .unwrap()
+                .networks
+                .as_ref()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(ar.shared.ports.is_none());
+    }
+
+    #[test]
+    fn spread_balances_datacenters() {
+        let mut v = MemView::new();
+        for (id, dc) in [("a1", "dc1"), ("a2", "dc1"), ("b1", "dc2")] {
+            let mut n = mock_node(id, 8000, 16000);
+            n.datacenter = dc.into();
+            v.upsert_node(n);
+        }
+        let mut job = mock_job("web", 4, 100, 100);
+        job.spreads = Some(vec![crate::structs::Spread {
+            attribute: "${node.datacenter}".into(),
+            weight: 100,
+            spread_target: None,
+        }]);
+        let job = v.upsert_job(job);
+        for _ in 0..5 {
+            let out = run(&v, &job);
+            let in_dc2 = placed(&out).iter().filter(|a| a.node_id == "b1").count();
+            assert_eq!(in_dc2, 2, "half of the instances go to the single dc2 node");
+        }
+    }
+
+    #[test]
+    fn job_level_distinct_hosts_spans_groups() {
+        let mut v = view_with_nodes(3, 4000, 8192);
+        let mut job = mock_job("web", 2, 100, 100);
+        job.constraints = Some(vec![Constraint {
+            operand: "distinct_hosts".into(),
+            ..Default::default()
+        }]);
+        if let Some(groups) = job.task_groups.as_mut() {
+            let mut second = groups[0].clone();
+            second.name = "api".into();
+            groups.push(second);
+        }
+        let job = v.upsert_job(job);
+        let out = run(&v, &job);
+        let mut nodes: Vec<_> = placed(&out).iter().map(|a| a.node_id.clone()).collect();
+        assert_eq!(nodes.len(), 3);
+        nodes.sort();
+        nodes.dedup();
+        assert_eq!(nodes.len(), 3, "no node holds two allocations of the job");
+        let queued: i64 = out.queued_allocations.values().sum();
+        assert_eq!(queued, 1);
     }
 }

@@ -656,8 +656,10 @@ mod tests {
 
     fn failed(j: &Arc<Job>, finished: i64, events: usize) -> Arc<Allocation> {
         let mut a = (*alloc(j, 0, "n1", "failed")).clone();
-        let mut st = TaskState::default();
-        st.finished_at = DateTime::<Utc>::from_timestamp_nanos(finished);
+        let st = TaskState {
+            finished_at: DateTime::<Utc>::from_timestamp_nanos(finished),
+            ..Default::default()
+        };
         a.task_states = Some(BTreeMap::from([("t".to_string(), st)]));
         a.reschedule_tracker = Some(RescheduleTracker {
             events: Some(
@@ -679,7 +681,7 @@ mod tests {
         let j = job(1, 1, 100, false);
         // Failed long enough ago that the 30 s delay has passed.
         let a = failed(&j, NOW - 60 * S, 1);
-        let r = run(Some(&j), &[a.clone()], &[]);
+        let r = run(Some(&j), std::slice::from_ref(&a), &[]);
         assert_eq!(r.place.len(), 1);
         let p = &r.place[0];
         assert_eq!(p.reason, PlaceReason::Reschedule);
@@ -697,7 +699,7 @@ mod tests {
     fn failed_alloc_waits_for_delay_with_followup_eval() {
         let j = job(1, 1, 100, false);
         let a = failed(&j, NOW - 10 * S, 0);
-        let r = run(Some(&j), &[a.clone()], &[]);
+        let r = run(Some(&j), std::slice::from_ref(&a), &[]);
         assert!(r.place.is_empty());
         assert_eq!(r.followup_evals.len(), 1);
         let ev = &r.followup_evals[0];

@@ -257,12 +257,12 @@ impl<'j> GroupStack<'j> {
         let mut m = cl.base_metric();
         let n = cl.candidates.len();
         let mut cards: Vec<(usize, ScoreCard)> = Vec::new();
-        let mut best: Option<(f64, Choice)> = None;
+        let mut best: Option<(f64, usize)> = None;
         let (mut counted, mut skipped, mut visited) = (0, 0, 0);
         while visited < n && counted < self.limit {
             let idx = cl.candidates[(cl.cursor + visited) % n];
             visited += 1;
-            let Some((card, nets)) = self.evaluate(cl, idx, &mut m, penalty) else {
+            let Some(card) = self.evaluate(cl, idx, &mut m, penalty) else {
                 continue;
             };
             let score = card.final_score();
@@ -272,13 +272,7 @@ impl<'j> GroupStack<'j> {
                 counted += 1;
             }
             if best.as_ref().is_none_or(|(b, _)| score > *b) {
-                best = Some((
-                    score,
-                    Choice {
-                        node_idx: idx,
-                        nets,
-                    },
-                ));
+                best = Some((score, idx));
             }
             cards.push((idx, card));
         }
@@ -286,11 +280,9 @@ impl<'j> GroupStack<'j> {
             cl.cursor = (cl.cursor + visited) % n;
         }
         record_scores(&mut m, cl, &cards);
+        let choice = best.and_then(|(_, idx)| self.assign(cl, idx, &mut m));
         m.allocation_time = i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX);
-        Selection {
-            metric: m,
-            choice: best.map(|(_, c)| c),
-        }
+        Selection { metric: m, choice }
     }
 
     /// Checks one node only (the system scheduler places per node). The node must be ready
@@ -298,14 +290,13 @@ impl<'j> GroupStack<'j> {
     pub fn select_node(&mut self, cl: &mut Cluster<'_>, idx: usize) -> Selection {
         let start = Instant::now();
         let mut m = cl.base_metric();
-        let res = self.evaluate(cl, idx, &mut m, &[]);
-        let choice = res.map(|(card, nets)| {
-            record_scores(&mut m, cl, &[(idx, card)]);
-            Choice {
-                node_idx: idx,
-                nets,
+        let choice = match self.evaluate(cl, idx, &mut m, &[]) {
+            Some(card) => {
+                record_scores(&mut m, cl, &[(idx, card)]);
+                self.assign(cl, idx, &mut m)
             }
-        });
+            None => None,
+        };
         m.allocation_time = i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX);
         Selection { metric: m, choice }
     }
@@ -316,7 +307,7 @@ impl<'j> GroupStack<'j> {
         idx: usize,
         m: &mut AllocMetric,
         penalty: &[String],
-    ) -> Option<(ScoreCard, AssignedNetworks)> {
+    ) -> Option<ScoreCard> {
         let node = cl.nodes[idx].clone();
         m.nodes_evaluated += 1;
         if let Err(r) = self.static_check(&node, idx) {
@@ -342,17 +333,12 @@ impl<'j> GroupStack<'j> {
             exhaust_node(m, &node, dim);
             return None;
         }
-        let nets = if self.net_ask.is_empty() {
-            AssignedNetworks::default()
-        } else {
-            match state.assign_networks(&self.net_ask, &mut cl.rng) {
-                Ok(nets) => nets,
-                Err(dim) => {
-                    exhaust_node(m, &node, &dim);
-                    return None;
-                }
-            }
-        };
+        if !self.net_ask.is_empty()
+            && let Err(dim) = state.ports_fit(&self.net_ask)
+        {
+            exhaust_node(m, &node, &dim);
+            return None;
+        }
         let mut card = ScoreCard::default();
         let after = state.used.plus(self.ask);
         card.push(SCORE_BINPACK, binpack_score(&state.capacity, &after), true);
@@ -374,7 +360,28 @@ impl<'j> GroupStack<'j> {
         if let Some(sp) = &self.spread {
             card.push(SCORE_SPREAD, sp.score(&node), true);
         }
-        Some((card, nets))
+        Some(card)
+    }
+
+    /// Picks the actual host ports on the chosen node.
+    fn assign(&self, cl: &mut Cluster<'_>, idx: usize, m: &mut AllocMetric) -> Option<Choice> {
+        let nets = if self.net_ask.is_empty() {
+            AssignedNetworks::default()
+        } else {
+            let state = cl.states[idx].as_ref()?;
+            match state.assign_networks(&self.net_ask, &mut cl.rng) {
+                Ok(nets) => nets,
+                Err(dim) => {
+                    // Only reachable if the cheap check was too optimistic.
+                    exhaust_node(m, &cl.nodes[idx], &dim);
+                    return None;
+                }
+            }
+        };
+        Some(Choice {
+            node_idx: idx,
+            nets,
+        })
     }
 
     /// Records a placement on `choice`'s node so later selections see it. `alloc_id` is
@@ -473,32 +480,31 @@ impl<'j> GroupStack<'j> {
     }
 }
 
+/// Increments `map[key]`, allocating the key only the first time.
+fn bump(map: &mut Option<BTreeMap<String, i64>>, key: &str) {
+    let map = map.get_or_insert_with(BTreeMap::new);
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
+}
+
 fn filter_node(m: &mut AllocMetric, node: &Node, reason: &str) {
     m.nodes_filtered += 1;
     if !node.node_class.is_empty() {
-        *m.class_filtered
-            .get_or_insert_with(BTreeMap::new)
-            .entry(node.node_class.clone())
-            .or_insert(0) += 1;
+        bump(&mut m.class_filtered, &node.node_class);
     }
-    *m.constraint_filtered
-        .get_or_insert_with(BTreeMap::new)
-        .entry(reason.to_string())
-        .or_insert(0) += 1;
+    bump(&mut m.constraint_filtered, reason);
 }
 
 fn exhaust_node(m: &mut AllocMetric, node: &Node, dim: &str) {
     m.nodes_exhausted += 1;
     if !node.node_class.is_empty() {
-        *m.class_exhausted
-            .get_or_insert_with(BTreeMap::new)
-            .entry(node.node_class.clone())
-            .or_insert(0) += 1;
+        bump(&mut m.class_exhausted, &node.node_class);
     }
-    *m.dimension_exhausted
-        .get_or_insert_with(BTreeMap::new)
-        .entry(dim.to_string())
-        .or_insert(0) += 1;
+    bump(&mut m.dimension_exhausted, dim);
 }
 
 /// Fills `Scores` (`"<node>.<scorer>"` for the scores that counted) and `ScoreMetaData`

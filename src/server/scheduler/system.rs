@@ -211,3 +211,168 @@ fn place(
     push(&mut out.plan.node_allocation, alloc);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::scheduler::schedule;
+    use crate::server::scheduler::testing::{MemView, mock_eval, mock_job, mock_node};
+    use crate::structs::Constraint;
+
+    fn system_job() -> Job {
+        let mut j = mock_job("agent", 1, 100, 64);
+        j.r#type = "system".into();
+        j
+    }
+
+    fn run(v: &MemView, job: &Job) -> SchedulerOutcome {
+        schedule(&mock_eval(job), v).unwrap()
+    }
+
+    fn placed(out: &SchedulerOutcome) -> Vec<&Allocation> {
+        out.plan.node_allocation.values().flatten().collect()
+    }
+
+    fn apply_running(v: &mut MemView, out: &SchedulerOutcome) {
+        v.apply_plan(&out.plan);
+        for a in placed(out) {
+            let mut a = a.clone();
+            a.client_status = "running".into();
+            v.upsert_alloc(a);
+        }
+    }
+
+    #[test]
+    fn one_alloc_per_ready_node_and_new_nodes_get_one() {
+        let mut v = MemView::new();
+        for i in 0..3 {
+            v.upsert_node(mock_node(&format!("n{i}"), 4000, 8192));
+        }
+        let mut inel = mock_node("inel", 4000, 8192);
+        inel.scheduling_eligibility = "ineligible".into();
+        v.upsert_node(inel);
+        let job = v.upsert_job(system_job());
+        let out = run(&v, &job);
+        let mut nodes: Vec<_> = placed(&out).iter().map(|a| a.node_id.clone()).collect();
+        nodes.sort();
+        assert_eq!(nodes, ["n0", "n1", "n2"]);
+        assert!(placed(&out).iter().all(|a| a.name == "agent.web[0]"));
+        apply_running(&mut v, &out);
+        assert!(run(&v, &job).plan.is_noop());
+
+        v.upsert_node(mock_node("n3", 4000, 8192));
+        let out = run(&v, &job);
+        let new = placed(&out);
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].node_id, "n3");
+        assert!(out.plan.node_update.is_empty());
+    }
+
+    #[test]
+    fn down_and_infeasible_nodes_lose_their_allocs() {
+        let mut v = MemView::new();
+        for i in 0..3 {
+            v.upsert_node(mock_node(&format!("n{i}"), 4000, 8192));
+        }
+        let job = v.upsert_job(system_job());
+        let out = run(&v, &job);
+        apply_running(&mut v, &out);
+
+        let mut n0 = (*v.node("n0").unwrap()).clone();
+        n0.status = "down".into();
+        v.upsert_node(n0);
+        let mut n1 = (*v.node("n1").unwrap()).clone();
+        n1.attributes = Some(
+            [("kernel.name", "windows"), ("driver.exec", "1")]
+                .iter()
+                .map(|(k, val)| (k.to_string(), val.to_string()))
+                .collect(),
+        );
+        v.upsert_node(n1);
+        let mut j2 = (*job).clone();
+        j2.constraints = Some(vec![Constraint {
+            l_target: "${attr.kernel.name}".into(),
+            r_target: "linux".into(),
+            operand: "=".into(),
+        }]);
+        j2.version = 1;
+        j2.job_modify_index = 2;
+        let job = v.upsert_job(j2);
+        let out = run(&v, &job);
+        let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
+        assert_eq!(stops.len(), 2);
+        let lost = stops.iter().find(|a| a.node_id == "n0").unwrap();
+        assert_eq!(lost.client_status, "lost");
+        let gone = stops.iter().find(|a| a.node_id == "n1").unwrap();
+        assert_eq!(gone.desired_status, "stop");
+        assert_eq!(gone.client_status, "running");
+        // n2 is updated in place to the new version; nothing new is placed.
+        let upd = placed(&out);
+        assert_eq!(upd.len(), 1);
+        assert_eq!(upd[0].node_id, "n2");
+        assert_eq!(upd[0].job.as_ref().unwrap().version, 1);
+    }
+
+    #[test]
+    fn job_stop_and_exhaustion() {
+        let mut v = MemView::new();
+        v.upsert_node(mock_node("big", 4000, 8192));
+        v.upsert_node(mock_node("tiny", 50, 8192));
+        let job = v.upsert_job(system_job());
+        let out = run(&v, &job);
+        assert_eq!(placed(&out).len(), 1);
+        assert_eq!(out.queued_allocations["web"], 1);
+        let m = &out.failed_tg_allocs["web"];
+        assert_eq!(m.dimension_exhausted.as_ref().unwrap()["cpu"], 1);
+        apply_running(&mut v, &out);
+
+        let mut stopped = (*job).clone();
+        stopped.stop = true;
+        let stopped = v.upsert_job(stopped);
+        let out = run(&v, &stopped);
+        let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
+        assert_eq!(stops.len(), 1);
+        assert_eq!(stops[0].desired_status, "stop");
+        assert!(out.plan.node_allocation.is_empty());
+    }
+
+    #[test]
+    fn sysbatch_does_not_rerun_completed_nodes() {
+        let mut v = MemView::new();
+        v.upsert_node(mock_node("n0", 4000, 8192));
+        let mut job = system_job();
+        job.r#type = "sysbatch".into();
+        let job = v.upsert_job(job);
+        let out = run(&v, &job);
+        v.apply_plan(&out.plan);
+        for a in placed(&out) {
+            let mut a = a.clone();
+            a.client_status = "complete".into();
+            v.upsert_alloc(a);
+        }
+        assert!(run(&v, &job).plan.is_noop());
+    }
+
+    #[test]
+    fn destructive_update_replaces_on_the_same_node() {
+        let mut v = MemView::new();
+        v.upsert_node(mock_node("n0", 150, 8192));
+        let job = v.upsert_job(system_job());
+        let out = run(&v, &job);
+        apply_running(&mut v, &out);
+        let old = placed(&out)[0].id.clone();
+        let mut j2 = (*job).clone();
+        j2.version = 1;
+        j2.job_modify_index = 2;
+        j2.meta = Some([("k".to_string(), "v".to_string())].into_iter().collect());
+        let job = v.upsert_job(j2);
+        // The node only fits one instance: the replacement must reuse the old one's share.
+        let out = run(&v, &job);
+        let new = placed(&out);
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].previous_allocation, old);
+        let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
+        assert_eq!(stops.len(), 1);
+        assert_eq!(stops[0].id, old);
+    }
+}
