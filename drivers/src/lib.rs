@@ -4,6 +4,7 @@
 //! [`TaskConfig`] and gets back a [`TaskHandle`] it can persist and later use to recover the
 //! task after an agent restart.
 
+pub mod docker;
 pub mod driver;
 pub mod logrotate;
 
