@@ -32,6 +32,8 @@ use crate::{
 
 /// How long an exit waits for the log stream to deliver the container's last output.
 const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Containers younger than this are never treated as dangling (see `remove_dangling`).
+pub const DANGLING_CREATION_GRACE: Duration = Duration::from_secs(10);
 /// Image removal attempts and their spacing (Nomad: 3 tries, 3 s apart).
 const IMAGE_REMOVE_ATTEMPTS: u32 = 3;
 const IMAGE_REMOVE_SPACING: Duration = Duration::from_secs(3);
@@ -78,10 +80,27 @@ impl DockerDriver {
 
     /// Force-removes containers carrying the alloc label whose alloc is not in `keep` and that
     /// this driver does not track; returns their IDs. Called by the agent after restoring.
+    ///
+    /// Containers younger than [`DANGLING_CREATION_GRACE`] are spared: one may belong to a
+    /// start in progress that is not tracked yet.
     pub async fn remove_dangling(
         &self,
         keep: &HashSet<String>,
     ) -> Result<Vec<String>, DriverError> {
+        self.remove_dangling_older_than(keep, DANGLING_CREATION_GRACE)
+            .await
+    }
+
+    /// [`Self::remove_dangling`] with an explicit creation grace.
+    pub async fn remove_dangling_older_than(
+        &self,
+        keep: &HashSet<String>,
+        grace: Duration,
+    ) -> Result<Vec<String>, DriverError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let grace = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
         let client = self.engine.client().await?;
         let filters = HashMap::from([("label", vec![LABEL_ALLOC_ID])]);
         let options = ListContainersOptionsBuilder::default()
@@ -106,7 +125,10 @@ impl DockerDriver {
                 .and_then(|l| l.get(LABEL_ALLOC_ID))
                 .cloned()
                 .unwrap_or_default();
-            if keep.contains(&alloc) || tracked.contains(&id) {
+            let young = summary
+                .created
+                .is_some_and(|c| now.saturating_sub(c) < grace);
+            if keep.contains(&alloc) || tracked.contains(&id) || young {
                 continue;
             }
             tracing::info!(container = %id, alloc = %alloc, "removing dangling container");

@@ -71,7 +71,18 @@ async fn attributes(
         let gateway = bridge
             .ipam
             .and_then(|ipam| ipam.config)
-            .and_then(|configs| configs.into_iter().find_map(|c| c.gateway));
+            .and_then(|configs| configs.into_iter().find_map(|c| c.gateway))
+            .filter(|gw| !gw.is_empty());
+        // Some engines leave the default bridge's gateway out of IPAM: it is the address of
+        // the bridge interface itself.
+        let gateway = gateway.or_else(|| {
+            let name = bridge
+                .options
+                .as_ref()
+                .and_then(|o| o.get("com.docker.network.bridge.name"))
+                .map_or("docker0", String::as_str);
+            interface_ipv4(name)
+        });
         if let Some(gw) = gateway {
             attrs.insert("driver.docker.bridge_ip".to_string(), gw);
         }
@@ -95,4 +106,15 @@ async fn attributes(
         );
     }
     Ok(attrs)
+}
+
+/// The first IPv4 address of a network interface.
+fn interface_ipv4(name: &str) -> Option<String> {
+    nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter(|ifa| ifa.interface_name == name)
+        .find_map(|ifa| {
+            let addr = ifa.address?;
+            addr.as_sockaddr_in().map(|sin| sin.ip().to_string())
+        })
 }

@@ -23,7 +23,7 @@ mod spec;
 mod stats;
 mod task_config;
 
-pub use driver::DockerDriver;
+pub use driver::{DANGLING_CREATION_GRACE, DockerDriver};
 pub use fingerprint::UNREACHABLE;
 pub use handle::{HANDLE_VERSION, HandleState};
 pub use image_gc::{ImageRefs, Remover};
