@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
-use yurt_drivers::docker::{DockerDriver, LABEL_ALLOC_ID, container_name};
+use yurt_drivers::docker::{
+    Checkpoint, DockerDriver, LABEL_ALLOC_ID, container_name, position_path,
+};
 use yurt_drivers::{
     DriverError, HealthState, LogSink, PortMapping, TaskConfig, TaskDriver, TaskResources,
 };
@@ -563,6 +565,13 @@ fn docker_recover_after_agent_crash_keeps_logs_exact() {
         ]);
         assert_eq!(running, "true", "the container must outlive the agent");
 
+        // The checkpoint lags what reached the files; recovery cuts back to it and refetches.
+        let cp = Checkpoint::load(&position_path(&fx.cfg.logs)).expect("a saved log position");
+        println!(
+            "log position at the crash: stdout {} bytes saved, {} bytes in the file",
+            cp.stdout.len,
+            read(&fx.stdout()).len()
+        );
         let second = driver();
         second.recover_task(&handle).await.expect("recover");
         // Recovering a tracked task is a no-op.
