@@ -488,6 +488,7 @@ fn docker_missing_image_fails_with_engine_message() {
         let DriverError::Failed(msg) = &err else {
             panic!("want Failed, got {err:?}");
         };
+        println!("missing image: {msg}");
         assert!(
             msg.starts_with("Failed to pull `127.0.0.1:5999/nope:1`: "),
             "{msg}"
@@ -504,6 +505,90 @@ fn docker_missing_image_fails_with_engine_message() {
             d.wait_task(&fx.cfg.id).await,
             Err(DriverError::TaskNotFound(_))
         ));
+
+        // Concurrent starts of the same missing image share one pull and both fail with it.
+        let mut a = Fixture::new("nopull-a", json!({}));
+        let mut b = Fixture::new("nopull-b", json!({}));
+        a.cfg.driver_config["image"] = json!("127.0.0.1:5999/nope:2");
+        b.cfg.driver_config["image"] = json!("127.0.0.1:5999/nope:2");
+        let (ra, rb) = tokio::join!(d.start_task(&a.cfg), d.start_task(&b.cfg));
+        let (ea, eb) = (ra.expect_err("a fails"), rb.expect_err("b fails"));
+        assert_eq!(ea.to_string(), eb.to_string());
+        let mut notified: Vec<String> = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            notified.push(ev.task_id);
+        }
+        assert!(
+            notified.contains(&a.cfg.id) && notified.contains(&b.cfg.id),
+            "{notified:?}"
+        );
+    });
+}
+
+/// A throw-away image with its own ID (GC removes by ID, which must not hit the shared one).
+fn private_image() -> String {
+    let tag = format!("yurt-test/gc-probe:{}", &uuid()[..8]);
+    let source = format!("yurt-gc-src-{}", uuid());
+    let (ok, _) = docker_cli(&["create", "--name", &source, &image(), "true"]);
+    assert!(ok, "docker create");
+    let label = format!("LABEL yurt.gc.probe={tag}");
+    let (ok, _) = docker_cli(&["commit", "--change", &label, &source, &tag]);
+    let _ = docker_cli(&["rm", "-f", &source]);
+    assert!(ok, "docker commit");
+    tag
+}
+
+/// Removes a test image at the end, even on failure.
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+#[test]
+fn docker_unused_image_is_removed_after_delay() {
+    run(|| async {
+        let tag = private_image();
+        let _cleanup = ImageGuard(tag.clone());
+        let d =
+            DockerDriver::new(&json!({"gc": {"image": true, "image_delay": "1s"}}), None).unwrap();
+        let mut one = Fixture::new("gc1", json!({"command": "sh", "args": ["-c", "sleep 300"]}));
+        let mut two = Fixture::new("gc2", json!({"command": "sh", "args": ["-c", "sleep 300"]}));
+        one.cfg.driver_config["image"] = json!(tag);
+        two.cfg.driver_config["image"] = json!(tag);
+        d.start_task(&one.cfg).await.expect("start one");
+        d.start_task(&two.cfg).await.expect("start two");
+
+        d.destroy_task(&one.cfg.id, true)
+            .await
+            .expect("destroy one");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(
+            docker_cli(&["image", "inspect", &tag]).0,
+            "still used by the second task"
+        );
+
+        d.destroy_task(&two.cfg.id, true)
+            .await
+            .expect("destroy two");
+        assert!(
+            docker_cli(&["image", "inspect", &tag]).0,
+            "kept during the delay"
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while docker_cli(&["image", "inspect", &tag]).0 {
+            assert!(
+                Instant::now() < deadline,
+                "unused image {tag} was never removed"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            docker_cli(&["image", "inspect", &image()]).0,
+            "the shared image stays"
+        );
     });
 }
 

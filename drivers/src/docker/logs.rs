@@ -108,9 +108,11 @@ pub fn prepare(
     let streams = open_streams(sink)?;
     let cursor = Cursor::resume(&saved.unwrap_or_default());
     let (out, err) = streams.positions();
+    // Not fsync'd: against an agent crash the page cache is enough, and the pump makes it
+    // durable within a few checkpoints; this keeps fsyncs off the task start path.
     cursor
         .checkpoint(container_id, out, err)
-        .save(&path, true)
+        .save(&path, false)
         .map_err(|e| DriverError::io(format!("saving log position {}", path.display()), e))?;
     Ok((streams, cursor))
 }
