@@ -41,6 +41,11 @@ struct Pull {
 
 /// Image presence and pulls for one engine.
 pub struct Images {
+    shared: Arc<Shared>,
+}
+
+/// What a pull running in its own task needs.
+struct Shared {
     engine: Arc<Engine>,
     events: Option<EventSink>,
     pulls: Mutex<HashMap<String, Arc<Pull>>>,
@@ -75,9 +80,11 @@ impl Images {
     /// Image handling on `engine`, sending pull events to `events`.
     pub fn new(engine: Arc<Engine>, events: Option<EventSink>) -> Self {
         Images {
-            engine,
-            events,
-            pulls: Mutex::new(HashMap::new()),
+            shared: Arc::new(Shared {
+                engine,
+                events,
+                pulls: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -92,7 +99,7 @@ impl Images {
         let (_, tag) = split_reference(image);
         // Like Nomad: a non-latest tag that is present locally is used as is.
         if !req.force && tag != "latest" {
-            let client = self.engine.client().await?;
+            let client = self.shared.engine.client().await?;
             match client.inspect_image(&reference).await {
                 Ok(found) => {
                     if let Some(id) = found.id {
@@ -117,8 +124,9 @@ impl Images {
         reference: &str,
         req: &PullRequest,
     ) -> Result<String, DriverError> {
+        let shared = &self.shared;
         let (pull, start) = {
-            let mut pulls = self.pulls.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pulls = shared.pulls.lock().unwrap_or_else(|p| p.into_inner());
             match pulls.get(reference) {
                 Some(pull) => (Arc::clone(pull), false),
                 None => {
@@ -136,15 +144,24 @@ impl Images {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(task_id.to_string());
-        self.emit(task_id, reference, format!("Downloading image {reference}"));
+        shared.emit(task_id, reference, format!("Downloading image {reference}"));
         let mut done = pull.done.subscribe();
         if start {
-            let result = self.pull(reference, req, &pull).await;
-            self.pulls
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(reference);
-            pull.done.send_replace(Some(result));
+            // The pull runs in its own task: if the starting caller is cancelled, the tasks
+            // waiting on the same image still get their answer.
+            let shared = Arc::clone(shared);
+            let reference = reference.to_string();
+            let req = req.clone();
+            let pull = Arc::clone(&pull);
+            tokio::spawn(async move {
+                let result = shared.pull(&reference, &req, &pull).await;
+                shared
+                    .pulls
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&reference);
+                pull.done.send_replace(Some(result));
+            });
         }
         let outcome = done
             .wait_for(Option::is_some)
@@ -155,7 +172,9 @@ impl Images {
             .unwrap_or_else(|| Err("pull abandoned".to_string()));
         outcome.map_err(|msg| DriverError::Failed(format!("Failed to pull `{reference}`: {msg}")))
     }
+}
 
+impl Shared {
     async fn pull(
         &self,
         reference: &str,
