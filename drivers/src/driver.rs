@@ -186,6 +186,22 @@ pub struct TaskResourceUsage {
     pub timestamp: i64,
 }
 
+/// A task event a driver raises on its own, outside any call's result (image pull progress).
+///
+/// Addition to the interface: the agent turns each into a `Driver` task event for `task_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverEvent {
+    /// The task the event is about (the `TaskConfig::id` it was started with).
+    pub task_id: String,
+    /// Human-readable message, Nomad's wording (`Downloading image busybox:1`).
+    pub message: String,
+    /// Extra key/values Nomad attaches to the event (`image`).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Where a driver sends the [`DriverEvent`]s it raises; given to the driver at construction.
+pub type EventSink = tokio::sync::mpsc::UnboundedSender<DriverEvent>;
+
 /// A driver's per-driver view: every method takes the task ID the handle carries.
 #[async_trait]
 pub trait TaskDriver: Send + Sync {

@@ -5,6 +5,7 @@
 //! task after an agent restart.
 
 pub mod cgroups;
+pub mod docker;
 pub mod driver;
 pub mod isolation;
 pub mod logrotate;
