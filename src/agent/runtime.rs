@@ -138,12 +138,17 @@ async fn shutdown_signal() {
 }
 
 /// The task drivers this agent offers; disabled ones still fingerprint (as undetected).
-fn build_drivers(config: &AgentConfig) -> Result<Vec<Arc<dyn yurt_drivers::TaskDriver>>, AgentError> {
+fn build_drivers(
+    config: &AgentConfig,
+) -> Result<Vec<Arc<dyn yurt_drivers::TaskDriver>>, AgentError> {
     use yurt_drivers::rawexec::{RawExecDriver, RawExecPluginConfig};
     use yurt_drivers::supervisor::SupervisorCommand;
     let null = serde_json::Value::Null;
     let raw_cfg = RawExecPluginConfig::from_json(config.plugin_config("raw_exec").unwrap_or(&null))
-        .map_err(|source| AgentError::Plugin { name: "raw_exec".into(), source })?;
+        .map_err(|source| AgentError::Plugin {
+            name: "raw_exec".into(),
+            source,
+        })?;
     let supervisor = SupervisorCommand::current_exe().map_err(AgentError::Supervisor)?;
     Ok(vec![Arc::new(RawExecDriver::new(raw_cfg, supervisor))])
 }
@@ -166,7 +171,7 @@ fn client_config(config: &AgentConfig, http_advertise: &str) -> ClientConfig {
         memory_total_mb: (c.memory_total_mb > 0).then_some(c.memory_total_mb as i64),
         ..ClientConfig::default()
     };
-    if c.alloc_dir.as_os_str().len() > 0 {
+    if !c.alloc_dir.as_os_str().is_empty() {
         cc.alloc_dir = Some(c.alloc_dir.clone());
     }
     if !c.gc_interval.is_zero() {
@@ -276,9 +281,16 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     if let Some((client, handle)) = client {
         // A dev agent cleans up after itself like Nomad's; a real one leaves tasks running
         // so the next agent process reattaches to them.
-        let mode = if config.dev_mode { ShutdownMode::KillAllocs } else { ShutdownMode::Detach };
+        let mode = if config.dev_mode {
+            ShutdownMode::KillAllocs
+        } else {
+            ShutdownMode::Detach
+        };
         client.shutdown(mode);
-        if tokio::time::timeout(std::time::Duration::from_secs(30), handle).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(30), handle)
+            .await
+            .is_err()
+        {
             tracing::warn!("client did not stop within 30s");
         }
     }

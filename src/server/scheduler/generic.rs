@@ -819,17 +819,17 @@ mod tests {
     fn task_networks_get_ports_in_task_resources() {
         let mut v = view_with_nodes(1, 4000, 8192);
         let mut job = mock_job("web", 1, 100, 100);
-        if let Some(t) = job.task_groups.as_mut().and_then(|g| g[0].tasks.as_mut()) {
-            if let Some(r) = t[0].resources.as_mut() {
-                r.networks = Some(vec![NetworkResource {
-                    mbits: 10,
-                    dynamic_ports: Some(vec![Port {
-                        label: "db".into(),
-                        ..Default::default()
-                    }]),
+        if let Some(t) = job.task_groups.as_mut().and_then(|g| g[0].tasks.as_mut())
+            && let Some(r) = t[0].resources.as_mut()
+        {
+            r.networks = Some(vec![NetworkResource {
+                mbits: 10,
+                dynamic_ports: Some(vec![Port {
+                    label: "db".into(),
                     ..Default::default()
-                }]);
-            }
+                }]),
+                ..Default::default()
+            }]);
         }
         let job = v.upsert_job(job);
         let out = run(&v, &job);
