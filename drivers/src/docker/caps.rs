@@ -3,21 +3,8 @@
 use std::collections::BTreeSet;
 
 /// Nomad's default capability set (`capabilities.NomadDefaults`): also the default `allow_caps`.
-pub const NOMAD_DEFAULTS: &[&str] = &[
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
+/// The same list the exec driver uses; kept in one place.
+pub const NOMAD_DEFAULTS: &[&str] = &crate::isolation::caps::NOMAD_EXEC_DEFAULT_CAPS;
 
 /// Canonical spelling: upper case without the optional `CAP_` prefix (`all` stays `ALL`).
 pub fn normalize(cap: &str) -> String {
