@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::App;
 use super::summary::job_summary;
 use crate::http::{
-    HttpError, JsonReply, QueryOptions, QueryParams, blocking_query, decode_json, paginate,
+    HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, decode_json,
+    paginate,
 };
 use crate::server::job_endpoint::JobRegisterRequest;
 use crate::server::state::Table;
@@ -52,15 +53,18 @@ async fn list_jobs(
 
 async fn register_jobs(
     State(app): State<App>,
-    params: QueryParams,
+    opts: WriteOptions,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    register(app, params, None, &body)
+    register(app, &opts.namespace, opts.pretty, None, &body)
 }
 
+/// Registers a job; `namespace` is the `?namespace` the request named (used when the job
+/// names none).
 fn register(
     app: App,
-    params: QueryParams,
+    namespace: &str,
+    pretty: bool,
     path_id: Option<&str>,
     body: &[u8],
 ) -> Result<Response, HttpError> {
@@ -73,9 +77,7 @@ fn register(
     {
         return Err(HttpError::bad_request("Job ID does not match name"));
     }
-    let pretty = params.flag("pretty")?.unwrap_or(false);
-    let ns = params.non_empty("namespace").map(str::to_string);
-    let resp = app.server.register_job(req, ns.as_deref())?;
+    let resp = app.server.register_job(req, Some(namespace))?;
     let index = resp.index;
     Ok(JsonReply::new(resp)
         .index(index)
@@ -112,7 +114,9 @@ async fn job_dispatch(
     }
     match (sub, method) {
         ("", Method::GET) => read_job(app, opts, id).await,
-        ("", Method::POST | Method::PUT) => register(app, params, Some(id), &body),
+        ("", Method::POST | Method::PUT) => {
+            register(app, &opts.namespace, opts.pretty, Some(id), &body)
+        }
         ("", Method::DELETE) => deregister(app, params, opts, id),
         ("allocations", Method::GET) => job_allocs(app, opts, params, id).await,
         ("evaluations", Method::GET) => job_evals(app, opts, id).await,
