@@ -368,7 +368,7 @@ fn docker_group_port_reachable_on_the_host() {
         return;
     };
     let mut cfg = t.config(
-        "echo port-ok > /local/index.html; echo \"port=$NOMAD_PORT_http\"; \
+        "echo port-ok > /local/index.html; echo \"port=$NOMAD_PORT_http host=$NOMAD_HOST_PORT_http\"; \
          exec httpd -f -p 8080 -h /local",
     );
     cfg["ports"] = json!(["http"]);
@@ -408,7 +408,11 @@ fn docker_group_port_reachable_on_the_host() {
     let labels: BTreeMap<String, String> = serde_json::from_str(&labels).expect("labels");
     assert_eq!(labels[ALLOC_LABEL], alloc_id);
     let out = read(&t.log_file(&alloc_id, "web", "stdout"));
-    assert!(out.contains(&format!("port={host_port}")), "{out}");
+    // Nomad's variables: the port inside the task and the one allocated on the host.
+    assert!(
+        out.contains(&format!("port=8080 host={host_port}")),
+        "{out}"
+    );
 
     // Stopping the job stops the task and removes its container.
     let r = t.http.delete(&t.agent.url(&format!("/v1/job/{job_id}")));
@@ -770,4 +774,69 @@ fn docker_health_follows_the_engine() {
         (d["Healthy"] == true).then_some(d)
     });
     assert_eq!(d["HealthDescription"], "Healthy");
+}
+
+fn p50(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Job register → docker task running, p50 over 20 jobs through the agent, beside a plain
+/// `docker run -d` of the same image in the same run. Prints figures; asserts no timing.
+/// `cargo test --release --test docker_e2e -- --ignored docker_register_to_running_benchmark --nocapture`
+#[test]
+#[ignore = "benchmark: prints figures"]
+fn docker_register_to_running_benchmark() {
+    const RUNS: usize = 20;
+    let Some(t) = DockerAgent::start() else {
+        return;
+    };
+    t.wait_docker_node();
+    let mut ours = Vec::new();
+    for i in 0..RUNS {
+        let job_id = format!("bench-{}-{i}", &t.token[..8]);
+        let job = job(
+            &job_id,
+            "service",
+            docker_task("b", t.config("sleep 300")),
+            json!({}),
+        );
+        let url = t.agent.url(&format!("/v1/job/{job_id}/allocations"));
+        let started = Instant::now();
+        t.register(job);
+        wait_for(WAIT, "the benchmark task running", || {
+            let list = t.http.get(&url).json();
+            let running = list.as_array()?.first()?["TaskStates"]["b"]["State"] == "running";
+            running.then_some(())
+        });
+        ours.push(started.elapsed());
+        let r = t.http.delete(&t.agent.url(&format!("/v1/job/{job_id}")));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut cli = Vec::new();
+    for i in 0..RUNS {
+        let name = format!("yurt-bench-cli-{}-{i}", t.token);
+        let label = format!("{TEST_LABEL}={}", t.token);
+        let started = Instant::now();
+        let (ok, out) = docker(&[
+            "run",
+            "-d",
+            "--label",
+            &label,
+            "--name",
+            &name,
+            &image(),
+            "sleep",
+            "300",
+        ]);
+        cli.push(started.elapsed());
+        let _ = docker(&["rm", "-f", &name]);
+        assert!(ok, "docker run -d failed: {out}");
+    }
+    println!(
+        "docker: job register -> task running p50 over {RUNS} jobs: yurt agent {:?}; \
+         `docker run -d` {:?}",
+        p50(ours),
+        p50(cli)
+    );
 }
