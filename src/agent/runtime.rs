@@ -139,13 +139,16 @@ async fn shutdown_signal() {
     }
 }
 
+/// The drivers handed to the client.
+type DriverList = Vec<Arc<dyn yurt_drivers::TaskDriver>>;
+
 /// The task drivers this agent offers; disabled ones still fingerprint (as undetected).
 /// The docker driver is also returned on its own for the dangling-container sweep; its task
 /// events go to `events`.
 fn build_drivers(
     config: &AgentConfig,
     events: yurt_drivers::EventSink,
-) -> Result<(Vec<Arc<dyn yurt_drivers::TaskDriver>>, Arc<DockerDriver>), AgentError> {
+) -> Result<(DriverList, Arc<DockerDriver>), AgentError> {
     use yurt_drivers::rawexec::{RawExecDriver, RawExecPluginConfig};
     use yurt_drivers::supervisor::SupervisorCommand;
     let null = serde_json::Value::Null;
@@ -156,7 +159,7 @@ fn build_drivers(
         })?;
     let supervisor = SupervisorCommand::current_exe().map_err(AgentError::Supervisor)?;
     let docker = docker::driver(config, events)?;
-    let drivers: Vec<Arc<dyn yurt_drivers::TaskDriver>> = vec![
+    let drivers: DriverList = vec![
         Arc::new(RawExecDriver::new(raw_cfg, supervisor)),
         docker.clone(),
     ];
