@@ -7,6 +7,7 @@ pub mod config_file;
 pub mod config_load;
 pub mod config_merge;
 pub mod dev;
+mod docker;
 pub mod logging;
 
 #[cfg(test)]

@@ -9,12 +9,14 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::config::AgentConfig;
+use super::docker;
 use super::logging;
 use crate::client::{Client, ClientConfig, ClientError, HttpServerApi, ShutdownMode};
 use crate::http::apply_layers;
 use crate::rpc::{RpcError, ServerApi};
 use crate::server::http::{AgentInfo, App, agent_routes, router as server_router, rpc_router};
 use crate::server::{Server, ServerConfig, ServerError};
+use yurt_drivers::docker::DockerDriver;
 
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -137,10 +139,16 @@ async fn shutdown_signal() {
     }
 }
 
+/// The drivers handed to the client.
+type DriverList = Vec<Arc<dyn yurt_drivers::TaskDriver>>;
+
 /// The task drivers this agent offers; disabled ones still fingerprint (as undetected).
+/// The docker driver is also returned on its own for the dangling-container sweep; its task
+/// events go to `events`.
 fn build_drivers(
     config: &AgentConfig,
-) -> Result<Vec<Arc<dyn yurt_drivers::TaskDriver>>, AgentError> {
+    events: yurt_drivers::EventSink,
+) -> Result<(DriverList, Arc<DockerDriver>), AgentError> {
     use yurt_drivers::rawexec::{RawExecDriver, RawExecPluginConfig};
     use yurt_drivers::supervisor::SupervisorCommand;
     let null = serde_json::Value::Null;
@@ -150,7 +158,12 @@ fn build_drivers(
             source,
         })?;
     let supervisor = SupervisorCommand::current_exe().map_err(AgentError::Supervisor)?;
-    Ok(vec![Arc::new(RawExecDriver::new(raw_cfg, supervisor))])
+    let docker = docker::driver(config, events)?;
+    let drivers: DriverList = vec![
+        Arc::new(RawExecDriver::new(raw_cfg, supervisor)),
+        docker.clone(),
+    ];
+    Ok((drivers, docker))
 }
 
 /// The client's settings from the agent config.
@@ -230,11 +243,16 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             Some(s) => Arc::new(s.clone()),
             None => Arc::new(HttpServerApi::new(&config.client.servers)?),
         };
-        let drivers = build_drivers(&config)?;
-        let client = Client::new(client_config(&config, &http_advertise), api, drivers).await?;
+        let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (drivers, docker) = build_drivers(&config, events_tx)?;
+        let cc = client_config(&config, &http_advertise);
+        let alloc_root = cc.alloc_root();
+        let client = Client::new(cc, api, drivers).await?;
+        client.route_driver_events(events_rx);
         let runner = client.clone();
         let handle = tokio::spawn(async move { runner.run().await });
-        Some((client, handle))
+        let sweeper = tokio::spawn(docker::sweep_dangling(docker, client.clone(), alloc_root));
+        Some((client, handle, sweeper))
     } else {
         None
     };
@@ -278,7 +296,8 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             Err(e) => tracing::error!(error = %e, "listener task failed"),
         }
     }
-    if let Some((client, handle)) = client {
+    if let Some((client, handle, sweeper)) = client {
+        sweeper.abort();
         // A dev agent cleans up after itself like Nomad's; a real one leaves tasks running
         // so the next agent process reattaches to them.
         let mode = if config.dev_mode {

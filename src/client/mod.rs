@@ -18,6 +18,7 @@ pub mod alloc_runner;
 pub mod alloc_watcher;
 pub mod allocdir;
 pub mod config;
+mod driver_events;
 pub mod fingerprint;
 pub mod gc;
 pub mod heartbeat;

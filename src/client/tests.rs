@@ -332,3 +332,48 @@ async fn reregisters_when_forgotten_and_survives_server_outage() {
     run.await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn driver_events_become_driver_task_events() {
+    let server = Arc::new(FakeServer::default());
+    let (client, run, dir) = start(server.clone()).await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    client.route_driver_events(rx);
+    wait_for(LIMIT, || client.is_registered().then_some(())).await;
+    let mut a = alloc(
+        "service",
+        vec![task("web", "sleep 30")],
+        restart(0, 10, "fail"),
+    );
+    a.node_id = client.node_id();
+    server.put_alloc(a.clone());
+    let runner = wait_for(LIMIT, || client.alloc(&a.id)).await;
+    let send = |task_id: String| {
+        tx.send(yurt_drivers::DriverEvent {
+            task_id,
+            message: "Downloading image busybox:1".into(),
+            annotations: BTreeMap::from([("image".to_string(), "busybox:1".to_string())]),
+        })
+        .unwrap();
+    };
+    // Unknown allocations and tasks are dropped quietly.
+    send("no-such-alloc/web".into());
+    send(format!("{}/no-such-task", a.id));
+    send(format!("{}/web", a.id));
+    let ev = wait_for(LIMIT, || {
+        runner
+            .task("web")?
+            .state()
+            .events?
+            .into_iter()
+            .find(|e| e.r#type == "Driver")
+    })
+    .await;
+    assert_eq!(ev.driver_message, "Downloading image busybox:1");
+    assert_eq!(ev.display_message, "Downloading image busybox:1");
+    assert_eq!(ev.details.unwrap()["image"], "busybox:1");
+
+    client.shutdown(ShutdownMode::KillAllocs);
+    run.await.unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,12 +1,14 @@
 //! The docker task driver: [`TaskDriver`] on top of the engine API.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::auth::DockerCredentials;
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, RemoveImageOptionsBuilder, StatsOptionsBuilder,
 };
@@ -97,6 +99,26 @@ impl DockerDriver {
         keep: &HashSet<String>,
         grace: Duration,
     ) -> Result<Vec<String>, DriverError> {
+        self.sweep(keep, grace, None).await
+    }
+
+    /// [`Self::remove_dangling`] limited to containers whose `/alloc` is mounted from under
+    /// `alloc_root`: agents sharing one engine (several on a host, tests) only remove their own.
+    pub async fn remove_dangling_in(
+        &self,
+        keep: &HashSet<String>,
+        alloc_root: &Path,
+    ) -> Result<Vec<String>, DriverError> {
+        self.sweep(keep, DANGLING_CREATION_GRACE, Some(alloc_root))
+            .await
+    }
+
+    async fn sweep(
+        &self,
+        keep: &HashSet<String>,
+        grace: Duration,
+        alloc_root: Option<&Path>,
+    ) -> Result<Vec<String>, DriverError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -118,7 +140,9 @@ impl DockerDriver {
             .collect();
         let mut removed = Vec::new();
         for summary in listed {
-            let Some(id) = summary.id else { continue };
+            let Some(id) = summary.id.clone() else {
+                continue;
+            };
             let alloc = summary
                 .labels
                 .as_ref()
@@ -128,7 +152,8 @@ impl DockerDriver {
             let young = summary
                 .created
                 .is_some_and(|c| now.saturating_sub(c) < grace);
-            if keep.contains(&alloc) || tracked.contains(&id) || young {
+            let foreign = alloc_root.is_some_and(|root| !mounts_alloc_from(&summary, root));
+            if keep.contains(&alloc) || tracked.contains(&id) || young || foreign {
                 continue;
             }
             tracing::info!(container = %id, alloc = %alloc, "removing dangling container");
@@ -234,6 +259,16 @@ impl Drop for DockerDriver {
         }
         self.image_refs.shutdown();
     }
+}
+
+/// Whether the container's `/alloc` bind comes from a directory under `alloc_root`.
+fn mounts_alloc_from(summary: &ContainerSummary, alloc_root: &Path) -> bool {
+    summary.mounts.iter().flatten().any(|m| {
+        m.destination.as_deref() == Some("/alloc")
+            && m.source
+                .as_deref()
+                .is_some_and(|src| Path::new(src).starts_with(alloc_root))
+    })
 }
 
 /// Removes an unused image: forced, a few tries, quiet when it is gone or still in use.

@@ -1,6 +1,7 @@
 //! Task event constructors that fill the same `Details` keys, deprecated mirror fields and
 //! `DisplayMessage` texts Nomad does, so UIs and scripts that parse them keep working.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::structs::{TaskEvent, event};
@@ -79,6 +80,15 @@ pub fn not_restarting(reason: &str) -> TaskEvent {
 pub fn driver_failure(err: &str) -> TaskEvent {
     let mut ev = TaskEvent::new(event::DRIVER_FAILURE).detail("driver_error", err);
     ev.driver_error = err.to_string();
+    ev
+}
+
+/// `Driver`: a message the driver raised on its own (image download), its annotations as
+/// `Details`, like Nomad's alloc runner does with a driver's task events.
+pub fn driver_message(msg: &str, annotations: &BTreeMap<String, String>) -> TaskEvent {
+    let mut ev = TaskEvent::new(event::DRIVER_MESSAGE);
+    ev.driver_message = msg.to_string();
+    ev.details = (!annotations.is_empty()).then(|| annotations.clone());
     ev
 }
 
@@ -288,6 +298,11 @@ mod tests {
         let ev = shown(not_restarting("Policy allows no restarts"));
         assert!(ev.fails_task);
         assert_eq!(ev.details.as_ref().unwrap()["fails_task"], "true");
+        let ann = BTreeMap::from([("image".to_string(), "busybox:1".to_string())]);
+        let ev = shown(driver_message("Downloading image busybox:1", &ann));
+        assert_eq!(ev.r#type, "Driver");
+        assert_eq!(ev.display_message, "Downloading image busybox:1");
+        assert_eq!(ev.details.as_ref().unwrap()["image"], "busybox:1");
         assert_eq!(
             shown(sibling_failed("web")).display_message,
             "Task's sibling \"web\" failed"

@@ -320,12 +320,10 @@ impl TaskRunner {
         t.min(self.cfg.max_kill_timeout)
     }
 
+    /// The task's `kill_signal` as written: empty lets the driver pick its default, as Nomad
+    /// passes it (raw_exec/exec: SIGINT; docker: the image's STOPSIGNAL or SIGTERM).
     fn kill_signal(&self) -> &str {
-        if self.cfg.task.kill_signal.is_empty() {
-            "SIGINT"
-        } else {
-            &self.cfg.task.kill_signal
-        }
+        &self.cfg.task.kill_signal
     }
 }
 
