@@ -513,7 +513,8 @@ pub fn run_job_and_wait(http: &Http, base: &str, job: &Value) -> String {
     let id = job["ID"].as_str().expect("job ID").to_string();
     let r = http.put(&format!("{base}/v1/jobs"), &serde_json::json!({"Job": job}));
     assert_eq!(r.status, 200, "register: {}", r.body);
-    wait_for(Duration::from_secs(30), "allocation running", || {
+    // Generous: the shared test machine is often heavily loaded.
+    wait_for(Duration::from_secs(60), "allocation running", || {
         let allocs = http.get(&format!("{base}/v1/job/{id}/allocations")).json();
         allocs.as_array()?.iter().find_map(|a| {
             let states = a["TaskStates"].as_object()?;
