@@ -184,6 +184,46 @@ impl ApiClient {
             .map(|(v, _)| v)
     }
 
+    /// POSTs `body` as JSON to `path` and decodes the JSON answer.
+    pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let bytes = serde_json::to_vec(body).map_err(ApiError::Encode)?;
+        self.send(Method::POST, self.url(path, &[]), Some(bytes))
+            .await
+            .map(|(v, _)| v)
+    }
+
+    /// GETs `path` and returns the successful response unread, for raw or streamed bodies
+    /// (file contents, log follows).
+    pub async fn get_stream(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<reqwest::Response, ApiError> {
+        let url = self.url(path, query);
+        let url_text = url.to_string();
+        let mut req = self.http.get(url);
+        if let Some(token) = &self.token {
+            req = req.header("X-Nomad-Token", token);
+        }
+        let resp = req.send().await.map_err(|source| ApiError::Transport {
+            url: url_text.clone(),
+            source,
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        Err(ApiError::Status {
+            status,
+            body: body.trim_end().to_string(),
+        })
+    }
+
     /// Sends a request with the token header and maps the outcome to typed errors.
     async fn send<T: DeserializeOwned>(
         &self,

@@ -1,9 +1,13 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `agent` and `version`, and the API client later commands share.
+//! `agent`, `job`, `alloc` and `version`, and the API client they share.
 
 pub mod agent;
+pub mod alloc;
 pub mod api_client;
 pub mod argv;
+pub mod eval_monitor;
+pub mod job;
+pub mod output;
 pub mod version;
 
 use std::ffi::OsString;
@@ -29,6 +33,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a yurt agent (server and/or client).
     Agent(Box<agent::AgentArgs>),
+    /// Inspect and act on allocations (status, signal, restart, stop, logs, fs).
+    Alloc(alloc::AllocArgs),
+    /// Run, inspect and stop jobs.
+    Job(job::JobArgs),
     /// Print the yurt version and the Nomad API version it speaks.
     Version,
 }
@@ -55,6 +63,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     match cli.command {
         Command::Agent(args) => agent::run(&args),
+        Command::Alloc(args) => alloc::main(args),
+        Command::Job(args) => job::main(args),
         Command::Version => {
             println!("{}", version::version_text());
             ExitCode::SUCCESS

@@ -22,6 +22,7 @@ mod driver_events;
 pub mod fingerprint;
 pub mod gc;
 pub mod heartbeat;
+pub mod http;
 pub mod node_state;
 pub mod registration;
 pub mod server_http;

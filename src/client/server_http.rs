@@ -112,7 +112,8 @@ pub fn map_error(status: u16, body: String) -> RpcError {
     }
 }
 
-fn base_url(addr: &str) -> String {
+/// The `http://host:port` base of a server address (`host`, `host:port` or a URL).
+pub fn base_url(addr: &str) -> String {
     let addr = addr.trim().trim_end_matches('/');
     if addr.starts_with("http://") || addr.starts_with("https://") {
         return addr.to_string();

@@ -1,6 +1,7 @@
 //! The bundled server: state store, evaluation broker, schedulers, plan applier, heartbeats
 //! and the server-side HTTP handlers.
 
+pub mod alloc_endpoint;
 pub mod blocked;
 pub mod broker;
 pub mod heartbeat;

@@ -476,3 +476,102 @@ pub fn service_job(id: &str, count: i64) -> Value {
         }],
     })
 }
+
+/// A raw_exec service job whose tasks run `/bin/sh -c <script>`; restart attempts 0 so a
+/// consumed attempt would fail the task.
+pub fn shell_job(id: &str, tasks: &[(&str, &str)]) -> Value {
+    let tasks: Vec<Value> = tasks
+        .iter()
+        .map(|(name, script)| {
+            serde_json::json!({
+                "Name": name,
+                "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh", "args": ["-c", script]},
+                "Resources": {"CPU": 100, "MemoryMB": 64},
+                "KillTimeout": 1_000_000_000i64,
+                "LogConfig": {"MaxFiles": 3, "MaxFileSizeMB": 1},
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "ID": id,
+        "Name": id,
+        "Type": "service",
+        "Datacenters": ["dc1"],
+        "TaskGroups": [{
+            "Name": "g",
+            "Count": 1,
+            "RestartPolicy": {"Attempts": 0, "Interval": 600_000_000_000i64, "Delay": 1_000_000_000i64, "Mode": "fail"},
+            "Tasks": tasks,
+        }],
+    })
+}
+
+/// Registers `job` through `base` (an agent's HTTP base URL) and returns the ID of its
+/// first allocation once every task in it runs.
+pub fn run_job_and_wait(http: &Http, base: &str, job: &Value) -> String {
+    let id = job["ID"].as_str().expect("job ID").to_string();
+    let r = http.put(&format!("{base}/v1/jobs"), &serde_json::json!({"Job": job}));
+    assert_eq!(r.status, 200, "register: {}", r.body);
+    // Generous: the shared test machine is often heavily loaded.
+    wait_for(Duration::from_secs(60), "allocation running", || {
+        let allocs = http.get(&format!("{base}/v1/job/{id}/allocations")).json();
+        allocs.as_array()?.iter().find_map(|a| {
+            let states = a["TaskStates"].as_object()?;
+            let all = !states.is_empty()
+                && states.values().all(|s| s["State"] == "running")
+                && a["DesiredStatus"] == "run";
+            all.then(|| a["ID"].as_str().map(str::to_string)).flatten()
+        })
+    })
+}
+
+/// Reads a streaming response until `done(body so far)` holds or `timeout` passes; returns
+/// the status and what was read.
+pub fn read_stream_until(
+    url: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&[u8]) -> bool,
+) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("client");
+    let mut resp = client.get(url).send().expect("GET stream");
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match resp.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+        }
+        if done(&body) {
+            break;
+        }
+    }
+    (status, body)
+}
+
+/// Splits concatenated JSON StreamFrames (and `{}` heartbeats).
+pub fn parse_frames(body: &[u8]) -> Vec<Value> {
+    serde_json::Deserializer::from_slice(body)
+        .into_iter::<Value>()
+        .map_while(Result::ok)
+        .collect()
+}
+
+/// The decoded data of frames, concatenated.
+pub fn frames_data(frames: &[Value]) -> Vec<u8> {
+    use base64::Engine;
+    frames
+        .iter()
+        .filter_map(|f| f["Data"].as_str())
+        .flat_map(|d| {
+            base64::engine::general_purpose::STANDARD
+                .decode(d)
+                .unwrap_or_default()
+        })
+        .collect()
+}

@@ -87,6 +87,15 @@ impl Coordinator {
         }
     }
 
+    /// Back to `Init` with every gate closed (a restart of all tasks); `update` reopens them
+    /// stage by stage once the restarted tasks are pending again.
+    pub fn reset(&mut self) {
+        self.phase = Phase::Init;
+        for tx in self.gates.values() {
+            tx.send_if_modified(|v| std::mem::replace(v, false));
+        }
+    }
+
     /// Advances the phase as far as the task states allow and sets the gates.
     pub fn update(&mut self, tasks: &[(Stage, TaskState)]) {
         loop {

@@ -72,6 +72,8 @@ pub struct AllocRunnerConfig {
 
 enum Command {
     Update(Box<Allocation>),
+    /// Close every lifecycle gate so restarted tasks re-run from prestart.
+    ResetLifecycle(oneshot::Sender<()>),
     Destroy(oneshot::Sender<()>),
     Detach,
 }
@@ -257,6 +259,10 @@ impl AllocRunner {
                 }
                 cmd = self.cmd_rx.recv() => match cmd {
                     Some(Command::Update(alloc)) => self.handle_update(*alloc),
+                    Some(Command::ResetLifecycle(done)) => {
+                        self.coordinator.reset();
+                        let _ = done.send(());
+                    }
                     Some(Command::Destroy(done)) => {
                         self.destroy().await;
                         let _ = done.send(());
@@ -558,6 +564,25 @@ impl AllocRunnerHandle {
         if self.cmd_tx.send(Command::Destroy(tx)).is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Restarts every task, finished ones included, re-running the lifecycle from prestart
+    /// (Nomad's `AllTasks`). Returns each task's outcome once its restart was applied.
+    pub async fn restart_all(
+        &self,
+        reason: &str,
+    ) -> Vec<(String, Result<(), super::task_runner::TaskRunnerError>)> {
+        let (tx, rx) = oneshot::channel();
+        // Gates must close before any task is stopped, or a restarted main task would start
+        // again before the prestart tasks re-ran.
+        if self.cmd_tx.send(Command::ResetLifecycle(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        let restarts = self
+            .tasks
+            .iter()
+            .map(|(name, t)| async move { (name.clone(), t.force_restart(reason).await) });
+        futures::future::join_all(restarts).await
     }
 
     /// Stops managing the allocation, leaving its tasks running (agent shutdown).

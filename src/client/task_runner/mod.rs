@@ -25,6 +25,7 @@ use yurt_drivers::{DriverError, ExitResult, TaskDriver};
 use super::allocdir::AllocDir;
 use super::state_db::StateDb;
 use super::taskenv::NodeValues;
+use crate::structs::time::is_zero;
 use restart::{RestartDecision, RestartTracker};
 use state::TaskShared;
 
@@ -73,6 +74,8 @@ pub struct TaskRunnerConfig {
 }
 
 struct RestartRequest {
+    /// Also re-run a task that already finished (a restart of all tasks).
+    force: bool,
     done: oneshot::Sender<()>,
 }
 
@@ -167,22 +170,54 @@ impl TaskRunner {
 
     /// Runs the task to completion (or until the agent detaches).
     pub async fn run(mut self) {
-        match self.main_loop().await {
-            Ending::Finished => {
-                if let Some(h) = self.shared.handle() {
-                    // A live instance at this point means the loop was cut short; stop it.
-                    let _ = self
-                        .cfg
-                        .driver
-                        .stop_task(&h.task_id, self.kill_timeout(), self.kill_signal())
-                        .await;
-                    self.clear_handle(&h.task_id).await;
+        loop {
+            match self.main_loop().await {
+                Ending::Finished => {
+                    if let Some(h) = self.shared.handle() {
+                        // A live instance at this point means the loop was cut short; stop it.
+                        let _ = self
+                            .cfg
+                            .driver
+                            .stop_task(&h.task_id, self.kill_timeout(), self.kill_signal())
+                            .await;
+                        self.clear_handle(&h.task_id).await;
+                    }
+                    self.shared.update(TASK_STATE_DEAD, None);
+                    self.done_tx.send_replace(true);
+                    if self.wait_for_rerun().await {
+                        self.done_tx.send_replace(false);
+                        continue;
+                    }
                 }
-                self.shared.update(TASK_STATE_DEAD, None);
+                Ending::Detached => {}
             }
-            Ending::Detached => {}
+            break;
         }
         self.done_tx.send_replace(true);
+    }
+
+    /// Like Nomad's task runner, a finished task stays restartable until the allocation is
+    /// killed: a restart of all tasks (`AllTasks`) re-runs it. True when it must run again.
+    async fn wait_for_rerun(&mut self) -> bool {
+        loop {
+            if self.killed() {
+                return false;
+            }
+            tokio::select! {
+                req = self.restart_rx.recv() => match req {
+                    Some(req) if req.force => {
+                        self.shared.update(TASK_STATE_PENDING, None);
+                        let _ = req.done.send(());
+                        return true;
+                    }
+                    // A plain restart of a dead task: dropping `done` answers "not running".
+                    Some(_) => continue,
+                    None => return false,
+                },
+                _ = self.kill_rx.wait_for(Option::is_some) => return false,
+                _ = self.detach_rx.wait_for(|d| *d) => return false,
+            }
+        }
     }
 
     fn killed(&self) -> bool {
@@ -470,12 +505,39 @@ impl TaskRunnerHandle {
         if st.state != TASK_STATE_RUNNING || self.shared.handle().is_none() {
             return Err(TaskRunnerError::NotRunning);
         }
+        self.send_restart(reason, false).await
+    }
+
+    /// Restarts the task whether it runs or already finished (Nomad's `AllTasks`); a task
+    /// that never started, or whose runner is gone, is "not running".
+    pub async fn force_restart(&self, reason: &str) -> Result<(), TaskRunnerError> {
+        let st = self.shared.state();
+        let running = st.state == TASK_STATE_RUNNING && self.shared.handle().is_some();
+        let finished = st.state == TASK_STATE_DEAD && !is_zero(&st.started_at);
+        if !running && !finished {
+            return Err(TaskRunnerError::NotRunning);
+        }
+        self.send_restart(reason, true).await
+    }
+
+    async fn send_restart(&self, reason: &str, force: bool) -> Result<(), TaskRunnerError> {
         self.shared.emit(events::restart_signaled(reason));
         let (tx, rx) = oneshot::channel();
         self.restart_tx
-            .send(RestartRequest { done: tx })
+            .send(RestartRequest { force, done: tx })
             .map_err(|_| TaskRunnerError::NotRunning)?;
         rx.await.map_err(|_| TaskRunnerError::NotRunning)
+    }
+
+    /// Current resource usage of the running instance.
+    pub async fn stats(&self) -> Result<yurt_drivers::TaskResourceUsage, TaskRunnerError> {
+        let handle = self.shared.handle().ok_or(TaskRunnerError::NotRunning)?;
+        Ok(self.driver.task_stats(&handle.task_id).await?)
+    }
+
+    /// The running instance's driver task ID (for exec and stats), if it runs.
+    pub fn driver_task_id(&self) -> Option<String> {
+        self.shared.handle().map(|h| h.task_id)
     }
 }
 

@@ -3,10 +3,12 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use super::App;
-use crate::http::{HttpError, JsonReply, QueryOptions, QueryParams, blocking_query, paginate};
+use crate::http::{
+    HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, paginate,
+};
 use crate::server::state::Table;
 use crate::structs::AllocListStub;
 
@@ -14,6 +16,7 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/v1/allocations", get(list_allocs))
         .route("/v1/allocation/{id}", get(read_alloc))
+        .route("/v1/allocation/{id}/stop", post(stop_alloc).put(stop_alloc))
 }
 
 async fn list_allocs(
@@ -56,4 +59,17 @@ async fn read_alloc(
     .await?;
     let alloc = alloc.ok_or_else(|| HttpError::not_found("alloc not found"))?;
     Ok(JsonReply::query(&opts, index, alloc.as_ref().clone()).into_response())
+}
+
+/// `POST|PUT /v1/allocation/:id/stop[?no_shutdown_delay=]`: stop and reschedule.
+async fn stop_alloc(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    opts: WriteOptions,
+    params: QueryParams,
+) -> Result<Response, HttpError> {
+    let no_shutdown_delay = params.flag("no_shutdown_delay")?.unwrap_or(false);
+    let resp = app.server.stop_alloc(&id, no_shutdown_delay)?;
+    let index = resp.index;
+    Ok(JsonReply::write(&opts, index, resp).into_response())
 }

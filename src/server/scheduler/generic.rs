@@ -169,7 +169,9 @@ pub fn schedule_generic(
             gs.commit(&mut cl, &choice, &alloc.id);
             if let (Some(desc), Some(a)) = (p.reason.stop_description(), prev) {
                 let mut stopped = stopped_copy(a, desc, None, now);
-                if p.reason == PlaceReason::Reschedule {
+                // Nomad links every replacement of a rescheduled or stopped (migrated)
+                // allocation forward from the old one.
+                if matches!(p.reason, PlaceReason::Reschedule | PlaceReason::Migrate) {
                     stopped.next_allocation = alloc.id.clone();
                 }
                 push(&mut out.plan.node_update, stopped);

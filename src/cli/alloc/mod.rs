@@ -1,0 +1,148 @@
+//! `yurt alloc ...`: status, signal, restart, stop, logs and fs, taking full allocation
+//! IDs or unique prefixes like Nomad's CLI.
+
+mod fs;
+mod lifecycle;
+mod logs;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use super::api_client::ApiClient;
+use super::output::{CliError, format_list, run, short_id};
+
+/// `yurt alloc` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AllocCommand {
+    /// Display an allocation's status and recent task events.
+    Status(status::StatusArgs),
+    /// Send a signal to an allocation's tasks.
+    Signal(lifecycle::SignalArgs),
+    /// Restart an allocation's tasks in place.
+    Restart(lifecycle::RestartArgs),
+    /// Stop and reschedule an allocation.
+    Stop(lifecycle::StopArgs),
+    /// Show a task's stdout or stderr.
+    Logs(logs::LogsArgs),
+    /// List or read files in an allocation's directory.
+    Fs(fs::FsArgs),
+}
+
+/// `yurt alloc`.
+#[derive(Debug, Args)]
+pub struct AllocArgs {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: AllocCommand,
+}
+
+/// Runs an `alloc` subcommand.
+pub fn main(args: AllocArgs) -> ExitCode {
+    run(async move {
+        let api = ApiClient::from_env()?;
+        match args.command {
+            AllocCommand::Status(a) => status::run(&api, a).await,
+            AllocCommand::Signal(a) => lifecycle::signal(&api, a).await,
+            AllocCommand::Restart(a) => lifecycle::restart(&api, a).await,
+            AllocCommand::Stop(a) => lifecycle::stop(&api, a).await,
+            AllocCommand::Logs(a) => logs::run(&api, a).await,
+            AllocCommand::Fs(a) => fs::run(&api, a).await,
+        }
+    })
+}
+
+/// The allocation an ID or unique prefix names, as `/v1/allocation/:id` returns it. An
+/// ambiguous prefix lists the matches and fails, like Nomad.
+pub async fn resolve_alloc(api: &ApiClient, id: &str) -> Result<Value, CliError> {
+    if id.len() < 2 {
+        return Err("Alloc ID must contain at least two characters.".into());
+    }
+    let matches: Vec<Value> = api.get_json("/v1/allocations", &[("prefix", id)]).await?;
+    let full = match matches.as_slice() {
+        [] => {
+            return Err(format!("No allocation(s) with prefix or id {id:?} found").into());
+        }
+        [one] => one["ID"].as_str().unwrap_or(id).to_string(),
+        many => {
+            // An exact ID among several prefix matches is still that allocation.
+            if let Some(exact) = many.iter().find(|a| a["ID"] == id) {
+                exact["ID"].as_str().unwrap_or(id).to_string()
+            } else {
+                return Err(format!(
+                    "Prefix matched multiple allocations\n\n{}",
+                    alloc_list(many, false)
+                )
+                .into());
+            }
+        }
+    };
+    Ok(api.get_json(&format!("/v1/allocation/{full}"), &[]).await?)
+}
+
+/// Nomad's allocation table (`ID Eval ID Node ID Task Group Version Desired Status Created Modified`).
+pub fn alloc_list(allocs: &[Value], verbose: bool) -> String {
+    let mut rows = vec![
+        [
+            "ID",
+            "Node ID",
+            "Task Group",
+            "Version",
+            "Desired",
+            "Status",
+            "Created",
+            "Modified",
+        ]
+        .map(str::to_string)
+        .to_vec(),
+    ];
+    for a in allocs {
+        let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+        rows.push(vec![
+            short_id(&s("ID"), verbose),
+            short_id(&s("NodeID"), verbose),
+            s("TaskGroup"),
+            a["JobVersion"].as_i64().unwrap_or(0).to_string(),
+            s("DesiredStatus"),
+            s("ClientStatus"),
+            super::output::ago(a["CreateTime"].as_i64().unwrap_or(0)),
+            super::output::ago(a["ModifyTime"].as_i64().unwrap_or(0)),
+        ]);
+    }
+    format_list(&rows)
+}
+
+/// The task a command acts on: the one named, or the allocation's only task.
+pub fn pick_task(alloc: &Value, named: Option<&str>) -> Result<String, CliError> {
+    let tasks = alloc_task_names(alloc);
+    match named {
+        Some(t) if tasks.iter().any(|n| n == t) => Ok(t.to_string()),
+        Some(t) => Err(format!("Could not find task named: {t}").into()),
+        None if tasks.len() == 1 => Ok(tasks[0].clone()),
+        None => {
+            let list: String = tasks.iter().map(|t| format!("  * {t}\n")).collect();
+            Err(format!(
+                "Allocation {:?} is running the following tasks:\n{list}\nPlease specify the task.",
+                alloc["ID"].as_str().unwrap_or_default()
+            )
+            .into())
+        }
+    }
+}
+
+/// The task names of the allocation's group, from its job.
+fn alloc_task_names(alloc: &Value) -> Vec<String> {
+    let group = alloc["TaskGroup"].as_str().unwrap_or_default();
+    alloc["Job"]["TaskGroups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["Name"] == group))
+        .and_then(|g| g["Tasks"].as_array())
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t["Name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,208 @@
+//! `yurt job run|status|stop`: the small set of job commands scripts and tests need.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::alloc::alloc_list;
+use super::api_client::ApiClient;
+use super::eval_monitor::monitor;
+use super::output::{CliError, format_kv, format_list, run};
+
+/// `yurt job` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Register a job from a JSON file (`{"Job": ...}` or the bare job).
+    Run(RunArgs),
+    /// List jobs, or show one job and its allocations.
+    Status(StatusArgs),
+    /// Stop a job (and with -purge, forget it).
+    Stop(StopArgs),
+}
+
+/// `yurt job`.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: JobCommand,
+}
+
+/// `yurt job run [-detach] <file.json>`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Print the evaluation ID instead of monitoring it.
+    #[arg(long)]
+    detach: bool,
+    /// Show full IDs.
+    #[arg(long)]
+    verbose: bool,
+    /// The job file (JSON).
+    file: String,
+}
+
+/// `yurt job status [id]`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show full IDs.
+    #[arg(long)]
+    verbose: bool,
+    /// Job ID or prefix; all jobs when omitted.
+    job: Option<String>,
+}
+
+/// `yurt job stop [-purge] [-detach] <id>`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Remove the job from the server entirely.
+    #[arg(long)]
+    purge: bool,
+    /// Print the evaluation ID instead of monitoring it.
+    #[arg(long)]
+    detach: bool,
+    /// Show full IDs.
+    #[arg(long)]
+    verbose: bool,
+    /// Job ID or prefix.
+    job: String,
+}
+
+/// Runs a `job` subcommand.
+pub fn main(args: JobArgs) -> ExitCode {
+    run(async move {
+        let api = ApiClient::from_env()?;
+        match args.command {
+            JobCommand::Run(a) => job_run(&api, a).await,
+            JobCommand::Status(a) => job_status(&api, a).await,
+            JobCommand::Stop(a) => job_stop(&api, a).await,
+        }
+    })
+}
+
+/// The job in a file holding either `{"Job": {...}}` or the job itself.
+fn read_job(file: &str) -> Result<Value, CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError(format!("Error reading job file {file:?}: {e}")))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError(format!("Error parsing job file from {file}: {e}")))?;
+    Ok(match v.get("Job") {
+        Some(job) if job.is_object() => job.clone(),
+        _ => v,
+    })
+}
+
+async fn job_run(api: &ApiClient, a: RunArgs) -> Result<(), CliError> {
+    let job = read_job(&a.file)?;
+    let resp: Value = api
+        .put_json("/v1/jobs", &json!({"Job": job}))
+        .await
+        .map_err(|e| CliError(format!("Error submitting job: {e}")))?;
+    let eval = resp["EvalID"].as_str().unwrap_or_default();
+    if a.detach || eval.is_empty() {
+        println!("Job registration successful");
+        if !eval.is_empty() {
+            println!("Evaluation ID: {eval}");
+        }
+        return Ok(());
+    }
+    monitor(api, eval, a.verbose).await
+}
+
+/// The job an ID or unique prefix names.
+async fn resolve_job(api: &ApiClient, id: &str) -> Result<Value, CliError> {
+    let matches: Vec<Value> = api.get_json("/v1/jobs", &[("prefix", id)]).await?;
+    let full = match matches.as_slice() {
+        [] => return Err(format!("No job(s) with prefix or id {id:?} found").into()),
+        [one] => one["ID"].as_str().unwrap_or(id).to_string(),
+        many => match many.iter().find(|j| j["ID"] == id) {
+            Some(exact) => exact["ID"].as_str().unwrap_or(id).to_string(),
+            None => {
+                return Err(format!("Prefix matched multiple jobs\n\n{}", jobs_table(many)).into());
+            }
+        },
+    };
+    Ok(api.get_json(&format!("/v1/job/{full}"), &[]).await?)
+}
+
+fn jobs_table(jobs: &[Value]) -> String {
+    let mut rows = vec![
+        ["ID", "Type", "Priority", "Status", "Submit Date"]
+            .map(str::to_string)
+            .to_vec(),
+    ];
+    for j in jobs {
+        rows.push(vec![
+            j["ID"].as_str().unwrap_or_default().to_string(),
+            j["Type"].as_str().unwrap_or_default().to_string(),
+            j["Priority"].as_i64().unwrap_or(0).to_string(),
+            j["Status"].as_str().unwrap_or_default().to_string(),
+            super::output::format_unix_nanos(j["SubmitTime"].as_i64().unwrap_or(0)),
+        ]);
+    }
+    format_list(&rows)
+}
+
+async fn job_status(api: &ApiClient, a: StatusArgs) -> Result<(), CliError> {
+    let Some(id) = a.job else {
+        let jobs: Vec<Value> = api.get_json("/v1/jobs", &[]).await?;
+        if jobs.is_empty() {
+            println!("No running jobs");
+        } else {
+            println!("{}", jobs_table(&jobs));
+        }
+        return Ok(());
+    };
+    let job = resolve_job(api, &id).await?;
+    let s = |k: &str| job[k].as_str().unwrap_or_default().to_string();
+    let dcs: Vec<&str> = job["Datacenters"]
+        .as_array()
+        .map(|d| d.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    println!(
+        "{}",
+        format_kv(&[
+            ("ID", s("ID")),
+            ("Name", s("Name")),
+            (
+                "Submit Date",
+                super::output::format_unix_nanos(job["SubmitTime"].as_i64().unwrap_or(0))
+            ),
+            ("Type", s("Type")),
+            (
+                "Priority",
+                job["Priority"].as_i64().unwrap_or(0).to_string()
+            ),
+            ("Datacenters", dcs.join(",")),
+            ("Namespace", s("Namespace")),
+            ("Status", s("Status")),
+        ])
+    );
+    let job_id = s("ID");
+    let allocs: Vec<Value> = api
+        .get_json(&format!("/v1/job/{job_id}/allocations"), &[])
+        .await?;
+    println!("\nAllocations");
+    if allocs.is_empty() {
+        println!("No allocations placed");
+    } else {
+        println!("{}", alloc_list(&allocs, a.verbose));
+    }
+    Ok(())
+}
+
+async fn job_stop(api: &ApiClient, a: StopArgs) -> Result<(), CliError> {
+    let job = resolve_job(api, &a.job).await?;
+    let id = job["ID"].as_str().unwrap_or_default();
+    let purge = a.purge.to_string();
+    let resp: Value = api
+        .delete_json(&format!("/v1/job/{id}"), &[("purge", purge.as_str())])
+        .await
+        .map_err(|e| CliError(format!("Error deregistering job: {e}")))?;
+    let eval = resp["EvalID"].as_str().unwrap_or_default();
+    if a.detach || eval.is_empty() {
+        println!("{eval}");
+        return Ok(());
+    }
+    monitor(api, eval, a.verbose).await
+}

@@ -1,0 +1,47 @@
+//! The client agent's HTTP endpoints (`/v1/client/...`): allocation lifecycle (signal,
+//! restart), resource usage, and the allocation filesystem and logs. Requests for
+//! allocations this agent does not run are forwarded by [`forward`].
+
+mod alloc_lookup;
+mod fs;
+mod fs_path;
+mod host_stats;
+mod lifecycle;
+mod logs;
+mod stats;
+mod stream;
+
+pub mod forward;
+
+use axum::Router;
+use axum::routing::{any, get};
+
+use super::Client;
+
+pub use alloc_lookup::unknown_alloc;
+
+/// What every client handler can reach.
+#[derive(Clone)]
+pub struct ClientApp {
+    /// The client agent.
+    pub client: Client,
+}
+
+/// The client endpoints this agent serves for its own allocations (layers added by the caller).
+pub fn client_routes(client: Client) -> Router {
+    Router::new()
+        .route("/v1/client/allocation/{id}/signal", any(lifecycle::signal))
+        .route(
+            "/v1/client/allocation/{id}/restart",
+            any(lifecycle::restart),
+        )
+        .route("/v1/client/allocation/{id}/stats", get(stats::alloc_stats))
+        .route("/v1/client/stats", get(stats::host_stats))
+        .route("/v1/client/fs/ls/{id}", get(fs::ls))
+        .route("/v1/client/fs/stat/{id}", get(fs::stat))
+        .route("/v1/client/fs/cat/{id}", get(fs::cat))
+        .route("/v1/client/fs/readat/{id}", get(fs::readat))
+        .route("/v1/client/fs/stream/{id}", get(stream::stream))
+        .route("/v1/client/fs/logs/{id}", get(logs::logs))
+        .with_state(ClientApp { client })
+}

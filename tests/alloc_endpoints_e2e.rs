@@ -1,0 +1,439 @@
+//! End-to-end tests of the per-allocation client endpoints (signal, restart, stats, fs,
+//! logs) and alloc stop, against real agents running real raw_exec tasks — on a dev agent
+//! and through a server agent whose allocations run on a separate client agent.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Traps SIGUSR1, prints its PID, writes a secret, then idles.
+const TRAP: &str = "echo pid=$$; echo s3cret > \"$NOMAD_SECRETS_DIR/token\"; \
+                    trap 'echo got USR1' USR1; while true; do sleep 0.1; done";
+
+fn task_events(http: &Http, base: &str, alloc: &str, task: &str) -> Vec<Value> {
+    let a = http.get(&format!("{base}/v1/allocation/{alloc}")).json();
+    a["TaskStates"][task]["Events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn has_event(events: &[Value], ty: &str) -> bool {
+    events.iter().any(|e| e["Type"] == ty)
+}
+
+fn plain_logs(http: &Http, base: &str, alloc: &str, task: &str) -> String {
+    let r = http.get(&format!(
+        "{base}/v1/client/fs/logs/{alloc}?task={task}&type=stdout&plain=true"
+    ));
+    assert_eq!(r.status, 200, "logs: {}", r.body);
+    r.body
+}
+
+/// Signal, restart and their errors, asked of `api` while the alloc runs where it runs;
+/// events are read from `server`.
+fn check_signal_and_restart(http: &Http, api: &str, server: &str, alloc: &str) {
+    // Signal: methods, unknown alloc, bad body, unknown and named task.
+    let sig = format!("{api}/v1/client/allocation/{alloc}/signal");
+    assert_eq!(http.get(&sig).status, 405);
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    let r = http.post(
+        &format!("{api}/v1/client/allocation/{unknown}/signal"),
+        &json!({"Signal": "SIGUSR1"}),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body, format!("Unknown allocation \"{unknown}\""));
+    let r = http.post_raw(&sig, b"{not json".to_vec());
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.starts_with("Failed to decode body"), "{}", r.body);
+    let r = http.post(&sig, &json!({"Signal": "SIGUSR1", "Task": "nope"}));
+    assert_eq!((r.status, r.body.as_str()), (500, "Task not found"));
+
+    let r = http.put(&sig, &json!({"Signal": "SIGUSR1", "Task": "trap"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["Index"], 0);
+    wait_for(Duration::from_secs(10), "trap output", || {
+        plain_logs(http, api, alloc, "trap")
+            .contains("got USR1")
+            .then_some(())
+    });
+    wait_for(Duration::from_secs(10), "Signaling event", || {
+        task_events(http, server, alloc, "trap")
+            .iter()
+            .find(|e| e["Type"] == "Signaling")
+            .map(|e| assert_eq!(e["Details"]["signal"], "SIGUSR1"))
+    });
+
+    // Restart: errors first, then a real one.
+    let rst = format!("{api}/v1/client/allocation/{alloc}/restart");
+    let r = http.put(&rst, &json!({"TaskName": "trap", "AllTasks": true}));
+    assert_eq!(r.status, 500);
+    assert_eq!(r.body, "task name cannot be set when restarting all tasks");
+    let r = http.put(&rst, &json!({"TaskName": "nope"}));
+    assert_eq!(r.status, 500);
+    assert_eq!(r.body, "Could not find task runner for task: nope");
+
+    let r = http.put(&rst, &json!({"TaskName": "trap"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let pids = wait_for(Duration::from_secs(15), "second pid line", || {
+        let logs = plain_logs(http, api, alloc, "trap");
+        let pids: Vec<String> = logs
+            .lines()
+            .filter_map(|l| l.strip_prefix("pid="))
+            .map(str::to_string)
+            .collect();
+        (pids.len() >= 2).then_some(pids)
+    });
+    assert_ne!(pids[0], pids[1], "restart must start a new process");
+    let events = wait_for(Duration::from_secs(10), "restart events", || {
+        let ev = task_events(http, server, alloc, "trap");
+        (has_event(&ev, "Restart Signaled") && has_event(&ev, "Restarting")).then_some(ev)
+    });
+    let types: Vec<&str> = events.iter().filter_map(|e| e["Type"].as_str()).collect();
+    let sig_at = types.iter().position(|t| *t == "Restart Signaled").unwrap();
+    let rst_at = types.iter().rposition(|t| *t == "Restarting").unwrap();
+    assert!(sig_at < rst_at, "{types:?}");
+    assert_eq!(events[rst_at]["StartDelay"], 0);
+    // Attempts 0 + mode fail: a consumed attempt would have failed the task.
+    assert!(!has_event(&events, "Not Restarting"), "{types:?}");
+    wait_for(Duration::from_secs(10), "running again", || {
+        let a = http.get(&format!("{server}/v1/allocation/{alloc}")).json();
+        (a["TaskStates"]["trap"]["State"] == "running").then_some(())
+    });
+
+    // Restart of all running tasks.
+    let r = http.post(&rst, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn check_stats(http: &Http, api: &str, alloc: &str) {
+    // The task may still be coming back from the restart of all running tasks.
+    let s = wait_for(Duration::from_secs(10), "task measured", || {
+        let r = http.get(&format!("{api}/v1/client/allocation/{alloc}/stats"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let s = r.json();
+        s["Tasks"].get("trap").is_some().then_some(s)
+    });
+    assert!(s["Timestamp"].as_i64().is_some_and(|t| t > 0), "{s}");
+    let task = &s["Tasks"]["trap"];
+    assert!(
+        task["ResourceUsage"]["MemoryStats"]["RSS"]
+            .as_u64()
+            .is_some_and(|r| r > 0),
+        "{s}"
+    );
+    assert!(task["ResourceUsage"]["CpuStats"].is_object());
+    assert!(s["ResourceUsage"]["MemoryStats"]["RSS"].as_u64().unwrap() > 0);
+    let r = http.get(&format!(
+        "{api}/v1/client/allocation/{alloc}/stats?task=nope"
+    ));
+    assert_eq!(r.json()["Tasks"], json!({}));
+}
+
+fn check_fs(http: &Http, api: &str, alloc: &str) {
+    let fs = |op: &str, q: &str| http.get(&format!("{api}/v1/client/fs/{op}/{alloc}?{q}"));
+    let ls = fs("ls", "path=/").json();
+    let names: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["Name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"alloc") && names.contains(&"trap"),
+        "{names:?}"
+    );
+    let alloc_dir = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["Name"] == "alloc")
+        .unwrap();
+    assert_eq!(alloc_dir["IsDir"], true);
+    assert_eq!(alloc_dir["FileMode"], "drwxrwxrwx");
+
+    // Secrets can be listed but not read.
+    let r = fs("ls", "path=trap/secrets");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("token"), "{}", r.body);
+    for op in ["cat", "stream"] {
+        let r = fs(op, "path=trap/secrets/token&follow=false");
+        assert_eq!(r.status, 500, "{op}: {}", r.body);
+        assert_eq!(r.body, "Reading secret file prohibited: trap/secrets/token");
+    }
+    let r = fs("readat", "path=/trap/secrets/token&offset=0");
+    assert!(
+        r.body.starts_with("Reading secret file prohibited"),
+        "{}",
+        r.body
+    );
+
+    // Escapes, lexical and through a symlink.
+    for q in ["path=../../../etc/passwd", "path=alloc/../../x"] {
+        let r = fs("cat", q);
+        assert_eq!(r.status, 400, "{q}: {}", r.body);
+        assert_eq!(r.body, "Path escapes the alloc directory");
+    }
+    assert_eq!(
+        fs("ls", "path=/..").body,
+        "Path escapes the alloc directory"
+    );
+
+    let log = "path=alloc/logs/trap.stdout.0";
+    let st = fs("stat", log).json();
+    assert_eq!(st["Name"], "trap.stdout.0");
+    assert_eq!(st["IsDir"], false);
+    assert_eq!(st["ContentType"], "text/plain; charset=utf-8");
+    let cat = fs("cat", log);
+    assert_eq!(cat.status, 200);
+    assert!(cat.body.starts_with("pid="), "{}", cat.body);
+    let r = fs("readat", &format!("{log}&offset=1&limit=3"));
+    assert_eq!(r.body, "id=");
+    let r = fs("readat", log);
+    assert_eq!(r.status, 500);
+    assert!(r.body.starts_with("error parsing offset"), "{}", r.body);
+    assert_eq!(fs("stat", "").status, 400);
+    assert_eq!(fs("ls", "path=missing").status, 404);
+    let r = fs("cat", "path=alloc");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "file \"alloc\" is a directory")
+    );
+
+    // A non-following stream of the log ends with the file's data in frames.
+    let r = fs("stream", &format!("{log}&follow=false"));
+    assert_eq!(r.status, 200);
+    let frames = parse_frames(r.body.as_bytes());
+    assert_eq!(frames_data(&frames), cat.body.as_bytes());
+    assert_eq!(frames[0]["File"], "alloc/logs/trap.stdout.0");
+    assert_eq!(fs("stream", &format!("{log}&origin=middle")).status, 400);
+
+    // Logs errors.
+    let logs = |q: &str| http.get(&format!("{api}/v1/client/fs/logs/{alloc}?{q}"));
+    let r = logs("task=nope&type=stdout");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "unknown task name \"nope\"")
+    );
+    assert_eq!(logs("type=stdout").body, "must provide task name");
+    assert_eq!(logs("task=trap").status, 400);
+    let r = logs("task=trap&type=stdout");
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert!(frames_data(&parse_frames(r.body.as_bytes())).starts_with(b"pid="));
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    let r = http.get(&format!("{api}/v1/client/fs/ls/{unknown}"));
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (404, format!("Unknown allocation \"{unknown}\""))
+    );
+}
+
+/// Stops the allocation and checks the replacement's links.
+fn check_stop(http: &Http, api: &str, alloc: &str) {
+    let r = http.get(&format!("{api}/v1/allocation/{alloc}/stop"));
+    assert_eq!(r.status, 405);
+    let r = http.post(&format!("{api}/v1/allocation/{alloc}/stop"), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    assert!(
+        body["EvalID"].as_str().is_some_and(|e| e.len() == 36),
+        "{body}"
+    );
+    assert!(body["Index"].as_u64().unwrap() > 0);
+    let next = wait_for(Duration::from_secs(20), "replacement", || {
+        let a = http.get(&format!("{api}/v1/allocation/{alloc}")).json();
+        a["NextAllocation"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+    });
+    let new = http.get(&format!("{api}/v1/allocation/{next}")).json();
+    assert_eq!(new["PreviousAllocation"], alloc);
+    let old = http.get(&format!("{api}/v1/allocation/{alloc}")).json();
+    assert_eq!(old["DesiredStatus"], "stop");
+    let r = http.post(
+        &format!("{api}/v1/allocation/00000000-0000-0000-0000-000000000000/stop"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn lifecycle_fs_stats_and_stop_on_a_dev_agent() {
+    let agent = Agent::start(AgentOpts::dev());
+    let http = Http::default();
+    let base = agent.url("");
+    let job = shell_job("lifecycle", &[("trap", TRAP)]);
+    let alloc = run_job_and_wait(&http, &base, &job);
+    check_signal_and_restart(&http, &base, &base, &alloc);
+    check_stats(&http, &base, &alloc);
+    check_fs(&http, &base, &alloc);
+    let host = http.get(&agent.url("/v1/client/stats")).json();
+    assert!(host["Memory"]["Total"].as_u64().unwrap() > 0, "{host}");
+    assert!(!host["CPU"].as_array().unwrap().is_empty());
+    assert!(host["Uptime"].as_u64().unwrap() > 0);
+    check_stop(&http, &base, &alloc);
+}
+
+#[test]
+fn every_endpoint_works_through_the_server_agent() {
+    let server = Agent::start(AgentOpts::server());
+    let client = Agent::start(AgentOpts::client(vec![server.rpc_addr()], "c1"));
+    let http = Http::default();
+    let sbase = server.url("");
+    wait_for(Duration::from_secs(20), "client node ready", || {
+        let nodes = http.get(&server.url("/v1/nodes")).json();
+        nodes
+            .as_array()
+            .filter(|n| n.iter().any(|n| n["Status"] == "ready"))
+            .map(|_| ())
+    });
+    let job = shell_job("forwarded", &[("trap", TRAP)]);
+    let alloc = run_job_and_wait(&http, &sbase, &job);
+    check_signal_and_restart(&http, &sbase, &sbase, &alloc);
+    check_stats(&http, &sbase, &alloc);
+    check_fs(&http, &sbase, &alloc);
+
+    // A following log stream through the server stays live: the signal's output arrives.
+    let url = format!(
+        "{sbase}/v1/client/fs/logs/{alloc}?task=trap&type=stdout&follow=true&origin=end&offset=0"
+    );
+    let signal_url = format!("{sbase}/v1/client/allocation/{alloc}/signal");
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        Http::default().post(&signal_url, &json!({"Signal": "SIGUSR1", "Task": "trap"}))
+    });
+    let (status, body) = read_stream_until(&url, Duration::from_secs(15), |b| {
+        frames_data(&parse_frames(b))
+            .windows(8)
+            .any(|w| w == b"got USR1")
+    });
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&frames_data(&parse_frames(&body))).contains("got USR1"));
+    assert_eq!(sender.join().unwrap().status, 200);
+
+    // Node-level stats for the client's node, asked of the server.
+    let node_id = http.get(&format!("{sbase}/v1/allocation/{alloc}")).json()["NodeID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let host = http.get(&format!("{sbase}/v1/client/stats?node_id={node_id}"));
+    assert_eq!(host.status, 200, "{}", host.body);
+    assert!(host.json()["Memory"]["Total"].as_u64().unwrap() > 0);
+
+    // The client-only agent serves the public API by asking the server.
+    let jobs = http.get(&client.url("/v1/jobs"));
+    assert_eq!(jobs.status, 200, "{}", jobs.body);
+    assert_eq!(jobs.json()[0]["ID"], "forwarded");
+    check_stop(&http, &client.url(""), &alloc);
+}
+
+#[test]
+fn logs_follow_rotation_and_tail_across_files() {
+    let agent = Agent::start(AgentOpts::dev());
+    let http = Http::default();
+    let base = agent.url("");
+    // ~100 KiB every 50 ms up to 1.5 MiB, then idle: .0 fills and rotates into .1 live.
+    let writer = "i=0; while [ $i -lt 15 ]; do head -c 102400 /dev/zero | tr '\\0' \"$((i % 10))\"; \
+                  echo; i=$((i+1)); sleep 0.05; done; while true; do sleep 1; done";
+    let job = shell_job("rotate", &[("w", writer)]);
+    let alloc = run_job_and_wait(&http, &base, &job);
+
+    let url = format!("{base}/v1/client/fs/logs/{alloc}?task=w&type=stdout&follow=true");
+    let (status, body) = read_stream_until(&url, Duration::from_secs(20), |b| {
+        frames_data(&parse_frames(b)).len() >= 15 * 102_401
+    });
+    assert_eq!(status, 200);
+    let frames = parse_frames(&body);
+    let files: Vec<&str> = frames.iter().filter_map(|f| f["File"].as_str()).collect();
+    let first_one = files.iter().position(|f| *f == "alloc/logs/w.stdout.1");
+    assert!(first_one.is_some(), "never followed into .1: {files:?}");
+    assert!(
+        files[..first_one.unwrap()]
+            .iter()
+            .all(|f| *f == "alloc/logs/w.stdout.0")
+    );
+    let all = frames_data(&frames);
+    assert_eq!(all.len(), 15 * 102_401);
+
+    // origin=end&offset=N: the last N bytes, across the file boundary.
+    let sizes: Vec<u64> = http
+        .get(&format!("{base}/v1/client/fs/ls/{alloc}?path=alloc/logs"))
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["Name"].as_str().unwrap().starts_with("w.stdout."))
+        .map(|e| e["Size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    let n = sizes[1] + 1000;
+    let r = http.get(&format!(
+        "{base}/v1/client/fs/logs/{alloc}?task=w&type=stdout&origin=end&offset={n}&plain=true"
+    ));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(r.body.len() as u64, n);
+    assert_eq!(r.body.as_bytes(), &all[all.len() - n as usize..]);
+    // Non-following logs end at EOF.
+    let r = http.get(&format!(
+        "{base}/v1/client/fs/logs/{alloc}?task=w&type=stdout&plain=true"
+    ));
+    assert_eq!(r.body.len(), all.len());
+}
+
+#[test]
+fn restart_all_tasks_reruns_finished_prestart_tasks() {
+    let agent = Agent::start(AgentOpts::dev());
+    let http = Http::default();
+    let base = agent.url("");
+    let mut job = shell_job(
+        "prestart",
+        &[
+            ("init", "echo init-ran"),
+            ("main", "echo main-$$; while true; do sleep 0.1; done"),
+        ],
+    );
+    job["TaskGroups"][0]["Tasks"][0]["Lifecycle"] = json!({"Hook": "prestart", "Sidecar": false});
+    let r = http.put(&agent.url("/v1/jobs"), &json!({"Job": job}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alloc = wait_for(Duration::from_secs(30), "main running", || {
+        let allocs = http.get(&agent.url("/v1/job/prestart/allocations")).json();
+        allocs.as_array()?.iter().find_map(|a| {
+            (a["TaskStates"]["main"]["State"] == "running"
+                && a["TaskStates"]["init"]["State"] == "dead")
+                .then(|| a["ID"].as_str().unwrap().to_string())
+        })
+    });
+    let r = http.put(
+        &format!("{base}/v1/client/allocation/{alloc}/restart"),
+        &json!({"AllTasks": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(
+        Duration::from_secs(15),
+        "init ran twice, main restarted",
+        || {
+            let init = plain_logs(&http, &base, &alloc, "init");
+            let main = plain_logs(&http, &base, &alloc, "main");
+            (init.matches("init-ran").count() == 2 && main.matches("main-").count() == 2)
+                .then_some(())
+        },
+    );
+    // Task events reach the server within about a second.
+    wait_for(Duration::from_secs(5), "init's Restart Signaled", || {
+        has_event(
+            &task_events(&http, &base, &alloc, "init"),
+            "Restart Signaled",
+        )
+        .then_some(())
+    });
+}
