@@ -286,12 +286,12 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         Some(s) => Directory::Local(s.clone()),
         None => Directory::Remote(config.client.servers.clone()),
     };
-    let forwarder = Forwarder::new(directory, client.as_ref().map(|(c, _)| c.clone()));
+    let forwarder = Forwarder::new(directory, client.as_ref().map(|(c, _, _)| c.clone()));
     let mut api = Router::new().merge(agent_routes(info.clone()));
     if let Some(s) = &server {
         api = api.merge(server_router(App { server: s.clone() }));
     }
-    api = api.merge(client_api(&forwarder, client.as_ref().map(|(c, _)| c)));
+    api = api.merge(client_api(&forwarder, client.as_ref().map(|(c, _, _)| c)));
     if server.is_none() {
         // A client-only agent still serves the whole public API: the servers answer it.
         api = api.route(
