@@ -278,3 +278,91 @@ fn tasks_survive_agent_kill9_and_restart() {
         ready_after.as_secs_f64()
     );
 }
+
+/// `VmRSS` of a process in KiB.
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Private (not shared with other processes) resident memory in KiB, from smaps_rollup.
+fn private_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Some(field("Private_Clean:") + field("Private_Dirty:"))
+}
+
+/// Measurement for docs/benchmarks.md, not a check: the agent's RSS with 100 running
+/// raw_exec `sleep` allocations, before and after a kill -9 + restore. Run on a release build:
+/// `cargo test --release --test restore_e2e -- --ignored --nocapture agent_rss`.
+#[test]
+#[ignore]
+fn agent_rss_with_100_sleep_tasks() {
+    const N: usize = 100;
+    let mut agent = Agent::start(AgentOpts::dev());
+    let http = Http::default();
+    let mut job = loop_job();
+    job["ID"] = json!("sleepers");
+    job["Name"] = json!("sleepers");
+    job["TaskGroups"][0]["Count"] = json!(N);
+    job["TaskGroups"][0]["Tasks"][0]["Config"] =
+        json!({"command": "/bin/sleep", "args": ["100000"]});
+    job["TaskGroups"][0]["Tasks"][0]["Resources"] = json!({"CPU": 10, "MemoryMB": 10});
+    register(&http, &agent, job);
+    let running = || {
+        let ids = alloc_ids(&http, &agent, "sleepers");
+        (ids.len() == N
+            && ids
+                .iter()
+                .all(|id| alloc(&http, &agent, id)["ClientStatus"] == "running"))
+        .then_some(())
+    };
+    wait_for(Duration::from_secs(300), "100 sleepers running", running);
+    std::thread::sleep(Duration::from_secs(5));
+    let before = vm_rss_kib(agent.pid()).unwrap_or(0);
+    let supervisors = processes_under(agent.data_dir.path())
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|a| a == b"supervise"))
+                .unwrap_or(false)
+        })
+        .filter_map(|pid| Some((vm_rss_kib(pid as u32)?, private_kib(pid as u32)?)))
+        .collect::<Vec<_>>();
+    let agent_private = private_kib(agent.pid()).unwrap_or(0);
+    agent.restart();
+    wait_for(Duration::from_secs(300), "100 sleepers restored", || {
+        let ids = alloc_ids(&http, &agent, "sleepers");
+        ids.iter()
+            .all(|id| {
+                let a = alloc(&http, &agent, id);
+                a["ClientStatus"] == "running" && count_events(&a, "loop", "Started") == 1
+            })
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let after = vm_rss_kib(agent.pid()).unwrap_or(0);
+    let n = supervisors.len().max(1) as u64;
+    let sv_rss = supervisors.iter().map(|s| s.0).sum::<u64>() / n;
+    let sv_private = supervisors.iter().map(|s| s.1).sum::<u64>() / n;
+    eprintln!(
+        "agent_rss: {N} running raw_exec sleep allocations: agent VmRSS {before} KiB \
+         (private {agent_private} KiB) before, {after} KiB after kill -9 + restore; \
+         {} supervisors, avg VmRSS {sv_rss} KiB, avg private {sv_private} KiB",
+        supervisors.len()
+    );
+    let r = http.delete(&agent.url("/v1/job/sleepers"));
+    assert_eq!(r.status, 200, "{}", r.body);
+}

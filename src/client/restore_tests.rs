@@ -206,3 +206,33 @@ async fn terminal_allocation_stays_terminal_and_unknown_state_is_dropped() {
     run.await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn missing_alloc_dir_fails_the_restored_allocation() {
+    let (server, dir, a, pid) = first_agent().await;
+    let alloc_dir = dir.join("alloc").join(&a.id);
+    // Keep the task's files from pinning the dir; the process itself keeps running.
+    std::fs::remove_dir_all(&alloc_dir).unwrap();
+    let driver = Arc::new(ShellDriver::default());
+    let (client, run) = start_in(server.clone(), &dir, driver.clone()).await;
+    let failed = wait_for(LIMIT, || {
+        server
+            .last_update(&a.id)
+            .filter(|u| u.client_status == "failed")
+    })
+    .await;
+    let st = &failed.task_states.unwrap()["web"];
+    assert!(st.failed);
+    assert!(event_types(st).contains(&"Setup Failure".to_string()));
+    // The reattached task was killed, not left behind.
+    wait_for(LIMIT, || {
+        nix::sys::signal::kill(Pid::from_raw(pid), None)
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    assert!(driver.started.lock().unwrap().is_empty());
+    client.shutdown(ShutdownMode::KillAllocs);
+    run.await.unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
