@@ -210,9 +210,10 @@ async fn terminal_allocation_stays_terminal_and_unknown_state_is_dropped() {
 #[tokio::test]
 async fn missing_alloc_dir_fails_the_restored_allocation() {
     let (server, dir, a, pid) = first_agent().await;
-    let alloc_dir = dir.join("alloc").join(&a.id);
-    // Keep the task's files from pinning the dir; the process itself keeps running.
-    std::fs::remove_dir_all(&alloc_dir).unwrap();
+    // The dir goes (with its tmpfs mounts) while the task process keeps running.
+    super::allocdir::AllocDir::new(&dir.join("alloc"), &a.id)
+        .destroy()
+        .unwrap();
     let driver = Arc::new(ShellDriver::default());
     let (client, run) = start_in(server.clone(), &dir, driver.clone()).await;
     let failed = wait_for(LIMIT, || {
