@@ -22,6 +22,17 @@ pub struct AllocDirError {
     source: std::io::Error,
 }
 
+impl AllocDirError {
+    /// The directory of an allocation being restored is gone.
+    pub fn missing(path: &Path) -> Self {
+        AllocDirError {
+            context: "restoring allocation from",
+            path: path.to_path_buf(),
+            source: std::io::ErrorKind::NotFound.into(),
+        }
+    }
+}
+
 fn err(context: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> AllocDirError {
     let path = path.to_path_buf();
     move |source| AllocDirError {

@@ -25,6 +25,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod node_state;
 pub mod registration;
+mod restore;
 pub mod server_http;
 pub mod state_db;
 pub mod status_sync;
@@ -146,11 +147,14 @@ impl Client {
         })
     }
 
-    /// Runs registration, heartbeats, the alloc watcher, status sync, driver
+    /// Restores the allocations an earlier agent process left (reattaching to their running
+    /// tasks), then runs registration, heartbeats, the alloc watcher, status sync, driver
     /// re-fingerprinting and GC until [`Client::shutdown`]; then detaches from or kills the
     /// allocations as asked.
     pub async fn run(&self) {
         let inner = &self.inner;
+        // Before the alloc watcher's first diff, so restored allocations count as known.
+        restore::restore_allocs(inner);
         let t = &inner.cfg.timings;
         let rx = || inner.shutdown.subscribe();
         let mut set = tokio::task::JoinSet::new();
@@ -285,10 +289,40 @@ impl Inner {
             .clone()
     }
 
+    /// Creates and starts the runner of an allocation the server sent.
     fn add_alloc(&self, alloc: Allocation) {
         let id = alloc.id.clone();
         let node_id = alloc.node_id.clone();
-        let res = AllocRunner::new(AllocRunnerConfig {
+        if let Err(e) = self.spawn_runner(alloc, None) {
+            tracing::error!(alloc_id = %id, error = %e, "cannot run allocation");
+            self.invalid
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone());
+            self.status.push(Allocation {
+                id,
+                node_id,
+                client_status: ALLOC_CLIENT_FAILED.into(),
+                client_description: format!("Unable to add allocation due to error: {e}"),
+                deployment_status: Some(AllocDeploymentStatus {
+                    healthy: Some(false),
+                    timestamp: Some(Utc::now()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+    }
+
+    /// Builds an alloc runner (restoring it from `restore` if given), registers it and
+    /// starts it.
+    fn spawn_runner(
+        &self,
+        alloc: Allocation,
+        restore: Option<BTreeMap<String, state_db::TaskRecord>>,
+    ) -> Result<(), alloc_runner::AllocRunnerError> {
+        let id = alloc.id.clone();
+        let (runner, handle) = AllocRunner::new(AllocRunnerConfig {
             alloc,
             alloc_root: self.cfg.alloc_root(),
             drivers: self.drivers.clone(),
@@ -298,35 +332,15 @@ impl Inner {
             db: self.db.clone(),
             max_kill_timeout: self.cfg.max_kill_timeout,
             status: self.status.clone(),
-        });
-        match res {
-            Ok((runner, handle)) => {
-                self.allocs
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, handle);
-                tokio::spawn(runner.run());
-            }
-            Err(e) => {
-                tracing::error!(alloc_id = %id, error = %e, "cannot run allocation");
-                self.invalid
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone());
-                self.status.push(Allocation {
-                    id,
-                    node_id,
-                    client_status: ALLOC_CLIENT_FAILED.into(),
-                    client_description: format!("Unable to add allocation due to error: {e}"),
-                    deployment_status: Some(AllocDeploymentStatus {
-                        healthy: Some(false),
-                        timestamp: Some(Utc::now()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                });
-            }
-        }
+            restore,
+            contacted: self.contacted.subscribe(),
+        })?;
+        self.allocs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, handle);
+        tokio::spawn(runner.run());
+        Ok(())
     }
 
     fn update_alloc(&self, alloc: Allocation) {
@@ -383,6 +397,8 @@ async fn gc_loop(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+#[cfg(test)]
+mod restore_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -118,7 +118,13 @@ impl JsonStateDb {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         let key = (alloc_id.to_string(), task.to_string());
         if !tasks.contains_key(&key) {
-            let existing = read_json(&self.task_path(alloc_id, task))?.unwrap_or_default();
+            // A corrupt record is replaced by what is written now rather than blocking writes.
+            let existing = read_json(&self.task_path(alloc_id, task))
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "replacing unreadable task state");
+                    None
+                })
+                .unwrap_or_default();
             tasks.insert(key.clone(), existing);
         }
         let rec = tasks.entry(key).or_default();
@@ -148,8 +154,12 @@ impl StateDb for JsonStateDb {
         };
         let mut out = Vec::new();
         for entry in entries.flatten() {
-            if let Some(alloc) = read_json::<Allocation>(&entry.path().join("alloc.json"))? {
-                out.push(alloc);
+            // One unreadable allocation (a torn write on a filesystem without atomic rename,
+            // a disk error) must not keep the others from being restored.
+            match read_json::<Allocation>(&entry.path().join("alloc.json")) {
+                Ok(Some(alloc)) => out.push(alloc),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "skipping unreadable allocation state"),
             }
         }
         Ok(out)
@@ -286,9 +296,24 @@ mod tests {
         assert_eq!(db2.get_allocs().unwrap(), vec![alloc]);
         let rec = db2.get_task("a1", "web").unwrap().unwrap();
         assert_eq!(rec.handle, Some(handle));
-        assert_eq!(rec.state, Some(state));
+        assert_eq!(rec.state.as_ref(), Some(&state));
         db2.put_task_handle("a1", "web", None).unwrap();
         assert_eq!(db2.get_task("a1", "web").unwrap().unwrap().handle, None);
+
+        // Corrupt files are skipped (allocations) or reported (tasks), never a panic.
+        fs::create_dir_all(dir.join("bad")).unwrap();
+        fs::write(dir.join("bad/alloc.json"), b"{\"ID\": \"ba").unwrap();
+        fs::write(dir.join("a1/task-torn.json"), b"{\"handle\":").unwrap();
+        assert_eq!(db2.get_allocs().unwrap().len(), 1);
+        assert!(matches!(
+            db2.get_task("a1", "torn"),
+            Err(StateDbError::Decode { .. })
+        ));
+        db2.put_task_state("a1", "torn", &state).unwrap();
+        assert_eq!(
+            db2.get_task("a1", "torn").unwrap().unwrap().state.as_ref(),
+            Some(&state)
+        );
 
         db2.delete_alloc("a1").unwrap();
         assert!(db2.get_allocs().unwrap().is_empty());

@@ -17,11 +17,11 @@ use super::testutil::{alloc, restart, task, tempdir, wait_for};
 use super::*;
 
 #[derive(Default)]
-struct FakeServer {
+pub(super) struct FakeServer {
     nodes: Mutex<BTreeMap<String, Node>>,
     registrations: AtomicUsize,
     heartbeats: AtomicUsize,
-    down: AtomicBool,
+    pub(super) down: AtomicBool,
     allocs: Mutex<BTreeMap<String, Allocation>>,
     index: AtomicUsize,
     changed: Notify,
@@ -43,7 +43,7 @@ impl FakeServer {
         i
     }
 
-    fn put_alloc(&self, mut a: Allocation) {
+    pub(super) fn put_alloc(&self, mut a: Allocation) {
         let idx = self.index.load(Ordering::SeqCst) as u64 + 2;
         a.alloc_modify_index = idx;
         a.modify_index = idx;
@@ -60,7 +60,7 @@ impl FakeServer {
         self.nodes.lock().unwrap().clear();
     }
 
-    fn last_update(&self, id: &str) -> Option<Allocation> {
+    pub(super) fn last_update(&self, id: &str) -> Option<Allocation> {
         self.updates
             .lock()
             .unwrap()
@@ -151,6 +151,18 @@ async fn start(
     server: Arc<FakeServer>,
 ) -> (Client, tokio::task::JoinHandle<()>, std::path::PathBuf) {
     let dir = tempdir("client");
+    let (client, run) = start_in(server, &dir, Arc::new(ShellDriver::default())).await;
+    (client, run, dir)
+}
+
+/// A client on `driver` with its data in `dir` (a second one on the same dir is the same
+/// node after an agent restart).
+pub(super) async fn start_in(
+    server: Arc<FakeServer>,
+    dir: &std::path::Path,
+    driver: Arc<ShellDriver>,
+) -> (Client, tokio::task::JoinHandle<()>) {
+    let dir = dir.to_path_buf();
     let cfg = ClientConfig {
         data_dir: dir.clone(),
         dev_mode: true,
@@ -165,12 +177,10 @@ async fn start(
         },
         ..Default::default()
     };
-    let client = Client::new(cfg, server, vec![Arc::new(ShellDriver::default())])
-        .await
-        .unwrap();
+    let client = Client::new(cfg, server, vec![driver]).await.unwrap();
     let c = client.clone();
     let run = tokio::spawn(async move { c.run().await });
-    (client, run, dir)
+    (client, run)
 }
 
 const LIMIT: Duration = Duration::from_secs(10);

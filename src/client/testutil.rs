@@ -107,6 +107,8 @@ impl Harness {
             db: Arc::new(JsonStateDb::open(dir.join("state")).unwrap()),
             max_kill_timeout: Duration::from_secs(30),
             status,
+            restore: None,
+            contacted: tokio::sync::watch::Sender::new(true).subscribe(),
         })
         .unwrap();
         tokio::spawn(runner.run());

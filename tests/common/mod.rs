@@ -37,7 +37,80 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // An agent's data dir outlives the agent process (dropped first); with detach-on-stop
+        // its task supervisors and tasks would outlive the test, and their tmpfs mounts would
+        // keep the dir from being removed.
+        kill_processes_under(&self.0);
+        unmount_under(&self.0);
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// PIDs of processes that belong to `dir`: tasks whose `NOMAD_ALLOC_DIR` lies under it and
+/// supervisors (`yurt supervise <spec>`) whose spec lies under it.
+pub fn processes_under(dir: &Path) -> Vec<i32> {
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() as i32 {
+            continue;
+        }
+        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let in_alloc = environ.split(|b| *b == 0).any(|kv| {
+            String::from_utf8_lossy(kv)
+                .strip_prefix("NOMAD_ALLOC_DIR=")
+                .is_some_and(|v| v.starts_with(&prefix))
+        });
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let supervisor =
+            args.iter().any(|a| a == "supervise") && args.iter().any(|a| a.starts_with(&prefix));
+        if in_alloc || supervisor {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// SIGKILLs every process under `dir` (see [`processes_under`]), a few rounds so a supervisor
+/// cannot start something new in between.
+pub fn kill_processes_under(dir: &Path) {
+    for _ in 0..3 {
+        let pids = processes_under(dir);
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Lazily unmounts every mount point under `dir` (task secrets/private tmpfs), deepest first.
+pub fn unmount_under(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
     }
 }
 

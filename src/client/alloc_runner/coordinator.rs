@@ -74,6 +74,15 @@ impl Coordinator {
         }
     }
 
+    /// All gates closed, in phase `prestart`: a restored allocation's tasks are not all
+    /// pending, so it advances from their restored states instead (as Nomad's `Restore`).
+    pub fn restored() -> Self {
+        Coordinator {
+            phase: Phase::Prestart,
+            ..Self::new()
+        }
+    }
+
     /// The current phase.
     pub fn phase(&self) -> Phase {
         self.phase
@@ -206,6 +215,19 @@ mod tests {
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Poststop);
         assert!(*stop.borrow() && !*main.borrow());
+    }
+
+    #[test]
+    fn restored_advances_from_running_tasks() {
+        let mut c = Coordinator::restored();
+        let main = c.gate(Stage::Main);
+        let post = c.gate(Stage::PoststartEphemeral);
+        c.update(&[
+            (Stage::Main, st("running", false)),
+            (Stage::PoststartEphemeral, st("pending", false)),
+        ]);
+        assert_eq!(c.phase(), Phase::Poststart);
+        assert!(*main.borrow() && *post.borrow());
     }
 
     #[test]

@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::structs::time::is_zero;
 use crate::structs::{Allocation, Node, TASK_STATE_DEAD, Task, TaskState};
 use yurt_drivers::TaskDriver;
 
 use super::allocdir::AllocDir;
-use super::state_db::StateDb;
+use super::state_db::{StateDb, TaskRecord};
 use super::status_sync::StatusSync;
 use super::task_runner::{KillOpts, Stage, TaskRunner, TaskRunnerConfig, TaskRunnerHandle, events};
 use super::taskenv::NodeValues;
@@ -68,6 +68,11 @@ pub struct AllocRunnerConfig {
     pub max_kill_timeout: Duration,
     /// Where status updates go.
     pub status: StatusSync,
+    /// Task records persisted by an earlier agent process, by task name: `Some` restores
+    /// the allocation (reattaching to its tasks) instead of starting it.
+    pub restore: Option<BTreeMap<String, TaskRecord>>,
+    /// Becomes `true` once the servers have been contacted.
+    pub contacted: watch::Receiver<bool>,
 }
 
 enum Command {
@@ -112,6 +117,7 @@ pub struct AllocRunner {
     status: StatusSync,
     max_kill_timeout: Duration,
     kill_issued: bool,
+    restoring: bool,
 }
 
 /// A task's kill timeout capped by the client's maximum (Nomad's default is 5 s).
@@ -148,7 +154,12 @@ impl AllocRunner {
         }
         let alloc_dir = AllocDir::new(&cfg.alloc_root, &alloc.id);
         let node_values = NodeValues::from_node(&cfg.node, &cfg.region);
-        let coordinator = Coordinator::new();
+        let restoring = cfg.restore.is_some();
+        let coordinator = if restoring {
+            Coordinator::restored()
+        } else {
+            Coordinator::new()
+        };
         let on_change = Arc::new(Notify::new());
         let mut runners = Vec::new();
         let mut handles = BTreeMap::new();
@@ -171,6 +182,11 @@ impl AllocRunner {
                 max_kill_timeout: cfg.max_kill_timeout,
                 on_change: on_change.clone(),
                 gate: coordinator.gate(stage),
+                restore: cfg
+                    .restore
+                    .as_ref()
+                    .map(|r| r.get(&task.name).cloned().unwrap_or_default()),
+                contacted: cfg.contacted.clone(),
             });
             runners.push(runner);
             handles.insert(task.name.clone(), handle);
@@ -204,6 +220,7 @@ impl AllocRunner {
             status: cfg.status,
             max_kill_timeout: cfg.max_kill_timeout,
             kill_issued: false,
+            restoring,
         };
         Ok((runner, handle))
     }
@@ -213,10 +230,23 @@ impl AllocRunner {
         if let Err(e) = self.db.put_alloc(&self.alloc) {
             tracing::warn!(alloc_id = %self.alloc.id, error = %e, "persisting allocation");
         }
-        let prerun_ok = if self.alloc.terminal() {
+        let all_dead = self
+            .tasks
+            .values()
+            .all(|t| t.state().state == TASK_STATE_DEAD);
+        let prerun_ok = if self.alloc.terminal() || (self.restoring && all_dead) {
             true
         } else {
-            match self.alloc_dir.build() {
+            // A restored allocation whose directory vanished lost its tasks' files and logs;
+            // Nomad fails it rather than silently starting over.
+            let built = if self.restoring && !self.alloc_dir.path().is_dir() {
+                Err(super::allocdir::AllocDirError::missing(
+                    self.alloc_dir.path(),
+                ))
+            } else {
+                self.alloc_dir.build()
+            };
+            match built {
                 Ok(()) => true,
                 Err(e) => {
                     let msg = format!("failed to setup alloc: {e}");

@@ -156,6 +156,12 @@ pub fn restart_signaled(reason: &str) -> TaskEvent {
     ev
 }
 
+/// `Failed Restoring Task`: the task could not be reattached after an agent restart; it
+/// waits for the servers before starting again.
+pub fn failed_restoring(err: &str) -> TaskEvent {
+    message(TaskEvent::new(event::FAILED_RESTORING), err)
+}
+
 fn message(mut ev: TaskEvent, msg: &str) -> TaskEvent {
     ev.message = msg.to_string();
     ev.detail("message", msg)

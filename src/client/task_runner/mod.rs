@@ -7,6 +7,7 @@ mod env_hook;
 pub mod events;
 mod kill;
 pub mod restart;
+mod restore;
 mod state;
 mod task_dir_hook;
 
@@ -23,7 +24,7 @@ use crate::structs::{
 use yurt_drivers::{DriverError, ExitResult, TaskDriver};
 
 use super::allocdir::AllocDir;
-use super::state_db::StateDb;
+use super::state_db::{StateDb, TaskRecord};
 use super::taskenv::NodeValues;
 use crate::structs::time::is_zero;
 use restart::{RestartDecision, RestartTracker};
@@ -71,6 +72,12 @@ pub struct TaskRunnerConfig {
     pub on_change: Arc<Notify>,
     /// Opens when the lifecycle coordinator lets the task start.
     pub gate: watch::Receiver<bool>,
+    /// What an earlier agent process persisted about the task; `Some` restores the runner
+    /// (reattaching to a running task) instead of starting afresh.
+    pub restore: Option<TaskRecord>,
+    /// Becomes `true` once the servers have been contacted (a task that failed to restore
+    /// waits for it before starting again).
+    pub contacted: watch::Receiver<bool>,
 }
 
 struct RestartRequest {
@@ -119,7 +126,8 @@ enum Waited {
 }
 
 impl TaskRunner {
-    /// Creates the runner and its handle, emitting `Received`.
+    /// Creates the runner and its handle, emitting `Received` (or, when restoring, taking
+    /// over the persisted state and events).
     pub fn new(cfg: TaskRunnerConfig) -> (TaskRunner, TaskRunnerHandle) {
         let shared = Arc::new(TaskShared::new(
             &cfg.alloc.id,
@@ -127,7 +135,18 @@ impl TaskRunner {
             cfg.db.clone(),
             cfg.on_change.clone(),
         ));
-        shared.emit(events::received());
+        let mut task_dir_done = false;
+        match &cfg.restore {
+            Some(TaskRecord {
+                state: Some(state),
+                handle,
+            }) => {
+                shared.restore(state.clone(), handle.clone());
+                // Built (and announced) by the earlier process; don't announce it again.
+                task_dir_done = cfg.alloc_dir.task_dir(&cfg.task.name).local_dir().is_dir();
+            }
+            _ => shared.emit(events::received()),
+        }
         let job_type = cfg
             .alloc
             .job
@@ -162,7 +181,7 @@ impl TaskRunner {
             detach_rx,
             restart_rx,
             done_tx,
-            task_dir_done: false,
+            task_dir_done,
             kill_error: None,
         };
         (runner, handle)
@@ -170,8 +189,13 @@ impl TaskRunner {
 
     /// Runs the task to completion (or until the agent detaches).
     pub async fn run(mut self) {
+        let mut ending = match self.restore().await {
+            restore::Restored::Start => self.main_loop(None).await,
+            restore::Restored::Running(task_id) => self.main_loop(Some(task_id)).await,
+            restore::Restored::Ended(ending) => ending,
+        };
         loop {
-            match self.main_loop().await {
+            match ending {
                 Ending::Finished => {
                     if let Some(h) = self.shared.handle() {
                         // A live instance at this point means the loop was cut short; stop it.
@@ -184,8 +208,10 @@ impl TaskRunner {
                     }
                     self.shared.update(TASK_STATE_DEAD, None);
                     self.done_tx.send_replace(true);
+                    // A finished task (a prestart hook) may be asked to run again.
                     if self.wait_for_rerun().await {
                         self.done_tx.send_replace(false);
+                        ending = self.main_loop(None).await;
                         continue;
                     }
                 }
@@ -224,41 +250,16 @@ impl TaskRunner {
         self.kill_rx.borrow().is_some()
     }
 
-    async fn main_loop(&mut self) -> Ending {
+    /// Starts the task and applies the restart policy after each exit; `resume` is the ID of
+    /// an already running (reattached) instance to wait on first instead of starting one.
+    async fn main_loop(&mut self, mut resume: Option<String>) -> Ending {
         loop {
-            tokio::select! {
-                _ = self.cfg.gate.wait_for(|open| *open) => {}
-                _ = self.kill_rx.wait_for(Option::is_some) => return Ending::Finished,
-                _ = self.detach_rx.wait_for(|d| *d) => return Ending::Detached,
-            }
-            if self.killed() {
-                return Ending::Finished;
-            }
-            match self.prestart() {
-                Err((ev, recoverable)) => {
-                    self.shared.emit(ev);
-                    self.tracker.set_start_error(recoverable);
+            if let Some(task_id) = resume.take() {
+                if let Some(ending) = self.wait_started(&task_id).await {
+                    return ending;
                 }
-                Ok(task_cfg) => match self.cfg.driver.start_task(&task_cfg).await {
-                    Err(e) => {
-                        self.shared.emit(events::driver_failure(&e.to_string()));
-                        self.tracker
-                            .set_start_error(matches!(e, DriverError::Failed(_)));
-                    }
-                    Ok(handle) => {
-                        let task_id = handle.task_id.clone();
-                        self.shared.set_handle(Some(handle));
-                        self.shared
-                            .update(TASK_STATE_RUNNING, Some(events::started()));
-                        let res = match self.wait_or_kill(&task_id).await {
-                            Waited::Exited(res) => res,
-                            Waited::Detached => return Ending::Detached,
-                        };
-                        self.shared.emit(events::terminated(&res));
-                        self.tracker.set_exit_result(res);
-                        self.clear_handle(&task_id).await;
-                    }
-                },
+            } else if let Some(ending) = self.start_and_wait().await {
+                return ending;
             }
             match self.tracker.decide() {
                 RestartDecision::Killed => {
@@ -285,6 +286,55 @@ impl TaskRunner {
                 }
             }
         }
+    }
+
+    /// Waits for the gate, runs prestart and starts the task, then waits for it; the outcome
+    /// is left in the restart tracker. `Some` ends the run loop.
+    async fn start_and_wait(&mut self) -> Option<Ending> {
+        tokio::select! {
+            _ = self.cfg.gate.wait_for(|open| *open) => {}
+            _ = self.kill_rx.wait_for(Option::is_some) => return Some(Ending::Finished),
+            _ = self.detach_rx.wait_for(|d| *d) => return Some(Ending::Detached),
+        }
+        if self.killed() {
+            return Some(Ending::Finished);
+        }
+        match self.prestart() {
+            Err((ev, recoverable)) => {
+                self.shared.emit(ev);
+                self.tracker.set_start_error(recoverable);
+                None
+            }
+            Ok(task_cfg) => match self.cfg.driver.start_task(&task_cfg).await {
+                Err(e) => {
+                    self.shared.emit(events::driver_failure(&e.to_string()));
+                    self.tracker
+                        .set_start_error(matches!(e, DriverError::Failed(_)));
+                    None
+                }
+                Ok(handle) => {
+                    let task_id = handle.task_id.clone();
+                    // Persisted before anything else so a restarted agent can reattach.
+                    self.shared.set_handle(Some(handle));
+                    self.shared
+                        .update(TASK_STATE_RUNNING, Some(events::started()));
+                    self.wait_started(&task_id).await
+                }
+            },
+        }
+    }
+
+    /// Waits for a started task to exit and records the exit (`Terminated`, restart
+    /// tracker, handle cleared). `Some` ends the run loop (the agent detached).
+    async fn wait_started(&mut self, task_id: &str) -> Option<Ending> {
+        let res = match self.wait_or_kill(task_id).await {
+            Waited::Exited(res) => res,
+            Waited::Detached => return Some(Ending::Detached),
+        };
+        self.shared.emit(events::terminated(&res));
+        self.tracker.set_exit_result(res);
+        self.clear_handle(task_id).await;
+        None
     }
 
     /// Runs the prestart hooks and builds the driver config; on failure returns the event to

@@ -40,6 +40,13 @@ impl TaskShared {
         }
     }
 
+    /// Installs what an earlier agent process persisted, without writing it back or
+    /// announcing it: restoring is not a state change.
+    pub(crate) fn restore(&self, state: TaskState, handle: Option<TaskHandle>) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = handle;
+    }
+
     pub(crate) fn state(&self) -> TaskState {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -114,8 +114,30 @@ impl TaskDriver for ShellDriver {
         })
     }
 
-    async fn recover_task(&self, _handle: &TaskHandle) -> Result<(), DriverError> {
-        Err(DriverError::Failed("not supported".into()))
+    /// Reattaches to a process started by another driver instance (an "earlier agent" in
+    /// the same test process) while it lives; its exit is noticed by polling, so the exit
+    /// code is unknown.
+    async fn recover_task(&self, handle: &TaskHandle) -> Result<(), DriverError> {
+        let pid = handle.state["pid"].as_i64().unwrap_or(0) as i32;
+        let alive = |pid: i32| pid > 0 && nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok();
+        if !alive(pid) {
+            return Err(DriverError::Failed(format!("process {pid} is gone")));
+        }
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            while alive(pid) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tx.send_replace(Some(ExitResult {
+                err: Some("exit status unknown".into()),
+                ..Default::default()
+            }));
+        });
+        self.procs
+            .lock()
+            .unwrap()
+            .insert(handle.task_id.clone(), Proc { pid, exit: rx });
+        Ok(())
     }
 
     async fn wait_task(&self, task_id: &str) -> Result<ExitResult, DriverError> {
