@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::state::{NsKey, ns_key};
 use crate::structs::Evaluation;
@@ -12,6 +13,17 @@ use crate::structs::Evaluation;
 #[derive(Default)]
 pub struct BlockedEvals {
     by_job: Mutex<HashMap<NsKey, Evaluation>>,
+    /// State index of the last unblock. An evaluation scheduled on an older snapshot missed
+    /// that capacity change, so it must not wait for the next one.
+    last_unblock: AtomicU64,
+}
+
+/// What became of an evaluation handed to [`BlockedEvals::block_at`].
+pub enum Blocked {
+    /// It waits for capacity; `replaced` is an older blocked eval of the same job (to cancel).
+    Waiting { replaced: Option<Evaluation> },
+    /// Capacity appeared after its snapshot: run it again now.
+    RetryNow(Evaluation),
 }
 
 impl BlockedEvals {
@@ -34,9 +46,27 @@ impl BlockedEvals {
         self.lock().remove(&ns_key(namespace, job_id))
     }
 
-    /// Takes every blocked evaluation so it can be retried.
-    pub fn unblock_all(&self) -> Vec<Evaluation> {
-        self.lock().drain().map(|(_, e)| e).collect()
+    /// Blocks an evaluation that was scheduled against the snapshot at `snapshot_index`,
+    /// unless capacity has appeared since then.
+    pub fn block_at(&self, eval: Evaluation, snapshot_index: u64) -> Blocked {
+        // Checked under the lock so an unblock cannot slip between the check and the insert.
+        let mut by_job = self.lock();
+        if self.last_unblock.load(Ordering::SeqCst) > snapshot_index {
+            return Blocked::RetryNow(eval);
+        }
+        let key = ns_key(&eval.namespace, &eval.job_id);
+        let old = by_job.insert(key, eval.clone());
+        Blocked::Waiting {
+            replaced: old.filter(|o| o.id != eval.id),
+        }
+    }
+
+    /// Takes every blocked evaluation so it can be retried; `index` is the state index the
+    /// capacity change was written at.
+    pub fn unblock_all(&self, index: u64) -> Vec<Evaluation> {
+        let mut by_job = self.lock();
+        self.last_unblock.fetch_max(index, Ordering::SeqCst);
+        by_job.drain().map(|(_, e)| e).collect()
     }
 
     /// How many evaluations are blocked.

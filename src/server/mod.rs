@@ -159,7 +159,7 @@ impl Server {
 
     /// Hands every blocked evaluation back to the broker (capacity may have changed).
     pub fn unblock(&self) {
-        for eval in self.blocked.unblock_all() {
+        for eval in self.blocked.unblock_all(self.state.latest_index()) {
             self.broker.enqueue(eval);
         }
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::Server;
+use super::blocked::Blocked;
 use super::scheduler::{self, SchedulerOutcome};
 use super::state::StateError;
 use crate::structs::{
@@ -54,7 +55,7 @@ impl Server {
                     return;
                 }
             };
-            match self.apply_outcome(&eval, outcome) {
+            match self.apply_outcome(&eval, outcome, snap.index) {
                 Ok(()) => return,
                 Err(PlanError::Stale(why)) => {
                     tracing::debug!(eval_id = %eval.id, attempt, why, "plan refused, recomputing");
@@ -85,6 +86,7 @@ impl Server {
         self: &Arc<Self>,
         eval: &Evaluation,
         out: SchedulerOutcome,
+        snapshot_index: u64,
     ) -> Result<(), PlanError> {
         let SchedulerOutcome {
             plan,
@@ -172,13 +174,15 @@ impl Server {
         });
         match result {
             Ok((_, (done, blocked, followups))) => {
-                if reblock {
-                    self.blocked.block((*done).clone());
-                }
-                if let Some(b) = blocked
-                    && let Some(old) = self.blocked.block((*b).clone())
-                {
-                    self.cancel_evals(vec![old]);
+                let to_block = if reblock { Some(done) } else { blocked };
+                if let Some(b) = to_block {
+                    match self.blocked.block_at((*b).clone(), snapshot_index) {
+                        Blocked::Waiting {
+                            replaced: Some(old),
+                        } => self.cancel_evals(vec![old]),
+                        Blocked::Waiting { replaced: None } => {}
+                        Blocked::RetryNow(e) => self.broker.enqueue(e),
+                    }
                 }
                 for f in followups {
                     self.broker.enqueue((*f).clone());
