@@ -99,7 +99,8 @@ impl ExecPluginConfig {
 fn mode(name: &str, task: &str, default: &str) -> Result<NamespaceMode, DriverError> {
     let default = NamespaceMode::parse(default, NamespaceMode::Private)
         .map_err(|e| DriverError::InvalidConfig(format!("default {name}: {e}")))?;
-    NamespaceMode::parse(task, default).map_err(|e| DriverError::InvalidConfig(format!("{name}: {e}")))
+    NamespaceMode::parse(task, default)
+        .map_err(|e| DriverError::InvalidConfig(format!("{name}: {e}")))
 }
 
 /// The task's `config { ... }` block.
@@ -191,8 +192,8 @@ mod tests {
 
     #[test]
     fn task_config_rules() {
-        let ok = ExecTaskConfig::from_json(&json!({"command": "sh", "cap_drop": ["chown"]}))
-            .unwrap();
+        let ok =
+            ExecTaskConfig::from_json(&json!({"command": "sh", "cap_drop": ["chown"]})).unwrap();
         assert_eq!(ok.cap_drop, vec!["chown"]);
         assert!(ExecTaskConfig::from_json(&json!({"args": []})).is_err());
         assert!(ExecTaskConfig::from_json(&json!({"command": "x", "work_dir": "rel"})).is_err());

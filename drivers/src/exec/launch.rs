@@ -127,14 +127,26 @@ mod tests {
         std::fs::create_dir_all(root.join("usr/bin")).unwrap();
         std::fs::write(root.join("local/tool"), "#!/bin/sh\n").unwrap();
         std::fs::write(root.join("usr/bin/sh"), "").unwrap();
-        std::fs::set_permissions(root.join("usr/bin/sh"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(
+            root.join("usr/bin/sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         std::fs::write(root.join("usr/bin/noexec"), "").unwrap();
         let p = "/usr/bin:/bin";
-        assert_eq!(resolve_in_chroot(&root, "tool", p).unwrap(), Path::new("/local/tool"));
-        let mode = std::fs::metadata(root.join("local/tool")).unwrap().permissions().mode();
+        assert_eq!(
+            resolve_in_chroot(&root, "tool", p).unwrap(),
+            Path::new("/local/tool")
+        );
+        let mode = std::fs::metadata(root.join("local/tool"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o555, 0o555);
-        assert_eq!(resolve_in_chroot(&root, "sh", p).unwrap(), Path::new("/usr/bin/sh"));
+        assert_eq!(
+            resolve_in_chroot(&root, "sh", p).unwrap(),
+            Path::new("/usr/bin/sh")
+        );
         assert_eq!(
             resolve_in_chroot(&root, "/usr/bin/sh", p).unwrap(),
             Path::new("/usr/bin/sh")

@@ -13,7 +13,7 @@ pub mod config;
 pub mod driver;
 pub mod launch;
 
-pub use config::{ExecPluginConfig, ExecTaskConfig};
-pub use driver::ExecDriver;
 /// exec's task handle state (shared with raw_exec).
 pub use crate::supervised::SupervisedState as ExecState;
+pub use config::{ExecPluginConfig, ExecTaskConfig};
+pub use driver::ExecDriver;

@@ -110,7 +110,11 @@ impl RawExecTaskConfig {
 }
 
 /// Fails on a non-object, on unsupported keys and on unknown keys (naming all of them).
-pub(crate) fn check_keys(v: &Value, known: &[&str], unsupported: &[&str]) -> Result<(), DriverError> {
+pub(crate) fn check_keys(
+    v: &Value,
+    known: &[&str],
+    unsupported: &[&str],
+) -> Result<(), DriverError> {
     let Some(obj) = v.as_object() else {
         return Err(DriverError::InvalidConfig(
             "config must be an object".into(),

@@ -10,7 +10,7 @@ pub mod config;
 pub mod driver;
 pub mod launch;
 
-pub use config::{RawExecPluginConfig, RawExecTaskConfig};
-pub use driver::RawExecDriver;
 /// raw_exec's task handle state (shared with exec).
 pub use crate::supervised::SupervisedState as RawExecState;
+pub use config::{RawExecPluginConfig, RawExecTaskConfig};
+pub use driver::RawExecDriver;

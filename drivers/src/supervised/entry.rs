@@ -38,11 +38,7 @@ pub struct TaskEntry {
 
 impl TaskEntry {
     /// Tracks a task with a live supervisor: a background `wait` call learns its exit.
-    pub fn watch(
-        task_id: String,
-        state: SupervisedState,
-        cgroup: Option<Arc<TaskCgroup>>,
-    ) -> Self {
+    pub fn watch(task_id: String, state: SupervisedState, cgroup: Option<Arc<TaskCgroup>>) -> Self {
         let (tx, rx) = watch::channel(None);
         let waiter = tokio::spawn(watch_exit(task_id.clone(), state.clone(), tx));
         TaskEntry {
@@ -101,7 +97,11 @@ impl Drop for TaskEntry {
 }
 
 /// Holds a `wait` call open on the supervisor; falls back to the durable record if it dies.
-async fn watch_exit(task_id: String, state: SupervisedState, tx: watch::Sender<Option<ExitResult>>) {
+async fn watch_exit(
+    task_id: String,
+    state: SupervisedState,
+    tx: watch::Sender<Option<ExitResult>>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let err = match client::wait(&state.socket_path).await {

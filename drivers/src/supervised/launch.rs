@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cgroups::TaskCgroup;
 use crate::driver::{DriverError, TaskConfig};
+use crate::supervisor::SupervisorCommand;
 use crate::supervisor::paths::{socket_path, state_dir};
 use crate::supervisor::spec::{IsolationSpec, LaunchSpec, LogSpec, MAX_SOCKET_PATH};
-use crate::supervisor::SupervisorCommand;
 
 /// How long a supervisor waits for `shutdown` after its task exited and its output closed.
 pub const LINGER_MS: u64 = 5 * 60 * 1000;

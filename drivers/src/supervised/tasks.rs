@@ -156,12 +156,17 @@ impl SupervisedTasks {
         let cg = match (&self.cgroups, &state.cgroup) {
             (Some(m), Some(name)) => {
                 let (m, name) = (m.clone(), name.clone());
-                blocking("reattaching cgroup", move || Ok(cgroup::reattach(&m, &name))).await?
+                blocking("reattaching cgroup", move || {
+                    Ok(cgroup::reattach(&m, &name))
+                })
+                .await?
             }
             _ => None,
         };
         let entry = match client::call(&state.socket_path, &Request::Status, CALL_TIMEOUT).await {
-            Ok(status) if status.task_pid == state.task_pid => TaskEntry::watch(id.clone(), state, cg),
+            Ok(status) if status.task_pid == state.task_pid => {
+                TaskEntry::watch(id.clone(), state, cg)
+            }
             Ok(status) => {
                 return Err(DriverError::Failed(format!(
                     "failed to recover task {id}: supervisor runs pid {}, handle says {}",

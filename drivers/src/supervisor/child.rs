@@ -92,11 +92,15 @@ pub fn user_env(spec: &LaunchSpec, creds: Option<&Credentials>) -> Vec<(String, 
         return Vec::new();
     };
     let home = c.home.to_string_lossy().into_owned();
-    [("USER", c.name.clone()), ("LOGNAME", c.name.clone()), ("HOME", home)]
-        .into_iter()
-        .filter(|(k, _)| !spec.env.contains_key(*k))
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+    [
+        ("USER", c.name.clone()),
+        ("LOGNAME", c.name.clone()),
+        ("HOME", home),
+    ]
+    .into_iter()
+    .filter(|(k, _)| !spec.env.contains_key(*k))
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 fn open_cgroup_files(spec: &LaunchSpec) -> Result<Vec<File>, SupervisorError> {
