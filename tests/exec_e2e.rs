@@ -52,7 +52,11 @@ fn pids_mentioning(needle: &str) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
                 .unwrap_or(false)
         })
         .collect()
@@ -100,7 +104,8 @@ fn exec_job_runs_isolated_and_stop_leaves_nothing() {
         "the exec driver needs root; run this test as root"
     );
     let mut opts = AgentOpts::dev();
-    opts.extra_hcl = "plugin \"exec\" {\n  config {\n    default_pid_mode = \"private\"\n  }\n}\n".into();
+    opts.extra_hcl =
+        "plugin \"exec\" {\n  config {\n    default_pid_mode = \"private\"\n  }\n}\n".into();
     let agent = Agent::start(opts);
     let data_dir = std::fs::canonicalize(agent.data_dir.path().join("data")).unwrap();
     let mut cleanup = Cleanup {
@@ -111,14 +116,21 @@ fn exec_job_runs_isolated_and_stop_leaves_nothing() {
     let http = Http::default();
 
     // The node offers a healthy exec driver.
-    wait_for(Duration::from_secs(20), "a node with a healthy exec driver", || {
-        let nodes = http.get(&agent.url("/v1/nodes")).json();
-        let id = nodes.as_array()?.first()?["ID"].as_str()?.to_string();
-        let node = http.get(&agent.url(&format!("/v1/node/{id}"))).json();
-        (node["Drivers"]["exec"]["Healthy"] == true).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "a node with a healthy exec driver",
+        || {
+            let nodes = http.get(&agent.url("/v1/nodes")).json();
+            let id = nodes.as_array()?.first()?["ID"].as_str()?.to_string();
+            let node = http.get(&agent.url(&format!("/v1/node/{id}"))).json();
+            (node["Drivers"]["exec"]["Healthy"] == true).then_some(())
+        },
+    );
 
-    let r = http.put(&agent.url("/v1/jobs"), &json!({"Job": exec_job("isolated")}));
+    let r = http.put(
+        &agent.url("/v1/jobs"),
+        &json!({"Job": exec_job("isolated")}),
+    );
     assert_eq!(r.status, 200, "register: {}", r.body);
     let alloc_id = wait_for(Duration::from_secs(30), "the exec alloc to run", || {
         let allocs = http.get(&agent.url("/v1/job/isolated/allocations")).json();
@@ -132,47 +144,82 @@ fn exec_job_runs_isolated_and_stop_leaves_nothing() {
 
     let alloc_dir = data_dir.join("alloc").join(&alloc_id);
     let stdout = alloc_dir.join(format!("alloc/logs/{TASK}.stdout.0"));
-    let out = wait_for(Duration::from_secs(15), "the task's facts in its log", || {
-        let s = std::fs::read_to_string(&stdout).ok()?;
-        s.contains("ready").then_some(s)
-    });
-    assert!(out.contains("uid=65534\n"), "not nobody: {out}\n{}", agent.log());
+    let out = wait_for(
+        Duration::from_secs(15),
+        "the task's facts in its log",
+        || {
+            let s = std::fs::read_to_string(&stdout).ok()?;
+            s.contains("ready").then_some(s)
+        },
+    );
+    assert!(
+        out.contains("uid=65534\n"),
+        "not nobody: {out}\n{}",
+        agent.log()
+    );
     assert!(out.contains("pid=1\n"), "not PID 1: {out}");
-    assert!(out.contains("dir=/local\n"), "NOMAD_TASK_DIR is not in-chroot: {out}");
-    let root = out.lines().find_map(|l| l.strip_prefix("root=")).unwrap_or("");
+    assert!(
+        out.contains("dir=/local\n"),
+        "NOMAD_TASK_DIR is not in-chroot: {out}"
+    );
+    let root = out
+        .lines()
+        .find_map(|l| l.strip_prefix("root="))
+        .unwrap_or("");
     for e in ["alloc", "local", "secrets", "usr"] {
-        assert!(root.split_whitespace().any(|x| x == e), "{e} missing from /: {out}");
+        assert!(
+            root.split_whitespace().any(|x| x == e),
+            "{e} missing from /: {out}"
+        );
     }
     for e in ["home", "root", "work", "data"] {
-        assert!(!root.split_whitespace().any(|x| x == e), "host {e} visible: {out}");
+        assert!(
+            !root.split_whitespace().any(|x| x == e),
+            "host {e} visible: {out}"
+        );
     }
 
     let m = detect_cgroups(None).expect("cgroups usable as root");
     let cg = TaskCgroup::reattach(&m, &task_cgroup_name(&alloc_id, TASK)).expect("task cgroup");
     let pids = cg.pids().unwrap();
-    assert!(pids.len() >= 3, "expected the shell and two sleeps: {pids:?}");
+    assert!(
+        pids.len() >= 3,
+        "expected the shell and two sleeps: {pids:?}"
+    );
     let task_dir = alloc_dir.join(TASK);
     assert!(!mounts_below(&task_dir).is_empty(), "chroot not mounted");
 
     let r = http.delete(&agent.url("/v1/job/isolated"));
     assert_eq!(r.status, 200, "stop: {}", r.body);
-    wait_for(Duration::from_secs(30), "the task's processes to be gone", || {
-        pids.iter()
-            .all(|p| !yurt_drivers::supervisor::proctree::is_alive(p.as_raw() as u32))
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the task's processes to be gone",
+        || {
+            pids.iter()
+                .all(|p| !yurt_drivers::supervisor::proctree::is_alive(p.as_raw() as u32))
+                .then_some(())
+        },
+    );
     // The agent's own secrets/private tmpfs stay until the alloc is garbage-collected.
-    let agent_mounts = [task_dir.join("secrets"), task_dir.join("private")]
-        .map(|p| p.display().to_string());
-    wait_for(Duration::from_secs(30), "the chroot mounts to be gone", || {
-        mounts_below(&task_dir)
-            .iter()
-            .all(|m| agent_mounts.contains(m))
-            .then_some(())
-    });
-    wait_for(Duration::from_secs(30), "supervisor and cgroup to be gone", || {
-        let gone = TaskCgroup::reattach(&m, &task_cgroup_name(&alloc_id, TASK)).is_err();
-        (gone && pids_mentioning(&alloc_id).is_empty()).then_some(())
-    });
+    let agent_mounts =
+        [task_dir.join("secrets"), task_dir.join("private")].map(|p| p.display().to_string());
+    wait_for(
+        Duration::from_secs(30),
+        "the chroot mounts to be gone",
+        || {
+            mounts_below(&task_dir)
+                .iter()
+                .all(|m| agent_mounts.contains(m))
+                .then_some(())
+        },
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "supervisor and cgroup to be gone",
+        || {
+            let gone = TaskCgroup::reattach(&m, &task_cgroup_name(&alloc_id, TASK)).is_err();
+            (gone && pids_mentioning(&alloc_id).is_empty()).then_some(())
+        },
+    );
     drop(cleanup);
 }
