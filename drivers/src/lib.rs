@@ -7,9 +7,11 @@
 pub mod cgroups;
 pub mod docker;
 pub mod driver;
+pub mod exec;
 pub mod isolation;
 pub mod logrotate;
 pub mod rawexec;
+pub mod supervised;
 pub mod supervisor;
 
 pub use driver::*;

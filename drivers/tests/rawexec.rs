@@ -175,7 +175,11 @@ async fn signal_task_reaches_a_trap() {
         ));
         let stats = d.task_stats(&cfg.id).await.unwrap();
         assert!(stats.memory.rss > 0);
-        assert_eq!(stats.memory.measured, vec!["RSS"]);
+        // From the task cgroup as root (RSS, Cache, Usage, ...), from /proc otherwise (RSS).
+        assert!(
+            stats.memory.measured.iter().any(|m| m == "RSS"),
+            "{stats:?}"
+        );
         assert!(matches!(
             d.destroy_task(&cfg.id, false).await,
             Err(DriverError::Failed(_))

@@ -148,24 +148,45 @@ async fn shutdown_signal() {
 type DriverList = Vec<Arc<dyn yurt_drivers::TaskDriver>>;
 
 /// The task drivers this agent offers; disabled ones still fingerprint (as undetected).
-/// The docker driver is also returned on its own for the dangling-container sweep; its task
-/// events go to `events`.
+///
+/// raw_exec and exec share one cgroup parent per agent, `yurt` unless the client option
+/// `cgroup_parent` (`client { options { cgroup_parent = "..." } }`) names another; without
+/// root or a usable hierarchy raw_exec runs uncontained and exec is undetected. The docker
+/// driver is also returned on its own for the dangling-container sweep; its task events go
+/// to `events`.
 fn build_drivers(
     config: &AgentConfig,
     events: yurt_drivers::EventSink,
 ) -> Result<(DriverList, Arc<DockerDriver>), AgentError> {
+    use yurt_drivers::exec::{ExecDriver, ExecPluginConfig};
     use yurt_drivers::rawexec::{RawExecDriver, RawExecPluginConfig};
+    use yurt_drivers::supervised::detect_cgroups;
     use yurt_drivers::supervisor::SupervisorCommand;
     let null = serde_json::Value::Null;
-    let raw_cfg = RawExecPluginConfig::from_json(config.plugin_config("raw_exec").unwrap_or(&null))
-        .map_err(|source| AgentError::Plugin {
-            name: "raw_exec".into(),
-            source,
-        })?;
+    let plugin = |name: &str| config.plugin_config(name).unwrap_or(&null);
+    let plugin_err = |name: &str| {
+        let name = name.to_string();
+        move |source| AgentError::Plugin { name, source }
+    };
+    let raw_cfg =
+        RawExecPluginConfig::from_json(plugin("raw_exec")).map_err(plugin_err("raw_exec"))?;
+    let exec_cfg = ExecPluginConfig::from_json(plugin("exec")).map_err(plugin_err("exec"))?;
     let supervisor = SupervisorCommand::current_exe().map_err(AgentError::Supervisor)?;
+    let cgroups = detect_cgroups(
+        config
+            .client
+            .options
+            .get("cgroup_parent")
+            .map(String::as_str),
+    );
     let docker = docker::driver(config, events)?;
     let drivers: DriverList = vec![
-        Arc::new(RawExecDriver::new(raw_cfg, supervisor)),
+        Arc::new(RawExecDriver::with_cgroups(
+            raw_cfg,
+            supervisor.clone(),
+            cgroups.clone(),
+        )),
+        Arc::new(ExecDriver::new(exec_cfg, supervisor, cgroups)),
         docker.clone(),
     ];
     Ok((drivers, docker))

@@ -666,6 +666,15 @@ impl TaskCgroup {
         Ok(())
     }
 
+    /// The file holding this cgroup's `oom_kill` counter (v1 `memory.oom_control`, v2
+    /// `memory.events`), for a supervisor that compares it before and after the task ran.
+    pub fn oom_events_file(&self) -> Option<PathBuf> {
+        match &self.backend {
+            TaskBackend::V1(t) => t.oom_file(),
+            TaskBackend::V2(t) => Some(t.oom_file()),
+        }
+    }
+
     /// Whether the kernel OOM-killed a process of this cgroup (v1 `memory.oom_control`
     /// `oom_kill`, v2 `memory.events` `oom_kill`).
     pub fn oom_killed(&self) -> Result<bool> {

@@ -192,8 +192,13 @@ impl V1Task {
         Ok(())
     }
 
+    /// The file with the `oom_kill` counter, when the memory controller is mounted.
+    pub(super) fn oom_file(&self) -> Option<PathBuf> {
+        self.file("memory", "memory.oom_control")
+    }
+
     pub(super) fn oom_killed(&self) -> Result<bool> {
-        let Some(f) = self.file("memory", "memory.oom_control") else {
+        let Some(f) = self.oom_file() else {
             return Ok(false);
         };
         // `oom_kill` (kernel ≥ 4.13) counts kills in this memcg.

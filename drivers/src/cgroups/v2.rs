@@ -174,8 +174,13 @@ impl V2Task {
         Ok(())
     }
 
+    /// The file with the `oom_kill` counter (hierarchical: nested cgroups count too).
+    pub(super) fn oom_file(&self) -> PathBuf {
+        self.dir.join("memory.events")
+    }
+
     pub(super) fn oom_killed(&self) -> Result<bool> {
-        Ok(read_flat_keyed(&self.dir.join("memory.events"))?
+        Ok(read_flat_keyed(&self.oom_file())?
             .and_then(|m| m.get("oom_kill").copied())
             .is_some_and(|n| n > 0))
     }

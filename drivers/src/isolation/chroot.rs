@@ -228,6 +228,12 @@ fn build_dev(dev: &Path, shm_size_mb: u64) -> Result<()> {
 /// paths), a mount point whose path no longer resolves to itself (a symlink was swapped into
 /// it) is refused, and `UMOUNT_NOFOLLOW` keeps the final component from being followed.
 pub fn teardown(task_dir: &Path) -> Result<()> {
+    teardown_keeping(task_dir, &[])
+}
+
+/// [`teardown`], except the mount points `keep` (paths relative to the task dir, e.g.
+/// `secrets` when the agent mounted that tmpfs itself and unmounts it when the alloc goes).
+pub fn teardown_keeping(task_dir: &Path, keep: &[&Path]) -> Result<()> {
     let root = match safe_task_dir(task_dir) {
         Ok(r) => r,
         Err(IsolationError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
@@ -236,8 +242,14 @@ pub fn teardown(task_dir: &Path) -> Result<()> {
         Err(e) => return Err(e),
     };
     // Stacked mounts need several passes; bound them so a misbehaving host cannot spin us.
+    let keep: Vec<PathBuf> = keep.iter().map(|k| root.join(k)).collect();
+    let mounts_to_remove = || -> Result<Vec<PathBuf>> {
+        let mut m = mounts_under(&root)?;
+        m.retain(|p| !keep.contains(p));
+        Ok(m)
+    };
     for _ in 0..16 {
-        let mut mounts = mounts_under(&root)?;
+        let mut mounts = mounts_to_remove()?;
         if mounts.is_empty() {
             return Ok(());
         }
@@ -246,7 +258,7 @@ pub fn teardown(task_dir: &Path) -> Result<()> {
             unmount_one(&root, &m)?;
         }
     }
-    let left = mounts_under(&root)?;
+    let left = mounts_to_remove()?;
     if left.is_empty() {
         Ok(())
     } else {

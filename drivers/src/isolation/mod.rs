@@ -19,7 +19,9 @@ use std::io;
 use std::path::PathBuf;
 
 pub use caps::{CapSet, task_capabilities};
-pub use chroot::{ChrootSpec, build as build_chroot, default_chroot_env, teardown};
+pub use chroot::{
+    ChrootSpec, build as build_chroot, default_chroot_env, mounts_under, teardown, teardown_keeping,
+};
 pub use launch::{IsolatedChild, IsolatedSpec, NamespaceMode, spawn_isolated};
 pub use user::{ResolvedUser, resolve_user};
 

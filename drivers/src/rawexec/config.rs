@@ -69,7 +69,7 @@ const TASK_KEYS: &[&str] = &[
     "oom_score_adj",
     "denied_envvars",
 ];
-/// Placing a task into a foreign cgroup needs the cgroup manager, which raw_exec lacks yet.
+/// Joining a foreign cgroup instead of the task cgroup is not implemented yet: refused.
 const TASK_UNSUPPORTED: &[&str] = &["cgroup_v1_override", "cgroup_v2_override"];
 
 impl RawExecTaskConfig {
@@ -110,7 +110,11 @@ impl RawExecTaskConfig {
 }
 
 /// Fails on a non-object, on unsupported keys and on unknown keys (naming all of them).
-fn check_keys(v: &Value, known: &[&str], unsupported: &[&str]) -> Result<(), DriverError> {
+pub(crate) fn check_keys(
+    v: &Value,
+    known: &[&str],
+    unsupported: &[&str],
+) -> Result<(), DriverError> {
     let Some(obj) = v.as_object() else {
         return Err(DriverError::InvalidConfig(
             "config must be an object".into(),

@@ -1,61 +1,22 @@
-//! Turning a raw_exec `TaskConfig` into a supervisor launch spec.
+//! Turning a raw_exec `TaskConfig` into what the supervisor runs.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::config::{RawExecPluginConfig, RawExecTaskConfig, glob_match};
 use crate::driver::{DriverError, TaskConfig};
-use crate::supervisor::SupervisorCommand;
-use crate::supervisor::paths::{socket_path, state_dir};
-use crate::supervisor::spec::{LaunchSpec, LogSpec, MAX_SOCKET_PATH};
+use crate::supervised::TaskCommand;
 
-/// How long a supervisor waits for `shutdown` after its task exited and its output closed.
-pub const LINGER_MS: u64 = 5 * 60 * 1000;
-
-/// A spec ready to launch, and where its files go.
-#[derive(Debug)]
-pub struct Prepared {
-    /// The spec.
-    pub spec: LaunchSpec,
-    /// Where the spec is written.
-    pub spec_path: PathBuf,
-    /// The supervisor's own stderr.
-    pub log_path: PathBuf,
-}
-
-/// Builds the spec and creates the directories it needs.
-pub fn prepare(
+/// What raw_exec runs: the command resolved on the host, the env minus the denylists, the
+/// work dir (default: the task dir) and the task's user.
+pub fn task_command(
     cfg: &TaskConfig,
     task: &RawExecTaskConfig,
     plugin: &RawExecPluginConfig,
-    sv: &SupervisorCommand,
-) -> Result<Prepared, DriverError> {
-    let dir = state_dir(&cfg.task_dir, &cfg.id);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| DriverError::io(format!("creating {}", dir.display()), e))?;
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-    std::fs::create_dir_all(&sv.socket_dir)
-        .map_err(|e| DriverError::io(format!("creating {}", sv.socket_dir.display()), e))?;
-    let _ = std::fs::set_permissions(&sv.socket_dir, std::fs::Permissions::from_mode(0o700));
-
-    let sock = socket_path(&sv.socket_dir, &cfg.id, nonce());
-    if sock.as_os_str().len() > MAX_SOCKET_PATH {
-        return Err(DriverError::Failed(format!(
-            "supervisor socket dir {} is too long for a unix socket path",
-            sv.socket_dir.display()
-        )));
-    }
-    let command = resolve_command(&cfg.task_dir, &task.command)?;
-    let max_size_mb = if cfg.logs.max_file_size_mb == 0 {
-        10
-    } else {
-        cfg.logs.max_file_size_mb
-    };
-    let spec = LaunchSpec {
-        task_id: cfg.id.clone(),
-        command,
+) -> Result<TaskCommand, DriverError> {
+    Ok(TaskCommand {
+        command: resolve_command(&cfg.task_dir, &task.command)?,
         args: task.args.clone(),
         env: filter_env(&cfg.env, &plugin.denied_envvars, &task.denied_envvars),
         cwd: task
@@ -63,39 +24,9 @@ pub fn prepare(
             .clone()
             .unwrap_or_else(|| cfg.task_dir.clone()),
         user: cfg.user.clone(),
-        // Filled by the cgroup manager once it lands (see the report/README of rawexec).
-        cgroup_procs: Vec::new(),
         oom_score_adj: task.oom_score_adj.map(|v| v as i32),
-        oom_events: None,
-        logs: LogSpec {
-            dir: cfg.logs.dir.clone(),
-            stdout_base: format!("{}.stdout", cfg.logs.prefix),
-            stderr_base: format!("{}.stderr", cfg.logs.prefix),
-            max_files: cfg.logs.max_files.max(1),
-            max_file_size_bytes: max_size_mb * 1024 * 1024,
-        },
-        socket_path: sock,
-        exit_record_path: dir.join("exit.json"),
-        linger_ms: LINGER_MS,
-    };
-    spec.check()
-        .map_err(|e| DriverError::InvalidConfig(e.to_string()))?;
-    let spec_path = dir.join("spec.json");
-    spec.store(&spec_path)
-        .map_err(|e| DriverError::Failed(e.to_string()))?;
-    Ok(Prepared {
-        spec,
-        spec_path,
-        log_path: dir.join("supervisor.log"),
+        isolation: None,
     })
-}
-
-fn nonce() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    t ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32) ^ u64::from(std::process::id())
 }
 
 /// The task env minus the denied globs (plugin and task lists).
@@ -139,7 +70,8 @@ pub fn resolve_command(task_dir: &Path, cmd: &str) -> Result<PathBuf, DriverErro
     )))
 }
 
-fn ensure_executable(path: &Path) -> Result<(), DriverError> {
+/// Adds `0555` to a file that lacks any of those bits (artifacts often lack the x bit).
+pub fn ensure_executable(path: &Path) -> Result<(), DriverError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| DriverError::io(format!("stat {}", path.display()), e))?;
     let mode = meta.permissions().mode();

@@ -1,21 +1,16 @@
 //! The `raw_exec` driver: host processes without isolation, each under its own supervisor.
 //!
 //! - [`config`]: the plugin block and the task `config` block;
-//! - [`launch`]: `TaskConfig` → supervisor launch spec (command lookup, env denylist, paths);
-//! - [`handle`]: what the task handle stores, and the live per-task entry with its exit watch;
-//! - [`stats`]: usage from /proc over the task's process tree;
-//! - [`driver`]: the `TaskDriver` implementation.
-//!
-//! Cgroups are not wired yet: the spec's `cgroup_procs` and `oom_events` stay empty until the
-//! cgroup manager provides them; tree kill meanwhile goes through the process group plus the
-//! supervisor's subreaper sweep.
+//! - [`launch`]: `TaskConfig` → what the supervisor runs (command lookup, env denylist);
+//! - [`driver`]: the `TaskDriver` implementation over [`crate::supervised`], which owns the
+//!   task table, the cgroup per task (accounting, limits, OOM, stats, whole-tree kill) and
+//!   recovery.
 
 pub mod config;
 pub mod driver;
-pub mod handle;
 pub mod launch;
-pub mod stats;
 
+/// raw_exec's task handle state (shared with exec).
+pub use crate::supervised::SupervisedState as RawExecState;
 pub use config::{RawExecPluginConfig, RawExecTaskConfig};
 pub use driver::RawExecDriver;
-pub use handle::RawExecState;

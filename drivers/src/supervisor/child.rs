@@ -25,19 +25,28 @@ use super::spec::LaunchSpec;
 /// A started task: its PID and the read ends of its output pipes.
 #[derive(Debug)]
 pub struct SpawnedTask {
-    /// PID of the leader (= its process group and session ID).
+    /// The process the supervisor reaps and signals: the leader (= its process group and
+    /// session ID), or for an isolated task the shim that mirrors it.
     pub pid: u32,
+    /// The task's own PID as the host sees it (equals `pid` for a host task).
+    pub task_pid: u32,
+    /// Whether signals go to the process group `-pid` (host task) or to `pid` alone (the shim,
+    /// which is no group leader and forwards what it receives).
+    pub signal_group: bool,
     /// Read end of the task's stdout.
     pub stdout: OwnedFd,
     /// Read end of the task's stderr.
     pub stderr: OwnedFd,
 }
 
-/// Forks and execs the task as the spec says.
+/// Forks and execs the task as the spec says (isolated when the spec asks for it).
 pub fn spawn_task(
     spec: &LaunchSpec,
     creds: Option<&Credentials>,
 ) -> Result<SpawnedTask, SupervisorError> {
+    if let Some(iso) = &spec.isolation {
+        return super::isolated::spawn(spec, iso, creds);
+    }
     let cgroup_files = open_cgroup_files(spec)?;
     let cgroup_fds: Vec<i32> = cgroup_files.iter().map(AsRawFd::as_raw_fd).collect();
     let oom_adj = spec.oom_score_adj.map(|v| v.to_string().into_bytes());
@@ -50,16 +59,8 @@ pub fn spawn_task(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(c) = creds {
-        // Nomad exports these for a configured user; the task env wins if it set them.
-        for (k, v) in [("USER", c.name.as_str()), ("LOGNAME", c.name.as_str())] {
-            if !spec.env.contains_key(k) {
-                cmd.env(k, v);
-            }
-        }
-        if !spec.env.contains_key("HOME") {
-            cmd.env("HOME", &c.home);
-        }
+    for (k, v) in user_env(spec, creds) {
+        cmd.env(k, v);
     }
     let ids = creds.map(|c| (c.uid, c.gid, c.groups.clone()));
     // SAFETY: the closure only makes raw syscalls on memory prepared before the fork; it does
@@ -77,9 +78,29 @@ pub fn spawn_task(
     // The Child is dropped without waiting: the supervisor reaps with waitpid(-1).
     Ok(SpawnedTask {
         pid: child.id(),
+        task_pid: child.id(),
+        signal_group: true,
         stdout: OwnedFd::from(out),
         stderr: OwnedFd::from(err),
     })
+}
+
+/// `USER`, `LOGNAME` and `HOME` of the configured user, as Nomad exports them; variables the
+/// task env already sets win.
+pub fn user_env(spec: &LaunchSpec, creds: Option<&Credentials>) -> Vec<(String, String)> {
+    let Some(c) = creds else {
+        return Vec::new();
+    };
+    let home = c.home.to_string_lossy().into_owned();
+    [
+        ("USER", c.name.clone()),
+        ("LOGNAME", c.name.clone()),
+        ("HOME", home),
+    ]
+    .into_iter()
+    .filter(|(k, _)| !spec.env.contains_key(*k))
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 fn open_cgroup_files(spec: &LaunchSpec) -> Result<Vec<File>, SupervisorError> {

@@ -137,6 +137,8 @@ fn start(spec_path: &Path) -> Result<(Supervisor, PathBuf), SupervisorError> {
     let info = TaskInfo {
         task_id: spec.task_id.clone(),
         pid: task.pid,
+        task_pid: task.task_pid,
+        signal_group: task.signal_group,
         started_at_ms,
         exit_record_path: spec.exit_record_path.clone(),
         oom_events: spec.oom_events.clone(),
@@ -155,7 +157,7 @@ fn start(spec_path: &Path) -> Result<(Supervisor, PathBuf), SupervisorError> {
         ok: true,
         error: None,
         supervisor_pid: std::process::id(),
-        task_pid: task.pid,
+        task_pid: task.task_pid,
         started_at_ms,
     });
     guard.armed = false;

@@ -61,8 +61,13 @@ struct Client {
 pub struct TaskInfo {
     /// The driver's task ID.
     pub task_id: String,
-    /// Leader PID (= process group = session).
+    /// The process reaped and signalled: the leader (= process group = session), or the
+    /// isolation shim that mirrors an isolated task.
     pub pid: u32,
+    /// The task's own PID as the host sees it (reported in status; equals `pid` on the host).
+    pub task_pid: u32,
+    /// Signals go to the process group `-pid` (host task) or to `pid` alone (the shim).
+    pub signal_group: bool,
     /// Unix milliseconds at start.
     pub started_at_ms: u64,
     /// Where the exit record goes.
@@ -195,7 +200,7 @@ impl Supervisor {
     fn status(&self) -> Status {
         Status {
             supervisor_pid: self.my_pid,
-            task_pid: self.info.pid,
+            task_pid: self.info.task_pid,
             started_at_ms: self.info.started_at_ms,
             running: self.exit.is_none(),
             exit: self.exit.clone(),
@@ -278,7 +283,7 @@ impl Supervisor {
         for i in 0..2 {
             self.pump(i, 64);
         }
-        let mut rec = ExitRecord::from_wait_status(&self.info.task_id, self.info.pid, status);
+        let mut rec = ExitRecord::from_wait_status(&self.info.task_id, self.info.task_pid, status);
         rec.started_at_ms = self.info.started_at_ms;
         rec.finished_at_ms = unix_ms();
         rec.oom_killed = match (&self.info.oom_events, self.info.oom_baseline) {
@@ -299,11 +304,25 @@ impl Supervisor {
         self.answer_pending(Pending::Wait);
     }
 
+    /// Where a signal for "the task" goes: its process group, or the shim alone.
+    fn signal_target(&self) -> i32 {
+        if self.info.signal_group {
+            -(self.info.pid as i32)
+        } else {
+            self.info.pid as i32
+        }
+    }
+
     /// SIGKILLs the task's group and every descendant we can see.
     fn escalate(&mut self) {
         self.stop_deadline = None;
-        if let Err(e) = send_signal(-(self.info.pid as i32), libc::SIGKILL) {
-            eprintln!("yurt-supervisor: killing process group: {e}");
+        if let Err(e) = send_signal(self.signal_target(), libc::SIGKILL) {
+            eprintln!("yurt-supervisor: killing the task: {e}");
+        }
+        if !self.info.signal_group && self.exit.is_none() {
+            // The isolated task itself (its PID namespace dies with it); the shim, reaped as
+            // our child below, then mirrors the SIGKILL.
+            let _ = send_signal(self.info.task_pid as i32, libc::SIGKILL);
         }
         self.kill_children();
         self.killing_since.get_or_insert_with(Instant::now);
@@ -473,7 +492,7 @@ impl Supervisor {
                     return;
                 }
                 if signal != 0 {
-                    let _ = send_signal(-(self.info.pid as i32), signal);
+                    let _ = send_signal(self.signal_target(), signal);
                 }
                 let deadline = Instant::now() + Duration::from_millis(timeout_ms);
                 self.stop_deadline = Some(self.stop_deadline.map_or(deadline, |d| d.min(deadline)));

@@ -6,6 +6,30 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::SupervisorError;
+use crate::isolation::NamespaceMode;
+
+/// How an isolated (`exec`) task is confined; interpreted by [`crate::isolation`].
+///
+/// With this set the supervisor starts the task through `isolation::spawn_isolated`: it then
+/// waits on the launcher's shim (whose exit mirrors the task's) and signals go to the shim,
+/// which forwards them to the task. `LaunchSpec::command` and `cwd` are paths inside `root`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsolationSpec {
+    /// The prepared chroot (the task dir after `isolation::build_chroot`).
+    pub root: PathBuf,
+    /// PID namespace: `private` makes the task PID 1.
+    pub pid_mode: NamespaceMode,
+    /// IPC namespace.
+    pub ipc_mode: NamespaceMode,
+    /// The task's capabilities as a bitmask (`isolation::CapSet`).
+    pub capabilities: u64,
+    /// MS_MOVE + chroot instead of pivot_root (roots on initramfs).
+    #[serde(default)]
+    pub no_pivot_root: bool,
+    /// Hostname in the task's UTS namespace (None keeps the host's).
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
 
 /// Longest socket path a `sockaddr_un` holds (108 bytes including the NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -52,6 +76,9 @@ pub struct LaunchSpec {
     /// while the task ran. None: OOM kills are not detected (the flag stays false).
     #[serde(default)]
     pub oom_events: Option<PathBuf>,
+    /// Confinement for an isolated task (exec); None runs it on the host (raw_exec).
+    #[serde(default)]
+    pub isolation: Option<IsolationSpec>,
     /// Log destination and rotation limits.
     pub logs: LogSpec,
     /// Unix socket the supervisor listens on (≤ 107 bytes, see [`MAX_SOCKET_PATH`]).
@@ -96,6 +123,14 @@ impl LaunchSpec {
             return Err(SupervisorError::Spec(format!(
                 "socket_path is {len} bytes, the limit is {MAX_SOCKET_PATH}: {}",
                 self.socket_path.display()
+            )));
+        }
+        if let Some(iso) = &self.isolation
+            && !iso.root.is_absolute()
+        {
+            return Err(SupervisorError::Spec(format!(
+                "isolation.root must be absolute: {}",
+                iso.root.display()
             )));
         }
         if self.logs.stdout_base.is_empty() || self.logs.stderr_base.is_empty() {

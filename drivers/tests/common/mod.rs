@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use yurt_drivers::exec::{ExecDriver, ExecPluginConfig};
 use yurt_drivers::rawexec::{RawExecDriver, RawExecPluginConfig, RawExecState};
 use yurt_drivers::supervisor::SupervisorCommand;
 use yurt_drivers::{LogSink, TaskConfig, TaskHandle, TaskResources};
@@ -18,7 +19,11 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// A temp root with an alloc dir and a socket dir; kills recorded processes on drop.
 pub struct Env {
     pub root: PathBuf,
+    /// Unique per Env: task cgroups are named `<alloc_id>.<task>` machine-wide.
+    pub alloc_id: String,
     pids: Mutex<Vec<(u32, u32)>>,
+    /// Cgroups and chroots of tracked tasks, released on drop even if the test failed.
+    leftovers: Mutex<Vec<(Option<String>, Option<PathBuf>)>>,
 }
 
 impl Env {
@@ -29,7 +34,9 @@ impl Env {
         std::fs::create_dir_all(root.join("alloc/alloc/logs")).unwrap();
         Env {
             root,
+            alloc_id: format!("alloc-{}-{n}-{name}", std::process::id()),
             pids: Mutex::new(Vec::new()),
+            leftovers: Mutex::new(Vec::new()),
         }
     }
 
@@ -52,6 +59,32 @@ impl Env {
         RawExecDriver::new(plugin, self.supervisor())
     }
 
+    /// An exec driver with the default plugin config and the agent's cgroups.
+    pub fn exec_driver(&self) -> ExecDriver {
+        self.exec_driver_with(ExecPluginConfig::default())
+    }
+
+    pub fn exec_driver_with(&self, plugin: ExecPluginConfig) -> ExecDriver {
+        ExecDriver::new(
+            plugin,
+            self.supervisor(),
+            yurt_drivers::supervised::detect_cgroups(None),
+        )
+    }
+
+    /// A task config for the exec driver: dirs as the agent makes them (world-writable
+    /// `local/` and shared `alloc/`), Nomad's in-chroot dir variables.
+    pub fn exec_task(&self, name: &str, script: &str) -> TaskConfig {
+        use std::os::unix::fs::PermissionsExt;
+        let mut cfg = self.sh(name, script);
+        for d in [cfg.task_dir.join("local"), self.root.join("alloc/alloc")] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        std::fs::set_permissions(&cfg.task_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cfg.env.insert("NOMAD_TASK_DIR".into(), "/local".into());
+        cfg
+    }
+
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("alloc/alloc/logs")
     }
@@ -65,9 +98,13 @@ impl Env {
         let task_dir = self.root.join("alloc").join(name);
         std::fs::create_dir_all(task_dir.join("local")).unwrap();
         TaskConfig {
-            id: format!("alloc1/{name}/{:08x}", SEQ.fetch_add(1, Ordering::Relaxed)),
+            id: format!(
+                "{}/{name}/{:08x}",
+                self.alloc_id,
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            ),
             name: name.into(),
-            alloc_id: "alloc1".into(),
+            alloc_id: self.alloc_id.clone(),
             job_name: "job".into(),
             group_name: "group".into(),
             namespace: "default".into(),
@@ -94,6 +131,10 @@ impl Env {
             .lock()
             .unwrap()
             .push((st.supervisor_pid, st.task_pid));
+        self.leftovers
+            .lock()
+            .unwrap()
+            .push((st.cgroup.clone(), st.chroot.clone()));
         st
     }
 
@@ -128,6 +169,24 @@ impl Drop for Env {
                 libc::kill(task as i32, libc::SIGKILL);
                 libc::kill(sv as i32, libc::SIGKILL);
             }
+        }
+        let manager = yurt_drivers::supervised::detect_cgroups(None);
+        for (cgroup, chroot) in self.leftovers.lock().unwrap().iter() {
+            let cg = cgroup
+                .as_ref()
+                .zip(manager.as_ref())
+                .and_then(|(name, m)| yurt_drivers::cgroups::TaskCgroup::reattach(m, name).ok());
+            let _ = yurt_drivers::supervised::cleanup::release(cg.as_ref(), chroot.as_deref());
+        }
+        // Never delete through a mount that is still there (read-only host binds).
+        if let Ok(left) = yurt_drivers::isolation::mounts_under(&self.root)
+            && !left.is_empty()
+        {
+            eprintln!(
+                "mounts left under {}: {left:?}; not deleting it",
+                self.root.display()
+            );
+            return;
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }

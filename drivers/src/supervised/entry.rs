@@ -1,66 +1,15 @@
-//! What a raw_exec task handle stores, and the driver's live per-task entry.
+//! The driver's live entry for one supervised task, with a watch on its exit.
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::driver::{DriverError, ExitResult, TaskHandle};
-use crate::supervisor::{client, exit_record, proctree};
-
-/// Version of [`RawExecState`] inside `TaskHandle.version`.
-pub const HANDLE_VERSION: u32 = 1;
-
-/// `TaskHandle.state` for raw_exec: everything `recover_task` needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RawExecState {
-    /// The supervisor's unix socket.
-    pub socket_path: PathBuf,
-    /// PID of the supervisor process.
-    pub supervisor_pid: u32,
-    /// PID of the task leader (= its process group and session).
-    pub task_pid: u32,
-    /// The launch spec the supervisor ran.
-    pub spec_path: PathBuf,
-    /// Where the supervisor writes the durable exit record.
-    pub exit_record_path: PathBuf,
-    /// Unix milliseconds when the task started.
-    pub started_at_ms: u64,
-}
-
-impl RawExecState {
-    /// Decodes the state of a persisted handle.
-    pub fn from_handle(handle: &TaskHandle) -> Result<Self, DriverError> {
-        if handle.version != HANDLE_VERSION {
-            return Err(DriverError::Failed(format!(
-                "raw_exec handle version {} is not {HANDLE_VERSION}",
-                handle.version
-            )));
-        }
-        serde_json::from_value(handle.state.clone())
-            .map_err(|e| DriverError::Failed(format!("decoding raw_exec handle state: {e}")))
-    }
-
-    /// The exit record of this run, if the supervisor wrote one (a record of another task
-    /// ID, left by an older run, does not count).
-    pub fn read_exit(&self, task_id: &str) -> Option<ExitResult> {
-        read_exit_record(&self.exit_record_path, task_id)
-    }
-}
-
-fn read_exit_record(path: &Path, task_id: &str) -> Option<ExitResult> {
-    match exit_record::read(path) {
-        Ok(Some(rec)) if rec.task_id == task_id => Some(rec.to_exit_result()),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "unreadable exit record");
-            None
-        }
-    }
-}
+use super::state::SupervisedState;
+use crate::cgroups::TaskCgroup;
+use crate::driver::ExitResult;
+use crate::supervisor::{client, proctree};
 
 /// The last CPU sample of a task, for percentages.
 #[derive(Debug, Clone, Copy)]
@@ -78,16 +27,18 @@ pub struct TaskEntry {
     /// The driver task ID.
     pub task_id: String,
     /// What the handle stores.
-    pub state: RawExecState,
+    pub state: SupervisedState,
     exit: watch::Receiver<Option<ExitResult>>,
     waiter: Option<JoinHandle<()>>,
-    /// Previous CPU sample for `task_stats`.
+    /// The task cgroup (stats, tree kill, removal); None when cgroups are unavailable.
+    pub cgroup: Option<Arc<TaskCgroup>>,
+    /// Previous CPU sample for `task_stats` from /proc (used without a cgroup).
     pub cpu_prev: Mutex<Option<CpuSample>>,
 }
 
 impl TaskEntry {
     /// Tracks a task with a live supervisor: a background `wait` call learns its exit.
-    pub fn watch(task_id: String, state: RawExecState) -> Self {
+    pub fn watch(task_id: String, state: SupervisedState, cgroup: Option<Arc<TaskCgroup>>) -> Self {
         let (tx, rx) = watch::channel(None);
         let waiter = tokio::spawn(watch_exit(task_id.clone(), state.clone(), tx));
         TaskEntry {
@@ -95,18 +46,25 @@ impl TaskEntry {
             state,
             exit: rx,
             waiter: Some(waiter),
+            cgroup,
             cpu_prev: Mutex::new(None),
         }
     }
 
     /// Tracks a task whose exit is already known (recovered from the durable record).
-    pub fn exited(task_id: String, state: RawExecState, result: ExitResult) -> Self {
+    pub fn exited(
+        task_id: String,
+        state: SupervisedState,
+        cgroup: Option<Arc<TaskCgroup>>,
+        result: ExitResult,
+    ) -> Self {
         let (_tx, rx) = watch::channel(Some(result));
         TaskEntry {
             task_id,
             state,
             exit: rx,
             waiter: None,
+            cgroup,
             cpu_prev: Mutex::new(None),
         }
     }
@@ -139,7 +97,11 @@ impl Drop for TaskEntry {
 }
 
 /// Holds a `wait` call open on the supervisor; falls back to the durable record if it dies.
-async fn watch_exit(task_id: String, state: RawExecState, tx: watch::Sender<Option<ExitResult>>) {
+async fn watch_exit(
+    task_id: String,
+    state: SupervisedState,
+    tx: watch::Sender<Option<ExitResult>>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let err = match client::wait(&state.socket_path).await {

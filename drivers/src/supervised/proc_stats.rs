@@ -1,12 +1,13 @@
-//! Task resource usage from /proc, summed over the task's process tree.
+//! Task resource usage from /proc, summed over the task's process tree: the fallback when the
+//! task has no cgroup (rootless raw_exec), as Nomad walks the process tree when cgroups are off.
 //!
 //! The supervisor is a child subreaper, so every live process of the task (orphans included)
-//! is a descendant of it. Cgroup-based stats will replace this when the cgroup code lands.
+//! is a descendant of it.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::handle::{CpuSample, TaskEntry};
+use super::entry::{CpuSample, TaskEntry};
 use crate::driver::{CpuStats, MemoryStats, TaskResourceUsage};
 use crate::supervisor::proctree;
 

@@ -1,0 +1,115 @@
+//! Turning a driver's resolved command into a supervisor launch spec on disk.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cgroups::TaskCgroup;
+use crate::driver::{DriverError, TaskConfig};
+use crate::supervisor::SupervisorCommand;
+use crate::supervisor::paths::{socket_path, state_dir};
+use crate::supervisor::spec::{IsolationSpec, LaunchSpec, LogSpec, MAX_SOCKET_PATH};
+
+/// How long a supervisor waits for `shutdown` after its task exited and its output closed.
+pub const LINGER_MS: u64 = 5 * 60 * 1000;
+
+/// What to run, as the driver resolved it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCommand {
+    /// Absolute program path (inside the chroot for an isolated task).
+    pub command: PathBuf,
+    /// argv\[1..\].
+    pub args: Vec<String>,
+    /// The complete environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory (inside the chroot for an isolated task).
+    pub cwd: PathBuf,
+    /// User to run as; empty keeps the agent's user.
+    pub user: String,
+    /// `oom_score_adj` for the task, if any.
+    pub oom_score_adj: Option<i32>,
+    /// Confinement (exec); None runs on the host.
+    pub isolation: Option<IsolationSpec>,
+}
+
+/// A spec ready to launch, and where its files go.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The spec.
+    pub spec: LaunchSpec,
+    /// Where the spec is written.
+    pub spec_path: PathBuf,
+    /// The supervisor's own stderr.
+    pub log_path: PathBuf,
+}
+
+/// Builds the spec (joining `cgroup` and watching its OOM counter when given), creates the
+/// directories it needs and writes it.
+pub fn prepare(
+    cfg: &TaskConfig,
+    sv: &SupervisorCommand,
+    cmd: TaskCommand,
+    cgroup: Option<&TaskCgroup>,
+) -> Result<Prepared, DriverError> {
+    let dir = state_dir(&cfg.task_dir, &cfg.id);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| DriverError::io(format!("creating {}", dir.display()), e))?;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    std::fs::create_dir_all(&sv.socket_dir)
+        .map_err(|e| DriverError::io(format!("creating {}", sv.socket_dir.display()), e))?;
+    let _ = std::fs::set_permissions(&sv.socket_dir, std::fs::Permissions::from_mode(0o700));
+
+    let sock = socket_path(&sv.socket_dir, &cfg.id, nonce());
+    if sock.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(DriverError::Failed(format!(
+            "supervisor socket dir {} is too long for a unix socket path",
+            sv.socket_dir.display()
+        )));
+    }
+    let max_size_mb = if cfg.logs.max_file_size_mb == 0 {
+        10
+    } else {
+        cfg.logs.max_file_size_mb
+    };
+    let spec = LaunchSpec {
+        task_id: cfg.id.clone(),
+        command: cmd.command,
+        args: cmd.args,
+        env: cmd.env,
+        cwd: cmd.cwd,
+        user: cmd.user,
+        cgroup_procs: cgroup.map(TaskCgroup::procs_files).unwrap_or_default(),
+        oom_score_adj: cmd.oom_score_adj,
+        oom_events: cgroup.and_then(TaskCgroup::oom_events_file),
+        isolation: cmd.isolation,
+        logs: LogSpec {
+            dir: cfg.logs.dir.clone(),
+            stdout_base: format!("{}.stdout", cfg.logs.prefix),
+            stderr_base: format!("{}.stderr", cfg.logs.prefix),
+            max_files: cfg.logs.max_files.max(1),
+            max_file_size_bytes: max_size_mb * 1024 * 1024,
+        },
+        socket_path: sock,
+        exit_record_path: dir.join("exit.json"),
+        linger_ms: LINGER_MS,
+    };
+    spec.check()
+        .map_err(|e| DriverError::InvalidConfig(e.to_string()))?;
+    let spec_path = dir.join("spec.json");
+    spec.store(&spec_path)
+        .map_err(|e| DriverError::Failed(e.to_string()))?;
+    Ok(Prepared {
+        spec,
+        spec_path,
+        log_path: dir.join("supervisor.log"),
+    })
+}
+
+fn nonce() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32) ^ u64::from(std::process::id())
+}

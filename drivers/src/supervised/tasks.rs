@@ -1,0 +1,320 @@
+//! The task table shared by raw_exec and exec: start through a supervisor, recover, wait,
+//! stop, destroy, signal and stats. The drivers only parse their configs and say what to run.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::RwLock;
+
+use super::cleanup::release;
+use super::entry::TaskEntry;
+use super::launch::{TaskCommand, prepare};
+use super::state::{HANDLE_VERSION, SupervisedState};
+use super::{cgroup, proc_stats};
+use crate::cgroups::{CgroupManager, TaskCgroup};
+use crate::driver::{DriverError, ExitResult, TaskConfig, TaskHandle, TaskResourceUsage};
+use crate::supervisor::client::{self, ClientError};
+use crate::supervisor::signals::parse_signal;
+use crate::supervisor::{Request, SupervisorCommand};
+
+/// How long a supervisor may take to report that its task runs.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Quick calls (status, signal).
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Added to the kill timeout for a `stop` answer (the supervisor waits ≤ 2 s for the tree).
+const STOP_SLACK: Duration = Duration::from_secs(15);
+/// How long `destroy` waits for a supervisor to drain and exit.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The supervised tasks of one driver.
+pub struct SupervisedTasks {
+    driver: &'static str,
+    supervisor: SupervisorCommand,
+    cgroups: Option<CgroupManager>,
+    tasks: RwLock<HashMap<String, Arc<TaskEntry>>>,
+}
+
+/// Runs blocking work (cgroupfs, mounts, the launcher) off the async threads.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, DriverError> + Send + 'static,
+) -> Result<T, DriverError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DriverError::Failed(format!("{what}: {e}")))?
+}
+
+impl SupervisedTasks {
+    /// An empty table for `driver`; tasks get a cgroup under `cgroups` when it is set.
+    pub fn new(
+        driver: &'static str,
+        supervisor: SupervisorCommand,
+        cgroups: Option<CgroupManager>,
+    ) -> Self {
+        SupervisedTasks {
+            driver,
+            supervisor,
+            cgroups,
+            tasks: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The cgroup manager tasks are placed with, if cgroups are in use.
+    pub fn cgroups(&self) -> Option<&CgroupManager> {
+        self.cgroups.as_ref()
+    }
+
+    async fn entry(&self, task_id: &str) -> Result<Arc<TaskEntry>, DriverError> {
+        self.tasks
+            .read()
+            .await
+            .get(task_id)
+            .cloned()
+            .ok_or_else(|| DriverError::TaskNotFound(task_id.to_string()))
+    }
+
+    /// Starts `cfg`: creates its cgroup, runs `command` (blocking: it may build a chroot and
+    /// resolve the program), writes the spec and launches the supervisor. On failure the
+    /// cgroup and the mounts under `chroot` are released again.
+    pub async fn start<F>(
+        &self,
+        cfg: &TaskConfig,
+        chroot: Option<PathBuf>,
+        command: F,
+    ) -> Result<TaskHandle, DriverError>
+    where
+        F: FnOnce() -> Result<TaskCommand, DriverError> + Send + 'static,
+    {
+        // Checked before the cgroup exists: a duplicate must not touch the running task's.
+        if self.tasks.read().await.contains_key(&cfg.id) {
+            return Err(DriverError::Failed(format!(
+                "task with ID {:?} already started",
+                cfg.id
+            )));
+        }
+        let (manager, sv, c, root) = (
+            self.cgroups.clone(),
+            self.supervisor.clone(),
+            cfg.clone(),
+            chroot.clone(),
+        );
+        let (prepared, ready, cg) = blocking("task launcher", move || {
+            let cg = manager
+                .as_ref()
+                .map(|m| cgroup::create(m, &c))
+                .transpose()?;
+            let launched = command().and_then(|cmd| {
+                let p = prepare(&c, &sv, cmd, cg.as_deref())?;
+                let ready = sv
+                    .launch(&p.spec_path, &p.log_path, START_TIMEOUT)
+                    .map_err(|e| DriverError::Failed(format!("failed to start task: {e}")))?;
+                Ok((p, ready))
+            });
+            match launched {
+                Ok((p, ready)) => Ok((p, ready, cg)),
+                Err(e) => {
+                    if let Err(re) = release(cg.as_deref(), root.as_deref()) {
+                        tracing::warn!(error = %re, "releasing a task that failed to start");
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await?;
+        let state = SupervisedState {
+            socket_path: prepared.spec.socket_path.clone(),
+            supervisor_pid: ready.supervisor_pid,
+            task_pid: ready.task_pid,
+            spec_path: prepared.spec_path,
+            exit_record_path: prepared.spec.exit_record_path.clone(),
+            started_at_ms: ready.started_at_ms,
+            cgroup: cg.as_ref().map(|c| c.name().to_string()),
+            chroot,
+        };
+        let handle = TaskHandle {
+            version: HANDLE_VERSION,
+            driver: self.driver.into(),
+            task_id: cfg.id.clone(),
+            state: serde_json::to_value(&state)
+                .map_err(|e| DriverError::Failed(format!("encoding handle: {e}")))?,
+        };
+        let entry = Arc::new(TaskEntry::watch(cfg.id.clone(), state, cg));
+        self.tasks.write().await.insert(cfg.id.clone(), entry);
+        Ok(handle)
+    }
+
+    /// Re-attaches to a task started by an earlier agent: its supervisor (or its durable exit
+    /// record) and its cgroup by name. A tracked task is a no-op.
+    pub async fn recover(&self, handle: &TaskHandle) -> Result<(), DriverError> {
+        if self.tasks.read().await.contains_key(&handle.task_id) {
+            return Ok(());
+        }
+        let state = SupervisedState::from_handle(handle, self.driver)?;
+        let id = handle.task_id.clone();
+        let cg = match (&self.cgroups, &state.cgroup) {
+            (Some(m), Some(name)) => {
+                let (m, name) = (m.clone(), name.clone());
+                blocking("reattaching cgroup", move || {
+                    Ok(cgroup::reattach(&m, &name))
+                })
+                .await?
+            }
+            _ => None,
+        };
+        let entry = match client::call(&state.socket_path, &Request::Status, CALL_TIMEOUT).await {
+            Ok(status) if status.task_pid == state.task_pid => {
+                TaskEntry::watch(id.clone(), state, cg)
+            }
+            Ok(status) => {
+                return Err(DriverError::Failed(format!(
+                    "failed to recover task {id}: supervisor runs pid {}, handle says {}",
+                    status.task_pid, state.task_pid
+                )));
+            }
+            Err(e) => match state.read_exit(&id) {
+                Some(result) => TaskEntry::exited(id.clone(), state, cg, result),
+                None => {
+                    return Err(DriverError::Failed(format!(
+                        "failed to recover task {id}: supervisor unreachable ({e}) and no exit record"
+                    )));
+                }
+            },
+        };
+        self.tasks.write().await.insert(id, Arc::new(entry));
+        Ok(())
+    }
+
+    /// Resolves when the task exits.
+    pub async fn wait(&self, task_id: &str) -> Result<ExitResult, DriverError> {
+        let entry = self.entry(task_id).await?;
+        Ok(entry.wait().await)
+    }
+
+    /// Sends `signal` (empty: SIGINT), escalates to SIGKILL after `timeout`, then kills
+    /// whatever is left in the task cgroup.
+    pub async fn stop(
+        &self,
+        task_id: &str,
+        timeout: Duration,
+        signal: &str,
+    ) -> Result<(), DriverError> {
+        let entry = self.entry(task_id).await?;
+        let name = if signal.is_empty() { "SIGINT" } else { signal };
+        let sig = parse_signal(name).ok_or_else(|| DriverError::InvalidSignal(name.into()))?;
+        self.stop_entry(&entry, timeout, sig).await
+    }
+
+    async fn stop_entry(
+        &self,
+        entry: &TaskEntry,
+        timeout: Duration,
+        sig: i32,
+    ) -> Result<(), DriverError> {
+        let stopped = self.stop_supervised(entry, timeout, sig).await;
+        // The supervisor stops the leader's group and its own descendants; the cgroup also
+        // holds what escaped both (a daemon that double-forked into its own session).
+        let killed = match entry.cgroup.clone() {
+            Some(cg) => blocking("killing the task cgroup", move || cgroup::kill_tree(&cg)).await,
+            None => Ok(()),
+        };
+        stopped.and(killed)
+    }
+
+    /// Sends `stop`; a supervisor that is already gone after recording the exit is a success.
+    async fn stop_supervised(
+        &self,
+        entry: &TaskEntry,
+        timeout: Duration,
+        sig: i32,
+    ) -> Result<(), DriverError> {
+        let req = Request::Stop {
+            signal: sig,
+            timeout_ms: timeout.as_millis().min(u128::from(u64::MAX)) as u64,
+        };
+        match client::call(&entry.state.socket_path, &req, timeout + STOP_SLACK).await {
+            Ok(_) => Ok(()),
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Io(_))) => {
+                if entry.state.read_exit(&entry.task_id).is_some() {
+                    Ok(())
+                } else {
+                    Err(DriverError::Failed(format!("stopping task: {e}")))
+                }
+            }
+            Err(e) => Err(DriverError::Failed(format!("stopping task: {e}"))),
+        }
+    }
+
+    /// Kills the task if `force`, ends its supervisor, removes its cgroup and unmounts its
+    /// chroot, then forgets it. A running task without `force` is refused.
+    pub async fn destroy(&self, task_id: &str, force: bool) -> Result<(), DriverError> {
+        let entry = self.entry(task_id).await?;
+        if entry.exit_result().is_none() {
+            if !force {
+                return Err(DriverError::Failed("cannot destroy running task".into()));
+            }
+            self.stop_entry(&entry, Duration::ZERO, libc::SIGKILL)
+                .await?;
+        }
+        match client::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
+            Ok(()) | Err(ClientError::Unreachable { .. }) => {}
+            // The exit arrives in the watch just after the stop answer; a shutdown that raced
+            // it is refused as "running": wait for the exit, then ask again.
+            Err(ClientError::Refused(_)) => {
+                let _ = tokio::time::timeout(CALL_TIMEOUT, entry.wait()).await;
+                match client::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
+                    Ok(()) | Err(ClientError::Unreachable { .. }) => {}
+                    Err(e) => return Err(DriverError::Failed(format!("supervisor shutdown: {e}"))),
+                }
+            }
+            Err(e) => return Err(DriverError::Failed(format!("supervisor shutdown: {e}"))),
+        }
+        // The supervisor removes its socket; this covers one that died first.
+        let _ = std::fs::remove_file(&entry.state.socket_path);
+        let (cg, chroot) = (entry.cgroup.clone(), entry.state.chroot.clone());
+        // On failure the task stays tracked, so a retried destroy tries again.
+        blocking("releasing the task", move || {
+            release(cg.as_deref(), chroot.as_deref())
+        })
+        .await?;
+        self.tasks.write().await.remove(task_id);
+        Ok(())
+    }
+
+    /// Delivers a named signal to the task.
+    pub async fn signal(&self, task_id: &str, signal: &str) -> Result<(), DriverError> {
+        let entry = self.entry(task_id).await?;
+        let sig = parse_signal(signal).ok_or_else(|| DriverError::InvalidSignal(signal.into()))?;
+        if entry.exit_result().is_some() {
+            return Err(DriverError::TaskNotRunning);
+        }
+        let req = Request::Signal { signal: sig };
+        match client::call(&entry.state.socket_path, &req, CALL_TIMEOUT).await {
+            Ok(_) => Ok(()),
+            Err(ClientError::Refused(msg)) if msg == "Task not running" => {
+                Err(DriverError::TaskNotRunning)
+            }
+            Err(ClientError::Unreachable { .. }) => Err(DriverError::TaskNotRunning),
+            Err(e) => Err(DriverError::Failed(format!("signalling task: {e}"))),
+        }
+    }
+
+    /// Usage from the task cgroup, or from /proc over the process tree without one.
+    pub async fn stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
+        let entry = self.entry(task_id).await?;
+        if entry.exit_result().is_some() {
+            return Err(DriverError::TaskNotRunning);
+        }
+        blocking("collecting stats", move || match &entry.cgroup {
+            Some(cg) => cgroup_stats(cg),
+            None => Ok(proc_stats::collect(&entry)),
+        })
+        .await
+    }
+}
+
+fn cgroup_stats(cg: &TaskCgroup) -> Result<TaskResourceUsage, DriverError> {
+    cg.stats()
+        .map_err(|e| DriverError::Failed(format!("reading task cgroup stats: {e}")))
+}
