@@ -598,8 +598,6 @@ fn assert_numbered(text: &str, prefix: &str, count: usize) {
 }
 
 #[test]
-#[ignore = "needs client restore (branch restore): without it the restarted agent re-runs the \
-            allocation instead of reattaching to its container"]
 fn docker_agent_kill9_reattaches_and_log_is_exact() {
     let Some(mut t) = DockerAgent::start() else {
         return;
