@@ -15,6 +15,7 @@ use crate::driver::{
     DriverError, ExitResult, Fingerprint, HealthState, TaskConfig, TaskDriver, TaskHandle,
     TaskResourceUsage,
 };
+use crate::exec_session::{ExecRequest, ExecSession};
 use crate::supervisor::client::{self, ClientError};
 use crate::supervisor::signals::parse_signal;
 use crate::supervisor::{Request, SupervisorCommand};
@@ -242,5 +243,14 @@ impl TaskDriver for RawExecDriver {
         tokio::task::spawn_blocking(move || stats::collect(&e))
             .await
             .map_err(|e| DriverError::Failed(format!("collecting stats: {e}")))
+    }
+
+    async fn exec_task(
+        &self,
+        task_id: &str,
+        req: ExecRequest,
+    ) -> Result<ExecSession, DriverError> {
+        let entry = self.entry(task_id).await?;
+        super::exec::exec(&entry, &req)
     }
 }

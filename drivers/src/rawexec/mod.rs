@@ -4,6 +4,7 @@
 //! - [`launch`]: `TaskConfig` → supervisor launch spec (command lookup, env denylist, paths);
 //! - [`handle`]: what the task handle stores, and the live per-task entry with its exit watch;
 //! - [`stats`]: usage from /proc over the task's process tree;
+//! - [`exec`]: `alloc exec` into a running task;
 //! - [`driver`]: the `TaskDriver` implementation.
 //!
 //! Cgroups are not wired yet: the spec's `cgroup_procs` and `oom_events` stay empty until the
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod exec;
 pub mod handle;
 pub mod launch;
 pub mod stats;
