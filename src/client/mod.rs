@@ -21,6 +21,7 @@ pub mod config;
 pub mod fingerprint;
 pub mod gc;
 pub mod heartbeat;
+pub mod http;
 pub mod node_state;
 pub mod registration;
 pub mod server_http;

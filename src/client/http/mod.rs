@@ -1,0 +1,4 @@
+//! The client's own HTTP endpoints (`/v1/client/...`).
+
+pub mod exec;
+pub mod exec_frames;
