@@ -2,8 +2,11 @@
 //! `agent` and `version`, and the API client later commands share.
 
 pub mod agent;
+pub mod alloc;
+pub mod alloc_exec;
 pub mod api_client;
 pub mod argv;
+pub mod terminal;
 pub mod version;
 
 use std::ffi::OsString;
@@ -29,6 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a yurt agent (server and/or client).
     Agent(Box<agent::AgentArgs>),
+    /// Interact with allocations.
+    Alloc(alloc::AllocArgs),
     /// Print the yurt version and the Nomad API version it speaks.
     Version,
 }
@@ -55,6 +60,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     match cli.command {
         Command::Agent(args) => agent::run(&args),
+        Command::Alloc(args) => alloc::run(&args),
         Command::Version => {
             println!("{}", version::version_text());
             ExitCode::SUCCESS
