@@ -186,7 +186,13 @@ async fn session(ws: Ws, interactive: bool, tty: bool) -> Result<i32, ExecCliErr
                     return finish(exit_code, frame.map(|f| (u16::from(f.code), f.reason.to_string())));
                 }
                 Some(Ok(_)) => {}
-                None | Some(Err(_)) => return finish(exit_code, None),
+                None => return finish(exit_code, None),
+                Some(Err(e)) => {
+                    return match exit_code {
+                        Some(code) => Ok(code),
+                        None => Err(fail(e)),
+                    };
+                }
             },
             chunk = recv_opt(&mut stdin_rx) => {
                 let msg = match chunk {

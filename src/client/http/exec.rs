@@ -34,6 +34,8 @@ const CLOSE_INTERNAL: u16 = 1011;
 const CLOSE_POLICY: u16 = 1008;
 /// Normal closure after the exit frame.
 const CLOSE_NORMAL: u16 = 1000;
+/// How long to wait for the client's close reply after our close frame.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 /// A close reason must fit a control frame (125 bytes minus the code).
 const MAX_REASON: usize = 123;
 
@@ -142,7 +144,7 @@ async fn run_socket(socket: WebSocket, alloc: AllocRunnerHandle, params: Params)
     };
     let ExecSession { input, mut output } = session;
     let (err_tx, mut err_rx) = mpsc::channel::<ExecError>(1);
-    let reader = tokio::spawn(forward_input(stream, input, err_tx));
+    let mut reader = tokio::spawn(forward_input(stream, input, err_tx));
     loop {
         tokio::select! {
             out = output.recv() => {
@@ -169,7 +171,12 @@ async fn run_socket(socket: WebSocket, alloc: AllocRunnerHandle, params: Params)
             }
         }
     }
-    reader.abort();
+    // Finish the close handshake: the client's last frames (a stdin close racing the exit,
+    // its close reply) must be read, or dropping the socket with unread data sends a TCP RST
+    // that can destroy output the client has not read yet.
+    if tokio::time::timeout(CLOSE_LINGER, &mut reader).await.is_err() {
+        reader.abort();
+    }
     let _ = sink.close().await;
 }
 
@@ -278,11 +285,9 @@ async fn forward_input(
         };
         match parse_input(&raw) {
             Ok(items) => {
+                // Once the command is gone, input is read and dropped until the client closes.
                 for item in items {
-                    if input.send(item).await.is_err() {
-                        // The command is gone; the output side finishes the socket.
-                        std::future::pending::<()>().await;
-                    }
+                    let _ = input.send(item).await;
                 }
             }
             Err(m) => {
