@@ -3,11 +3,13 @@
 //!
 //! - [`process`]: a session over a local process (pipes or a PTY), used by raw_exec and by
 //!   the isolated exec driver through [`crate::isolation::enter`];
+//! - [`isolated`]: the hook the `exec` driver calls (`isolated::start`);
 //! - [`pty`]: opening and resizing pseudo-terminals.
 //!
 //! Lifecycle: the driver sends output and, last, [`ExecOutput::Exited`]. Dropping the session
 //! (both channel ends) tells the driver the caller went away: it kills the command.
 
+pub mod isolated;
 pub mod process;
 pub mod pty;
 
