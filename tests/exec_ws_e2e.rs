@@ -13,9 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use common::{Agent, AgentOpts, Http};
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Bound on every exchange.
 const STEP: Duration = Duration::from_secs(20);
@@ -189,7 +188,10 @@ fn raw_exec_non_tty_stdin_and_errors() {
         assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
         assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
         assert_eq!(o.exit_code(), Some(3), "{o:?}");
-        assert_eq!(o.exit.as_ref().unwrap(), &json!({"exited": true, "result": {"exit_code": 3}}));
+        assert_eq!(
+            o.exit.as_ref().unwrap(),
+            &json!({"exited": true, "result": {"exit_code": 3}})
+        );
         let pos = |f: &Value| o.frames.iter().position(|x| x == f).unwrap();
         let exit_pos = o.frames.len() - 1;
         assert!(pos(&json!({"stdout": {"close": true}})) < exit_pos);
@@ -204,7 +206,10 @@ fn raw_exec_non_tty_stdin_and_errors() {
         send(&mut ws, json!({"stdin": {"close": true}})).await;
         let o = collect(&mut ws).await;
         assert_eq!(String::from_utf8_lossy(&o.stdout), "hello exec\n");
-        assert_eq!(o.exit.as_ref().unwrap(), &json!({"exited": true, "result": {}}));
+        assert_eq!(
+            o.exit.as_ref().unwrap(),
+            &json!({"exited": true, "result": {}})
+        );
 
         // The exec runs with the task's env and in its task dir.
         let mut ws = connect(&exec_url(
@@ -221,17 +226,34 @@ fn raw_exec_non_tty_stdin_and_errors() {
         assert!(text.trim_end().ends_with("/server"), "{text}");
 
         // ws_handshake: the token frame comes first.
-        let mut ws = connect(&exec_url(&agent, &alloc, "server", &["echo", "hs"], "&ws_handshake=true")).await;
+        let mut ws = connect(&exec_url(
+            &agent,
+            &alloc,
+            "server",
+            &["echo", "hs"],
+            "&ws_handshake=true",
+        ))
+        .await;
         send(&mut ws, json!({"version": 1, "auth_token": "anything"})).await;
         let o = collect(&mut ws).await;
         assert_eq!(String::from_utf8_lossy(&o.stdout), "hs\n");
         assert_eq!(o.exit_code(), Some(0));
 
         // A wrong handshake version is a policy close.
-        let mut ws = connect(&exec_url(&agent, &alloc, "server", &["echo"], "&ws_handshake=true")).await;
+        let mut ws = connect(&exec_url(
+            &agent,
+            &alloc,
+            "server",
+            &["echo"],
+            "&ws_handshake=true",
+        ))
+        .await;
         send(&mut ws, json!({"version": 2, "auth_token": ""})).await;
         let o = collect(&mut ws).await;
-        assert_eq!(o.close, Some((1008, "unexpected handshake value: 2".into())));
+        assert_eq!(
+            o.close,
+            Some((1008, "unexpected handshake value: 2".into()))
+        );
 
         // Unknown task: Nomad's 500 "task not found" → 1011.
         let mut ws = connect(&exec_url(&agent, &alloc, "nope", &["echo"], "")).await;
@@ -240,9 +262,15 @@ fn raw_exec_non_tty_stdin_and_errors() {
 
         // Missing task and empty command: 400s → 1008.
         let mut ws = connect(&exec_url(&agent, &alloc, "", &["echo"], "")).await;
-        assert_eq!(collect(&mut ws).await.close, Some((1008, "must provide task name".into())));
+        assert_eq!(
+            collect(&mut ws).await.close,
+            Some((1008, "must provide task name".into()))
+        );
         let mut ws = connect(&exec_url(&agent, &alloc, "server", &[], "")).await;
-        assert_eq!(collect(&mut ws).await.close, Some((1008, "command is not present".into())));
+        assert_eq!(
+            collect(&mut ws).await.close,
+            Some((1008, "command is not present".into()))
+        );
 
         // A frame that is not JSON ends the session with 1011.
         let mut ws = connect(&exec_url(&agent, &alloc, "server", &["cat"], "")).await;
@@ -251,7 +279,14 @@ fn raw_exec_non_tty_stdin_and_errors() {
         assert_eq!(o.close.as_ref().map(|c| c.0), Some(1011), "{o:?}");
 
         // A command that cannot be started is the driver's 500.
-        let mut ws = connect(&exec_url(&agent, &alloc, "server", &["/no/such/binary"], "")).await;
+        let mut ws = connect(&exec_url(
+            &agent,
+            &alloc,
+            "server",
+            &["/no/such/binary"],
+            "",
+        ))
+        .await;
         let o = collect(&mut ws).await;
         assert_eq!(o.close.as_ref().map(|c| c.0), Some(1011), "{o:?}");
     });
@@ -268,17 +303,26 @@ fn raw_exec_non_tty_stdin_and_errors() {
         "/v1/client/allocation/{alloc}/exec?task=server&command=%5Becho"
     )));
     assert_eq!(r.status, 500);
-    assert!(r.body.starts_with("failed to marshal command into json: "), "{}", r.body);
-    let r = http.get(&agent.url(&format!(
-        "/v1/client/allocation/{alloc}/exec?task=server"
-    )));
+    assert!(
+        r.body.starts_with("failed to marshal command into json: "),
+        "{}",
+        r.body
+    );
+    let r = http.get(&agent.url(&format!("/v1/client/allocation/{alloc}/exec?task=server")));
     assert_eq!(r.status, 500);
-    assert_eq!(r.body, "failed to marshal command into json: unexpected end of JSON input");
+    assert_eq!(
+        r.body,
+        "failed to marshal command into json: unexpected end of JSON input"
+    );
     let r = http.get(&agent.url(&format!(
         "/v1/client/allocation/{alloc}/exec?task=server&command=%5B%22sh%22%5D&tty=maybe"
     )));
     assert_eq!(r.status, 500);
-    assert!(r.body.starts_with("tty value is not a boolean"), "{}", r.body);
+    assert!(
+        r.body.starts_with("tty value is not a boolean"),
+        "{}",
+        r.body
+    );
 }
 
 #[test]
@@ -314,7 +358,14 @@ fn cli_alloc_exec_passes_exit_code_and_output() {
             .output()
             .unwrap()
     };
-    let out = run(&["alloc", "exec", &alloc[..8], "sh", "-c", "echo via-cli; echo e >&2; exit 5"]);
+    let out = run(&[
+        "alloc",
+        "exec",
+        &alloc[..8],
+        "sh",
+        "-c",
+        "echo via-cli; echo e >&2; exit 5",
+    ]);
     assert_eq!(out.status.code(), Some(5), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "via-cli\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "e\n");
@@ -339,10 +390,16 @@ fn cli_alloc_exec_passes_exit_code_and_output() {
     // Unknown prefix and unknown task.
     let out = run(&["alloc", "exec", "ffffffff", "true"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("No allocation(s) with prefix or id"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No allocation(s) with prefix or id"),
+        "{out:?}"
+    );
     let out = run(&["alloc", "exec", "-task", "nope", &alloc, "true"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("task not found"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("task not found"),
+        "{out:?}"
+    );
 }
 
 /// `cargo test --test exec_ws_e2e -- --ignored --nocapture exec_benchmark`

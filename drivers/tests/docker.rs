@@ -928,11 +928,17 @@ fn docker_exec_non_tty_tty_and_stdin() {
         };
 
         let s = d
-            .exec_task(&fx.cfg.id, req(&["sh", "-c", "echo out; echo err >&2; exit 3"], false))
+            .exec_task(
+                &fx.cfg.id,
+                req(&["sh", "-c", "echo out; echo err >&2; exit 3"], false),
+            )
             .await
             .expect("exec");
         let (out, err, exit, closes) = drain_exec(s).await;
-        assert_eq!((out.as_str(), err.as_str(), exit.exit_code, closes), ("out\n", "err\n", 3, 2));
+        assert_eq!(
+            (out.as_str(), err.as_str(), exit.exit_code, closes),
+            ("out\n", "err\n", 3, 2)
+        );
 
         // The container's env is the exec's env.
         let s = d
@@ -941,7 +947,10 @@ fn docker_exec_non_tty_tty_and_stdin() {
             .expect("exec env");
         assert_eq!(drain_exec(s).await.0, "hello from env\n");
 
-        let s = d.exec_task(&fx.cfg.id, req(&["cat"], false)).await.expect("exec cat");
+        let s = d
+            .exec_task(&fx.cfg.id, req(&["cat"], false))
+            .await
+            .expect("exec cat");
         s.input
             .send(ExecInput::Stdin(bytes::Bytes::from_static(b"via stdin\n")))
             .await

@@ -243,7 +243,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     if let Some(s) = &server {
         api = api.merge(server_router(App { server: s.clone() }));
     }
-    if let Some((c, _)) = &client { api = api.merge(crate::client::http::exec::exec_routes(c.clone())); }
+    if let Some((c, _)) = &client {
+        api = api.merge(crate::client::http::exec::exec_routes(c.clone()));
+    }
     let api = apply_layers(api);
 
     let http_listener = bind(http_bind).await?;

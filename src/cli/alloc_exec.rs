@@ -136,7 +136,10 @@ fn describe(e: tungstenite::Error) -> String {
                 .as_deref()
                 .map(|b| String::from_utf8_lossy(b).trim_end().to_string())
                 .unwrap_or_default();
-            format!("Unexpected response code: {} ({body})", resp.status().as_u16())
+            format!(
+                "Unexpected response code: {} ({body})",
+                resp.status().as_u16()
+            )
         }
         other => other.to_string(),
     }
@@ -167,7 +170,8 @@ async fn session(ws: Ws, interactive: bool, tty: bool) -> Result<i32, ExecCliErr
     } else {
         None
     };
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     let mut exit_code: Option<i32> = None;
     loop {
         tokio::select! {
@@ -302,7 +306,8 @@ async fn resolve_alloc(api: &ApiClient, id: &str) -> Result<Value, ExecCliError>
             "Alloc ID must contain at least two characters.".into(),
         ));
     }
-    let not_found = || ExecCliError::Usage(format!("No allocation(s) with prefix or id {id:?} found"));
+    let not_found =
+        || ExecCliError::Usage(format!("No allocation(s) with prefix or id {id:?} found"));
     if !id.is_ascii() {
         return Err(not_found());
     }
@@ -333,7 +338,10 @@ async fn resolve_alloc(api: &ApiClient, id: &str) -> Result<Value, ExecCliError>
             }
         }
     };
-    match api.get_json(&format!("/v1/allocation/{full_id}"), &[]).await {
+    match api
+        .get_json(&format!("/v1/allocation/{full_id}"), &[])
+        .await
+    {
         Ok(v) => Ok(v),
         Err(ApiError::Status { status: 404, .. }) => Err(not_found()),
         Err(e) => Err(e.into()),

@@ -169,14 +169,18 @@ mod tests {
                         .allow_hyphen_values(true),
                 ),
         );
-        let args = ["yurt", "exec", "-i", "-task", "web", "abcd", "sh", "-task", "-c"];
+        let args = [
+            "yurt", "exec", "-i", "-task", "web", "abcd", "sh", "-task", "-c",
+        ];
         let out: Vec<String> = normalize_args(args.iter().map(OsString::from).collect(), &root)
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect();
         assert_eq!(
             out,
-            ["yurt", "exec", "-i", "--task", "web", "--", "abcd", "sh", "-task", "-c"]
+            [
+                "yurt", "exec", "-i", "--task", "web", "--", "abcd", "sh", "-task", "-c"
+            ]
         );
     }
 

@@ -73,7 +73,9 @@ pub async fn exec(
         resize(&client, &created.id, size).await;
     }
     let (session, in_rx, out_tx) = ExecSession::channel();
-    tokio::spawn(run(client, created.id, req.tty, output, input, in_rx, out_tx));
+    tokio::spawn(run(
+        client, created.id, req.tty, output, input, in_rx, out_tx,
+    ));
     Ok(session)
 }
 
@@ -97,7 +99,8 @@ async fn run(
     out_tx: mpsc::Sender<ExecOutput>,
 ) {
     // A separate writer, so a command that does not read its stdin cannot stall its output.
-    let (stdin_tx, stdin_rx) = mpsc::channel::<Option<Bytes>>(crate::exec_session::CHANNEL_CAPACITY);
+    let (stdin_tx, stdin_rx) =
+        mpsc::channel::<Option<Bytes>>(crate::exec_session::CHANNEL_CAPACITY);
     let writer = tokio::spawn(write_stdin(input, stdin_rx));
     let mut stdin_tx = Some(stdin_tx);
     loop {

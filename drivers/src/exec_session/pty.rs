@@ -24,7 +24,10 @@ fn winsize(size: TtySize) -> Winsize {
 
 /// Opens a PTY pair of `size`: `(master, slave)`, both close-on-exec.
 pub fn open(size: Option<TtySize>) -> Result<(OwnedFd, OwnedFd), DriverError> {
-    let ws = winsize(size.filter(|s| s.height > 0 && s.width > 0).unwrap_or(DEFAULT_SIZE));
+    let ws = winsize(
+        size.filter(|s| s.height > 0 && s.width > 0)
+            .unwrap_or(DEFAULT_SIZE),
+    );
     let OpenptyResult { master, slave } = openpty(Some(&ws), None)
         .map_err(|e| DriverError::io("openpty", std::io::Error::from(e)))?;
     for fd in [&master, &slave] {

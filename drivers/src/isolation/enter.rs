@@ -233,7 +233,11 @@ pub fn enter(spec: &EnterSpec<'_>) -> Result<EnteredChild> {
         groups: user.groups.clone(),
         caps: spec.capabilities.0,
         last_cap: last_cap(),
-        stdio: [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()],
+        stdio: [
+            stdio[0].as_raw_fd(),
+            stdio[1].as_raw_fd(),
+            stdio[2].as_raw_fd(),
+        ],
         tty: spec.tty,
         pid_w: pid_w.as_raw_fd(),
         err_w: err_w.as_raw_fd(),
@@ -444,8 +448,16 @@ fn command_main(ctx: &Ctx) -> ! {
                 die(ctx, Stage::Cgroup);
             }
         }
-        check(ctx, libc::fchdir(ctx.root_fd) as libc::c_long, Stage::Chroot);
-        check(ctx, libc::chroot(c".".as_ptr()) as libc::c_long, Stage::Chroot);
+        check(
+            ctx,
+            libc::fchdir(ctx.root_fd) as libc::c_long,
+            Stage::Chroot,
+        );
+        check(
+            ctx,
+            libc::chroot(c".".as_ptr()) as libc::c_long,
+            Stage::Chroot,
+        );
         check(ctx, libc::setsid() as libc::c_long, Stage::Setsid);
         for (target, fd) in ctx.stdio.iter().enumerate() {
             check(

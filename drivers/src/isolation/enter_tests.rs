@@ -51,10 +51,16 @@ fn wait_bounded(pid: Pid, limit: Duration) -> WaitStatus {
 
 #[test]
 fn real_enter_joins_namespaces_root_cgroup_and_user() {
-    assert!(nix::unistd::geteuid().is_root(), "isolation tests need root");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "isolation tests need root"
+    );
     let s = Scratch::new("ns");
-    let mgr = CgroupManager::detect(&format!("{DEFAULT_PARENT}-test-{}-enter", std::process::id()))
-        .expect("cgroups");
+    let mgr = CgroupManager::detect(&format!(
+        "{DEFAULT_PARENT}-test-{}-enter",
+        std::process::id()
+    ))
+    .expect("cgroups");
     let cg = TaskCgroup::create(&mgr, "a1.enter", &CgroupLimits::default()).expect("cgroup");
     std::fs::write(s.0.join("task/local/marker"), "inside\n").expect("marker");
 
@@ -88,8 +94,8 @@ fn real_enter_joins_namespaces_root_cgroup_and_user() {
         stderr: out.as_fd(),
         tty: false,
     };
-    let task_cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", child.task_pid))
-        .expect("task cgroup");
+    let task_cgroup =
+        std::fs::read_to_string(format!("/proc/{}/cgroup", child.task_pid)).expect("task cgroup");
     let entered = enter(&spec).expect("enter");
     let st = wait_bounded(entered.pid, Duration::from_secs(20));
     let text = std::fs::read_to_string(&out_path).expect("read out");
@@ -113,7 +119,11 @@ fn real_enter_joins_namespaces_root_cgroup_and_user() {
     assert_eq!(line("marker"), "inside", "inside the task root");
     let me: i32 = line("me").parse().expect("pid");
     assert!(me > 1 && me < 100, "a namespace pid, not a host pid: {me}");
-    assert_eq!(line("cg"), task_cgroup.trim().replace('\n', " "), "in the task's cgroup");
+    assert_eq!(
+        line("cg"),
+        task_cgroup.trim().replace('\n', " "),
+        "in the task's cgroup"
+    );
 
     // A missing program is reported with its stage.
     let spec = EnterSpec {
@@ -131,7 +141,10 @@ fn real_enter_joins_namespaces_root_cgroup_and_user() {
 fn real_isolated_exec_session_pipes_and_tty() {
     use crate::exec_session::isolated::{IsolatedTarget, start};
     use crate::exec_session::{ExecOutput, ExecRequest};
-    assert!(nix::unistd::geteuid().is_root(), "isolation tests need root");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "isolation tests need root"
+    );
     let s = Scratch::new("session");
     let mut task = IsolatedSpec::new(s.0.join("task"), "/bin/sh");
     task.args = vec!["sh".into(), "-c".into(), "exec sleep 300".into()];

@@ -245,11 +245,7 @@ impl TaskDriver for RawExecDriver {
             .map_err(|e| DriverError::Failed(format!("collecting stats: {e}")))
     }
 
-    async fn exec_task(
-        &self,
-        task_id: &str,
-        req: ExecRequest,
-    ) -> Result<ExecSession, DriverError> {
+    async fn exec_task(&self, task_id: &str, req: ExecRequest) -> Result<ExecSession, DriverError> {
         let entry = self.entry(task_id).await?;
         super::exec::exec(&entry, &req)
     }

@@ -96,7 +96,10 @@ fn spawn(
         cmd.pre_exec(move || child_setup(tty, &cgroup_fds, ids.as_ref()));
     }
     let child = cmd.spawn().map_err(|e| {
-        DriverError::Failed(format!("failed to exec into task: {:?}: {e}", req.command[0]))
+        DriverError::Failed(format!(
+            "failed to exec into task: {:?}: {e}",
+            req.command[0]
+        ))
     })?;
     drop(cgroup_files);
     let pid = child.id() as i32;

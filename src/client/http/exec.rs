@@ -174,7 +174,10 @@ async fn run_socket(socket: WebSocket, alloc: AllocRunnerHandle, params: Params)
     // Finish the close handshake: the client's last frames (a stdin close racing the exit,
     // its close reply) must be read, or dropping the socket with unread data sends a TCP RST
     // that can destroy output the client has not read yet.
-    if tokio::time::timeout(CLOSE_LINGER, &mut reader).await.is_err() {
+    if tokio::time::timeout(CLOSE_LINGER, &mut reader)
+        .await
+        .is_err()
+    {
         reader.abort();
     }
     let _ = sink.close().await;
@@ -229,10 +232,7 @@ fn check_running(task: &TaskRunnerHandle) -> Result<(), ExecError> {
 }
 
 /// Nomad's `readWsHandshake`; every failure is sent as code 400 (close 1008).
-async fn read_handshake(
-    stream: &mut SplitStream<WebSocket>,
-    p: &Params,
-) -> Result<(), ExecError> {
+async fn read_handshake(stream: &mut SplitStream<WebSocket>, p: &Params) -> Result<(), ExecError> {
     let bad = |m: String| ExecError::new(400, m);
     let wanted = match p.ws_handshake.as_deref() {
         None | Some("") => false,
@@ -262,7 +262,7 @@ async fn read_handshake(
         && *header != h.auth_token
     {
         return Err(bad(
-            "handshake auth token mismatched auth header token".into(),
+            "handshake auth token mismatched auth header token".into()
         ));
     }
     // yurt enforces no ACLs yet; the token would be resolved here.

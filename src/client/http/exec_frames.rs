@@ -73,9 +73,8 @@ pub fn parse_input(raw: &[u8]) -> Result<Vec<ExecInput>, String> {
 
 /// Encodes one session output as its frame.
 pub fn output_frame(out: &ExecOutput) -> String {
-    let data = |stream: &str, b: &Bytes| {
-        format!(r#"{{"{stream}":{{"data":"{}"}}}}"#, STANDARD.encode(b))
-    };
+    let data =
+        |stream: &str, b: &Bytes| format!(r#"{{"{stream}":{{"data":"{}"}}}}"#, STANDARD.encode(b));
     match out {
         ExecOutput::Stdout(b) => data("stdout", b),
         ExecOutput::Stderr(b) => data("stderr", b),
@@ -84,7 +83,10 @@ pub fn output_frame(out: &ExecOutput) -> String {
         // Go's omitempty drops a zero exit code: `"result":{}`.
         ExecOutput::Exited(r) if r.exit_code == 0 => r#"{"exited":true,"result":{}}"#.to_string(),
         ExecOutput::Exited(r) => {
-            format!(r#"{{"exited":true,"result":{{"exit_code":{}}}}}"#, r.exit_code)
+            format!(
+                r#"{{"exited":true,"result":{{"exit_code":{}}}}}"#,
+                r.exit_code
+            )
         }
     }
 }
