@@ -50,7 +50,8 @@ fn loop_pid(id: &str) -> Option<i32> {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let has_env = environ.split(|b| *b == 0).any(|v| v == marker.as_bytes());
-        let is_loop = cmdline.starts_with(b"/bin/sh\0-c\0") && cmdline.windows(10).any(|w| w == b"while true");
+        let is_loop = cmdline.starts_with(b"/bin/sh\0-c\0")
+            && cmdline.windows(10).any(|w| w == b"while true");
         (has_env && is_loop).then_some(pid)
     })
 }
@@ -189,14 +190,18 @@ fn tasks_survive_agent_kill9_and_restart() {
     let http = Http::default();
 
     register(&http, &agent, loop_job());
-    let loops = wait_for(LIMIT, "20 loop allocations (raw_exec and exec) running", || {
-        let ids = alloc_ids(&http, &agent, "loops");
-        (ids.len() == LOOPS
-            && ids.iter().all(|id| {
-                alloc(&http, &agent, id)["ClientStatus"] == "running" && loop_pid(id).is_some()
-            }))
-        .then_some(ids)
-    });
+    let loops = wait_for(
+        LIMIT,
+        "20 loop allocations (raw_exec and exec) running",
+        || {
+            let ids = alloc_ids(&http, &agent, "loops");
+            (ids.len() == LOOPS
+                && ids.iter().all(|id| {
+                    alloc(&http, &agent, id)["ClientStatus"] == "running" && loop_pid(id).is_some()
+                }))
+            .then_some(ids)
+        },
+    );
     register(&http, &agent, exit7_job());
     let exit7 = wait_for(LIMIT, "exit7 running", || {
         let ids = alloc_ids(&http, &agent, "exit7");

@@ -28,6 +28,9 @@ pub enum DriverError {
     /// A recoverable failure (the restart policy decides what follows).
     #[error("{0}")]
     Failed(String),
+    /// The driver cannot run commands inside its tasks (Nomad's exact message).
+    #[error("task driver does not support exec")]
+    ExecUnsupported,
     /// I/O failure with context.
     #[error("{context}: {source}")]
     Io {
@@ -239,4 +242,15 @@ pub trait TaskDriver: Send + Sync {
 
     /// Current resource usage of the task.
     async fn task_stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError>;
+
+    /// Starts `req` inside the running task (`alloc exec`); drivers without exec support
+    /// keep this default, which the agent reports as Nomad's "does not support exec".
+    async fn exec_task(
+        &self,
+        task_id: &str,
+        req: crate::exec_session::ExecRequest,
+    ) -> Result<crate::exec_session::ExecSession, DriverError> {
+        let _ = (task_id, req);
+        Err(DriverError::ExecUnsupported)
+    }
 }

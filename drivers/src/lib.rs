@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod docker;
 pub mod driver;
 pub mod exec;
+pub mod exec_session;
 pub mod isolation;
 pub mod logrotate;
 pub mod rawexec;

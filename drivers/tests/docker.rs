@@ -889,3 +889,93 @@ fn docker_start_latency_benchmark() {
         );
     });
 }
+
+/// Collects an exec session's output until its exit: (stdout, stderr, exit, closes seen first).
+async fn drain_exec(
+    mut s: yurt_drivers::exec_session::ExecSession,
+) -> (String, String, yurt_drivers::ExitResult, usize) {
+    use yurt_drivers::exec_session::ExecOutput;
+    let (mut out, mut err, mut closes) = (Vec::new(), Vec::new(), 0);
+    while let Some(o) = s.output.recv().await {
+        match o {
+            ExecOutput::Stdout(b) => out.extend_from_slice(&b),
+            ExecOutput::Stderr(b) => err.extend_from_slice(&b),
+            ExecOutput::StdoutClosed | ExecOutput::StderrClosed => closes += 1,
+            ExecOutput::Exited(r) => {
+                return (
+                    String::from_utf8_lossy(&out).into(),
+                    String::from_utf8_lossy(&err).into(),
+                    r,
+                    closes,
+                );
+            }
+        }
+    }
+    panic!("exec session ended without an exit");
+}
+
+#[test]
+fn docker_exec_non_tty_tty_and_stdin() {
+    use yurt_drivers::exec_session::{ExecInput, ExecRequest, TtySize};
+    run(|| async {
+        let fx = Fixture::new("exec", json!({"command": "sleep", "args": ["1000"]}));
+        let d = driver();
+        d.start_task(&fx.cfg).await.expect("start");
+        let req = |cmd: &[&str], tty: bool| ExecRequest {
+            command: cmd.iter().map(|s| s.to_string()).collect(),
+            tty,
+            ..ExecRequest::default()
+        };
+
+        let s = d
+            .exec_task(
+                &fx.cfg.id,
+                req(&["sh", "-c", "echo out; echo err >&2; exit 3"], false),
+            )
+            .await
+            .expect("exec");
+        let (out, err, exit, closes) = drain_exec(s).await;
+        assert_eq!(
+            (out.as_str(), err.as_str(), exit.exit_code, closes),
+            ("out\n", "err\n", 3, 2)
+        );
+
+        // The container's env is the exec's env.
+        let s = d
+            .exec_task(&fx.cfg.id, req(&["sh", "-c", "echo $YURT_GREETING"], false))
+            .await
+            .expect("exec env");
+        assert_eq!(drain_exec(s).await.0, "hello from env\n");
+
+        let s = d
+            .exec_task(&fx.cfg.id, req(&["cat"], false))
+            .await
+            .expect("exec cat");
+        s.input
+            .send(ExecInput::Stdin(bytes::Bytes::from_static(b"via stdin\n")))
+            .await
+            .unwrap();
+        s.input.send(ExecInput::CloseStdin).await.unwrap();
+        let (out, _, exit, _) = drain_exec(s).await;
+        assert_eq!((out.as_str(), exit.exit_code), ("via stdin\n", 0));
+
+        let mut r = req(&["sh", "-c", "stty size; test -t 0 && echo tty"], true);
+        r.tty_size = Some(TtySize {
+            height: 21,
+            width: 77,
+        });
+        let s = d.exec_task(&fx.cfg.id, r).await.expect("exec tty");
+        let (out, _, exit, _) = drain_exec(s).await;
+        assert_eq!((out.as_str(), exit.exit_code), ("21 77\r\ntty\r\n", 0));
+
+        d.stop_task(&fx.cfg.id, Duration::from_secs(1), "SIGKILL")
+            .await
+            .expect("stop");
+        d.wait_task(&fx.cfg.id).await.expect("wait");
+        assert!(matches!(
+            d.exec_task(&fx.cfg.id, req(&["true"], false)).await,
+            Err(DriverError::TaskNotRunning)
+        ));
+        d.destroy_task(&fx.cfg.id, true).await.expect("destroy");
+    });
+}

@@ -320,6 +320,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             any(forward::proxy_unknown).with_state(forwarder.clone()),
         );
     }
+    if let Some((c, _, _)) = &client {
+        api = api.merge(crate::client::http::exec::exec_routes(c.clone()));
+    }
     let api = apply_layers(api);
 
     let http_listener = bind(http_bind).await?;

@@ -113,6 +113,11 @@ impl ApiClient {
         self
     }
 
+    /// The ACL token sent with requests (`NOMAD_TOKEN`), if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// The agent's base URL.
     pub fn base_url(&self) -> &Url {
         &self.base

@@ -39,6 +39,11 @@ pub fn normalize_args(args: Vec<OsString>, root: &Command) -> Vec<OsString> {
                 let mut sub = sub.clone();
                 sub.build();
                 cmd = sub;
+            } else if takes_trailing_command(&cmd) {
+                // Go's flag parsing stops at the first positional: `alloc exec <id> sh -c x`
+                // keeps `-c` (and any `-task` after the id) for the command.
+                rest_positional = true;
+                out.push(OsString::from("--"));
             }
             out.push(arg);
             continue;
@@ -72,6 +77,11 @@ pub fn normalize_args(args: Vec<OsString>, root: &Command) -> Vec<OsString> {
         }
     }
     out
+}
+
+/// Whether `cmd` ends in a trailing var-arg positional (a command line to run).
+fn takes_trailing_command(cmd: &Command) -> bool {
+    cmd.get_positionals().any(Arg::is_trailing_var_arg_set)
 }
 
 /// The argument of `cmd` with long name `name`, if any.
@@ -142,6 +152,35 @@ mod tests {
         assert_eq!(
             norm(&["yurt", "agent", "-dev=maybe"]),
             ["yurt", "agent", "-dev=maybe"]
+        );
+    }
+
+    #[test]
+    fn flags_stop_at_the_first_positional_of_a_trailing_command() {
+        let root = Command::new("yurt").subcommand(
+            Command::new("exec")
+                .arg(Arg::new("task").long("task"))
+                .arg(Arg::new("i").short('i').action(ArgAction::SetTrue))
+                .arg(Arg::new("alloc").required(true))
+                .arg(
+                    Arg::new("cmd")
+                        .num_args(1..)
+                        .trailing_var_arg(true)
+                        .allow_hyphen_values(true),
+                ),
+        );
+        let args = [
+            "yurt", "exec", "-i", "-task", "web", "abcd", "sh", "-task", "-c",
+        ];
+        let out: Vec<String> = normalize_args(args.iter().map(OsString::from).collect(), &root)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            out,
+            [
+                "yurt", "exec", "-i", "--task", "web", "--", "abcd", "sh", "-task", "-c"
+            ]
         );
     }
 

@@ -3,11 +3,13 @@
 
 pub mod agent;
 pub mod alloc;
+pub mod alloc_exec;
 pub mod api_client;
 pub mod argv;
 pub mod eval_monitor;
 pub mod job;
 pub mod output;
+pub mod terminal;
 pub mod version;
 
 use std::ffi::OsString;

@@ -465,6 +465,19 @@ impl TaskDriver for DockerDriver {
         }
     }
 
+    async fn exec_task(
+        &self,
+        task_id: &str,
+        req: crate::exec_session::ExecRequest,
+    ) -> Result<crate::exec_session::ExecSession, DriverError> {
+        let task = self.task(task_id)?;
+        if task.exited().is_some() {
+            return Err(DriverError::TaskNotRunning);
+        }
+        let client = self.engine.client().await?;
+        super::exec::exec(client, &task.state.container_id, &req).await
+    }
+
     async fn task_stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
         let task = self.task(task_id)?;
         if task.exited().is_some() {

@@ -9,6 +9,7 @@ mod client;
 mod container;
 mod driver;
 mod duration;
+mod exec;
 mod fingerprint;
 mod handle;
 mod host;

@@ -12,6 +12,7 @@
 
 pub mod caps;
 pub mod chroot;
+pub mod enter;
 pub mod launch;
 pub mod user;
 
@@ -22,6 +23,7 @@ pub use caps::{CapSet, task_capabilities};
 pub use chroot::{
     ChrootSpec, build as build_chroot, default_chroot_env, mounts_under, teardown, teardown_keeping,
 };
+pub use enter::{EnterSpec, EnteredChild, enter};
 pub use launch::{IsolatedChild, IsolatedSpec, NamespaceMode, spawn_isolated};
 pub use user::{ResolvedUser, resolve_user};
 

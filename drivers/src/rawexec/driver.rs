@@ -13,6 +13,7 @@ use crate::driver::{
     DriverError, ExitResult, Fingerprint, HealthState, TaskConfig, TaskDriver, TaskHandle,
     TaskResourceUsage,
 };
+use crate::exec_session::{ExecRequest, ExecSession};
 use crate::supervised::{SupervisedTasks, detect_cgroups};
 use crate::supervisor::SupervisorCommand;
 
@@ -113,5 +114,10 @@ impl TaskDriver for RawExecDriver {
 
     async fn task_stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
         self.tasks.stats(task_id).await
+    }
+
+    async fn exec_task(&self, task_id: &str, req: ExecRequest) -> Result<ExecSession, DriverError> {
+        let entry = self.tasks.entry(task_id).await?;
+        super::exec::exec(&entry, &req)
     }
 }

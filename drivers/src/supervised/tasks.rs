@@ -66,7 +66,8 @@ impl SupervisedTasks {
         self.cgroups.as_ref()
     }
 
-    async fn entry(&self, task_id: &str) -> Result<Arc<TaskEntry>, DriverError> {
+    /// The tracked task `task_id`.
+    pub async fn entry(&self, task_id: &str) -> Result<Arc<TaskEntry>, DriverError> {
         self.tasks
             .read()
             .await

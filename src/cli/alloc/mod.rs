@@ -29,6 +29,8 @@ pub enum AllocCommand {
     Logs(logs::LogsArgs),
     /// List or read files in an allocation's directory.
     Fs(fs::FsArgs),
+    /// Run a command in a running allocation (over the exec WebSocket).
+    Exec(super::alloc_exec::ExecArgs),
 }
 
 /// `yurt alloc`.
@@ -41,15 +43,22 @@ pub struct AllocArgs {
 
 /// Runs an `alloc` subcommand.
 pub fn main(args: AllocArgs) -> ExitCode {
+    let command = match args.command {
+        // exec drives its own runtime and terminal, and passes the remote exit code through.
+        AllocCommand::Exec(a) => return super::alloc_exec::run(&a),
+        other => other,
+    };
     run(async move {
         let api = ApiClient::from_env()?;
-        match args.command {
+        match command {
             AllocCommand::Status(a) => status::run(&api, a).await,
             AllocCommand::Signal(a) => lifecycle::signal(&api, a).await,
             AllocCommand::Restart(a) => lifecycle::restart(&api, a).await,
             AllocCommand::Stop(a) => lifecycle::stop(&api, a).await,
             AllocCommand::Logs(a) => logs::run(&api, a).await,
             AllocCommand::Fs(a) => fs::run(&api, a).await,
+            // Dispatched above, before this runtime exists.
+            AllocCommand::Exec(_) => Err("alloc exec runs outside the API runtime".into()),
         }
     })
 }

@@ -1,5 +1,5 @@
 //! The client agent's HTTP endpoints (`/v1/client/...`): allocation lifecycle (signal,
-//! restart), resource usage, and the allocation filesystem and logs. Requests for
+//! restart, exec), resource usage, and the allocation filesystem and logs. Requests for
 //! allocations this agent does not run are forwarded by [`forward`].
 
 mod alloc_lookup;
@@ -11,6 +11,8 @@ mod logs;
 mod stats;
 mod stream;
 
+pub mod exec;
+pub mod exec_frames;
 pub mod forward;
 
 use axum::Router;

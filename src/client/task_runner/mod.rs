@@ -549,6 +549,15 @@ impl TaskRunnerHandle {
         Ok(())
     }
 
+    /// Starts a command inside the running task through its driver (`alloc exec`).
+    pub async fn exec(
+        &self,
+        req: yurt_drivers::exec_session::ExecRequest,
+    ) -> Result<yurt_drivers::exec_session::ExecSession, TaskRunnerError> {
+        let handle = self.shared.handle().ok_or(TaskRunnerError::NotRunning)?;
+        Ok(self.driver.exec_task(&handle.task_id, req).await?)
+    }
+
     /// Restarts the running task in place without using up a restart attempt.
     pub async fn restart(&self, reason: &str) -> Result<(), TaskRunnerError> {
         let st = self.shared.state();

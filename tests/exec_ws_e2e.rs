@@ -1,0 +1,462 @@
+//! End-to-end `alloc exec`: a real dev agent runs a raw_exec task and tests talk to its exec
+//! websocket as Nomad's CLI and UI would, and run `yurt alloc exec`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use common::{Agent, AgentOpts, Http};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Bound on every exchange.
+const STEP: Duration = Duration::from_secs(20);
+
+/// A dev agent with one running raw_exec task (`sleep`); returns the agent and the alloc ID.
+fn agent_with_task(job_id: &str) -> (Agent, String) {
+    let agent = Agent::start(AgentOpts::dev());
+    let http = Http::default();
+    let mut job = common::service_job(job_id, 1);
+    job["TaskGroups"][0]["Tasks"][0]["Config"] = json!({"command": "/bin/sleep", "args": ["1000"]});
+    let r = http.put(&agent.url("/v1/jobs"), &json!({ "Job": job }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let alloc_id = loop {
+        let allocs = http.get(&agent.url(&format!("/v1/job/{job_id}/allocations")));
+        let running = allocs.json().as_array().and_then(|list| {
+            list.iter().find_map(|a| {
+                let up = a["TaskStates"]["server"]["State"] == "running";
+                up.then(|| a["ID"].as_str().map(str::to_string))?
+            })
+        });
+        if let Some(id) = running {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task never ran; allocs: {}\nagent log:\n{}",
+            allocs.body,
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (agent, alloc_id)
+}
+
+fn exec_url(agent: &Agent, alloc: &str, task: &str, cmd: &[&str], extra: &str) -> String {
+    let command = serde_json::to_string(cmd).unwrap();
+    let command: String = url_encode(&command);
+    agent
+        .url(&format!(
+            "/v1/client/allocation/{alloc}/exec?task={task}&command={command}{extra}"
+        ))
+        .replacen("http://", "ws://", 1)
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn connect(url: &str) -> Ws {
+    let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect timeout")
+        .expect("connect");
+    ws
+}
+
+/// Everything a session produced.
+#[derive(Debug, Default)]
+struct Outcome {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    frames: Vec<Value>,
+    exit: Option<Value>,
+    close: Option<(u16, String)>,
+}
+
+impl Outcome {
+    fn exit_code(&self) -> Option<i64> {
+        self.exit
+            .as_ref()
+            .map(|e| e["result"]["exit_code"].as_i64().unwrap_or(0))
+    }
+}
+
+/// Reads frames until the socket closes.
+async fn collect(ws: &mut Ws) -> Outcome {
+    let mut out = Outcome::default();
+    let deadline = Instant::now() + STEP;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = match tokio::time::timeout(left, ws.next()).await {
+            Err(_) => panic!("session did not end; so far: {out:?}"),
+            Ok(None) | Ok(Some(Err(_))) => return out,
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            Message::Text(t) => absorb(&mut out, serde_json::from_str(&t).unwrap()),
+            Message::Close(c) => {
+                out.close = c.map(|c| (u16::from(c.code), c.reason.to_string()));
+                return out;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn absorb(out: &mut Outcome, v: Value) {
+    if let Some(d) = v["stdout"]["data"].as_str() {
+        out.stdout.extend(STANDARD.decode(d).unwrap());
+    }
+    if let Some(d) = v["stderr"]["data"].as_str() {
+        out.stderr.extend(STANDARD.decode(d).unwrap());
+    }
+    if v["exited"] == true {
+        out.exit = Some(v.clone());
+    }
+    out.frames.push(v);
+}
+
+/// Reads stdout frames until `needle` appeared in the accumulated output.
+async fn read_until(ws: &mut Ws, acc: &mut Vec<u8>, needle: &str) {
+    let deadline = Instant::now() + STEP;
+    while !String::from_utf8_lossy(acc).contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, ws.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no {needle:?} in output: {:?}",
+                    String::from_utf8_lossy(acc)
+                )
+            })
+            .expect("socket ended")
+            .expect("socket error");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if let Some(d) = v["stdout"]["data"].as_str() {
+                acc.extend(STANDARD.decode(d).unwrap());
+            }
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn stdin(ws: &mut Ws, data: &str) {
+    send(ws, json!({"stdin": {"data": STANDARD.encode(data)}})).await;
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn raw_exec_non_tty_stdin_and_errors() {
+    let (agent, alloc) = agent_with_task("exec-basic");
+    rt().block_on(async {
+        // stdout, stderr and a non-zero exit; streams close before the exit frame.
+        let url = exec_url(
+            &agent,
+            &alloc,
+            "server",
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            "",
+        );
+        let mut ws = connect(&url).await;
+        let o = collect(&mut ws).await;
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+        assert_eq!(o.exit_code(), Some(3), "{o:?}");
+        assert_eq!(
+            o.exit.as_ref().unwrap(),
+            &json!({"exited": true, "result": {"exit_code": 3}})
+        );
+        let pos = |f: &Value| o.frames.iter().position(|x| x == f).unwrap();
+        let exit_pos = o.frames.len() - 1;
+        assert!(pos(&json!({"stdout": {"close": true}})) < exit_pos);
+        assert!(pos(&json!({"stderr": {"close": true}})) < exit_pos);
+        assert_eq!(o.close.as_ref().map(|c| c.0), Some(1000));
+
+        // stdin through cat, with heartbeats and a (non-TTY, ignored) resize; exit 0 omits the code.
+        let mut ws = connect(&exec_url(&agent, &alloc, "server", &["cat"], "")).await;
+        send(&mut ws, json!({})).await;
+        send(&mut ws, json!({"tty_size": {"height": 10, "width": 20}})).await;
+        stdin(&mut ws, "hello exec\n").await;
+        send(&mut ws, json!({"stdin": {"close": true}})).await;
+        let o = collect(&mut ws).await;
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "hello exec\n");
+        assert_eq!(
+            o.exit.as_ref().unwrap(),
+            &json!({"exited": true, "result": {}})
+        );
+
+        // The exec runs with the task's env and in its task dir.
+        let mut ws = connect(&exec_url(
+            &agent,
+            &alloc,
+            "server",
+            &["sh", "-c", "echo $NOMAD_ALLOC_ID; pwd"],
+            "",
+        ))
+        .await;
+        let o = collect(&mut ws).await;
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(text.starts_with(&format!("{alloc}\n")), "{text}");
+        assert!(text.trim_end().ends_with("/server"), "{text}");
+
+        // ws_handshake: the token frame comes first.
+        let mut ws = connect(&exec_url(
+            &agent,
+            &alloc,
+            "server",
+            &["echo", "hs"],
+            "&ws_handshake=true",
+        ))
+        .await;
+        send(&mut ws, json!({"version": 1, "auth_token": "anything"})).await;
+        let o = collect(&mut ws).await;
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "hs\n");
+        assert_eq!(o.exit_code(), Some(0));
+
+        // A wrong handshake version is a policy close.
+        let mut ws = connect(&exec_url(
+            &agent,
+            &alloc,
+            "server",
+            &["echo"],
+            "&ws_handshake=true",
+        ))
+        .await;
+        send(&mut ws, json!({"version": 2, "auth_token": ""})).await;
+        let o = collect(&mut ws).await;
+        assert_eq!(
+            o.close,
+            Some((1008, "unexpected handshake value: 2".into()))
+        );
+
+        // Unknown task: Nomad's 500 "task not found" → 1011.
+        let mut ws = connect(&exec_url(&agent, &alloc, "nope", &["echo"], "")).await;
+        let o = collect(&mut ws).await;
+        assert_eq!(o.close, Some((1011, "task not found".into())));
+
+        // Missing task and empty command: 400s → 1008.
+        let mut ws = connect(&exec_url(&agent, &alloc, "", &["echo"], "")).await;
+        assert_eq!(
+            collect(&mut ws).await.close,
+            Some((1008, "must provide task name".into()))
+        );
+        let mut ws = connect(&exec_url(&agent, &alloc, "server", &[], "")).await;
+        assert_eq!(
+            collect(&mut ws).await.close,
+            Some((1008, "command is not present".into()))
+        );
+
+        // A frame that is not JSON ends the session with 1011.
+        let mut ws = connect(&exec_url(&agent, &alloc, "server", &["cat"], "")).await;
+        ws.send(Message::Text("nope".into())).await.unwrap();
+        let o = collect(&mut ws).await;
+        assert_eq!(o.close.as_ref().map(|c| c.0), Some(1011), "{o:?}");
+
+        // A command that cannot be started is the driver's 500.
+        let mut ws = connect(&exec_url(
+            &agent,
+            &alloc,
+            "server",
+            &["/no/such/binary"],
+            "",
+        ))
+        .await;
+        let o = collect(&mut ws).await;
+        assert_eq!(o.close.as_ref().map(|c| c.0), Some(1011), "{o:?}");
+    });
+
+    // Before the upgrade: unknown alloc → 404, malformed command JSON → 500.
+    let http = Http::default();
+    let missing = uuid::Uuid::new_v4().to_string();
+    let r = http.get(&agent.url(&format!(
+        "/v1/client/allocation/{missing}/exec?task=server&command=%5B%22echo%22%5D"
+    )));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body, format!("Unknown allocation \"{missing}\""));
+    let r = http.get(&agent.url(&format!(
+        "/v1/client/allocation/{alloc}/exec?task=server&command=%5Becho"
+    )));
+    assert_eq!(r.status, 500);
+    assert!(
+        r.body.starts_with("failed to marshal command into json: "),
+        "{}",
+        r.body
+    );
+    let r = http.get(&agent.url(&format!("/v1/client/allocation/{alloc}/exec?task=server")));
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.body,
+        "failed to marshal command into json: unexpected end of JSON input"
+    );
+    let r = http.get(&agent.url(&format!(
+        "/v1/client/allocation/{alloc}/exec?task=server&command=%5B%22sh%22%5D&tty=maybe"
+    )));
+    assert_eq!(r.status, 500);
+    assert!(
+        r.body.starts_with("tty value is not a boolean"),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
+fn raw_exec_tty_interactive_shell() {
+    let (agent, alloc) = agent_with_task("exec-tty");
+    rt().block_on(async {
+        let url = exec_url(&agent, &alloc, "server", &["/bin/sh"], "&tty=true");
+        let mut ws = connect(&url).await;
+        let mut acc = Vec::new();
+        stdin(&mut ws, "echo $((6*7))\n").await;
+        read_until(&mut ws, &mut acc, "42").await;
+        send(&mut ws, json!({"tty_size": {"height": 33, "width": 111}})).await;
+        stdin(&mut ws, "stty size\n").await;
+        read_until(&mut ws, &mut acc, "33 111").await;
+        // A TTY is a TTY.
+        stdin(&mut ws, "test -t 0 && echo is-a-tty\n").await;
+        read_until(&mut ws, &mut acc, "is-a-tty\r\n").await;
+        stdin(&mut ws, "exit 7\n").await;
+        let o = collect(&mut ws).await;
+        assert_eq!(o.exit_code(), Some(7), "{o:?}");
+        assert!(o.stderr.is_empty(), "stderr is merged into stdout on a TTY");
+    });
+}
+
+#[test]
+fn cli_alloc_exec_passes_exit_code_and_output() {
+    let (agent, alloc) = agent_with_task("exec-cli");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_yurt"))
+            .args(args)
+            .env("NOMAD_ADDR", agent.url(""))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "alloc",
+        "exec",
+        &alloc[..8],
+        "sh",
+        "-c",
+        "echo via-cli; echo e >&2; exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-cli\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "e\n");
+
+    // Nomad's flag spellings, stdin from a pipe.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yurt"))
+        .args(["alloc", "exec", "-i", "-task", "server", &alloc, "cat"])
+        .env("NOMAD_ADDR", agent.url(""))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut si = child.stdin.take().unwrap();
+        si.write_all(b"piped through\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped through\n");
+
+    // Unknown prefix and unknown task.
+    let out = run(&["alloc", "exec", "ffffffff", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No allocation(s) with prefix or id"),
+        "{out:?}"
+    );
+    let out = run(&["alloc", "exec", "-task", "nope", &alloc, "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("task not found"),
+        "{out:?}"
+    );
+}
+
+/// `cargo test --test exec_ws_e2e -- --ignored --nocapture exec_benchmark`
+#[test]
+#[ignore]
+fn exec_benchmark() {
+    let (agent, alloc) = agent_with_task("exec-bench");
+    rt().block_on(async {
+        let url = exec_url(&agent, &alloc, "server", &["echo", "hi"], "");
+        let mut samples = Vec::new();
+        for _ in 0..55 {
+            let t0 = Instant::now();
+            let mut ws = connect(&url).await;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) if t.contains("\"stdout\":{\"data\"") => break,
+                    Some(Ok(_)) => {}
+                    other => panic!("no output: {other:?}"),
+                }
+            }
+            samples.push(t0.elapsed());
+            let _ = collect(&mut ws).await;
+        }
+        samples.drain(..5); // warm-up
+        samples.sort();
+        let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "exec open → first stdout byte over {} sessions: p50 {:?}, p99 {:?}, min {:?}, max {:?}",
+            samples.len(),
+            pct(0.5),
+            pct(0.99),
+            samples[0],
+            samples[samples.len() - 1]
+        );
+
+        let url = exec_url(&agent, &alloc, "server", &["head", "-c", "100M", "/dev/zero"], "");
+        let t0 = Instant::now();
+        let mut ws = connect(&url).await;
+        let mut bytes = 0usize;
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if let Some(d) = v["stdout"]["data"].as_str() {
+                    bytes += STANDARD.decode(d).unwrap().len();
+                }
+                if v["exited"] == true {
+                    break;
+                }
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        assert_eq!(bytes, 100 * 1024 * 1024);
+        println!(
+            "exec bulk stdout: {} MiB in {:.2}s = {:.0} MiB/s",
+            bytes >> 20,
+            secs,
+            (bytes >> 20) as f64 / secs
+        );
+    });
+}
