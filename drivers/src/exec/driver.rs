@@ -14,6 +14,7 @@ use crate::driver::{
     DriverError, ExitResult, Fingerprint, HealthState, TaskConfig, TaskDriver, TaskHandle,
     TaskResourceUsage,
 };
+use crate::exec_session::{ExecRequest, ExecSession};
 use crate::supervised::SupervisedTasks;
 use crate::supervisor::SupervisorCommand;
 
@@ -118,5 +119,10 @@ impl TaskDriver for ExecDriver {
 
     async fn task_stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {
         self.tasks.stats(task_id).await
+    }
+
+    async fn exec_task(&self, task_id: &str, req: ExecRequest) -> Result<ExecSession, DriverError> {
+        let entry = self.tasks.entry(task_id).await?;
+        super::exec_into::exec(&entry, &req)
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod exec_into;
 pub mod launch;
 
 /// exec's task handle state (shared with raw_exec).
