@@ -60,10 +60,10 @@ fn event_types(state: &Value) -> Vec<String> {
 }
 
 /// A dev-style agent (server + client in one process) with node meta `x = "xval"`.
-fn dev_agent() -> Agent {
+fn dev_agent(dirs: &mut DirGuard) -> Agent {
     let mut opts = AgentOpts::dev();
     opts.extra_hcl = "client {\n  meta {\n    x = \"xval\"\n  }\n}\n".into();
-    Agent::start(opts)
+    dirs.start(opts)
 }
 
 fn wait_node_ready(http: &Http, agent: &Agent) -> Value {
@@ -97,7 +97,8 @@ fn raw_exec_job(id: &str, typ: &str, script: &str) -> Value {
 
 #[test]
 fn node_fingerprint_registration_and_stable_id() {
-    let mut agent = dev_agent();
+    let mut dirs = DirGuard::default();
+    let mut agent = dev_agent(&mut dirs);
     let http = Http::default();
     let stub = wait_node_ready(&http, &agent);
     let id = stub["ID"].as_str().unwrap().to_string();
@@ -202,7 +203,8 @@ fn node_fingerprint_registration_and_stable_id() {
 fn raw_exec_disabled_is_not_detected_and_not_placed() {
     let mut opts = AgentOpts::dev();
     opts.extra_hcl = "plugin \"raw_exec\" {\n  config {\n    enabled = false\n  }\n}\n".into();
-    let agent = Agent::start(opts);
+    let mut dirs = DirGuard::default();
+    let agent = dirs.start(opts);
     let http = Http::default();
     let stub = wait_node_ready(&http, &agent);
     let node = http
@@ -240,7 +242,8 @@ fn raw_exec_disabled_is_not_detected_and_not_placed() {
 
 #[test]
 fn service_count_three_env_interpolation_and_alloc_dir() {
-    let agent = dev_agent();
+    let mut dirs = DirGuard::default();
+    let agent = dev_agent(&mut dirs);
     let http = Http::default();
     let node = wait_node_ready(&http, &agent);
     let node_id = node["ID"].as_str().unwrap().to_string();
@@ -249,7 +252,7 @@ fn service_count_three_env_interpolation_and_alloc_dir() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut guard = ProcGuard(vec![]);
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=envjob".into()]);
 
     let script = "env; echo \"INTERP=${attr.kernel.name}|${node.unique.id}|${meta.x}|${NOMAD_TASK_NAME}|\"'${nope}'; exec sleep 1000";
     let job = json!({
@@ -281,10 +284,6 @@ fn service_count_three_env_interpolation_and_alloc_dir() {
         "running",
         Duration::from_secs(20),
     );
-    guard.0 = allocs
-        .iter()
-        .map(|a| a["ID"].as_str().unwrap().to_string())
-        .collect();
 
     let mut indexes = HashSet::new();
     let mut pids = HashSet::new();
@@ -391,7 +390,8 @@ fn service_count_three_env_interpolation_and_alloc_dir() {
 
 #[test]
 fn batch_job_completes_with_nomad_events() {
-    let agent = dev_agent();
+    let mut dirs = DirGuard::default();
+    let agent = dev_agent(&mut dirs);
     let http = Http::default();
     wait_node_ready(&http, &agent);
     register(
@@ -430,16 +430,21 @@ fn batch_job_completes_with_nomad_events() {
             .as_str()
             .is_some_and(|s| !s.starts_with("0001"))
     );
-    let out = std::fs::read_to_string(
-        alloc_dir(&agent, a[0]["ID"].as_str().unwrap()).join("alloc/logs/t.stdout.0"),
-    )
-    .unwrap();
+    // The output is on disk by the time the allocation is reported complete.
+    let logs = alloc_dir(&agent, a[0]["ID"].as_str().unwrap()).join("alloc/logs");
+    let out = std::fs::read_to_string(logs.join("t.stdout.0")).unwrap_or_else(|e| {
+        let ls: Vec<_> = std::fs::read_dir(&logs)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        panic!("t.stdout.0: {e}; {} holds {ls:?}", logs.display())
+    });
     assert_eq!(out, "hello\n");
 }
 
 #[test]
 fn failing_batch_task_restarts_per_policy_then_fails() {
-    let agent = dev_agent();
+    let mut dirs = DirGuard::default();
+    let agent = dev_agent(&mut dirs);
     let http = Http::default();
     wait_node_ready(&http, &agent);
     let mut job = raw_exec_job("failbatch", "batch", "exit 1");
@@ -496,9 +501,11 @@ fn failing_batch_task_restarts_per_policy_then_fails() {
 
 #[test]
 fn task_ignoring_sigint_is_killed_after_kill_timeout() {
-    let agent = dev_agent();
+    let mut dirs = DirGuard::default();
+    let agent = dev_agent(&mut dirs);
     let http = Http::default();
     wait_node_ready(&http, &agent);
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=stubborn".into()]);
     let mut job = raw_exec_job(
         "stubborn",
         "service",
@@ -515,7 +522,6 @@ fn task_ignoring_sigint_is_killed_after_kill_timeout() {
         Duration::from_secs(20),
     );
     let id = a[0]["ID"].as_str().unwrap().to_string();
-    let _guard = ProcGuard(vec![id.clone()]);
     // Let the shell install its trap before it is asked to stop.
     std::thread::sleep(Duration::from_millis(300));
 
@@ -554,9 +560,11 @@ fn task_ignoring_sigint_is_killed_after_kill_timeout() {
 
 #[test]
 fn stopping_a_job_leaves_no_process_of_the_task_tree() {
-    let agent = dev_agent();
+    let mut dirs = DirGuard::default();
+    let agent = dev_agent(&mut dirs);
     let http = Http::default();
     wait_node_ready(&http, &agent);
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=forker".into()]);
     let job = raw_exec_job(
         "forker",
         "service",
@@ -572,7 +580,6 @@ fn stopping_a_job_leaves_no_process_of_the_task_tree() {
         Duration::from_secs(20),
     );
     let id = a[0]["ID"].as_str().unwrap().to_string();
-    let _guard = ProcGuard(vec![id.clone()]);
     let needle = format!("NOMAD_ALLOC_ID={id}");
     // The shell and its three sleeps.
     wait_for(Duration::from_secs(10), "the task's process tree", || {
@@ -599,9 +606,11 @@ fn stopping_a_job_leaves_no_process_of_the_task_tree() {
 
 #[test]
 fn log_rotation_keeps_the_tail_under_a_fast_writer() {
-    let agent = dev_agent();
+    let mut dirs = DirGuard::default();
+    let agent = dev_agent(&mut dirs);
     let http = Http::default();
     wait_node_ready(&http, &agent);
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=rotator".into()]);
     let mut job = raw_exec_job("rotator", "service", "seq 1 3000000; exec sleep 1000");
     job["TaskGroups"][0]["Tasks"][0]["LogConfig"] = json!({"MaxFiles": 2, "MaxFileSizeMB": 1});
     register(&http, &agent, job);
@@ -614,7 +623,6 @@ fn log_rotation_keeps_the_tail_under_a_fast_writer() {
         Duration::from_secs(20),
     );
     let id = a[0]["ID"].as_str().unwrap().to_string();
-    let _guard = ProcGuard(vec![id.clone()]);
     let logs = alloc_dir(&agent, &id).join("alloc/logs");
 
     // (index, content) of every stdout file, in index order.

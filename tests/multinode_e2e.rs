@@ -15,11 +15,11 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start() -> Cluster {
-        let server = Agent::start(AgentOpts::server());
+    fn start(dirs: &mut DirGuard) -> Cluster {
+        let server = dirs.start(AgentOpts::server());
         let clients = ["c1", "c2"]
             .iter()
-            .map(|n| Agent::start(AgentOpts::client(vec![server.rpc_addr()], n)))
+            .map(|n| dirs.start(AgentOpts::client(vec![server.rpc_addr()], n)))
             .collect();
         Cluster { server, clients }
     }
@@ -76,9 +76,16 @@ fn ids(allocs: &[Value]) -> Vec<String> {
 
 /// Starts the cluster, runs a Count 4 job spread over both clients, kills `c1`'s agent with
 /// SIGKILL and waits until the server has marked it down, its allocations lost and replaced
-/// them on `c2`. Returns the cluster, node IDs, and the IDs of the allocations lost on c1.
-fn lose_c1(http: &Http, job: &str) -> (Cluster, HashMap<String, String>, Vec<String>) {
-    let mut cluster = Cluster::start();
+/// them on `c2`. With `machine_loss` the tasks and their supervisors are killed with the
+/// agent (they outlive it by design otherwise). Returns the cluster, node IDs, and the IDs of
+/// the allocations lost on c1.
+fn lose_c1(
+    dirs: &mut DirGuard,
+    http: &Http,
+    job: &str,
+    machine_loss: bool,
+) -> (Cluster, HashMap<String, String>, Vec<String>) {
+    let mut cluster = Cluster::start(dirs);
     let ids_by_name = wait_ready(http, &cluster.server, &["c1", "c2"]);
     let (c1, c2) = (ids_by_name["c1"].clone(), ids_by_name["c2"].clone());
     let r = http.put(
@@ -111,6 +118,11 @@ fn lose_c1(http: &Http, job: &str) -> (Cluster, HashMap<String, String>, Vec<Str
     let lost = ids(&on(&c1));
 
     cluster.clients[0].kill9();
+    if machine_loss {
+        for id in &lost {
+            kill_matching(id);
+        }
+    }
     wait_for(Duration::from_secs(30), "c1 down", || {
         (node_status(http, &cluster.server, &c1) == "down").then_some(())
     });
@@ -144,13 +156,12 @@ fn lose_c1(http: &Http, job: &str) -> (Cluster, HashMap<String, String>, Vec<Str
 
 #[test]
 fn lost_client_is_replaced_and_rejoins() {
+    let mut dirs = DirGuard::default();
     let http = Http::default();
-    let (mut cluster, nodes_by_name, lost) = lose_c1(&http, "spread");
-    let _guard = ProcGuard(ids(&allocs_of(&http, &cluster.server, "spread")));
+    // Agents stopped by the harness leave their tasks running (by design): kill them after.
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=spread".into()]);
     // Machine loss: the tasks and their supervisors die with the agent.
-    for id in &lost {
-        kill_matching(id);
-    }
+    let (mut cluster, nodes_by_name, lost) = lose_c1(&mut dirs, &http, "spread", true);
 
     // The machine comes back: same node, ready again, and nothing of the old allocations
     // runs there; the job stays at 4 running on c2.
@@ -183,10 +194,11 @@ fn lost_client_is_replaced_and_rejoins() {
 #[test]
 #[ignore = "needs restore: a restarted client must reattach to its old task supervisors to kill the tasks the server stopped while it was away"]
 fn returning_client_stops_what_the_server_no_longer_wants() {
+    let mut dirs = DirGuard::default();
     let http = Http::default();
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=partition".into()]);
     // Like a partition: the agent dies but its tasks keep running under their supervisors.
-    let (mut cluster, nodes_by_name, lost) = lose_c1(&http, "partition");
-    let _guard = ProcGuard(ids(&allocs_of(&http, &cluster.server, "partition")));
+    let (mut cluster, nodes_by_name, lost) = lose_c1(&mut dirs, &http, "partition", false);
     for id in &lost {
         assert!(
             !pids_matching(&format!("NOMAD_ALLOC_ID={id}")).is_empty(),
@@ -215,8 +227,10 @@ fn returning_client_stops_what_the_server_no_longer_wants() {
 
 #[test]
 fn clients_come_back_after_the_server_restarts() {
+    let mut dirs = DirGuard::default();
     let http = Http::default();
-    let mut cluster = Cluster::start();
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=afterrestart".into()]);
+    let mut cluster = Cluster::start(&mut dirs);
     let before = wait_ready(&http, &cluster.server, &["c1", "c2"]);
     // The server loses its process (not its data dir) and comes back on the same ports.
     cluster.server.restart();
@@ -236,7 +250,6 @@ fn clients_come_back_after_the_server_restarts() {
             .collect();
         (a.len() == 2).then_some(a)
     });
-    let _guard = ProcGuard(ids(&running));
     let on: std::collections::HashSet<&str> = running
         .iter()
         .map(|a| a["NodeID"].as_str().unwrap())

@@ -560,3 +560,43 @@ impl Drop for ProcGuard {
         }
     }
 }
+
+/// Unmounts every mount point under `dir` (deepest first): a root client mounts tmpfs on
+/// each task's `secrets` and `private` dirs, and an agent stopped without destroying its
+/// allocations leaves them mounted, so `TempDir` alone cannot remove the tree.
+pub fn unmount_under(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let prefix = format!("{}/", dir.display());
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Removes agent data dirs when dropped, after unmounting what the client mounted in them.
+/// Declare it before the agents so it runs after they have stopped.
+#[derive(Default)]
+pub struct DirGuard(pub Vec<PathBuf>);
+
+impl DirGuard {
+    /// Starts an agent and remembers its data dir.
+    pub fn start(&mut self, opts: AgentOpts) -> Agent {
+        let agent = Agent::start(opts);
+        self.0.push(agent.data_dir.path().to_path_buf());
+        agent
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            unmount_under(d);
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
