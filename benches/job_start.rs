@@ -31,12 +31,13 @@ fn job(id: &str) -> Value {
             "Name": "g",
             "Count": 1,
             // Small enough that 100 fit on any data dir, tmpfs included.
-            "EphemeralDisk": {"SizeMB": 10},
+            "EphemeralDisk": {"SizeMB": 20},
             "Tasks": [{
                 "Name": "t",
                 "Driver": "raw_exec",
                 "Config": {"command": "/bin/sh", "args": ["-c", "echo up; exec sleep 1000"]},
                 "Resources": {"CPU": 20, "MemoryMB": 16},
+                "LogConfig": {"MaxFiles": 2, "MaxFileSizeMB": 1},
             }],
         }],
     })
