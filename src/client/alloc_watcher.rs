@@ -88,6 +88,13 @@ pub(crate) async fn run(inner: std::sync::Arc<Inner>, mut shutdown: watch::Recei
             continue;
         }
         let local = inner.local_indexes();
+        // Skipped allocations are forgotten once the server stops listing them; without a
+        // local runner nothing else would ever remove them.
+        inner
+            .invalid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id| resp.allocs.contains_key(id));
         let invalid = inner.invalid_ids();
         let d = diff(&local, &resp.allocs, &invalid);
         let mut pulled = Vec::new();

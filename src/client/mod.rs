@@ -292,6 +292,18 @@ impl Inner {
     /// Creates and starts the runner of an allocation the server sent.
     fn add_alloc(&self, alloc: Allocation) {
         let id = alloc.id.clone();
+        if alloc.server_terminal() && alloc.client_terminal() {
+            // Done on both sides before this client ever ran it (e.g. marked lost while the
+            // node was down): a fresh runner would only report a made-up `complete` over
+            // the server's verdict and wipe its task history. Skip it like an invalid alloc
+            // so it is not pulled again; it leaves the set when the server drops it.
+            tracing::debug!(alloc_id = %id, client_status = %alloc.client_status, "ignoring allocation already terminal on the server");
+            self.invalid
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id);
+            return;
+        }
         let node_id = alloc.node_id.clone();
         if let Err(e) = self.spawn_runner(alloc, None) {
             tracing::error!(alloc_id = %id, error = %e, "cannot run allocation");

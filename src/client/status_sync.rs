@@ -173,15 +173,23 @@ impl StatusSync {
         let mut backoff = Backoff::new(backoff.0, backoff.1);
         let batch_ticks = batch_ticks.max(1);
         let mut ticks: u32 = 0;
-        let mut delay = tick;
+        let mut next_tick = tokio::time::Instant::now() + tick;
+        let mut backing_off = false;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
+            // A ClientStatus change is sent as soon as it is queued (a `running` that waits
+            // for the next tick costs up to a tick of job start latency); the tick still
+            // paces everything else. While backing off after an error, only the tick sends.
+            let all = tokio::select! {
+                _ = tokio::time::sleep_until(next_tick) => {
+                    next_tick = tokio::time::Instant::now() + tick;
+                    backing_off = false;
+                    ticks = ticks.wrapping_add(1);
+                    ticks.is_multiple_of(batch_ticks)
+                }
+                _ = self.wake.notified(), if !backing_off => false,
                 _ = shutdown.wait_for(|s| *s) => return,
-            }
-            delay = tick;
-            ticks = ticks.wrapping_add(1);
-            let batch = self.take(ticks.is_multiple_of(batch_ticks));
+            };
+            let batch = self.take(all);
             if batch.is_empty() {
                 continue;
             }
@@ -206,7 +214,8 @@ impl StatusSync {
                     }
                     tracing::warn!(error = %e, count = batch.len(), "updating allocation status failed; will retry");
                     self.requeue(batch);
-                    delay = backoff.next_delay();
+                    next_tick = tokio::time::Instant::now() + backoff.next_delay();
+                    backing_off = true;
                 }
             }
         }

@@ -387,3 +387,42 @@ async fn driver_events_become_driver_task_events() {
     run.await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn ignores_allocations_already_terminal_on_the_server() {
+    let server = Arc::new(FakeServer::default());
+    let (client, run, dir) = start(server.clone()).await;
+    wait_for(LIMIT, || client.is_registered().then_some(())).await;
+    // Marked lost and stopped while this node was away; it never ran here.
+    let mut lost = alloc(
+        "service",
+        vec![task("web", "sleep 5")],
+        restart(0, 10, "fail"),
+    );
+    lost.node_id = client.node_id();
+    lost.desired_status = ALLOC_DESIRED_STOP.into();
+    lost.client_status = ALLOC_CLIENT_LOST.into();
+    server.put_alloc(lost.clone());
+    // A live one after it proves the watcher has seen both.
+    let mut live = alloc("batch", vec![task("ok", "true")], restart(0, 10, "fail"));
+    live.node_id = client.node_id();
+    server.put_alloc(live.clone());
+    wait_for(LIMIT, || {
+        server
+            .last_update(&live.id)
+            .filter(|u| u.client_status == "complete")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        client.alloc(&lost.id).is_none(),
+        "no runner for a dead alloc"
+    );
+    assert!(
+        server.last_update(&lost.id).is_none(),
+        "the server's verdict is not overwritten"
+    );
+    client.shutdown(ShutdownMode::KillAllocs);
+    run.await.unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

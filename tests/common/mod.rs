@@ -647,4 +647,127 @@ pub fn frames_data(frames: &[Value]) -> Vec<u8> {
                 .unwrap_or_default()
         })
         .collect()
+
+/// PIDs of live processes whose environment or command line contains `needle` (e.g.
+/// `NOMAD_ALLOC_ID=<id>`, or an alloc ID that appears in a task supervisor's spec path).
+/// Zombies are skipped: they are dead and only wait to be reaped.
+pub fn pids_matching(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let base = e.path();
+        let state = std::fs::read_to_string(base.join("stat")).unwrap_or_default();
+        // The state is the field after the parenthesised command name.
+        let zombie = state
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(true);
+        if zombie {
+            continue;
+        }
+        let hit = |f: &str| {
+            std::fs::read(base.join(f))
+                .map(|b| String::from_utf8_lossy(&b).contains(needle))
+                .unwrap_or(false)
+        };
+        if hit("environ") || hit("cmdline") {
+            out.push(pid);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The command line of a process, arguments joined by spaces.
+pub fn proc_cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .split('\0')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// SIGKILLs every process whose environment or command line mentions `needle`.
+pub fn kill_matching(needle: &str) {
+    for pid in pids_matching(needle) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+/// The host directory of an allocation on an agent started by this harness.
+pub fn alloc_dir(agent: &Agent, alloc_id: &str) -> PathBuf {
+    agent
+        .data_dir
+        .path()
+        .join("data")
+        .join("alloc")
+        .join(alloc_id)
+}
+
+/// Kills leftover task processes of the given allocations when dropped, so a failing test
+/// does not leave `sleep 1000`s behind.
+pub struct ProcGuard(pub Vec<String>);
+
+impl Drop for ProcGuard {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            kill_matching(id);
+        }
+    }
+}
+
+/// Unmounts every mount point under `dir` (deepest first): a root client mounts tmpfs on
+/// each task's `secrets` and `private` dirs, and an agent stopped without destroying its
+/// allocations leaves them mounted, so `TempDir` alone cannot remove the tree.
+pub fn unmount_under(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let prefix = format!("{}/", dir.display());
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Removes agent data dirs when dropped, after unmounting what the client mounted in them.
+/// Declare it before the agents so it runs after they have stopped.
+#[derive(Default)]
+pub struct DirGuard(pub Vec<PathBuf>);
+
+impl DirGuard {
+    /// Starts an agent and remembers its data dir.
+    pub fn start(&mut self, opts: AgentOpts) -> Agent {
+        let agent = Agent::start(opts);
+        self.0.push(agent.data_dir.path().to_path_buf());
+        agent
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            unmount_under(d);
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }

@@ -1,0 +1,161 @@
+//! Job start latency (issue 3): job register → raw_exec task running, over 100 jobs on one
+//! agent running server and client in one process, then the agent's RSS with the 100 tasks
+//! (`sleep`) still running. Budget (DESIGN.md): p50 ≤ 20 ms.
+//!
+//! "Running" is measured two ways for every job:
+//! - `status`: from sending `PUT /v1/jobs` until a blocking query on `/v1/allocation/<id>`
+//!   returns `ClientStatus == "running"` (what `nomad job run` waits for): scheduling, the
+//!   client's alloc fetch, task dir + supervisor + exec, and the status update to the server;
+//! - `output`: from the same instant until the task's first output line was written to
+//!   `alloc/logs/t.stdout.0` (the log file's mtime), i.e. the process really ran.
+//!
+//! Run with `cargo bench --bench job_start` (release build, starts real `yurt` processes).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use common::*;
+use serde_json::{Value, json};
+
+const JOBS: usize = 100;
+
+fn job(id: &str) -> Value {
+    json!({
+        "ID": id,
+        "Name": id,
+        "Type": "service",
+        "Datacenters": ["dc1"],
+        "TaskGroups": [{
+            "Name": "g",
+            "Count": 1,
+            // Small enough that 100 fit on any data dir, tmpfs included.
+            "EphemeralDisk": {"SizeMB": 20},
+            "Tasks": [{
+                "Name": "t",
+                "Driver": "raw_exec",
+                "Config": {"command": "/bin/sh", "args": ["-c", "echo up; exec sleep 1000"]},
+                "Resources": {"CPU": 20, "MemoryMB": 16},
+                "LogConfig": {"MaxFiles": 2, "MaxFileSizeMB": 1},
+            }],
+        }],
+    })
+}
+
+/// The first allocation of `job`, waiting with blocking queries.
+fn first_alloc(http: &Http, agent: &Agent, job: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut index = 0;
+    loop {
+        assert!(Instant::now() < deadline, "no allocation for {job}");
+        let r = http.get(&agent.url(&format!("/v1/job/{job}/allocations?index={index}&wait=10s")));
+        assert_eq!(r.status, 200, "{}", r.body);
+        if let Some(id) = r.json()[0]["ID"].as_str() {
+            return id.to_string();
+        }
+        index = r.index();
+    }
+}
+
+/// Waits, with blocking queries, until the allocation's ClientStatus is `running`.
+fn wait_running(http: &Http, agent: &Agent, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut index = 0;
+    loop {
+        assert!(Instant::now() < deadline, "allocation {id} not running");
+        let r = http.get(&agent.url(&format!("/v1/allocation/{id}?index={index}&wait=10s")));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let a = r.json();
+        match a["ClientStatus"].as_str() {
+            Some("running") => return,
+            Some("pending") => {}
+            other => panic!("allocation {id} went {other:?}: {a}"),
+        }
+        index = r.index();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn report(what: &str, mut d: Vec<Duration>) {
+    d.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "job_start {what}: n={} p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, min {:.1} ms, max {:.1} ms",
+        d.len(),
+        ms(percentile(&d, 0.5)),
+        ms(percentile(&d, 0.9)),
+        ms(percentile(&d, 0.99)),
+        ms(d[0]),
+        ms(d[d.len() - 1]),
+    );
+}
+
+fn main() {
+    // Generous totals so 100 small tasks always fit whatever this machine has.
+    let mut opts = AgentOpts::dev();
+    opts.extra_hcl =
+        "client {\n  cpu_total_compute = 100000\n  memory_total_mb = 100000\n}\n".into();
+    // The harness logs at DEBUG; a user's agent logs at INFO.
+    opts.extra_args = vec!["-log-level".into(), "INFO".into()];
+    let mut dirs = DirGuard::default();
+    let agent = dirs.start(opts);
+    let http = Http::default();
+    wait_for(Duration::from_secs(30), "node ready", || {
+        let n = http.get(&agent.url("/v1/nodes")).json();
+        (n[0]["Status"] == "ready").then_some(())
+    });
+    let mut guard = ProcGuard(Vec::new());
+    let idle_rss = rss_kib(agent.pid());
+
+    let mut status = Vec::new();
+    let mut output = Vec::new();
+    for i in 0..JOBS {
+        let id = format!("lat-{i:03}");
+        let wall0 = SystemTime::now();
+        let t0 = Instant::now();
+        let r = http.put(&agent.url("/v1/jobs"), &json!({"Job": job(&id)}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let alloc = first_alloc(&http, &agent, &id);
+        wait_running(&http, &agent, &alloc);
+        status.push(t0.elapsed());
+        guard.0.push(alloc.clone());
+        let log = alloc_dir(&agent, &alloc).join("alloc/logs/t.stdout.0");
+        let written = wait_for(Duration::from_secs(10), "first output", || {
+            let m = std::fs::metadata(&log).ok()?;
+            (m.len() > 0).then(|| m.modified().ok())?
+        });
+        output.push(written.duration_since(wall0).unwrap_or_default());
+    }
+    report("register -> ClientStatus running (blocking query)", status);
+    report("register -> first task output (log mtime)", output);
+
+    // Let the last status updates and log flushes settle before reading memory.
+    std::thread::sleep(Duration::from_secs(2));
+    let running = guard
+        .0
+        .iter()
+        .filter(|id| !pids_matching(&format!("NOMAD_ALLOC_ID={id}")).is_empty())
+        .count();
+    println!(
+        "job_start rss: agent (server+client) {:.1} MiB idle, {:.1} MiB with {running} running sleep tasks",
+        idle_rss as f64 / 1024.0,
+        rss_kib(agent.pid()) as f64 / 1024.0,
+    );
+    drop(agent);
+    drop(guard);
+    drop(dirs);
+}
