@@ -647,6 +647,7 @@ pub fn frames_data(frames: &[Value]) -> Vec<u8> {
                 .unwrap_or_default()
         })
         .collect()
+}
 
 /// PIDs of live processes whose environment or command line contains `needle` (e.g.
 /// `NOMAD_ALLOC_ID=<id>`, or an alloc ID that appears in a task supervisor's spec path).
@@ -729,23 +730,6 @@ impl Drop for ProcGuard {
         for id in &self.0 {
             kill_matching(id);
         }
-    }
-}
-
-/// Unmounts every mount point under `dir` (deepest first): a root client mounts tmpfs on
-/// each task's `secrets` and `private` dirs, and an agent stopped without destroying its
-/// allocations leaves them mounted, so `TempDir` alone cannot remove the tree.
-pub fn unmount_under(dir: &Path) {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let prefix = format!("{}/", dir.display());
-    let mut points: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .filter(|p| p.starts_with(&prefix))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
