@@ -192,7 +192,6 @@ fn lost_client_is_replaced_and_rejoins() {
 }
 
 #[test]
-#[ignore = "needs restore: a restarted client must reattach to its old task supervisors to kill the tasks the server stopped while it was away"]
 fn returning_client_stops_what_the_server_no_longer_wants() {
     let mut dirs = DirGuard::default();
     let http = Http::default();
