@@ -15,8 +15,9 @@ use crate::rpc::{
 };
 use crate::structs::eval::trigger;
 use crate::structs::{
-    ALLOC_CLIENT_FAILED, Allocation, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE,
-    NODE_STATUS_DOWN, NODE_STATUS_INIT, NODE_STATUS_READY, Node, NodeEvent, time::now_nanos,
+    ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, Allocation, Evaluation, JOB_TYPE_SYSBATCH,
+    JOB_TYPE_SYSTEM, NODE_ELIGIBLE, NODE_STATUS_DOWN, NODE_STATUS_INIT, NODE_STATUS_READY, Node,
+    NodeEvent, time::now_nanos,
 };
 
 impl From<StateError> for RpcError {
@@ -357,8 +358,14 @@ impl Server {
                 let newly_failed = update.client_status == ALLOC_CLIENT_FAILED
                     && current.client_status != ALLOC_CLIENT_FAILED;
                 let mut merged: Allocation = (*current).clone();
-                merged.client_status = update.client_status.clone();
-                merged.client_description = update.client_description.clone();
+                // An allocation the server declared lost (its node went down) stays lost: a
+                // client that comes back only reports how it wound the allocation down.
+                let server_says_lost =
+                    current.client_status == ALLOC_CLIENT_LOST && current.server_terminal();
+                if !server_says_lost {
+                    merged.client_status = update.client_status.clone();
+                    merged.client_description = update.client_description.clone();
+                }
                 merged.task_states = update.task_states.clone();
                 if update.deployment_status.is_some() {
                     merged.deployment_status = update.deployment_status.clone();
