@@ -348,6 +348,57 @@ fn raw_exec_tty_interactive_shell() {
 }
 
 #[test]
+fn exec_through_the_server_reaches_a_remote_client() {
+    let server = Agent::start(AgentOpts::server());
+    let client = Agent::start(AgentOpts::client(vec![server.rpc_addr()], "c1"));
+    let http = Http::default();
+    let mut job = common::service_job("exec-remote", 1);
+    job["TaskGroups"][0]["Tasks"][0]["Config"] = json!({"command": "/bin/sleep", "args": ["1000"]});
+    let r = http.put(&server.url("/v1/jobs"), &json!({ "Job": job }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alloc = common::wait_for(Duration::from_secs(60), "remote task running", || {
+        let allocs = http
+            .get(&server.url("/v1/job/exec-remote/allocations"))
+            .json();
+        allocs.as_array()?.iter().find_map(|a| {
+            let up = a["TaskStates"]["server"]["State"] == "running";
+            up.then(|| a["ID"].as_str().map(str::to_string))?
+        })
+    });
+    rt().block_on(async {
+        // Asked of the server agent, answered by the client agent that runs the task.
+        let url = exec_url(
+            &server,
+            &alloc,
+            "server",
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            "",
+        );
+        let mut ws = connect(&url).await;
+        let o = collect(&mut ws).await;
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+        assert_eq!(o.exit_code(), Some(3), "{o:?}");
+        // An unknown allocation is still Nomad's 404 through the server.
+        let bad = exec_url(
+            &server,
+            "00000000-0000-0000-0000-000000000000",
+            "server",
+            &["true"],
+            "",
+        );
+        let err = tokio_tungstenite::connect_async(bad.as_str()).await.err();
+        match err {
+            Some(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status().as_u16(), 404)
+            }
+            other => panic!("expected a 404, got {other:?}"),
+        }
+    });
+    drop(client);
+}
+
+#[test]
 fn cli_alloc_exec_passes_exit_code_and_output() {
     let (agent, alloc) = agent_with_task("exec-cli");
     let run = |args: &[&str]| {

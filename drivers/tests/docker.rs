@@ -959,7 +959,12 @@ fn docker_exec_non_tty_tty_and_stdin() {
         let (out, _, exit, _) = drain_exec(s).await;
         assert_eq!((out.as_str(), exit.exit_code), ("via stdin\n", 0));
 
-        let mut r = req(&["sh", "-c", "stty size; test -t 0 && echo tty"], true);
+        // The engine can only resize an exec after it has started, so the command waits a
+        // moment before reading its size (Nomad's docker exec has the same window).
+        let mut r = req(
+            &["sh", "-c", "sleep 0.5; stty size; test -t 0 && echo tty"],
+            true,
+        );
         r.tty_size = Some(TtySize {
             height: 21,
             width: 77,

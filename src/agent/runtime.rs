@@ -223,7 +223,9 @@ fn client_config(config: &AgentConfig, http_advertise: &str) -> ClientConfig {
 /// the owning agent for the others (a server-only agent only forwards).
 fn client_api(forwarder: &Forwarder, client: Option<&Client>) -> Router {
     let routes = match client {
-        Some(c) => client_routes(c.clone()),
+        Some(c) => {
+            client_routes(c.clone()).merge(crate::client::http::exec::exec_routes(c.clone()))
+        }
         None => {
             // Placeholders so the forwarding layer sees these paths; it answers them all.
             let unknown = || async { HttpError::not_found(PAGE_NOT_FOUND) };
@@ -319,9 +321,6 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             "/v1/{*rest}",
             any(forward::proxy_unknown).with_state(forwarder.clone()),
         );
-    }
-    if let Some((c, _, _)) = &client {
-        api = api.merge(crate::client::http::exec::exec_routes(c.clone()));
     }
     let api = apply_layers(api);
 

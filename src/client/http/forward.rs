@@ -95,12 +95,12 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-/// The allocation ID of a per-allocation client path, unless the path is exec's WebSocket.
+/// The allocation ID of a per-allocation client path (exec's WebSocket included).
 fn alloc_id_of(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/v1/client/")?;
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
-        ["allocation", id, action] if *action != "exec" && !id.is_empty() => Some(id),
+        ["allocation", id, _action] if !id.is_empty() => Some(id),
         ["fs", _op, id] if !id.is_empty() => Some(id),
         _ => None,
     }
@@ -324,6 +324,10 @@ pub async fn route_to_owner(State(fwd): State<Forwarder>, req: Request, next: Ne
         None
     };
     match target {
+        Some(t) if path.ends_with("/exec") => {
+            let token = token_of(req.headers());
+            super::forward_ws::forward_websocket(&t, req, token).await
+        }
         Some(t) => fwd.proxy(&format!("http://{}", t.http_addr), req).await,
         None if fwd.client.is_none() => match alloc_id_of(&path) {
             // A server-only agent has no client routes; answer as Nomad does.

@@ -14,6 +14,7 @@ mod stream;
 pub mod exec;
 pub mod exec_frames;
 pub mod forward;
+mod forward_ws;
 
 use axum::Router;
 use axum::routing::{any, get};
