@@ -517,6 +517,40 @@ fn docker_default_kill_signal_is_sigterm() {
 }
 
 #[test]
+fn docker_signal_through_the_agent_reaches_the_container_process() {
+    let Some(t) = DockerAgent::start() else {
+        return;
+    };
+    let script = "trap 'echo got-usr1' USR1; echo ready; while true; do sleep 0.1; done";
+    let task = docker_task("sig", t.config(script));
+    let job_id = format!("sig-{}", &t.token[..8]);
+    t.register(job(&job_id, "service", task, json!({})));
+    let alloc_id = t.alloc_id(&job_id);
+    t.wait_task_state(&alloc_id, "sig", "running");
+    let stdout = t.log_file(&alloc_id, "sig", "stdout");
+    wait_for(WAIT, "the task ready", || {
+        read(&stdout).contains("ready").then_some(())
+    });
+    let r = t.http.post(
+        &t.agent
+            .url(&format!("/v1/client/allocation/{alloc_id}/signal")),
+        &json!({"Signal": "SIGUSR1", "Task": "sig"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(WAIT, "the trap to run", || {
+        read(&stdout).contains("got-usr1").then_some(())
+    });
+    // Task events reach the server with the next status sync.
+    wait_for(WAIT, "a Signaling event", || {
+        let a = t.alloc(&alloc_id);
+        event_types(&a, "sig")
+            .iter()
+            .any(|e| e == "Signaling")
+            .then_some(())
+    });
+}
+
+#[test]
 fn docker_missing_image_is_a_driver_failure_under_the_restart_policy() {
     let Some(t) = DockerAgent::start() else {
         return;

@@ -371,7 +371,8 @@ mod tests {
     #[test]
     fn alloc_paths() {
         assert_eq!(alloc_id_of("/v1/client/allocation/abc/signal"), Some("abc"));
-        assert_eq!(alloc_id_of("/v1/client/allocation/abc/exec"), None);
+        // exec is forwarded too (as a WebSocket).
+        assert_eq!(alloc_id_of("/v1/client/allocation/abc/exec"), Some("abc"));
         assert_eq!(alloc_id_of("/v1/client/fs/logs/abc"), Some("abc"));
         assert_eq!(alloc_id_of("/v1/client/stats"), None);
         assert_eq!(alloc_id_of("/v1/jobs"), None);
