@@ -183,11 +183,13 @@ async fn exec_fork_bomb_is_held_by_the_pids_limit() {
         let env = Env::new("bomb");
         let d = env.exec_driver();
         const LIMIT: u64 = 40;
-        // PID 1 keeps a child to wait on and sets the bomb off in a subshell (a shell that
-        // cannot fork gives up, and PID 1 giving up would end the test early).
+        // PID 1 keeps a child to wait on and starts, in a subshell, a loop that forks without
+        // end; the classic `f | f &` bomb can burn out between samples, this one keeps
+        // pressing against the limit until it is stopped.
         let mut cfg = env.exec_task(
             "bomb",
-            "trap '' INT; sleep 1000 & s=$!; (f() { f | f & }; f) 2>/dev/null & echo ready; wait $s",
+            "trap '' INT; sleep 1000 & s=$!; (while true; do sleep 100 & done) 2>/dev/null & \
+             echo ready; wait $s",
         );
         cfg.resources.pids_limit = LIMIT;
         let h = d.start_task(&cfg).await.unwrap();
