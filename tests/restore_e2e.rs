@@ -1,5 +1,5 @@
 //! Tasks survive an agent kill -9 + restart: the client restores its state from disk and
-//! reattaches to the running raw_exec tasks (same PIDs, no new `Started`, no restart), a task
+//! reattaches to the running raw_exec and exec tasks (same PIDs, no new `Started`, no restart), a task
 //! that exited while the agent was down reports its real exit code, and no log byte is lost
 //! or duplicated across the downtime.
 
@@ -18,23 +18,42 @@ const LIMIT: Duration = Duration::from_secs(60);
 const LOOP_SCRIPT: &str =
     "echo $$ > $NOMAD_TASK_DIR/pid; i=0; while true; do echo $i; i=$((i+1)); sleep 0.01; done";
 
+/// Half the looping tasks run under raw_exec, half isolated under exec.
 fn loop_job() -> Value {
+    let group = |name: &str, driver: &str| {
+        json!({
+            "Name": name,
+            "Count": LOOPS / 2,
+            "Tasks": [{
+                "Name": "loop",
+                "Driver": driver,
+                "Config": {"command": "/bin/sh", "args": ["-c", LOOP_SCRIPT]},
+                "Resources": {"CPU": 20, "MemoryMB": 16},
+            }],
+        })
+    };
     json!({
         "ID": "loops",
         "Name": "loops",
         "Type": "service",
         "Datacenters": ["dc1"],
-        "TaskGroups": [{
-            "Name": "g",
-            "Count": LOOPS,
-            "Tasks": [{
-                "Name": "loop",
-                "Driver": "raw_exec",
-                "Config": {"command": "/bin/sh", "args": ["-c", LOOP_SCRIPT]},
-                "Resources": {"CPU": 20, "MemoryMB": 16},
-            }],
-        }],
+        "TaskGroups": [group("g", "raw_exec"), group("x", "exec")],
     })
+}
+
+/// The host PID of a task as the client persisted it in its task handle: an exec task is
+/// PID 1 of its own namespace and cannot report its host PID itself.
+fn handle_pid(agent: &Agent, id: &str, task: &str) -> Option<i32> {
+    let path = agent
+        .data_dir
+        .path()
+        .join("data/client/state")
+        .join(id)
+        .join(format!("task-{task}.json"));
+    let record: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    record["handle"]["state"]["task_pid"]
+        .as_i64()
+        .and_then(|p| i32::try_from(p).ok())
 }
 
 fn exit7_job() -> Value {
@@ -171,15 +190,19 @@ fn tasks_survive_agent_kill9_and_restart() {
     let http = Http::default();
 
     register(&http, &agent, loop_job());
-    let loops = wait_for(LIMIT, "20 loop allocations running", || {
-        let ids = alloc_ids(&http, &agent, "loops");
-        (ids.len() == LOOPS
-            && ids.iter().all(|id| {
-                alloc(&http, &agent, id)["ClientStatus"] == "running"
-                    && read_pid(&agent, id, "loop").is_some()
-            }))
-        .then_some(ids)
-    });
+    let loops = wait_for(
+        LIMIT,
+        "20 loop allocations (raw_exec and exec) running",
+        || {
+            let ids = alloc_ids(&http, &agent, "loops");
+            (ids.len() == LOOPS
+                && ids.iter().all(|id| {
+                    alloc(&http, &agent, id)["ClientStatus"] == "running"
+                        && handle_pid(&agent, id, "loop").is_some()
+                }))
+            .then_some(ids)
+        },
+    );
     register(&http, &agent, exit7_job());
     let exit7 = wait_for(LIMIT, "exit7 running", || {
         let ids = alloc_ids(&http, &agent, "exit7");
@@ -191,7 +214,7 @@ fn tasks_survive_agent_kill9_and_restart() {
     let pids: Vec<(i32, u64)> = loops
         .iter()
         .map(|id| {
-            let pid = read_pid(&agent, id, "loop").unwrap();
+            let pid = handle_pid(&agent, id, "loop").unwrap();
             (pid, start_time(pid).expect("loop task alive"))
         })
         .collect();
@@ -248,7 +271,11 @@ fn tasks_survive_agent_kill9_and_restart() {
         assert_eq!(st["Restarts"], 0, "{id}");
         assert_eq!(st["Failed"], false, "{id}");
         assert_eq!(count_events(&a, "loop", "Started"), 1, "{id}: {st:#}");
-        assert_eq!(read_pid(&agent, id, "loop"), Some(*pid), "{id}: pid file");
+        assert_eq!(
+            handle_pid(&agent, id, "loop"),
+            Some(*pid),
+            "{id}: same task handle"
+        );
         assert_eq!(start_time(*pid), Some(*started), "{id}: same process");
     }
 
