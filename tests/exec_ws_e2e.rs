@@ -435,7 +435,7 @@ fn cli_alloc_exec_passes_exit_code_and_output() {
         si.write_all(b"piped through\n").unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped through\n");
 
     // Unknown prefix and unknown task.

@@ -107,5 +107,5 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo test"
-cargo test --workspace -- --test-threads="${YURT_TEST_THREADS:-4}"
+cargo test --workspace -- --test-threads="${YURT_TEST_THREADS:-2}"
 log "all tests passed"
