@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::driver::DriverError;
 use crate::isolation::caps::NOMAD_EXEC_DEFAULT_CAPS;
 use crate::isolation::{CapSet, NamespaceMode, default_chroot_env};
-use crate::rawexec::config::check_keys;
+use crate::rawexec::config::{check_command, check_keys};
 
 /// The `plugin "exec" { config { ... } }` block.
 ///
@@ -139,19 +139,7 @@ impl ExecTaskConfig {
         check_keys(v, TASK_KEYS, &[])?;
         let cfg: ExecTaskConfig = serde_json::from_value(v.clone())
             .map_err(|e| DriverError::InvalidConfig(format!("exec config: {e}")))?;
-        if cfg.command.is_empty() {
-            return Err(DriverError::InvalidConfig(
-                "command is required and must not be empty".into(),
-            ));
-        }
-        if let Some(dir) = &cfg.work_dir
-            && !dir.is_absolute()
-        {
-            return Err(DriverError::InvalidConfig(format!(
-                "work_dir must be an absolute path: {}",
-                dir.display()
-            )));
-        }
+        check_command(&cfg.command, cfg.work_dir.as_deref())?;
         for (name, m) in [("pid_mode", &cfg.pid_mode), ("ipc_mode", &cfg.ipc_mode)] {
             NamespaceMode::parse(m, NamespaceMode::Private)
                 .map_err(|e| DriverError::InvalidConfig(format!("{name}: {e}")))?;

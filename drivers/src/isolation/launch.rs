@@ -39,7 +39,6 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
@@ -503,17 +502,6 @@ fn read_child_error(fd: RawFd) -> Option<IsolationError> {
 
 // ---- after fork: raw system calls only -----------------------------------------------------
 
-/// The task's pid, for the shim's forwarding handler (per process: only the shim sets it).
-static TASK_PID: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward_signal(sig: libc::c_int) {
-    let pid = TASK_PID.load(Ordering::Relaxed);
-    if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
 /// Reports `(stage, errno)` to the caller and exits.
 fn die(ctx: &ChildCtx, stage: Stage) -> ! {
     let errno = Errno::last_raw();
@@ -595,7 +583,6 @@ fn shim_main(ctx: &ChildCtx) -> ! {
         if task == 0 {
             task_main(ctx);
         }
-        TASK_PID.store(task, Ordering::Relaxed);
         libc::close(ctx.release_r);
         libc::close(ctx.err_w);
         for fd in ctx.stdio {
@@ -605,60 +592,9 @@ fn shim_main(ctx: &ChildCtx) -> ! {
         libc::send(ctx.pid_w, bytes.as_ptr().cast(), 4, libc::MSG_NOSIGNAL);
         libc::close(ctx.pid_w);
 
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = forward_signal as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigfillset(&mut sa.sa_mask);
-        for sig in 1..32 {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGCHLD {
-                continue;
-            }
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-
-        let mut status: libc::c_int = 0;
-        loop {
-            let r = libc::waitpid(task, &mut status, 0);
-            if r == task {
-                break;
-            }
-            if r < 0 && Errno::last() != Errno::EINTR {
-                libc::_exit(127);
-            }
-        }
-        if libc::WIFSIGNALED(status) {
-            let sig = libc::WTERMSIG(status);
-            // Die the same way, without a core dump of the shim.
-            let no_core = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-            libc::signal(sig, libc::SIG_DFL);
-            libc::kill(libc::getpid(), sig);
-            libc::_exit(128 + sig);
-        }
-        libc::_exit(libc::WEXITSTATUS(status));
+        super::shim::relay_until_exit(task)
     }
 }
-
-/// capset(2) structures (not exported by libc).
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 fn task_main(ctx: &ChildCtx) -> ! {
     // SAFETY (whole function): only async-signal-safe system calls on pre-allocated data.
@@ -840,23 +776,7 @@ fn task_main(ctx: &ChildCtx) -> ! {
         let r = libc::syscall(libc::SYS_setresuid, ctx.uid, ctx.uid, ctx.uid);
         check(ctx, r, Stage::SetUid);
         // ... then set exactly the task's set as effective, permitted and inheritable ...
-        let mut hdr = CapHeader {
-            version: LINUX_CAPABILITY_VERSION_3,
-            pid: 0,
-        };
-        let data = [
-            CapData {
-                effective: ctx.caps as u32,
-                permitted: ctx.caps as u32,
-                inheritable: ctx.caps as u32,
-            },
-            CapData {
-                effective: (ctx.caps >> 32) as u32,
-                permitted: (ctx.caps >> 32) as u32,
-                inheritable: (ctx.caps >> 32) as u32,
-            },
-        ];
-        let r = libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr());
+        let r = super::shim::capset_all(ctx.caps);
         check(ctx, r, Stage::CapSet);
         // ... and ambient, so a non-root user keeps them across execve of ordinary binaries.
         if ctx.uid != 0 {

@@ -14,6 +14,7 @@ pub mod caps;
 pub mod chroot;
 pub mod enter;
 pub mod launch;
+mod shim;
 pub mod user;
 
 use std::io;

@@ -78,19 +78,7 @@ impl RawExecTaskConfig {
         check_keys(v, TASK_KEYS, TASK_UNSUPPORTED)?;
         let cfg: RawExecTaskConfig = serde_json::from_value(v.clone())
             .map_err(|e| DriverError::InvalidConfig(format!("raw_exec config: {e}")))?;
-        if cfg.command.is_empty() {
-            return Err(DriverError::InvalidConfig(
-                "command is required and must not be empty".into(),
-            ));
-        }
-        if let Some(dir) = &cfg.work_dir
-            && !dir.is_absolute()
-        {
-            return Err(DriverError::InvalidConfig(format!(
-                "work_dir must be an absolute path: {}",
-                dir.display()
-            )));
-        }
+        check_command(&cfg.command, cfg.work_dir.as_deref())?;
         for (name, mode) in [("pid_mode", &cfg.pid_mode), ("ipc_mode", &cfg.ipc_mode)] {
             if !matches!(mode.as_str(), "" | "private" | "host") {
                 return Err(DriverError::InvalidConfig(format!(
@@ -107,6 +95,27 @@ impl RawExecTaskConfig {
         }
         Ok(cfg)
     }
+}
+
+/// The checks every supervised driver makes of its `command` and `work_dir` options.
+pub(crate) fn check_command(
+    command: &str,
+    work_dir: Option<&std::path::Path>,
+) -> Result<(), DriverError> {
+    if command.is_empty() {
+        return Err(DriverError::InvalidConfig(
+            "command is required and must not be empty".into(),
+        ));
+    }
+    if let Some(dir) = work_dir
+        && !dir.is_absolute()
+    {
+        return Err(DriverError::InvalidConfig(format!(
+            "work_dir must be an absolute path: {}",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Fails on a non-object, on unsupported keys and on unknown keys (naming all of them).
