@@ -1,16 +1,20 @@
 //! End-to-end tests of the per-allocation client endpoints (signal, restart, stats, fs,
-//! logs) and alloc stop, against real agents running real raw_exec tasks — on a dev agent
-//! and through a server agent whose allocations run on a separate client agent.
+//! logs, exec) and alloc stop, against real agents running real raw_exec, exec and docker
+//! tasks — on a dev agent and through a server agent whose allocations run on a separate
+//! client agent.
 
 mod common;
 
 use std::time::Duration;
 
+use common::ws::{self, collect, connect, exec_url, read_until, send, stdin};
 use common::*;
 use serde_json::{Value, json};
 
-/// Traps SIGUSR1, prints its PID, writes a secret, then idles.
-const TRAP: &str = "echo pid=$$; echo s3cret > \"$NOMAD_SECRETS_DIR/token\"; \
+/// Prints a marker unique to this run of the process (a PID would not do: exec and docker
+/// tasks are PID 1 of their namespace every time), writes a secret, traps SIGUSR1, idles.
+const TRAP: &str = "echo run=$(cat /proc/sys/kernel/random/uuid); \
+                    echo s3cret > \"$NOMAD_SECRETS_DIR/token\"; \
                     trap 'echo got USR1' USR1; while true; do sleep 0.1; done";
 
 fn task_events(http: &Http, base: &str, alloc: &str, task: &str) -> Vec<Value> {
@@ -78,16 +82,16 @@ fn check_signal_and_restart(http: &Http, api: &str, server: &str, alloc: &str) {
 
     let r = http.put(&rst, &json!({"TaskName": "trap"}));
     assert_eq!(r.status, 200, "{}", r.body);
-    let pids = wait_for(Duration::from_secs(15), "second pid line", || {
+    let runs = wait_for(Duration::from_secs(30), "second run line", || {
         let logs = plain_logs(http, api, alloc, "trap");
-        let pids: Vec<String> = logs
+        let runs: Vec<String> = logs
             .lines()
-            .filter_map(|l| l.strip_prefix("pid="))
+            .filter_map(|l| l.strip_prefix("run="))
             .map(str::to_string)
             .collect();
-        (pids.len() >= 2).then_some(pids)
+        (runs.len() >= 2).then_some(runs)
     });
-    assert_ne!(pids[0], pids[1], "restart must start a new process");
+    assert_ne!(runs[0], runs[1], "restart must start a new process");
     let events = wait_for(Duration::from_secs(10), "restart events", || {
         let ev = task_events(http, server, alloc, "trap");
         (has_event(&ev, "Restart Signaled") && has_event(&ev, "Restarting")).then_some(ev)
@@ -189,9 +193,9 @@ fn check_fs(http: &Http, api: &str, alloc: &str) {
     assert_eq!(st["ContentType"], "text/plain; charset=utf-8");
     let cat = fs("cat", log);
     assert_eq!(cat.status, 200);
-    assert!(cat.body.starts_with("pid="), "{}", cat.body);
+    assert!(cat.body.starts_with("run="), "{}", cat.body);
     let r = fs("readat", &format!("{log}&offset=1&limit=3"));
-    assert_eq!(r.body, "id=");
+    assert_eq!(r.body, "un=");
     let r = fs("readat", log);
     assert_eq!(r.status, 500);
     assert!(r.body.starts_with("error parsing offset"), "{}", r.body);
@@ -225,13 +229,59 @@ fn check_fs(http: &Http, api: &str, alloc: &str) {
         r.header("content-type").as_deref(),
         Some("application/json")
     );
-    assert!(frames_data(&parse_frames(r.body.as_bytes())).starts_with(b"pid="));
+    assert!(frames_data(&parse_frames(r.body.as_bytes())).starts_with(b"run="));
     let unknown = "00000000-0000-0000-0000-000000000000";
     let r = http.get(&format!("{api}/v1/client/fs/ls/{unknown}"));
     assert_eq!(
         (r.status, r.body.clone()),
         (404, format!("Unknown allocation \"{unknown}\""))
     );
+}
+
+/// Exec into the `trap` task: stdout, stderr and exit code 3 without a TTY, stdin through
+/// `cat`, an interactive shell with a TTY that follows a resize, and then each of `probes`
+/// (a shell command and what its output must contain) to show where the command ran.
+fn check_exec(api: &str, alloc: &str, probes: &[(&str, &str)]) {
+    ws::rt().block_on(async {
+        let url = exec_url(
+            api,
+            alloc,
+            "trap",
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            "",
+        );
+        let o = collect(&mut connect(&url).await).await;
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n", "{o:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n", "{o:?}");
+        assert_eq!(o.exit_code(), Some(3), "{o:?}");
+        assert_eq!(o.close.as_ref().map(|c| c.0), Some(1000), "{o:?}");
+
+        let mut s = connect(&exec_url(api, alloc, "trap", &["cat"], "")).await;
+        send(&mut s, json!({})).await;
+        stdin(&mut s, "through cat\n").await;
+        send(&mut s, json!({"stdin": {"close": true}})).await;
+        let o = collect(&mut s).await;
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "through cat\n", "{o:?}");
+        assert_eq!(o.exit_code(), Some(0), "{o:?}");
+
+        let mut s = connect(&exec_url(api, alloc, "trap", &["/bin/sh"], "&tty=true")).await;
+        let mut acc = Vec::new();
+        stdin(&mut s, "echo $((6*7))\n").await;
+        read_until(&mut s, &mut acc, "42").await;
+        send(&mut s, json!({"tty_size": {"height": 33, "width": 111}})).await;
+        stdin(&mut s, "stty size\n").await;
+        read_until(&mut s, &mut acc, "33 111").await;
+        stdin(&mut s, "exit 4\n").await;
+        let o = collect(&mut s).await;
+        assert_eq!(o.exit_code(), Some(4), "{o:?}");
+
+        for (probe, want) in probes {
+            let url = exec_url(api, alloc, "trap", &["sh", "-c", probe], "");
+            let o = collect(&mut connect(&url).await).await;
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(out.contains(want), "{probe}: want {want:?}, got {o:?}");
+        }
+    });
 }
 
 /// Stops the allocation and checks the replacement's links.
@@ -436,4 +486,120 @@ fn restart_all_tasks_reruns_finished_prestart_tasks() {
         )
         .then_some(())
     });
+}
+
+/// The `TRAP` job with its task run by `driver` (`exec` or `docker`) instead of raw_exec.
+fn trap_job(id: &str, driver: &str, container_label: &str) -> Value {
+    let mut job = shell_job(id, &[("trap", TRAP)]);
+    let task = &mut job["TaskGroups"][0]["Tasks"][0];
+    task["Driver"] = json!(driver);
+    if driver == "docker" {
+        let image = std::env::var("YURT_TEST_DOCKER_IMAGE")
+            .unwrap_or_else(|_| "yurt-test/busybox:1".to_string());
+        task["Config"] = json!({
+            "image": image,
+            "command": "sh",
+            "args": ["-c", TRAP],
+            "labels": {"yurt.e2e": container_label},
+        });
+    }
+    job
+}
+
+/// Removes the containers carrying this test's label when dropped (declare it before the
+/// agents: a client agent that stops leaves its tasks running, as Nomad's does).
+struct ContainerGuard(String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let filter = format!("label=yurt.e2e={}", self.0);
+        let Ok(out) = std::process::Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+        else {
+            return;
+        };
+        let ids = String::from_utf8_lossy(&out.stdout).to_string();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
+        }
+    }
+}
+
+#[test]
+fn exec_driver_task_every_endpoint_on_a_dev_agent() {
+    let agent = Agent::start(AgentOpts::dev());
+    let http = Http::default();
+    let base = agent.url("");
+    let alloc = run_job_and_wait(&http, &base, &trap_job("exec-endpoints", "exec", ""));
+    check_signal_and_restart(&http, &base, &base, &alloc);
+    check_stats(&http, &base, &alloc);
+    check_fs(&http, &base, &alloc);
+    // The command runs as the task user, inside the task's chroot, PID namespace and cgroup.
+    let cgroup = format!("{alloc}.trap");
+    check_exec(
+        &base,
+        &alloc,
+        &[
+            ("id -u", "65534"),
+            (
+                "test -d /alloc && test -d /secrets && echo chrooted",
+                "chrooted",
+            ),
+            ("cat /proc/self/cgroup", &cgroup),
+            ("cat /proc/1/cmdline | tr '\\0' ' '", "got USR1"),
+        ],
+    );
+    check_stop(&http, &base, &alloc);
+}
+
+#[test]
+fn docker_task_every_endpoint_through_the_server_on_a_second_client() {
+    if std::env::var("YURT_SKIP_DOCKER_TESTS").as_deref() == Ok("1") {
+        eprintln!("YURT_SKIP_DOCKER_TESTS=1: docker end-to-end test skipped");
+        return;
+    }
+    let label = uuid::Uuid::new_v4().simple().to_string();
+    let _containers = ContainerGuard(label.clone());
+    let server = Agent::start(AgentOpts::server());
+    let mut opts = AgentOpts::client(vec![server.rpc_addr()], "docker-client");
+    opts.extra_hcl =
+        "plugin \"docker\" {\n  config {\n    gc {\n      image = false\n    }\n  }\n}\n".into();
+    let _client = Agent::start(opts);
+    let http = Http::default();
+    let sbase = server.url("");
+    wait_for(
+        Duration::from_secs(60),
+        "a node with a healthy docker driver",
+        || {
+            let nodes = http.get(&server.url("/v1/nodes")).json();
+            nodes
+                .as_array()?
+                .iter()
+                .any(|n| n["Status"] == "ready" && n["Drivers"]["docker"]["Healthy"] == true)
+                .then_some(())
+        },
+    );
+    let alloc = run_job_and_wait(
+        &http,
+        &sbase,
+        &trap_job("docker-endpoints", "docker", &label),
+    );
+    check_signal_and_restart(&http, &sbase, &sbase, &alloc);
+    check_stats(&http, &sbase, &alloc);
+    check_fs(&http, &sbase, &alloc);
+    check_exec(
+        &sbase,
+        &alloc,
+        &[
+            ("test -f /.dockerenv && echo in-container", "in-container"),
+            ("echo $NOMAD_ALLOC_ID", &alloc),
+            ("cat /proc/1/cmdline | tr '\\0' ' '", "got USR1"),
+        ],
+    );
+    check_stop(&http, &sbase, &alloc);
 }

@@ -11,13 +11,8 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use common::ws::*;
 use common::{Agent, AgentOpts, Http};
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Bound on every exchange.
-const STEP: Duration = Duration::from_secs(20);
 
 /// A dev agent with one running raw_exec task (`sleep`); returns the agent and the alloc ID.
 fn agent_with_task(job_id: &str) -> (Agent, String) {
@@ -50,134 +45,13 @@ fn agent_with_task(job_id: &str) -> (Agent, String) {
     (agent, alloc_id)
 }
 
-fn exec_url(agent: &Agent, alloc: &str, task: &str, cmd: &[&str], extra: &str) -> String {
-    let command = serde_json::to_string(cmd).unwrap();
-    let command: String = url_encode(&command);
-    agent
-        .url(&format!(
-            "/v1/client/allocation/{alloc}/exec?task={task}&command={command}{extra}"
-        ))
-        .replacen("http://", "ws://", 1)
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn connect(url: &str) -> Ws {
-    let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url))
-        .await
-        .expect("connect timeout")
-        .expect("connect");
-    ws
-}
-
-/// Everything a session produced.
-#[derive(Debug, Default)]
-struct Outcome {
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    frames: Vec<Value>,
-    exit: Option<Value>,
-    close: Option<(u16, String)>,
-}
-
-impl Outcome {
-    fn exit_code(&self) -> Option<i64> {
-        self.exit
-            .as_ref()
-            .map(|e| e["result"]["exit_code"].as_i64().unwrap_or(0))
-    }
-}
-
-/// Reads frames until the socket closes.
-async fn collect(ws: &mut Ws) -> Outcome {
-    let mut out = Outcome::default();
-    let deadline = Instant::now() + STEP;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = match tokio::time::timeout(left, ws.next()).await {
-            Err(_) => panic!("session did not end; so far: {out:?}"),
-            Ok(None) | Ok(Some(Err(_))) => return out,
-            Ok(Some(Ok(m))) => m,
-        };
-        match msg {
-            Message::Text(t) => absorb(&mut out, serde_json::from_str(&t).unwrap()),
-            Message::Close(c) => {
-                out.close = c.map(|c| (u16::from(c.code), c.reason.to_string()));
-                return out;
-            }
-            _ => {}
-        }
-    }
-}
-
-fn absorb(out: &mut Outcome, v: Value) {
-    if let Some(d) = v["stdout"]["data"].as_str() {
-        out.stdout.extend(STANDARD.decode(d).unwrap());
-    }
-    if let Some(d) = v["stderr"]["data"].as_str() {
-        out.stderr.extend(STANDARD.decode(d).unwrap());
-    }
-    if v["exited"] == true {
-        out.exit = Some(v.clone());
-    }
-    out.frames.push(v);
-}
-
-/// Reads stdout frames until `needle` appeared in the accumulated output.
-async fn read_until(ws: &mut Ws, acc: &mut Vec<u8>, needle: &str) {
-    let deadline = Instant::now() + STEP;
-    while !String::from_utf8_lossy(acc).contains(needle) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = tokio::time::timeout(left, ws.next())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no {needle:?} in output: {:?}",
-                    String::from_utf8_lossy(acc)
-                )
-            })
-            .expect("socket ended")
-            .expect("socket error");
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if let Some(d) = v["stdout"]["data"].as_str() {
-                acc.extend(STANDARD.decode(d).unwrap());
-            }
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-async fn stdin(ws: &mut Ws, data: &str) {
-    send(ws, json!({"stdin": {"data": STANDARD.encode(data)}})).await;
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn raw_exec_non_tty_stdin_and_errors() {
     let (agent, alloc) = agent_with_task("exec-basic");
     rt().block_on(async {
         // stdout, stderr and a non-zero exit; streams close before the exit frame.
         let url = exec_url(
-            &agent,
+            &agent.url(""),
             &alloc,
             "server",
             &["sh", "-c", "echo out; echo err >&2; exit 3"],
@@ -199,7 +73,7 @@ fn raw_exec_non_tty_stdin_and_errors() {
         assert_eq!(o.close.as_ref().map(|c| c.0), Some(1000));
 
         // stdin through cat, with heartbeats and a (non-TTY, ignored) resize; exit 0 omits the code.
-        let mut ws = connect(&exec_url(&agent, &alloc, "server", &["cat"], "")).await;
+        let mut ws = connect(&exec_url(&agent.url(""), &alloc, "server", &["cat"], "")).await;
         send(&mut ws, json!({})).await;
         send(&mut ws, json!({"tty_size": {"height": 10, "width": 20}})).await;
         stdin(&mut ws, "hello exec\n").await;
@@ -213,7 +87,7 @@ fn raw_exec_non_tty_stdin_and_errors() {
 
         // The exec runs with the task's env and in its task dir.
         let mut ws = connect(&exec_url(
-            &agent,
+            &agent.url(""),
             &alloc,
             "server",
             &["sh", "-c", "echo $NOMAD_ALLOC_ID; pwd"],
@@ -227,7 +101,7 @@ fn raw_exec_non_tty_stdin_and_errors() {
 
         // ws_handshake: the token frame comes first.
         let mut ws = connect(&exec_url(
-            &agent,
+            &agent.url(""),
             &alloc,
             "server",
             &["echo", "hs"],
@@ -241,7 +115,7 @@ fn raw_exec_non_tty_stdin_and_errors() {
 
         // A wrong handshake version is a policy close.
         let mut ws = connect(&exec_url(
-            &agent,
+            &agent.url(""),
             &alloc,
             "server",
             &["echo"],
@@ -256,31 +130,31 @@ fn raw_exec_non_tty_stdin_and_errors() {
         );
 
         // Unknown task: Nomad's 500 "task not found" → 1011.
-        let mut ws = connect(&exec_url(&agent, &alloc, "nope", &["echo"], "")).await;
+        let mut ws = connect(&exec_url(&agent.url(""), &alloc, "nope", &["echo"], "")).await;
         let o = collect(&mut ws).await;
         assert_eq!(o.close, Some((1011, "task not found".into())));
 
         // Missing task and empty command: 400s → 1008.
-        let mut ws = connect(&exec_url(&agent, &alloc, "", &["echo"], "")).await;
+        let mut ws = connect(&exec_url(&agent.url(""), &alloc, "", &["echo"], "")).await;
         assert_eq!(
             collect(&mut ws).await.close,
             Some((1008, "must provide task name".into()))
         );
-        let mut ws = connect(&exec_url(&agent, &alloc, "server", &[], "")).await;
+        let mut ws = connect(&exec_url(&agent.url(""), &alloc, "server", &[], "")).await;
         assert_eq!(
             collect(&mut ws).await.close,
             Some((1008, "command is not present".into()))
         );
 
         // A frame that is not JSON ends the session with 1011.
-        let mut ws = connect(&exec_url(&agent, &alloc, "server", &["cat"], "")).await;
+        let mut ws = connect(&exec_url(&agent.url(""), &alloc, "server", &["cat"], "")).await;
         ws.send(Message::Text("nope".into())).await.unwrap();
         let o = collect(&mut ws).await;
         assert_eq!(o.close.as_ref().map(|c| c.0), Some(1011), "{o:?}");
 
         // A command that cannot be started is the driver's 500.
         let mut ws = connect(&exec_url(
-            &agent,
+            &agent.url(""),
             &alloc,
             "server",
             &["/no/such/binary"],
@@ -329,7 +203,7 @@ fn raw_exec_non_tty_stdin_and_errors() {
 fn raw_exec_tty_interactive_shell() {
     let (agent, alloc) = agent_with_task("exec-tty");
     rt().block_on(async {
-        let url = exec_url(&agent, &alloc, "server", &["/bin/sh"], "&tty=true");
+        let url = exec_url(&agent.url(""), &alloc, "server", &["/bin/sh"], "&tty=true");
         let mut ws = connect(&url).await;
         let mut acc = Vec::new();
         stdin(&mut ws, "echo $((6*7))\n").await;
@@ -368,7 +242,7 @@ fn exec_through_the_server_reaches_a_remote_client() {
     rt().block_on(async {
         // Asked of the server agent, answered by the client agent that runs the task.
         let url = exec_url(
-            &server,
+            &server.url(""),
             &alloc,
             "server",
             &["sh", "-c", "echo out; echo err >&2; exit 3"],
@@ -381,7 +255,7 @@ fn exec_through_the_server_reaches_a_remote_client() {
         assert_eq!(o.exit_code(), Some(3), "{o:?}");
         // An unknown allocation is still Nomad's 404 through the server.
         let bad = exec_url(
-            &server,
+            &server.url(""),
             "00000000-0000-0000-0000-000000000000",
             "server",
             &["true"],
@@ -459,7 +333,7 @@ fn cli_alloc_exec_passes_exit_code_and_output() {
 fn exec_benchmark() {
     let (agent, alloc) = agent_with_task("exec-bench");
     rt().block_on(async {
-        let url = exec_url(&agent, &alloc, "server", &["echo", "hi"], "");
+        let url = exec_url(&agent.url(""), &alloc, "server", &["echo", "hi"], "");
         let mut samples = Vec::new();
         for _ in 0..55 {
             let t0 = Instant::now();
@@ -486,7 +360,7 @@ fn exec_benchmark() {
             samples[samples.len() - 1]
         );
 
-        let url = exec_url(&agent, &alloc, "server", &["head", "-c", "100M", "/dev/zero"], "");
+        let url = exec_url(&agent.url(""), &alloc, "server", &["head", "-c", "100M", "/dev/zero"], "");
         let t0 = Instant::now();
         let mut ws = connect(&url).await;
         let mut bytes = 0usize;

@@ -2,6 +2,8 @@
 //! with temporary data dirs and talks to them over HTTP, as a user's tools would.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -136,6 +136,8 @@ struct Ctx {
     tty: bool,
     pid_w: RawFd,
     err_w: RawFd,
+    /// Every fd above, sorted: the shim closes all others it inherited from the caller.
+    keep: Vec<RawFd>,
 }
 
 /// Starts `spec` inside the task; returns once the command exec'd (or failed to).
@@ -218,6 +220,14 @@ pub fn enter(spec: &EnterSpec<'_>) -> Result<EnteredChild> {
     argv_ptrs.push(std::ptr::null());
     let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
     envp_ptrs.push(std::ptr::null());
+    let mut keep: Vec<RawFd> = ns_files
+        .iter()
+        .map(AsRawFd::as_raw_fd)
+        .chain([root_file.as_raw_fd(), pid_w.as_raw_fd(), err_w.as_raw_fd()])
+        .chain(cgroup_files.iter().map(AsRawFd::as_raw_fd))
+        .chain(stdio.iter().map(AsRawFd::as_raw_fd))
+        .collect();
+    keep.sort_unstable();
     let ctx = Ctx {
         ns_fds: ns_files.iter().map(AsRawFd::as_raw_fd).collect(),
         root_fd: root_file.as_raw_fd(),
@@ -240,6 +250,7 @@ pub fn enter(spec: &EnterSpec<'_>) -> Result<EnteredChild> {
         tty: spec.tty,
         pid_w: pid_w.as_raw_fd(),
         err_w: err_w.as_raw_fd(),
+        keep,
     };
 
     // SAFETY: the child only runs shim_main: raw system calls on memory prepared above.
@@ -352,6 +363,10 @@ fn shim_main(ctx: &Ctx) -> ! {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        // The shim is a fork of the caller that never execs: without this it would hold the
+        // caller's descriptors (other sessions' pipe ends, listening sockets) for its whole
+        // life, and a command reading stdin would never see EOF.
+        super::shim::close_fds_except(&ctx.keep);
         for &fd in &ctx.ns_fds {
             check(ctx, libc::setns(fd, 0) as libc::c_long, Stage::Setns);
         }

@@ -140,7 +140,7 @@ fn real_enter_joins_namespaces_root_cgroup_and_user() {
 #[test]
 fn real_isolated_exec_session_pipes_and_tty() {
     use crate::exec_session::isolated::{IsolatedTarget, start};
-    use crate::exec_session::{ExecOutput, ExecRequest};
+    use crate::exec_session::{ExecInput, ExecOutput, ExecRequest};
     assert!(
         nix::unistd::geteuid().is_root(),
         "isolation tests need root"
@@ -162,7 +162,7 @@ fn real_isolated_exec_session_pipes_and_tty() {
         .enable_all()
         .build()
         .expect("runtime");
-    let run = |cmd: &str, tty: bool| {
+    let run = |cmd: &str, tty: bool, stdin: &'static [u8]| {
         let req = ExecRequest {
             command: vec!["sh".into(), "-c".into(), cmd.into()],
             tty,
@@ -170,6 +170,14 @@ fn real_isolated_exec_session_pipes_and_tty() {
         };
         rt.block_on(async {
             let mut session = start(&target, &req, None).expect("start");
+            if !stdin.is_empty() {
+                let input = session.input.clone();
+                input
+                    .send(ExecInput::Stdin(stdin.into()))
+                    .await
+                    .expect("stdin");
+                input.send(ExecInput::CloseStdin).await.expect("close");
+            }
             let mut out = Vec::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
             loop {
@@ -184,10 +192,14 @@ fn real_isolated_exec_session_pipes_and_tty() {
             }
         })
     };
-    let piped = run("echo pid1=$(cat /proc/1/comm); exit 2", false);
-    let tty = run("test -t 0 && echo tty", true);
+    let piped = run("echo pid1=$(cat /proc/1/comm); exit 2", false, b"");
+    let tty = run("test -t 0 && echo tty", true, b"");
+    // Closing stdin reaches the command as EOF: nothing else (the shim included) may hold
+    // the pipe's write end.
+    let cat = run("cat; echo eof", false, b"to cat\n");
     let _ = kill(child.pid, Signal::SIGKILL);
     let _ = wait_bounded(child.pid, Duration::from_secs(10));
     assert_eq!(piped, ("pid1=sleep\n".to_string(), 2));
     assert_eq!(tty, ("tty\r\n".to_string(), 0));
+    assert_eq!(cat, ("to cat\neof\n".to_string(), 0));
 }

@@ -526,33 +526,6 @@ fn check(ctx: &ChildCtx, r: libc::c_long, stage: Stage) {
     }
 }
 
-/// Closes every fd except those in the sorted `keep` list (close_range over the gaps).
-fn close_fds_except(keep: &[RawFd]) {
-    let mut next: u32 = 3;
-    for &k in keep {
-        if k < 3 || (k as u32) < next {
-            continue;
-        }
-        if (k as u32) > next {
-            close_range(next, k as u32 - 1);
-        }
-        next = k as u32 + 1;
-    }
-    close_range(next, u32::MAX);
-}
-
-fn close_range(first: u32, last: u32) {
-    // SAFETY: close_range only closes descriptors; ENOSYS (kernel < 5.9) falls back to a loop.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
-    if r < 0 {
-        let end = last.min(4096);
-        for fd in first..=end {
-            // SAFETY: closing possibly-unused descriptors is harmless.
-            unsafe { libc::close(fd as RawFd) };
-        }
-    }
-}
-
 fn shim_main(ctx: &ChildCtx) -> ! {
     // SAFETY (whole function): only async-signal-safe system calls on pre-allocated data.
     unsafe {
@@ -563,7 +536,7 @@ fn shim_main(ctx: &ChildCtx) -> ! {
         libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
 
         // Drop every inherited descriptor (the supervisor's sockets, log pipes, ...).
-        close_fds_except(&ctx.keep);
+        super::shim::close_fds_except(&ctx.keep);
 
         if ctx.parent_pid != 0 {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);

@@ -3,6 +3,7 @@
 //! to the child and dying the way it died, and setting a capability set. Everything here runs
 //! after `fork` and uses only async-signal-safe system calls.
 
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
@@ -101,4 +102,31 @@ pub(super) unsafe fn capset_all(caps: u64) -> libc::c_long {
     let data = [half(caps), half(caps >> 32)];
     // SAFETY: both pointers are valid for the duration of the call.
     unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) }
+}
+
+/// Closes every fd except those in the sorted `keep` list (close_range over the gaps).
+pub(super) fn close_fds_except(keep: &[RawFd]) {
+    let mut next: u32 = 3;
+    for &k in keep {
+        if k < 3 || (k as u32) < next {
+            continue;
+        }
+        if (k as u32) > next {
+            close_range(next, k as u32 - 1);
+        }
+        next = k as u32 + 1;
+    }
+    close_range(next, u32::MAX);
+}
+
+fn close_range(first: u32, last: u32) {
+    // SAFETY: close_range only closes descriptors; ENOSYS (kernel < 5.9) falls back to a loop.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    if r < 0 {
+        let end = last.min(4096);
+        for fd in first..=end {
+            // SAFETY: closing possibly-unused descriptors is harmless.
+            unsafe { libc::close(fd as RawFd) };
+        }
+    }
 }
