@@ -205,6 +205,16 @@ impl AgentConfig {
                 "Must specify either server, client or dev mode for the agent.".into(),
             ));
         }
+        // Tokens are parsed and forwarded but no policy is evaluated: starting with ACLs
+        // "enabled" would serve an open cluster that its operator believes is protected.
+        if file.acl.as_ref().and_then(|a| a.enabled) == Some(true) {
+            return Err(ConfigError::Invalid(
+                "acl.enabled: ACL enforcement is not implemented by yurt yet; remove \
+                 `acl { enabled = true }` / -acl-enabled (the agent will not run an \
+                 unprotected cluster that looks protected)"
+                    .into(),
+            ));
+        }
         let data_dir = match file.data_dir {
             Some(dir) => absolute(dir)?,
             None if dev_mode => dev_data_dir(),

@@ -113,7 +113,7 @@ plugin "docker" {
 }
 
 acl {
-  enabled = true
+  enabled = false
 }
 
 telemetry {
@@ -174,7 +174,18 @@ fn parses_a_realistic_hcl_config() {
         Some(&json!({"allow_privileged": false, "volumes": {"enabled": true}}))
     );
     assert_eq!(c.plugin_config("exec"), None);
-    assert!(c.acl.enabled);
+    assert!(!c.acl.enabled);
+}
+
+#[test]
+fn acl_enabled_is_refused_rather_than_silently_open() {
+    let text = "data_dir = \"/tmp/y\"\nclient { enabled = true }\nacl { enabled = true }\n";
+    let loaded = parse_config(text, ConfigFormat::Hcl, "acl.hcl").unwrap();
+    let err = AgentConfig::resolve(loaded.config, false, loaded.warnings).unwrap_err();
+    assert!(
+        err.to_string().contains("ACL enforcement is not implemented"),
+        "{err}"
+    );
 }
 
 #[test]
