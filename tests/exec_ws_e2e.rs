@@ -327,6 +327,114 @@ fn cli_alloc_exec_passes_exit_code_and_output() {
     );
 }
 
+/// `yurt alloc exec -i -t` on a real terminal: the local terminal goes raw (Ctrl-C reaches
+/// the remote command instead of killing the CLI), its size is sent at start and again on
+/// SIGWINCH, and the remote exit code comes back.
+#[test]
+fn cli_alloc_exec_tty_raw_mode_and_resize() {
+    use nix::pty::{Winsize, openpty};
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let (agent, alloc) = agent_with_task("exec-cli-tty");
+    let size = |rows, cols| Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = openpty(Some(&size(20, 60)), None).expect("openpty");
+    let slave = std::fs::File::from(pty.slave);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_yurt"));
+    cmd.args([
+        "alloc", "exec", "-i", "-t", "-task", "server", &alloc, "/bin/sh",
+    ])
+    .env("NOMAD_ADDR", agent.url(""))
+    .stdin(slave.try_clone().unwrap())
+    .stdout(slave.try_clone().unwrap())
+    .stderr(slave.try_clone().unwrap());
+    // SAFETY: setsid and ioctl are async-signal-safe; the slave becomes the controlling
+    // terminal so the kernel sends SIGWINCH to the CLI when the size changes.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn yurt alloc exec");
+    drop(slave);
+    let master = std::fs::File::from(pty.master);
+    let mut writer = master.try_clone().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut reader = master;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut expect = |needle: &str| {
+        let deadline = Instant::now() + STEP;
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(_) => panic!(
+                    "no {needle:?} on the terminal; saw {:?}",
+                    String::from_utf8_lossy(&seen)
+                ),
+            }
+        }
+        seen.clear();
+    };
+    writer.write_all(b"stty size\n").unwrap();
+    expect("20 60");
+    // Ctrl-C interrupts the remote sleep; the CLI (raw local terminal) keeps running.
+    writer.write_all(b"sleep 100\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    writer.write_all(&[3]).unwrap();
+    writer.write_all(b"echo alive-$((40+2))\n").unwrap();
+    expect("alive-42");
+    // SAFETY: TIOCSWINSZ on the master we own, with a valid winsize.
+    let r = unsafe { libc::ioctl(writer.as_raw_fd(), libc::TIOCSWINSZ, &size(33, 111)) };
+    assert_eq!(r, 0, "TIOCSWINSZ");
+    let deadline = Instant::now() + STEP;
+    loop {
+        writer.write_all(b"stty size\n").unwrap();
+        let chunk = rx
+            .recv_timeout(Duration::from_millis(500))
+            .unwrap_or_default();
+        seen.extend(chunk);
+        if String::from_utf8_lossy(&seen).contains("33 111") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "resize never reached the remote terminal: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+    }
+    writer.write_all(b"exit 6\n").unwrap();
+    let deadline = Instant::now() + STEP;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("yurt alloc exec did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(6));
+}
+
 /// `cargo test --test exec_ws_e2e -- --ignored --nocapture exec_benchmark`
 #[test]
 #[ignore]

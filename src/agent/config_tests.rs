@@ -183,7 +183,8 @@ fn acl_enabled_is_refused_rather_than_silently_open() {
     let loaded = parse_config(text, ConfigFormat::Hcl, "acl.hcl").unwrap();
     let err = AgentConfig::resolve(loaded.config, false, loaded.warnings).unwrap_err();
     assert!(
-        err.to_string().contains("ACL enforcement is not implemented"),
+        err.to_string()
+            .contains("ACL enforcement is not implemented"),
         "{err}"
     );
 }
