@@ -6,8 +6,8 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    CreateContainerOptions, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptions, EventsOptions, KillContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures::StreamExt;
 
@@ -142,16 +142,69 @@ pub async fn wait_exit(engine: &Engine, id: &str) -> ExitResult {
         exit_code: i32::try_from(code).unwrap_or(i32::MAX),
         ..Default::default()
     };
-    if let Ok(client) = engine.client().await
-        && let Ok(inspected) = client.inspect_container(id, None).await
-        && let Some(state) = inspected.state
-    {
-        result.oom_killed = state.oom_killed.unwrap_or(false);
-        if let Some(code) = state.exit_code {
-            result.exit_code = i32::try_from(code).unwrap_or(result.exit_code);
+    if let Ok(client) = engine.client().await {
+        if let Ok(inspected) = client.inspect_container(id, None).await
+            && let Some(state) = inspected.state
+        {
+            result.oom_killed = state.oom_killed.unwrap_or(false);
+            if let Some(code) = state.exit_code {
+                result.exit_code = i32::try_from(code).unwrap_or(result.exit_code);
+            }
+        }
+        if !result.oom_killed && result.exit_code == SIGKILL_EXIT {
+            result.oom_killed = late_oom(&client, id).await;
         }
     }
     result
+}
+
+/// Exit code of a process killed by SIGKILL, as the engine reports it.
+const SIGKILL_EXIT: i32 = 128 + 9;
+/// How long a SIGKILL exit is checked for an OOM kill the engine had not recorded yet
+/// (short: a stop that escalated to SIGKILL pays it too).
+const OOM_SETTLE: Duration = Duration::from_millis(300);
+
+/// The engine learns of an OOM kill from a separate containerd event that can be handled
+/// after the exit, so `State.OOMKilled` may still be false when the wait returns. A SIGKILL
+/// exit is therefore checked against the engine's recorded `oom` events for this container,
+/// and its flag re-read, for a bounded moment.
+async fn late_oom(client: &Docker, id: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + OOM_SETTLE;
+    loop {
+        if oom_event_recorded(client, id).await {
+            return true;
+        }
+        if let Ok(inspected) = client.inspect_container(id, None).await
+            && inspected.state.and_then(|s| s.oom_killed) == Some(true)
+        {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the engine's event log holds an `oom` event of container `id`.
+async fn oom_event_recorded(client: &Docker, id: &str) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let filters = std::collections::HashMap::from([
+        ("type".to_string(), vec!["container".to_string()]),
+        ("container".to_string(), vec![id.to_string()]),
+        ("event".to_string(), vec!["oom".to_string()]),
+    ]);
+    // An `until` of now makes the engine answer from its event log and end the stream.
+    let options = EventsOptions {
+        since: Some("1".into()),
+        until: Some(format!("{}.{:09}", now.as_secs(), now.subsec_nanos())),
+        filters: Some(filters),
+    };
+    let events = client.events(Some(options));
+    let first = tokio::time::timeout(OOM_SETTLE, events.take(1).collect::<Vec<_>>()).await;
+    matches!(first.as_deref(), Ok([Ok(_)]))
 }
 
 enum WaitError {
@@ -186,5 +239,65 @@ pub async fn is_running(client: &Docker, id: &str) -> Result<bool, DriverError> 
         Ok(c) => Ok(c.state.and_then(|s| s.running).unwrap_or(false)),
         Err(e) if is_not_found(&e) => Ok(false),
         Err(e) => Err(failed("Failed to inspect container", &e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the docker CLI, returning trimmed stdout.
+    fn docker(args: &[&str]) -> String {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .expect("run docker");
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The engine's event log tells an OOM kill from a plain SIGKILL, which is what
+    /// `wait_exit` falls back on when `State.OOMKilled` lags behind the exit.
+    #[test]
+    fn engine_event_log_tells_oom_from_sigkill() {
+        if std::env::var("YURT_SKIP_DOCKER_TESTS").as_deref() == Ok("1") {
+            eprintln!("YURT_SKIP_DOCKER_TESTS=1: docker engine test skipped");
+            return;
+        }
+        let image = std::env::var("YURT_TEST_DOCKER_IMAGE")
+            .unwrap_or_else(|_| "yurt-test/busybox:1".to_string());
+        let label = format!("yurt.unit.oom={}", std::process::id());
+        let oom = docker(&[
+            "run",
+            "-d",
+            "--label",
+            &label,
+            "--memory",
+            "16m",
+            "--memory-swap",
+            "16m",
+            &image,
+            "sh",
+            "-c",
+            "tail /dev/zero",
+        ]);
+        let killed = docker(&["run", "-d", "--label", &label, &image, "sleep", "300"]);
+        docker(&["kill", &killed]);
+        assert_eq!(docker(&["wait", &oom]), "137");
+        assert_eq!(docker(&["wait", &killed]), "137");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (with_oom, without) = rt.block_on(async {
+            let client = Docker::connect_with_local_defaults().expect("engine client");
+            (
+                oom_event_recorded(&client, &oom).await,
+                oom_event_recorded(&client, &killed).await,
+            )
+        });
+        docker(&["rm", "-f", &oom, &killed]);
+        assert!(with_oom, "no oom event recorded for {oom}");
+        assert!(!without, "a plain SIGKILL counted as OOM");
     }
 }
