@@ -127,17 +127,11 @@ impl Server {
                     return Err(StateError::Conflict(format!("node {node_id}: {dim}")));
                 }
             }
-            for allocs in plan.node_update.values() {
-                for a in allocs {
-                    txn.put_alloc_server(a.clone())?;
-                }
+            let updates = plan.node_update.into_values().flatten();
+            for a in updates.chain(plan.node_allocation.into_values().flatten()) {
+                txn.put_alloc_server(a)?;
             }
-            for allocs in plan.node_allocation.values() {
-                for a in allocs {
-                    txn.put_alloc_server(a.clone())?;
-                }
-            }
-            if let Some(d) = plan.deployment.clone() {
+            if let Some(d) = plan.deployment {
                 txn.put_deployment(d)?;
             }
             let mut followups = Vec::new();

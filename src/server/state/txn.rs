@@ -15,11 +15,20 @@ use crate::structs::{
 };
 
 /// An allocation as stored on disk: without its job, which is stored once per version.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct StoredAlloc {
     pub alloc: Allocation,
     pub job_key: Option<String>,
+}
+
+/// [`StoredAlloc`]'s encoding side, borrowing the allocation (whose `job` is taken out while
+/// it is encoded) so a plan of thousands of allocations is not copied once more to be written.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StoredAllocRef<'a> {
+    alloc: &'a Allocation,
+    job_key: Option<&'a str>,
 }
 
 /// On-disk key of a job copy that allocations point at.
@@ -172,15 +181,13 @@ impl Txn {
             }
             None => None,
         };
-        let stored = StoredAlloc {
-            alloc: Allocation {
-                job: None,
-                ..alloc.clone()
-            },
-            job_key,
-        };
-        self.batch
-            .put(Kind::Allocs, alloc.id.clone(), encode(&stored)?);
+        let job = alloc.job.take();
+        let encoded = encode(&StoredAllocRef {
+            alloc: &alloc,
+            job_key: job_key.as_deref(),
+        });
+        alloc.job = job;
+        self.batch.put(Kind::Allocs, alloc.id.clone(), encoded?);
 
         if let Some(old) = self.tables.allocs.get(&alloc.id)
             && old.node_id != alloc.node_id
