@@ -2,6 +2,7 @@
 //! committed with immediate durability before the write is acknowledged.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -47,36 +48,93 @@ impl Kind {
     }
 }
 
-/// The changes of one write, applied atomically.
-#[derive(Debug, Default)]
+/// One record change, or the end of a batch that is to be committed.
+enum Op {
+    Put(Kind, String, Vec<u8>),
+    Delete(Kind, String),
+    /// Only this makes a batch durable: a batch whose channel closes without it (an error
+    /// path dropped it) is aborted.
+    Commit,
+}
+
+/// The changes of one write, applied atomically. With a durable store behind it every change
+/// goes straight to the store's writer thread, which inserts it into an open redb transaction
+/// while the in-memory half of the write is still being computed: encoding (this thread) and
+/// the B-tree inserts (the writer thread) overlap instead of running one after the other.
+#[derive(Default)]
 pub struct Batch {
-    ops: Vec<(Kind, String, Option<Vec<u8>>)>,
+    sink: Option<mpsc::Sender<Op>>,
+    /// Ops kept here when there is no durable store (in-memory state).
+    len: usize,
+    /// Set once the writer thread stopped taking ops; the commit reports it.
+    broken: bool,
 }
 
 impl Batch {
     /// Stores `value` under `key`.
     pub fn put(&mut self, kind: Kind, key: String, value: Vec<u8>) {
-        self.ops.push((kind, key, Some(value)));
+        self.send(Op::Put(kind, key, value));
     }
 
     /// Removes `key`.
     pub fn delete(&mut self, kind: Kind, key: String) {
-        self.ops.push((kind, key, None));
+        self.send(Op::Delete(kind, key));
+    }
+
+    fn send(&mut self, op: Op) {
+        self.len += 1;
+        if let Some(sink) = &self.sink
+            && sink.send(op).is_err()
+        {
+            self.broken = true;
+        }
     }
 
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.len == 0
     }
+}
+
+/// A write being streamed into the store; dropping it without [`Pending::commit`] aborts it.
+pub struct Pending {
+    reply: mpsc::Receiver<Result<(), StateError>>,
+}
+
+impl Pending {
+    /// Commits what `batch` sent; returns only once it is on disk.
+    pub fn commit(self, mut batch: Batch) -> Result<(), StateError> {
+        let broken = batch.broken;
+        let Some(sink) = batch.sink.take() else {
+            return Ok(());
+        };
+        let sent = sink.send(Op::Commit).is_ok();
+        drop(sink);
+        if broken || !sent {
+            return Err(StateError::Storage("state writer thread stopped".into()));
+        }
+        self.reply
+            .recv()
+            .unwrap_or_else(|_| Err(StateError::Storage("state writer thread stopped".into())))
+    }
+}
+
+/// One write's channel pair, handed to the writer thread.
+struct Job {
+    ops: mpsc::Receiver<Op>,
+    reply: mpsc::SyncSender<Result<(), StateError>>,
 }
 
 /// The on-disk store under `data_dir/server/`.
 pub struct Durable {
-    db: Database,
+    db: Arc<Database>,
+    /// None once dropped: closing it ends the writer thread.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Durable {
-    /// Opens (or creates) the store file.
+    /// Opens (or creates) the store file and starts its writer thread.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StateError::Storage(format!("creating {}: {e}", dir.display())))?;
@@ -88,34 +146,38 @@ impl Durable {
             txn.open_table(kind.def()).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
-        Ok(Durable { db })
+        let db = Arc::new(db);
+        let (jobs, rx) = mpsc::channel();
+        let writer_db = db.clone();
+        let handle = std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || writer(&writer_db, &rx))
+            .map_err(|e| StateError::Storage(format!("starting the state writer: {e}")))?;
+        Ok(Durable {
+            db,
+            jobs: Mutex::new(Some(jobs)),
+            writer: Some(handle),
+        })
     }
 
-    /// Commits a batch; returns only once it is on disk.
-    pub fn commit(&self, batch: Batch) -> Result<(), StateError> {
-        let txn = self.db.begin_write().map_err(storage)?;
-        {
-            let mut tables: Vec<(Kind, redb::Table<&str, &[u8]>)> = Vec::new();
-            for (kind, key, value) in &batch.ops {
-                let pos = match tables.iter().position(|(k, _)| k == kind) {
-                    Some(p) => p,
-                    None => {
-                        tables.push((*kind, txn.open_table(kind.def()).map_err(storage)?));
-                        tables.len() - 1
-                    }
-                };
-                let table = &mut tables[pos].1;
-                match value {
-                    Some(v) => {
-                        table.insert(key.as_str(), v.as_slice()).map_err(storage)?;
-                    }
-                    None => {
-                        table.remove(key.as_str()).map_err(storage)?;
-                    }
-                }
-            }
-        }
-        txn.commit().map_err(storage)
+    /// Starts a write: the returned batch streams its changes to the writer thread.
+    /// Writes must not overlap (the state store serializes them).
+    pub fn begin(&self) -> (Batch, Pending) {
+        let (ops_tx, ops_rx) = mpsc::channel();
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        let job = Job {
+            ops: ops_rx,
+            reply: reply_tx,
+        };
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let started = jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
+        drop(jobs);
+        let batch = Batch {
+            sink: Some(ops_tx),
+            len: 0,
+            broken: !started,
+        };
+        (batch, Pending { reply: reply_rx })
     }
 
     /// Every record of a kind.
@@ -129,6 +191,87 @@ impl Durable {
         }
         Ok(out)
     }
+}
+
+impl Drop for Durable {
+    /// Stops the writer thread and waits for it, so the database file is closed (and can be
+    /// opened again) once the store is gone.
+    fn drop(&mut self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = self.writer.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The writer thread: one redb write transaction per job, filled as its ops arrive and
+/// committed (with immediate durability) when the commit marker comes.
+fn writer(db: &Database, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        let result = apply(db, &job.ops);
+        if let Some(result) = result {
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// Applies one job's ops; None when the batch was abandoned (nothing is committed).
+fn apply(db: &Database, ops: &mpsc::Receiver<Op>) -> Option<Result<(), StateError>> {
+    let txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => {
+            // Drain so the sender never blocks, then report at the commit.
+            let committed = ops.iter().any(|op| matches!(op, Op::Commit));
+            return committed.then(|| Err(storage(e)));
+        }
+    };
+    let mut failed: Option<StateError> = None;
+    let mut committed = false;
+    {
+        let mut tables: Vec<(Kind, redb::Table<&str, &[u8]>)> = Vec::new();
+        for op in ops.iter() {
+            let kind = match &op {
+                Op::Put(k, _, _) | Op::Delete(k, _) => *k,
+                Op::Commit => {
+                    committed = true;
+                    break;
+                }
+            };
+            if failed.is_some() {
+                continue;
+            }
+            let pos = match tables.iter().position(|(k, _)| *k == kind) {
+                Some(p) => p,
+                None => match txn.open_table(kind.def()) {
+                    Ok(t) => {
+                        tables.push((kind, t));
+                        tables.len() - 1
+                    }
+                    Err(e) => {
+                        failed = Some(storage(e));
+                        continue;
+                    }
+                },
+            };
+            let table = &mut tables[pos].1;
+            let r = match &op {
+                Op::Put(_, key, value) => table.insert(key.as_str(), value.as_slice()).map(drop),
+                Op::Delete(_, key) => table.remove(key.as_str()).map(drop),
+                Op::Commit => Ok(()),
+            };
+            if let Err(e) = r {
+                failed = Some(storage(e));
+            }
+        }
+    }
+    if !committed {
+        // Dropping an uncommitted redb transaction aborts it.
+        return None;
+    }
+    Some(match failed {
+        Some(e) => Err(e),
+        None => txn.commit().map_err(storage),
+    })
 }
 
 fn storage(e: impl std::fmt::Display) -> StateError {

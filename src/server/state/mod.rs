@@ -15,7 +15,7 @@ use tokio::sync::watch;
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 pub use txn::{Txn, job_status};
 
-use durable::Durable;
+use durable::{Batch, Durable};
 
 /// State store faults.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +97,15 @@ impl StateStore {
             Err(poisoned) => poisoned.into_inner(),
         };
         let base = (*self.snapshot()).clone();
-        let mut txn = Txn::new(base);
+        let (batch, pending) = match &self.durable {
+            Some(d) => {
+                let (batch, pending) = d.begin();
+                (batch, Some(pending))
+            }
+            None => (Batch::default(), None),
+        };
+        // On any early return the batch is dropped uncommitted, which aborts it on disk.
+        let mut txn = Txn::new(base, batch);
         let out = f(&mut txn)?;
         if txn.batch.is_empty() {
             // Nothing changed: the index does not move.
@@ -107,8 +115,8 @@ impl StateStore {
         let index = txn.index();
         let touched = txn.touched;
         let Txn { tables, batch, .. } = txn;
-        if let Some(d) = &self.durable {
-            d.commit(batch)?;
+        if let Some(pending) = pending {
+            pending.commit(batch)?;
         }
         match self.current.write() {
             Ok(mut g) => *g = Arc::new(tables),

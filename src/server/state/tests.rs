@@ -159,3 +159,32 @@ fn survives_reopen_with_same_indexes() {
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_failed_write_leaves_nothing_on_disk() {
+    let dir = tmpdir("abort");
+    {
+        let s = StateStore::open(&dir).unwrap();
+        // The job's record is already streamed to the writer when the closure fails.
+        let r: Result<(u64, ()), StateError> = s.write(|t| {
+            t.put_job(job("half"), true)?;
+            Err(StateError::Conflict("refused after a put".into()))
+        });
+        assert!(matches!(r, Err(StateError::Conflict(_))));
+        assert!(s.snapshot().job("default", "half").is_none());
+        // A write that changes nothing is aborted too; the next real one still commits.
+        s.write(|_| Ok(())).unwrap();
+        let (idx, _) = s.write(|t| t.put_job(job("whole"), true)).unwrap();
+        assert_eq!(idx, 2);
+    }
+    let s = StateStore::open(&dir).unwrap();
+    let snap = s.snapshot();
+    assert!(
+        snap.job("default", "half").is_none(),
+        "aborted write reached disk"
+    );
+    assert!(snap.job("default", "whole").is_some());
+    assert_eq!(snap.index, 2);
+    drop(s);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

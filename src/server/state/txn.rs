@@ -61,12 +61,12 @@ pub struct Txn {
 }
 
 impl Txn {
-    pub(super) fn new(mut tables: Tables) -> Self {
+    pub(super) fn new(mut tables: Tables, batch: Batch) -> Self {
         let index = tables.index + 1;
         tables.index = index;
         Txn {
             tables,
-            batch: Batch::default(),
+            batch,
             touched: [false; 6],
             index,
             jobs_to_refresh: BTreeSet::new(),
