@@ -285,6 +285,7 @@ async fn exit_while_detached_is_recovered() {
         let cfg = env.sh("orphan", "sleep 1000");
         let h = d4.start_task(&cfg).await.unwrap();
         let st = env.track(&h);
+        let task = identity(st.task_pid);
         drop(d4);
         unsafe { libc::kill(st.supervisor_pid as i32, libc::SIGKILL) };
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -294,8 +295,53 @@ async fn exit_while_detached_is_recovered() {
         let d5 = env.driver();
         let err = d5.recover_task(&h).await.unwrap_err().to_string();
         assert!(err.contains("failed to recover"), "{err}");
+        // The task runner starts a new instance next: the orphan must not run beside it.
+        wait_gone(task).await;
+
+        // (d) A hung supervisor (stopped) with its task running: the same, and the
+        // supervisor itself is killed.
+        let d6 = env.driver();
+        let cfg = env.sh("hung", "sleep 1000");
+        let h = d6.start_task(&cfg).await.unwrap();
+        let st = env.track(&h);
+        let (task, supervisor) = (identity(st.task_pid), identity(st.supervisor_pid));
+        drop(d6);
+        unsafe { libc::kill(st.supervisor_pid as i32, libc::SIGSTOP) };
+        let d7 = env.driver();
+        let err = d7.recover_task(&h).await.unwrap_err().to_string();
+        assert!(err.contains("failed to recover"), "{err}");
+        wait_gone(task).await;
+        wait_gone(supervisor).await;
     })
     .await
+}
+
+/// A process identity that survives PID reuse: its PID and start time (clock ticks).
+fn identity(pid: u32) -> (u32, Option<u64>) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command; starttime is field 22 overall.
+    let start = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19)?.parse().ok());
+    (pid, start)
+}
+
+/// Waits (bounded) until the process `who` (from [`identity`]) no longer runs; a PID reused
+/// by another process counts as gone (the machine's pid_max is small).
+async fn wait_gone(who: (u32, Option<u64>)) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(who.0) && identity(who.0).1 == who.1 {
+        if Instant::now() >= deadline {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", who.0));
+            let cmd = std::fs::read(format!("/proc/{}/cmdline", who.0)).unwrap_or_default();
+            panic!(
+                "pid {} still runs: {stat:?} {:?}",
+                who.0,
+                String::from_utf8_lossy(&cmd)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

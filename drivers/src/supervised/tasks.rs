@@ -177,6 +177,13 @@ impl SupervisedTasks {
             Err(e) => match state.read_exit(&id) {
                 Some(result) => TaskEntry::exited(id.clone(), state, cg, result),
                 None => {
+                    // The task runner starts the task anew after a failed recovery: whatever
+                    // is left of this instance must not run beside the new one.
+                    blocking("abandoning the unrecoverable task", move || {
+                        abandon(&state, cg.as_deref());
+                        Ok(())
+                    })
+                    .await?;
                     return Err(DriverError::Failed(format!(
                         "failed to recover task {id}: supervisor unreachable ({e}) and no exit record"
                     )));
@@ -318,4 +325,34 @@ impl SupervisedTasks {
 fn cgroup_stats(cg: &TaskCgroup) -> Result<TaskResourceUsage, DriverError> {
     cg.stats()
         .map_err(|e| DriverError::Failed(format!("reading task cgroup stats: {e}")))
+}
+
+/// Ends an instance that can be neither reattached nor shown to have exited: a supervisor
+/// that is hung (or was killed while its task ran). Its supervisor is killed (only if that
+/// PID still runs the supervisor of this task), then everything in the task cgroup, then
+/// the cgroup and the chroot are released. Best effort: failures are logged.
+fn abandon(state: &SupervisedState, cg: Option<&crate::cgroups::TaskCgroup>) {
+    let pid = state.supervisor_pid;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // A supervisor runs as `<exe> supervise <spec path>`: a reused PID does not match.
+    let spec = state.spec_path.as_os_str().as_encoded_bytes();
+    let ours = cmdline.split(|b| *b == 0).any(|arg| arg == spec);
+    if pid > 1
+        && ours
+        && let Ok(p) = i32::try_from(pid)
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    if cg.is_none() {
+        tracing::warn!(
+            task_pid = state.task_pid,
+            "unrecoverable task has no cgroup; its processes cannot be found safely"
+        );
+    }
+    if let Err(e) = release(cg, state.chroot.as_deref()) {
+        tracing::warn!(error = %e, "releasing an unrecoverable task");
+    }
 }
