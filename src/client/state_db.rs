@@ -71,6 +71,14 @@ pub trait StateDb: Send + Sync {
         task: &str,
         state: &TaskState,
     ) -> Result<(), StateDbError>;
+    /// Stores a task's state and clears its handle in one write, so a crash cannot keep
+    /// the one without the other (an exit recorded while the handle still says "running").
+    fn put_task_state_without_handle(
+        &self,
+        alloc_id: &str,
+        task: &str,
+        state: &TaskState,
+    ) -> Result<(), StateDbError>;
     /// Everything stored about one task.
     fn get_task(&self, alloc_id: &str, task: &str) -> Result<Option<TaskRecord>, StateDbError>;
 }
@@ -198,6 +206,18 @@ impl StateDb for JsonStateDb {
         self.update_task(alloc_id, task, |r| r.state = Some(state.clone()))
     }
 
+    fn put_task_state_without_handle(
+        &self,
+        alloc_id: &str,
+        task: &str,
+        state: &TaskState,
+    ) -> Result<(), StateDbError> {
+        self.update_task(alloc_id, task, |r| {
+            r.state = Some(state.clone());
+            r.handle = None;
+        })
+    }
+
     fn get_task(&self, alloc_id: &str, task: &str) -> Result<Option<TaskRecord>, StateDbError> {
         let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rec) = tasks.get(&(alloc_id.to_string(), task.to_string())) {
@@ -295,10 +315,22 @@ mod tests {
         let db2 = JsonStateDb::open(&dir).unwrap();
         assert_eq!(db2.get_allocs().unwrap(), vec![alloc]);
         let rec = db2.get_task("a1", "web").unwrap().unwrap();
-        assert_eq!(rec.handle, Some(handle));
+        assert_eq!(rec.handle.as_ref(), Some(&handle));
         assert_eq!(rec.state.as_ref(), Some(&state));
         db2.put_task_handle("a1", "web", None).unwrap();
         assert_eq!(db2.get_task("a1", "web").unwrap().unwrap().handle, None);
+
+        // The end of a run: the exit's state and the cleared handle land in one write.
+        db2.put_task_handle("a1", "web", Some(&handle)).unwrap();
+        let dead = TaskState {
+            state: "dead".into(),
+            ..Default::default()
+        };
+        db2.put_task_state_without_handle("a1", "web", &dead)
+            .unwrap();
+        let on_disk: TaskRecord =
+            serde_json::from_slice(&fs::read(dir.join("a1/task-web.json")).unwrap()).unwrap();
+        assert_eq!((on_disk.handle, on_disk.state), (None, Some(dead)));
 
         // Corrupt files are skipped (allocations) or reported (tasks), never a panic.
         fs::create_dir_all(dir.join("bad")).unwrap();

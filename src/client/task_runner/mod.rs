@@ -331,9 +331,9 @@ impl TaskRunner {
             Waited::Exited(res) => res,
             Waited::Detached => return Some(Ending::Detached),
         };
-        self.shared.emit(events::terminated(&res));
+        self.shared.end_run(events::terminated(&res));
         self.tracker.set_exit_result(res);
-        self.clear_handle(task_id).await;
+        self.destroy_driver_task(task_id).await;
         None
     }
 
@@ -389,6 +389,10 @@ impl TaskRunner {
 
     async fn clear_handle(&mut self, task_id: &str) {
         self.shared.set_handle(None);
+        self.destroy_driver_task(task_id).await;
+    }
+
+    async fn destroy_driver_task(&mut self, task_id: &str) {
         match self.cfg.driver.destroy_task(task_id, true).await {
             Ok(()) | Err(DriverError::TaskNotFound(_)) => {}
             Err(e) => tracing::warn!(task_id, error = %e, "destroying driver task"),

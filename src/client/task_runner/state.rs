@@ -58,6 +58,18 @@ impl TaskShared {
 
     /// Moves to `new_state` (empty = unchanged) after appending `ev`, as Nomad's UpdateState.
     pub(crate) fn update(&self, new_state: &str, ev: Option<TaskEvent>) {
+        self.change(new_state, ev, false);
+    }
+
+    /// Appends the event that ends a run and forgets the run's handle, persisted as one
+    /// write: after a crash the restored runner sees either a running instance to reattach
+    /// to or a recorded exit, never both (which would record the exit twice).
+    pub(crate) fn end_run(&self, ev: TaskEvent) {
+        *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.change("", Some(ev), true);
+    }
+
+    fn change(&self, new_state: &str, ev: Option<TaskEvent>, clear_handle: bool) {
         let snapshot = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(mut ev) = ev {
@@ -82,10 +94,14 @@ impl TaskShared {
             }
             st.clone()
         };
-        if let Err(e) = self
-            .db
-            .put_task_state(&self.alloc_id, &self.name, &snapshot)
-        {
+        let written = if clear_handle {
+            self.db
+                .put_task_state_without_handle(&self.alloc_id, &self.name, &snapshot)
+        } else {
+            self.db
+                .put_task_state(&self.alloc_id, &self.name, &snapshot)
+        };
+        if let Err(e) = written {
             tracing::warn!(alloc_id = %self.alloc_id, task = %self.name, error = %e, "persisting task state");
         }
         self.on_change.notify_one();
