@@ -2,7 +2,8 @@
 //! - start latency: `start_task` → task running (the supervisor reports after the task's exec),
 //!   p50/p99 over 100 starts each of `sleep 1000` and `true`;
 //! - log throughput: one task writing zeros at full speed through the supervisor into the
-//!   rotator, against `dd` writing the same amount straight to a file in the same directory;
+//!   rotator, against `dd` writing the same amount straight to the disk (O_DIRECT: the "raw
+//!   disk write" of the budget) and into the page cache of a file in the same directory;
 //! - the supervisor's private memory with a task running.
 //!
 //! `cargo bench -p yurt-drivers --bench supervisor`. By default the supervisor is the
@@ -103,6 +104,27 @@ fn raw_dd(env: &Env) -> Duration {
     took
 }
 
+/// What the disk itself sustains: `dd` with O_DIRECT (no page cache), 1 MiB blocks.
+fn raw_disk(env: &Env) -> Duration {
+    let raw_path = env.logs_dir().join("raw-direct");
+    let t0 = Instant::now();
+    let st = std::process::Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", raw_path.display()),
+            "bs=1M",
+            &format!("count={RUN_MIB}"),
+            "oflag=direct",
+            "status=none",
+        ])
+        .status()
+        .expect("dd");
+    let took = t0.elapsed();
+    assert!(st.success());
+    let _ = std::fs::remove_file(&raw_path);
+    took
+}
+
 /// The rotator's file pattern without the task, pipe or supervisor: 64 KiB writes into
 /// 100 MiB files, keeping the newest 3.
 fn raw_pattern(env: &Env) -> Duration {
@@ -139,7 +161,10 @@ async fn throughput(env: &Env, d: &RawExecDriver) {
     // Best of three each, alternating, with a sync before every run, so neither side pays
     // alone for writeback or for first-touch page-cache allocation.
     let (mut sup, mut raw, mut pattern) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let mut disk = Duration::MAX;
     for run in 0..3 {
+        sync();
+        disk = disk.min(raw_disk(env));
         sync();
         raw = raw.min(raw_dd(env));
         sync();
@@ -151,8 +176,12 @@ async fn throughput(env: &Env, d: &RawExecDriver) {
     let rate = |d: Duration| mb / d.as_secs_f64();
     println!(
         "log throughput, {RUN_MIB} MiB, best of 3: task→pipe→supervisor→rotator {:.0} MiB/s; \
-         raw dd into one file {:.0} MiB/s ({:.0}%); raw writes in the rotator's file pattern {:.0} MiB/s ({:.0}%)",
+         raw disk write (dd O_DIRECT) {:.0} MiB/s ({:.0}%); \
+         raw dd into one file (page cache) {:.0} MiB/s ({:.0}%); \
+         raw writes in the rotator's file pattern {:.0} MiB/s ({:.0}%)",
         rate(sup),
+        rate(disk),
+        disk.as_secs_f64() / sup.as_secs_f64() * 100.0,
         rate(raw),
         raw.as_secs_f64() / sup.as_secs_f64() * 100.0,
         rate(pattern),
