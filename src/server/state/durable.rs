@@ -63,8 +63,9 @@ enum Op {
 /// the B-tree inserts (the writer thread) overlap instead of running one after the other.
 #[derive(Default)]
 pub struct Batch {
+    /// The writer thread's op channel; None for an in-memory store (nothing is written).
     sink: Option<mpsc::Sender<Op>>,
-    /// Ops kept here when there is no durable store (in-memory state).
+    /// How many changes were recorded (a write with none does not move the index).
     len: usize,
     /// Set once the writer thread stopped taking ops; the commit reports it.
     broken: bool,
