@@ -545,3 +545,122 @@ fn agent_status_and_formatting_endpoints() {
     assert_eq!(team.as_array().unwrap().len(), 1);
     assert_eq!(team[0]["JobSummary"]["Namespace"], "team");
 }
+
+#[test]
+fn revert_and_stable_write_job_versions() {
+    let mut agent = Agent::start(AgentOpts::server());
+    let http = Http::default();
+    let _node = SimNode::register(&agent.rpc_addr(), "n0", "dc1", 4000, 8192);
+    register(&http, &agent, service_job("rev", 1));
+    register(&http, &agent, service_job("rev", 2));
+    wait_allocs(&http, &agent, "rev", 2);
+    let post = |path: &str, body: Value| http.post(&agent.url(path), &body);
+
+    // Errors, in Nomad's words and statuses.
+    let r = post(
+        "/v1/job/rev/revert",
+        json!({"JobID": "rev", "JobVersion": 1}),
+    );
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (500, "can't revert to current version")
+    );
+    let r = post(
+        "/v1/job/rev/revert",
+        json!({"JobID": "rev", "JobVersion": 9}),
+    );
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            500,
+            "job \"rev\" in namespace \"default\" at version 9 not found"
+        )
+    );
+    let r = post(
+        "/v1/job/rev/revert",
+        json!({"JobID": "rev", "JobVersion": 0, "EnforcePriorVersion": 0}),
+    );
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (500, "Current job has version 1; enforcing version 0")
+    );
+    let r = post(
+        "/v1/job/rev/revert",
+        json!({"JobID": "other", "JobVersion": 0}),
+    );
+    assert_eq!((r.status, r.body.as_str()), (400, "Job ID does not match"));
+    let r = post("/v1/job/rev/revert", json!({"JobVersion": 0}));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "JobID must be specified")
+    );
+    let r = post(
+        "/v1/job/nope/revert",
+        json!({"JobID": "nope", "JobVersion": 0}),
+    );
+    assert_eq!((r.status, r.body.as_str()), (500, "job \"nope\" not found"));
+    assert_eq!(http.get(&agent.url("/v1/job/rev/revert")).status, 405);
+
+    // Mark version 1 stable: the current job carries the flag, no new version.
+    let r = post(
+        "/v1/job/rev/stable",
+        json!({"JobID": "rev", "JobVersion": 1, "Stable": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["Index"].as_u64().unwrap() > 0);
+    assert_eq!(
+        r.header("x-nomad-index"),
+        Some(r.json()["Index"].to_string())
+    );
+    let job = http.get(&agent.url("/v1/job/rev")).json();
+    assert_eq!(
+        (job["Version"].as_i64(), job["Stable"].as_bool()),
+        (Some(1), Some(true))
+    );
+    let r = post(
+        "/v1/job/rev/stable",
+        json!({"JobID": "rev", "JobVersion": 7, "Stable": true}),
+    );
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            500,
+            "job \"rev\" in namespace \"default\" at version 7 not found"
+        )
+    );
+
+    // Revert to version 0 (Count 1): a new version 2 with the old spec, not stable, and an
+    // evaluation that brings the job back to one allocation.
+    let r = post(
+        "/v1/job/rev/revert",
+        json!({"JobID": "rev", "JobVersion": 0, "EnforcePriorVersion": 1}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let resp = r.json();
+    assert!(!resp["EvalID"].as_str().unwrap().is_empty(), "{resp}");
+    assert!(resp["JobModifyIndex"].as_u64().unwrap() > 0);
+    let job = http.get(&agent.url("/v1/job/rev")).json();
+    assert_eq!(job["Version"], 2);
+    assert_eq!(job["Stable"], false);
+    assert_eq!(job["TaskGroups"][0]["Count"], 1);
+    wait_allocs(&http, &agent, "rev", 1);
+    let versions = http.get(&agent.url("/v1/job/rev/versions")).json();
+    let flags: Vec<(i64, bool)> = versions["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["Version"].as_i64().unwrap(),
+                v["Stable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(flags, vec![(2, false), (1, true), (0, false)]);
+
+    // Both writes survive a restart.
+    agent.restart();
+    let versions = http.get(&agent.url("/v1/job/rev/versions")).json();
+    assert_eq!(versions["Versions"][1]["Stable"], true);
+    assert_eq!(http.get(&agent.url("/v1/job/rev")).json()["Version"], 2);
+}

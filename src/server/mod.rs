@@ -8,6 +8,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
 pub mod job_endpoint;
+pub mod job_versions_endpoint;
 pub mod node_endpoint;
 pub mod scheduler;
 pub mod state;
@@ -75,6 +76,10 @@ pub enum ServerError {
     /// An internal fault (500).
     #[error(transparent)]
     State(#[from] StateError),
+    /// A refusal Nomad's RPC layer reports without a code, which its HTTP layer turns into
+    /// a 500 with the message (e.g. reverting to a version that does not exist).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The server: owns the state store and the scheduling machinery.

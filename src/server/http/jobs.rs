@@ -9,6 +9,7 @@ use axum::routing::{any, get};
 use serde::{Deserialize, Serialize};
 
 use super::App;
+use super::job_versions;
 use super::summary::job_summary;
 use crate::http::{
     HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, decode_json,
@@ -95,6 +96,8 @@ const SUB_RESOURCES: &[&str] = &[
     "deployments",
     "deployment",
     "evaluate",
+    "revert",
+    "stable",
 ];
 
 async fn job_dispatch(
@@ -125,6 +128,8 @@ async fn job_dispatch(
         ("deployments", Method::GET) => job_deployments(app, opts, id).await,
         ("deployment", Method::GET) => latest_deployment(app, opts, id).await,
         ("evaluate", Method::POST | Method::PUT) => evaluate(app, opts, id, &body),
+        ("revert", Method::POST | Method::PUT) => job_versions::revert(&app, &opts, id, &body),
+        ("stable", Method::POST | Method::PUT) => job_versions::stable(&app, &opts, id, &body),
         _ => Err(HttpError::invalid_method()),
     }
 }

@@ -4,6 +4,7 @@
 mod agent;
 mod allocations;
 mod evaluations;
+mod job_versions;
 mod jobs;
 mod nodes;
 mod rpc;
@@ -33,6 +34,7 @@ impl From<ServerError> for HttpError {
             ServerError::NotFound(m) => HttpError::not_found(m),
             ServerError::Forbidden(m) => HttpError::Forbidden(m),
             ServerError::State(s) => HttpError::internal(s.to_string()),
+            ServerError::Refused(m) => HttpError::internal(m),
         }
     }
 }

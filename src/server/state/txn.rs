@@ -133,6 +133,46 @@ impl Txn {
         Ok(job)
     }
 
+    /// Sets the `Stable` flag of a stored job version, and of the job itself when that
+    /// version is the current one. Neither the version nor JobModifyIndex moves.
+    pub fn set_version_stable(
+        &mut self,
+        ns: &str,
+        id: &str,
+        version: i64,
+        stable: bool,
+    ) -> Result<(), StateError> {
+        let key = ns_key(ns, id);
+        let Some(mut versions) = self.tables.job_versions.get(&key).cloned() else {
+            return Err(StateError::NotFound(format!("job {id:?} has no versions")));
+        };
+        let Some(pos) = versions.iter().position(|v| v.version == version) else {
+            return Err(StateError::NotFound(format!(
+                "job {id:?} has no version {version}"
+            )));
+        };
+        let mut updated = (*versions[pos]).clone();
+        updated.stable = stable;
+        updated.modify_index = self.index;
+        self.batch.put(
+            Kind::JobVersions,
+            version_disk_key(ns, id, version),
+            encode(&updated)?,
+        );
+        versions.set(pos, Arc::new(updated));
+        self.tables.job_versions.insert(key, versions);
+        self.touch(Table::JobVersions);
+        if let Some(current) = self.tables.job(ns, id)
+            && current.version == version
+            && current.stable != stable
+        {
+            let mut job = (*current).clone();
+            job.stable = stable;
+            self.put_job(job, false)?;
+        }
+        Ok(())
+    }
+
     /// Removes a job and its versions (purge). Its allocations and evaluations stay.
     pub fn delete_job(&mut self, ns: &str, id: &str) {
         let key = ns_key(ns, id);

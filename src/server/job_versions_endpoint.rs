@@ -1,0 +1,118 @@
+//! Job version writes: revert to an earlier version, mark a version stable.
+
+use serde::{Deserialize, Serialize};
+
+use super::job_endpoint::{JobRegisterRequest, JobRegisterResponse};
+use super::state::StateError;
+use super::{Server, ServerError};
+
+/// Body of `POST /v1/job/:id/revert`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobRevertRequest {
+    #[serde(rename = "JobID")]
+    pub job_id: String,
+    #[serde(deserialize_with = "crate::structs::de::int")]
+    pub job_version: i64,
+    #[serde(deserialize_with = "crate::structs::de::opt_int")]
+    pub enforce_prior_version: Option<i64>,
+}
+
+/// Body of `POST /v1/job/:id/stable`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobStabilityRequest {
+    #[serde(rename = "JobID")]
+    pub job_id: String,
+    #[serde(deserialize_with = "crate::structs::de::int")]
+    pub job_version: i64,
+    pub stable: bool,
+}
+
+/// Answer to a stability change: the write's index.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobStabilityResponse {
+    pub index: u64,
+}
+
+fn version_not_found(ns: &str, id: &str, version: i64) -> ServerError {
+    ServerError::Refused(format!(
+        "job {id:?} in namespace {ns:?} at version {version} not found"
+    ))
+}
+
+impl Server {
+    /// Registers an earlier version of a job again, as a new version (Nomad's Job.Revert):
+    /// the old spec as it was, `Stable` cleared. An unchanged spec only gets an evaluation.
+    pub fn revert_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        req: &JobRevertRequest,
+    ) -> Result<JobRegisterResponse, ServerError> {
+        let snap = self.state.snapshot();
+        let current = snap
+            .job(namespace, job_id)
+            .ok_or_else(|| ServerError::Refused(format!("job {job_id:?} not found")))?;
+        if req.job_version == current.version {
+            return Err(ServerError::Refused(
+                "can't revert to current version".to_string(),
+            ));
+        }
+        let old = snap
+            .job_version(namespace, job_id, req.job_version)
+            .ok_or_else(|| version_not_found(namespace, job_id, req.job_version))?;
+        if let Some(prior) = req.enforce_prior_version
+            && prior != current.version
+        {
+            return Err(ServerError::Refused(format!(
+                "Current job has version {}; enforcing version {prior}",
+                current.version
+            )));
+        }
+        let mut job = (*old).clone();
+        job.stable = false;
+        // Checked again inside the register write: a change in between is refused.
+        let register = JobRegisterRequest {
+            job: Some(job),
+            enforce_index: true,
+            job_modify_index: current.job_modify_index,
+            ..JobRegisterRequest::default()
+        };
+        self.register_job(register, Some(namespace))
+            .map_err(|e| match e {
+                // Nomad reports a lost check-and-set race from the revert as a 500.
+                ServerError::BadRequest(m) if m.starts_with("Enforcing job modify index") => {
+                    ServerError::Refused(m)
+                }
+                other => other,
+            })
+    }
+
+    /// Sets the `Stable` flag of one version of a job (no new version, no evaluation).
+    pub fn set_job_stability(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        req: &JobStabilityRequest,
+    ) -> Result<JobStabilityResponse, ServerError> {
+        let (index, ()) = self
+            .state
+            .write(|txn| {
+                let Some(version) = txn.tables().job_version(namespace, job_id, req.job_version)
+                else {
+                    return Err(StateError::NotFound(String::new()));
+                };
+                if version.stable != req.stable {
+                    txn.set_version_stable(namespace, job_id, req.job_version, req.stable)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                StateError::NotFound(_) => version_not_found(namespace, job_id, req.job_version),
+                other => ServerError::State(other),
+            })?;
+        Ok(JobStabilityResponse { index })
+    }
+}
