@@ -664,3 +664,142 @@ fn revert_and_stable_write_job_versions() {
     assert_eq!(versions["Versions"][1]["Stable"], true);
     assert_eq!(http.get(&agent.url("/v1/job/rev")).json()["Version"], 2);
 }
+
+#[test]
+fn scale_changes_counts_and_records_events() {
+    let mut agent = Agent::start(AgentOpts::server());
+    let http = Http::default();
+    let _node = SimNode::register(&agent.rpc_addr(), "n0", "dc1", 8000, 16384);
+    let mut job = service_job("sc", 1);
+    job["TaskGroups"][0]["Scaling"] = json!({"Min": 1, "Max": 4, "Enabled": true});
+    register(&http, &agent, job);
+    wait_allocs(&http, &agent, "sc", 1);
+    let url = agent.url("/v1/job/sc/scale");
+    let status = || {
+        let r = http.get(&url);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    let s = status();
+    assert_eq!(s["JobID"], "sc");
+    assert_eq!(s["JobStopped"], false);
+    let g = &s["TaskGroups"]["web"];
+    assert_eq!(
+        (g["Desired"].as_i64(), g["Placed"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(g["Events"], Value::Null);
+
+    // Refusals, with Nomad's statuses and words.
+    let bad = |body: Value, status: u16, msg: &str| {
+        let r = http.post(&url, &body);
+        assert_eq!((r.status, r.body.as_str()), (status, msg), "{body}");
+    };
+    bad(
+        json!({"Count": 2}),
+        400,
+        "missing task group name for scaling action",
+    );
+    bad(
+        json!({"Count": -1, "Target": {"Group": "web"}}),
+        400,
+        "scaling action count can't be negative",
+    );
+    bad(
+        json!({"Count": 2, "Error": true, "Target": {"Group": "web"}}),
+        400,
+        "scaling action should not contain count if error is true",
+    );
+    bad(
+        json!({"Count": 2, "Target": {"Group": "nope"}}),
+        400,
+        "task group \"nope\" specified for scaling does not exist in job",
+    );
+    bad(
+        json!({"Count": 2, "Target": {"Group": "web", "Job": "other"}}),
+        400,
+        "job ID in payload did not match URL",
+    );
+    bad(
+        json!({"Count": 5, "Target": {"Group": "web"}}),
+        400,
+        "group count was greater than scaling policy maximum: 5 > 4",
+    );
+    bad(
+        json!({"Count": 2, "Target": {"Group": "web"}, "JobModifyIndex": 1}),
+        500,
+        &format!(
+            "Enforcing job modify index 1: job exists with conflicting job modify index: {}",
+            http.get(&agent.url("/v1/job/sc")).json()["JobModifyIndex"]
+        ),
+    );
+    let r = http.post(
+        &agent.url("/v1/job/nope/scale"),
+        &json!({"Count": 1, "Target": {"Group": "web"}}),
+    );
+    assert_eq!((r.status, r.body.as_str()), (404, "job \"nope\" not found"));
+    assert_eq!(http.get(&agent.url("/v1/job/nope/scale")).status, 404);
+
+    // Scale to 3: a new version, an evaluation, three allocations, one event.
+    let r = http.post(
+        &url,
+        &json!({"Count": 3, "Message": "load", "Meta": {"by": "test"}, "Target": {"Group": "web"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let resp = r.json();
+    let eval_id = resp["EvalID"].as_str().unwrap().to_string();
+    assert!(!eval_id.is_empty(), "{resp}");
+    let eval = http
+        .get(&agent.url(&format!("/v1/evaluation/{eval_id}")))
+        .json();
+    assert_eq!(eval["TriggeredBy"], "job-scaling");
+    assert_eq!(http.get(&agent.url("/v1/job/sc")).json()["Version"], 1);
+    wait_allocs(&http, &agent, "sc", 3);
+    let s = status();
+    let g = &s["TaskGroups"]["web"];
+    assert_eq!(
+        (g["Desired"].as_i64(), g["Placed"].as_i64()),
+        (Some(3), Some(3))
+    );
+    let ev = &g["Events"][0];
+    assert_eq!(
+        (ev["Count"].as_i64(), ev["PreviousCount"].as_i64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(ev["Message"], "load");
+    assert_eq!(ev["Meta"]["by"], "test");
+    assert_eq!(ev["EvalID"], eval_id.as_str());
+    assert!(ev["CreateIndex"].as_u64().unwrap() > 0 && ev["Time"].as_i64().unwrap() > 0);
+
+    // Without Count only an event is recorded: no version, no evaluation; 20 kept.
+    for i in 0..21 {
+        let r = http.post(
+            &url,
+            &json!({"Message": format!("note {i}"), "Error": i == 20, "Target": {"Group": "web"}}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["EvalID"], "");
+    }
+    assert_eq!(http.get(&agent.url("/v1/job/sc")).json()["Version"], 1);
+    let events = status()["TaskGroups"]["web"]["Events"].clone();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 20);
+    assert_eq!(
+        (events[0]["Message"].as_str(), events[0]["Error"].as_bool()),
+        (Some("note 20"), Some(true))
+    );
+    assert_eq!(events[0]["Count"], Value::Null);
+    assert_eq!(events[19]["Message"], "note 1");
+
+    // Events survive a restart.
+    agent.restart();
+    let after = status()["TaskGroups"]["web"]["Events"].clone();
+    assert_eq!(after.as_array().map(Vec::len), Some(20));
+    assert_eq!(after[0]["Message"], "note 20");
+
+    // A purged job takes its events with it.
+    let r = http.delete(&agent.url("/v1/job/sc?purge=true"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    register(&http, &agent, service_job("sc", 1));
+    assert_eq!(status()["TaskGroups"]["web"]["Events"], Value::Null);
+}

@@ -6,6 +6,7 @@ pub mod de;
 pub mod eval;
 pub mod job;
 pub mod node;
+pub mod scaling;
 pub mod time;
 pub mod validate;
 
@@ -13,6 +14,7 @@ pub use alloc::*;
 pub use eval::*;
 pub use job::*;
 pub use node::*;
+pub use scaling::*;
 
 /// Namespace used when a request names none.
 pub const DEFAULT_NAMESPACE: &str = "default";

@@ -9,8 +9,8 @@ use axum::routing::{any, get};
 use serde::{Deserialize, Serialize};
 
 use super::App;
-use super::job_versions;
 use super::summary::job_summary;
+use super::{job_scale, job_versions};
 use crate::http::{
     HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, decode_json,
     paginate,
@@ -98,6 +98,7 @@ const SUB_RESOURCES: &[&str] = &[
     "evaluate",
     "revert",
     "stable",
+    "scale",
 ];
 
 async fn job_dispatch(
@@ -130,6 +131,8 @@ async fn job_dispatch(
         ("evaluate", Method::POST | Method::PUT) => evaluate(app, opts, id, &body),
         ("revert", Method::POST | Method::PUT) => job_versions::revert(&app, &opts, id, &body),
         ("stable", Method::POST | Method::PUT) => job_versions::stable(&app, &opts, id, &body),
+        ("scale", Method::GET) => job_scale::status(app, opts, id).await,
+        ("scale", Method::POST | Method::PUT) => job_scale::scale(&app, &opts, id, &body),
         _ => Err(HttpError::invalid_method()),
     }
 }

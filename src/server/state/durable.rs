@@ -18,12 +18,13 @@ pub enum Kind {
     Nodes,
     Evals,
     Deployments,
+    ScalingEvents,
     Meta,
 }
 
 impl Kind {
     /// Every kind, in restore order (jobs before the allocations that point at them).
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Meta,
         Kind::Jobs,
         Kind::JobVersions,
@@ -32,6 +33,7 @@ impl Kind {
         Kind::Nodes,
         Kind::Evals,
         Kind::Deployments,
+        Kind::ScalingEvents,
     ];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Nodes => "nodes",
             Kind::Evals => "evals",
             Kind::Deployments => "deployments",
+            Kind::ScalingEvents => "scaling_events",
             Kind::Meta => "meta",
         })
     }

@@ -9,7 +9,7 @@ use super::StateError;
 use super::durable::{Durable, Kind};
 use super::tables::{Table, Tables, ns_key};
 use super::txn::StoredAlloc;
-use crate::structs::{Deployment, Evaluation, Job, Node};
+use crate::structs::{Deployment, Evaluation, Job, JobScalingEvents, Node};
 
 fn decode<T: DeserializeOwned>(kind: Kind, key: &str, bytes: &[u8]) -> Result<T, StateError> {
     serde_json::from_slice(bytes)
@@ -77,6 +77,11 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
     for (key, bytes) in d.load(Kind::Deployments)? {
         let dep: Deployment = decode(Kind::Deployments, &key, &bytes)?;
         t.deployments.insert(dep.id.clone(), Arc::new(dep));
+    }
+    for (key, bytes) in d.load(Kind::ScalingEvents)? {
+        let events: JobScalingEvents = decode(Kind::ScalingEvents, &key, &bytes)?;
+        t.scaling_events
+            .insert(ns_key(&events.namespace, &events.job_id), Arc::new(events));
     }
     Ok(t)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
 
 use crate::server::scheduler::SchedulerView;
-use crate::structs::{Allocation, Deployment, Evaluation, Job, Node};
+use crate::structs::{Allocation, Deployment, Evaluation, Job, JobScalingEvents, Node};
 
 /// `(namespace, id)`.
 pub type NsKey = (String, String);
@@ -20,17 +20,19 @@ pub enum Table {
     Nodes,
     Evals,
     Deployments,
+    ScalingEvents,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Jobs,
         Table::JobVersions,
         Table::Allocs,
         Table::Nodes,
         Table::Evals,
         Table::Deployments,
+        Table::ScalingEvents,
     ];
 
     /// Position in per-table arrays.
@@ -47,6 +49,7 @@ impl Table {
             Table::Nodes => "nodes",
             Table::Evals => "evals",
             Table::Deployments => "deployment",
+            Table::ScalingEvents => "scaling_event",
         }
     }
 }
@@ -60,7 +63,7 @@ pub struct Tables {
     /// The latest index of any write.
     pub index: u64,
     /// The latest write index per table.
-    pub table_index: [u64; 6],
+    pub table_index: [u64; Table::ALL.len()],
     pub jobs: OrdMap<NsKey, Arc<Job>>,
     /// Versions of each job, newest first.
     pub job_versions: OrdMap<NsKey, Vector<Arc<Job>>>,
@@ -71,6 +74,8 @@ pub struct Tables {
     pub evals: OrdMap<String, Arc<Evaluation>>,
     pub evals_by_job: HashMap<NsKey, OrdSet<String>>,
     pub deployments: OrdMap<String, Arc<Deployment>>,
+    /// Scaling events of each job, per group, newest first.
+    pub scaling_events: OrdMap<NsKey, Arc<JobScalingEvents>>,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }

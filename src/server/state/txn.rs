@@ -11,7 +11,7 @@ use super::durable::{Batch, Kind};
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 use crate::structs::{
     Allocation, Deployment, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING,
-    Job, Node,
+    JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents, Node, ScalingEvent,
 };
 
 /// An allocation as stored on disk: without its job, which is stored once per version.
@@ -55,7 +55,7 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
 pub struct Txn {
     pub(super) tables: Tables,
     pub(super) batch: Batch,
-    pub(super) touched: [bool; 6],
+    pub(super) touched: [bool; Table::ALL.len()],
     index: u64,
     jobs_to_refresh: BTreeSet<NsKey>,
 }
@@ -67,7 +67,7 @@ impl Txn {
         Txn {
             tables,
             batch,
-            touched: [false; 6],
+            touched: [false; Table::ALL.len()],
             index,
             jobs_to_refresh: BTreeSet::new(),
         }
@@ -173,9 +173,44 @@ impl Txn {
         Ok(())
     }
 
+    /// Records a scaling event of `group` (newest first, at most
+    /// [`JOB_TRACKED_SCALING_EVENTS`] kept per group), stamping its CreateIndex.
+    pub fn add_scaling_event(
+        &mut self,
+        ns: &str,
+        id: &str,
+        group: &str,
+        mut event: ScalingEvent,
+    ) -> Result<(), StateError> {
+        event.create_index = self.index;
+        let key = ns_key(ns, id);
+        let mut all = self
+            .tables
+            .scaling_events
+            .get(&key)
+            .map(|e| (**e).clone())
+            .unwrap_or_else(|| JobScalingEvents {
+                namespace: ns.to_string(),
+                job_id: id.to_string(),
+                ..JobScalingEvents::default()
+            });
+        let events = all.scaling_events.entry(group.to_string()).or_default();
+        events.insert(0, event);
+        events.truncate(JOB_TRACKED_SCALING_EVENTS);
+        self.batch
+            .put(Kind::ScalingEvents, ns_disk_key(ns, id), encode(&all)?);
+        self.tables.scaling_events.insert(key, Arc::new(all));
+        self.touch(Table::ScalingEvents);
+        Ok(())
+    }
+
     /// Removes a job and its versions (purge). Its allocations and evaluations stay.
     pub fn delete_job(&mut self, ns: &str, id: &str) {
         let key = ns_key(ns, id);
+        if self.tables.scaling_events.remove(&key).is_some() {
+            self.batch.delete(Kind::ScalingEvents, ns_disk_key(ns, id));
+            self.touch(Table::ScalingEvents);
+        }
         if self.tables.jobs.remove(&key).is_some() {
             self.batch.delete(Kind::Jobs, ns_disk_key(ns, id));
             self.touch(Table::Jobs);
