@@ -803,3 +803,105 @@ fn scale_changes_counts_and_records_events() {
     register(&http, &agent, service_job("sc", 1));
     assert_eq!(status()["TaskGroups"]["web"]["Events"], Value::Null);
 }
+
+#[test]
+fn plan_is_a_dry_run_with_annotations_and_diff() {
+    let agent = Agent::start(AgentOpts::server());
+    let http = Http::default();
+    let _node = SimNode::register(&agent.rpc_addr(), "n0", "dc1", 4000, 16384);
+    let url = agent.url("/v1/job/pl/plan");
+    let plan = |job: Value| {
+        let r = http.post(&url, &json!({"Job": job, "Diff": true}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    let updates = |p: &Value| p["Annotations"]["DesiredTGUpdates"]["web"].clone();
+
+    // A new job: two placements, an "Added" diff, nothing written.
+    let p = plan(service_job("pl", 2));
+    assert_eq!(updates(&p)["Place"], 2, "{p}");
+    assert_eq!(p["Diff"]["Type"], "Added");
+    assert_eq!(p["JobModifyIndex"], 0);
+    assert_eq!(p["FailedTGAllocs"], Value::Null);
+    assert_eq!(p["NextPeriodicLaunch"], "0001-01-01T00:00:00Z");
+    assert_eq!(http.get(&agent.url("/v1/job/pl")).status, 404);
+    assert_eq!(http.get(&agent.url("/v1/evaluations")).json(), json!([]));
+
+    let resp = register(&http, &agent, service_job("pl", 2));
+    wait_allocs(&http, &agent, "pl", 2);
+    let jmi = resp["JobModifyIndex"].clone();
+
+    // Unchanged: both allocations ignored, no diff.
+    let p = plan(service_job("pl", 2));
+    assert_eq!(
+        (
+            updates(&p)["Ignore"].as_u64(),
+            updates(&p)["Place"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    assert_eq!(p["Diff"]["Type"], "None");
+    assert_eq!(p["JobModifyIndex"], jmi);
+
+    // Count 3: one placement, and the two running allocations move to the new version in
+    // place (as Nomad plans a count change); the diff names the field.
+    let p = plan(service_job("pl", 3));
+    let u = updates(&p);
+    assert_eq!(
+        (
+            u["Place"].as_u64(),
+            u["InPlaceUpdate"].as_u64(),
+            u["Ignore"].as_u64()
+        ),
+        (Some(1), Some(2), Some(0)),
+        "{u}"
+    );
+    assert_eq!(p["Diff"]["Type"], "Edited");
+    let count = p["Diff"]["TaskGroups"][0]["Fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["Name"] == "Count")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (count["Old"].as_str(), count["New"].as_str()),
+        (Some("2"), Some("3"))
+    );
+
+    // A changed task command replaces both allocations.
+    let mut changed = service_job("pl", 2);
+    changed["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = json!(["999"]);
+    assert_eq!(updates(&plan(changed))["DestructiveUpdate"], 2);
+
+    // More than the node holds: the failure and the blocked evaluation it would create.
+    let p = plan(service_job("pl", 100));
+    assert!(
+        p["FailedTGAllocs"]["web"]["NodesExhausted"]
+            .as_i64()
+            .unwrap()
+            >= 1,
+        "{p}"
+    );
+    assert_eq!(p["CreatedEvals"][0]["Status"], "blocked");
+
+    // Errors; and the state is exactly as before the plans.
+    let r = http.post(&url, &json!({"Diff": true}));
+    assert_eq!((r.status, r.body.as_str()), (400, "Job must be specified"));
+    let r = http.post(&url, &json!({"Job": service_job("other", 1)}));
+    assert_eq!((r.status, r.body.as_str()), (400, "Job ID does not match"));
+    let job = http.get(&agent.url("/v1/job/pl")).json();
+    assert_eq!(
+        (job["Version"].clone(), job["JobModifyIndex"].clone()),
+        (json!(0), jmi)
+    );
+    assert_eq!(allocs_of(&http, &agent, "pl").len(), 2);
+    assert_eq!(
+        http.get(&agent.url("/v1/evaluations"))
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

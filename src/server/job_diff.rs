@@ -195,7 +195,14 @@ fn nullable(v: Vec<Value>) -> Value {
 
 /// The diff from `old` to `new`.
 pub fn job_diff(old: &Job, new: &Job) -> Value {
-    let o = serde_json::to_value(old).unwrap_or(Value::Null);
+    job_diff_from(Some(old), new)
+}
+
+/// The diff from `old` (None: the job is new, every field `Added`) to `new`.
+pub fn job_diff_from(old: Option<&Job>, new: &Job) -> Value {
+    let o = old.map_or(Value::Null, |j| {
+        serde_json::to_value(j).unwrap_or(Value::Null)
+    });
     let n = serde_json::to_value(new).unwrap_or(Value::Null);
     let empty = Map::new();
     let om = o.as_object().unwrap_or(&empty);
@@ -209,7 +216,9 @@ pub fn job_diff(old: &Job, new: &Job) -> Value {
         &[],
         Some("Tasks"),
     );
-    let kind = if fields.is_empty() && objects.is_empty() && groups.is_empty() {
+    let kind = if old.is_none() {
+        "Added"
+    } else if fields.is_empty() && objects.is_empty() && groups.is_empty() {
         "None"
     } else {
         "Edited"

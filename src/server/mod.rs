@@ -8,6 +8,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
 pub mod job_endpoint;
+pub mod job_plan_endpoint;
 pub mod job_scale_endpoint;
 pub mod job_versions_endpoint;
 pub mod node_endpoint;

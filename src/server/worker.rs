@@ -94,6 +94,8 @@ impl Server {
             queued_allocations,
             blocked_eval,
             followup_evals,
+            // Annotations only matter to a job plan (a dry run), never to a commit.
+            desired_updates: _,
         } = out;
         let reblock = eval.status == EVAL_STATUS_BLOCKED && !failed_tg_allocs.is_empty();
         let stops_something = plan.node_update.values().any(|v| !v.is_empty());

@@ -87,3 +87,17 @@ pub struct TaskGroupScaleStatus {
     pub unhealthy: i64,
     pub events: Option<Vec<ScalingEvent>>,
 }
+
+/// What the scheduler would do for one task group (plan annotations, `DesiredTGUpdates`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DesiredUpdates {
+    pub ignore: u64,
+    pub place: u64,
+    pub migrate: u64,
+    pub stop: u64,
+    pub in_place_update: u64,
+    pub destructive_update: u64,
+    pub canary: u64,
+    pub preemptions: u64,
+}

@@ -1,9 +1,11 @@
-//! `POST|PUT /v1/job/:id/revert` and `/stable` (seed 000): the job version writes.
+//! `POST|PUT /v1/job/:id/revert`, `/stable` and `/plan` (seed 000): writing job versions,
+//! and trying one out.
 
 use axum::response::{IntoResponse, Response};
 
 use super::App;
 use crate::http::{HttpError, JsonReply, QueryOptions, decode_json};
+use crate::server::job_plan_endpoint::JobPlanRequest;
 use crate::server::job_versions_endpoint::{JobRevertRequest, JobStabilityRequest};
 
 /// The body's JobID, checked against the path as Nomad's handlers do.
@@ -49,4 +51,11 @@ pub fn stable(
         .index(index)
         .pretty(opts.pretty)
         .into_response())
+}
+
+/// A dry run of the scheduler for the submitted job.
+pub fn plan(app: &App, opts: &QueryOptions, id: &str, body: &[u8]) -> Result<Response, HttpError> {
+    let req: JobPlanRequest = decode_json(body)?;
+    let resp = app.server.plan_job(id, &opts.namespace, req)?;
+    Ok(JsonReply::new(resp).pretty(opts.pretty).into_response())
 }

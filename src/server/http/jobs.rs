@@ -99,6 +99,7 @@ const SUB_RESOURCES: &[&str] = &[
     "revert",
     "stable",
     "scale",
+    "plan",
 ];
 
 async fn job_dispatch(
@@ -132,6 +133,7 @@ async fn job_dispatch(
         ("revert", Method::POST | Method::PUT) => job_versions::revert(&app, &opts, id, &body),
         ("stable", Method::POST | Method::PUT) => job_versions::stable(&app, &opts, id, &body),
         ("scale", Method::GET) => job_scale::status(app, opts, id).await,
+        ("plan", Method::POST | Method::PUT) => job_versions::plan(&app, &opts, id, &body),
         ("scale", Method::POST | Method::PUT) => job_scale::scale(&app, &opts, id, &body),
         _ => Err(HttpError::invalid_method()),
     }

@@ -9,8 +9,8 @@ use super::stack::{Cluster, GroupStack, NewAlloc, stopped_copy};
 use super::{Plan, SchedulerError, SchedulerOutcome, SchedulerView};
 use crate::structs::time::now_nanos;
 use crate::structs::{
-    AllocMetric, Allocation, EVAL_STATUS_BLOCKED, Evaluation, JOB_TYPE_BATCH, JOB_TYPE_SERVICE,
-    JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, Job, NODE_STATUS_DOWN, Node, trigger,
+    AllocMetric, Allocation, DesiredUpdates, EVAL_STATUS_BLOCKED, Evaluation, JOB_TYPE_BATCH,
+    JOB_TYPE_SERVICE, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, Job, NODE_STATUS_DOWN, Node, trigger,
 };
 
 /// Status description of the blocked evaluation created for unplaced allocations.
@@ -91,6 +91,7 @@ pub fn schedule_generic(
     let mut out = SchedulerOutcome {
         plan: new_plan(eval, job.as_ref()),
         followup_evals: rec.followup_evals,
+        desired_updates: count_decisions(&allocs, &rec.stop, &rec.place, &rec.inplace),
         ..Default::default()
     };
     let plan = &mut out.plan;
@@ -114,13 +115,18 @@ pub fn schedule_generic(
         match inplace_update(&job, &a, nodes.get(&a.node_id), eval, now) {
             Some(updated) => push(&mut out.plan.node_allocation, updated),
             // The node no longer suits the new version: replace the allocation.
-            None => places.push(Placement {
-                group: a.task_group.clone(),
-                name: a.name.clone(),
-                reason: PlaceReason::Destructive,
-                previous: Some(a),
-                tracker: None,
-            }),
+            None => {
+                let d = out.desired_updates.entry(a.task_group.clone()).or_default();
+                d.in_place_update = d.in_place_update.saturating_sub(1);
+                d.destructive_update += 1;
+                places.push(Placement {
+                    group: a.task_group.clone(),
+                    name: a.name.clone(),
+                    reason: PlaceReason::Destructive,
+                    previous: Some(a),
+                    tracker: None,
+                });
+            }
         }
     }
 
@@ -187,6 +193,43 @@ pub fn schedule_generic(
     }
     if !out.failed_tg_allocs.is_empty() {
         out.blocked_eval = Some(blocked_eval(eval, &job, class_eligibility, escaped, now));
+    }
+    out
+}
+
+/// The reconciler's decisions counted per group, as a plan's `DesiredTGUpdates`: every live
+/// allocation the decisions do not touch is ignored.
+fn count_decisions(
+    allocs: &[Arc<Allocation>],
+    stops: &[super::reconcile::Stop],
+    places: &[Placement],
+    inplace: &[Arc<Allocation>],
+) -> BTreeMap<String, DesiredUpdates> {
+    let mut out: BTreeMap<String, DesiredUpdates> = BTreeMap::new();
+    let mut touched: HashSet<&str> = HashSet::new();
+    for s in stops {
+        out.entry(s.alloc.task_group.clone()).or_default().stop += 1;
+        touched.insert(&s.alloc.id);
+    }
+    for p in places {
+        let d = out.entry(p.group.clone()).or_default();
+        match p.reason {
+            PlaceReason::Destructive => d.destructive_update += 1,
+            PlaceReason::Migrate => d.migrate += 1,
+            PlaceReason::New | PlaceReason::Lost | PlaceReason::Reschedule => d.place += 1,
+        }
+        if let Some(prev) = &p.previous {
+            touched.insert(&prev.id);
+        }
+    }
+    for a in inplace {
+        out.entry(a.task_group.clone()).or_default().in_place_update += 1;
+        touched.insert(&a.id);
+    }
+    for a in allocs {
+        if !a.terminal() && !touched.contains(a.id.as_str()) {
+            out.entry(a.task_group.clone()).or_default().ignore += 1;
+        }
     }
     out
 }

@@ -78,6 +78,8 @@ pub struct SchedulerOutcome {
     pub blocked_eval: Option<Evaluation>,
     /// Evaluations to run later (delayed reschedules), with `WaitUntil` set.
     pub followup_evals: Vec<Evaluation>,
+    /// Group → what the scheduler decided, counted (a job plan's annotations).
+    pub desired_updates: BTreeMap<String, crate::structs::DesiredUpdates>,
 }
 
 /// Scheduler faults (not placement failures, which are part of the outcome).
