@@ -7,6 +7,7 @@ pub mod broker;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
+pub mod job_dispatch_endpoint;
 pub mod job_endpoint;
 pub mod job_plan_endpoint;
 pub mod job_scale_endpoint;

@@ -2,6 +2,7 @@
 //! the task through its driver, waits for it, and applies the restart policy and the kill
 //! sequence, emitting Nomad's task events along the way.
 
+mod dispatch_hook;
 pub mod driver_config;
 mod env_hook;
 pub mod events;
@@ -344,6 +345,8 @@ impl TaskRunner {
         let task_dir = self.cfg.alloc_dir.task_dir(&self.cfg.task.name);
         task_dir_hook::prestart(&self.shared, &task_dir, &mut self.task_dir_done)
             .map_err(|e| (events::hook_failed("task_dir", &e.to_string()), false))?;
+        dispatch_hook::prestart(self.cfg.alloc.job.as_deref(), &self.cfg.task, &task_dir)
+            .map_err(|e| (events::hook_failed("dispatch_payload", &e), false))?;
         let env = env_hook::build(&self.cfg);
         let task_cfg =
             driver_config::build(&self.cfg.alloc, &self.cfg.task, &self.cfg.alloc_dir, &env);

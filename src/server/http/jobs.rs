@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::App;
 use super::summary::job_summary;
-use super::{job_scale, job_versions};
+use super::{job_dispatch, job_scale, job_versions};
 use crate::http::{
     HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, decode_json,
     paginate,
@@ -100,6 +100,7 @@ const SUB_RESOURCES: &[&str] = &[
     "stable",
     "scale",
     "plan",
+    "dispatch",
 ];
 
 async fn job_dispatch(
@@ -134,6 +135,9 @@ async fn job_dispatch(
         ("stable", Method::POST | Method::PUT) => job_versions::stable(&app, &opts, id, &body),
         ("scale", Method::GET) => job_scale::status(app, opts, id).await,
         ("plan", Method::POST | Method::PUT) => job_versions::plan(&app, &opts, id, &body),
+        ("dispatch", Method::POST | Method::PUT) => {
+            job_dispatch::dispatch(&app, &opts, &params, id, &body)
+        }
         ("scale", Method::POST | Method::PUT) => job_scale::scale(&app, &opts, id, &body),
         _ => Err(HttpError::invalid_method()),
     }

@@ -4,6 +4,7 @@
 mod agent;
 mod allocations;
 mod evaluations;
+mod job_dispatch;
 mod job_scale;
 mod job_versions;
 mod jobs;
