@@ -80,6 +80,13 @@ impl Server {
         }
         canonicalize_job(&mut job, &self.config.region);
         validate_job(&job).map_err(|e| ServerError::BadRequest(e.to_string()))?;
+        if let Some(p) = job.periodic.as_ref() {
+            super::periodic::validate(p).map_err(|e| {
+                let errs =
+                    crate::structs::validate::ValidationErrors(vec![format!("Periodic: {e}")]);
+                ServerError::BadRequest(errs.to_string())
+            })?;
+        }
         if job.region != self.config.region {
             return Err(ServerError::BadRequest(format!(
                 "No path to region {:?}",

@@ -45,7 +45,7 @@ pub struct JobPlanResponse {
     pub job_modify_index: u64,
     pub created_evals: Option<Vec<Evaluation>>,
     pub diff: Option<Value>,
-    /// Zero time: periodic launches are not computed.
+    /// The next launch of a periodic job (RFC 3339), Go's zero time otherwise.
     pub next_periodic_launch: String,
     pub warnings: String,
     pub index: u64,
@@ -131,7 +131,19 @@ impl Server {
             job_modify_index: existing.as_ref().map_or(0, |j| j.job_modify_index),
             created_evals: (!created.is_empty()).then_some(created),
             diff: req.diff.then(|| job_diff_from(existing.as_deref(), &job)),
-            next_periodic_launch: ZERO_TIME.to_string(),
+            next_periodic_launch: job
+                .periodic
+                .as_ref()
+                .filter(|p| p.enabled)
+                .and_then(|p| {
+                    super::periodic::next_launch(p, chrono::Utc::now())
+                        .ok()
+                        .flatten()
+                })
+                .map_or_else(
+                    || ZERO_TIME.to_string(),
+                    |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ),
             warnings: String::new(),
             index: 0,
         })

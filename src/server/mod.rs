@@ -13,6 +13,7 @@ pub mod job_plan_endpoint;
 pub mod job_scale_endpoint;
 pub mod job_versions_endpoint;
 pub mod node_endpoint;
+pub mod periodic;
 pub mod scheduler;
 pub mod state;
 pub mod worker;
@@ -140,6 +141,8 @@ impl Server {
             let server = self.clone();
             tokio::spawn(async move { worker::run(server).await });
         }
+        let launcher = self.clone();
+        tokio::spawn(async move { periodic::run(launcher).await });
     }
 
     /// A new pending evaluation for a job.

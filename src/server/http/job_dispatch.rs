@@ -1,4 +1,5 @@
-//! `POST|PUT /v1/job/:id/dispatch` (seed 000).
+//! `POST|PUT /v1/job/:id/dispatch` and `/periodic/force` (seed 000): the ways a parent job
+//! spawns a child on demand.
 
 use axum::response::{IntoResponse, Response};
 
@@ -23,6 +24,21 @@ pub fn dispatch(
     let resp = app.server.dispatch_job(&opts.namespace, id, &req)?;
     let index = resp.index;
     Ok(JsonReply::new(resp)
+        .index(index)
+        .pretty(opts.pretty)
+        .into_response())
+}
+
+/// Launches a periodic job's child now (`EvalID`, `EvalCreateIndex`, `Index`).
+pub fn force_periodic(app: &App, opts: &QueryOptions, id: &str) -> Result<Response, HttpError> {
+    let resp = app.server.force_periodic(&opts.namespace, id)?;
+    let index = resp.index;
+    let body = serde_json::json!({
+        "EvalID": resp.eval_id,
+        "EvalCreateIndex": resp.eval_create_index,
+        "Index": index,
+    });
+    Ok(JsonReply::new(body)
         .index(index)
         .pretty(opts.pretty)
         .into_response())

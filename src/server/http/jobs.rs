@@ -112,6 +112,9 @@ async fn job_dispatch(
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let (id, sub) = match rest.rsplit_once('/') {
+        Some((id, "force")) if id.ends_with("/periodic") && id.len() > "/periodic".len() => {
+            (&id[..id.len() - "/periodic".len()], "periodic/force")
+        }
         Some((id, sub)) if SUB_RESOURCES.contains(&sub) && !id.is_empty() => (id, sub),
         _ => (rest.as_str(), ""),
     };
@@ -135,6 +138,9 @@ async fn job_dispatch(
         ("stable", Method::POST | Method::PUT) => job_versions::stable(&app, &opts, id, &body),
         ("scale", Method::GET) => job_scale::status(app, opts, id).await,
         ("plan", Method::POST | Method::PUT) => job_versions::plan(&app, &opts, id, &body),
+        ("periodic/force", Method::POST | Method::PUT) => {
+            job_dispatch::force_periodic(&app, &opts, id)
+        }
         ("dispatch", Method::POST | Method::PUT) => {
             job_dispatch::dispatch(&app, &opts, &params, id, &body)
         }
