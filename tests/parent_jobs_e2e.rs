@@ -286,3 +286,48 @@ fn prohibit_overlap_skips_launches_while_a_child_runs() {
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(children(&http, &agent, "slow").len(), 1);
 }
+
+#[test]
+fn one_missed_periodic_launch_is_caught_up_after_a_restart() {
+    let mut agent = Agent::start(AgentOpts::dev());
+    let http = Http::default();
+    let r = http.put(
+        &agent.url("/v1/jobs"),
+        &json!({"Job": periodic_job("catch", "*/5 * * * * * *", false, "true")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(Duration::from_secs(15), "a first launch", || {
+        (!children(&http, &agent, "catch").is_empty()).then_some(())
+    });
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    agent.kill9();
+    // At least two launch times pass while the server is down.
+    std::thread::sleep(Duration::from_secs(11));
+    let up = unix();
+    agent.restart();
+    // Children registered after the restart for a launch time before it: the catch-up.
+    let caught_up = |http: &Http, agent: &Agent| -> Vec<String> {
+        children(http, agent, "catch")
+            .into_iter()
+            .filter(|id| {
+                let launch = id.rsplit('-').next().and_then(|s| s.parse::<i64>().ok());
+                let job = http.get(&agent.url(&format!("/v1/job/{id}"))).json();
+                let submitted = job["SubmitTime"].as_i64().unwrap_or(0) / 1_000_000_000;
+                launch.is_some_and(|l| l <= up) && submitted >= up
+            })
+            .collect()
+    };
+    let caught = wait_for(Duration::from_secs(10), "the catch-up launch", || {
+        let l = caught_up(&http, &agent);
+        (!l.is_empty()).then_some(l)
+    });
+    // Give a second catch-up the chance to appear: it must not.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(caught_up(&http, &agent), caught);
+    assert_eq!(caught.len(), 1, "{caught:?}");
+}
