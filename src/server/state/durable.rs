@@ -51,6 +51,9 @@ impl Kind {
     }
 }
 
+/// redb's page cache (reads are answered from the in-memory tables, not from redb).
+const CACHE_BYTES: usize = 64 << 20;
+
 /// One record change, or the end of a batch that is to be committed.
 enum Op {
     Put(Kind, String, Vec<u8>),
@@ -143,7 +146,11 @@ impl Durable {
         std::fs::create_dir_all(dir)
             .map_err(|e| StateError::Storage(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("state.redb");
-        let db = Database::create(&path)
+        // redb caches up to 1 GiB by default; the in-memory tables already serve every read,
+        // so the cache only has to hold a large plan's dirty pages.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
             .map_err(|e| StateError::Storage(format!("opening {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(storage)?;
         for kind in Kind::ALL {
