@@ -821,6 +821,8 @@ fn plan_is_a_dry_run_with_annotations_and_diff() {
     let p = plan(service_job("pl", 2));
     assert_eq!(updates(&p)["Place"], 2, "{p}");
     assert_eq!(p["Diff"]["Type"], "Added");
+    // The counts also sit in the group's diff, where Nomad's CLI reads "(2 create)".
+    assert_eq!(p["Diff"]["TaskGroups"][0]["Updates"], json!({"create": 2}));
     assert_eq!(p["JobModifyIndex"], 0);
     assert_eq!(p["FailedTGAllocs"], Value::Null);
     assert_eq!(p["NextPeriodicLaunch"], "0001-01-01T00:00:00Z");
@@ -841,6 +843,8 @@ fn plan_is_a_dry_run_with_annotations_and_diff() {
         (Some(2), Some(0))
     );
     assert_eq!(p["Diff"]["Type"], "None");
+    assert_eq!(p["Diff"]["TaskGroups"][0]["Type"], "None");
+    assert_eq!(p["Diff"]["TaskGroups"][0]["Updates"], json!({"ignore": 2}));
     assert_eq!(p["JobModifyIndex"], jmi);
 
     // Count 3: one placement, and the two running allocations move to the new version in

@@ -117,6 +117,11 @@ impl Server {
         if desired.is_empty() {
             desired = count_plan(&outcome.plan);
         }
+        let diff = req.diff.then(|| {
+            let mut d = job_diff_from(existing.as_deref(), &job);
+            annotate_diff(&mut d, &job, &desired);
+            d
+        });
         let mut created: Vec<Evaluation> = outcome.followup_evals;
         if let Some(blocked) = outcome.blocked_eval {
             created.insert(0, blocked);
@@ -130,7 +135,7 @@ impl Server {
                 .then_some(outcome.failed_tg_allocs),
             job_modify_index: existing.as_ref().map_or(0, |j| j.job_modify_index),
             created_evals: (!created.is_empty()).then_some(created),
-            diff: req.diff.then(|| job_diff_from(existing.as_deref(), &job)),
+            diff,
             next_periodic_launch: job
                 .periodic
                 .as_ref()
@@ -148,6 +153,48 @@ impl Server {
             index: 0,
         })
     }
+}
+
+/// Puts each group's decisions into its diff as Nomad's `Updates` map (`create`, `destroy`,
+/// `in-place update`, …; the CLI prints these), adding an unchanged (`None`) entry for groups
+/// the diff does not otherwise list.
+fn annotate_diff(diff: &mut Value, job: &Job, desired: &BTreeMap<String, DesiredUpdates>) {
+    let mut groups: Vec<Value> = diff["TaskGroups"].as_array().cloned().unwrap_or_default();
+    for g in job.groups() {
+        if !groups.iter().any(|d| d["Name"] == g.name.as_str()) {
+            groups.push(serde_json::json!({
+                "Type": "None", "Name": g.name, "Fields": null, "Objects": null, "Tasks": null,
+            }));
+        }
+    }
+    for entry in &mut groups {
+        let Some(d) = entry["Name"].as_str().and_then(|n| desired.get(n)) else {
+            continue;
+        };
+        let counts = [
+            ("ignore", d.ignore),
+            ("create", d.place),
+            ("migrate", d.migrate),
+            ("destroy", d.stop),
+            ("in-place update", d.in_place_update),
+            ("create/destroy update", d.destructive_update),
+            ("canary", d.canary),
+        ];
+        let updates: serde_json::Map<String, Value> = counts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.to_string(), Value::from(*n)))
+            .collect();
+        if !updates.is_empty() {
+            entry["Updates"] = Value::Object(updates);
+        }
+    }
+    groups.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+    diff["TaskGroups"] = if groups.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(groups)
+    };
 }
 
 /// Decisions counted from a plan, for schedulers that do not count them (system jobs):
