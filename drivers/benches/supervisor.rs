@@ -85,17 +85,18 @@ async fn through_supervisor(env: &Env, d: &RawExecDriver, run: u32) -> Duration 
     took
 }
 
-fn raw_dd(env: &Env) -> Duration {
-    let raw_path = env.logs_dir().join("raw-dd");
+/// `dd` writing `RUN_MIB` of zeros to a file in the logs dir with the given block and flags;
+/// the time it took.
+fn timed_dd(env: &Env, name: &str, args: &[&str]) -> Duration {
+    let raw_path = env.logs_dir().join(name);
     let t0 = Instant::now();
     let st = std::process::Command::new("dd")
         .args([
             "if=/dev/zero",
             &format!("of={}", raw_path.display()),
-            "bs=64k",
-            &format!("count={}", RUN_MIB * 16),
             "status=none",
         ])
+        .args(args)
         .status()
         .expect("dd");
     let took = t0.elapsed();
@@ -104,25 +105,22 @@ fn raw_dd(env: &Env) -> Duration {
     took
 }
 
+/// `dd` into the page cache of one file, 64 KiB blocks (what the task itself writes).
+fn raw_dd(env: &Env) -> Duration {
+    timed_dd(
+        env,
+        "raw-dd",
+        &["bs=64k", &format!("count={}", RUN_MIB * 16)],
+    )
+}
+
 /// What the disk itself sustains: `dd` with O_DIRECT (no page cache), 1 MiB blocks.
 fn raw_disk(env: &Env) -> Duration {
-    let raw_path = env.logs_dir().join("raw-direct");
-    let t0 = Instant::now();
-    let st = std::process::Command::new("dd")
-        .args([
-            "if=/dev/zero",
-            &format!("of={}", raw_path.display()),
-            "bs=1M",
-            &format!("count={RUN_MIB}"),
-            "oflag=direct",
-            "status=none",
-        ])
-        .status()
-        .expect("dd");
-    let took = t0.elapsed();
-    assert!(st.success());
-    let _ = std::fs::remove_file(&raw_path);
-    took
+    timed_dd(
+        env,
+        "raw-direct",
+        &["bs=1M", &format!("count={RUN_MIB}"), "oflag=direct"],
+    )
 }
 
 /// The rotator's file pattern without the task, pipe or supervisor: 64 KiB writes into

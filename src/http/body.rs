@@ -29,6 +29,14 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
     Ok(serde_path_to_error::deserialize(&mut de)?)
 }
 
+/// Decodes a JSON document that may be absent: an empty body is `None`.
+pub fn decode_optional_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, HttpError> {
+    if is_blank(bytes) {
+        return Ok(None);
+    }
+    decode_json(bytes).map(Some)
+}
+
 /// True for an empty or all-whitespace body.
 fn is_blank(bytes: &[u8]) -> bool {
     bytes.iter().all(u8::is_ascii_whitespace)
@@ -56,10 +64,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await?;
-        if is_blank(&bytes) {
-            return Ok(Self(None));
-        }
-        decode_json(&bytes).map(|v| Self(Some(v)))
+        decode_optional_json(&bytes).map(Self)
     }
 }
 

@@ -22,7 +22,7 @@ pub mod query;
 pub mod respond;
 
 pub use blocking::{WaitOutcome, blocking_query, wait_for_index};
-pub use body::{JsonBody, OptionalJsonBody, decode_json};
+pub use body::{JsonBody, OptionalJsonBody, decode_json, decode_optional_json};
 pub use duration::{parse_go_duration, parse_go_duration_nanos};
 pub use error::HttpError;
 pub use layers::{LayerConfig, NoCompression, apply_layers, apply_layers_with, no_compression};

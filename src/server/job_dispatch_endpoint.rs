@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::job_endpoint::JobRegisterRequest;
 use super::{Server, ServerError};
-use crate::structs::{Job, time::now_nanos};
+use crate::structs::time::now_nanos;
 
 /// Largest payload a dispatch may carry (Nomad's 16 KiB).
 pub const DISPATCH_PAYLOAD_MAX: usize = 16 * 1024;
@@ -77,12 +77,14 @@ impl Server {
 
         // The same token while an earlier child is still live: that child is the answer.
         if !req.idempotency_token.is_empty()
-            && let Some(child) = snap.jobs.values().find(|j| {
-                j.namespace == namespace
-                    && j.parent_id == parent_id
-                    && j.dispatch_idempotency_token == req.idempotency_token
-                    && j.status != crate::structs::JOB_STATUS_DEAD
-            })
+            && let Some(child) = snap
+                .jobs_with_prefix(namespace, &format!("{parent_id}{DISPATCH_SUFFIX}"))
+                .into_iter()
+                .find(|j| {
+                    j.parent_id == parent_id
+                        && j.dispatch_idempotency_token == req.idempotency_token
+                        && j.status != crate::structs::JOB_STATUS_DEAD
+                })
         {
             return Ok(JobDispatchResponse {
                 dispatched_job_id: child.id.clone(),
@@ -92,27 +94,17 @@ impl Server {
             });
         }
 
-        let mut child: Job = (*parent).clone();
-        child.id = child_id(parent_id, &req.id_prefix_template);
-        child.name = child.id.clone();
-        child.parent_id = parent_id.to_string();
+        let mut child = parent.derive_child(child_id(parent_id, &req.id_prefix_template));
         child.parameterized_job = None;
         child.dispatched = true;
         child.dispatch_idempotency_token = req.idempotency_token.clone();
-        child.status = String::new();
-        child.status_description = String::new();
-        child.version = 0;
-        child.create_index = 0;
-        child.modify_index = 0;
-        child.job_modify_index = 0;
-        child.stable = false;
         // Stored as Nomad stores it: snappy-compressed, base64 in JSON.
-        child.payload = (!payload.is_empty()).then(|| {
+        if !payload.is_empty() {
             let compressed = snap::raw::Encoder::new()
                 .compress_vec(&payload)
-                .unwrap_or_default();
-            STANDARD.encode(compressed)
-        });
+                .map_err(|e| ServerError::Refused(format!("compressing payload: {e}")))?;
+            child.payload = Some(STANDARD.encode(compressed));
+        }
         let mut merged = parent.meta.clone().unwrap_or_default();
         merged.extend(meta);
         child.meta = (!merged.is_empty()).then_some(merged);

@@ -64,6 +64,22 @@ pub fn same_spec(a: &Job, b: &Job) -> bool {
 }
 
 impl Server {
+    /// Hands an evaluation a write created to the broker; its ID and CreateIndex, or empty
+    /// ones when the write created none (parent jobs, unchanged specs).
+    pub(crate) fn enqueue_created(
+        &self,
+        eval: Option<std::sync::Arc<crate::structs::Evaluation>>,
+    ) -> (String, u64) {
+        match eval {
+            Some(e) => {
+                let out = (e.id.clone(), e.create_index);
+                self.broker.enqueue((*e).clone());
+                out
+            }
+            None => (String::new(), 0),
+        }
+    }
+
     /// Registers or updates a job and creates the evaluation that schedules it.
     pub fn register_job(
         &self,
@@ -172,14 +188,7 @@ impl Server {
             other => ServerError::State(other),
         })?;
 
-        let (eval_id, eval_index) = match eval {
-            Some(eval) => {
-                let out = (eval.id.clone(), eval.create_index);
-                self.broker.enqueue((*eval).clone());
-                out
-            }
-            None => (String::new(), 0),
-        };
+        let (eval_id, eval_index) = self.enqueue_created(eval);
         Ok(JobRegisterResponse {
             eval_id,
             eval_create_index: eval_index,
@@ -246,14 +255,7 @@ impl Server {
         if let Some(old) = self.blocked.untrack(namespace, job_id) {
             self.cancel_evals(vec![old]);
         }
-        let (eval_id, eval_create_index) = match eval {
-            Some(e) => {
-                let out = (e.id.clone(), e.create_index);
-                self.broker.enqueue((*e).clone());
-                out
-            }
-            None => (String::new(), 0),
-        };
+        let (eval_id, eval_create_index) = self.enqueue_created(eval);
         Ok(JobDeregisterResponse {
             eval_id,
             eval_create_index,

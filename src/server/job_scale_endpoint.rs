@@ -152,14 +152,7 @@ impl Server {
                 });
             }
         };
-        let (eval_id, eval_create_index) = match eval {
-            Some(e) => {
-                let out = (e.id.clone(), e.create_index);
-                self.broker.enqueue((*e).clone());
-                out
-            }
-            None => (String::new(), 0),
-        };
+        let (eval_id, eval_create_index) = self.enqueue_created(eval);
         Ok(JobRegisterResponse {
             eval_id,
             eval_create_index,

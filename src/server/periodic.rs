@@ -93,17 +93,15 @@ pub fn validate(cfg: &PeriodicConfig) -> Result<(), String> {
     next_launch(cfg, Utc::now()).map(drop)
 }
 
-/// The launch second recorded in a child's ID.
-fn child_launch(parent: &Job, child: &Job) -> Option<i64> {
-    if child.parent_id != parent.id || child.namespace != parent.namespace {
-        return None;
-    }
-    child
-        .id
-        .strip_prefix(&parent.id)?
-        .strip_prefix(PERIODIC_SUFFIX)?
-        .parse()
-        .ok()
+/// The periodic children of `parent` with the launch second their IDs record.
+fn children(tables: &Tables, parent: &Job) -> Vec<(i64, Arc<Job>)> {
+    let prefix = format!("{}{PERIODIC_SUFFIX}", parent.id);
+    tables
+        .jobs_with_prefix(&parent.namespace, &prefix)
+        .into_iter()
+        .filter(|c| c.parent_id == parent.id)
+        .filter_map(|c| Some((c.id[prefix.len()..].parse().ok()?, c)))
+        .collect()
 }
 
 /// When the launcher should next launch `job` (None: never, e.g. disabled or stopped): the
@@ -114,11 +112,7 @@ pub fn due(tables: &Tables, job: &Job, handled: Option<DateTime<Utc>>) -> Option
     if job.stop {
         return None;
     }
-    let last_child = tables
-        .jobs
-        .values()
-        .filter_map(|c| child_launch(job, c))
-        .max();
+    let last_child = children(tables, job).into_iter().map(|(at, _)| at).max();
     let submitted = job.submit_time / 1_000_000_000;
     let base = last_child.map_or(submitted, |l| l.max(submitted));
     let mut base = Utc.timestamp_opt(base, 0).single()?;
@@ -141,27 +135,17 @@ impl Server {
         let snap = self.state.snapshot();
         let overlap = parent.periodic.as_ref().is_some_and(|p| p.prohibit_overlap);
         if overlap && !force {
-            let live = snap
-                .jobs
-                .values()
-                .any(|c| child_launch(parent, c).is_some() && c.status != JOB_STATUS_DEAD);
+            let live = children(&snap, parent)
+                .iter()
+                .any(|(_, c)| c.status != JOB_STATUS_DEAD);
             if live {
                 tracing::debug!(job_id = %parent.id, "skipping periodic launch: an earlier child is still running");
                 return Ok(None);
             }
         }
-        let mut child = parent.clone();
-        child.id = format!("{}{PERIODIC_SUFFIX}{}", parent.id, at.timestamp());
-        child.name = child.id.clone();
-        child.parent_id = parent.id.clone();
+        let mut child =
+            parent.derive_child(format!("{}{PERIODIC_SUFFIX}{}", parent.id, at.timestamp()));
         child.periodic = None;
-        child.status = String::new();
-        child.status_description = String::new();
-        child.version = 0;
-        child.create_index = 0;
-        child.modify_index = 0;
-        child.job_modify_index = 0;
-        child.stable = false;
         let resp = self.register_job(
             JobRegisterRequest {
                 job: Some(child),

@@ -105,6 +105,24 @@ impl Job {
         self.groups().iter().find(|g| g.name == name)
     }
 
+    /// A new child job `id` of this parent (a periodic launch or a dispatch, Nomad's
+    /// `deriveJob`): the same spec, without the server's bookkeeping of the parent.
+    pub fn derive_child(&self, id: String) -> Job {
+        Job {
+            name: id.clone(),
+            id,
+            parent_id: self.id.clone(),
+            status: String::new(),
+            status_description: String::new(),
+            stable: false,
+            version: 0,
+            create_index: 0,
+            modify_index: 0,
+            job_modify_index: 0,
+            ..self.clone()
+        }
+    }
+
     /// True for jobs that only spawn children (periodic or parameterized parents).
     pub fn is_parent(&self) -> bool {
         self.periodic.as_ref().is_some_and(|p| p.enabled) || self.parameterized_job.is_some()

@@ -4,42 +4,29 @@
 use axum::response::{IntoResponse, Response};
 
 use super::App;
-use crate::http::{HttpError, JsonReply, QueryOptions, QueryParams, decode_json};
+use crate::http::{HttpError, JsonReply, WriteOptions, decode_optional_json};
 use crate::server::job_dispatch_endpoint::JobDispatchRequest;
 
 /// Dispatches a parameterized job; `idempotency_token` comes from the query.
 pub fn dispatch(
     app: &App,
-    opts: &QueryOptions,
-    params: &QueryParams,
+    opts: &WriteOptions,
     id: &str,
     body: &[u8],
 ) -> Result<Response, HttpError> {
-    let mut req: JobDispatchRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        JobDispatchRequest::default()
-    } else {
-        decode_json(body)?
-    };
-    req.idempotency_token = params.get("idempotency_token").unwrap_or("").to_string();
+    let mut req: JobDispatchRequest = decode_optional_json(body)?.unwrap_or_default();
+    req.idempotency_token = opts.idempotency_token.clone().unwrap_or_default();
     let resp = app.server.dispatch_job(&opts.namespace, id, &req)?;
-    let index = resp.index;
-    Ok(JsonReply::new(resp)
-        .index(index)
-        .pretty(opts.pretty)
-        .into_response())
+    Ok(JsonReply::write(opts, resp.index, resp).into_response())
 }
 
 /// Launches a periodic job's child now (`EvalID`, `EvalCreateIndex`, `Index`).
-pub fn force_periodic(app: &App, opts: &QueryOptions, id: &str) -> Result<Response, HttpError> {
+pub fn force_periodic(app: &App, opts: &WriteOptions, id: &str) -> Result<Response, HttpError> {
     let resp = app.server.force_periodic(&opts.namespace, id)?;
-    let index = resp.index;
     let body = serde_json::json!({
         "EvalID": resp.eval_id,
         "EvalCreateIndex": resp.eval_create_index,
-        "Index": index,
+        "Index": resp.index,
     });
-    Ok(JsonReply::new(body)
-        .index(index)
-        .pretty(opts.pretty)
-        .into_response())
+    Ok(JsonReply::write(opts, resp.index, body).into_response())
 }

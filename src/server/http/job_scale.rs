@@ -3,7 +3,7 @@
 use axum::response::{IntoResponse, Response};
 
 use super::App;
-use crate::http::{HttpError, JsonReply, QueryOptions, blocking_query, decode_json};
+use crate::http::{HttpError, JsonReply, QueryOptions, WriteOptions, blocking_query, decode_json};
 use crate::server::job_scale_endpoint::scale_status;
 use crate::server::state::Table;
 use crate::structs::ScalingRequest;
@@ -27,7 +27,7 @@ pub async fn status(app: App, opts: QueryOptions, id: &str) -> Result<Response, 
 }
 
 /// Scales a group (or only records an event when `Count` is absent).
-pub fn scale(app: &App, opts: &QueryOptions, id: &str, body: &[u8]) -> Result<Response, HttpError> {
+pub fn scale(app: &App, opts: &WriteOptions, id: &str, body: &[u8]) -> Result<Response, HttpError> {
     let req: ScalingRequest = decode_json(body)?;
     if req.target.get("Job").is_some_and(|j| j != id) {
         return Err(HttpError::bad_request(
@@ -35,9 +35,5 @@ pub fn scale(app: &App, opts: &QueryOptions, id: &str, body: &[u8]) -> Result<Re
         ));
     }
     let resp = app.server.scale_job(&opts.namespace, id, &req)?;
-    let index = resp.index;
-    Ok(JsonReply::new(resp)
-        .index(index)
-        .pretty(opts.pretty)
-        .into_response())
+    Ok(JsonReply::write(opts, resp.index, resp).into_response())
 }

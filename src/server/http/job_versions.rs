@@ -4,7 +4,7 @@
 use axum::response::{IntoResponse, Response};
 
 use super::App;
-use crate::http::{HttpError, JsonReply, QueryOptions, decode_json};
+use crate::http::{HttpError, JsonReply, WriteOptions, decode_json};
 use crate::server::job_plan_endpoint::JobPlanRequest;
 use crate::server::job_versions_endpoint::{JobRevertRequest, JobStabilityRequest};
 
@@ -22,39 +22,31 @@ fn check_job_id(body_id: &str, path_id: &str) -> Result<(), HttpError> {
 /// Reverts the job to `JobVersion`.
 pub fn revert(
     app: &App,
-    opts: &QueryOptions,
+    opts: &WriteOptions,
     id: &str,
     body: &[u8],
 ) -> Result<Response, HttpError> {
     let req: JobRevertRequest = decode_json(body)?;
     check_job_id(&req.job_id, id)?;
     let resp = app.server.revert_job(&opts.namespace, id, &req)?;
-    let index = resp.index;
-    Ok(JsonReply::new(resp)
-        .index(index)
-        .pretty(opts.pretty)
-        .into_response())
+    Ok(JsonReply::write(opts, resp.index, resp).into_response())
 }
 
 /// Marks `JobVersion` stable or not.
 pub fn stable(
     app: &App,
-    opts: &QueryOptions,
+    opts: &WriteOptions,
     id: &str,
     body: &[u8],
 ) -> Result<Response, HttpError> {
     let req: JobStabilityRequest = decode_json(body)?;
     check_job_id(&req.job_id, id)?;
     let resp = app.server.set_job_stability(&opts.namespace, id, &req)?;
-    let index = resp.index;
-    Ok(JsonReply::new(resp)
-        .index(index)
-        .pretty(opts.pretty)
-        .into_response())
+    Ok(JsonReply::write(opts, resp.index, resp).into_response())
 }
 
 /// A dry run of the scheduler for the submitted job.
-pub fn plan(app: &App, opts: &QueryOptions, id: &str, body: &[u8]) -> Result<Response, HttpError> {
+pub fn plan(app: &App, opts: &WriteOptions, id: &str, body: &[u8]) -> Result<Response, HttpError> {
     let req: JobPlanRequest = decode_json(body)?;
     let resp = app.server.plan_job(id, &opts.namespace, req)?;
     Ok(JsonReply::new(resp).pretty(opts.pretty).into_response())

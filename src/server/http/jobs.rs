@@ -13,7 +13,7 @@ use super::summary::job_summary;
 use super::{job_dispatch, job_scale, job_versions};
 use crate::http::{
     HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, decode_json,
-    paginate,
+    decode_optional_json, paginate,
 };
 use crate::server::job_endpoint::JobRegisterRequest;
 use crate::server::state::Table;
@@ -109,6 +109,7 @@ async fn job_dispatch(
     Path(rest): Path<String>,
     params: QueryParams,
     opts: QueryOptions,
+    wopts: WriteOptions,
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let (id, sub) = match rest.rsplit_once('/') {
@@ -134,17 +135,15 @@ async fn job_dispatch(
         ("deployments", Method::GET) => job_deployments(app, opts, id).await,
         ("deployment", Method::GET) => latest_deployment(app, opts, id).await,
         ("evaluate", Method::POST | Method::PUT) => evaluate(app, opts, id, &body),
-        ("revert", Method::POST | Method::PUT) => job_versions::revert(&app, &opts, id, &body),
-        ("stable", Method::POST | Method::PUT) => job_versions::stable(&app, &opts, id, &body),
+        ("revert", Method::POST | Method::PUT) => job_versions::revert(&app, &wopts, id, &body),
+        ("stable", Method::POST | Method::PUT) => job_versions::stable(&app, &wopts, id, &body),
         ("scale", Method::GET) => job_scale::status(app, opts, id).await,
-        ("plan", Method::POST | Method::PUT) => job_versions::plan(&app, &opts, id, &body),
+        ("scale", Method::POST | Method::PUT) => job_scale::scale(&app, &wopts, id, &body),
+        ("plan", Method::POST | Method::PUT) => job_versions::plan(&app, &wopts, id, &body),
         ("periodic/force", Method::POST | Method::PUT) => {
-            job_dispatch::force_periodic(&app, &opts, id)
+            job_dispatch::force_periodic(&app, &wopts, id)
         }
-        ("dispatch", Method::POST | Method::PUT) => {
-            job_dispatch::dispatch(&app, &opts, &params, id, &body)
-        }
-        ("scale", Method::POST | Method::PUT) => job_scale::scale(&app, &opts, id, &body),
+        ("dispatch", Method::POST | Method::PUT) => job_dispatch::dispatch(&app, &wopts, id, &body),
         _ => Err(HttpError::invalid_method()),
     }
 }
@@ -358,11 +357,7 @@ struct EvalOptions {
 }
 
 fn evaluate(app: App, opts: QueryOptions, id: &str, body: &[u8]) -> Result<Response, HttpError> {
-    let req: EvaluateRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        EvaluateRequest::default()
-    } else {
-        decode_json(body)?
-    };
+    let req: EvaluateRequest = decode_optional_json(body)?.unwrap_or_default();
     if !req.job_id.is_empty() && req.job_id != id {
         return Err(HttpError::bad_request("JobID not same as job name"));
     }

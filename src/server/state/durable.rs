@@ -232,11 +232,14 @@ fn writer(db: &Database, jobs: &mpsc::Receiver<Job>) {
 
 /// Applies one job's ops; None when the batch was abandoned (nothing is committed).
 fn apply(db: &Database, ops: &mpsc::Receiver<Op>) -> Option<Result<(), StateError>> {
+    let mut ops = ops.iter().peekable();
+    // A write that changes nothing closes its channel without an op: no redb transaction.
+    ops.peek()?;
     let txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
             // Drain so the sender never blocks, then report at the commit.
-            let committed = ops.iter().any(|op| matches!(op, Op::Commit));
+            let committed = ops.any(|op| matches!(op, Op::Commit));
             return committed.then(|| Err(storage(e)));
         }
     };
@@ -244,7 +247,7 @@ fn apply(db: &Database, ops: &mpsc::Receiver<Op>) -> Option<Result<(), StateErro
     let mut committed = false;
     {
         let mut tables: Vec<(Kind, redb::Table<&str, &[u8]>)> = Vec::new();
-        for op in ops.iter() {
+        for op in ops {
             let kind = match &op {
                 Op::Put(k, _, _) | Op::Delete(k, _) => *k,
                 Op::Commit => {

@@ -111,9 +111,18 @@ impl Tables {
 
     /// Jobs in a namespace (`*` for all) whose ID starts with `prefix`, sorted by namespace, ID.
     pub fn jobs_with_prefix(&self, ns: &str, prefix: &str) -> Vec<Arc<Job>> {
+        if ns == "*" {
+            return self
+                .jobs
+                .iter()
+                .filter(|((_, id), _)| id.starts_with(prefix))
+                .map(|(_, j)| j.clone())
+                .collect();
+        }
+        // IDs sharing a prefix sort together: read only their range.
         self.jobs
-            .iter()
-            .filter(|((jns, id), _)| in_namespace(ns, jns) && id.starts_with(prefix))
+            .range(ns_key(ns, prefix)..)
+            .take_while(|((jns, id), _)| jns == ns && id.starts_with(prefix))
             .map(|(_, j)| j.clone())
             .collect()
     }
