@@ -61,9 +61,11 @@ pub enum ClientError {
     /// The state db could not be opened.
     #[error("state db: {0}")]
     StateDb(#[from] state_db::StateDbError),
-    /// A client directory could not be created.
-    #[error("creating {path}: {source}")]
+    /// A client directory could not be created or made private.
+    #[error("{context} {path}: {source}")]
     Dir {
+        /// What was being done.
+        context: &'static str,
         /// The directory.
         path: std::path::PathBuf,
         /// The cause.
@@ -115,10 +117,19 @@ impl Client {
         for (dir, mode) in [(cfg.state_dir(), 0o700), (cfg.alloc_root(), 0o711)] {
             if !dir.exists() {
                 std::fs::create_dir_all(&dir).map_err(|source| ClientError::Dir {
+                    context: "creating",
                     path: dir.clone(),
                     source,
                 })?;
-                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
+                // The state dir holds task handles and the alloc root other users' tasks:
+                // a mode that could not be set is a fault, not a detail.
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).map_err(
+                    |source| ClientError::Dir {
+                        context: "setting the mode of",
+                        path: dir.clone(),
+                        source,
+                    },
+                )?;
             }
         }
         let drivers: BTreeMap<String, Arc<dyn TaskDriver>> = drivers

@@ -278,9 +278,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateDbError> {
     drop(f);
     fs::rename(&tmp, path).map_err(io("renaming into", path))?;
     // The rename itself is only durable once the directory entry is synced.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing directory", dir))?;
     Ok(())
 }
 

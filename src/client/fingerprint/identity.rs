@@ -22,7 +22,14 @@ pub fn load_or_create(dir: &Path) -> Result<(String, String), IdentityError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    // The directory holds the node's secret: refuse to go on if it cannot be made private.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
+        IdentityError {
+            context: "restricting permissions of",
+            path: dir.to_path_buf(),
+            source,
+        }
+    })?;
     Ok((
         id_file(&dir.join("client-id"))?,
         id_file(&dir.join("secret-id"))?,

@@ -94,7 +94,9 @@ impl TaskRunner {
         }
         if let Some(err) = last_err {
             // Resources may leak; force the driver to release what it can and say so.
-            let _ = self.cfg.driver.destroy_task(task_id, true).await;
+            if let Err(e) = self.cfg.driver.destroy_task(task_id, true).await {
+                tracing::error!(task_id, error = %e, "forced destroy after failed stops also failed; the task's resources may leak");
+            }
             self.kill_error = Some(err);
             return match tokio::time::timeout(timeout + Duration::from_secs(5), wait).await {
                 Ok(res) => exit_result(res),
