@@ -9,7 +9,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::http::parse_go_duration;
+use yurt_drivers::go_duration::parse_go_duration;
 
 /// Folds a block value: an array of objects becomes one object, later entries winning.
 pub fn fold_block(value: Value) -> Value {

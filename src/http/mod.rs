@@ -14,7 +14,6 @@
 
 pub mod blocking;
 pub mod body;
-pub mod duration;
 pub mod error;
 pub mod layers;
 pub mod paging;
@@ -23,7 +22,6 @@ pub mod respond;
 
 pub use blocking::{WaitOutcome, blocking_query, wait_for_index};
 pub use body::{JsonBody, OptionalJsonBody, decode_json, decode_optional_json};
-pub use duration::{parse_go_duration, parse_go_duration_nanos};
 pub use error::HttpError;
 pub use layers::{LayerConfig, NoCompression, apply_layers, apply_layers_with, no_compression};
 pub use paging::{Page, paginate};

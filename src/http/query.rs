@@ -8,8 +8,8 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use super::HttpError;
-use super::duration::parse_go_duration_nanos;
 use crate::structs::DEFAULT_NAMESPACE;
+use yurt_drivers::go_duration::parse_go_duration_nanos;
 
 /// Blocking-query wait when the client gives none (seed 004: "defaults to 5 minutes").
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5 * 60);

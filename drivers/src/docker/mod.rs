@@ -8,7 +8,6 @@ mod caps;
 mod client;
 mod container;
 mod driver;
-mod duration;
 mod exec;
 mod fingerprint;
 mod handle;

@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::blocks;
 use super::caps::NOMAD_DEFAULTS;
-use super::duration::parse_go_duration;
 use crate::DriverError;
+use crate::go_duration::parse_go_duration;
 
 /// The default engine socket.
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";

@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use super::blocks;
 use super::caps;
-use super::duration::parse_go_duration;
 use super::plugin_config::PluginConfig;
 use crate::DriverError;
+use crate::go_duration::parse_go_duration;
 
 /// Registry credentials from the task's `auth { ... }` block.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

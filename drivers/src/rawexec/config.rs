@@ -154,26 +154,6 @@ pub(crate) fn check_keys(
     Ok(())
 }
 
-/// Whether `name` matches `glob`, where `*` matches any run of characters.
-pub fn glob_match(glob: &str, name: &str) -> bool {
-    let parts: Vec<&str> = glob.split('*').collect();
-    if parts.len() == 1 {
-        return glob == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(at) => rest = &rest[at + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,16 +194,5 @@ mod tests {
                 .enabled
         );
         assert!(RawExecPluginConfig::from_json(&json!({"enabled": true, "x": 1})).is_err());
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("AWS_*", "AWS_SECRET"));
-        assert!(glob_match("*TOKEN*", "MY_TOKEN_X"));
-        assert!(glob_match("A*B*C", "AxxBxxC"));
-        assert!(!glob_match("A*B*C", "AxxC"));
-        assert!(glob_match("EXACT", "EXACT"));
-        assert!(!glob_match("EXACT", "EXACTLY"));
-        assert!(!glob_match("AB*BA", "ABA"));
     }
 }

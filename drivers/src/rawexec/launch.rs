@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::config::{RawExecPluginConfig, RawExecTaskConfig, glob_match};
+use super::config::{RawExecPluginConfig, RawExecTaskConfig};
 use crate::driver::{DriverError, TaskConfig};
+use crate::glob::glob_match;
 use crate::supervised::TaskCommand;
 
 /// What raw_exec runs: the command resolved on the host, the env minus the denylists, the

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use regex::Regex;
+use yurt_drivers::glob::glob_match;
 
 use super::version::{VersionConstraints, VersionMode};
 use crate::structs::{Affinity, Constraint, Job, Node, TaskGroup};
@@ -45,28 +46,6 @@ pub fn resolve_target<'a>(target: &'a str, node: &'a Node) -> Option<&'a str> {
             }
         }
     }
-}
-
-/// Glob match where `*` stands for any run of characters (the only wildcard Nomad supports
-/// in datacenter names).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    // Greedy left-to-right search of the middle pieces within the unanchored span.
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(pos) => rest = &rest[pos + mid.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// True when the node's datacenter matches one of the job's patterns (none means `*`).

@@ -1,5 +1,5 @@
 //! Go's `time.ParseDuration` syntax ("10s", "5m", "1h30m", "100ms", "1.5h"), which Nomad
-//! uses for `?wait=` and for duration-valued agent config keys.
+//! uses for `?wait=`, duration-valued agent config keys and driver options.
 
 use std::time::Duration;
 
