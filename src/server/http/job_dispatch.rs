@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::App;
 use crate::http::{HttpError, JsonReply, WriteOptions, decode_optional_json};
-use crate::server::job_dispatch_endpoint::JobDispatchRequest;
+use crate::server::ops::job_dispatch::JobDispatchRequest;
 
 /// Dispatches a parameterized job; `idempotency_token` comes from the query.
 pub fn dispatch(

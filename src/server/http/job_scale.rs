@@ -4,7 +4,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::App;
 use crate::http::{HttpError, JsonReply, QueryOptions, WriteOptions, blocking_query, decode_json};
-use crate::server::job_scale_endpoint::scale_status;
+use crate::server::ops::job_scale::scale_status;
 use crate::server::state::Table;
 use crate::structs::ScalingRequest;
 

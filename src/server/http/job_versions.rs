@@ -5,8 +5,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::App;
 use crate::http::{HttpError, JsonReply, WriteOptions, decode_json};
-use crate::server::job_plan_endpoint::JobPlanRequest;
-use crate::server::job_versions_endpoint::{JobRevertRequest, JobStabilityRequest};
+use crate::server::ops::job_plan::JobPlanRequest;
+use crate::server::ops::job_versions::{JobRevertRequest, JobStabilityRequest};
 
 /// The body's JobID, checked against the path as Nomad's handlers do.
 fn check_job_id(body_id: &str, path_id: &str) -> Result<(), HttpError> {

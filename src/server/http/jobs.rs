@@ -15,7 +15,7 @@ use crate::http::{
     HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, decode_json,
     decode_optional_json, paginate,
 };
-use crate::server::job_endpoint::JobRegisterRequest;
+use crate::server::ops::jobs::JobRegisterRequest;
 use crate::server::state::Table;
 use crate::structs::{AllocListStub, JobListStub};
 

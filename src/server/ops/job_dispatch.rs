@@ -7,8 +7,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::job_endpoint::JobRegisterRequest;
-use super::{Server, ServerError};
+use super::jobs::JobRegisterRequest;
+use crate::server::{Server, ServerError};
 use crate::structs::time::now_nanos;
 
 /// Largest payload a dispatch may carry (Nomad's 16 KiB).

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::job_endpoint::{JobRegisterRequest, JobRegisterResponse};
-use super::state::StateError;
-use super::{Server, ServerError};
+use super::jobs::{JobRegisterRequest, JobRegisterResponse};
+use crate::server::state::StateError;
+use crate::server::{Server, ServerError};
 
 /// Body of `POST /v1/job/:id/revert`.
 #[derive(Debug, Clone, Default, Deserialize)]
