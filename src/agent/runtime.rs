@@ -252,9 +252,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         datacenter: config.datacenter.clone(),
         http_addr: http_advertise.clone(),
         rpc_addr: rpc_advertise.clone(),
-        server: server
-            .clone()
-            .map(|s| -> Arc<dyn ServerLookup> { s }),
+        server: server.clone().map(|s| -> Arc<dyn ServerLookup> { s }),
         client_enabled: config.client_enabled(),
         config: config_json(&config),
     });

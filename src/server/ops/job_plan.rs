@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::server::job_diff::job_diff_from;
 use super::jobs::same_spec;
+use crate::server::job_diff::job_diff_from;
 use crate::server::scheduler::{self, Plan};
 use crate::server::state::ns_key;
 use crate::server::{Server, ServerError};
