@@ -7,8 +7,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::rpc::{NodeStatusRequest, RpcError, ServerApi};
-#[allow(unused_imports)]
-use crate::server::Server;
 use crate::structs::NODE_STATUS_READY;
 
 use super::node_state::NodeState;
