@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use axum::Router;
 
+pub use job_dispatch::JobDispatchRequest;
+pub use job_versions::{JobPlanRequest, JobRevertRequest, JobStabilityRequest};
 pub use rpc::rpc_router;
 
 use super::{Server, ServerError};

@@ -11,20 +11,12 @@ use super::jobs::same_spec;
 use crate::server::job_diff::job_diff_from;
 use crate::server::scheduler::{self, Plan};
 use crate::server::state::ns_key;
+use crate::server::http::JobPlanRequest;
 use crate::server::{Server, ServerError};
 use crate::structs::canonicalize::canonicalize_job;
 use crate::structs::eval::trigger;
 use crate::structs::validate::validate_job;
 use crate::structs::{AllocMetric, DesiredUpdates, Evaluation, Job};
-
-/// Body of `POST /v1/job/:id/plan`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct JobPlanRequest {
-    pub job: Option<Job>,
-    pub diff: bool,
-    pub policy_override: bool,
-}
 
 /// The plan's annotations.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -8,7 +8,9 @@ use crate::structs::eval::trigger;
 use crate::structs::validate::validate_job;
 use crate::structs::{Job, time::now_nanos};
 
-/// Body of `PUT /v1/jobs` and `PUT /v1/job/:id`.
+/// Body of `PUT /v1/jobs` and `PUT /v1/job/:id`. It stays beside the operation (unlike the
+/// other request bodies, which live with their HTTP handlers) because periodic launches,
+/// dispatches and reverts register jobs with it too.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct JobRegisterRequest {
