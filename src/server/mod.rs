@@ -9,6 +9,7 @@ pub mod job_diff;
 mod lookup;
 pub mod ops;
 pub mod periodic;
+mod plan_apply;
 pub mod scheduler;
 pub mod state;
 pub mod worker;

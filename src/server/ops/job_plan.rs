@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::jobs::same_spec;
+use crate::server::http::JobPlanRequest;
 use crate::server::job_diff::job_diff_from;
 use crate::server::scheduler::{self, Plan};
 use crate::server::state::ns_key;
-use crate::server::http::JobPlanRequest;
 use crate::server::{Server, ServerError};
 use crate::structs::canonicalize::canonicalize_job;
 use crate::structs::eval::trigger;

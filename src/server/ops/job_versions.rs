@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::jobs::{JobRegisterRequest, JobRegisterResponse};
-use crate::server::state::StateError;
 use crate::server::http::{JobRevertRequest, JobStabilityRequest};
+use crate::server::state::StateError;
 use crate::server::{Server, ServerError};
 
 /// Answer to a stability change: the write's index.
