@@ -8,6 +8,7 @@ mod job_scale;
 mod job_versions;
 mod jobs;
 mod nodes;
+mod read;
 mod rpc;
 mod summary;
 
