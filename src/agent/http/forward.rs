@@ -112,7 +112,10 @@ impl Forwarder {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "building the forwarding HTTP client; using defaults");
+                reqwest::Client::new()
+            });
         let directory = match directory {
             Directory::Remote(servers) => {
                 Directory::Remote(servers.iter().map(|s| base_url(s)).collect())
@@ -206,7 +209,16 @@ impl Forwarder {
                 return Ok(None);
             }
             if !status.is_success() {
-                let body = resp.text().await.unwrap_or_default();
+                // The caller gets the server's status either way; a body that cannot be read
+                // is logged so the server's reason is not lost without a trace.
+                let body = match resp.text().await {
+                    Ok(body) => body,
+                    Err(e) => {
+                        tracing::warn!(server = %base, path, %status, error = %e,
+                            "reading the error body of a server's answer");
+                        String::new()
+                    }
+                };
                 return Err(HttpError::Status(status, body));
             }
             return resp
