@@ -1,5 +1,6 @@
-//! The bundled server: state store, evaluation broker, schedulers, plan applier, heartbeats
-//! and the server-side HTTP handlers.
+//! The bundled server: state store, evaluation broker, schedulers, plan applier
+//! ([`plan_apply`]), the server's operations ([`ops`]: register, scale, dispatch, node
+//! updates, …), heartbeats and the server-side HTTP handlers.
 
 pub mod blocked;
 pub mod broker;
@@ -9,7 +10,7 @@ pub mod job_diff;
 mod lookup;
 pub mod ops;
 pub mod periodic;
-mod plan_apply;
+pub mod plan_apply;
 pub mod scheduler;
 pub mod state;
 pub mod worker;
