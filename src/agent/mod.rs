@@ -1,5 +1,7 @@
-//! The agent: configuration (HCL files, flags, `-dev`) and the entry point that runs the
-//! server and/or client.
+//! The agent: configuration (HCL files, flags, `-dev`), the entry point that runs the
+//! server and/or client, and the HTTP surface that joins them (router assembly,
+//! forwarding between agents, the agent-wide endpoints) — the only module that knows both
+//! the server and the client.
 
 pub mod config;
 pub mod config_de;
@@ -8,6 +10,7 @@ pub mod config_load;
 pub mod config_merge;
 pub mod dev;
 mod docker;
+pub mod http;
 pub mod logging;
 
 #[cfg(test)]

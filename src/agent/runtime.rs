@@ -4,22 +4,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::middleware;
-use axum::routing::any;
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::config::AgentConfig;
 use super::docker;
+use super::http::{AgentInfo, Directory, Forwarder, api_router, rpc_listener_router};
 use super::logging;
-use crate::client::http::client_routes;
-use crate::client::http::forward::{self, Directory, Forwarder};
 use crate::client::{Client, ClientConfig, ClientError, HttpServerApi, ShutdownMode};
-use crate::http::error::PAGE_NOT_FOUND;
-use crate::http::{HttpError, apply_layers};
-use crate::rpc::{RpcError, ServerApi};
-use crate::server::http::{AgentInfo, App, agent_routes, router as server_router, rpc_router};
+use crate::rpc::{RpcError, ServerApi, ServerLookup};
 use crate::server::{Server, ServerConfig, ServerError};
 use yurt_drivers::docker::DockerDriver;
 
@@ -219,28 +212,6 @@ fn client_config(config: &AgentConfig, http_advertise: &str) -> ClientConfig {
     cc
 }
 
-/// The `/v1/client/...` routes: served here for this agent's allocations and forwarded to
-/// the owning agent for the others (a server-only agent only forwards).
-fn client_api(forwarder: &Forwarder, client: Option<&Client>) -> Router {
-    let routes = match client {
-        Some(c) => {
-            client_routes(c.clone()).merge(crate::client::http::exec::exec_routes(c.clone()))
-        }
-        None => {
-            // Placeholders so the forwarding layer sees these paths; it answers them all.
-            let unknown = || async { HttpError::not_found(PAGE_NOT_FOUND) };
-            Router::new()
-                .route("/v1/client/allocation/{id}/{action}", any(unknown))
-                .route("/v1/client/fs/{op}/{id}", any(unknown))
-                .route("/v1/client/stats", any(unknown))
-        }
-    };
-    routes.layer(middleware::from_fn_with_state(
-        forwarder.clone(),
-        forward::route_to_owner,
-    ))
-}
-
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     logging::init(&config.log_level, config.log_json);
@@ -281,7 +252,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         datacenter: config.datacenter.clone(),
         http_addr: http_advertise.clone(),
         rpc_addr: rpc_advertise.clone(),
-        server: server.clone(),
+        server: server.clone().map(|s| -> Arc<dyn ServerLookup> { s }),
         client_enabled: config.client_enabled(),
         config: config_json(&config),
     });
@@ -310,19 +281,12 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         None => Directory::Remote(config.client.servers.clone()),
     };
     let forwarder = Forwarder::new(directory, client.as_ref().map(|(c, _, _)| c.clone()));
-    let mut api = Router::new().merge(agent_routes(info.clone()));
-    if let Some(s) = &server {
-        api = api.merge(server_router(App { server: s.clone() }));
-    }
-    api = api.merge(client_api(&forwarder, client.as_ref().map(|(c, _, _)| c)));
-    if server.is_none() {
-        // A client-only agent still serves the whole public API: the servers answer it.
-        api = api.route(
-            "/v1/{*rest}",
-            any(forward::proxy_unknown).with_state(forwarder.clone()),
-        );
-    }
-    let api = apply_layers(api);
+    let api = api_router(
+        info,
+        server.as_ref(),
+        client.as_ref().map(|(c, _, _)| c),
+        &forwarder,
+    );
 
     let http_listener = bind(http_bind).await?;
     tracing::info!(
@@ -339,8 +303,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     if let Some(s) = &server {
         // The RPC listener serves the public API too, so client-only agents can proxy to
         // the address they already know.
-        let rpc =
-            apply_layers(rpc_router(s.clone()).merge(server_router(App { server: s.clone() })));
+        let rpc = rpc_listener_router(s);
         let rpc_listener = bind(rpc_bind).await?;
         tasks.spawn(async move {
             axum::serve(rpc_listener, rpc)

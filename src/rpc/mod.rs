@@ -4,6 +4,13 @@
 //! In `-dev` the client calls the server in-process through [`ServerApi`]; across machines the
 //! same trait is implemented over HTTP/JSON against the server's RPC port (see
 //! `docs/server-client-protocol.md`).
+//!
+//! [`ServerLookup`] is the agent's read-only view of an in-process server (where an
+//! allocation runs, for forwarding).
+
+mod lookup;
+
+pub use lookup::ServerLookup;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

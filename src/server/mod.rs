@@ -1,19 +1,16 @@
-//! The bundled server: state store, evaluation broker, schedulers, plan applier, heartbeats
-//! and the server-side HTTP handlers.
+//! The bundled server: state store, evaluation broker, schedulers, plan applier
+//! ([`plan_apply`]), the server's operations ([`ops`]: register, scale, dispatch, node
+//! updates, …), heartbeats and the server-side HTTP handlers.
 
-pub mod alloc_endpoint;
 pub mod blocked;
 pub mod broker;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
-pub mod job_dispatch_endpoint;
-pub mod job_endpoint;
-pub mod job_plan_endpoint;
-pub mod job_scale_endpoint;
-pub mod job_versions_endpoint;
-pub mod node_endpoint;
+mod lookup;
+pub mod ops;
 pub mod periodic;
+pub mod plan_apply;
 pub mod scheduler;
 pub mod state;
 pub mod worker;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use croner::parser::{CronParser, Seconds};
 
-use super::job_endpoint::{JobRegisterRequest, JobRegisterResponse};
+use super::ops::jobs::{JobRegisterRequest, JobRegisterResponse};
 use super::state::{Table, Tables};
 use super::{Server, ServerError};
 use crate::structs::{JOB_STATUS_DEAD, Job, PeriodicConfig};

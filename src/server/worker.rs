@@ -1,16 +1,13 @@
-//! Scheduler workers and the plan applier: take an evaluation from the broker, run the
-//! scheduler on a snapshot, commit the plan after re-checking that it still fits, and record
-//! the evaluation's outcome — all in one durable write.
+//! Scheduler workers: take an evaluation from the broker, run the scheduler on a snapshot and
+//! hand the outcome to the plan applier ([`super::plan_apply`]); recompute against a fresh
+//! snapshot when the applier finds the plan stale.
 
 use std::sync::Arc;
 
 use super::Server;
-use super::blocked::Blocked;
-use super::scheduler::{self, SchedulerOutcome};
-use super::state::StateError;
-use crate::structs::{
-    EVAL_STATUS_BLOCKED, EVAL_STATUS_COMPLETE, EVAL_STATUS_FAILED, Evaluation, time::now_nanos,
-};
+use super::plan_apply::PlanError;
+use super::scheduler;
+use crate::structs::{EVAL_STATUS_FAILED, Evaluation, time::now_nanos};
 
 /// How many times a plan is recomputed when the state moved under it.
 const MAX_PLAN_ATTEMPTS: usize = 5;
@@ -28,14 +25,6 @@ pub async fn run(server: Arc<Server>) {
         let cancelled = server.broker.ack(&eval);
         server.cancel_evals(cancelled);
     }
-}
-
-/// Why a plan was not committed.
-enum PlanError {
-    /// The state changed so that the plan no longer fits; recompute.
-    Stale(String),
-    /// A real fault.
-    State(StateError),
 }
 
 impl Server {
@@ -77,119 +66,6 @@ impl Server {
         e.modify_time = now_nanos();
         if let Err(err) = self.state.write(|txn| txn.put_eval(e)) {
             tracing::error!(eval_id = %eval.id, error = %err, "recording failed evaluation");
-        }
-    }
-
-    /// Commits a scheduler outcome atomically: plan, evaluation status, blocked and
-    /// follow-up evaluations.
-    fn apply_outcome(
-        self: &Arc<Self>,
-        eval: &Evaluation,
-        out: SchedulerOutcome,
-        snapshot_index: u64,
-    ) -> Result<(), PlanError> {
-        let SchedulerOutcome {
-            plan,
-            failed_tg_allocs,
-            queued_allocations,
-            blocked_eval,
-            followup_evals,
-            // Annotations only matter to a job plan (a dry run), never to a commit.
-            desired_updates: _,
-        } = out;
-        let reblock = eval.status == EVAL_STATUS_BLOCKED && !failed_tg_allocs.is_empty();
-        let stops_something = plan.node_update.values().any(|v| !v.is_empty());
-        let result = self.state.write(|txn| {
-            // Re-check every node that receives placements against the current state.
-            for (node_id, placed) in &plan.node_allocation {
-                if placed.is_empty() {
-                    continue;
-                }
-                let Some(node) = txn.tables().node(node_id) else {
-                    return Err(StateError::Conflict(format!(
-                        "node {node_id} no longer exists"
-                    )));
-                };
-                let updated: std::collections::HashSet<&str> = plan
-                    .node_update
-                    .get(node_id)
-                    .into_iter()
-                    .flatten()
-                    .chain(placed.iter())
-                    .map(|a| a.id.as_str())
-                    .collect();
-                let existing = txn.tables().allocs_by_node(node_id);
-                let mut proposed: Vec<&crate::structs::Allocation> = existing
-                    .iter()
-                    .filter(|a| !a.terminal() && !updated.contains(a.id.as_str()))
-                    .map(|a| a.as_ref())
-                    .collect();
-                proposed.extend(placed.iter().filter(|a| !a.terminal()));
-                if let Err(dim) = scheduler::fit::allocs_fit(&node, &proposed) {
-                    return Err(StateError::Conflict(format!("node {node_id}: {dim}")));
-                }
-            }
-            let updates = plan.node_update.into_values().flatten();
-            for a in updates.chain(plan.node_allocation.into_values().flatten()) {
-                txn.put_alloc_server(a)?;
-            }
-            if let Some(d) = plan.deployment {
-                txn.put_deployment(d)?;
-            }
-            let mut followups = Vec::new();
-            for f in followup_evals {
-                followups.push(txn.put_eval(f)?);
-            }
-            let blocked = match blocked_eval {
-                Some(b) if !reblock => Some(txn.put_eval(b)?),
-                _ => None,
-            };
-            let mut done = eval.clone();
-            done.snapshot_index = txn.tables().index;
-            done.modify_time = now_nanos();
-            done.queued_allocations = Some(queued_allocations);
-            done.failed_tg_allocs = if failed_tg_allocs.is_empty() {
-                None
-            } else {
-                Some(failed_tg_allocs)
-            };
-            if reblock {
-                done.status = EVAL_STATUS_BLOCKED.to_string();
-                done.status_description = "created to place remaining allocations".to_string();
-            } else {
-                done.status = EVAL_STATUS_COMPLETE.to_string();
-                if let Some(b) = &blocked {
-                    done.blocked_eval = b.id.clone();
-                }
-                if let Some(f) = followups.first() {
-                    done.next_eval = f.id.clone();
-                }
-            }
-            let done = txn.put_eval(done)?;
-            Ok((done, blocked, followups))
-        });
-        match result {
-            Ok((_, (done, blocked, followups))) => {
-                let to_block = if reblock { Some(done) } else { blocked };
-                if let Some(b) = to_block {
-                    match self.blocked.block_at((*b).clone(), snapshot_index) {
-                        Blocked::Waiting {
-                            replaced: Some(old),
-                        } => self.cancel_evals(vec![old]),
-                        Blocked::Waiting { replaced: None } => {}
-                        Blocked::RetryNow(e) => self.broker.enqueue(e),
-                    }
-                }
-                for f in followups {
-                    self.broker.enqueue((*f).clone());
-                }
-                if stops_something {
-                    self.unblock();
-                }
-                Ok(())
-            }
-            Err(StateError::Conflict(why)) => Err(PlanError::Stale(why)),
-            Err(e) => Err(PlanError::State(e)),
         }
     }
 }

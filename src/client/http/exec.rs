@@ -1,8 +1,9 @@
 //! `GET /v1/client/allocation/<id>/exec`: Nomad's alloc exec websocket.
 //!
 //! Before the upgrade, like Nomad's `allocExec`: the `command` JSON and `tty` are parsed
-//! (failures are plain HTTP 500s), and an alloc this client does not hold is a 404 (yurt has
-//! no server-side exec forwarding yet). After the upgrade: the optional handshake frame, then
+//! (failures are plain HTTP 500s), and an alloc this client does not hold is a 404 (requests
+//! for allocations another agent runs were already forwarded to it by the agent's routing
+//! layer, `crate::agent::http`, and never reach this handler). After the upgrade: the optional handshake frame, then
 //! Nomad's client-side checks in Nomad's order, each failure a close frame — 1011 for
 //! 500-class errors, 1008 for the rest — with the error text as reason. A normal end is the
 //! exit frame followed by a 1000 close (what Nomad's handler writes once the stream ends).

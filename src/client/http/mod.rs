@@ -1,6 +1,7 @@
 //! The client agent's HTTP endpoints (`/v1/client/...`): allocation lifecycle (signal,
-//! restart, exec), resource usage, and the allocation filesystem and logs. Requests for
-//! allocations this agent does not run are forwarded by [`forward`].
+//! restart, exec), resource usage, and the allocation filesystem and logs, for the
+//! allocations this agent runs. The agent (`crate::agent::http`) forwards requests for other
+//! agents' allocations before they reach these handlers.
 
 mod alloc_lookup;
 mod fs;
@@ -13,8 +14,6 @@ mod stream;
 
 pub mod exec;
 pub mod exec_frames;
-pub mod forward;
-mod forward_ws;
 
 use axum::Router;
 use axum::routing::{any, get};

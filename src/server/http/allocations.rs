@@ -5,11 +5,9 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::App;
-use crate::http::{
-    HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, paginate,
-};
-use crate::server::state::Table;
+use super::{App, read};
+use crate::http::{HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions};
+use crate::server::state::{Table, Tables};
 use crate::structs::AllocListStub;
 
 pub fn routes() -> Router<App> {
@@ -26,21 +24,13 @@ async fn list_allocs(
 ) -> Result<Response, HttpError> {
     let task_states = params.flag("task_states")?.unwrap_or(true);
     let resources = params.flag("resources")?.unwrap_or(false);
-    let state = &app.server.state;
-    let (index, stubs) = blocking_query(&[state.watch(Table::Allocs)], &opts, || async {
-        let snap = state.snapshot();
-        let stubs: Vec<AllocListStub> = snap
-            .allocs_with_prefix(&opts.namespace, &opts.prefix)
+    let stubs = |snap: &Tables| {
+        snap.allocs_with_prefix(&opts.namespace, &opts.prefix)
             .iter()
             .map(|a| AllocListStub::new(a, task_states, resources))
-            .collect();
-        Ok::<_, HttpError>((snap.table_index(Table::Allocs), stubs))
-    })
-    .await?;
-    let page = paginate(stubs, &opts, |s| s.id.clone());
-    Ok(JsonReply::query(&opts, index, page.items)
-        .next_token(page.next_token)
-        .into_response())
+            .collect()
+    };
+    read::paged(&app, &opts, &[Table::Allocs], stubs, |s| s.id.clone()).await
 }
 
 async fn read_alloc(
@@ -48,17 +38,11 @@ async fn read_alloc(
     Path(id): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let (index, alloc) = blocking_query(&[state.watch(Table::Allocs)], &opts, || async {
-        let snap = state.snapshot();
-        match snap.alloc(&id) {
-            Some(a) => Ok((a.modify_index, Some(a))),
-            None => Ok::<_, HttpError>((snap.table_index(Table::Allocs), None)),
-        }
+    read::object(&app, &opts, &[Table::Allocs], "alloc not found", |snap| {
+        snap.alloc(&id)
+            .map(|a| (a.modify_index, a.as_ref().clone()))
     })
-    .await?;
-    let alloc = alloc.ok_or_else(|| HttpError::not_found("alloc not found"))?;
-    Ok(JsonReply::query(&opts, index, alloc.as_ref().clone()).into_response())
+    .await
 }
 
 /// `POST|PUT /v1/allocation/:id/stop[?no_shutdown_delay=]`: stop and reschedule.

@@ -2,12 +2,12 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 
-use super::App;
-use crate::http::{HttpError, JsonReply, QueryOptions, QueryParams, blocking_query, paginate};
-use crate::server::state::Table;
+use super::{App, read};
+use crate::http::{HttpError, QueryOptions, QueryParams};
+use crate::server::state::{Table, Tables};
 use crate::structs::AllocListStub;
 
 pub fn routes() -> Router<App> {
@@ -22,25 +22,17 @@ async fn list_evals(
     opts: QueryOptions,
     params: QueryParams,
 ) -> Result<Response, HttpError> {
-    let job = params.non_empty("job").map(str::to_string);
-    let status = params.non_empty("status").map(str::to_string);
-    let state = &app.server.state;
-    let (index, evals) = blocking_query(&[state.watch(Table::Evals)], &opts, || async {
-        let snap = state.snapshot();
-        let evals: Vec<_> = snap
-            .evals_with_prefix(&opts.namespace, &opts.prefix)
+    let job = params.non_empty("job");
+    let status = params.non_empty("status");
+    let evals = |snap: &Tables| {
+        snap.evals_with_prefix(&opts.namespace, &opts.prefix)
             .iter()
-            .filter(|e| job.as_ref().is_none_or(|j| &e.job_id == j))
-            .filter(|e| status.as_ref().is_none_or(|s| &e.status == s))
+            .filter(|e| job.is_none_or(|j| e.job_id == j))
+            .filter(|e| status.is_none_or(|s| e.status == s))
             .map(|e| e.as_ref().clone())
-            .collect();
-        Ok::<_, HttpError>((snap.table_index(Table::Evals), evals))
-    })
-    .await?;
-    let page = paginate(evals, &opts, |e| e.id.clone());
-    Ok(JsonReply::query(&opts, index, page.items)
-        .next_token(page.next_token)
-        .into_response())
+            .collect()
+    };
+    read::paged(&app, &opts, &[Table::Evals], evals, |e| e.id.clone()).await
 }
 
 async fn read_eval(
@@ -48,17 +40,10 @@ async fn read_eval(
     Path(id): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let (index, eval) = blocking_query(&[state.watch(Table::Evals)], &opts, || async {
-        let snap = state.snapshot();
-        match snap.eval(&id) {
-            Some(e) => Ok((e.modify_index, Some(e))),
-            None => Ok::<_, HttpError>((snap.table_index(Table::Evals), None)),
-        }
+    read::object(&app, &opts, &[Table::Evals], "eval not found", |snap| {
+        snap.eval(&id).map(|e| (e.modify_index, e.as_ref().clone()))
     })
-    .await?;
-    let eval = eval.ok_or_else(|| HttpError::not_found("eval not found"))?;
-    Ok(JsonReply::query(&opts, index, eval.as_ref().clone()).into_response())
+    .await
 }
 
 async fn eval_allocs(
@@ -66,9 +51,7 @@ async fn eval_allocs(
     Path(id): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let (index, stubs) = blocking_query(&[state.watch(Table::Allocs)], &opts, || async {
-        let snap = state.snapshot();
+    read::reply(&app, &opts, &[Table::Allocs], |snap| {
         let stubs: Vec<AllocListStub> = match snap.eval(&id) {
             Some(e) => snap
                 .allocs_by_eval(&e)
@@ -77,8 +60,7 @@ async fn eval_allocs(
                 .collect(),
             None => Vec::new(),
         };
-        Ok::<_, HttpError>((snap.table_index(Table::Allocs), stubs))
+        Ok(stubs)
     })
-    .await?;
-    Ok(JsonReply::query(&opts, index, stubs).into_response())
+    .await
 }

@@ -1,11 +1,27 @@
 //! `POST|PUT /v1/job/:id/dispatch` and `/periodic/force` (seed 000): the ways a parent job
 //! spawns a child on demand.
 
+use std::collections::BTreeMap;
+
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use super::App;
 use crate::http::{HttpError, JsonReply, WriteOptions, decode_optional_json};
-use crate::server::job_dispatch_endpoint::JobDispatchRequest;
+
+/// Body of `POST /v1/job/:id/dispatch` (the idempotency token comes in the query).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobDispatchRequest {
+    /// Base64, as Go encodes a byte slice.
+    #[serde(deserialize_with = "crate::structs::de::null_default")]
+    pub payload: String,
+    pub meta: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "crate::structs::de::null_default")]
+    pub id_prefix_template: String,
+    #[serde(skip)]
+    pub idempotency_token: String,
+}
 
 /// Dispatches a parameterized job; `idempotency_token` comes from the query.
 pub fn dispatch(

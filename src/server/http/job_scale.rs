@@ -2,24 +2,17 @@
 
 use axum::response::{IntoResponse, Response};
 
-use super::App;
-use crate::http::{HttpError, JsonReply, QueryOptions, WriteOptions, blocking_query, decode_json};
-use crate::server::job_scale_endpoint::scale_status;
+use super::{App, read};
+use crate::http::{HttpError, JsonReply, QueryOptions, WriteOptions, decode_json};
+use crate::server::ops::job_scale::scale_status;
 use crate::server::state::Table;
 use crate::structs::ScalingRequest;
 
 /// The scale status, as a blocking query over the job, its allocations and scaling events.
 pub async fn status(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let watches = [
-        state.watch(Table::Jobs),
-        state.watch(Table::Allocs),
-        state.watch(Table::ScalingEvents),
-    ];
-    let (index, status) = blocking_query(&watches, &opts, || async {
-        let snap = state.snapshot();
-        let index = snap.max_index(&[Table::Jobs, Table::Allocs, Table::ScalingEvents]);
-        Ok::<_, HttpError>((index, scale_status(&snap, &opts.namespace, id)))
+    let tables = [Table::Jobs, Table::Allocs, Table::ScalingEvents];
+    let (index, status) = read::value(&app, &opts, &tables, |snap| {
+        Ok(scale_status(snap, &opts.namespace, id))
     })
     .await?;
     let status = status.ok_or_else(|| HttpError::not_found("job not found"))?;

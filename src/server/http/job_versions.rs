@@ -2,11 +2,43 @@
 //! and trying one out.
 
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use super::App;
 use crate::http::{HttpError, JsonReply, WriteOptions, decode_json};
-use crate::server::job_plan_endpoint::JobPlanRequest;
-use crate::server::job_versions_endpoint::{JobRevertRequest, JobStabilityRequest};
+use crate::structs::Job;
+
+/// Body of `POST /v1/job/:id/revert`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobRevertRequest {
+    #[serde(rename = "JobID")]
+    pub job_id: String,
+    #[serde(deserialize_with = "crate::structs::de::int")]
+    pub job_version: i64,
+    #[serde(deserialize_with = "crate::structs::de::opt_int")]
+    pub enforce_prior_version: Option<i64>,
+}
+
+/// Body of `POST /v1/job/:id/stable`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobStabilityRequest {
+    #[serde(rename = "JobID")]
+    pub job_id: String,
+    #[serde(deserialize_with = "crate::structs::de::int")]
+    pub job_version: i64,
+    pub stable: bool,
+}
+
+/// Body of `POST /v1/job/:id/plan`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobPlanRequest {
+    pub job: Option<Job>,
+    pub diff: bool,
+    pub policy_override: bool,
+}
 
 /// The body's JobID, checked against the path as Nomad's handlers do.
 fn check_job_id(body_id: &str, path_id: &str) -> Result<(), HttpError> {

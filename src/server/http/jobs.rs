@@ -8,15 +8,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde::{Deserialize, Serialize};
 
-use super::App;
 use super::summary::job_summary;
-use super::{job_dispatch, job_scale, job_versions};
+use super::{App, job_dispatch, job_scale, job_versions, read};
 use crate::http::{
-    HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, decode_json,
-    decode_optional_json, paginate,
+    HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, decode_json,
+    decode_optional_json,
 };
-use crate::server::job_endpoint::JobRegisterRequest;
-use crate::server::state::Table;
+use crate::server::ops::jobs::JobRegisterRequest;
+use crate::server::state::{Table, Tables};
 use crate::structs::{AllocListStub, JobListStub};
 
 pub fn routes() -> Router<App> {
@@ -34,22 +33,14 @@ async fn list_jobs(
     params: QueryParams,
 ) -> Result<Response, HttpError> {
     let meta = params.flag("meta")?.unwrap_or(false);
-    let state = &app.server.state;
-    let watches = [state.watch(Table::Jobs), state.watch(Table::Allocs)];
-    let (index, stubs) = blocking_query(&watches, &opts, || async {
-        let snap = state.snapshot();
-        let stubs: Vec<JobListStub> = snap
-            .jobs_with_prefix(&opts.namespace, &opts.prefix)
+    let stubs = |snap: &Tables| {
+        snap.jobs_with_prefix(&opts.namespace, &opts.prefix)
             .iter()
-            .map(|j| JobListStub::new(j, Some(job_summary(&snap, j)), meta))
-            .collect();
-        Ok::<_, HttpError>((snap.max_index(&[Table::Jobs, Table::Allocs]), stubs))
-    })
-    .await?;
-    let page = paginate(stubs, &opts, |s| format!("{}.{}", s.namespace, s.id));
-    Ok(JsonReply::query(&opts, index, page.items)
-        .next_token(page.next_token)
-        .into_response())
+            .map(|j| JobListStub::new(j, Some(job_summary(snap, j)), meta))
+            .collect()
+    };
+    let key = |s: &JobListStub| format!("{}.{}", s.namespace, s.id);
+    read::paged(&app, &opts, &[Table::Jobs, Table::Allocs], stubs, key).await
 }
 
 async fn register_jobs(
@@ -153,17 +144,11 @@ fn job_not_found() -> HttpError {
 }
 
 async fn read_job(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let (index, job) = blocking_query(&[state.watch(Table::Jobs)], &opts, || async {
-        let snap = state.snapshot();
-        match snap.job(&opts.namespace, id) {
-            Some(j) => Ok((j.modify_index, Some(j))),
-            None => Ok::<_, HttpError>((snap.table_index(Table::Jobs), None)),
-        }
+    read::object(&app, &opts, &[Table::Jobs], "job not found", |snap| {
+        let job = snap.job(&opts.namespace, id)?;
+        Some((job.modify_index, job.as_ref().clone()))
     })
-    .await?;
-    let job = job.ok_or_else(job_not_found)?;
-    Ok(JsonReply::query(&opts, index, job.as_ref().clone()).into_response())
+    .await
 }
 
 fn deregister(
@@ -196,9 +181,7 @@ async fn job_allocs(
     id: &str,
 ) -> Result<Response, HttpError> {
     let all = params.flag("all")?.unwrap_or(false);
-    let state = &app.server.state;
-    let (index, stubs) = blocking_query(&[state.watch(Table::Allocs)], &opts, || async {
-        let snap = state.snapshot();
+    read::reply(&app, &opts, &[Table::Allocs], |snap| {
         let job = snap.job(&opts.namespace, id);
         let mut stubs: Vec<AllocListStub> = snap
             .allocs_by_job(&opts.namespace, id)
@@ -212,26 +195,22 @@ async fn job_allocs(
             .map(|a| AllocListStub::new(a, true, false))
             .collect();
         stubs.sort_by(|a, b| a.create_index.cmp(&b.create_index).then(a.id.cmp(&b.id)));
-        Ok::<_, HttpError>((snap.table_index(Table::Allocs), stubs))
+        Ok(stubs)
     })
-    .await?;
-    Ok(JsonReply::query(&opts, index, stubs).into_response())
+    .await
 }
 
 async fn job_evals(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let (index, evals) = blocking_query(&[state.watch(Table::Evals)], &opts, || async {
-        let snap = state.snapshot();
+    read::reply(&app, &opts, &[Table::Evals], |snap| {
         let mut evals: Vec<_> = snap
             .evals_by_job(&opts.namespace, id)
             .iter()
             .map(|e| e.as_ref().clone())
             .collect();
         evals.sort_by_key(|e| std::cmp::Reverse(e.create_index));
-        Ok::<_, HttpError>((snap.table_index(Table::Evals), evals))
+        Ok(evals)
     })
-    .await?;
-    Ok(JsonReply::query(&opts, index, evals).into_response())
+    .await
 }
 
 async fn job_summary_handler(
@@ -239,25 +218,13 @@ async fn job_summary_handler(
     opts: QueryOptions,
     id: &str,
 ) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let watches = [
-        state.watch(Table::Jobs),
-        state.watch(Table::Allocs),
-        state.watch(Table::Evals),
-    ];
-    let (index, summary) = blocking_query(&watches, &opts, || async {
-        let snap = state.snapshot();
-        match snap.job(&opts.namespace, id) {
-            Some(j) => {
-                let s = job_summary(&snap, &j);
-                Ok((s.modify_index, Some(s)))
-            }
-            None => Ok::<_, HttpError>((snap.table_index(Table::Jobs), None)),
-        }
+    let tables = [Table::Jobs, Table::Allocs, Table::Evals];
+    read::object(&app, &opts, &tables, "job not found", |snap| {
+        let job = snap.job(&opts.namespace, id)?;
+        let summary = job_summary(snap, &job);
+        Some((summary.modify_index, summary))
     })
-    .await?;
-    let summary = summary.ok_or_else(job_not_found)?;
-    Ok(JsonReply::query(&opts, index, summary).into_response())
+    .await
 }
 
 /// `GET /v1/job/:id/versions`.
@@ -278,15 +245,12 @@ async fn job_versions(
     id: &str,
 ) -> Result<Response, HttpError> {
     let diffs = params.flag("diffs")?.unwrap_or(false);
-    let state = &app.server.state;
-    let (index, versions) = blocking_query(&[state.watch(Table::JobVersions)], &opts, || async {
-        let snap = state.snapshot();
-        let versions: Vec<_> = snap
+    let (index, versions) = read::value(&app, &opts, &[Table::JobVersions], |snap| {
+        Ok(snap
             .job_versions(&opts.namespace, id)
             .iter()
             .map(|j| j.as_ref().clone())
-            .collect();
-        Ok::<_, HttpError>((snap.table_index(Table::JobVersions), versions))
+            .collect::<Vec<_>>())
     })
     .await?;
     if versions.is_empty() {
@@ -313,32 +277,24 @@ async fn job_versions(
 }
 
 async fn job_deployments(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let (index, deps) = blocking_query(&[state.watch(Table::Deployments)], &opts, || async {
-        let snap = state.snapshot();
-        let deps: Vec<_> = snap
+    read::reply(&app, &opts, &[Table::Deployments], |snap| {
+        Ok(snap
             .deployments_by_job(&opts.namespace, id)
             .iter()
             .map(|d| d.as_ref().clone())
-            .collect();
-        Ok::<_, HttpError>((snap.table_index(Table::Deployments), deps))
+            .collect::<Vec<_>>())
     })
-    .await?;
-    Ok(JsonReply::query(&opts, index, deps).into_response())
+    .await
 }
 
 async fn latest_deployment(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let (index, dep) = blocking_query(&[state.watch(Table::Deployments)], &opts, || async {
-        let snap = state.snapshot();
-        let dep = snap
+    read::reply(&app, &opts, &[Table::Deployments], |snap| {
+        Ok(snap
             .deployments_by_job(&opts.namespace, id)
             .first()
-            .map(|d| d.as_ref().clone());
-        Ok::<_, HttpError>((snap.table_index(Table::Deployments), dep))
+            .map(|d| d.as_ref().clone()))
     })
-    .await?;
-    Ok(JsonReply::query(&opts, index, dep).into_response())
+    .await
 }
 
 /// Body of `POST /v1/job/:id/evaluate`.

@@ -1,7 +1,6 @@
 //! The server's HTTP API (seed documents 000–004): one file per area. Every handler takes the
 //! shared conventions from `crate::http` (query options, blocking, errors, JSON replies).
 
-mod agent;
 mod allocations;
 mod evaluations;
 mod job_dispatch;
@@ -9,6 +8,7 @@ mod job_scale;
 mod job_versions;
 mod jobs;
 mod nodes;
+mod read;
 mod rpc;
 mod summary;
 
@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use axum::Router;
 
-pub use agent::{AgentInfo, routes_with as agent_routes};
+pub use job_dispatch::JobDispatchRequest;
+pub use job_versions::{JobPlanRequest, JobRevertRequest, JobStabilityRequest};
 pub use rpc::rpc_router;
 
 use super::{Server, ServerError};

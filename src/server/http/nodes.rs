@@ -2,12 +2,12 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 
-use super::App;
-use crate::http::{HttpError, JsonReply, QueryOptions, QueryParams, blocking_query, paginate};
-use crate::server::state::Table;
+use super::{App, read};
+use crate::http::{HttpError, QueryOptions, QueryParams};
+use crate::server::state::{Table, Tables};
 use crate::structs::{Node, NodeListStub};
 
 pub fn routes() -> Router<App> {
@@ -32,21 +32,13 @@ async fn list_nodes(
 ) -> Result<Response, HttpError> {
     let resources = params.flag("resources")?.unwrap_or(false);
     let os = params.flag("os")?.unwrap_or(false);
-    let state = &app.server.state;
-    let (index, stubs) = blocking_query(&[state.watch(Table::Nodes)], &opts, || async {
-        let snap = state.snapshot();
-        let stubs: Vec<NodeListStub> = snap
-            .nodes_with_prefix(&opts.prefix)
+    let stubs = |snap: &Tables| {
+        snap.nodes_with_prefix(&opts.prefix)
             .iter()
             .map(|n| NodeListStub::new(n, resources, os))
-            .collect();
-        Ok::<_, HttpError>((snap.table_index(Table::Nodes), stubs))
-    })
-    .await?;
-    let page = paginate(stubs, &opts, |s| s.id.clone());
-    Ok(JsonReply::query(&opts, index, page.items)
-        .next_token(page.next_token)
-        .into_response())
+            .collect()
+    };
+    read::paged(&app, &opts, &[Table::Nodes], stubs, |s| s.id.clone()).await
 }
 
 async fn read_node(
@@ -54,17 +46,10 @@ async fn read_node(
     Path(id): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let (index, node) = blocking_query(&[state.watch(Table::Nodes)], &opts, || async {
-        let snap = state.snapshot();
-        match snap.node(&id) {
-            Some(n) => Ok((n.modify_index, Some(n))),
-            None => Ok::<_, HttpError>((snap.table_index(Table::Nodes), None)),
-        }
+    read::object(&app, &opts, &[Table::Nodes], "node not found", |snap| {
+        snap.node(&id).map(|n| (n.modify_index, sanitized(&n)))
     })
-    .await?;
-    let node = node.ok_or_else(|| HttpError::not_found("node not found"))?;
-    Ok(JsonReply::query(&opts, index, sanitized(&node)).into_response())
+    .await
 }
 
 async fn node_allocs(
@@ -72,9 +57,7 @@ async fn node_allocs(
     Path(id): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
-    let state = &app.server.state;
-    let (index, allocs) = blocking_query(&[state.watch(Table::Allocs)], &opts, || async {
-        let snap = state.snapshot();
+    read::reply(&app, &opts, &[Table::Allocs], |snap| {
         if snap.node(&id).is_none() {
             return Err(HttpError::not_found("node not found"));
         }
@@ -84,8 +67,7 @@ async fn node_allocs(
             .map(|a| a.as_ref().clone())
             .collect();
         allocs.sort_by(|a, b| a.create_index.cmp(&b.create_index).then(a.id.cmp(&b.id)));
-        Ok((snap.table_index(Table::Allocs), allocs))
+        Ok(allocs)
     })
-    .await?;
-    Ok(JsonReply::query(&opts, index, allocs).into_response())
+    .await
 }

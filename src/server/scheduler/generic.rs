@@ -1,4 +1,4 @@
-//! The service and batch scheduler, and the entry point that dispatches on the eval type.
+//! The service and batch scheduler.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -6,41 +6,14 @@ use std::sync::Arc;
 use super::feasible::{GroupFeasibility, datacenter_matches, node_pool_matches};
 use super::reconcile::{PlaceReason, Placement, ReconcileInput, reconcile};
 use super::stack::{Cluster, GroupStack, NewAlloc, stopped_copy};
-use super::{Plan, SchedulerError, SchedulerOutcome, SchedulerView};
-use crate::structs::time::now_nanos;
+use super::{Plan, SchedulerOutcome, SchedulerView};
 use crate::structs::{
-    AllocMetric, Allocation, DesiredUpdates, EVAL_STATUS_BLOCKED, Evaluation, JOB_TYPE_BATCH,
-    JOB_TYPE_SERVICE, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, Job, NODE_STATUS_DOWN, Node, trigger,
+    AllocMetric, Allocation, DesiredUpdates, EVAL_STATUS_BLOCKED, Evaluation, Job,
+    NODE_STATUS_DOWN, Node, trigger,
 };
 
 /// Status description of the blocked evaluation created for unplaced allocations.
 pub const DESC_BLOCKED: &str = "created to place remaining allocations";
-
-/// Runs the scheduler for `eval.Type` against `view` and returns the plan and its side
-/// products (failed groups, queued counts, blocked and follow-up evaluations).
-pub fn schedule(
-    eval: &Evaluation,
-    view: &dyn SchedulerView,
-) -> Result<SchedulerOutcome, SchedulerError> {
-    // An eval without a type (hand-made, or from an old client) follows its job's type.
-    let job_type;
-    let ty = if eval.r#type.is_empty() {
-        job_type = view
-            .job(&eval.namespace, &eval.job_id)
-            .map(|j| j.r#type.clone())
-            .unwrap_or_default();
-        job_type.as_str()
-    } else {
-        eval.r#type.as_str()
-    };
-    match ty {
-        JOB_TYPE_SERVICE => Ok(schedule_generic(eval, view, false, now_nanos())),
-        JOB_TYPE_BATCH => Ok(schedule_generic(eval, view, true, now_nanos())),
-        JOB_TYPE_SYSTEM => Ok(super::system::schedule(eval, view, false, now_nanos())),
-        JOB_TYPE_SYSBATCH => Ok(super::system::schedule(eval, view, true, now_nanos())),
-        other => Err(SchedulerError::UnknownType(other.to_string())),
-    }
-}
 
 /// The job's allocations as the view reports them, restricted to this namespace and job.
 pub(crate) fn job_allocs(view: &dyn SchedulerView, eval: &Evaluation) -> Vec<Arc<Allocation>> {
@@ -317,6 +290,8 @@ mod tests {
     use crate::server::scheduler::fit::allocs_fit;
     use crate::server::scheduler::reconcile::{DESC_LOST, DESC_RESCHEDULED, DESC_UPDATING};
     use crate::server::scheduler::testing::{MemView, mock_eval, mock_job, mock_node};
+    use crate::server::scheduler::{SchedulerError, schedule};
+    use crate::structs::time::now_nanos;
     use crate::structs::{Affinity, Constraint, NetworkResource, Port, TaskState};
 
     fn run(view: &MemView, job: &Job) -> SchedulerOutcome {

@@ -19,10 +19,13 @@ pub mod testing;
 pub mod version;
 
 pub use fit::allocs_fit;
-pub use generic::schedule;
 pub use testing::MemView;
 
-use crate::structs::{AllocMetric, Allocation, Deployment, Evaluation, Job, Node};
+use crate::structs::time::now_nanos;
+use crate::structs::{
+    AllocMetric, Allocation, Deployment, Evaluation, JOB_TYPE_BATCH, JOB_TYPE_SERVICE,
+    JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, Job, Node,
+};
 
 /// Read access to the cluster state at one index.
 pub trait SchedulerView: Send + Sync {
@@ -89,4 +92,30 @@ pub enum SchedulerError {
     UnknownType(String),
     #[error("{0}")]
     Internal(String),
+}
+
+/// Runs the scheduler for `eval.Type` against `view` and returns the plan and its side
+/// products (failed groups, queued counts, blocked and follow-up evaluations).
+pub fn schedule(
+    eval: &Evaluation,
+    view: &dyn SchedulerView,
+) -> Result<SchedulerOutcome, SchedulerError> {
+    // An eval without a type (hand-made, or from an old client) follows its job's type.
+    let job_type;
+    let ty = if eval.r#type.is_empty() {
+        job_type = view
+            .job(&eval.namespace, &eval.job_id)
+            .map(|j| j.r#type.clone())
+            .unwrap_or_default();
+        job_type.as_str()
+    } else {
+        eval.r#type.as_str()
+    };
+    match ty {
+        JOB_TYPE_SERVICE => Ok(generic::schedule_generic(eval, view, false, now_nanos())),
+        JOB_TYPE_BATCH => Ok(generic::schedule_generic(eval, view, true, now_nanos())),
+        JOB_TYPE_SYSTEM => Ok(system::schedule(eval, view, false, now_nanos())),
+        JOB_TYPE_SYSBATCH => Ok(system::schedule(eval, view, true, now_nanos())),
+        other => Err(SchedulerError::UnknownType(other.to_string())),
+    }
 }

@@ -7,28 +7,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::job_endpoint::JobRegisterRequest;
-use super::{Server, ServerError};
+use super::jobs::JobRegisterRequest;
+use crate::server::http::JobDispatchRequest;
+use crate::server::{Server, ServerError};
 use crate::structs::time::now_nanos;
 
 /// Largest payload a dispatch may carry (Nomad's 16 KiB).
 pub const DISPATCH_PAYLOAD_MAX: usize = 16 * 1024;
 /// Separates the parent's ID from the generated part of a child's ID.
 const DISPATCH_SUFFIX: &str = "/dispatch-";
-
-/// Body of `POST /v1/job/:id/dispatch` (the idempotency token comes in the query).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct JobDispatchRequest {
-    /// Base64, as Go encodes a byte slice.
-    #[serde(deserialize_with = "crate::structs::de::null_default")]
-    pub payload: String,
-    pub meta: Option<BTreeMap<String, String>>,
-    #[serde(deserialize_with = "crate::structs::de::null_default")]
-    pub id_prefix_template: String,
-    #[serde(skip)]
-    pub idempotency_token: String,
-}
 
 /// Answer to a dispatch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

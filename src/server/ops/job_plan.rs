@@ -7,24 +7,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::job_diff::job_diff_from;
-use super::job_endpoint::same_spec;
-use super::scheduler::{self, Plan};
-use super::state::ns_key;
-use super::{Server, ServerError};
+use super::jobs::same_spec;
+use crate::server::http::JobPlanRequest;
+use crate::server::job_diff::job_diff_from;
+use crate::server::scheduler::{self, Plan};
+use crate::server::state::ns_key;
+use crate::server::{Server, ServerError};
 use crate::structs::canonicalize::canonicalize_job;
 use crate::structs::eval::trigger;
 use crate::structs::validate::validate_job;
 use crate::structs::{AllocMetric, DesiredUpdates, Evaluation, Job};
-
-/// Body of `POST /v1/job/:id/plan`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct JobPlanRequest {
-    pub job: Option<Job>,
-    pub diff: bool,
-    pub policy_override: bool,
-}
 
 /// The plan's annotations.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -141,7 +133,7 @@ impl Server {
                 .as_ref()
                 .filter(|p| p.enabled)
                 .and_then(|p| {
-                    super::periodic::next_launch(p, chrono::Utc::now())
+                    crate::server::periodic::next_launch(p, chrono::Utc::now())
                         .ok()
                         .flatten()
                 })

@@ -21,11 +21,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::unknown_alloc;
 use crate::client::Client;
+use crate::client::http::unknown_alloc;
 use crate::client::server_http::base_url;
 use crate::http::{HttpError, no_compression};
-use crate::server::Server;
+use crate::rpc::ServerLookup;
 
 /// Marks a request one agent forwarded to another; such requests are never forwarded again.
 pub const FORWARDED_HEADER: &str = "X-Yurt-Forwarded";
@@ -37,7 +37,7 @@ const PROXY_BODY_LIMIT: usize = crate::http::layers::DEFAULT_BODY_LIMIT;
 #[derive(Clone)]
 pub enum Directory {
     /// This agent runs the server: its state answers.
-    Local(Arc<Server>),
+    Local(Arc<dyn ServerLookup>),
     /// Ask the servers (base URLs of their RPC listeners, which serve the public API too).
     Remote(Vec<String>),
 }
@@ -112,7 +112,10 @@ impl Forwarder {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "building the forwarding HTTP client; using defaults");
+                reqwest::Client::new()
+            });
         let directory = match directory {
             Directory::Remote(servers) => {
                 Directory::Remote(servers.iter().map(|s| base_url(s)).collect())
@@ -140,10 +143,7 @@ impl Forwarder {
         }
         let node_id = match &self.directory {
             Directory::Local(server) => server
-                .state
-                .snapshot()
-                .alloc(alloc_id)
-                .map(|a| a.node_id.clone())
+                .alloc_node_id(alloc_id)
                 .ok_or_else(|| unknown_alloc(alloc_id))?,
             Directory::Remote(_) => {
                 let path = format!("/v1/allocation/{alloc_id}");
@@ -166,11 +166,7 @@ impl Forwarder {
             return Ok(None);
         }
         let http_addr = match &self.directory {
-            Directory::Local(server) => server
-                .state
-                .snapshot()
-                .node(node_id)
-                .map(|n| n.http_addr.clone()),
+            Directory::Local(server) => server.node_http_addr(node_id),
             Directory::Remote(_) => self
                 .server_get::<NodeRef>(&format!("/v1/node/{node_id}"), token)
                 .await?
@@ -213,7 +209,16 @@ impl Forwarder {
                 return Ok(None);
             }
             if !status.is_success() {
-                let body = resp.text().await.unwrap_or_default();
+                // The caller gets the server's status either way; a body that cannot be read
+                // is logged so the server's reason is not lost without a trace.
+                let body = match resp.text().await {
+                    Ok(body) => body,
+                    Err(e) => {
+                        tracing::warn!(server = %base, path, %status, error = %e,
+                            "reading the error body of a server's answer");
+                        String::new()
+                    }
+                };
                 return Err(HttpError::Status(status, body));
             }
             return resp

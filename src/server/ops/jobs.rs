@@ -2,13 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Server, ServerError};
+use crate::server::{Server, ServerError};
 use crate::structs::canonicalize::canonicalize_job;
 use crate::structs::eval::trigger;
 use crate::structs::validate::validate_job;
 use crate::structs::{Job, time::now_nanos};
 
-/// Body of `PUT /v1/jobs` and `PUT /v1/job/:id`.
+/// Body of `PUT /v1/jobs` and `PUT /v1/job/:id`. It stays beside the operation (unlike the
+/// other request bodies, which live with their HTTP handlers) because periodic launches,
+/// dispatches and reverts register jobs with it too.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct JobRegisterRequest {
@@ -97,7 +99,7 @@ impl Server {
         canonicalize_job(&mut job, &self.config.region);
         validate_job(&job).map_err(|e| ServerError::BadRequest(e.to_string()))?;
         if let Some(p) = job.periodic.as_ref() {
-            super::periodic::validate(p).map_err(|e| {
+            crate::server::periodic::validate(p).map_err(|e| {
                 let errs =
                     crate::structs::validate::ValidationErrors(vec![format!("Periodic: {e}")]);
                 ServerError::BadRequest(errs.to_string())
@@ -120,13 +122,13 @@ impl Server {
             if req.enforce_index {
                 let current = existing.as_ref().map(|j| j.job_modify_index).unwrap_or(0);
                 if req.job_modify_index == 0 && existing.is_some() {
-                    return Err(super::state::StateError::Conflict(format!(
+                    return Err(crate::server::state::StateError::Conflict(format!(
                         "Enforcing job modify index 0: job {:?} already exists",
                         job.id
                     )));
                 }
                 if req.job_modify_index != 0 && req.job_modify_index != current {
-                    return Err(super::state::StateError::Conflict(format!(
+                    return Err(crate::server::state::StateError::Conflict(format!(
                         "Enforcing job modify index {}: job exists with conflicting job modify index: {current}",
                         req.job_modify_index
                     )));
@@ -184,7 +186,7 @@ impl Server {
             Ok((Some(eval), job_modify_index))
         })
         .map_err(|e| match e {
-            super::state::StateError::Conflict(m) => ServerError::BadRequest(m),
+            crate::server::state::StateError::Conflict(m) => ServerError::BadRequest(m),
             other => ServerError::State(other),
         })?;
 
@@ -212,7 +214,7 @@ impl Server {
             .state
             .write(|txn| {
                 let Some(job) = txn.tables().job(namespace, job_id) else {
-                    return Err(super::state::StateError::NotFound(format!(
+                    return Err(crate::server::state::StateError::NotFound(format!(
                         "job not found: {job_id}"
                     )));
                 };
@@ -249,7 +251,7 @@ impl Server {
                 Ok((Some(txn.put_eval(eval)?), job_modify_index))
             })
             .map_err(|e| match e {
-                super::state::StateError::NotFound(m) => ServerError::NotFound(m),
+                crate::server::state::StateError::NotFound(m) => ServerError::NotFound(m),
                 other => ServerError::State(other),
             })?;
         if let Some(old) = self.blocked.untrack(namespace, job_id) {
@@ -275,12 +277,12 @@ impl Server {
             .state
             .write(|txn| {
                 let Some(job) = txn.tables().job(namespace, job_id) else {
-                    return Err(super::state::StateError::NotFound(format!(
+                    return Err(crate::server::state::StateError::NotFound(format!(
                         "job not found: {job_id}"
                     )));
                 };
                 if job.is_parent() {
-                    return Err(super::state::StateError::Conflict(
+                    return Err(crate::server::state::StateError::Conflict(
                         "can't evaluate periodic or parameterized job".to_string(),
                     ));
                 }
@@ -307,8 +309,8 @@ impl Server {
                 txn.put_eval(eval)
             })
             .map_err(|e| match e {
-                super::state::StateError::NotFound(m) => ServerError::NotFound(m),
-                super::state::StateError::Conflict(m) => ServerError::BadRequest(m),
+                crate::server::state::StateError::NotFound(m) => ServerError::NotFound(m),
+                crate::server::state::StateError::Conflict(m) => ServerError::BadRequest(m),
                 other => ServerError::State(other),
             })?;
         let job_modify_index = self
@@ -351,7 +353,7 @@ mod tests {
     use super::*;
 
     fn server() -> std::sync::Arc<Server> {
-        Server::open(super::super::ServerConfig::default()).unwrap()
+        Server::open(crate::server::ServerConfig::default()).unwrap()
     }
 
     fn req(v: serde_json::Value) -> JobRegisterRequest {

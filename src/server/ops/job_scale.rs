@@ -1,9 +1,9 @@
 //! Job scaling: `POST /v1/job/:id/scale` changes a group's count (a new job version plus a
 //! `job-scaling` evaluation) and records a scaling event; `GET` reads the scale status.
 
-use super::job_endpoint::JobRegisterResponse;
-use super::state::{StateError, Tables};
-use super::{Server, ServerError};
+use super::jobs::JobRegisterResponse;
+use crate::server::state::{StateError, Tables};
+use crate::server::{Server, ServerError};
 use crate::structs::eval::trigger;
 use crate::structs::{
     ALLOC_CLIENT_RUNNING, DEPLOYMENT_STATUS_RUNNING, JOB_TYPE_SYSTEM, JobScaleStatus, ScalingEvent,

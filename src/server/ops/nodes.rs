@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::Server;
-use super::state::{StateError, Table};
 use crate::rpc::{
     ClientAllocs, ClientAllocsRequest, GetAllocsRequest, GetAllocsResponse, NodeStatusRequest,
     NodeUpdateResponse, RpcError, ServerApi, UpdateAllocsRequest, WriteResponse,
 };
+use crate::server::Server;
+use crate::server::state::{StateError, Table};
 use crate::structs::eval::trigger;
 use crate::structs::{
     ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, Allocation, Evaluation, JOB_TYPE_SYSBATCH,
@@ -36,7 +36,11 @@ fn node_not_found() -> StateError {
 
 /// Evaluations for every job with live allocations on a node, plus every system job (a node
 /// changing status changes where they should run).
-fn node_evals(tables: &super::state::Tables, node_id: &str, triggered_by: &str) -> Vec<Evaluation> {
+fn node_evals(
+    tables: &crate::server::state::Tables,
+    node_id: &str,
+    triggered_by: &str,
+) -> Vec<Evaluation> {
     let mut jobs = BTreeSet::new();
     for a in tables.allocs_by_node(node_id) {
         if !a.terminal() {

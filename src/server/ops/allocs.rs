@@ -1,6 +1,6 @@
 //! Allocation writes: `Alloc.Stop` (stop and reschedule one allocation).
 
-use super::{Server, ServerError};
+use crate::server::{Server, ServerError};
 use crate::structs::{DesiredTransition, trigger};
 
 /// `Alloc.Stop`'s answer: the evaluation that places the replacement.
@@ -27,7 +27,7 @@ impl Server {
             .state
             .write(|txn| {
                 let Some(alloc) = txn.tables().alloc(alloc_id) else {
-                    return Err(super::state::StateError::NotFound(format!(
+                    return Err(crate::server::state::StateError::NotFound(format!(
                         "Unknown allocation \"{alloc_id}\""
                     )));
                 };
@@ -54,7 +54,7 @@ impl Server {
                 txn.put_eval(eval)
             })
             .map_err(|e| match e {
-                super::state::StateError::NotFound(m) => ServerError::NotFound(m),
+                crate::server::state::StateError::NotFound(m) => ServerError::NotFound(m),
                 other => ServerError::State(other),
             })?;
         self.broker.enqueue((*eval).clone());

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::http::{HttpError, JsonReply, QueryOptions};
-use crate::server::Server;
+use crate::rpc::ServerLookup;
 
 /// Facts about this agent.
 pub struct AgentInfo {
@@ -26,7 +26,7 @@ pub struct AgentInfo {
     /// `ip:port` of the RPC listener.
     pub rpc_addr: String,
     /// The server, when this agent runs one.
-    pub server: Option<Arc<Server>>,
+    pub server: Option<Arc<dyn ServerLookup>>,
     /// Whether this agent runs a client.
     pub client_enabled: bool,
     /// The resolved agent configuration, as `/v1/agent/self` shows it.
@@ -34,7 +34,7 @@ pub struct AgentInfo {
 }
 
 /// The routes (they carry their own state so client-only agents can serve them too).
-pub fn routes_with(info: Arc<AgentInfo>) -> Router {
+pub fn routes(info: Arc<AgentInfo>) -> Router {
     Router::new()
         .route("/v1/agent/self", get(agent_self))
         .route("/v1/agent/members", get(members))
@@ -111,8 +111,8 @@ async fn agent_self(
         },
     });
     if let Some(server) = &info.server {
-        let snap = server.state.snapshot();
-        stats["raft"] = json!({"applied_index": snap.index.to_string(), "state": "Leader"});
+        stats["raft"] =
+            json!({"applied_index": server.applied_index().to_string(), "state": "Leader"});
     }
     let body = json!({
         "config": info.config,

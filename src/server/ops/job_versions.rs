@@ -2,32 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::job_endpoint::{JobRegisterRequest, JobRegisterResponse};
-use super::state::StateError;
-use super::{Server, ServerError};
-
-/// Body of `POST /v1/job/:id/revert`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct JobRevertRequest {
-    #[serde(rename = "JobID")]
-    pub job_id: String,
-    #[serde(deserialize_with = "crate::structs::de::int")]
-    pub job_version: i64,
-    #[serde(deserialize_with = "crate::structs::de::opt_int")]
-    pub enforce_prior_version: Option<i64>,
-}
-
-/// Body of `POST /v1/job/:id/stable`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct JobStabilityRequest {
-    #[serde(rename = "JobID")]
-    pub job_id: String,
-    #[serde(deserialize_with = "crate::structs::de::int")]
-    pub job_version: i64,
-    pub stable: bool,
-}
+use super::jobs::{JobRegisterRequest, JobRegisterResponse};
+use crate::server::http::{JobRevertRequest, JobStabilityRequest};
+use crate::server::state::StateError;
+use crate::server::{Server, ServerError};
 
 /// Answer to a stability change: the write's index.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

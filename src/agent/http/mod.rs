@@ -1,0 +1,77 @@
+//! The agent's HTTP surface: the router assembly for the API and RPC listeners, forwarding
+//! of per-allocation client requests to the agent that runs the allocation, and the
+//! agent-wide endpoints (`/v1/agent/*`, `/v1/status/*`, `/v1/regions`). This is the one place
+//! that puts server and client routes side by side.
+
+mod agent_endpoints;
+mod forward;
+mod forward_ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::any;
+
+pub use agent_endpoints::AgentInfo;
+pub use forward::{Directory, Forwarder};
+
+use crate::client::Client;
+use crate::client::http::client_routes;
+use crate::client::http::exec::exec_routes;
+use crate::http::error::PAGE_NOT_FOUND;
+use crate::http::{HttpError, apply_layers};
+use crate::server::Server;
+use crate::server::http::{App, router as server_router, rpc_router};
+
+/// The public API of this agent, with the shared layers applied: the agent-wide endpoints,
+/// the server's routes when it runs one, and the client routes (served here or forwarded).
+/// A client-only agent proxies every other `/v1/` path to a server.
+pub fn api_router(
+    info: Arc<AgentInfo>,
+    server: Option<&Arc<Server>>,
+    client: Option<&Client>,
+    forwarder: &Forwarder,
+) -> Router {
+    let mut api = Router::new().merge(agent_endpoints::routes(info));
+    if let Some(s) = server {
+        api = api.merge(server_router(App { server: s.clone() }));
+    }
+    api = api.merge(client_api(forwarder, client));
+    if server.is_none() {
+        // A client-only agent still serves the whole public API: the servers answer it.
+        api = api.route(
+            "/v1/{*rest}",
+            any(forward::proxy_unknown).with_state(forwarder.clone()),
+        );
+    }
+    apply_layers(api)
+}
+
+/// The server's RPC listener: the internal client calls, plus the public API so client-only
+/// agents can proxy to the address they already know.
+pub fn rpc_listener_router(server: &Arc<Server>) -> Router {
+    apply_layers(rpc_router(server.clone()).merge(server_router(App {
+        server: server.clone(),
+    })))
+}
+
+/// The `/v1/client/...` routes: served here for this agent's allocations and forwarded to
+/// the owning agent for the others (a server-only agent only forwards).
+fn client_api(forwarder: &Forwarder, client: Option<&Client>) -> Router {
+    let routes = match client {
+        Some(c) => client_routes(c.clone()).merge(exec_routes(c.clone())),
+        None => {
+            // Placeholders so the forwarding layer sees these paths; it answers them all.
+            let unknown = || async { HttpError::not_found(PAGE_NOT_FOUND) };
+            Router::new()
+                .route("/v1/client/allocation/{id}/{action}", any(unknown))
+                .route("/v1/client/fs/{op}/{id}", any(unknown))
+                .route("/v1/client/stats", any(unknown))
+        }
+    };
+    routes.layer(middleware::from_fn_with_state(
+        forwarder.clone(),
+        forward::route_to_owner,
+    ))
+}

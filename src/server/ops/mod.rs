@@ -1,0 +1,13 @@
+//! The server's operations, one file per area: what Nomad's RPC endpoints do (Job.Register,
+//! Job.Scale, Job.Dispatch, Node.UpdateStatus, Alloc.Stop, …). Each validates its input and
+//! carries the change out in one state write, with the evaluations that follow from it. The
+//! HTTP handlers in [`super::http`] decode requests and call these; the in-process client
+//! reaches the node operations through [`crate::rpc::ServerApi`].
+
+pub mod allocs;
+pub mod job_dispatch;
+pub mod job_plan;
+pub mod job_scale;
+pub mod job_versions;
+pub mod jobs;
+pub mod nodes;
