@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+mod process_memory;
 mod v1;
 mod v2;
 
@@ -684,13 +685,22 @@ impl TaskCgroup {
         }
     }
 
-    /// Memory and CPU usage from the cgroup files. CPU percentages are relative to one core over
-    /// the time since the previous call (the first call reports 0 %).
+    /// Memory and CPU usage from the cgroup files, RSS from the cgroup's processes (see
+    /// `process_memory`). CPU percentages are relative to one core over the time since the
+    /// previous call (the first call reports 0 %).
     pub fn stats(&self) -> Result<TaskResourceUsage> {
-        let raw = match &self.backend {
+        let mut raw = match &self.backend {
             TaskBackend::V1(t) => t.raw_stats()?,
             TaskBackend::V2(t) => t.raw_stats()?,
         };
+        // memory.stat lags up to 2 s behind the charges (see process_memory); the processes'
+        // own counters do not.
+        if let Some(rss) = process_memory::anon_resident_bytes(&self.pids()?) {
+            raw.memory.rss = rss;
+            if !raw.memory.measured.iter().any(|m| m == "RSS") {
+                raw.memory.measured.insert(0, "RSS".to_string());
+            }
+        }
         let now = Instant::now();
         let sample = CpuSample {
             at: now,
