@@ -1,9 +1,17 @@
 //! Tests for the cgroup manager. The `real_*` tests need root and create real cgroups under a
 //! per-test parent named `yurt-test-<pid>-<tag>`; guards kill and remove everything on drop.
 
+use super::detect::{MOUNTINFO, unescape_mountinfo};
+use super::fs::validate_name;
 use super::*;
+use crate::driver::TaskResources;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 // ---- pure unit tests ----------------------------------------------------------------------
 
