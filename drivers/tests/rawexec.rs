@@ -261,6 +261,16 @@ async fn reattach_after_agent_crash_loses_no_byte() {
         // The agent "crashes": the driver vanishes without stopping anything.
         drop(d);
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // Stay detached until the writer has rotated on its own: how fast the shell fills
+        // 1 MiB depends on the machine's load, not on a fixed sleep.
+        let detached = Instant::now();
+        while log_indexes(&env.logs_dir(), "counter.stdout").len() < 2 {
+            assert!(
+                detached.elapsed() < Duration::from_secs(30),
+                "no rotation while detached"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(alive(st.task_pid), "task died with the driver");
 
         let d2 = env.driver();
