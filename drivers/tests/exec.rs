@@ -276,7 +276,6 @@ async fn busy_stats(env: &Env, d: &dyn TaskDriver, cfg: TaskConfig) {
     let first = d.task_stats(&cfg.id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s = d.task_stats(&cfg.id).await.unwrap();
-    // usage is exact; rss comes from per-CPU batched counters, hence the 4 MB the task holds.
     assert!(first.memory.usage > 0 && s.memory.usage > 0, "{first:?}");
     assert!(s.memory.rss > 1 << 20, "{s:?}");
     assert!(
@@ -319,6 +318,53 @@ async fn raw_exec_stats_of_a_busy_task() {
         let env = Env::new("rawstats");
         let d = env.driver();
         busy_stats(&env, &d, env.sh("busy", BUSY)).await;
+    })
+    .await
+}
+
+/// A shell holding 16 MB in a variable from before it says ready, then idle.
+const HOLDS_16MB: &str =
+    "x=$(head -c 16000000 /dev/zero | tr '\\0' a); echo ready; while :; do sleep 1; done";
+
+/// A task's memory is charged to its own cgroup from its first instruction, and a stats read
+/// right after it started (no waiting for the kernel's periodic memcg flush) shows it: RSS and
+/// usage both cover what the task allocated. A task that joined its cgroup after faulting its
+/// pages in would show a usage below that; reading RSS from memory.stat alone would show 0
+/// here for up to 2 s.
+async fn memory_is_charged_from_the_start(env: &Env, d: &dyn TaskDriver, cfg: TaskConfig) {
+    const HELD: u64 = 16_000_000;
+    let h = d.start_task(&cfg).await.unwrap();
+    let st = env.track(&h);
+    env.wait_for_log(&cfg.name, "stdout", "ready");
+    let s = d.task_stats(&cfg.id).await.unwrap();
+    assert!(s.memory.rss >= HELD, "rss below what the task holds: {s:?}");
+    assert!(
+        s.memory.usage >= HELD,
+        "usage misses the task's pages: {s:?}"
+    );
+    // The usage is the task cgroup's own page counter, read directly.
+    let cg = cgroup_of(&st);
+    let direct = cg.stats().unwrap();
+    assert!(direct.memory.usage >= HELD, "{direct:?}");
+    d.destroy_task(&cfg.id, true).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_memory_is_charged_from_the_start() {
+    bounded(async {
+        let env = Env::new("execcharge");
+        let d = env.exec_driver();
+        memory_is_charged_from_the_start(&env, &d, env.exec_task("holds", HOLDS_16MB)).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_exec_memory_is_charged_from_the_start() {
+    bounded(async {
+        let env = Env::new("rawcharge");
+        let d = env.driver();
+        memory_is_charged_from_the_start(&env, &d, env.sh("holds", HOLDS_16MB)).await;
     })
     .await
 }

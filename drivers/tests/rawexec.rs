@@ -151,6 +151,42 @@ async fn graceful_stop_uses_the_given_signal() {
     .await
 }
 
+/// The task starts with default signal dispositions whatever the supervisor ignores (SIGHUP)
+/// or inherited (a test run as a background job has SIGINT and SIGQUIT ignored): a stop with
+/// SIGHUP ends it by SIGHUP, not by the SIGKILL escalation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_starts_with_no_signal_ignored() {
+    bounded(async {
+        let env = Env::new("sigdfl");
+        let d = env.driver();
+        let cfg = env.sh("plain", "echo ready; exec sleep 1000");
+        let h = d.start_task(&cfg).await.unwrap();
+        let st = env.track(&h);
+        env.wait_for_log("plain", "stdout", "ready");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", st.task_pid)).unwrap();
+        let ignored = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap();
+        // Standard signals only: the C library reserves 32 and 33 and sets them up itself.
+        assert_eq!(
+            ignored & 0x7fff_ffff,
+            0,
+            "task ignores signals: {ignored:#x}"
+        );
+        let t0 = Instant::now();
+        d.stop_task(&cfg.id, Duration::from_secs(10), "SIGHUP")
+            .await
+            .unwrap();
+        let r = d.wait_task(&cfg.id).await.unwrap();
+        assert_eq!(r.signal, libc::SIGHUP);
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        d.destroy_task(&cfg.id, false).await.unwrap();
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signal_task_reaches_a_trap() {
     bounded(async {
@@ -225,6 +261,16 @@ async fn reattach_after_agent_crash_loses_no_byte() {
         // The agent "crashes": the driver vanishes without stopping anything.
         drop(d);
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // Stay detached until the writer has rotated on its own: how fast the shell fills
+        // 1 MiB depends on the machine's load, not on a fixed sleep.
+        let detached = Instant::now();
+        while log_indexes(&env.logs_dir(), "counter.stdout").len() < 2 {
+            assert!(
+                detached.elapsed() < Duration::from_secs(30),
+                "no rotation while detached"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(alive(st.task_pid), "task died with the driver");
 
         let d2 = env.driver();

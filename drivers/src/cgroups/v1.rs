@@ -4,11 +4,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{
-    CgroupError, CgroupLimits, RawStats, Result, V1_CONTROLLERS, mkdir_tolerant, poll_until,
-    read_flat_keyed, read_optional_u64, read_string, write_file,
+use super::backend::{Hierarchy, TaskBackend};
+use super::error::{CgroupError, Result};
+use super::fs::{
+    mkdir_tolerant, poll_until, read_flat_keyed, read_optional_u64, read_string, write_file,
 };
+use super::limits::CgroupLimits;
+use super::manager::CgroupVersion;
+use super::stats::RawStats;
 use crate::driver::MemoryStats;
+
+/// The v1 controllers a task cgroup is created in (cpuset is left to the caller: its
+/// `cpuset.cpus`/`cpuset.mems` must be initialised before any process can join).
+pub const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
 
 /// `USER_HZ` as used by `cpuacct.stat`; fixed at 100 on every Linux ABI we run on.
 const USER_HZ_NS: u64 = 10_000_000;
@@ -16,7 +24,7 @@ const USER_HZ_NS: u64 = 10_000_000;
 /// The v1 hierarchies this machine mounts, by controller.
 #[derive(Debug, Clone)]
 pub(super) struct V1Hierarchy {
-    pub(super) mounts: BTreeMap<String, PathBuf>,
+    mounts: BTreeMap<String, PathBuf>,
 }
 
 impl V1Hierarchy {
@@ -42,18 +50,6 @@ impl V1Hierarchy {
             .collect()
     }
 
-    /// Distinct directories (cpu and cpuacct are often co-mounted at one path).
-    pub(super) fn dirs(&self, parent: &str, task: Option<&str>) -> Vec<PathBuf> {
-        dedup(self.controller_dirs(parent, task).into_values())
-    }
-
-    pub(super) fn init(&self, parent: &str) -> Result<()> {
-        for d in self.dirs(parent, None) {
-            mkdir_tolerant(&d)?;
-        }
-        Ok(())
-    }
-
     fn require(&self, controller: &str, parent: &str) -> Result<()> {
         if self.mounts.contains_key(controller) {
             Ok(())
@@ -64,13 +60,35 @@ impl V1Hierarchy {
             })
         }
     }
+}
 
-    pub(super) fn create_task(
+impl Hierarchy for V1Hierarchy {
+    fn version(&self) -> CgroupVersion {
+        CgroupVersion::V1
+    }
+
+    fn controller_available(&self, controller: &str) -> bool {
+        self.mounts.contains_key(controller)
+    }
+
+    /// Distinct directories (cpu and cpuacct are often co-mounted at one path).
+    fn parent_dirs(&self, parent: &str) -> Vec<PathBuf> {
+        dedup(self.controller_dirs(parent, None).into_values())
+    }
+
+    fn init(&self, parent: &str) -> Result<()> {
+        for d in self.parent_dirs(parent) {
+            mkdir_tolerant(&d)?;
+        }
+        Ok(())
+    }
+
+    fn create_task(
         &self,
         parent: &str,
         name: &str,
         limits: &CgroupLimits,
-    ) -> Result<V1Task> {
+    ) -> Result<Box<dyn TaskBackend>> {
         if limits.memory_hard_bytes.is_some() || limits.memory_soft_bytes.is_some() {
             self.require("memory", parent)?;
         }
@@ -89,14 +107,16 @@ impl V1Hierarchy {
         // On failure the half-made cgroup is removed so a retry starts clean.
         if let Err(e) = task.apply_limits(limits) {
             for d in task.dirs() {
-                let _ = std::fs::remove_dir(&d);
+                if let Err(rm) = std::fs::remove_dir(&d) {
+                    tracing::warn!(dir = %d.display(), error = %rm, "removing a half-made task cgroup");
+                }
             }
             return Err(e);
         }
-        Ok(task)
+        Ok(Box::new(task))
     }
 
-    pub(super) fn open_task(&self, parent: &str, name: &str) -> Result<V1Task> {
+    fn open_task(&self, parent: &str, name: &str) -> Result<Box<dyn TaskBackend>> {
         let task = V1Task {
             dirs: self.controller_dirs(parent, Some(name)),
         };
@@ -106,7 +126,7 @@ impl V1Hierarchy {
                 return Err(CgroupError::NotFound(d));
             }
         }
-        Ok(task)
+        Ok(Box::new(task))
     }
 }
 
@@ -127,10 +147,6 @@ pub(super) struct V1Task {
 }
 
 impl V1Task {
-    pub(super) fn dirs(&self) -> Vec<PathBuf> {
-        dedup(self.dirs.values().cloned())
-    }
-
     fn file(&self, controller: &str, name: &str) -> Option<PathBuf> {
         self.dirs.get(controller).map(|d| d.join(name))
     }
@@ -172,8 +188,23 @@ impl V1Task {
         }
         Ok(())
     }
+}
 
-    pub(super) fn set_frozen(&self, frozen: bool) -> Result<()> {
+impl TaskBackend for V1Task {
+    fn version(&self) -> CgroupVersion {
+        CgroupVersion::V1
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        dedup(self.dirs.values().cloned())
+    }
+
+    /// v1 has no kill file: the caller freezes and signals pid by pid.
+    fn kill_all_at_once(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
         let Some(state) = self.file("freezer", "freezer.state") else {
             return Err(CgroupError::ControllerUnavailable {
                 controller: "freezer".into(),
@@ -192,13 +223,13 @@ impl V1Task {
         Ok(())
     }
 
-    /// The file with the `oom_kill` counter, when the memory controller is mounted.
-    pub(super) fn oom_file(&self) -> Option<PathBuf> {
+    /// `memory.oom_control`, when the memory controller is mounted.
+    fn oom_events_file(&self) -> Option<PathBuf> {
         self.file("memory", "memory.oom_control")
     }
 
-    pub(super) fn oom_killed(&self) -> Result<bool> {
-        let Some(f) = self.oom_file() else {
+    fn oom_killed(&self) -> Result<bool> {
+        let Some(f) = self.oom_events_file() else {
             return Ok(false);
         };
         // `oom_kill` (kernel ≥ 4.13) counts kills in this memcg.
@@ -207,7 +238,7 @@ impl V1Task {
             .is_some_and(|n| n > 0))
     }
 
-    pub(super) fn raw_stats(&self) -> Result<RawStats> {
+    fn raw_stats(&self) -> Result<RawStats> {
         let mut raw = RawStats::default();
         let mut mem = MemoryStats::default();
         let mut measured = Vec::new();

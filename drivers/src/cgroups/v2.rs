@@ -4,17 +4,25 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{
-    CgroupError, CgroupLimits, RawStats, Result, V2_CONTROLLERS, mkdir_tolerant, poll_until,
-    read_flat_keyed, read_optional, read_optional_u64, read_string, shares_to_weight, write_file,
+use super::backend::{Hierarchy, TaskBackend};
+use super::error::{CgroupError, Result};
+use super::fs::{
+    mkdir_tolerant, poll_until, read_flat_keyed, read_optional, read_optional_u64, read_string,
+    write_file,
 };
+use super::limits::{CgroupLimits, shares_to_weight};
+use super::manager::CgroupVersion;
+use super::stats::RawStats;
 use crate::driver::MemoryStats;
+
+/// The v2 controllers the manager enables for its subtree when the root offers them.
+pub const V2_CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
 /// A cgroup2 root (the mount point, or a delegated directory inside it).
 #[derive(Debug, Clone)]
 pub(super) struct V2Hierarchy {
-    pub(super) root: PathBuf,
-    pub(super) controllers: BTreeSet<String>,
+    root: PathBuf,
+    controllers: BTreeSet<String>,
 }
 
 fn controllers_in(s: &str) -> BTreeSet<String> {
@@ -56,43 +64,60 @@ impl V2Hierarchy {
         }
         write_file(&control, &missing.join(" "))
     }
+}
 
-    pub(super) fn init(&self, parent: &str) -> Result<()> {
+impl Hierarchy for V2Hierarchy {
+    fn version(&self) -> CgroupVersion {
+        CgroupVersion::V2
+    }
+
+    fn controller_available(&self, controller: &str) -> bool {
+        self.controllers.contains(controller)
+    }
+
+    fn parent_dirs(&self, parent: &str) -> Vec<PathBuf> {
+        vec![self.root.join(parent)]
+    }
+
+    fn init(&self, parent: &str) -> Result<()> {
         self.enable_subtree(&self.root)?;
         let dir = self.root.join(parent);
         mkdir_tolerant(&dir)?;
         self.enable_subtree(&dir)
     }
 
-    pub(super) fn create_task(
+    fn create_task(
         &self,
         parent: &str,
         name: &str,
         limits: &CgroupLimits,
-    ) -> Result<V2Task> {
+    ) -> Result<Box<dyn TaskBackend>> {
         let dir = self.root.join(parent).join(name);
         mkdir_tolerant(&dir)?;
         let task = V2Task { dir };
+        // On failure the half-made cgroup is removed so a retry starts clean.
         if let Err(e) = task.apply_limits(limits) {
-            let _ = std::fs::remove_dir(&task.dir);
+            if let Err(rm) = std::fs::remove_dir(&task.dir) {
+                tracing::warn!(dir = %task.dir.display(), error = %rm, "removing a half-made task cgroup");
+            }
             return Err(e);
         }
-        Ok(task)
+        Ok(Box::new(task))
     }
 
-    pub(super) fn open_task(&self, parent: &str, name: &str) -> Result<V2Task> {
+    fn open_task(&self, parent: &str, name: &str) -> Result<Box<dyn TaskBackend>> {
         let dir = self.root.join(parent).join(name);
         if !dir.join("cgroup.procs").exists() {
             return Err(CgroupError::NotFound(dir));
         }
-        Ok(V2Task { dir })
+        Ok(Box::new(V2Task { dir }))
     }
 }
 
 /// One task's v2 cgroup directory.
 #[derive(Debug)]
 pub(super) struct V2Task {
-    pub(super) dir: PathBuf,
+    dir: PathBuf,
 }
 
 impl V2Task {
@@ -148,9 +173,19 @@ impl V2Task {
         }
         Ok(())
     }
+}
+
+impl TaskBackend for V2Task {
+    fn version(&self) -> CgroupVersion {
+        CgroupVersion::V2
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
+    }
 
     /// Writes `1` to `cgroup.kill` (kernel ≥ 5.14); false when the file does not exist.
-    pub(super) fn kill(&self) -> Result<bool> {
+    fn kill_all_at_once(&self) -> Result<bool> {
         let f = self.dir.join("cgroup.kill");
         if !f.exists() {
             return Ok(false);
@@ -159,7 +194,7 @@ impl V2Task {
         Ok(true)
     }
 
-    pub(super) fn set_frozen(&self, frozen: bool) -> Result<()> {
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
         let f = self.dir.join("cgroup.freeze");
         write_file(&f, if frozen { "1" } else { "0" })?;
         if frozen {
@@ -174,18 +209,18 @@ impl V2Task {
         Ok(())
     }
 
-    /// The file with the `oom_kill` counter (hierarchical: nested cgroups count too).
-    pub(super) fn oom_file(&self) -> PathBuf {
-        self.dir.join("memory.events")
+    /// `memory.events` (hierarchical: nested cgroups count too).
+    fn oom_events_file(&self) -> Option<PathBuf> {
+        Some(self.dir.join("memory.events"))
     }
 
-    pub(super) fn oom_killed(&self) -> Result<bool> {
-        Ok(read_flat_keyed(&self.oom_file())?
+    fn oom_killed(&self) -> Result<bool> {
+        Ok(read_flat_keyed(&self.dir.join("memory.events"))?
             .and_then(|m| m.get("oom_kill").copied())
             .is_some_and(|n| n > 0))
     }
 
-    pub(super) fn raw_stats(&self) -> Result<RawStats> {
+    fn raw_stats(&self) -> Result<RawStats> {
         let mut raw = RawStats::default();
         let mut mem = MemoryStats::default();
         let mut measured = Vec::new();

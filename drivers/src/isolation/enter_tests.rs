@@ -64,8 +64,10 @@ fn real_enter_joins_namespaces_root_cgroup_and_user() {
     let cg = TaskCgroup::create(&mgr, "a1.enter", &CgroupLimits::default()).expect("cgroup");
     std::fs::write(s.0.join("task/local/marker"), "inside\n").expect("marker");
 
-    let mut task = IsolatedSpec::new(s.0.join("task"), "/bin/sh");
-    task.args = vec!["sh".into(), "-c".into(), "exec sleep 300".into()];
+    // sleep itself, not a shell that execs it: spawn_isolated returns after the task's first
+    // execve, and a command entering before a second one would see PID 1 still named sh.
+    let mut task = IsolatedSpec::new(s.0.join("task"), "/bin/sleep");
+    task.args = vec!["sleep".into(), "300".into()];
     task.hostname = Some("yurt-enter".into());
     task.cgroup_procs = cg.procs_files();
     task.die_with_parent = false;
@@ -146,8 +148,10 @@ fn real_isolated_exec_session_pipes_and_tty() {
         "isolation tests need root"
     );
     let s = Scratch::new("session");
-    let mut task = IsolatedSpec::new(s.0.join("task"), "/bin/sh");
-    task.args = vec!["sh".into(), "-c".into(), "exec sleep 300".into()];
+    // sleep itself, not a shell that execs it: spawn_isolated returns after the task's first
+    // execve, and a command entering before a second one would see PID 1 still named sh.
+    let mut task = IsolatedSpec::new(s.0.join("task"), "/bin/sleep");
+    task.args = vec!["sleep".into(), "300".into()];
     task.die_with_parent = false;
     let child = spawn_isolated(&task).expect("spawn task");
     let target = IsolatedTarget {

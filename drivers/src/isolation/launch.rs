@@ -36,14 +36,22 @@
 //! dispositions and mask reset.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use super::caps::{CapSet, last_cap};
+use super::caps::CapSet;
+use super::fork::handshake::Handshake;
+use super::fork::identity::{
+    Identity, install_stdio, prepare_exec, reset_signals_and_die_with_shim,
+};
+use super::fork::prepare::{
+    CStringArray, cstr, cstr_path, dup_high, open_devnull, socket_pair, sys,
+};
+use super::fork::shim::ShimFds;
+use super::fork::stage::{ErrorChannel, Stage};
 use super::user::resolve_user;
 use super::{IsolationError, Result};
 
@@ -150,96 +158,25 @@ pub struct IsolatedChild {
     pub task_pid: Pid,
 }
 
-/// Setup steps, reported by the task when one fails before exec.
-#[derive(Debug, Clone, Copy)]
-#[repr(u32)]
-enum Stage {
-    Unshare,
-    Fork,
-    Setsid,
-    OomScoreAdj,
-    MakePrivate,
-    BindRoot,
-    MountProc,
-    MaskProc,
-    PivotRoot,
-    Hostname,
-    CapBounding,
-    KeepCaps,
-    SetGroups,
-    SetGid,
-    SetUid,
-    CapSet,
-    Ambient,
-    ParentDeathSignal,
-    Chdir,
-    Stdio,
-    Exec,
-}
-
-const STAGES: [(Stage, &str); 21] = [
-    (Stage::Unshare, "unshare"),
-    (Stage::Fork, "fork"),
-    (Stage::Setsid, "setsid"),
-    (Stage::OomScoreAdj, "oom_score_adj"),
-    (Stage::MakePrivate, "make / rprivate"),
-    (Stage::BindRoot, "bind root"),
-    (Stage::MountProc, "mount /proc"),
-    (Stage::MaskProc, "mask /proc paths"),
-    (Stage::PivotRoot, "pivot_root"),
-    (Stage::Hostname, "sethostname"),
-    (Stage::CapBounding, "drop bounding capabilities"),
-    (Stage::KeepCaps, "PR_SET_KEEPCAPS"),
-    (Stage::SetGroups, "setgroups"),
-    (Stage::SetGid, "setresgid"),
-    (Stage::SetUid, "setresuid"),
-    (Stage::CapSet, "capset"),
-    (Stage::Ambient, "raise ambient capabilities"),
-    (Stage::ParentDeathSignal, "PR_SET_PDEATHSIG"),
-    (Stage::Chdir, "chdir work_dir"),
-    (Stage::Stdio, "dup2 stdio"),
-    (Stage::Exec, "execve"),
-];
-
-fn stage_name(code: u32) -> &'static str {
-    STAGES
-        .iter()
-        .find(|(s, _)| *s as u32 == code)
-        .map(|(_, n)| *n)
-        .unwrap_or("unknown stage")
-}
-
-/// Everything the children need, prepared before fork (no allocation after fork).
-struct ChildCtx {
+/// What the task needs besides the shared fork chain, prepared before fork.
+struct TaskCtx {
     root: CString,
     proc_target: CString,
     sys_target: Option<CString>,
     program: CString,
-    argv: Vec<CString>,
-    argv_ptrs: Vec<*const libc::c_char>,
-    envp: Vec<CString>,
-    envp_ptrs: Vec<*const libc::c_char>,
+    argv: CStringArray,
+    envp: CStringArray,
     work_dir: CString,
     hostname: Option<CString>,
     oom_score_adj: Vec<u8>,
-    uid: libc::uid_t,
-    gid: libc::gid_t,
-    groups: Vec<libc::gid_t>,
-    caps: u64,
-    last_cap: u32,
+    identity: Identity,
     unshare_flags: libc::c_int,
     no_pivot_root: bool,
     /// The caller's pid when `die_with_parent` is set, else 0.
     parent_pid: libc::pid_t,
     stdio: [RawFd; 3],
-    /// shim → caller: the task's host pid.
-    pid_w: RawFd,
     /// caller → task: one byte once the cgroups are written.
     release_r: RawFd,
-    /// children → caller: (stage, errno) on failure; EOF on successful exec.
-    err_w: RawFd,
-    /// fds the shim keeps until it forks the task, sorted.
-    keep: [RawFd; 6],
 }
 
 /// Starts `spec` in new namespaces and returns once the task has exec'd (or failed to).
@@ -268,24 +205,11 @@ pub fn spawn_isolated(spec: &IsolatedSpec<'_>) -> Result<IsolatedChild> {
     }
 
     let devnull = open_devnull()?;
-    let dup = |fd: Option<BorrowedFd<'_>>| -> Result<OwnedFd> {
-        let src = fd.map(|f| f.as_raw_fd()).unwrap_or(devnull.as_raw_fd());
-        // Copies ≥ 3 so dup2 onto 0..2 in the child can never clobber another source.
-        // SAFETY: fcntl on a valid fd; the result is a new fd we own.
-        let n = unsafe { libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 3) };
-        if n < 0 {
-            return Err(sys("fcntl(F_DUPFD_CLOEXEC)", Errno::last()));
-        }
-        // SAFETY: n is a fresh fd owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(n) })
-    };
-    let stdin = dup(spec.stdin)?;
-    let stdout = dup(spec.stdout)?;
-    let stderr = dup(spec.stderr)?;
-
-    let (pid_r, pid_w) = socket_pair()?;
+    let stdin = dup_high(spec.stdin.unwrap_or(devnull.as_fd()))?;
+    let stdout = dup_high(spec.stdout.unwrap_or(devnull.as_fd()))?;
+    let stderr = dup_high(spec.stderr.unwrap_or(devnull.as_fd()))?;
+    let (handshake, ends) = Handshake::new()?;
     let (release_r, release_w) = socket_pair()?;
-    let (err_r, err_w) = socket_pair()?;
 
     let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
     if spec.pid_mode == NamespaceMode::Private {
@@ -294,37 +218,13 @@ pub fn spawn_isolated(spec: &IsolatedSpec<'_>) -> Result<IsolatedChild> {
     if spec.ipc_mode == NamespaceMode::Private {
         flags |= libc::CLONE_NEWIPC;
     }
-
-    let mut argv = if spec.args.is_empty() {
-        vec![cstr_path(&spec.program)?]
+    let argv = if spec.args.is_empty() {
+        CStringArray::new(vec![cstr_path(&spec.program)?])
     } else {
-        spec.args
-            .iter()
-            .map(|a| cstr(a))
-            .collect::<Result<Vec<_>>>()?
+        CStringArray::argv(&spec.args)?
     };
-    argv.shrink_to_fit();
-    let envp = spec
-        .env
-        .iter()
-        .map(|(k, v)| {
-            if k.is_empty() || k.contains('=') {
-                return Err(IsolationError::InvalidSpec(format!("bad env name {k:?}")));
-            }
-            cstr(&format!("{k}={v}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let sys_dir = spec.root.join("sys");
-    let mut keep = [
-        pid_w.as_raw_fd(),
-        release_r.as_raw_fd(),
-        err_w.as_raw_fd(),
-        stdin.as_raw_fd(),
-        stdout.as_raw_fd(),
-        stderr.as_raw_fd(),
-    ];
-    keep.sort_unstable();
-    let mut ctx = ChildCtx {
+    let ctx = TaskCtx {
         root: cstr_path(&spec.root)?,
         proc_target: cstr_path(&spec.root.join("proc"))?,
         sys_target: if sys_dir.is_dir() {
@@ -333,18 +233,12 @@ pub fn spawn_isolated(spec: &IsolatedSpec<'_>) -> Result<IsolatedChild> {
             None
         },
         program: cstr_path(&spec.program)?,
-        argv_ptrs: Vec::new(),
         argv,
-        envp_ptrs: Vec::new(),
-        envp,
+        envp: CStringArray::envp(&spec.env)?,
         work_dir: cstr_path(&spec.work_dir)?,
         hostname: spec.hostname.as_deref().map(cstr).transpose()?,
         oom_score_adj: spec.oom_score_adj.to_string().into_bytes(),
-        uid: user.uid,
-        gid: user.gid,
-        groups: user.groups.clone(),
-        caps: spec.capabilities.0,
-        last_cap: last_cap(),
+        identity: Identity::new(&user, spec.capabilities),
         unshare_flags: flags,
         no_pivot_root: spec.no_pivot_root,
         parent_pid: if spec.die_with_parent {
@@ -353,52 +247,42 @@ pub fn spawn_isolated(spec: &IsolatedSpec<'_>) -> Result<IsolatedChild> {
             0
         },
         stdio: [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
-        pid_w: pid_w.as_raw_fd(),
         release_r: release_r.as_raw_fd(),
-        err_w: err_w.as_raw_fd(),
-        keep,
     };
-    ctx.argv_ptrs = ctx.argv.iter().map(|c| c.as_ptr()).collect();
-    ctx.argv_ptrs.push(std::ptr::null());
-    ctx.envp_ptrs = ctx.envp.iter().map(|c| c.as_ptr()).collect();
-    ctx.envp_ptrs.push(std::ptr::null());
+    let mut keep = [
+        ends.pid_w(),
+        ctx.release_r,
+        ends.err().0,
+        ctx.stdio[0],
+        ctx.stdio[1],
+        ctx.stdio[2],
+    ];
+    keep.sort_unstable();
+    let child_only = [ctx.release_r, ctx.stdio[0], ctx.stdio[1], ctx.stdio[2]];
+    let fds = ShimFds {
+        keep: &keep,
+        pid_w: ends.pid_w(),
+        err: ends.err(),
+        child_only: &child_only,
+    };
 
-    // SAFETY: the child only runs shim_main, which makes raw async-signal-safe calls on
-    // memory prepared above and never returns.
-    let shim = unsafe { libc::fork() };
-    if shim < 0 {
-        return Err(sys("fork", Errno::last()));
-    }
-    if shim == 0 {
-        shim_main(&ctx);
-    }
-    let shim = Pid::from_raw(shim);
+    // SAFETY: the shim only runs async-signal-safe system calls on memory prepared above.
+    let shim = unsafe { handshake.fork_shim(ends, fds, &ctx, enter_namespaces, task_main)? };
     // The children hold their own copies; ours must go so EOF means what it should.
-    drop((pid_w, release_r, err_w, stdin, stdout, stderr));
+    drop((release_r, stdin, stdout, stderr));
 
-    let fail = |e: IsolationError| -> Result<IsolatedChild> {
-        let _ = nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(shim, None);
-        Err(e)
-    };
-
-    let mut buf = [0u8; 4];
-    let n = read_full(pid_r.as_raw_fd(), &mut buf);
-    if n != 4 {
-        let err = read_child_error(err_r.as_raw_fd())
-            .unwrap_or_else(|| sys("shim exited before starting the task", Errno::ECHILD));
-        return fail(err);
-    }
-    let task_pid = i32::from_ne_bytes(buf);
+    let task_pid = shim
+        .child_pid("shim exited before starting the task")
+        .map_err(|e| shim.abort(e))?;
     for f in &spec.cgroup_procs {
         if let Err(source) = std::fs::write(f, task_pid.to_string()) {
             // Dropping release_w (EOF) makes the task exit; killing the shim covers the rest.
             drop(release_w);
-            return fail(IsolationError::Cgroup {
+            return Err(shim.abort(IsolationError::Cgroup {
                 pid: task_pid,
                 path: f.clone(),
                 source,
-            });
+            }));
         }
     }
     // SAFETY: send on a socket we own; MSG_NOSIGNAL avoids SIGPIPE if the task died.
@@ -410,134 +294,31 @@ pub fn spawn_isolated(spec: &IsolatedSpec<'_>) -> Result<IsolatedChild> {
             libc::MSG_NOSIGNAL,
         )
     };
+    let send_errno = Errno::last();
     drop(release_w);
     if sent != 1 {
-        let err = read_child_error(err_r.as_raw_fd())
-            .unwrap_or_else(|| sys("release task", Errno::last()));
-        return fail(err);
+        let err = shim
+            .setup_error()
+            .unwrap_or_else(|| sys("release task", send_errno));
+        return Err(shim.abort(err));
     }
-    if let Some(err) = read_child_error(err_r.as_raw_fd()) {
-        return fail(err);
+    if let Some(err) = shim.setup_error() {
+        return Err(shim.abort(err));
     }
     drop(ctx);
     Ok(IsolatedChild {
-        pid: shim,
+        pid: shim.pid(),
         task_pid: Pid::from_raw(task_pid),
-    })
-}
-
-fn sys(call: &'static str, source: Errno) -> IsolationError {
-    IsolationError::Sys { call, source }
-}
-
-fn cstr(s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| IsolationError::InvalidSpec(format!("NUL byte in {s:?}")))
-}
-
-fn cstr_path(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| IsolationError::InvalidSpec(format!("NUL byte in {}", p.display())))
-}
-
-fn open_devnull() -> Result<OwnedFd> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map(OwnedFd::from)
-        .map_err(|e| super::io_err("open", "/dev/null", e))
-}
-
-fn socket_pair() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: socketpair writes two fds into the array on success.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(sys("socketpair", Errno::last()));
-    }
-    // SAFETY: both fds are fresh and owned by us.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Reads until `buf` is full or EOF; returns the byte count (EINTR retried).
-fn read_full(fd: RawFd, buf: &mut [u8]) -> usize {
-    let mut got = 0;
-    while got < buf.len() {
-        // SAFETY: reading into the unfilled tail of buf.
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        if n < 0 {
-            if Errno::last() == Errno::EINTR {
-                continue;
-            }
-            break;
-        }
-        if n == 0 {
-            break;
-        }
-        got += n as usize;
-    }
-    got
-}
-
-/// Blocks until the error channel closes; returns the reported failure, if any.
-fn read_child_error(fd: RawFd) -> Option<IsolationError> {
-    let mut buf = [0u8; 8];
-    if read_full(fd, &mut buf) != 8 {
-        return None;
-    }
-    let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    Some(IsolationError::ChildSetup {
-        stage: stage_name(stage),
-        source: Errno::from_raw(errno),
     })
 }
 
 // ---- after fork: raw system calls only -----------------------------------------------------
 
-/// Reports `(stage, errno)` to the caller and exits.
-fn die(ctx: &ChildCtx, stage: Stage) -> ! {
-    let errno = Errno::last_raw();
-    let mut msg = [0u8; 8];
-    msg[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
-    msg[4..].copy_from_slice(&errno.to_ne_bytes());
-    // SAFETY: send/_exit are async-signal-safe; msg lives on the stack.
+/// The shim's namespace step: die with the caller if asked, then new namespaces (the task,
+/// forked next, is PID 1 of the new PID namespace).
+fn enter_namespaces(ctx: &TaskCtx, err: ErrorChannel) {
+    // SAFETY: prctl/getppid/unshare/_exit are async-signal-safe.
     unsafe {
-        libc::send(
-            ctx.err_w,
-            msg.as_ptr().cast(),
-            msg.len(),
-            libc::MSG_NOSIGNAL,
-        );
-        libc::_exit(127)
-    }
-}
-
-fn check(ctx: &ChildCtx, r: libc::c_long, stage: Stage) {
-    if r < 0 {
-        die(ctx, stage);
-    }
-}
-
-fn shim_main(ctx: &ChildCtx) -> ! {
-    // SAFETY (whole function): only async-signal-safe system calls on pre-allocated data.
-    unsafe {
-        // Block everything until the forwarding handlers are in place: a signal arriving early
-        // stays pending and is forwarded afterwards instead of killing the shim.
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-
-        // Drop every inherited descriptor (the supervisor's sockets, log pipes, ...).
-        super::shim::close_fds_except(&ctx.keep);
-
         if ctx.parent_pid != 0 {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
             // The caller may already have died between fork and prctl.
@@ -545,43 +326,19 @@ fn shim_main(ctx: &ChildCtx) -> ! {
                 libc::_exit(127);
             }
         }
-
         if libc::unshare(ctx.unshare_flags) < 0 {
-            die(ctx, Stage::Unshare);
+            err.fail(Stage::Unshare);
         }
-        let task = libc::fork();
-        if task < 0 {
-            die(ctx, Stage::Fork);
-        }
-        if task == 0 {
-            task_main(ctx);
-        }
-        libc::close(ctx.release_r);
-        libc::close(ctx.err_w);
-        for fd in ctx.stdio {
-            libc::close(fd);
-        }
-        let bytes = task.to_ne_bytes();
-        libc::send(ctx.pid_w, bytes.as_ptr().cast(), 4, libc::MSG_NOSIGNAL);
-        libc::close(ctx.pid_w);
-
-        super::shim::relay_until_exit(task)
     }
 }
 
-fn task_main(ctx: &ChildCtx) -> ! {
+fn task_main(ctx: &TaskCtx, err: ErrorChannel) -> ! {
     // SAFETY (whole function): only async-signal-safe system calls on pre-allocated data.
     unsafe {
-        // Handlers installed by the supervisor must not run here; exec resets them anyway, but
-        // ignored signals (SIGPIPE under Rust) would otherwise stay ignored in the task.
-        for sig in 1..65 {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        // Dies with the shim even while still setting up.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        libc::close(ctx.pid_w);
+        reset_signals_and_die_with_shim();
 
-        // Wait until the caller has placed us in the task cgroup (EOF: caller gave up).
+        // Wait until the caller has placed us in the task cgroup (EOF: caller gave up), so
+        // everything the task runs is charged there from its first page.
         let mut b = [0u8; 1];
         loop {
             let n = libc::read(ctx.release_r, b.as_mut_ptr().cast(), 1);
@@ -595,21 +352,47 @@ fn task_main(ctx: &ChildCtx) -> ! {
         }
         libc::close(ctx.release_r);
 
-        check(ctx, libc::setsid() as libc::c_long, Stage::Setsid);
+        err.check(libc::setsid() as libc::c_long, Stage::Setsid);
 
         let fd = libc::open(
             c"/proc/self/oom_score_adj".as_ptr(),
             libc::O_WRONLY | libc::O_CLOEXEC,
         );
-        check(ctx, fd as libc::c_long, Stage::OomScoreAdj);
+        err.check(fd as libc::c_long, Stage::OomScoreAdj);
         let w = libc::write(
             fd,
             ctx.oom_score_adj.as_ptr().cast(),
             ctx.oom_score_adj.len(),
         );
-        check(ctx, w as libc::c_long, Stage::OomScoreAdj);
+        err.check(w as libc::c_long, Stage::OomScoreAdj);
         libc::close(fd);
 
+        enter_root(ctx, err);
+
+        if let Some(h) = &ctx.hostname {
+            let r = libc::sethostname(h.as_ptr(), h.as_bytes().len());
+            err.check(r as libc::c_long, Stage::Hostname);
+        }
+        ctx.identity.assume(err);
+        err.check(
+            libc::chdir(ctx.work_dir.as_ptr()) as libc::c_long,
+            Stage::Chdir,
+        );
+        install_stdio(ctx.stdio, err);
+        prepare_exec();
+        libc::execve(ctx.program.as_ptr(), ctx.argv.as_ptr(), ctx.envp.as_ptr());
+        err.fail(Stage::Exec)
+    }
+}
+
+/// Makes the prepared chroot the task's `/`, with its own `/proc` (and `/sys`), and runc's
+/// masked and read-only `/proc` paths.
+///
+/// # Safety
+/// Only in the forked task.
+unsafe fn enter_root(ctx: &TaskCtx, err: ErrorChannel) {
+    // SAFETY (whole function): only async-signal-safe system calls on pre-allocated data.
+    unsafe {
         let null = std::ptr::null::<libc::c_char>();
         // Nothing we mount from here on may propagate back to the host.
         let r = libc::mount(
@@ -619,7 +402,7 @@ fn task_main(ctx: &ChildCtx) -> ! {
             libc::MS_REC | libc::MS_PRIVATE,
             std::ptr::null(),
         );
-        check(ctx, r as libc::c_long, Stage::MakePrivate);
+        err.check(r as libc::c_long, Stage::MakePrivate);
         // pivot_root needs the new root to be a mount point; MS_REC brings the chroot's mounts.
         let r = libc::mount(
             ctx.root.as_ptr(),
@@ -628,7 +411,7 @@ fn task_main(ctx: &ChildCtx) -> ! {
             libc::MS_BIND | libc::MS_REC,
             std::ptr::null(),
         );
-        check(ctx, r as libc::c_long, Stage::BindRoot);
+        err.check(r as libc::c_long, Stage::BindRoot);
         // A fresh procfs belongs to the mounter's PID namespace: the task sees only its own tree.
         let r = libc::mount(
             c"proc".as_ptr(),
@@ -637,7 +420,7 @@ fn task_main(ctx: &ChildCtx) -> ! {
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             std::ptr::null(),
         );
-        check(ctx, r as libc::c_long, Stage::MountProc);
+        err.check(r as libc::c_long, Stage::MountProc);
         if let Some(sys) = &ctx.sys_target {
             // Best effort, as an empty /sys only hides information.
             libc::mount(
@@ -649,8 +432,7 @@ fn task_main(ctx: &ChildCtx) -> ! {
             );
         }
 
-        check(
-            ctx,
+        err.check(
             libc::chdir(ctx.root.as_ptr()) as libc::c_long,
             Stage::PivotRoot,
         );
@@ -662,9 +444,8 @@ fn task_main(ctx: &ChildCtx) -> ! {
                 libc::MS_MOVE,
                 std::ptr::null(),
             );
-            check(ctx, r as libc::c_long, Stage::PivotRoot);
-            check(
-                ctx,
+            err.check(r as libc::c_long, Stage::PivotRoot);
+            err.check(
                 libc::chroot(c".".as_ptr()) as libc::c_long,
                 Stage::PivotRoot,
             );
@@ -672,15 +453,11 @@ fn task_main(ctx: &ChildCtx) -> ! {
             // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
             // leaves only the new root (runc's approach, no temporary directory needed).
             let r = libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr());
-            check(ctx, r, Stage::PivotRoot);
+            err.check(r, Stage::PivotRoot);
             let r = libc::umount2(c".".as_ptr(), libc::MNT_DETACH);
-            check(ctx, r as libc::c_long, Stage::PivotRoot);
+            err.check(r as libc::c_long, Stage::PivotRoot);
         }
-        check(
-            ctx,
-            libc::chdir(c"/".as_ptr()) as libc::c_long,
-            Stage::PivotRoot,
-        );
+        err.check(libc::chdir(c"/".as_ptr()) as libc::c_long, Stage::PivotRoot);
 
         // runc's masked and read-only /proc paths.
         if libc::access(c"/proc/kcore".as_ptr(), libc::F_OK) == 0 {
@@ -691,7 +468,7 @@ fn task_main(ctx: &ChildCtx) -> ! {
                 libc::MS_BIND,
                 std::ptr::null(),
             );
-            check(ctx, r as libc::c_long, Stage::MaskProc);
+            err.check(r as libc::c_long, Stage::MaskProc);
         }
         for p in [
             c"/proc/sys",
@@ -709,7 +486,7 @@ fn task_main(ctx: &ChildCtx) -> ! {
                 libc::MS_BIND | libc::MS_REC,
                 std::ptr::null(),
             );
-            check(ctx, r as libc::c_long, Stage::MaskProc);
+            err.check(r as libc::c_long, Stage::MaskProc);
             let r = libc::mount(
                 null,
                 p.as_ptr(),
@@ -722,86 +499,7 @@ fn task_main(ctx: &ChildCtx) -> ! {
                     | libc::MS_NOEXEC,
                 std::ptr::null(),
             );
-            check(ctx, r as libc::c_long, Stage::MaskProc);
+            err.check(r as libc::c_long, Stage::MaskProc);
         }
-
-        if let Some(h) = &ctx.hostname {
-            let r = libc::sethostname(h.as_ptr(), h.as_bytes().len());
-            check(ctx, r as libc::c_long, Stage::Hostname);
-        }
-
-        // Capabilities: shrink the bounding set while still root (needs CAP_SETPCAP) ...
-        for cap in 0..=ctx.last_cap {
-            if ctx.caps & (1u64 << cap) == 0 {
-                let r = libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
-                if r < 0 && Errno::last() != Errno::EINVAL {
-                    die(ctx, Stage::CapBounding);
-                }
-            }
-        }
-        // ... keep the permitted set across the uid change ...
-        let r = libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0);
-        check(ctx, r as libc::c_long, Stage::KeepCaps);
-        let r = libc::syscall(libc::SYS_setgroups, ctx.groups.len(), ctx.groups.as_ptr());
-        check(ctx, r, Stage::SetGroups);
-        let r = libc::syscall(libc::SYS_setresgid, ctx.gid, ctx.gid, ctx.gid);
-        check(ctx, r, Stage::SetGid);
-        let r = libc::syscall(libc::SYS_setresuid, ctx.uid, ctx.uid, ctx.uid);
-        check(ctx, r, Stage::SetUid);
-        // ... then set exactly the task's set as effective, permitted and inheritable ...
-        let r = super::shim::capset_all(ctx.caps);
-        check(ctx, r, Stage::CapSet);
-        // ... and ambient, so a non-root user keeps them across execve of ordinary binaries.
-        if ctx.uid != 0 {
-            for cap in 0..=ctx.last_cap {
-                if ctx.caps & (1u64 << cap) != 0 {
-                    let r = libc::prctl(
-                        libc::PR_CAP_AMBIENT,
-                        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                        cap as libc::c_ulong,
-                        0,
-                        0,
-                    );
-                    if r < 0 && Errno::last() != Errno::EINVAL {
-                        die(ctx, Stage::Ambient);
-                    }
-                }
-            }
-        }
-        // Changing credentials cleared the parent-death signal: set it again.
-        let r = libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        check(ctx, r as libc::c_long, Stage::ParentDeathSignal);
-
-        check(
-            ctx,
-            libc::chdir(ctx.work_dir.as_ptr()) as libc::c_long,
-            Stage::Chdir,
-        );
-
-        for (target, fd) in ctx.stdio.iter().enumerate() {
-            check(
-                ctx,
-                libc::dup2(*fd, target as RawFd) as libc::c_long,
-                Stage::Stdio,
-            );
-        }
-        // Anything else still open must not leak into the task (err_w is closed by exec).
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        );
-
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-
-        libc::execve(
-            ctx.program.as_ptr(),
-            ctx.argv_ptrs.as_ptr(),
-            ctx.envp_ptrs.as_ptr(),
-        );
-        die(ctx, Stage::Exec)
     }
 }

@@ -13,8 +13,8 @@
 pub mod caps;
 pub mod chroot;
 pub mod enter;
+mod fork;
 pub mod launch;
-mod shim;
 pub mod user;
 
 use std::io;

@@ -500,7 +500,7 @@ fn real_build_is_idempotent_and_teardown_leaves_nothing() {
     ));
     assert_eq!(mounts_under(&root).expect("mounts").len(), n);
 
-    let host_mounts_before = count_mounts_outside(&s.0);
+    let host_mounts_before = stable_host_mounts();
     teardown(&s.task_dir()).expect("teardown");
     assert!(mounts_under(&root).expect("mounts").is_empty());
     let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
@@ -508,21 +508,35 @@ fn real_build_is_idempotent_and_teardown_leaves_nothing() {
         !mi.contains(root.to_str().expect("utf8")),
         "leftover mounts:\n{mi}"
     );
-    assert_eq!(
-        count_mounts_outside(&s.0),
-        host_mounts_before,
-        "host mounts changed"
-    );
+    let host_mounts_after = stable_host_mounts();
+    let lost: Vec<_> = host_mounts_before
+        .iter()
+        .filter(|(mp, n)| host_mounts_after.get(*mp).copied().unwrap_or(0) < **n)
+        .collect();
+    assert!(lost.is_empty(), "teardown unmounted host mounts: {lost:?}");
     teardown(&s.task_dir()).expect("teardown is idempotent");
 }
 
-/// Mounts outside every test scratch dir (other tests mount concurrently under theirs).
-fn count_mounts_outside(_dir: &Path) -> usize {
+/// The host's own mount points (how many mounts are stacked on each): those a teardown escaping its task dir could take away.
+/// Mounts that come and go with other work on the machine are left out — every test's scratch
+/// dir (tests here and in other crates mount concurrently under theirs), containers and their
+/// network namespaces — so a concurrent test or container cannot fail this check.
+fn stable_host_mounts() -> std::collections::BTreeMap<PathBuf, usize> {
+    let volatile = [
+        std::env::temp_dir(),
+        PathBuf::from("/var/lib/docker"),
+        PathBuf::from("/var/lib/containerd"),
+        PathBuf::from("/run"),
+    ];
     let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     mi.lines()
         .filter_map(crate::cgroups::parse_mountinfo_line)
-        .filter(|(mp, _, _)| !mp.to_string_lossy().contains("/yurt-iso-"))
-        .count()
+        .map(|(mp, _, _)| mp)
+        .filter(|mp| !volatile.iter().any(|v| mp.starts_with(v)))
+        .fold(Default::default(), |mut stacked, mp| {
+            *stacked.entry(mp).or_insert(0) += 1;
+            stacked
+        })
 }
 
 #[test]

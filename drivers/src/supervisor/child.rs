@@ -9,8 +9,11 @@
 //! 3. writes `oom_score_adj`;
 //! 4. drops to the task user: `setgroups`, `setgid`, `setuid`.
 //!
-//! std's `Command` resets the signal mask and SIGPIPE disposition in the child, so the task
-//! does not inherit the supervisor's blocked SIGCHLD or ignored SIGPIPE.
+//! Before those, every signal disposition is reset to the default: an ignored signal survives
+//! exec, and the supervisor ignores SIGHUP (and may itself have been started with SIGINT and
+//! SIGQUIT ignored, as a background job is), so the task would shrug off a `kill_signal` it
+//! never chose to ignore. std's `Command` resets the signal mask, so the task does not inherit
+//! the supervisor's blocked SIGCHLD either.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -123,6 +126,10 @@ fn child_setup(
 ) -> io::Result<()> {
     // SAFETY (all blocks below): plain syscalls on valid fds and pointers into live buffers.
     unsafe {
+        // SIGKILL, SIGSTOP and the C library's reserved real-time signals refuse (EINVAL).
+        for sig in 1..65 {
+            libc::signal(sig, libc::SIG_DFL);
+        }
         if libc::setsid() < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -1,12 +1,69 @@
-//! Pieces shared by the two forked helpers of this module (the launch shim that owns an
-//! isolated task, and the exec shim that owns a command entered into one): relaying signals
-//! to the child and dying the way it died, and setting a capability set. Everything here runs
-//! after `fork` and uses only async-signal-safe system calls.
+//! The shim: the caller's child that owns the task (or the entered command). After its own
+//! namespace step it forks the child, reports the child's host pid, then relays every signal
+//! it gets to the child and exits the way the child exits. Also the capability-set call the
+//! child uses. Everything here runs after `fork` and uses only async-signal-safe system calls.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
+
+use super::stage::{ErrorChannel, Stage};
+
+/// The descriptors a shim works with, all prepared by the caller.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::isolation) struct ShimFds<'a> {
+    /// Every descriptor the shim and its child need, sorted; all others inherited from the
+    /// caller are closed first (its sockets and pipe ends must not live on in the shim).
+    pub keep: &'a [RawFd],
+    /// Where the shim reports the child's host pid (4 bytes, native endian).
+    pub pid_w: RawFd,
+    /// The error channel; the shim closes its copy once the child is forked.
+    pub err: ErrorChannel,
+    /// Descriptors only the child uses (stdio copies, ...), closed in the shim after the fork.
+    pub child_only: &'a [RawFd],
+}
+
+/// Runs the shim: all signals blocked, foreign descriptors closed, `enter` (its namespace
+/// step, reporting failures on the error channel), fork; the child runs `child`, the shim
+/// reports its pid and relays signals until it exits.
+///
+/// # Safety
+/// Call only in the freshly forked shim; `enter` and `child` must only make async-signal-safe
+/// calls on data prepared before the fork.
+pub(super) unsafe fn run<C>(
+    fds: ShimFds<'_>,
+    ctx: &C,
+    enter: fn(&C, ErrorChannel),
+    child: fn(&C, ErrorChannel) -> !,
+) -> ! {
+    // SAFETY: async-signal-safe calls on pre-allocated data, as the caller guarantees.
+    unsafe {
+        // Blocked until the forwarding handlers are in place: a signal arriving early stays
+        // pending and is forwarded afterwards instead of killing the shim.
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        close_fds_except(fds.keep);
+        enter(ctx, fds.err);
+        let pid = libc::fork();
+        if pid < 0 {
+            fds.err.fail(Stage::Fork);
+        }
+        if pid == 0 {
+            libc::close(fds.pid_w);
+            child(ctx, fds.err);
+        }
+        libc::close(fds.err.0);
+        for &fd in fds.child_only {
+            libc::close(fd);
+        }
+        let bytes = pid.to_ne_bytes();
+        libc::send(fds.pid_w, bytes.as_ptr().cast(), 4, libc::MSG_NOSIGNAL);
+        libc::close(fds.pid_w);
+        relay_until_exit(pid)
+    }
+}
 
 /// The child a shim relays signals to (one per shim process).
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -24,7 +81,7 @@ extern "C" fn forward_signal(sig: libc::c_int) {
 ///
 /// # Safety
 /// Call only in a forked child, with all signals blocked; it unblocks them itself.
-pub(super) unsafe fn relay_until_exit(child: libc::pid_t) -> ! {
+unsafe fn relay_until_exit(child: libc::pid_t) -> ! {
     CHILD.store(child, Ordering::Relaxed);
     // SAFETY: async-signal-safe calls on stack data, as the caller guarantees the context.
     unsafe {
@@ -89,7 +146,7 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 ///
 /// # Safety
 /// Async-signal-safe; meant for a forked child just before exec.
-pub(super) unsafe fn capset_all(caps: u64) -> libc::c_long {
+pub(in crate::isolation) unsafe fn capset_all(caps: u64) -> libc::c_long {
     let mut hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -105,7 +162,7 @@ pub(super) unsafe fn capset_all(caps: u64) -> libc::c_long {
 }
 
 /// Closes every fd except those in the sorted `keep` list (close_range over the gaps).
-pub(super) fn close_fds_except(keep: &[RawFd]) {
+fn close_fds_except(keep: &[RawFd]) {
     let mut next: u32 = 3;
     for &k in keep {
         if k < 3 || (k as u32) < next {
