@@ -21,12 +21,16 @@ pub async fn run(server: Arc<Server>) {
         let eval = server.broker.dequeue().await;
         let s = server.clone();
         let e = eval.clone();
-        let result = tokio::task::spawn_blocking(move || s.process_eval(e)).await;
-        if let Err(e) = result {
-            tracing::error!(eval_id = %eval.id, error = %e, "scheduler worker panicked");
-        }
-        let cancelled = server.broker.ack(&eval);
-        server.cancel_evals(cancelled);
+        let superseded = match tokio::task::spawn_blocking(move || s.process_eval(e)).await {
+            Ok(superseded) => superseded,
+            Err(e) => {
+                tracing::error!(eval_id = %eval.id, error = %e, "scheduler worker panicked");
+                Vec::new()
+            }
+        };
+        let mut cancelled = server.broker.ack(&eval);
+        cancelled.extend(superseded);
+        server.cancel_evals(cancelled).await;
     }
 }
 
@@ -39,35 +43,38 @@ enum PlanError {
 }
 
 impl Server {
-    /// Schedules one evaluation to completion (or failure), committing its plan.
-    pub fn process_eval(self: &Arc<Self>, eval: Evaluation) {
+    /// Schedules one evaluation to completion (or failure), committing its plan; runs on a
+    /// blocking thread. Returns the blocked evaluations the outcome superseded, for the
+    /// caller to cancel.
+    pub fn process_eval(self: &Arc<Self>, eval: Evaluation) -> Vec<Evaluation> {
         for attempt in 0..MAX_PLAN_ATTEMPTS {
             let snap = self.state.snapshot();
             // The broker may hold a copy older than the stored one (e.g. a re-queued blocked
             // eval); skip evaluations that are already finished.
             if snap.eval(&eval.id).is_some_and(|e| e.terminal()) {
-                return;
+                return Vec::new();
             }
             let outcome = match scheduler::schedule(&eval, snap.as_ref()) {
                 Ok(o) => o,
                 Err(e) => {
                     self.fail_eval(&eval, &e.to_string());
-                    return;
+                    return Vec::new();
                 }
             };
             match self.apply_outcome(&eval, outcome, snap.index) {
-                Ok(()) => return,
+                Ok(superseded) => return superseded,
                 Err(PlanError::Stale(why)) => {
                     tracing::debug!(eval_id = %eval.id, attempt, why, "plan refused, recomputing");
                 }
                 Err(PlanError::State(e)) => {
                     tracing::error!(eval_id = %eval.id, error = %e, "committing plan");
                     self.fail_eval(&eval, &e.to_string());
-                    return;
+                    return Vec::new();
                 }
             }
         }
         self.fail_eval(&eval, "maximum attempts reached (5)");
+        Vec::new()
     }
 
     fn fail_eval(&self, eval: &Evaluation, why: &str) {
@@ -75,19 +82,19 @@ impl Server {
         e.status = EVAL_STATUS_FAILED.to_string();
         e.status_description = why.to_string();
         e.modify_time = now_nanos();
-        if let Err(err) = self.state.write(|txn| txn.put_eval(e)) {
+        if let Err(err) = self.state.write_blocking(|txn| txn.put_eval(e)) {
             tracing::error!(eval_id = %eval.id, error = %err, "recording failed evaluation");
         }
     }
 
     /// Commits a scheduler outcome atomically: plan, evaluation status, blocked and
-    /// follow-up evaluations.
+    /// follow-up evaluations. Returns the blocked evaluation this one replaced, if any.
     fn apply_outcome(
         self: &Arc<Self>,
         eval: &Evaluation,
         out: SchedulerOutcome,
         snapshot_index: u64,
-    ) -> Result<(), PlanError> {
+    ) -> Result<Vec<Evaluation>, PlanError> {
         let SchedulerOutcome {
             plan,
             failed_tg_allocs,
@@ -99,7 +106,7 @@ impl Server {
         } = out;
         let reblock = eval.status == EVAL_STATUS_BLOCKED && !failed_tg_allocs.is_empty();
         let stops_something = plan.node_update.values().any(|v| !v.is_empty());
-        let result = self.state.write(|txn| {
+        let result = self.state.write_blocking(|txn| {
             // Re-check every node that receives placements against the current state.
             for (node_id, placed) in &plan.node_allocation {
                 if placed.is_empty() {
@@ -171,11 +178,12 @@ impl Server {
         match result {
             Ok((_, (done, blocked, followups))) => {
                 let to_block = if reblock { Some(done) } else { blocked };
+                let mut superseded = Vec::new();
                 if let Some(b) = to_block {
                     match self.blocked.block_at((*b).clone(), snapshot_index) {
                         Blocked::Waiting {
                             replaced: Some(old),
-                        } => self.cancel_evals(vec![old]),
+                        } => superseded.push(old),
                         Blocked::Waiting { replaced: None } => {}
                         Blocked::RetryNow(e) => self.broker.enqueue(e),
                     }
@@ -186,7 +194,7 @@ impl Server {
                 if stops_something {
                     self.unblock();
                 }
-                Ok(())
+                Ok(superseded)
             }
             Err(StateError::Conflict(why)) => Err(PlanError::Stale(why)),
             Err(e) => Err(PlanError::State(e)),
