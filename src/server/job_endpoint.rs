@@ -115,6 +115,7 @@ impl Server {
             ));
         }
 
+        let started = std::time::Instant::now();
         let (index, (eval, job_modify_index)) = self.state.write(|txn| {
             let existing = txn.tables().job(&job.namespace, &job.id);
             if req.enforce_index {
@@ -189,6 +190,7 @@ impl Server {
             other => ServerError::State(other),
         })?;
 
+        tracing::debug!(target: "yurt::latency", step = "job registered", job_id = %job.id, index, us = started.elapsed().as_micros() as u64);
         let (eval_id, eval_index) = self.enqueue_created(eval);
         Ok(JobRegisterResponse {
             eval_id,

@@ -355,6 +355,7 @@ impl Server {
                 node.id, node.status
             )));
         }
+        let started = std::time::Instant::now();
         let (index, (evals, freed)) = self
             .state
             .write(|txn| {
@@ -414,6 +415,7 @@ impl Server {
                 Ok((stored, freed))
             })
             .await?;
+        tracing::debug!(target: "yurt::latency", step = "client update committed", alloc_id = %req.alloc[0].id, status = %req.alloc[0].client_status, count = req.alloc.len(), us = started.elapsed().as_micros() as u64);
         for e in evals {
             self.broker.enqueue((*e).clone());
         }

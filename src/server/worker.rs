@@ -19,6 +19,7 @@ const MAX_PLAN_ATTEMPTS: usize = 5;
 pub async fn run(server: Arc<Server>) {
     loop {
         let eval = server.broker.dequeue().await;
+        tracing::debug!(target: "yurt::latency", step = "eval dequeued", job_id = %eval.job_id);
         let s = server.clone();
         let e = eval.clone();
         let superseded = match tokio::task::spawn_blocking(move || s.process_eval(e)).await {
@@ -54,6 +55,7 @@ impl Server {
             if snap.eval(&eval.id).is_some_and(|e| e.terminal()) {
                 return Vec::new();
             }
+            let started = std::time::Instant::now();
             let outcome = match scheduler::schedule(&eval, snap.as_ref()) {
                 Ok(o) => o,
                 Err(e) => {
@@ -61,7 +63,11 @@ impl Server {
                     return Vec::new();
                 }
             };
-            match self.apply_outcome(&eval, outcome, snap.index) {
+            tracing::debug!(target: "yurt::latency", step = "scheduled", job_id = %eval.job_id, us = started.elapsed().as_micros() as u64);
+            let started = std::time::Instant::now();
+            let applied = self.apply_outcome(&eval, outcome, snap.index);
+            tracing::debug!(target: "yurt::latency", step = "plan committed", job_id = %eval.job_id, us = started.elapsed().as_micros() as u64);
+            match applied {
                 Ok(superseded) => return superseded,
                 Err(PlanError::Stale(why)) => {
                     tracing::debug!(eval_id = %eval.id, attempt, why, "plan refused, recomputing");
