@@ -123,6 +123,9 @@ pub(crate) async fn run(inner: std::sync::Arc<Inner>, mut shutdown: watch::Recei
             }
         }
         backoff.reset();
+        for a in &pulled {
+            tracing::debug!(target: "yurt::latency", step = "alloc pulled", alloc_id = %a.id, job_id = %a.job_id);
+        }
         for id in &d.removed {
             inner.remove_alloc(id);
         }

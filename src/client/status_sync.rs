@@ -199,7 +199,10 @@ impl StatusSync {
                 secret_id,
                 alloc: batch.clone(),
             };
-            match server.update_allocs(req).await {
+            let started = std::time::Instant::now();
+            let sent = server.update_allocs(req).await;
+            tracing::debug!(target: "yurt::latency", step = "status sent", alloc_id = %batch[0].id, status = %batch[0].client_status, count = batch.len(), us = started.elapsed().as_micros() as u64);
+            match sent {
                 Ok(_) => {
                     backoff.reset();
                     self.acked(batch);

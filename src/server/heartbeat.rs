@@ -45,7 +45,7 @@ impl Heartbeats {
         let id = node_id.to_string();
         let handle = tokio::spawn(async move {
             tokio::time::sleep(deadline).await;
-            server.node_heartbeat_expired(&id);
+            server.node_heartbeat_expired(&id).await;
         });
         let mut timers = match self.timers.lock() {
             Ok(g) => g,

@@ -126,7 +126,7 @@ impl Server {
     /// Derives and registers the child of `parent` for the launch at `at` (Nomad's
     /// `deriveJob`); with `prohibit_overlap`, a live earlier child skips the launch unless
     /// `force`.
-    pub fn launch_periodic(
+    pub async fn launch_periodic(
         &self,
         parent: &Job,
         at: DateTime<Utc>,
@@ -146,18 +146,20 @@ impl Server {
         let mut child =
             parent.derive_child(format!("{}{PERIODIC_SUFFIX}{}", parent.id, at.timestamp()));
         child.periodic = None;
-        let resp = self.register_job(
-            JobRegisterRequest {
-                job: Some(child),
-                ..JobRegisterRequest::default()
-            },
-            Some(&parent.namespace),
-        )?;
+        let resp = self
+            .register_job(
+                JobRegisterRequest {
+                    job: Some(child),
+                    ..JobRegisterRequest::default()
+                },
+                Some(&parent.namespace),
+            )
+            .await?;
         Ok(Some(resp))
     }
 
     /// `POST /v1/job/:id/periodic/force`: launches a child now, overlap or not.
-    pub fn force_periodic(
+    pub async fn force_periodic(
         &self,
         namespace: &str,
         job_id: &str,
@@ -184,7 +186,8 @@ impl Server {
         {
             at += chrono::Duration::seconds(1);
         }
-        self.launch_periodic(&job, at, true)?
+        self.launch_periodic(&job, at, true)
+            .await?
             .ok_or_else(|| ServerError::Refused("periodic launch skipped".into()))
     }
 }
@@ -203,7 +206,7 @@ pub async fn run(server: Arc<Server>) {
                 continue;
             };
             if at <= now {
-                if let Err(e) = server.launch_periodic(job, at, false) {
+                if let Err(e) = server.launch_periodic(job, at, false).await {
                     tracing::warn!(job_id = %job.id, error = %e, "periodic launch failed");
                 }
                 // Launched, skipped (overlap) or failed, this occurrence is done; counting

@@ -20,13 +20,14 @@ pub(super) enum PlanError {
 
 impl Server {
     /// Commits a scheduler outcome atomically: plan, evaluation status, blocked and
-    /// follow-up evaluations.
+    /// follow-up evaluations. Returns the blocked evaluations this one superseded, for the
+    /// caller to cancel.
     pub(super) fn apply_outcome(
         self: &Arc<Self>,
         eval: &Evaluation,
         out: SchedulerOutcome,
         snapshot_index: u64,
-    ) -> Result<(), PlanError> {
+    ) -> Result<Vec<Evaluation>, PlanError> {
         let SchedulerOutcome {
             plan,
             failed_tg_allocs,
@@ -38,7 +39,7 @@ impl Server {
         } = out;
         let reblock = eval.status == EVAL_STATUS_BLOCKED && !failed_tg_allocs.is_empty();
         let stops_something = plan.node_update.values().any(|v| !v.is_empty());
-        let result = self.state.write(|txn| {
+        let result = self.state.write_blocking(|txn| {
             // Re-check every node that receives placements against the current state.
             for (node_id, placed) in &plan.node_allocation {
                 if placed.is_empty() {
@@ -110,11 +111,12 @@ impl Server {
         match result {
             Ok((_, (done, blocked, followups))) => {
                 let to_block = if reblock { Some(done) } else { blocked };
+                let mut superseded = Vec::new();
                 if let Some(b) = to_block {
                     match self.blocked.block_at((*b).clone(), snapshot_index) {
                         Blocked::Waiting {
                             replaced: Some(old),
-                        } => self.cancel_evals(vec![old]),
+                        } => superseded.push(old),
                         Blocked::Waiting { replaced: None } => {}
                         Blocked::RetryNow(e) => self.broker.enqueue(e),
                     }
@@ -125,7 +127,7 @@ impl Server {
                 if stops_something {
                     self.unblock();
                 }
-                Ok(())
+                Ok(superseded)
             }
             Err(StateError::Conflict(why)) => Err(PlanError::Stale(why)),
             Err(e) => Err(PlanError::State(e)),

@@ -16,47 +16,60 @@ const MAX_PLAN_ATTEMPTS: usize = 5;
 pub async fn run(server: Arc<Server>) {
     loop {
         let eval = server.broker.dequeue().await;
+        tracing::debug!(target: "yurt::latency", step = "eval dequeued", job_id = %eval.job_id);
         let s = server.clone();
         let e = eval.clone();
-        let result = tokio::task::spawn_blocking(move || s.process_eval(e)).await;
-        if let Err(e) = result {
-            tracing::error!(eval_id = %eval.id, error = %e, "scheduler worker panicked");
-        }
-        let cancelled = server.broker.ack(&eval);
-        server.cancel_evals(cancelled);
+        let superseded = match tokio::task::spawn_blocking(move || s.process_eval(e)).await {
+            Ok(superseded) => superseded,
+            Err(e) => {
+                tracing::error!(eval_id = %eval.id, error = %e, "scheduler worker panicked");
+                Vec::new()
+            }
+        };
+        let mut cancelled = server.broker.ack(&eval);
+        cancelled.extend(superseded);
+        server.cancel_evals(cancelled).await;
     }
 }
 
 impl Server {
-    /// Schedules one evaluation to completion (or failure), committing its plan.
-    pub fn process_eval(self: &Arc<Self>, eval: Evaluation) {
+    /// Schedules one evaluation to completion (or failure), committing its plan; runs on a
+    /// blocking thread. Returns the blocked evaluations the outcome superseded, for the
+    /// caller to cancel.
+    pub fn process_eval(self: &Arc<Self>, eval: Evaluation) -> Vec<Evaluation> {
         for attempt in 0..MAX_PLAN_ATTEMPTS {
             let snap = self.state.snapshot();
             // The broker may hold a copy older than the stored one (e.g. a re-queued blocked
             // eval); skip evaluations that are already finished.
             if snap.eval(&eval.id).is_some_and(|e| e.terminal()) {
-                return;
+                return Vec::new();
             }
+            let started = std::time::Instant::now();
             let outcome = match scheduler::schedule(&eval, snap.as_ref()) {
                 Ok(o) => o,
                 Err(e) => {
                     self.fail_eval(&eval, &e.to_string());
-                    return;
+                    return Vec::new();
                 }
             };
-            match self.apply_outcome(&eval, outcome, snap.index) {
-                Ok(()) => return,
+            tracing::debug!(target: "yurt::latency", step = "scheduled", job_id = %eval.job_id, us = started.elapsed().as_micros() as u64);
+            let started = std::time::Instant::now();
+            let applied = self.apply_outcome(&eval, outcome, snap.index);
+            tracing::debug!(target: "yurt::latency", step = "plan committed", job_id = %eval.job_id, us = started.elapsed().as_micros() as u64);
+            match applied {
+                Ok(superseded) => return superseded,
                 Err(PlanError::Stale(why)) => {
                     tracing::debug!(eval_id = %eval.id, attempt, why, "plan refused, recomputing");
                 }
                 Err(PlanError::State(e)) => {
                     tracing::error!(eval_id = %eval.id, error = %e, "committing plan");
                     self.fail_eval(&eval, &e.to_string());
-                    return;
+                    return Vec::new();
                 }
             }
         }
         self.fail_eval(&eval, "maximum attempts reached (5)");
+        Vec::new()
     }
 
     fn fail_eval(&self, eval: &Evaluation, why: &str) {
@@ -64,7 +77,7 @@ impl Server {
         e.status = EVAL_STATUS_FAILED.to_string();
         e.status_description = why.to_string();
         e.modify_time = now_nanos();
-        if let Err(err) = self.state.write(|txn| txn.put_eval(e)) {
+        if let Err(err) = self.state.write_blocking(|txn| txn.put_eval(e)) {
             tracing::error!(eval_id = %eval.id, error = %err, "recording failed evaluation");
         }
     }

@@ -227,9 +227,11 @@ impl AllocRunner {
 
     /// Runs the allocation until it is destroyed or the agent detaches from it.
     pub async fn run(mut self) {
+        let started = std::time::Instant::now();
         if let Err(e) = self.db.put_alloc(&self.alloc) {
             tracing::warn!(alloc_id = %self.alloc.id, error = %e, "persisting allocation");
         }
+        tracing::debug!(target: "yurt::latency", step = "alloc persisted", alloc_id = %self.alloc.id, us = started.elapsed().as_micros() as u64);
         let all_dead = self
             .tasks
             .values()

@@ -300,7 +300,10 @@ impl TaskRunner {
         if self.killed() {
             return Some(Ending::Finished);
         }
-        match self.prestart() {
+        let started = std::time::Instant::now();
+        let prestart = self.prestart();
+        tracing::debug!(target: "yurt::latency", step = "prestart done", alloc_id = %self.cfg.alloc.id, us = started.elapsed().as_micros() as u64);
+        match prestart {
             Err((ev, recoverable)) => {
                 self.shared.emit(ev);
                 self.tracker.set_start_error(recoverable);
@@ -314,11 +317,10 @@ impl TaskRunner {
                     None
                 }
                 Ok(handle) => {
+                    tracing::debug!(target: "yurt::latency", step = "driver started", alloc_id = %self.cfg.alloc.id, us = started.elapsed().as_micros() as u64);
                     let task_id = handle.task_id.clone();
-                    // Persisted before anything else so a restarted agent can reattach.
-                    self.shared.set_handle(Some(handle));
-                    self.shared
-                        .update(TASK_STATE_RUNNING, Some(events::started()));
+                    self.shared.started(handle, events::started());
+                    tracing::debug!(target: "yurt::latency", step = "running persisted", alloc_id = %self.cfg.alloc.id, us = started.elapsed().as_micros() as u64);
                     self.wait_started(&task_id).await
                 }
             },

@@ -1,5 +1,6 @@
 //! A task's state shared between its runner and the alloc runner: events and state
-//! transitions with Nomad's bookkeeping, persisted and announced on every change.
+//! transitions with Nomad's bookkeeping, announced on every change and persisted with every
+//! state or handle change.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +13,18 @@ use yurt_drivers::TaskHandle;
 
 use super::super::state_db::StateDb;
 use super::events::populate_display_message;
+
+/// What a state change writes to the client's state db.
+enum Persist {
+    /// Nothing now; the next write carries it.
+    Later,
+    /// The task state.
+    State,
+    /// The task state, and the handle cleared.
+    WithoutHandle,
+    /// The task state and this handle.
+    WithHandle(TaskHandle),
+}
 
 /// State of one task plus its live driver handle.
 pub(crate) struct TaskShared {
@@ -51,14 +64,24 @@ impl TaskShared {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Appends an event without changing the state.
+    /// Appends an event without changing the state. It is announced at once but written to
+    /// disk with the next state or handle change: an event alone changes nothing a restarted
+    /// agent acts on, and a durable write per event (Received, Task Setup, …) was most of a
+    /// task's start latency.
     pub(crate) fn emit(&self, ev: TaskEvent) {
-        self.update("", Some(ev));
+        self.change("", Some(ev), Persist::Later);
     }
 
     /// Moves to `new_state` (empty = unchanged) after appending `ev`, as Nomad's UpdateState.
     pub(crate) fn update(&self, new_state: &str, ev: Option<TaskEvent>) {
-        self.change(new_state, ev, false);
+        self.change(new_state, ev, Persist::State);
+    }
+
+    /// The task's new instance is running: its handle, the `running` state and `ev` are
+    /// persisted in one write before anyone is told, so a restarted agent can reattach.
+    pub(crate) fn started(&self, handle: TaskHandle, ev: TaskEvent) {
+        *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+        self.change(TASK_STATE_RUNNING, Some(ev), Persist::WithHandle(handle));
     }
 
     /// Appends the event that ends a run and forgets the run's handle, persisted as one
@@ -66,10 +89,10 @@ impl TaskShared {
     /// to or a recorded exit, never both (which would record the exit twice).
     pub(crate) fn end_run(&self, ev: TaskEvent) {
         *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.change("", Some(ev), true);
+        self.change("", Some(ev), Persist::WithoutHandle);
     }
 
-    fn change(&self, new_state: &str, ev: Option<TaskEvent>, clear_handle: bool) {
+    fn change(&self, new_state: &str, ev: Option<TaskEvent>, persist: Persist) {
         let snapshot = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(mut ev) = ev {
@@ -94,12 +117,19 @@ impl TaskShared {
             }
             st.clone()
         };
-        let written = if clear_handle {
-            self.db
-                .put_task_state_without_handle(&self.alloc_id, &self.name, &snapshot)
-        } else {
-            self.db
-                .put_task_state(&self.alloc_id, &self.name, &snapshot)
+        let written = match persist {
+            Persist::Later => Ok(()),
+            Persist::State => self
+                .db
+                .put_task_state(&self.alloc_id, &self.name, &snapshot),
+            Persist::WithoutHandle => {
+                self.db
+                    .put_task_state_without_handle(&self.alloc_id, &self.name, &snapshot)
+            }
+            Persist::WithHandle(handle) => {
+                self.db
+                    .put_task_started(&self.alloc_id, &self.name, &snapshot, &handle)
+            }
         };
         if let Err(e) = written {
             tracing::warn!(alloc_id = %self.alloc_id, task = %self.name, error = %e, "persisting task state");
@@ -124,5 +154,50 @@ impl TaskShared {
             tracing::warn!(alloc_id = %self.alloc_id, task = %self.name, error = %e, "persisting task handle");
         }
         *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = handle;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::state_db::JsonStateDb;
+    use crate::client::task_runner::events;
+
+    #[test]
+    fn events_wait_for_the_start_which_persists_handle_and_state_together() {
+        let dir = std::env::temp_dir().join(format!("yurt-task-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = Arc::new(JsonStateDb::open(&dir).unwrap());
+        let shared = TaskShared::new("a1", "web", db, Arc::new(Notify::new()));
+        shared.emit(events::received());
+        shared.emit(events::building_task_dir());
+        assert_eq!(shared.state().events.as_ref().map(Vec::len), Some(2));
+        // Read back through a second db, as a restarted agent would.
+        let on_disk = || {
+            JsonStateDb::open(&dir)
+                .unwrap()
+                .get_task("a1", "web")
+                .unwrap()
+        };
+        assert!(on_disk().is_none(), "an event alone was written");
+        let handle = TaskHandle {
+            version: 1,
+            driver: "raw_exec".into(),
+            task_id: "a1/web/1".into(),
+            state: serde_json::json!({"pid": 42}),
+        };
+        shared.started(handle.clone(), events::started());
+        let rec = on_disk().expect("the start was written");
+        assert_eq!(rec.handle, Some(handle));
+        let state = rec.state.unwrap();
+        assert_eq!(state.state, TASK_STATE_RUNNING);
+        let types: Vec<String> = state
+            .events
+            .unwrap()
+            .into_iter()
+            .map(|e| e.r#type)
+            .collect();
+        assert_eq!(types, ["Received", "Task Setup", "Started"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -53,7 +53,7 @@ async fn stop_alloc(
     params: QueryParams,
 ) -> Result<Response, HttpError> {
     let no_shutdown_delay = params.flag("no_shutdown_delay")?.unwrap_or(false);
-    let resp = app.server.stop_alloc(&id, no_shutdown_delay)?;
+    let resp = app.server.stop_alloc(&id, no_shutdown_delay).await?;
     let index = resp.index;
     Ok(JsonReply::write(&opts, index, resp).into_response())
 }

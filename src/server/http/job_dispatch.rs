@@ -24,7 +24,7 @@ pub struct JobDispatchRequest {
 }
 
 /// Dispatches a parameterized job; `idempotency_token` comes from the query.
-pub fn dispatch(
+pub async fn dispatch(
     app: &App,
     opts: &WriteOptions,
     id: &str,
@@ -32,13 +32,17 @@ pub fn dispatch(
 ) -> Result<Response, HttpError> {
     let mut req: JobDispatchRequest = decode_optional_json(body)?.unwrap_or_default();
     req.idempotency_token = opts.idempotency_token.clone().unwrap_or_default();
-    let resp = app.server.dispatch_job(&opts.namespace, id, &req)?;
+    let resp = app.server.dispatch_job(&opts.namespace, id, &req).await?;
     Ok(JsonReply::write(opts, resp.index, resp).into_response())
 }
 
 /// Launches a periodic job's child now (`EvalID`, `EvalCreateIndex`, `Index`).
-pub fn force_periodic(app: &App, opts: &WriteOptions, id: &str) -> Result<Response, HttpError> {
-    let resp = app.server.force_periodic(&opts.namespace, id)?;
+pub async fn force_periodic(
+    app: &App,
+    opts: &WriteOptions,
+    id: &str,
+) -> Result<Response, HttpError> {
+    let resp = app.server.force_periodic(&opts.namespace, id).await?;
     let body = serde_json::json!({
         "EvalID": resp.eval_id,
         "EvalCreateIndex": resp.eval_create_index,

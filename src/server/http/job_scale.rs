@@ -20,13 +20,18 @@ pub async fn status(app: App, opts: QueryOptions, id: &str) -> Result<Response, 
 }
 
 /// Scales a group (or only records an event when `Count` is absent).
-pub fn scale(app: &App, opts: &WriteOptions, id: &str, body: &[u8]) -> Result<Response, HttpError> {
+pub async fn scale(
+    app: &App,
+    opts: &WriteOptions,
+    id: &str,
+    body: &[u8],
+) -> Result<Response, HttpError> {
     let req: ScalingRequest = decode_json(body)?;
     if req.target.get("Job").is_some_and(|j| j != id) {
         return Err(HttpError::bad_request(
             "job ID in payload did not match URL",
         ));
     }
-    let resp = app.server.scale_job(&opts.namespace, id, &req)?;
+    let resp = app.server.scale_job(&opts.namespace, id, &req).await?;
     Ok(JsonReply::write(opts, resp.index, resp).into_response())
 }

@@ -52,7 +52,7 @@ fn check_job_id(body_id: &str, path_id: &str) -> Result<(), HttpError> {
 }
 
 /// Reverts the job to `JobVersion`.
-pub fn revert(
+pub async fn revert(
     app: &App,
     opts: &WriteOptions,
     id: &str,
@@ -60,12 +60,12 @@ pub fn revert(
 ) -> Result<Response, HttpError> {
     let req: JobRevertRequest = decode_json(body)?;
     check_job_id(&req.job_id, id)?;
-    let resp = app.server.revert_job(&opts.namespace, id, &req)?;
+    let resp = app.server.revert_job(&opts.namespace, id, &req).await?;
     Ok(JsonReply::write(opts, resp.index, resp).into_response())
 }
 
 /// Marks `JobVersion` stable or not.
-pub fn stable(
+pub async fn stable(
     app: &App,
     opts: &WriteOptions,
     id: &str,
@@ -73,7 +73,10 @@ pub fn stable(
 ) -> Result<Response, HttpError> {
     let req: JobStabilityRequest = decode_json(body)?;
     check_job_id(&req.job_id, id)?;
-    let resp = app.server.set_job_stability(&opts.namespace, id, &req)?;
+    let resp = app
+        .server
+        .set_job_stability(&opts.namespace, id, &req)
+        .await?;
     Ok(JsonReply::write(opts, resp.index, resp).into_response())
 }
 

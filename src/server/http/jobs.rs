@@ -48,12 +48,12 @@ async fn register_jobs(
     opts: WriteOptions,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    register(app, &opts.namespace, opts.pretty, None, &body)
+    register(app, &opts.namespace, opts.pretty, None, &body).await
 }
 
 /// Registers a job; `namespace` is the `?namespace` the request named (used when the job
 /// names none).
-fn register(
+async fn register(
     app: App,
     namespace: &str,
     pretty: bool,
@@ -69,7 +69,7 @@ fn register(
     {
         return Err(HttpError::bad_request("Job ID does not match name"));
     }
-    let resp = app.server.register_job(req, Some(namespace))?;
+    let resp = app.server.register_job(req, Some(namespace)).await?;
     let index = resp.index;
     Ok(JsonReply::new(resp)
         .index(index)
@@ -116,25 +116,31 @@ async fn job_dispatch(
     match (sub, method) {
         ("", Method::GET) => read_job(app, opts, id).await,
         ("", Method::POST | Method::PUT) => {
-            register(app, &opts.namespace, opts.pretty, Some(id), &body)
+            register(app, &opts.namespace, opts.pretty, Some(id), &body).await
         }
-        ("", Method::DELETE) => deregister(app, params, opts, id),
+        ("", Method::DELETE) => deregister(app, params, opts, id).await,
         ("allocations", Method::GET) => job_allocs(app, opts, params, id).await,
         ("evaluations", Method::GET) => job_evals(app, opts, id).await,
         ("summary", Method::GET) => job_summary_handler(app, opts, id).await,
         ("versions", Method::GET) => job_versions(app, opts, params, id).await,
         ("deployments", Method::GET) => job_deployments(app, opts, id).await,
         ("deployment", Method::GET) => latest_deployment(app, opts, id).await,
-        ("evaluate", Method::POST | Method::PUT) => evaluate(app, opts, id, &body),
-        ("revert", Method::POST | Method::PUT) => job_versions::revert(&app, &wopts, id, &body),
-        ("stable", Method::POST | Method::PUT) => job_versions::stable(&app, &wopts, id, &body),
+        ("evaluate", Method::POST | Method::PUT) => evaluate(app, opts, id, &body).await,
+        ("revert", Method::POST | Method::PUT) => {
+            job_versions::revert(&app, &wopts, id, &body).await
+        }
+        ("stable", Method::POST | Method::PUT) => {
+            job_versions::stable(&app, &wopts, id, &body).await
+        }
         ("scale", Method::GET) => job_scale::status(app, opts, id).await,
-        ("scale", Method::POST | Method::PUT) => job_scale::scale(&app, &wopts, id, &body),
+        ("scale", Method::POST | Method::PUT) => job_scale::scale(&app, &wopts, id, &body).await,
         ("plan", Method::POST | Method::PUT) => job_versions::plan(&app, &wopts, id, &body),
         ("periodic/force", Method::POST | Method::PUT) => {
-            job_dispatch::force_periodic(&app, &wopts, id)
+            job_dispatch::force_periodic(&app, &wopts, id).await
         }
-        ("dispatch", Method::POST | Method::PUT) => job_dispatch::dispatch(&app, &wopts, id, &body),
+        ("dispatch", Method::POST | Method::PUT) => {
+            job_dispatch::dispatch(&app, &wopts, id, &body).await
+        }
         _ => Err(HttpError::invalid_method()),
     }
 }
@@ -151,7 +157,7 @@ async fn read_job(app: App, opts: QueryOptions, id: &str) -> Result<Response, Ht
     .await
 }
 
-fn deregister(
+async fn deregister(
     app: App,
     params: QueryParams,
     opts: QueryOptions,
@@ -166,7 +172,8 @@ fn deregister(
     }
     let resp = app
         .server
-        .deregister_job(&opts.namespace, id, purge, priority)?;
+        .deregister_job(&opts.namespace, id, purge, priority)
+        .await?;
     let index = resp.index;
     Ok(JsonReply::new(resp)
         .index(index)
@@ -312,14 +319,20 @@ struct EvalOptions {
     force_reschedule: bool,
 }
 
-fn evaluate(app: App, opts: QueryOptions, id: &str, body: &[u8]) -> Result<Response, HttpError> {
+async fn evaluate(
+    app: App,
+    opts: QueryOptions,
+    id: &str,
+    body: &[u8],
+) -> Result<Response, HttpError> {
     let req: EvaluateRequest = decode_optional_json(body)?.unwrap_or_default();
     if !req.job_id.is_empty() && req.job_id != id {
         return Err(HttpError::bad_request("JobID not same as job name"));
     }
     let resp = app
         .server
-        .evaluate_job(&opts.namespace, id, req.eval_options.force_reschedule)?;
+        .evaluate_job(&opts.namespace, id, req.eval_options.force_reschedule)
+        .await?;
     let index = resp.index;
     Ok(JsonReply::new(resp)
         .index(index)

@@ -49,7 +49,7 @@ async fn register(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response,
 
 async fn status(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
     let req: NodeStatusRequest = decode_json(&body)?;
-    Ok(JsonReply::new(s.update_node_status(req)?).into_response())
+    Ok(JsonReply::new(s.update_node_status(req).await?).into_response())
 }
 
 async fn client_allocs(
@@ -81,7 +81,7 @@ async fn get_allocs(State(s): State<Arc<Server>>, body: Bytes) -> Result<Respons
 
 async fn update_allocs(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
     let req: UpdateAllocsRequest = decode_json(&body)?;
-    let resp = s.update_allocs_from_client(req)?;
+    let resp = s.update_allocs_from_client(req).await?;
     let index = resp.index;
     Ok(JsonReply::new(resp).index(index).into_response())
 }

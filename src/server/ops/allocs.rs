@@ -18,7 +18,7 @@ impl Server {
     /// Stops allocation `alloc_id` and has it rescheduled, as Nomad does: the allocation is
     /// marked for migration and an `alloc-stop` evaluation lets the scheduler stop it and
     /// place a replacement linked through PreviousAllocation/NextAllocation.
-    pub fn stop_alloc(
+    pub async fn stop_alloc(
         &self,
         alloc_id: &str,
         no_shutdown_delay: bool,
@@ -53,6 +53,7 @@ impl Server {
                 txn.put_alloc_server(alloc)?;
                 txn.put_eval(eval)
             })
+            .await
             .map_err(|e| match e {
                 crate::server::state::StateError::NotFound(m) => ServerError::NotFound(m),
                 other => ServerError::State(other),

@@ -33,7 +33,7 @@ pub struct JobDispatchResponse {
 impl Server {
     /// Dispatches parameterized job `parent_id`: validates payload and meta against its
     /// `ParameterizedJob` block, then registers the child (which schedules it).
-    pub fn dispatch_job(
+    pub async fn dispatch_job(
         &self,
         namespace: &str,
         parent_id: &str,
@@ -96,13 +96,15 @@ impl Server {
         merged.extend(meta);
         child.meta = (!merged.is_empty()).then_some(merged);
         let child_id = child.id.clone();
-        let resp = self.register_job(
-            JobRegisterRequest {
-                job: Some(child),
-                ..JobRegisterRequest::default()
-            },
-            Some(namespace),
-        )?;
+        let resp = self
+            .register_job(
+                JobRegisterRequest {
+                    job: Some(child),
+                    ..JobRegisterRequest::default()
+                },
+                Some(namespace),
+            )
+            .await?;
         let created = self.state.snapshot().job(namespace, &child_id);
         Ok(JobDispatchResponse {
             dispatched_job_id: child_id,

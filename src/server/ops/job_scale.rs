@@ -19,7 +19,7 @@ enum Refusal {
 
 impl Server {
     /// Carries out a scaling request against group `Target.Group` of job `job_id`.
-    pub fn scale_job(
+    pub async fn scale_job(
         &self,
         namespace: &str,
         job_id: &str,
@@ -140,7 +140,8 @@ impl Server {
             };
             txn.add_scaling_event(namespace, job_id, &group, event)?;
             Ok((eval, job_modify_index))
-        });
+        })
+        .await;
         let (index, (eval, job_modify_index)) = match result {
             Ok(r) => r,
             Err(e) => {

@@ -23,7 +23,7 @@ fn version_not_found(ns: &str, id: &str, version: i64) -> ServerError {
 impl Server {
     /// Registers an earlier version of a job again, as a new version (Nomad's Job.Revert):
     /// the old spec as it was, `Stable` cleared. An unchanged spec only gets an evaluation.
-    pub fn revert_job(
+    pub async fn revert_job(
         &self,
         namespace: &str,
         job_id: &str,
@@ -59,6 +59,7 @@ impl Server {
             ..JobRegisterRequest::default()
         };
         self.register_job(register, Some(namespace))
+            .await
             .map_err(|e| match e {
                 // Nomad reports a lost check-and-set race from the revert as a 500.
                 ServerError::BadRequest(m) if m.starts_with("Enforcing job modify index") => {
@@ -69,7 +70,7 @@ impl Server {
     }
 
     /// Sets the `Stable` flag of one version of a job (no new version, no evaluation).
-    pub fn set_job_stability(
+    pub async fn set_job_stability(
         &self,
         namespace: &str,
         job_id: &str,
@@ -87,6 +88,7 @@ impl Server {
                 }
                 Ok(())
             })
+            .await
             .map_err(|e| match e {
                 StateError::NotFound(_) => version_not_found(namespace, job_id, req.job_version),
                 other => ServerError::State(other),

@@ -83,7 +83,7 @@ impl Server {
     }
 
     /// Registers or updates a job and creates the evaluation that schedules it.
-    pub fn register_job(
+    pub async fn register_job(
         &self,
         req: JobRegisterRequest,
         namespace: Option<&str>,
@@ -117,6 +117,7 @@ impl Server {
             ));
         }
 
+        let started = std::time::Instant::now();
         let (index, (eval, job_modify_index)) = self.state.write(|txn| {
             let existing = txn.tables().job(&job.namespace, &job.id);
             if req.enforce_index {
@@ -185,11 +186,13 @@ impl Server {
             let eval = txn.put_eval(eval)?;
             Ok((Some(eval), job_modify_index))
         })
+        .await
         .map_err(|e| match e {
             crate::server::state::StateError::Conflict(m) => ServerError::BadRequest(m),
             other => ServerError::State(other),
         })?;
 
+        tracing::debug!(target: "yurt::latency", step = "job registered", job_id = %job.id, index, us = started.elapsed().as_micros() as u64);
         let (eval_id, eval_index) = self.enqueue_created(eval);
         Ok(JobRegisterResponse {
             eval_id,
@@ -203,7 +206,7 @@ impl Server {
     }
 
     /// Stops a job (a new version with `Stop`), or purges it, and schedules the stop.
-    pub fn deregister_job(
+    pub async fn deregister_job(
         &self,
         namespace: &str,
         job_id: &str,
@@ -250,12 +253,13 @@ impl Server {
                 eval.job_modify_index = job_modify_index;
                 Ok((Some(txn.put_eval(eval)?), job_modify_index))
             })
+            .await
             .map_err(|e| match e {
                 crate::server::state::StateError::NotFound(m) => ServerError::NotFound(m),
                 other => ServerError::State(other),
             })?;
         if let Some(old) = self.blocked.untrack(namespace, job_id) {
-            self.cancel_evals(vec![old]);
+            self.cancel_evals(vec![old]).await;
         }
         let (eval_id, eval_create_index) = self.enqueue_created(eval);
         Ok(JobDeregisterResponse {
@@ -267,7 +271,7 @@ impl Server {
     }
 
     /// Creates a new evaluation for a job (`POST /v1/job/:id/evaluate`).
-    pub fn evaluate_job(
+    pub async fn evaluate_job(
         &self,
         namespace: &str,
         job_id: &str,
@@ -308,6 +312,7 @@ impl Server {
                 eval.job_modify_index = job.job_modify_index;
                 txn.put_eval(eval)
             })
+            .await
             .map_err(|e| match e {
                 crate::server::state::StateError::NotFound(m) => ServerError::NotFound(m),
                 crate::server::state::StateError::Conflict(m) => ServerError::BadRequest(m),
@@ -329,19 +334,23 @@ impl Server {
     }
 
     /// Marks evaluations cancelled (superseded by newer ones).
-    pub fn cancel_evals(&self, evals: Vec<crate::structs::Evaluation>) {
+    pub async fn cancel_evals(&self, evals: Vec<crate::structs::Evaluation>) {
         if evals.is_empty() {
             return;
         }
-        let res = self.state.write(|txn| {
-            for mut e in evals {
-                e.status = crate::structs::EVAL_STATUS_CANCELLED.to_string();
-                e.status_description = "canceled after more recent eval was processed".to_string();
-                e.modify_time = now_nanos();
-                txn.put_eval(e)?;
-            }
-            Ok(())
-        });
+        let res = self
+            .state
+            .write(|txn| {
+                for mut e in evals {
+                    e.status = crate::structs::EVAL_STATUS_CANCELLED.to_string();
+                    e.status_description =
+                        "canceled after more recent eval was processed".to_string();
+                    e.modify_time = now_nanos();
+                    txn.put_eval(e)?;
+                }
+                Ok(())
+            })
+            .await;
         if let Err(e) = res {
             tracing::error!(error = %e, "cancelling superseded evaluations");
         }
@@ -365,10 +374,10 @@ mod tests {
             "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "sleep"}}]}]})
     }
 
-    #[test]
-    fn register_creates_version_and_eval() {
+    #[tokio::test]
+    async fn register_creates_version_and_eval() {
         let s = server();
-        let r = s.register_job(req(job_json()), None).unwrap();
+        let r = s.register_job(req(job_json()), None).await.unwrap();
         assert!(!r.eval_id.is_empty());
         assert_eq!(r.job_modify_index, r.index);
         let snap = s.state.snapshot();
@@ -381,39 +390,40 @@ mod tests {
         assert_eq!(s.broker.len(), 1);
     }
 
-    #[test]
-    fn unchanged_reregister_keeps_the_version() {
+    #[tokio::test]
+    async fn unchanged_reregister_keeps_the_version() {
         let s = server();
-        let first = s.register_job(req(job_json()), None).unwrap();
-        let second = s.register_job(req(job_json()), None).unwrap();
+        let first = s.register_job(req(job_json()), None).await.unwrap();
+        let second = s.register_job(req(job_json()), None).await.unwrap();
         assert_eq!(first.job_modify_index, second.job_modify_index);
         let snap = s.state.snapshot();
         assert_eq!(snap.job("default", "web").unwrap().version, 0);
         assert_eq!(snap.job_versions("default", "web").len(), 1);
         let mut changed = job_json();
         changed["TaskGroups"][0]["Count"] = serde_json::json!(3);
-        let third = s.register_job(req(changed), None).unwrap();
+        let third = s.register_job(req(changed), None).await.unwrap();
         assert!(third.job_modify_index > second.job_modify_index);
         assert_eq!(s.state.snapshot().job("default", "web").unwrap().version, 1);
     }
 
-    #[test]
-    fn enforce_index_is_checked() {
+    #[tokio::test]
+    async fn enforce_index_is_checked() {
         let s = server();
         let mut r = req(job_json());
         r.enforce_index = true;
-        let first = s.register_job(r.clone(), None).unwrap();
-        let again = s.register_job(r.clone(), None);
+        let first = s.register_job(r.clone(), None).await.unwrap();
+        let again = s.register_job(r.clone(), None).await;
         assert!(matches!(again, Err(ServerError::BadRequest(_))));
         r.job_modify_index = first.job_modify_index;
-        assert!(s.register_job(r, None).is_ok());
+        assert!(s.register_job(r, None).await.is_ok());
     }
 
-    #[test]
-    fn invalid_jobs_are_rejected_with_the_field() {
+    #[tokio::test]
+    async fn invalid_jobs_are_rejected_with_the_field() {
         let s = server();
         let err = s
             .register_job(req(serde_json::json!({"ID": "x", "Priority": 500})), None)
+            .await
             .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, ServerError::BadRequest(_)));
@@ -422,11 +432,11 @@ mod tests {
         assert!(s.state.snapshot().job("default", "x").is_none());
     }
 
-    #[test]
-    fn deregister_stops_or_purges() {
+    #[tokio::test]
+    async fn deregister_stops_or_purges() {
         let s = server();
-        s.register_job(req(job_json()), None).unwrap();
-        let r = s.deregister_job("default", "web", false, 0).unwrap();
+        s.register_job(req(job_json()), None).await.unwrap();
+        let r = s.deregister_job("default", "web", false, 0).await.unwrap();
         let snap = s.state.snapshot();
         let j = snap.job("default", "web").unwrap();
         assert!(j.stop);
@@ -435,10 +445,10 @@ mod tests {
             snap.eval(&r.eval_id).unwrap().triggered_by,
             "job-deregister"
         );
-        s.deregister_job("default", "web", true, 0).unwrap();
+        s.deregister_job("default", "web", true, 0).await.unwrap();
         assert!(s.state.snapshot().job("default", "web").is_none());
         assert!(matches!(
-            s.deregister_job("default", "nope", false, 0),
+            s.deregister_job("default", "nope", false, 0).await,
             Err(ServerError::NotFound(_))
         ));
     }

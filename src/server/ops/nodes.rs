@@ -85,7 +85,10 @@ impl Server {
     }
 
     /// Registers or re-registers a node (never changing an existing node's status).
-    pub fn register_node(self: &Arc<Self>, mut node: Node) -> Result<NodeUpdateResponse, RpcError> {
+    pub async fn register_node(
+        self: &Arc<Self>,
+        mut node: Node,
+    ) -> Result<NodeUpdateResponse, RpcError> {
         if node.id.is_empty() {
             return Err(RpcError::BadRequest(
                 "missing node ID for client registration".into(),
@@ -158,6 +161,7 @@ impl Server {
                 };
                 Ok((stored, evals))
             })
+            .await
             .map_err(|e| match e {
                 StateError::Conflict(_) => RpcError::SecretMismatch,
                 other => other.into(),
@@ -175,7 +179,7 @@ impl Server {
     }
 
     /// A heartbeat: the node is alive and reports `status`.
-    pub fn update_node_status(
+    pub async fn update_node_status(
         self: &Arc<Self>,
         req: NodeStatusRequest,
     ) -> Result<NodeUpdateResponse, RpcError> {
@@ -200,29 +204,32 @@ impl Server {
             return Err(RpcError::SecretMismatch);
         }
         let (index, node, evals) = if node.status != status {
-            let (index, (stored, evals)) = self.state.write(|txn| {
-                let Some(current) = txn.tables().node(&req.node_id) else {
-                    return Err(node_not_found());
-                };
-                let mut n = (*current).clone();
-                let was_down = n.status == NODE_STATUS_DOWN;
-                n.status = status.clone();
-                n.status_updated_at = now_nanos() / 1_000_000_000;
-                if was_down {
-                    n.events.get_or_insert_with(Vec::new).push(NodeEvent {
-                        message: "Node re-registered".to_string(),
-                        subsystem: "Cluster".to_string(),
-                        timestamp: Some(chrono::Utc::now()),
-                        ..Default::default()
-                    });
-                }
-                let stored = txn.put_node(n)?;
-                let evals = node_evals(txn.tables(), &stored.id, trigger::NODE_UPDATE)
-                    .into_iter()
-                    .map(|e| txn.put_eval(e))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((stored, evals))
-            })?;
+            let (index, (stored, evals)) = self
+                .state
+                .write(|txn| {
+                    let Some(current) = txn.tables().node(&req.node_id) else {
+                        return Err(node_not_found());
+                    };
+                    let mut n = (*current).clone();
+                    let was_down = n.status == NODE_STATUS_DOWN;
+                    n.status = status.clone();
+                    n.status_updated_at = now_nanos() / 1_000_000_000;
+                    if was_down {
+                        n.events.get_or_insert_with(Vec::new).push(NodeEvent {
+                            message: "Node re-registered".to_string(),
+                            subsystem: "Cluster".to_string(),
+                            timestamp: Some(chrono::Utc::now()),
+                            ..Default::default()
+                        });
+                    }
+                    let stored = txn.put_node(n)?;
+                    let evals = node_evals(txn.tables(), &stored.id, trigger::NODE_UPDATE)
+                        .into_iter()
+                        .map(|e| txn.put_eval(e))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((stored, evals))
+                })
+                .await?;
             for e in &evals {
                 self.broker.enqueue((**e).clone());
             }
@@ -241,29 +248,32 @@ impl Server {
 
     /// Called when a node's heartbeat timer runs out: the node goes down and its work is
     /// rescheduled elsewhere.
-    pub fn node_heartbeat_expired(self: &Arc<Self>, node_id: &str) {
-        let res = self.state.write(|txn| {
-            let Some(node) = txn.tables().node(node_id) else {
-                return Ok(Vec::new());
-            };
-            if node.status == NODE_STATUS_DOWN {
-                return Ok(Vec::new());
-            }
-            let mut n = (*node).clone();
-            n.status = NODE_STATUS_DOWN.to_string();
-            n.status_updated_at = now_nanos() / 1_000_000_000;
-            n.events.get_or_insert_with(Vec::new).push(NodeEvent {
-                message: "Node heartbeat missed".to_string(),
-                subsystem: "Cluster".to_string(),
-                timestamp: Some(chrono::Utc::now()),
-                ..Default::default()
-            });
-            txn.put_node(n)?;
-            node_evals(txn.tables(), node_id, trigger::NODE_UPDATE)
-                .into_iter()
-                .map(|e| txn.put_eval(e))
-                .collect::<Result<Vec<_>, _>>()
-        });
+    pub async fn node_heartbeat_expired(self: &Arc<Self>, node_id: &str) {
+        let res = self
+            .state
+            .write(|txn| {
+                let Some(node) = txn.tables().node(node_id) else {
+                    return Ok(Vec::new());
+                };
+                if node.status == NODE_STATUS_DOWN {
+                    return Ok(Vec::new());
+                }
+                let mut n = (*node).clone();
+                n.status = NODE_STATUS_DOWN.to_string();
+                n.status_updated_at = now_nanos() / 1_000_000_000;
+                n.events.get_or_insert_with(Vec::new).push(NodeEvent {
+                    message: "Node heartbeat missed".to_string(),
+                    subsystem: "Cluster".to_string(),
+                    timestamp: Some(chrono::Utc::now()),
+                    ..Default::default()
+                });
+                txn.put_node(n)?;
+                node_evals(txn.tables(), node_id, trigger::NODE_UPDATE)
+                    .into_iter()
+                    .map(|e| txn.put_eval(e))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
         match res {
             Ok((_, evals)) => {
                 tracing::warn!(node_id, "node missed its heartbeat; marked down");
@@ -327,7 +337,7 @@ impl Server {
     }
 
     /// Applies a batch of client-reported allocation states.
-    pub fn update_allocs_from_client(
+    pub async fn update_allocs_from_client(
         self: &Arc<Self>,
         req: UpdateAllocsRequest,
     ) -> Result<WriteResponse, RpcError> {
@@ -349,62 +359,67 @@ impl Server {
                 node.id, node.status
             )));
         }
-        let (index, (evals, freed)) = self.state.write(|txn| {
-            let mut evals: BTreeMap<(String, String), Evaluation> = BTreeMap::new();
-            let mut freed = false;
-            for update in &req.alloc {
-                let Some(current) = txn.tables().alloc(&update.id) else {
-                    continue;
-                };
-                if current.node_id != req.node_id {
-                    continue;
+        let started = std::time::Instant::now();
+        let (index, (evals, freed)) = self
+            .state
+            .write(|txn| {
+                let mut evals: BTreeMap<(String, String), Evaluation> = BTreeMap::new();
+                let mut freed = false;
+                for update in &req.alloc {
+                    let Some(current) = txn.tables().alloc(&update.id) else {
+                        continue;
+                    };
+                    if current.node_id != req.node_id {
+                        continue;
+                    }
+                    let newly_failed = update.client_status == ALLOC_CLIENT_FAILED
+                        && current.client_status != ALLOC_CLIENT_FAILED;
+                    let mut merged: Allocation = (*current).clone();
+                    // An allocation the server declared lost (its node went down) stays lost: a
+                    // client that comes back only reports how it wound the allocation down.
+                    let server_says_lost =
+                        current.client_status == ALLOC_CLIENT_LOST && current.server_terminal();
+                    if !server_says_lost {
+                        merged.client_status = update.client_status.clone();
+                        merged.client_description = update.client_description.clone();
+                    }
+                    merged.task_states = update.task_states.clone();
+                    if update.deployment_status.is_some() {
+                        merged.deployment_status = update.deployment_status.clone();
+                    }
+                    if update.network_status.is_some() {
+                        merged.network_status = update.network_status.clone();
+                    }
+                    merged.modify_time = now_nanos();
+                    if merged.client_terminal() && !current.client_terminal() {
+                        freed = true;
+                    }
+                    txn.put_alloc_client(merged)?;
+                    if newly_failed
+                        && !current.server_terminal()
+                        && let Some(job) = txn.tables().job(&current.namespace, &current.job_id)
+                        && !job.stop
+                    {
+                        let mut e = Server::new_eval(
+                            &job.namespace,
+                            &job.id,
+                            &job.r#type,
+                            job.priority,
+                            trigger::RETRY_FAILED_ALLOC,
+                        );
+                        e.job_modify_index = job.job_modify_index;
+                        e.node_id = req.node_id.clone();
+                        evals.insert((job.namespace.clone(), job.id.clone()), e);
+                    }
                 }
-                let newly_failed = update.client_status == ALLOC_CLIENT_FAILED
-                    && current.client_status != ALLOC_CLIENT_FAILED;
-                let mut merged: Allocation = (*current).clone();
-                // An allocation the server declared lost (its node went down) stays lost: a
-                // client that comes back only reports how it wound the allocation down.
-                let server_says_lost =
-                    current.client_status == ALLOC_CLIENT_LOST && current.server_terminal();
-                if !server_says_lost {
-                    merged.client_status = update.client_status.clone();
-                    merged.client_description = update.client_description.clone();
-                }
-                merged.task_states = update.task_states.clone();
-                if update.deployment_status.is_some() {
-                    merged.deployment_status = update.deployment_status.clone();
-                }
-                if update.network_status.is_some() {
-                    merged.network_status = update.network_status.clone();
-                }
-                merged.modify_time = now_nanos();
-                if merged.client_terminal() && !current.client_terminal() {
-                    freed = true;
-                }
-                txn.put_alloc_client(merged)?;
-                if newly_failed
-                    && !current.server_terminal()
-                    && let Some(job) = txn.tables().job(&current.namespace, &current.job_id)
-                    && !job.stop
-                {
-                    let mut e = Server::new_eval(
-                        &job.namespace,
-                        &job.id,
-                        &job.r#type,
-                        job.priority,
-                        trigger::RETRY_FAILED_ALLOC,
-                    );
-                    e.job_modify_index = job.job_modify_index;
-                    e.node_id = req.node_id.clone();
-                    evals.insert((job.namespace.clone(), job.id.clone()), e);
-                }
-            }
-            let stored = evals
-                .into_values()
-                .map(|e| txn.put_eval(e))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((stored, freed))
-        })?;
+                let stored = evals
+                    .into_values()
+                    .map(|e| txn.put_eval(e))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((stored, freed))
+            })
+            .await?;
+        tracing::debug!(target: "yurt::latency", step = "client update committed", alloc_id = %req.alloc[0].id, status = %req.alloc[0].client_status, count = req.alloc.len(), us = started.elapsed().as_micros() as u64);
         for e in evals {
             self.broker.enqueue((*e).clone());
         }
@@ -440,11 +455,11 @@ fn computed_class(node: &Node) -> String {
 #[async_trait]
 impl ServerApi for Arc<Server> {
     async fn register_node(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
-        Server::register_node(self, node)
+        Server::register_node(self, node).await
     }
 
     async fn update_status(&self, req: NodeStatusRequest) -> Result<NodeUpdateResponse, RpcError> {
-        self.update_node_status(req)
+        self.update_node_status(req).await
     }
 
     async fn get_client_allocs(
@@ -469,6 +484,6 @@ impl ServerApi for Arc<Server> {
     }
 
     async fn update_allocs(&self, req: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {
-        self.update_allocs_from_client(req)
+        self.update_allocs_from_client(req).await
     }
 }

@@ -1,8 +1,7 @@
-//! The durable half of the state store: every accepted write is one redb transaction,
-//! committed with immediate durability before the write is acknowledged.
+//! The durable half of the state store: the redb file, and one redb transaction per commit
+//! group, committed with immediate durability before any write in it is acknowledged.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, mpsc};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -54,94 +53,50 @@ impl Kind {
 /// redb's page cache (reads are answered from the in-memory tables, not from redb).
 const CACHE_BYTES: usize = 64 << 20;
 
-/// One record change, or the end of a batch that is to be committed.
+/// One record change.
 enum Op {
     Put(Kind, String, Vec<u8>),
     Delete(Kind, String),
-    /// Only this makes a batch durable: a batch whose channel closes without it (an error
-    /// path dropped it) is aborted.
-    Commit,
 }
 
-/// The changes of one write, applied atomically. With a durable store behind it every change
-/// goes straight to the store's writer thread, which inserts it into an open redb transaction
-/// while the in-memory half of the write is still being computed: encoding (this thread) and
-/// the B-tree inserts (the writer thread) overlap instead of running one after the other.
+/// The record changes of one write, kept until the write is known to succeed: a write whose
+/// closure fails is dropped before anything of it reaches the shared commit.
 #[derive(Default)]
 pub struct Batch {
-    /// The writer thread's op channel; None for an in-memory store (nothing is written).
-    sink: Option<mpsc::Sender<Op>>,
-    /// How many changes were recorded (a write with none does not move the index).
-    len: usize,
-    /// Set once the writer thread stopped taking ops; the commit reports it.
-    broken: bool,
+    ops: Vec<Op>,
 }
 
 impl Batch {
     /// Stores `value` under `key`.
     pub fn put(&mut self, kind: Kind, key: String, value: Vec<u8>) {
-        self.send(Op::Put(kind, key, value));
+        self.ops.push(Op::Put(kind, key, value));
     }
 
     /// Removes `key`.
     pub fn delete(&mut self, kind: Kind, key: String) {
-        self.send(Op::Delete(kind, key));
-    }
-
-    fn send(&mut self, op: Op) {
-        self.len += 1;
-        if let Some(sink) = &self.sink
-            && sink.send(op).is_err()
-        {
-            self.broken = true;
-        }
+        self.ops.push(Op::Delete(kind, key));
     }
 
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.ops.is_empty()
     }
-}
-
-/// A write being streamed into the store; dropping it without [`Pending::commit`] aborts it.
-pub struct Pending {
-    reply: mpsc::Receiver<Result<(), StateError>>,
-}
-
-impl Pending {
-    /// Commits what `batch` sent; returns only once it is on disk.
-    pub fn commit(self, mut batch: Batch) -> Result<(), StateError> {
-        let broken = batch.broken;
-        let Some(sink) = batch.sink.take() else {
-            return Ok(());
-        };
-        let sent = sink.send(Op::Commit).is_ok();
-        drop(sink);
-        if broken || !sent {
-            return Err(StateError::Storage("state writer thread stopped".into()));
-        }
-        self.reply
-            .recv()
-            .unwrap_or_else(|_| Err(StateError::Storage("state writer thread stopped".into())))
-    }
-}
-
-/// One write's channel pair, handed to the writer thread.
-struct Job {
-    ops: mpsc::Receiver<Op>,
-    reply: mpsc::SyncSender<Result<(), StateError>>,
 }
 
 /// The on-disk store under `data_dir/server/`.
 pub struct Durable {
-    db: Arc<Database>,
-    /// None once dropped: closing it ends the writer thread.
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    db: Database,
+    /// Lets a test hold a commit in flight or make it fail.
+    #[cfg(test)]
+    pub(super) before_commit: std::sync::Mutex<Option<CommitHook>>,
 }
 
+/// Called at the start of every commit (tests only); an error fails the commit.
+#[cfg(test)]
+pub(super) type CommitHook = Box<dyn FnMut() -> Result<(), StateError> + Send>;
+
 impl Durable {
-    /// Opens (or creates) the store file and starts its writer thread.
+    /// Opens (or creates) the store file.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StateError::Storage(format!("creating {}: {e}", dir.display())))?;
@@ -157,38 +112,54 @@ impl Durable {
             txn.open_table(kind.def()).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
-        let db = Arc::new(db);
-        let (jobs, rx) = mpsc::channel();
-        let writer_db = db.clone();
-        let handle = std::thread::Builder::new()
-            .name("state-writer".into())
-            .spawn(move || writer(&writer_db, &rx))
-            .map_err(|e| StateError::Storage(format!("starting the state writer: {e}")))?;
         Ok(Durable {
             db,
-            jobs: Mutex::new(Some(jobs)),
-            writer: Some(handle),
+            #[cfg(test)]
+            before_commit: std::sync::Mutex::new(None),
         })
     }
 
-    /// Starts a write: the returned batch streams its changes to the writer thread.
-    /// Writes must not overlap (the state store serializes them).
-    pub fn begin(&self) -> (Batch, Pending) {
-        let (ops_tx, ops_rx) = mpsc::channel();
-        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let job = Job {
-            ops: ops_rx,
-            reply: reply_tx,
-        };
-        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        let started = jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
-        drop(jobs);
-        let batch = Batch {
-            sink: Some(ops_tx),
-            len: 0,
-            broken: !started,
-        };
-        (batch, Pending { reply: reply_rx })
+    /// Makes every batch durable in one redb transaction (one fsync), in order; on an error
+    /// none of them is.
+    pub fn commit<'a>(
+        &self,
+        batches: impl IntoIterator<Item = &'a Batch>,
+    ) -> Result<(), StateError> {
+        #[cfg(test)]
+        if let Some(hook) = self
+            .before_commit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            hook()?;
+        }
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut tables: Vec<(Kind, redb::Table<&str, &[u8]>)> = Vec::new();
+            for op in batches.into_iter().flat_map(|b| b.ops.iter()) {
+                let kind = match op {
+                    Op::Put(k, _, _) | Op::Delete(k, _) => *k,
+                };
+                let pos = match tables.iter().position(|(k, _)| *k == kind) {
+                    Some(p) => p,
+                    None => {
+                        tables.push((kind, txn.open_table(kind.def()).map_err(storage)?));
+                        tables.len() - 1
+                    }
+                };
+                let table = &mut tables[pos].1;
+                match op {
+                    Op::Put(_, key, value) => {
+                        table.insert(key.as_str(), pack(value).as_ref()).map(drop)
+                    }
+                    Op::Delete(_, key) => table.remove(key.as_str()).map(drop),
+                }
+                .map_err(storage)?;
+            }
+        }
+        // An early return above drops the transaction uncommitted, which aborts it.
+        txn.commit().map_err(storage)
     }
 
     /// Every record of a kind.
@@ -206,92 +177,6 @@ impl Durable {
         }
         Ok(out)
     }
-}
-
-impl Drop for Durable {
-    /// Stops the writer thread and waits for it, so the database file is closed (and can be
-    /// opened again) once the store is gone.
-    fn drop(&mut self) {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = self.writer.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-/// The writer thread: one redb write transaction per job, filled as its ops arrive and
-/// committed (with immediate durability) when the commit marker comes.
-fn writer(db: &Database, jobs: &mpsc::Receiver<Job>) {
-    while let Ok(job) = jobs.recv() {
-        let result = apply(db, &job.ops);
-        if let Some(result) = result {
-            let _ = job.reply.send(result);
-        }
-    }
-}
-
-/// Applies one job's ops; None when the batch was abandoned (nothing is committed).
-fn apply(db: &Database, ops: &mpsc::Receiver<Op>) -> Option<Result<(), StateError>> {
-    let mut ops = ops.iter().peekable();
-    // A write that changes nothing closes its channel without an op: no redb transaction.
-    ops.peek()?;
-    let txn = match db.begin_write() {
-        Ok(t) => t,
-        Err(e) => {
-            // Drain so the sender never blocks, then report at the commit.
-            let committed = ops.any(|op| matches!(op, Op::Commit));
-            return committed.then(|| Err(storage(e)));
-        }
-    };
-    let mut failed: Option<StateError> = None;
-    let mut committed = false;
-    {
-        let mut tables: Vec<(Kind, redb::Table<&str, &[u8]>)> = Vec::new();
-        for op in ops {
-            let kind = match &op {
-                Op::Put(k, _, _) | Op::Delete(k, _) => *k,
-                Op::Commit => {
-                    committed = true;
-                    break;
-                }
-            };
-            if failed.is_some() {
-                continue;
-            }
-            let pos = match tables.iter().position(|(k, _)| *k == kind) {
-                Some(p) => p,
-                None => match txn.open_table(kind.def()) {
-                    Ok(t) => {
-                        tables.push((kind, t));
-                        tables.len() - 1
-                    }
-                    Err(e) => {
-                        failed = Some(storage(e));
-                        continue;
-                    }
-                },
-            };
-            let table = &mut tables[pos].1;
-            let r = match &op {
-                Op::Put(_, key, value) => {
-                    table.insert(key.as_str(), pack(value).as_ref()).map(drop)
-                }
-                Op::Delete(_, key) => table.remove(key.as_str()).map(drop),
-                Op::Commit => Ok(()),
-            };
-            if let Err(e) = r {
-                failed = Some(storage(e));
-            }
-        }
-    }
-    if !committed {
-        // Dropping an uncommitted redb transaction aborts it.
-        return None;
-    }
-    Some(match failed {
-        Some(e) => Err(e),
-        None => txn.commit().map_err(storage),
-    })
 }
 
 /// First byte of a compressed record. Plain records are JSON, which never starts with it.

@@ -3,19 +3,22 @@
 //! queries.
 
 mod durable;
+mod group_commit;
 mod restore;
 mod tables;
 mod txn;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock, mpsc};
+use std::thread::JoinHandle;
 
-use tokio::sync::watch;
+use tokio::sync::{MutexGuard, oneshot, watch};
 
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 pub use txn::{Txn, job_status};
 
 use durable::{Batch, Durable};
+use group_commit::Queued;
 
 /// State store faults.
 #[derive(Debug, thiserror::Error)]
@@ -31,28 +34,107 @@ pub enum StateError {
     NotFound(String),
 }
 
-/// The store. Readers take snapshots; writers are serialized.
+/// The store. Readers take snapshots of durable state; writers are applied one at a time
+/// and made durable in groups (see [`StateStore::write`]).
 pub struct StateStore {
+    shared: Arc<Shared>,
+    /// The committer's queue; None for an in-memory store.
+    queue: Option<mpsc::Sender<Queued>>,
+    committer: Option<JoinHandle<()>>,
+}
+
+/// What the store and its committer thread share.
+struct Shared {
+    /// What readers see: every write in it is durable.
     current: RwLock<Arc<Tables>>,
-    writer: Mutex<()>,
-    durable: Option<Durable>,
+    /// What the next write starts from: `current` plus the writes still waiting for their
+    /// commit. Holding it is what serializes writers; it is an async lock so a writer
+    /// waiting for it does not hold a runtime thread.
+    head: tokio::sync::Mutex<Arc<Tables>>,
     watches: Vec<watch::Sender<u64>>,
+}
+
+impl Shared {
+    fn snapshot(&self) -> Arc<Tables> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Makes `tables` what readers see and wakes the watches of every table that moved.
+    fn publish(&self, tables: Arc<Tables>) {
+        let old = {
+            let mut g = match self.current.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            std::mem::replace(&mut *g, tables.clone())
+        };
+        for t in Table::ALL {
+            let index = tables.table_index(t);
+            if index != old.table_index(t) {
+                self.watches[t.pos()].send_replace(index);
+            }
+        }
+    }
+}
+
+/// How a write learns that it is durable.
+enum Ack {
+    Durable(u64),
+    Queued(oneshot::Receiver<Result<u64, StateError>>),
+}
+
+fn committer_stopped() -> StateError {
+    StateError::Storage("state committer stopped".into())
+}
+
+impl Ack {
+    async fn wait(self) -> Result<u64, StateError> {
+        match self {
+            Ack::Durable(index) => Ok(index),
+            Ack::Queued(rx) => rx.await.unwrap_or_else(|_| Err(committer_stopped())),
+        }
+    }
+
+    fn wait_blocking(self) -> Result<u64, StateError> {
+        match self {
+            Ack::Durable(index) => Ok(index),
+            Ack::Queued(rx) => rx
+                .blocking_recv()
+                .unwrap_or_else(|_| Err(committer_stopped())),
+        }
+    }
 }
 
 impl StateStore {
     /// An empty store that keeps nothing on disk (tests, benchmarks).
     pub fn in_memory() -> Self {
         Self::from_tables(Tables::default(), None)
+            .unwrap_or_else(|_| unreachable!("an in-memory store starts no thread"))
     }
 
     /// Opens the store under `dir` (`data_dir/server`), restoring everything it holds.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         let durable = Durable::open(dir)?;
         let tables = restore::restore(&durable)?;
-        Ok(Self::from_tables(tables, Some(durable)))
+        Self::from_tables(tables, Some(durable))
     }
 
-    fn from_tables(mut tables: Tables, durable: Option<Durable>) -> Self {
+    /// [`StateStore::open`] with `hook` called at the start of every disk commit.
+    #[cfg(test)]
+    fn open_with_hook(dir: &Path, hook: durable::CommitHook) -> Result<Self, StateError> {
+        let durable = Durable::open(dir)?;
+        *durable
+            .before_commit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+        let tables = restore::restore(&durable)?;
+        Self::from_tables(tables, Some(durable))
+    }
+
+    fn from_tables(mut tables: Tables, durable: Option<Durable>) -> Result<Self, StateError> {
         // An empty cluster reports index 1, so the first write (index 2) is visibly newer
         // to a blocking query that started at 1.
         tables.index = tables.index.max(1);
@@ -60,74 +142,136 @@ impl StateStore {
             .iter()
             .map(|t| watch::channel(tables.table_index(*t)).0)
             .collect();
-        StateStore {
-            current: RwLock::new(Arc::new(tables)),
-            writer: Mutex::new(()),
-            durable,
+        let tables = Arc::new(tables);
+        let shared = Arc::new(Shared {
+            current: RwLock::new(tables.clone()),
+            head: tokio::sync::Mutex::new(tables),
             watches,
-        }
+        });
+        let (queue, committer) = match durable {
+            Some(d) => {
+                let (queue, handle) = group_commit::spawn(d, shared.clone())?;
+                (Some(queue), Some(handle))
+            }
+            None => (None, None),
+        };
+        Ok(StateStore {
+            shared,
+            queue,
+            committer,
+        })
     }
 
-    /// A consistent view of the current state; cheap (shared structure).
+    /// A consistent view of the current (durable) state; cheap (shared structure).
     pub fn snapshot(&self) -> Arc<Tables> {
-        match self.current.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.shared.snapshot()
     }
 
-    /// The latest write index.
+    /// The latest durable write index.
     pub fn latest_index(&self) -> u64 {
         self.snapshot().index
     }
 
     /// A receiver that changes whenever `table` is written.
     pub fn watch(&self, table: Table) -> watch::Receiver<u64> {
-        self.watches[table.pos()].subscribe()
+        self.shared.watches[table.pos()].subscribe()
     }
 
-    /// Runs `f` as one atomic, durable write. Nothing changes if `f` fails or the disk
-    /// write fails. Returns the write's index with `f`'s result.
-    pub fn write<R>(
+    /// Runs `f` as one atomic, durable write and returns its index with `f`'s result.
+    ///
+    /// Writes are applied one after another, each on top of the one before, so each gets its
+    /// own index; writes that arrive while a commit is in flight are made durable together
+    /// by the next one. Readers see a write, and its caller is answered, only once it is
+    /// durable. Nothing changes if `f` fails; if the disk commit fails, every write of that
+    /// commit fails and the state stays as it was before them. `f` runs on the calling
+    /// thread and must not block; waiting for the disk does not hold a runtime thread.
+    /// Dropping the returned future once `f` has run does not undo the write.
+    pub async fn write<R>(
         &self,
         f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
     ) -> Result<(u64, R), StateError> {
-        let _guard = match self.writer.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let base = (*self.snapshot()).clone();
-        let (batch, pending) = match &self.durable {
-            Some(d) => {
-                let (batch, pending) = d.begin();
-                (batch, Some(pending))
-            }
-            None => (Batch::default(), None),
-        };
-        // On any early return the batch is dropped uncommitted, which aborts it on disk.
-        let mut txn = Txn::new(base, batch);
+        let head = self.shared.head.lock().await;
+        let (out, ack) = self.apply(head, f)?;
+        Ok((ack.wait().await?, out))
+    }
+
+    /// [`StateStore::write`] for a thread outside the async runtime (e.g. a scheduler
+    /// worker's blocking task); panics if called from async code.
+    pub fn write_blocking<R>(
+        &self,
+        f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
+    ) -> Result<(u64, R), StateError> {
+        let head = self.shared.head.blocking_lock();
+        let (out, ack) = self.apply(head, f)?;
+        Ok((ack.wait_blocking()?, out))
+    }
+
+    /// Runs `f` on top of `head` and queues the result for the committer.
+    fn apply<R>(
+        &self,
+        mut head: MutexGuard<'_, Arc<Tables>>,
+        f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
+    ) -> Result<(R, Ack), StateError> {
+        // On an early return the transaction is dropped: nothing of it was queued.
+        let mut txn = Txn::new((**head).clone(), Batch::default());
         let out = f(&mut txn)?;
         if txn.batch.is_empty() {
-            // Nothing changed: the index does not move.
-            return Ok((self.latest_index(), out));
+            // Nothing changed and the index does not move; but what `f` read may still be
+            // waiting for its commit, and must not be answered from before it is durable.
+            let index = head.index;
+            if index == self.shared.snapshot().index {
+                return Ok((out, Ack::Durable(index)));
+            }
+            return Ok((out, self.enqueue(&mut head, index, None, Batch::default())?));
         }
         txn.finish()?;
         let index = txn.index();
-        let touched = txn.touched;
         let Txn { tables, batch, .. } = txn;
-        if let Some(pending) = pending {
-            pending.commit(batch)?;
-        }
-        match self.current.write() {
-            Ok(mut g) => *g = Arc::new(tables),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(tables),
-        }
-        for t in Table::ALL {
-            if touched[t.pos()] {
-                self.watches[t.pos()].send_replace(index);
+        let tables = Arc::new(tables);
+        *head = tables.clone();
+        let ack = self.enqueue(&mut head, index, Some(tables), batch)?;
+        Ok((out, ack))
+    }
+
+    fn enqueue(
+        &self,
+        head: &mut Arc<Tables>,
+        index: u64,
+        tables: Option<Arc<Tables>>,
+        batch: Batch,
+    ) -> Result<Ack, StateError> {
+        let Some(queue) = &self.queue else {
+            // Nothing to wait for: the in-memory store publishes at once.
+            if let Some(t) = tables {
+                self.shared.publish(t);
             }
+            return Ok(Ack::Durable(index));
+        };
+        let (reply, rx) = oneshot::channel();
+        let queued = Queued {
+            index,
+            tables,
+            batch,
+            reply,
+        };
+        if queue.send(queued).is_err() {
+            *head = self.shared.snapshot();
+            return Err(committer_stopped());
         }
-        Ok((index, out))
+        Ok(Ack::Queued(rx))
+    }
+}
+
+impl Drop for StateStore {
+    /// Lets the committer finish what is queued and waits for it, so the database file is
+    /// closed (and can be opened again) once the store is gone.
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(handle) = self.committer.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the state committer thread panicked");
+        }
     }
 }
 

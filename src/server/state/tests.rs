@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use super::*;
 use crate::structs::{Allocation, Evaluation, Job, Node};
 
@@ -22,13 +24,13 @@ fn writes_bump_one_index_and_the_touched_watches() {
     let s = StateStore::in_memory();
     let mut jobs = s.watch(Table::Jobs);
     let nodes = s.watch(Table::Nodes);
-    let (idx, _) = s.write(|t| t.put_job(job("a"), true)).unwrap();
+    let (idx, _) = s.write_blocking(|t| t.put_job(job("a"), true)).unwrap();
     assert_eq!(idx, 2);
     assert!(jobs.has_changed().unwrap());
     assert_eq!(*jobs.borrow_and_update(), 2);
     assert!(!nodes.has_changed().unwrap());
     let (idx2, _) = s
-        .write(|t| {
+        .write_blocking(|t| {
             t.put_node(Node {
                 id: "n1".into(),
                 ..Default::default()
@@ -47,7 +49,7 @@ fn writes_bump_one_index_and_the_touched_watches() {
 #[test]
 fn failed_writes_change_nothing() {
     let s = StateStore::in_memory();
-    let r: Result<(u64, ()), _> = s.write(|t| {
+    let r: Result<(u64, ()), _> = s.write_blocking(|t| {
         t.put_job(job("a"), true)?;
         Err(StateError::Conflict("no".into()))
     });
@@ -62,7 +64,7 @@ fn versions_are_capped_newest_first() {
     for v in 0..8 {
         let mut j = job("a");
         j.version = v;
-        s.write(|t| t.put_job(j, true)).unwrap();
+        s.write_blocking(|t| t.put_job(j, true)).unwrap();
     }
     let versions = s.snapshot().job_versions("default", "a");
     assert_eq!(versions.len(), JOB_TRACKED_VERSIONS);
@@ -73,8 +75,8 @@ fn versions_are_capped_newest_first() {
 #[test]
 fn job_status_follows_allocs_and_evals() {
     let s = StateStore::in_memory();
-    let (_, j) = s.write(|t| t.put_job(job("a"), true)).unwrap();
-    s.write(|t| {
+    let (_, j) = s.write_blocking(|t| t.put_job(job("a"), true)).unwrap();
+    s.write_blocking(|t| {
         t.put_eval(Evaluation {
             id: "e1".into(),
             namespace: "default".into(),
@@ -85,7 +87,7 @@ fn job_status_follows_allocs_and_evals() {
     })
     .unwrap();
     assert_eq!(s.snapshot().job("default", "a").unwrap().status, "pending");
-    s.write(|t| {
+    s.write_blocking(|t| {
         t.put_alloc_server(Allocation {
             id: "a1".into(),
             namespace: "default".into(),
@@ -101,7 +103,7 @@ fn job_status_follows_allocs_and_evals() {
     assert_eq!(s.snapshot().job("default", "a").unwrap().status, "running");
     let mut done = (*s.snapshot().alloc("a1").unwrap()).clone();
     done.client_status = "complete".into();
-    s.write(|t| t.put_alloc_client(done)).unwrap();
+    s.write_blocking(|t| t.put_alloc_client(done)).unwrap();
     let snap = s.snapshot();
     // The eval is still pending, so the job is pending rather than dead.
     assert_eq!(snap.job("default", "a").unwrap().status, "pending");
@@ -115,9 +117,9 @@ fn survives_reopen_with_same_indexes() {
     let dir = tmpdir("reopen");
     {
         let s = StateStore::open(&dir).unwrap();
-        let (_, j) = s.write(|t| t.put_job(job("web"), true)).unwrap();
+        let (_, j) = s.write_blocking(|t| t.put_job(job("web"), true)).unwrap();
         for i in 0..3 {
-            s.write(|t| {
+            s.write_blocking(|t| {
                 t.put_alloc_server(Allocation {
                     id: format!("alloc-{i}"),
                     namespace: "default".into(),
@@ -132,7 +134,7 @@ fn survives_reopen_with_same_indexes() {
             })
             .unwrap();
         }
-        s.write(|t| {
+        s.write_blocking(|t| {
             t.put_node(Node {
                 id: "n1".into(),
                 status: "ready".into(),
@@ -154,7 +156,7 @@ fn survives_reopen_with_same_indexes() {
     assert_eq!(snap.job_versions("default", "web").len(), 1);
     assert_eq!(snap.job("default", "web").unwrap().status, "running");
     // The next write continues after the restored index.
-    let (idx, _) = s.write(|t| t.put_job(job("other"), true)).unwrap();
+    let (idx, _) = s.write_blocking(|t| t.put_job(job("other"), true)).unwrap();
     assert_eq!(idx, 7);
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -166,15 +168,15 @@ fn a_failed_write_leaves_nothing_on_disk() {
     {
         let s = StateStore::open(&dir).unwrap();
         // The job's record is already streamed to the writer when the closure fails.
-        let r: Result<(u64, ()), StateError> = s.write(|t| {
+        let r: Result<(u64, ()), StateError> = s.write_blocking(|t| {
             t.put_job(job("half"), true)?;
             Err(StateError::Conflict("refused after a put".into()))
         });
         assert!(matches!(r, Err(StateError::Conflict(_))));
         assert!(s.snapshot().job("default", "half").is_none());
         // A write that changes nothing is aborted too; the next real one still commits.
-        s.write(|_| Ok(())).unwrap();
-        let (idx, _) = s.write(|t| t.put_job(job("whole"), true)).unwrap();
+        s.write_blocking(|_| Ok(())).unwrap();
+        let (idx, _) = s.write_blocking(|t| t.put_job(job("whole"), true)).unwrap();
         assert_eq!(idx, 2);
     }
     let s = StateStore::open(&dir).unwrap();
@@ -185,6 +187,241 @@ fn a_failed_write_leaves_nothing_on_disk() {
     );
     assert!(snap.job("default", "whole").is_some());
     assert_eq!(snap.index, 2);
+    drop(s);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Holds every disk commit until the test gives its verdict, so a test decides which writes
+/// share a commit and whether it fails.
+struct Gate {
+    started: tokio::sync::mpsc::UnboundedReceiver<()>,
+    verdict: std::sync::mpsc::Sender<Result<(), StateError>>,
+}
+
+impl Gate {
+    /// A store under `dir` whose commits wait for the gate. A commit given no verdict within
+    /// 5 s goes ahead, so a test that wrongly blocks fails instead of hanging.
+    fn open(dir: &std::path::Path) -> (Arc<StateStore>, Gate) {
+        let (started_tx, started) = tokio::sync::mpsc::unbounded_channel();
+        let (verdict, verdict_rx) = std::sync::mpsc::channel();
+        let hook = Box::new(move || {
+            let _ = started_tx.send(());
+            verdict_rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .unwrap_or(Ok(()))
+        });
+        let store = StateStore::open_with_hook(dir, hook).unwrap();
+        (Arc::new(store), Gate { started, verdict })
+    }
+
+    /// Waits until a commit is in flight.
+    async fn started(&mut self) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.started.recv())
+            .await
+            .expect("a commit started")
+            .expect("gate open");
+    }
+
+    fn finish(&self, verdict: Result<(), StateError>) {
+        self.verdict.send(verdict).unwrap();
+    }
+
+    /// True when no further commit started.
+    fn idle(&mut self) -> bool {
+        self.started.try_recv().is_err()
+    }
+}
+
+type WriteTask = tokio::task::JoinHandle<Result<(u64, ()), StateError>>;
+
+fn put_job_task(s: &Arc<StateStore>, id: &str) -> WriteTask {
+    let (s, id) = (s.clone(), id.to_string());
+    tokio::spawn(async move { s.write(|t| t.put_job(job(&id), true).map(drop)).await })
+}
+
+/// Waits until writes up to `index` are applied (queued for a commit, maybe not durable).
+async fn applied(s: &StateStore, index: u64) {
+    for _ in 0..1000 {
+        if s.shared.head.lock().await.index >= index {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    panic!("writes up to {index} were never applied");
+}
+
+fn reopen_jobs(dir: &std::path::Path) -> (u64, Vec<String>) {
+    let s = StateStore::open(dir).unwrap();
+    let snap = s.snapshot();
+    let mut ids: Vec<String> = snap.jobs.values().map(|j| j.id.clone()).collect();
+    ids.sort();
+    (snap.index, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_one_commit_and_all_survive_reopen() {
+    let dir = tmpdir("group");
+    let (s, mut gate) = Gate::open(&dir);
+    let mut jobs_watch = s.watch(Table::Jobs);
+    let first = put_job_task(&s, "w-00");
+    gate.started().await;
+    // 49 writers arrive while the first commit is in flight.
+    let rest: Vec<WriteTask> = (1..50)
+        .map(|i| put_job_task(&s, &format!("w-{i:02}")))
+        .collect();
+    applied(&s, 51).await;
+    // Applied is not visible: readers and watches see only durable writes.
+    assert!(s.snapshot().job("default", "w-00").is_none());
+    assert_eq!(s.latest_index(), 1);
+    assert!(!jobs_watch.has_changed().unwrap());
+    assert!(
+        !first.is_finished(),
+        "answered before its write was durable"
+    );
+
+    gate.finish(Ok(()));
+    assert_eq!(first.await.unwrap().unwrap().0, 2);
+    // The 49 others are made durable by a single second commit.
+    gate.started().await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(rest.iter().all(|t| !t.is_finished()));
+    gate.finish(Ok(()));
+    let mut answers = Vec::new();
+    for t in rest {
+        answers.push(t.await.unwrap().unwrap().0);
+    }
+    let snap = s.snapshot();
+    let mut indexes = Vec::new();
+    for (i, index) in (1..50).zip(answers) {
+        // Each write's index is the one it was applied at.
+        let stored = snap.job("default", &format!("w-{i:02}")).unwrap();
+        assert_eq!(stored.create_index, index);
+        indexes.push(index);
+    }
+    indexes.sort();
+    assert_eq!(indexes, (3..=51).collect::<Vec<u64>>(), "one index each");
+    assert!(gate.idle(), "two commits for fifty writes");
+    assert_eq!(snap.index, 51);
+    assert_eq!(*jobs_watch.borrow_and_update(), 51);
+    assert_eq!(snap.jobs.len(), 50);
+    drop(s);
+
+    let (index, ids) = reopen_jobs(&dir);
+    assert_eq!(index, 51);
+    assert_eq!(ids.len(), 50);
+    assert_eq!((ids[0].as_str(), ids[49].as_str()), ("w-00", "w-49"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_closure_leaves_the_rest_of_its_group_alone() {
+    let dir = tmpdir("group-closure");
+    let (s, mut gate) = Gate::open(&dir);
+    let a = put_job_task(&s, "a");
+    gate.started().await;
+    let b = put_job_task(&s, "b");
+    applied(&s, 3).await;
+    let refused = s
+        .write(|t| {
+            t.put_job(job("refused"), true)?;
+            Err::<(), _>(StateError::Conflict("no".into()))
+        })
+        .await;
+    assert!(matches!(refused, Err(StateError::Conflict(_))));
+    let d = put_job_task(&s, "d");
+    applied(&s, 4).await;
+    gate.finish(Ok(()));
+    gate.started().await;
+    gate.finish(Ok(()));
+    assert_eq!(a.await.unwrap().unwrap().0, 2);
+    // The refused write took no index: the next one follows directly.
+    assert_eq!(b.await.unwrap().unwrap().0, 3);
+    assert_eq!(d.await.unwrap().unwrap().0, 4);
+    assert!(s.snapshot().job("default", "refused").is_none());
+    drop(s);
+    assert_eq!(
+        reopen_jobs(&dir),
+        (4, vec!["a".to_string(), "b".into(), "d".into()])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_fails_its_group_and_the_writes_built_on_it() {
+    let dir = tmpdir("group-fail");
+    let (s, mut gate) = Gate::open(&dir);
+    let mut jobs_watch = s.watch(Table::Jobs);
+    let a = put_job_task(&s, "a");
+    gate.started().await;
+    let b = put_job_task(&s, "b");
+    let c = put_job_task(&s, "c");
+    applied(&s, 4).await;
+    gate.finish(Ok(()));
+    assert_eq!(a.await.unwrap().unwrap().0, 2);
+    jobs_watch.borrow_and_update();
+    // b and c commit together; d arrives during that commit and builds on them.
+    gate.started().await;
+    let d = put_job_task(&s, "d");
+    applied(&s, 5).await;
+    gate.finish(Err(StateError::Storage("disk full".into())));
+    for t in [b, c] {
+        let err = t.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+    }
+    let err = d.await.unwrap().unwrap_err();
+    assert!(matches!(err, StateError::Storage(_)), "{err}");
+    let snap = s.snapshot();
+    assert_eq!(snap.index, 2);
+    assert!(snap.job("default", "b").is_none());
+    assert!(!jobs_watch.has_changed().unwrap());
+    // The next write starts again from the durable state.
+    let e = put_job_task(&s, "e");
+    gate.started().await;
+    gate.finish(Ok(()));
+    assert_eq!(e.await.unwrap().unwrap().0, 3);
+    assert_eq!(s.snapshot().job("default", "e").unwrap().create_index, 3);
+    drop(s);
+    assert_eq!(reopen_jobs(&dir), (3, vec!["a".to_string(), "e".into()]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A current_thread runtime has one thread: if a write blocked it while waiting for the
+/// disk, nothing else could run until the commit was done.
+#[tokio::test(flavor = "current_thread")]
+async fn waiting_for_the_disk_does_not_block_the_runtime() {
+    let dir = tmpdir("async");
+    let (s, mut gate) = Gate::open(&dir);
+    let write = put_job_task(&s, "slow");
+    gate.started().await;
+    let reader = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            s.snapshot().job("default", "slow").is_none()
+        })
+    };
+    assert!(
+        reader.await.unwrap(),
+        "the reader saw a write not yet durable"
+    );
+    assert!(!write.is_finished());
+    // A write that changes nothing, but read the pending one, waits for it too.
+    let noop = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.write(|t| Ok(t.tables().job("default", "slow").is_some()))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(
+        !noop.is_finished(),
+        "answered from a write that is not durable"
+    );
+    gate.finish(Ok(()));
+    assert_eq!(write.await.unwrap().unwrap().0, 2);
+    assert_eq!(noop.await.unwrap().unwrap(), (2, true));
+    assert!(gate.idle(), "a write that changes nothing commits nothing");
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }
