@@ -171,7 +171,7 @@ fn build_drivers(
     let raw_cfg =
         RawExecPluginConfig::from_json(plugin("raw_exec")).map_err(plugin_err("raw_exec"))?;
     let exec_cfg = ExecPluginConfig::from_json(plugin("exec")).map_err(plugin_err("exec"))?;
-    let supervisor = SupervisorCommand::current_exe().map_err(AgentError::Supervisor)?;
+    let supervisor = SupervisorCommand::for_agent().map_err(AgentError::Supervisor)?;
     let cgroups = detect_cgroups(
         config
             .client
