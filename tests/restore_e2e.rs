@@ -337,7 +337,10 @@ fn reattaches_supervisors_an_older_build_started() {
     assert_eq!(old_supervisors.len(), 3, "{old_supervisors:?}");
     for pid in &old_supervisors {
         let args = cmdline(*pid);
-        assert_eq!(args[..2], [old_exe.display().to_string(), "supervise".into()]);
+        assert_eq!(
+            args[..2],
+            [old_exe.display().to_string(), "supervise".into()]
+        );
     }
     assert!(
         agent
@@ -373,7 +376,11 @@ fn reattaches_supervisors_an_older_build_started() {
         assert_eq!(start_time(*pid), Some(*started), "{id}: same task process");
     }
     for (pid, started) in &supervisors {
-        assert_eq!(start_time(*pid), Some(*started), "old supervisor {pid} kept");
+        assert_eq!(
+            start_time(*pid),
+            Some(*started),
+            "old supervisor {pid} kept"
+        );
     }
     assert!(
         !agent.log().contains("failed to restore task"),
@@ -390,8 +397,7 @@ fn reattaches_supervisors_an_older_build_started() {
     register(&http, &agent, fresh);
     wait_for(LIMIT, "fresh allocation running", || {
         let ids = alloc_ids(&http, &agent, "fresh");
-        (ids.len() == 1 && alloc(&http, &agent, &ids[0])["ClientStatus"] == "running")
-            .then_some(())
+        (ids.len() == 1 && alloc(&http, &agent, &ids[0])["ClientStatus"] == "running").then_some(())
     });
     let new_supervisors: Vec<Vec<String>> = supervisors_under(agent.data_dir.path())
         .into_iter()

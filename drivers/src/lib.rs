@@ -12,7 +12,7 @@ pub mod exec_session;
 pub mod isolation;
 pub mod logrotate;
 pub mod rawexec;
-pub mod supervised;
 pub mod supervisor;
+pub mod supervisor_client;
 
 pub use driver::*;

@@ -160,8 +160,8 @@ fn build_drivers(
 ) -> Result<(DriverList, Arc<DockerDriver>), AgentError> {
     use yurt_drivers::exec::{ExecDriver, ExecPluginConfig};
     use yurt_drivers::rawexec::{RawExecDriver, RawExecPluginConfig};
-    use yurt_drivers::supervised::detect_cgroups;
-    use yurt_drivers::supervisor::SupervisorCommand;
+    use yurt_drivers::supervisor_client::SupervisorCommand;
+    use yurt_drivers::supervisor_client::detect_cgroups;
     let null = serde_json::Value::Null;
     let plugin = |name: &str| config.plugin_config(name).unwrap_or(&null);
     let plugin_err = |name: &str| {

@@ -83,7 +83,12 @@ pub fn cmdline(pid: i32) -> Vec<String> {
 /// Parent PID of a process.
 pub fn parent_pid(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// PIDs of the task supervisors (either form) whose spec lies under `dir`. An exec task's

@@ -9,16 +9,17 @@ use std::time::Duration;
 use tokio::sync::RwLock;
 
 use super::cleanup::release;
-use super::entry::TaskEntry;
-use super::launch::{TaskCommand, prepare};
-use super::state::{HANDLE_VERSION, SupervisedState};
+use super::connection::{self, ClientError};
+use super::handle_state::{HANDLE_VERSION, SupervisedState};
+use super::launcher::SupervisorCommand;
+use super::launcher::runs_supervisor_of;
+use super::spec_file::{TaskCommand, prepare};
+use super::task_entry::TaskEntry;
 use super::{cgroup, proc_stats};
 use crate::cgroups::{CgroupManager, TaskCgroup};
 use crate::driver::{DriverError, ExitResult, TaskConfig, TaskHandle, TaskResourceUsage};
-use crate::supervisor::client::{self, ClientError};
-use crate::supervisor::launch::runs_supervisor_of;
+use crate::supervisor::Request;
 use crate::supervisor::signals::parse_signal;
-use crate::supervisor::{Request, SupervisorCommand};
 
 /// How long a supervisor may take to report that its task runs.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -165,7 +166,8 @@ impl SupervisedTasks {
             }
             _ => None,
         };
-        let entry = match client::call(&state.socket_path, &Request::Status, CALL_TIMEOUT).await {
+        let entry = match connection::call(&state.socket_path, &Request::Status, CALL_TIMEOUT).await
+        {
             Ok(status) if status.task_pid == state.task_pid => {
                 TaskEntry::watch(id.clone(), state, cg)
             }
@@ -242,7 +244,7 @@ impl SupervisedTasks {
             signal: sig,
             timeout_ms: timeout.as_millis().min(u128::from(u64::MAX)) as u64,
         };
-        match client::call(&entry.state.socket_path, &req, timeout + STOP_SLACK).await {
+        match connection::call(&entry.state.socket_path, &req, timeout + STOP_SLACK).await {
             Ok(_) => Ok(()),
             Err(e @ (ClientError::Unreachable { .. } | ClientError::Io(_))) => {
                 if entry.state.read_exit(&entry.task_id).is_some() {
@@ -266,14 +268,14 @@ impl SupervisedTasks {
             self.stop_entry(&entry, Duration::ZERO, libc::SIGKILL)
                 .await?;
         }
-        match client::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
+        match connection::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
             Ok(()) | Err(ClientError::Unreachable { .. }) => {}
             // The exit arrives in the watch just after the stop answer; a shutdown that raced
             // it is refused as "running": wait for the exit, then ask again.
             Err(ClientError::Refused(_)) => {
                 // A timeout here is answered by the second shutdown's refusal below.
                 let _exited = tokio::time::timeout(CALL_TIMEOUT, entry.wait()).await;
-                match client::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
+                match connection::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
                     Ok(()) | Err(ClientError::Unreachable { .. }) => {}
                     Err(e) => return Err(DriverError::Failed(format!("supervisor shutdown: {e}"))),
                 }
@@ -308,7 +310,7 @@ impl SupervisedTasks {
             return Err(DriverError::TaskNotRunning);
         }
         let req = Request::Signal { signal: sig };
-        match client::call(&entry.state.socket_path, &req, CALL_TIMEOUT).await {
+        match connection::call(&entry.state.socket_path, &req, CALL_TIMEOUT).await {
             Ok(_) => Ok(()),
             Err(ClientError::Refused(msg)) if msg == "Task not running" => {
                 Err(DriverError::TaskNotRunning)

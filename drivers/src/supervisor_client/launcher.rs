@@ -1,4 +1,4 @@
-//! Starting a supervisor from the agent: re-exec a binary, read its one ready line.
+//! Starting a supervisor from the agent: which executable, running it, reading its ready line.
 
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::error::SupervisorError;
-use super::paths::default_socket_dir;
-use super::protocol::Ready;
+use crate::supervisor::Ready;
+use crate::supervisor::SupervisorError;
+use crate::supervisor::paths::default_socket_dir;
 
 /// The file name of the supervisor executable the agent looks for next to itself.
 pub const SUPERVISOR_EXE: &str = "yurt-supervisor";
