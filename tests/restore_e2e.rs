@@ -363,6 +363,10 @@ fn reattaches_supervisors_an_older_build_started() {
 
     // The upgrade: kill -9 the old agent, start the new build on the same data dir.
     agent.kill9();
+    let written_before: Vec<u64> = loops
+        .iter()
+        .map(|id| check_sequence(id, &stdout_log(&alloc_dir(&agent, id), "loop")))
+        .collect();
     std::thread::sleep(Duration::from_secs(1));
     agent.exe = PathBuf::from(env!("CARGO_BIN_EXE_yurt"));
     agent.restart();
@@ -423,10 +427,11 @@ fn reattaches_supervisors_an_older_build_started() {
             .all(|(pid, started)| start_time(*pid) != Some(*started))
             .then_some(())
     });
-    for (id, (pid, _)) in loops.iter().zip(&pids) {
+    for ((id, (pid, _)), before) in loops.iter().zip(&pids).zip(written_before) {
         assert!(start_time(*pid).is_none(), "{id}: task stopped");
+        // Whole and in order, and it went on past the upgrade.
         let last = check_sequence(id, &stdout_log(&alloc_dir(&agent, id), "loop"));
-        assert!(last > 100, "{id}: only {last} lines");
+        assert!(last > before, "{id}: no output after the upgrade ({last} <= {before})");
     }
     let r = http.delete(&agent.url("/v1/job/fresh"));
     assert_eq!(r.status, 200, "{}", r.body);
