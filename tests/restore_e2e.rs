@@ -431,7 +431,10 @@ fn reattaches_supervisors_an_older_build_started() {
         assert!(start_time(*pid).is_none(), "{id}: task stopped");
         // Whole and in order, and it went on past the upgrade.
         let last = check_sequence(id, &stdout_log(&alloc_dir(&agent, id), "loop"));
-        assert!(last > before, "{id}: no output after the upgrade ({last} <= {before})");
+        assert!(
+            last > before,
+            "{id}: no output after the upgrade ({last} <= {before})"
+        );
     }
     let r = http.delete(&agent.url("/v1/job/fresh"));
     assert_eq!(r.status, 200, "{}", r.body);
