@@ -9,11 +9,19 @@
 //! - `output`: from the same instant until the task's first output line was written to
 //!   `alloc/logs/t.stdout.0` (the log file's mtime), i.e. the process really ran.
 //!
+//! With the 100 tasks running it also reads, from outside, the memory of every task's
+//! supervisor process (`Private_Clean + Private_Dirty` from `/proc/<pid>/smaps_rollup`,
+//! averaged; budget ≤ 1 MiB) and the agent's VmRSS (budget ≤ 30 MiB).
+//!
 //! Each `status` sample is also split where the client sees it: the PUT's answer (job and
 //! evaluation durable), the allocation listed by the job's blocking query (scheduled, plan
 //! durable), and `running` seen (client fetch, task start, status update durable).
 //!
-//! Run with `cargo bench --bench job_start` (release build, starts real `yurt` processes).
+//! Run with `cargo bench --bench job_start` (release build, starts real `yurt` processes; the
+//! supervisors are the `yurt-supervisor` built beside it). `YURT_BENCH_SUPERVISOR=reexec`
+//! runs a copy of the agent binary alone in a directory instead, so every supervisor is the
+//! agent re-executed (`yurt supervise <spec>`: the fallback, and what builds before
+//! `yurt-supervisor` ran).
 //! For a per-step breakdown inside the agent, run it with
 //! `RUST_LOG=info,yurt::latency=debug JOB_START_KEEP_LOG=<file>`: the agent's log is copied
 //! to `<file>` at the end.
@@ -21,6 +29,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
@@ -95,6 +104,58 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// `(Private_Clean, Private_Dirty)` of a process in KiB, from smaps_rollup.
+fn private_kib(pid: i32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((field("Private_Clean:")?, field("Private_Dirty:")?))
+}
+
+/// Average private memory of the agent's task supervisors, printed beside the budget.
+fn report_supervisors(agent: &Agent) {
+    let pids = supervisors_under(agent.data_dir.path());
+    let forms: std::collections::BTreeSet<String> = pids
+        .iter()
+        .map(|p| {
+            let args = cmdline(*p);
+            let exe = Path::new(args.first().map_or("?", String::as_str))
+                .file_name()
+                .map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
+            if args.len() == 3 {
+                format!("{exe} {}", args[1])
+            } else {
+                exe
+            }
+        })
+        .collect();
+    let samples: Vec<(u64, u64, u64)> = pids
+        .iter()
+        .filter_map(|p| {
+            let (clean, dirty) = private_kib(*p)?;
+            Some((clean, dirty, rss_kib(*p as u32)))
+        })
+        .collect();
+    let n = samples.len().max(1) as u64;
+    let avg = |f: fn(&(u64, u64, u64)) -> u64| samples.iter().map(f).sum::<u64>() / n;
+    let (clean, dirty, rss) = (avg(|s| s.0), avg(|s| s.1), avg(|s| s.2));
+    let max = samples.iter().map(|s| s.0 + s.1).max().unwrap_or(0);
+    println!(
+        "job_start supervisors: {} processes ({}), avg Private_Clean+Private_Dirty {} KiB \
+         (clean {clean}, dirty {dirty}; max {max}), avg VmRSS {rss} KiB; budget <= 1024 KiB \
+         [/proc/<pid>/smaps_rollup]",
+        samples.len(),
+        forms.into_iter().collect::<Vec<_>>().join(", "),
+        clean + dirty,
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -127,7 +188,19 @@ fn main() {
     // The harness logs at DEBUG; a user's agent logs at INFO.
     opts.extra_args = vec!["-log-level".into(), "INFO".into()];
     let mut dirs = DirGuard::default();
-    let agent = dirs.start(opts);
+    let reexec = std::env::var("YURT_BENCH_SUPERVISOR").is_ok_and(|v| v == "reexec");
+    // Declared before the agent, so the copy is removed after the agent stopped.
+    let old_build = reexec.then(|| TempDir::new("reexec-build"));
+    let agent = match &old_build {
+        Some(dir) => {
+            let exe = dir.path().join("yurt");
+            std::fs::copy(env!("CARGO_BIN_EXE_yurt"), &exe).expect("copy the agent binary");
+            let agent = Agent::start_exe(opts, exe);
+            dirs.0.push(agent.data_dir.path().to_path_buf());
+            agent
+        }
+        None => dirs.start(opts),
+    };
     let http = Http::default();
     wait_for(Duration::from_secs(30), "node ready", || {
         let n = http.get(&agent.url("/v1/nodes")).json();
@@ -181,11 +254,15 @@ fn main() {
         .iter()
         .filter(|id| !pids_matching(&format!("NOMAD_ALLOC_ID={id}")).is_empty())
         .count();
+    let (a_clean, a_dirty) = private_kib(agent.pid() as i32).unwrap_or_default();
     println!(
-        "job_start rss: agent (server+client) {:.1} MiB idle, {:.1} MiB with {running} running sleep tasks",
+        "job_start rss: agent (server+client) {:.1} MiB idle, {:.1} MiB with {running} running \
+         sleep tasks (private {:.1} MiB); budget <= 20 / <= 30 MiB",
         idle_rss as f64 / 1024.0,
         rss_kib(agent.pid()) as f64 / 1024.0,
+        (a_clean + a_dirty) as f64 / 1024.0,
     );
+    report_supervisors(&agent);
     // With RUST_LOG=info,yurt::latency=debug the log holds the per-step timings.
     if let Ok(to) = std::env::var("JOB_START_KEEP_LOG") {
         std::fs::write(&to, agent.log()).expect("copying the agent log");

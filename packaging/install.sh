@@ -1,24 +1,34 @@
 #!/bin/sh
-# Installs yurt as a systemd service. Idempotent: re-running upgrades the binary and unit
+# Installs yurt as a systemd service. Idempotent: re-running upgrades the binaries and unit
 # but never overwrites an existing /etc/yurt.d/yurt.hcl.
 #
 # Usage: sudo packaging/install.sh [path/to/yurt]   (default: target/release/yurt)
+#
+# The per-task supervisor `yurt-supervisor` is taken from beside that binary and installed
+# beside the installed `yurt`: the agent looks for it there (without it, each task's
+# supervisor re-executes the whole agent binary and costs more memory).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 binary=${1:-"$here/../target/release/yurt"}
+supervisor=$(dirname "$binary")/yurt-supervisor
 prefix=${PREFIX:-/usr/local}
 confdir=${CONFDIR:-/etc/yurt.d}
 datadir=${DATADIR:-/var/lib/yurt}
 unitdir=${UNITDIR:-/etc/systemd/system}
 
-if [ ! -x "$binary" ]; then
-    echo "yurt binary not found at $binary (build with: cargo build --release)" >&2
-    exit 1
-fi
+for f in "$binary" "$supervisor"; do
+    if [ ! -x "$f" ]; then
+        echo "$f not found (build both with: cargo build --release)" >&2
+        exit 1
+    fi
+done
 
-# Copy to a temp name and rename, so a running agent's binary is replaced atomically.
+# Copy to a temp name and rename, so a running binary is replaced atomically (supervisors
+# started by the previous build keep running it, and the new agent reattaches to them).
 install -d -m 0755 "$prefix/bin"
+install -m 0755 "$supervisor" "$prefix/bin/.yurt-supervisor.new"
+mv -f "$prefix/bin/.yurt-supervisor.new" "$prefix/bin/yurt-supervisor"
 install -m 0755 "$binary" "$prefix/bin/.yurt.new"
 mv -f "$prefix/bin/.yurt.new" "$prefix/bin/yurt"
 

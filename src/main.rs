@@ -1,8 +1,10 @@
 //! The `yurt` binary: everything lives in the library; see `yurt::cli`.
 
 fn main() -> std::process::ExitCode {
-    // `yurt supervise <spec.json>`: a per-task supervisor (see yurt_drivers::supervisor). It
-    // must be dispatched before any runtime, thread or logger exists, because it forks.
+    // `yurt supervise <spec.json>`: a per-task supervisor (see yurt_drivers::supervisor), when
+    // the agent found no `yurt-supervisor` beside it; builds before that executable existed
+    // always ran this form, and their supervisors may still be running. It must be
+    // dispatched before any runtime, thread or logger exists, because it forks.
     let mut args = std::env::args_os().skip(1);
     if args.next().is_some_and(|a| a == "supervise") {
         let Some(spec) = args.next() else {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 use yurt_drivers::cgroups::{TaskCgroup, task_cgroup_name};
-use yurt_drivers::supervised::detect_cgroups;
+use yurt_drivers::supervisor_client::detect_cgroups;
 
 const TASK: &str = "iso";
 

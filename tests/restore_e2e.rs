@@ -306,6 +306,140 @@ fn tasks_survive_agent_kill9_and_restart() {
     );
 }
 
+/// Supervisors an older build started run as `<yurt> supervise <spec>` (before
+/// `yurt-supervisor` existed, every build re-executed the agent binary). The new agent
+/// reattaches to them after a kill -9 of the old one: same task processes, same supervisors,
+/// no new `Started`, output continuous; it stops them through the same socket protocol; and
+/// what it starts itself runs under `yurt-supervisor`.
+#[test]
+fn reattaches_supervisors_an_older_build_started() {
+    // The older build: the agent binary alone in a directory, so it falls back to
+    // re-executing itself, exactly as older builds always did.
+    let old_build = TempDir::new("old-build");
+    let old_exe = old_build.path().join("yurt");
+    std::fs::copy(env!("CARGO_BIN_EXE_yurt"), &old_exe).expect("copy the agent binary");
+    let mut agent = Agent::start_exe(AgentOpts::dev(), old_exe.clone());
+    let http = Http::default();
+    let mut job = loop_job();
+    job["TaskGroups"][0]["Count"] = json!(2);
+    job["TaskGroups"][1]["Count"] = json!(1);
+    register(&http, &agent, job);
+    let loops = wait_for(LIMIT, "3 loop allocations running", || {
+        let ids = alloc_ids(&http, &agent, "loops");
+        (ids.len() == 3
+            && ids.iter().all(|id| {
+                alloc(&http, &agent, id)["ClientStatus"] == "running"
+                    && handle_pid(&agent, id, "loop").is_some()
+            }))
+        .then_some(ids)
+    });
+    let old_supervisors = supervisors_under(agent.data_dir.path());
+    assert_eq!(old_supervisors.len(), 3, "{old_supervisors:?}");
+    for pid in &old_supervisors {
+        let args = cmdline(*pid);
+        assert_eq!(
+            args[..2],
+            [old_exe.display().to_string(), "supervise".into()]
+        );
+    }
+    assert!(
+        agent
+            .log()
+            .contains("task supervisor executable not found beside the agent"),
+        "the fallback is announced:\n{}",
+        agent.log()
+    );
+    let pids: Vec<(i32, u64)> = loops
+        .iter()
+        .map(|id| {
+            let pid = handle_pid(&agent, id, "loop").unwrap();
+            (pid, start_time(pid).expect("loop task alive"))
+        })
+        .collect();
+    let supervisors: Vec<(i32, u64)> = old_supervisors
+        .iter()
+        .map(|p| (*p, start_time(*p).expect("supervisor alive")))
+        .collect();
+
+    // The upgrade: kill -9 the old agent, start the new build on the same data dir.
+    agent.kill9();
+    let written_before: Vec<u64> = loops
+        .iter()
+        .map(|id| check_sequence(id, &stdout_log(&alloc_dir(&agent, id), "loop")))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    agent.exe = PathBuf::from(env!("CARGO_BIN_EXE_yurt"));
+    agent.restart();
+    std::thread::sleep(Duration::from_secs(2));
+    for (id, (pid, started)) in loops.iter().zip(&pids) {
+        let a = alloc(&http, &agent, id);
+        let st = task_state(&a, "loop");
+        assert_eq!(a["ClientStatus"], "running", "{id}: {:#}", a["TaskStates"]);
+        assert_eq!(count_events(&a, "loop", "Started"), 1, "{id}: {st:#}");
+        assert_eq!(st["Restarts"], 0, "{id}");
+        assert_eq!(start_time(*pid), Some(*started), "{id}: same task process");
+    }
+    for (pid, started) in &supervisors {
+        assert_eq!(
+            start_time(*pid),
+            Some(*started),
+            "old supervisor {pid} kept"
+        );
+    }
+    assert!(
+        !agent.log().contains("failed to restore task"),
+        "{}",
+        agent.log()
+    );
+
+    // New tasks run under the small executable beside the new agent.
+    let mut fresh = loop_job();
+    fresh["ID"] = json!("fresh");
+    fresh["Name"] = json!("fresh");
+    fresh["TaskGroups"] = json!([fresh["TaskGroups"][0].clone()]);
+    fresh["TaskGroups"][0]["Count"] = json!(1);
+    register(&http, &agent, fresh);
+    wait_for(LIMIT, "fresh allocation running", || {
+        let ids = alloc_ids(&http, &agent, "fresh");
+        (ids.len() == 1 && alloc(&http, &agent, &ids[0])["ClientStatus"] == "running").then_some(())
+    });
+    let new_supervisors: Vec<Vec<String>> = supervisors_under(agent.data_dir.path())
+        .into_iter()
+        .filter(|p| !old_supervisors.contains(p))
+        .map(cmdline)
+        .collect();
+    let small = Path::new(env!("CARGO_BIN_EXE_yurt")).with_file_name("yurt-supervisor");
+    assert_eq!(new_supervisors.len(), 1, "{new_supervisors:?}");
+    assert_eq!(new_supervisors[0][0], small.display().to_string());
+
+    // Stopping goes through the old supervisors' sockets: tasks and supervisors end.
+    let r = http.delete(&agent.url("/v1/job/loops"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(LIMIT, "loop allocations complete", || {
+        loops
+            .iter()
+            .all(|id| alloc(&http, &agent, id)["ClientStatus"] == "complete")
+            .then_some(())
+    });
+    wait_for(LIMIT, "old supervisors exited", || {
+        supervisors
+            .iter()
+            .all(|(pid, started)| start_time(*pid) != Some(*started))
+            .then_some(())
+    });
+    for ((id, (pid, _)), before) in loops.iter().zip(&pids).zip(written_before) {
+        assert!(start_time(*pid).is_none(), "{id}: task stopped");
+        // Whole and in order, and it went on past the upgrade.
+        let last = check_sequence(id, &stdout_log(&alloc_dir(&agent, id), "loop"));
+        assert!(
+            last > before,
+            "{id}: no output after the upgrade ({last} <= {before})"
+        );
+    }
+    let r = http.delete(&agent.url("/v1/job/fresh"));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 /// `VmRSS` of a process in KiB.
 fn vm_rss_kib(pid: u32) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -359,13 +493,8 @@ fn agent_rss_with_100_sleep_tasks() {
     wait_for(Duration::from_secs(300), "100 sleepers running", running);
     std::thread::sleep(Duration::from_secs(5));
     let before = vm_rss_kib(agent.pid()).unwrap_or(0);
-    let supervisors = processes_under(agent.data_dir.path())
+    let supervisors = supervisors_under(agent.data_dir.path())
         .into_iter()
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.split(|b| *b == 0).any(|a| a == b"supervise"))
-                .unwrap_or(false)
-        })
         .filter_map(|pid| Some((vm_rss_kib(pid as u32)?, private_kib(pid as u32)?)))
         .collect::<Vec<_>>();
     let agent_private = private_kib(agent.pid()).unwrap_or(0);

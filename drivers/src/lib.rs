@@ -17,7 +17,7 @@ pub mod go_duration;
 pub mod isolation;
 pub mod logrotate;
 pub mod rawexec;
-pub mod supervised;
 pub mod supervisor;
+pub mod supervisor_client;
 
 pub use driver::*;

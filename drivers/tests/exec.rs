@@ -12,7 +12,7 @@ use serde_json::json;
 use yurt_drivers::cgroups::TaskCgroup;
 use yurt_drivers::exec::ExecDriver;
 use yurt_drivers::rawexec::RawExecState;
-use yurt_drivers::supervised::detect_cgroups;
+use yurt_drivers::supervisor_client::detect_cgroups;
 use yurt_drivers::{DriverError, HealthState, TaskConfig, TaskDriver};
 
 /// Every test body runs under this bound.

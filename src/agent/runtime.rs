@@ -153,8 +153,8 @@ fn build_drivers(
 ) -> Result<(DriverList, Arc<DockerDriver>), AgentError> {
     use yurt_drivers::exec::{ExecDriver, ExecPluginConfig};
     use yurt_drivers::rawexec::{RawExecDriver, RawExecPluginConfig};
-    use yurt_drivers::supervised::detect_cgroups;
-    use yurt_drivers::supervisor::SupervisorCommand;
+    use yurt_drivers::supervisor_client::SupervisorCommand;
+    use yurt_drivers::supervisor_client::detect_cgroups;
     let null = serde_json::Value::Null;
     let plugin = |name: &str| config.plugin_config(name).unwrap_or(&null);
     let plugin_err = |name: &str| {
@@ -164,7 +164,7 @@ fn build_drivers(
     let raw_cfg =
         RawExecPluginConfig::from_json(plugin("raw_exec")).map_err(plugin_err("raw_exec"))?;
     let exec_cfg = ExecPluginConfig::from_json(plugin("exec")).map_err(plugin_err("exec"))?;
-    let supervisor = SupervisorCommand::current_exe().map_err(AgentError::Supervisor)?;
+    let supervisor = SupervisorCommand::for_agent().map_err(AgentError::Supervisor)?;
     let cgroups = detect_cgroups(
         config
             .client

@@ -59,8 +59,53 @@ impl Drop for TempDir {
     }
 }
 
+/// Whether `args` (a process's argv) is a task supervisor in either form the agent launches:
+/// `yurt-supervisor <spec>`, or `yurt supervise <spec>` (the fallback, and older builds).
+pub fn is_supervisor(args: &[String]) -> bool {
+    match args {
+        [exe, _] => Path::new(exe).ends_with("yurt-supervisor"),
+        [_, sub, _] => sub == "supervise",
+        _ => false,
+    }
+}
+
+/// argv of a process (empty when it is gone).
+pub fn cmdline(pid: i32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.strip_suffix(b"\0")
+        .unwrap_or(&raw)
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// Parent PID of a process.
+pub fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// PIDs of the task supervisors (either form) whose spec lies under `dir`. An exec task's
+/// shim is a fork of its supervisor with the same argv: it is left out.
+pub fn supervisors_under(dir: &Path) -> Vec<i32> {
+    let all: Vec<i32> = processes_under(dir)
+        .into_iter()
+        .filter(|pid| is_supervisor(&cmdline(*pid)))
+        .collect();
+    all.iter()
+        .copied()
+        .filter(|pid| parent_pid(*pid).is_none_or(|pp| !all.contains(&pp)))
+        .collect()
+}
+
 /// PIDs of processes that belong to `dir`: tasks whose `NOMAD_ALLOC_DIR` lies under it and
-/// supervisors (`yurt supervise <spec>`) whose spec lies under it.
+/// supervisors (see [`is_supervisor`]) whose spec lies under it.
 pub fn processes_under(dir: &Path) -> Vec<i32> {
     let prefix = dir.to_string_lossy().into_owned();
     let mut pids = Vec::new();
@@ -80,13 +125,8 @@ pub fn processes_under(dir: &Path) -> Vec<i32> {
                 .strip_prefix("NOMAD_ALLOC_DIR=")
                 .is_some_and(|v| v.starts_with(&prefix))
         });
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let supervisor =
-            args.iter().any(|a| a == "supervise") && args.iter().any(|a| a.starts_with(&prefix));
+        let args = cmdline(pid);
+        let supervisor = is_supervisor(&args) && args.iter().any(|a| a.starts_with(&prefix));
         if in_alloc || supervisor {
             pids.push(pid);
         }
@@ -182,11 +222,19 @@ pub struct Agent {
     pub data_dir: TempDir,
     pub opts: AgentOpts,
     pub log_path: PathBuf,
+    /// The agent executable (`yurt`, with `yurt-supervisor` beside it); a test may point it
+    /// elsewhere before a [`Agent::restart`].
+    pub exe: PathBuf,
 }
 
 impl Agent {
     /// Starts an agent and waits until its HTTP API answers.
     pub fn start(opts: AgentOpts) -> Agent {
+        Self::start_exe(opts, PathBuf::from(env!("CARGO_BIN_EXE_yurt")))
+    }
+
+    /// Starts the agent executable `exe` (e.g. a copy standing for an older build).
+    pub fn start_exe(opts: AgentOpts, exe: PathBuf) -> Agent {
         let data_dir = TempDir::new("agent");
         let mut agent = Agent {
             child: None,
@@ -195,6 +243,7 @@ impl Agent {
             log_path: data_dir.path().join("agent.log"),
             data_dir,
             opts,
+            exe,
         };
         agent.spawn();
         agent
@@ -235,7 +284,7 @@ impl Agent {
             .open(&self.log_path)
             .expect("open agent log");
         let log2 = log.try_clone().expect("clone log handle");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_yurt"));
+        let mut cmd = Command::new(&self.exe);
         cmd.arg("agent").arg("-config").arg(self.config_path());
         cmd.args(&o.extra_args);
         cmd.stdout(Stdio::from(log)).stderr(Stdio::from(log2));

@@ -475,7 +475,7 @@ impl TaskDriver for DockerDriver {
             return Err(DriverError::TaskNotRunning);
         }
         let client = self.engine.client().await?;
-        super::exec::exec(client, &task.state.container_id, &req).await
+        super::alloc_exec::exec(client, &task.state.container_id, &req).await
     }
 
     async fn task_stats(&self, task_id: &str) -> Result<TaskResourceUsage, DriverError> {

@@ -3,12 +3,12 @@
 //! One file per job: the plugin and task configs, the create request, images and their GC,
 //! container operations, log streaming with exactly-once resume, stats, signals, fingerprint.
 
+mod alloc_exec;
 mod blocks;
 mod caps;
 mod client;
 mod container;
 mod driver;
-mod exec;
 mod fingerprint;
 mod handle;
 mod host;

@@ -15,8 +15,8 @@ use crate::driver::{
     TaskResourceUsage,
 };
 use crate::exec_session::{ExecRequest, ExecSession};
-use crate::supervised::SupervisedTasks;
-use crate::supervisor::SupervisorCommand;
+use crate::supervisor_client::SupervisedTasks;
+use crate::supervisor_client::SupervisorCommand;
 
 /// The driver's name as jobs spell it.
 pub const DRIVER_NAME: &str = "exec";
@@ -123,6 +123,6 @@ impl TaskDriver for ExecDriver {
 
     async fn exec_task(&self, task_id: &str, req: ExecRequest) -> Result<ExecSession, DriverError> {
         let entry = self.tasks.entry(task_id).await?;
-        super::exec_into::exec(&entry, &req)
+        super::alloc_exec::exec(&entry, &req)
     }
 }

@@ -10,8 +10,8 @@ use crate::driver::{DriverError, TaskConfig};
 use crate::isolation::user::DEFAULT_USER;
 use crate::isolation::{ChrootSpec, build_chroot, task_capabilities};
 use crate::rawexec::launch::ensure_executable;
-use crate::supervised::TaskCommand;
 use crate::supervisor::IsolationSpec;
+use crate::supervisor_client::TaskCommand;
 
 /// `$PATH` inside the chroot when the task env has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -1,15 +1,15 @@
-//! `alloc exec` sessions: what a driver is asked to run inside a task and the channels it
-//! answers through. Driver-agnostic: the HTTP layer only sees [`ExecSession`].
+//! `alloc exec` sessions: what every driver shares for running a command inside a task — the
+//! request, the channels it answers through, and the local-process plumbing. Driver-agnostic:
+//! the HTTP layer only sees [`ExecSession`]. Each driver has exactly one module of its own
+//! for what differs: `rawexec::alloc_exec` (a host process with the task's identity),
+//! `exec::alloc_exec` (entering the isolated task) and `docker::alloc_exec` (`docker exec`).
 //!
-//! - [`process`]: a session over a local process (pipes or a PTY), used by raw_exec and by
-//!   the isolated exec driver through [`crate::isolation::enter`];
-//! - [`isolated`]: the hook the `exec` driver calls (`isolated::start`);
+//! - [`process`]: a session over a local process (pipes or a PTY), used by raw_exec and exec;
 //! - [`pty`]: opening and resizing pseudo-terminals.
 //!
 //! Lifecycle: the driver sends output and, last, [`ExecOutput::Exited`]. Dropping the session
 //! (both channel ends) tells the driver the caller went away: it kills the command.
 
-pub mod isolated;
 pub mod process;
 pub mod pty;
 

@@ -141,7 +141,7 @@ fn real_enter_joins_namespaces_root_cgroup_and_user() {
 
 #[test]
 fn real_isolated_exec_session_pipes_and_tty() {
-    use crate::exec_session::isolated::{IsolatedTarget, start};
+    use crate::exec::alloc_exec::{IsolatedTarget, start};
     use crate::exec_session::{ExecInput, ExecOutput, ExecRequest};
     assert!(
         nix::unistd::geteuid().is_root(),

@@ -14,8 +14,8 @@ use crate::driver::{
     TaskResourceUsage,
 };
 use crate::exec_session::{ExecRequest, ExecSession};
-use crate::supervised::{SupervisedTasks, detect_cgroups};
-use crate::supervisor::SupervisorCommand;
+use crate::supervisor_client::SupervisorCommand;
+use crate::supervisor_client::{SupervisedTasks, detect_cgroups};
 
 /// The driver's name as jobs spell it.
 pub const DRIVER_NAME: &str = "raw_exec";
@@ -118,6 +118,6 @@ impl TaskDriver for RawExecDriver {
 
     async fn exec_task(&self, task_id: &str, req: ExecRequest) -> Result<ExecSession, DriverError> {
         let entry = self.tasks.entry(task_id).await?;
-        super::exec::exec(&entry, &req)
+        super::alloc_exec::exec(&entry, &req)
     }
 }

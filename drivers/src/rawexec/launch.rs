@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::config::{RawExecPluginConfig, RawExecTaskConfig};
 use crate::driver::{DriverError, TaskConfig};
 use crate::glob::glob_match;
-use crate::supervised::TaskCommand;
+use crate::supervisor_client::TaskCommand;
 
 /// What raw_exec runs: the command resolved on the host, the env minus the denylists, the
 /// work dir (default: the task dir) and the task's user.

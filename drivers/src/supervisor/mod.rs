@@ -1,23 +1,30 @@
-//! The per-task supervisor: a small process that owns one task for its whole life.
+//! The per-task supervisor process: a small process that owns one task for its whole life.
 //!
-//! The agent re-executes its own binary in a minimal mode (`yurt supervise <spec.json>`,
-//! dispatched before any runtime starts) which calls [`supervisor_main`]. The supervisor
-//! detaches into its own session, starts the task, copies its stdout/stderr into rotated log
-//! files, reaps it, records its exit durably, and answers the agent over a unix socket
-//! ([`protocol`]). Because it is a separate process, tasks and their logs survive the agent
-//! being killed; a restarted agent reconnects using what the task handle stored.
+//! Everything in this module runs **inside the supervisor process** (the `yurt-supervisor`
+//! executable, or `yurt supervise <spec.json>` as a fallback and in older builds), except the
+//! contract it shares with the agent: [`protocol`] (the socket's requests and answers),
+//! [`spec`] (the launch spec the agent writes), [`exit_record`] (the durable exit), [`paths`]
+//! (where sockets and state files live), [`signals`] (Nomad's signal names) and [`proctree`]
+//! (/proc process-tree walks). The agent's side — launching supervisors, talking to them and
+//! the task table built on that — is [`crate::supervisor_client`].
 //!
-//! Agent-side pieces: [`SupervisorCommand::launch`] starts one, [`client`] talks to it.
+//! [`supervisor_main`] is the entry point: the supervisor detaches into its own session,
+//! starts the task, copies its stdout/stderr into rotated log files, reaps it, records its
+//! exit durably and answers the agent over a unix socket. Because it is a separate process,
+//! tasks and their logs survive the agent being killed; a restarted agent reconnects using
+//! what the task handle stored.
+//!
+//! In the process: [`entry`] (start-up and daemonizing), [`event_loop`] (the poll loop),
+//! [`child`] and [`isolated`] (starting the task on the host or isolated), [`creds`] (the
+//! task user), [`oom`] (the OOM-kill counter), [`error`].
 
 pub mod child;
-pub mod client;
 pub mod creds;
 pub mod entry;
 pub mod error;
 pub mod event_loop;
 pub mod exit_record;
 pub mod isolated;
-pub mod launch;
 pub mod oom;
 pub mod paths;
 pub mod proctree;
@@ -28,6 +35,5 @@ pub mod spec;
 pub use entry::supervisor_main;
 pub use error::SupervisorError;
 pub use exit_record::ExitRecord;
-pub use launch::SupervisorCommand;
 pub use protocol::{Ready, Request, Response, Status};
 pub use spec::{IsolationSpec, LaunchSpec, LogSpec};

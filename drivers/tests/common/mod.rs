@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use yurt_drivers::exec::{ExecDriver, ExecPluginConfig};
 use yurt_drivers::rawexec::{RawExecDriver, RawExecPluginConfig, RawExecState};
-use yurt_drivers::supervisor::SupervisorCommand;
+use yurt_drivers::supervisor_client::SupervisorCommand;
 use yurt_drivers::{LogSink, TaskConfig, TaskHandle, TaskResources};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -68,7 +68,7 @@ impl Env {
         ExecDriver::new(
             plugin,
             self.supervisor(),
-            yurt_drivers::supervised::detect_cgroups(None),
+            yurt_drivers::supervisor_client::detect_cgroups(None),
         )
     }
 
@@ -170,13 +170,14 @@ impl Drop for Env {
                 libc::kill(sv as i32, libc::SIGKILL);
             }
         }
-        let manager = yurt_drivers::supervised::detect_cgroups(None);
+        let manager = yurt_drivers::supervisor_client::detect_cgroups(None);
         for (cgroup, chroot) in self.leftovers.lock().unwrap().iter() {
             let cg = cgroup
                 .as_ref()
                 .zip(manager.as_ref())
                 .and_then(|(name, m)| yurt_drivers::cgroups::TaskCgroup::reattach(m, name).ok());
-            let _ = yurt_drivers::supervised::cleanup::release(cg.as_ref(), chroot.as_deref());
+            let _ =
+                yurt_drivers::supervisor_client::cleanup::release(cg.as_ref(), chroot.as_deref());
         }
         // Never delete through a mount that is still there (read-only host binds).
         if let Ok(left) = yurt_drivers::isolation::mounts_under(&self.root)

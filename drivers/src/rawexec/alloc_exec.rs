@@ -19,9 +19,9 @@ use futures::FutureExt;
 use crate::driver::DriverError;
 use crate::exec_session::process::{self, ChildStdio, SpawnedExec};
 use crate::exec_session::{ExecRequest, ExecSession};
-use crate::supervised::entry::TaskEntry;
 use crate::supervisor::creds::{self, Credentials};
 use crate::supervisor::spec::LaunchSpec;
+use crate::supervisor_client::task_entry::TaskEntry;
 
 /// What a TTY session gets as `TERM` when the task env has none.
 const DEFAULT_TERM: &str = "xterm-256color";

@@ -1,4 +1,4 @@
-//! The agent side of the supervisor protocol (tokio).
+//! Calls to a supervisor over its unix socket, from the agent (tokio).
 
 use std::path::Path;
 use std::time::Duration;
@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::exit_record::ExitRecord;
-use super::protocol::{Request, Response, Status};
+use crate::supervisor::ExitRecord;
+use crate::supervisor::protocol::{Request, Response, Status};
 
 /// Why a call to a supervisor failed.
 #[derive(Debug, thiserror::Error)]

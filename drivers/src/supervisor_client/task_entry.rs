@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::state::SupervisedState;
+use super::connection;
+use super::handle_state::SupervisedState;
 use crate::cgroups::TaskCgroup;
 use crate::driver::ExitResult;
-use crate::supervisor::{client, proctree};
+use crate::supervisor::proctree;
 
 /// The last CPU sample of a task, for percentages.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +105,7 @@ async fn watch_exit(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let err = match client::wait(&state.socket_path).await {
+        let err = match connection::wait(&state.socket_path).await {
             Ok(rec) => {
                 let _ = tx.send(Some(rec.to_exit_result()));
                 return;

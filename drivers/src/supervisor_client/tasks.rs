@@ -9,15 +9,17 @@ use std::time::Duration;
 use tokio::sync::RwLock;
 
 use super::cleanup::release;
-use super::entry::TaskEntry;
-use super::launch::{TaskCommand, prepare};
-use super::state::{HANDLE_VERSION, SupervisedState};
+use super::connection::{self, ClientError};
+use super::handle_state::{HANDLE_VERSION, SupervisedState};
+use super::launcher::SupervisorCommand;
+use super::launcher::runs_supervisor_of;
+use super::spec_file::{TaskCommand, prepare};
+use super::task_entry::TaskEntry;
 use super::{cgroup, proc_stats};
 use crate::cgroups::{CgroupManager, TaskCgroup};
 use crate::driver::{DriverError, ExitResult, TaskConfig, TaskHandle, TaskResourceUsage};
-use crate::supervisor::client::{self, ClientError};
+use crate::supervisor::Request;
 use crate::supervisor::signals::parse_signal;
-use crate::supervisor::{Request, SupervisorCommand};
 
 /// How long a supervisor may take to report that its task runs.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -164,7 +166,8 @@ impl SupervisedTasks {
             }
             _ => None,
         };
-        let entry = match client::call(&state.socket_path, &Request::Status, CALL_TIMEOUT).await {
+        let entry = match connection::call(&state.socket_path, &Request::Status, CALL_TIMEOUT).await
+        {
             Ok(status) if status.task_pid == state.task_pid => {
                 TaskEntry::watch(id.clone(), state, cg)
             }
@@ -241,7 +244,7 @@ impl SupervisedTasks {
             signal: sig,
             timeout_ms: timeout.as_millis().min(u128::from(u64::MAX)) as u64,
         };
-        match client::call(&entry.state.socket_path, &req, timeout + STOP_SLACK).await {
+        match connection::call(&entry.state.socket_path, &req, timeout + STOP_SLACK).await {
             Ok(_) => Ok(()),
             Err(e @ (ClientError::Unreachable { .. } | ClientError::Io(_))) => {
                 if entry.state.read_exit(&entry.task_id).is_some() {
@@ -265,13 +268,14 @@ impl SupervisedTasks {
             self.stop_entry(&entry, Duration::ZERO, libc::SIGKILL)
                 .await?;
         }
-        match client::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
+        match connection::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
             Ok(()) | Err(ClientError::Unreachable { .. }) => {}
             // The exit arrives in the watch just after the stop answer; a shutdown that raced
             // it is refused as "running": wait for the exit, then ask again.
             Err(ClientError::Refused(_)) => {
-                let _ = tokio::time::timeout(CALL_TIMEOUT, entry.wait()).await;
-                match client::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
+                // A timeout here is answered by the second shutdown's refusal below.
+                let _exited = tokio::time::timeout(CALL_TIMEOUT, entry.wait()).await;
+                match connection::shutdown(&entry.state.socket_path, SHUTDOWN_TIMEOUT).await {
                     Ok(()) | Err(ClientError::Unreachable { .. }) => {}
                     Err(e) => return Err(DriverError::Failed(format!("supervisor shutdown: {e}"))),
                 }
@@ -279,7 +283,15 @@ impl SupervisedTasks {
             Err(e) => return Err(DriverError::Failed(format!("supervisor shutdown: {e}"))),
         }
         // The supervisor removes its socket; this covers one that died first.
-        let _ = std::fs::remove_file(&entry.state.socket_path);
+        match std::fs::remove_file(&entry.state.socket_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => tracing::warn!(
+                task_id,
+                socket = %entry.state.socket_path.display(),
+                error = %e,
+                "removing a destroyed task's supervisor socket"
+            ),
+            _ => {}
+        }
         let (cg, chroot) = (entry.cgroup.clone(), entry.state.chroot.clone());
         // On failure the task stays tracked, so a retried destroy tries again.
         blocking("releasing the task", move || {
@@ -298,7 +310,7 @@ impl SupervisedTasks {
             return Err(DriverError::TaskNotRunning);
         }
         let req = Request::Signal { signal: sig };
-        match client::call(&entry.state.socket_path, &req, CALL_TIMEOUT).await {
+        match connection::call(&entry.state.socket_path, &req, CALL_TIMEOUT).await {
             Ok(_) => Ok(()),
             Err(ClientError::Refused(msg)) if msg == "Task not running" => {
                 Err(DriverError::TaskNotRunning)
@@ -333,18 +345,19 @@ fn cgroup_stats(cg: &TaskCgroup) -> Result<TaskResourceUsage, DriverError> {
 /// the cgroup and the chroot are released. Best effort: failures are logged.
 fn abandon(state: &SupervisedState, cg: Option<&crate::cgroups::TaskCgroup>) {
     let pid = state.supervisor_pid;
+    // Empty when the process is gone: nothing matches then.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    // A supervisor runs as `<exe> supervise <spec path>`: a reused PID does not match.
-    let spec = state.spec_path.as_os_str().as_encoded_bytes();
-    let ours = cmdline.split(|b| *b == 0).any(|arg| arg == spec);
+    // Either form, so a supervisor an older build started (`yurt supervise <spec>`) is
+    // found too; a reused PID does not match.
     if pid > 1
-        && ours
+        && runs_supervisor_of(&cmdline, &state.spec_path)
         && let Ok(p) = i32::try_from(pid)
-    {
-        let _ = nix::sys::signal::kill(
+        && let Err(e) = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(p),
             nix::sys::signal::Signal::SIGKILL,
-        );
+        )
+    {
+        tracing::warn!(supervisor_pid = pid, error = %e, "killing an unrecoverable task's supervisor");
     }
     if cg.is_none() {
         tracing::warn!(

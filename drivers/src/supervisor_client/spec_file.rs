@@ -5,9 +5,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::launcher::SupervisorCommand;
 use crate::cgroups::TaskCgroup;
 use crate::driver::{DriverError, TaskConfig};
-use crate::supervisor::SupervisorCommand;
 use crate::supervisor::paths::{socket_path, state_dir};
 use crate::supervisor::spec::{IsolationSpec, LaunchSpec, LogSpec, MAX_SOCKET_PATH};
 

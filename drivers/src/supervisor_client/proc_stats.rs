@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::entry::{CpuSample, TaskEntry};
+use super::task_entry::{CpuSample, TaskEntry};
 use crate::driver::{CpuStats, MemoryStats, TaskResourceUsage};
 use crate::supervisor::proctree;
 
