@@ -432,7 +432,7 @@ mod tests {
         }]);
         tasks.insert("web".to_string(), tr);
         let mut res = AllocatedResources {
-            tasks,
+            tasks: Arc::new(tasks.into_iter().collect()),
             ..Default::default()
         };
         res.shared.ports = Some(vec![

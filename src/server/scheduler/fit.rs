@@ -551,7 +551,7 @@ mod tests {
         let mut t = AllocatedTaskResources::default();
         t.cpu.cpu_shares = cpu;
         t.memory.memory_mb = mem;
-        ar.tasks.insert("t".into(), t);
+        std::sync::Arc::make_mut(&mut ar.tasks).insert("t".into(), t);
         ar.shared = AllocatedSharedResources {
             disk_mb: disk,
             ports: Some(
