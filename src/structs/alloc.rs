@@ -401,7 +401,9 @@ pub struct AllocMetric {
     pub dimension_exhausted: Option<VecMap<String, i64>>,
     pub quota_exhausted: Option<Vec<String>>,
     pub resources_exhausted: Opaque,
-    pub scores: Option<VecMap<String, f64>>,
+    /// Keys are `<node ID>.<scorer>`; the scheduler shares each key among the allocations
+    /// of an evaluation that ranked the same node.
+    pub scores: Option<VecMap<Arc<str>, f64>>,
     pub score_meta_data: Option<Vec<NodeScoreMeta>>,
     pub allocation_time: i64,
     pub coalesced_failures: i64,
@@ -433,7 +435,7 @@ impl AllocMetric {
 #[serde(rename_all = "PascalCase", default)]
 pub struct NodeScoreMeta {
     #[serde(rename = "NodeID")]
-    pub node_id: String,
+    pub node_id: Arc<str>,
     pub scores: VecMap<Cow<'static, str>, f64>,
     pub norm_score: f64,
 }

@@ -378,7 +378,7 @@ mod tests {
             m.scores
                 .as_ref()
                 .unwrap()
-                .contains_key(&format!("{}.binpack", a.node_id))
+                .contains_key(format!("{}.binpack", a.node_id).as_str())
         );
         assert!(!m.score_meta_data.as_ref().unwrap().is_empty());
         assert_eq!(out.queued_allocations["web"], 0);

@@ -59,6 +59,31 @@ pub struct Cluster<'a> {
     /// Shared by the metric of every placement of the evaluation.
     nodes_available: Arc<VecMap<String, i64>>,
     nodes_in_pool: i64,
+    /// Metric strings every placement that ranked a node repeats, made once per evaluation.
+    score_keys: ScoreKeys,
+}
+
+/// The node IDs and `<node ID>.<scorer>` keys of the metrics' scores, one shared copy each.
+#[derive(Default)]
+struct ScoreKeys {
+    node_ids: HashMap<usize, Arc<str>>,
+    keys: HashMap<(usize, &'static str), Arc<str>>,
+}
+
+impl ScoreKeys {
+    fn node_id(&mut self, idx: usize, node: &Node) -> Arc<str> {
+        self.node_ids
+            .entry(idx)
+            .or_insert_with(|| Arc::from(node.id.as_str()))
+            .clone()
+    }
+
+    fn key(&mut self, idx: usize, node: &Node, scorer: &'static str) -> Arc<str> {
+        self.keys
+            .entry((idx, scorer))
+            .or_insert_with(|| Arc::from(format!("{}.{scorer}", node.id)))
+            .clone()
+    }
 }
 
 impl<'a> Cluster<'a> {
@@ -123,6 +148,7 @@ impl<'a> Cluster<'a> {
             rng,
             nodes_available,
             nodes_in_pool,
+            score_keys: ScoreKeys::default(),
         }
     }
 
@@ -519,16 +545,16 @@ fn exhaust_node(m: &mut AllocMetric, node: &Node, dim: &str) {
 
 /// Fills `Scores` (`"<node>.<scorer>"` for the scores that counted) and `ScoreMetaData`
 /// (every scorer of the best few nodes).
-fn record_scores(m: &mut AllocMetric, cl: &Cluster<'_>, cards: &[(usize, ScoreCard)]) {
+fn record_scores(m: &mut AllocMetric, cl: &mut Cluster<'_>, cards: &[(usize, ScoreCard)]) {
     if cards.is_empty() {
         return;
     }
     let scores = m.scores.get_or_insert_with(VecMap::new);
     for (idx, card) in cards {
-        let id = &cl.nodes[*idx].id;
+        let node = &cl.nodes[*idx];
         for (name, v, counts) in &card.scores {
             if *counts {
-                scores.insert(format!("{id}.{name}"), *v);
+                scores.insert(cl.score_keys.key(*idx, node, name), *v);
             }
         }
     }
@@ -544,7 +570,7 @@ fn record_scores(m: &mut AllocMetric, cl: &Cluster<'_>, cards: &[(usize, ScoreCa
         .map(|(norm, i)| {
             let (idx, card) = &cards[*i];
             NodeScoreMeta {
-                node_id: cl.nodes[*idx].id.clone(),
+                node_id: cl.score_keys.node_id(*idx, &cl.nodes[*idx]),
                 scores: card
                     .scores
                     .iter()
