@@ -52,15 +52,16 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
         let stored: StoredAlloc = decode(Kind::Allocs, &key, &bytes)?;
         let mut alloc = stored.alloc;
         alloc.job = stored.job_key.and_then(|k| alloc_jobs.get(&k).cloned());
+        let id: Arc<str> = Arc::from(alloc.id.as_str());
         t.allocs_by_node
             .entry(alloc.node_id.clone())
             .or_default()
-            .insert(alloc.id.clone());
+            .insert(id.clone());
         t.allocs_by_job
             .entry(ns_key(&alloc.namespace, &alloc.job_id))
             .or_default()
-            .insert(alloc.id.clone());
-        t.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+            .insert(id.clone());
+        t.allocs.insert(id, Arc::new(alloc));
     }
     for (key, bytes) in d.load(Kind::Nodes)? {
         let node: Node = decode(Kind::Nodes, &key, &bytes)?;
