@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::de::{int, null_default as nd, uint};
-use super::job::{Job, NetworkResource, Opaque, Resources, StrMap};
+use super::job::{Job, Opaque, Resources, SharedNetworks, StrMap};
 use super::time::zero_time;
 use super::vec_map::VecMap;
 
@@ -164,7 +164,7 @@ pub struct AllocatedResources {
 pub struct AllocatedTaskResources {
     pub cpu: AllocatedCpuResources,
     pub memory: AllocatedMemoryResources,
-    pub networks: Option<Vec<NetworkResource>>,
+    pub networks: SharedNetworks,
     pub devices: Opaque,
 }
 
@@ -191,7 +191,7 @@ pub struct AllocatedMemoryResources {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AllocatedSharedResources {
-    pub networks: Option<Vec<NetworkResource>>,
+    pub networks: SharedNetworks,
     #[serde(rename = "DiskMB", deserialize_with = "int")]
     pub disk_mb: i64,
     pub ports: Option<Vec<AllocatedPortMapping>>,
@@ -721,6 +721,11 @@ mod wire_tests {
             b.allocated_resources.as_ref().expect("b"),
         );
         assert!(Arc::ptr_eq(&ar_a.tasks, &ar_b.tasks));
+        // The scheduler points the three network lists at one copy.
+        let nets = ar_b.shared.networks.clone();
+        assert!(nets.is_some());
+        b.resources.as_mut().expect("resources").networks = nets.clone();
+        b.shared_resources.as_mut().expect("shared").networks = nets;
         let mut expect = wire;
         expect["ID"] = json!("second");
         assert_eq!(serde_json::to_value(&b).expect("encode"), expect);

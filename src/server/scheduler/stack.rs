@@ -648,6 +648,7 @@ impl AllocTemplate {
         let mut legacy = self.legacy_tasks.clone();
         let mut all_nets = Vec::new();
         for (name, n) in &nets.tasks {
+            let n = Arc::new(n.clone());
             if let Some(t) = Arc::make_mut(&mut tasks).get_mut(name.as_str()) {
                 t.networks = Some(n.clone());
             }
@@ -656,8 +657,14 @@ impl AllocTemplate {
             }
             all_nets.extend(n.iter().cloned());
         }
-        all_nets.extend(nets.group.iter().cloned());
-        let group_nets = (!nets.group.is_empty()).then(|| nets.group.clone());
+        let group_nets = (!nets.group.is_empty()).then(|| Arc::new(nets.group.clone()));
+        // Without task networks the legacy total is the group's networks: one copy for all.
+        let total_nets = if all_nets.is_empty() {
+            group_nets.clone()
+        } else {
+            all_nets.extend(nets.group.iter().cloned());
+            Some(Arc::new(all_nets))
+        };
         let allocated = AllocatedResources {
             tasks,
             task_lifecycles: Some(self.lifecycles.clone()),
@@ -668,7 +675,7 @@ impl AllocTemplate {
             },
         };
         let mut total = self.total.clone();
-        total.networks = (!all_nets.is_empty()).then_some(all_nets);
+        total.networks = total_nets;
         let shared = Resources {
             disk_mb: self.disk_mb,
             networks: group_nets,
