@@ -4,6 +4,7 @@
 
 mod durable;
 mod restore;
+mod sharing;
 mod tables;
 mod txn;
 

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::StateError;
 use super::durable::{Durable, Kind};
+use super::sharing::Sharing;
 use super::tables::{Table, Tables, ns_key};
 use super::txn::StoredAlloc;
 use crate::structs::{Deployment, Evaluation, Job, JobScalingEvents, Node};
@@ -48,9 +49,11 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
         t.alloc_job_keys.insert(key.clone());
         alloc_jobs.insert(key, Arc::new(job));
     }
+    let mut sharing = Sharing::default();
     for (key, bytes) in d.load(Kind::Allocs)? {
         let stored: StoredAlloc = decode(Kind::Allocs, &key, &bytes)?;
         let mut alloc = stored.alloc;
+        sharing.share(&mut alloc);
         alloc.job = stored.job_key.and_then(|k| alloc_jobs.get(&k).cloned());
         let id: Arc<str> = Arc::from(alloc.id.as_str());
         t.allocs_by_node
