@@ -329,7 +329,7 @@ pub fn task_networks<'a>(alloc: &'a Allocation, task: &str) -> &'a [NetworkResou
         .as_ref()
         .and_then(|r| r.tasks.get(task))
         .and_then(|t| t.networks.as_deref())
-        .unwrap_or(&[])
+        .map_or(&[], Vec::as_slice)
 }
 
 fn add_port_env(env: &mut BTreeMap<String, String>, alloc: &Allocation, task: &str) {
@@ -421,7 +421,7 @@ mod tests {
         let mut tr = AllocatedTaskResources::default();
         tr.cpu.cpu_shares = 500;
         tr.memory.memory_mb = 256;
-        tr.networks = Some(vec![NetworkResource {
+        tr.networks = Some(Arc::new(vec![NetworkResource {
             ip: "10.0.0.5".into(),
             dynamic_ports: Some(vec![Port {
                 label: "legacy".into(),
@@ -429,10 +429,10 @@ mod tests {
                 ..Default::default()
             }]),
             ..Default::default()
-        }]);
+        }]));
         tasks.insert("web".to_string(), tr);
         let mut res = AllocatedResources {
-            tasks,
+            tasks: Arc::new(tasks.into_iter().collect()),
             ..Default::default()
         };
         res.shared.ports = Some(vec![

@@ -1,5 +1,6 @@
 //! Allocations: a task group placed on a node, and what the client reports about it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -7,8 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::de::{int, null_default as nd, uint};
-use super::job::{Job, NetworkResource, Opaque, Resources, StrMap};
+use super::job::{Job, Opaque, Resources, SharedNetworks, StrMap};
 use super::time::zero_time;
+use super::vec_map::VecMap;
 
 /// Desired statuses (set by the server).
 pub const ALLOC_DESIRED_RUN: &str = "run";
@@ -51,7 +53,8 @@ pub struct Allocation {
     pub task_group: String,
     pub resources: Option<Resources>,
     pub shared_resources: Option<Resources>,
-    pub task_resources: Option<BTreeMap<String, Resources>>,
+    /// Shared by the allocations of a group whose tasks ask for no networks of their own.
+    pub task_resources: Option<Arc<VecMap<String, Resources>>>,
     pub allocated_resources: Option<AllocatedResources>,
     pub metrics: Option<AllocMetric>,
     #[serde(deserialize_with = "nd")]
@@ -148,8 +151,10 @@ pub struct DesiredTransition {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AllocatedResources {
-    pub tasks: BTreeMap<String, AllocatedTaskResources>,
-    pub task_lifecycles: Option<BTreeMap<String, Option<super::job::Lifecycle>>>,
+    /// Shared by the allocations of a group whose tasks ask for no networks of their own.
+    pub tasks: Arc<VecMap<String, AllocatedTaskResources>>,
+    /// Shared by every allocation of a group.
+    pub task_lifecycles: Option<Arc<VecMap<String, Option<super::job::Lifecycle>>>>,
     pub shared: AllocatedSharedResources,
 }
 
@@ -159,7 +164,7 @@ pub struct AllocatedResources {
 pub struct AllocatedTaskResources {
     pub cpu: AllocatedCpuResources,
     pub memory: AllocatedMemoryResources,
-    pub networks: Option<Vec<NetworkResource>>,
+    pub networks: SharedNetworks,
     pub devices: Opaque,
 }
 
@@ -186,7 +191,7 @@ pub struct AllocatedMemoryResources {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AllocatedSharedResources {
-    pub networks: Option<Vec<NetworkResource>>,
+    pub networks: SharedNetworks,
     #[serde(rename = "DiskMB", deserialize_with = "int")]
     pub disk_mb: i64,
     pub ports: Option<Vec<AllocatedPortMapping>>,
@@ -379,34 +384,59 @@ pub struct RescheduleEvent {
     pub delay: i64,
 }
 
-/// What the scheduler saw while placing (or failing to place) an allocation.
+/// What the scheduler saw while placing (or failing to place) an allocation. Every placed
+/// allocation keeps one, so its maps are compact (a sorted vector each) and what a whole
+/// evaluation shares (`NodesAvailable`) is shared.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AllocMetric {
     pub nodes_evaluated: i64,
     pub nodes_filtered: i64,
     pub nodes_in_pool: i64,
-    pub nodes_available: Option<BTreeMap<String, i64>>,
-    pub class_filtered: Option<BTreeMap<String, i64>>,
-    pub constraint_filtered: Option<BTreeMap<String, i64>>,
+    pub nodes_available: Option<Arc<VecMap<String, i64>>>,
+    pub class_filtered: Option<VecMap<String, i64>>,
+    pub constraint_filtered: Option<VecMap<String, i64>>,
     pub nodes_exhausted: i64,
-    pub class_exhausted: Option<BTreeMap<String, i64>>,
-    pub dimension_exhausted: Option<BTreeMap<String, i64>>,
+    pub class_exhausted: Option<VecMap<String, i64>>,
+    pub dimension_exhausted: Option<VecMap<String, i64>>,
     pub quota_exhausted: Option<Vec<String>>,
     pub resources_exhausted: Opaque,
-    pub scores: Option<BTreeMap<String, f64>>,
+    /// Keys are `<node ID>.<scorer>`; the scheduler shares each key among the allocations
+    /// of an evaluation that ranked the same node.
+    pub scores: Option<VecMap<Arc<str>, f64>>,
     pub score_meta_data: Option<Vec<NodeScoreMeta>>,
     pub allocation_time: i64,
     pub coalesced_failures: i64,
 }
 
-/// The scores one node got.
+impl AllocMetric {
+    /// Drops the spare capacity its maps grew while the scheduler filled them: the metric
+    /// lives as long as its allocation.
+    pub fn shrink_to_fit(&mut self) {
+        for map in [
+            &mut self.class_filtered,
+            &mut self.constraint_filtered,
+            &mut self.class_exhausted,
+            &mut self.dimension_exhausted,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            map.shrink_to_fit();
+        }
+        if let Some(scores) = self.scores.as_mut() {
+            scores.shrink_to_fit();
+        }
+    }
+}
+
+/// The scores one node got. Scorer names are the scheduler's constants (no copy each).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NodeScoreMeta {
     #[serde(rename = "NodeID")]
-    pub node_id: String,
-    pub scores: BTreeMap<String, f64>,
+    pub node_id: Arc<str>,
+    pub scores: VecMap<Cow<'static, str>, f64>,
     pub norm_score: f64,
 }
 
@@ -535,5 +565,169 @@ mod tests {
         let v = serde_json::to_value(TaskState::default()).unwrap();
         assert_eq!(v["FinishedAt"], "0001-01-01T00:00:00Z");
         assert_eq!(v["Events"], serde_json::Value::Null);
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// An allocation as Nomad's API returns it, every compactly stored part populated:
+    /// per-task resources, lifecycles, every metric map, score metadata, and empty maps
+    /// (`{}`) next to absent ones (`null`).
+    fn nomad_alloc() -> Value {
+        let net = json!({
+            "Mode": "host", "Device": "eth0", "CIDR": "10.0.0.5/32", "IP": "10.0.0.5",
+            "Hostname": "", "MBits": 0, "DNS": null, "ReservedPorts": null,
+            "DynamicPorts": [{"Label": "http", "Value": 23456, "To": 0, "HostNetwork": "default"}],
+        });
+        let legacy = |cpu: i64, mem: i64, nets: Value| {
+            json!({
+                "CPU": cpu, "Cores": 0, "MemoryMB": mem, "MemoryMaxMB": 0, "DiskMB": 0,
+                "IOPS": 0, "Networks": nets, "Devices": null, "NUMA": null,
+            })
+        };
+        json!({
+            "ID": "5456bd7a-9fc0-c0dd-6131-cbee77f57577",
+            "Namespace": "default",
+            "EvalID": "d092fdc0-e1fd-2536-67d8-43af8ca798ac",
+            "Name": "example.cache[0]",
+            "NodeID": "fb2170a8-257d-3c64-b14d-bc06cc94e34c",
+            "NodeName": "node-1",
+            "JobID": "example",
+            "Job": null,
+            "TaskGroup": "cache",
+            "Resources": {
+                "CPU": 600, "Cores": 0, "MemoryMB": 384, "MemoryMaxMB": 0, "DiskMB": 300,
+                "IOPS": 0, "Networks": [net.clone()], "Devices": null, "NUMA": null,
+            },
+            "SharedResources": {
+                "CPU": 0, "Cores": 0, "MemoryMB": 0, "MemoryMaxMB": 0, "DiskMB": 300,
+                "IOPS": 0, "Networks": [net.clone()], "Devices": null, "NUMA": null,
+            },
+            "TaskResources": {
+                "redis": legacy(500, 256, Value::Null),
+                "sidecar": legacy(100, 128, Value::Null),
+            },
+            "AllocatedResources": {
+                "Tasks": {
+                    "redis": {
+                        "Cpu": {"CpuShares": 500, "ReservedCores": null},
+                        "Memory": {"MemoryMB": 256, "MemoryMaxMB": 512},
+                        "Networks": null,
+                        "Devices": null,
+                    },
+                    "sidecar": {
+                        "Cpu": {"CpuShares": 100, "ReservedCores": null},
+                        "Memory": {"MemoryMB": 128, "MemoryMaxMB": 0},
+                        "Networks": null,
+                        "Devices": null,
+                    },
+                },
+                "TaskLifecycles": {
+                    "redis": null,
+                    "sidecar": {"Hook": "prestart", "Sidecar": true},
+                },
+                "Shared": {
+                    "Networks": [net],
+                    "DiskMB": 300,
+                    "Ports": [{"Label": "http", "Value": 23456, "To": 0, "HostIP": "10.0.0.5"}],
+                },
+            },
+            "Metrics": {
+                "NodesEvaluated": 3,
+                "NodesFiltered": 1,
+                "NodesInPool": 3,
+                "NodesAvailable": {"dc1": 2, "dc2": 1},
+                "ClassFiltered": {"small": 1},
+                "ConstraintFiltered": {"${attr.kernel.name} = linux": 1},
+                "NodesExhausted": 1,
+                "ClassExhausted": {},
+                "DimensionExhausted": {"memory": 1},
+                "QuotaExhausted": null,
+                "ResourcesExhausted": null,
+                "Scores": {
+                    "fb2170a8-257d-3c64-b14d-bc06cc94e34c.binpack": 0.53,
+                    "fb2170a8-257d-3c64-b14d-bc06cc94e34c.job-anti-affinity": -0.5,
+                },
+                "ScoreMetaData": [{
+                    "NodeID": "fb2170a8-257d-3c64-b14d-bc06cc94e34c",
+                    "Scores": {
+                        "binpack": 0.53,
+                        "job-anti-affinity": -0.5,
+                        "node-affinity": 0.0,
+                        "node-reschedule-penalty": 0.0,
+                    },
+                    "NormScore": 0.015,
+                }],
+                "AllocationTime": 46415,
+                "CoalescedFailures": 0,
+            },
+            "DesiredStatus": "run",
+            "DesiredDescription": "",
+            "DesiredTransition": {
+                "Migrate": null, "Reschedule": null, "ForceReschedule": null,
+                "NoShutdownDelay": null,
+            },
+            "ClientStatus": "pending",
+            "ClientDescription": "",
+            "TaskStates": null,
+            "AllocStates": null,
+            "PreviousAllocation": "",
+            "NextAllocation": "",
+            "DeploymentID": "",
+            "DeploymentStatus": null,
+            "RescheduleTracker": null,
+            "NetworkStatus": null,
+            "FollowupEvalID": "",
+            "PreemptedAllocations": null,
+            "PreemptedByAllocation": "",
+            "CreateIndex": 12,
+            "ModifyIndex": 14,
+            "AllocModifyIndex": 12,
+            "CreateTime": 1_700_000_000_000_000_000i64,
+            "ModifyTime": 1_700_000_000_000_000_001i64,
+        })
+    }
+
+    #[test]
+    fn compact_allocation_keeps_nomads_json() {
+        let wire = nomad_alloc();
+        let alloc: Allocation = serde_json::from_value(wire.clone()).expect("decode");
+        let metric = alloc.metrics.as_ref().expect("metrics");
+        assert_eq!(metric.scores.as_ref().expect("scores").len(), 2);
+        assert_eq!(metric.class_exhausted.as_ref().map(VecMap::len), Some(0));
+        assert_eq!(
+            alloc.allocated_resources.as_ref().expect("allocated").tasks["sidecar"]
+                .cpu
+                .cpu_shares,
+            100
+        );
+        assert_eq!(serde_json::to_value(&alloc).expect("encode"), wire);
+    }
+
+    #[test]
+    fn shared_parts_encode_like_owned_ones() {
+        let wire = nomad_alloc();
+        let a: Allocation = serde_json::from_value(wire.clone()).expect("decode");
+        // Two allocations pointing at the same per-task maps and NodesAvailable (as the
+        // scheduler builds them) encode exactly like an allocation owning its copies.
+        let mut b = a.clone();
+        b.id = "second".into();
+        let (ar_a, ar_b) = (
+            a.allocated_resources.as_ref().expect("a"),
+            b.allocated_resources.as_ref().expect("b"),
+        );
+        assert!(Arc::ptr_eq(&ar_a.tasks, &ar_b.tasks));
+        // The scheduler points the three network lists at one copy.
+        let nets = ar_b.shared.networks.clone();
+        assert!(nets.is_some());
+        b.resources.as_mut().expect("resources").networks = nets.clone();
+        b.shared_resources.as_mut().expect("shared").networks = nets;
+        let mut expect = wire;
+        expect["ID"] = json!("second");
+        assert_eq!(serde_json::to_value(&b).expect("encode"), expect);
     }
 }

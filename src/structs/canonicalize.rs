@@ -1,6 +1,8 @@
 //! Fills Nomad's defaults into a submitted job, the way a Nomad server does before it
 //! validates and stores it.
 
+use std::sync::Arc;
+
 use super::job::*;
 
 const SECOND: i64 = 1_000_000_000;
@@ -273,7 +275,11 @@ fn canonicalize_task(task: &mut Task, group_restart: Option<&RestartPolicy>) {
     if res.memory_mb == 0 {
         res.memory_mb = DEFAULT_MEMORY_MB;
     }
-    for net in res.networks.iter_mut().flatten() {
+    for net in res
+        .networks
+        .iter_mut()
+        .flat_map(|n| Arc::make_mut(n).iter_mut())
+    {
         canonicalize_network(net);
     }
     if task.restart_policy.is_none() {

@@ -15,6 +15,11 @@ pub type Opaque = Option<Value>;
 /// A string map that serializes as `null` when unset.
 pub type StrMap = Option<BTreeMap<String, String>>;
 
+/// Networks as allocations carry them: an allocation repeats its group's networks in
+/// `Resources`, `SharedResources` and `AllocatedResources.Shared`, and all three point at one
+/// copy. Encodes exactly like the plain list.
+pub type SharedNetworks = Option<std::sync::Arc<Vec<NetworkResource>>>;
+
 /// Job types.
 pub const JOB_TYPE_SERVICE: &str = "service";
 pub const JOB_TYPE_BATCH: &str = "batch";
@@ -299,7 +304,7 @@ pub struct Resources {
     pub disk_mb: i64,
     #[serde(rename = "IOPS", deserialize_with = "int")]
     pub iops: i64,
-    pub networks: Option<Vec<NetworkResource>>,
+    pub networks: SharedNetworks,
     pub devices: Opaque,
     #[serde(rename = "NUMA")]
     pub numa: Opaque,

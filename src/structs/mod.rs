@@ -9,12 +9,14 @@ pub mod node;
 pub mod scaling;
 pub mod time;
 pub mod validate;
+pub mod vec_map;
 
 pub use alloc::*;
 pub use eval::*;
 pub use job::*;
 pub use node::*;
 pub use scaling::*;
+pub use vec_map::VecMap;
 
 /// Namespace used when a request names none.
 pub const DEFAULT_NAMESPACE: &str = "default";

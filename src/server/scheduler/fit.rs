@@ -5,6 +5,8 @@
 //! node during an evaluation and is updated as the plan places allocations, so each
 //! placement costs O(1) per candidate node instead of a scan of the node's allocations.
 
+use std::sync::Arc;
+
 use rand::{Rng, RngExt};
 
 use crate::structs::{
@@ -142,8 +144,8 @@ fn port_u16(v: i64) -> Option<u16> {
 /// the group networks' ports).
 pub fn alloc_ports(alloc: &Allocation) -> Vec<u16> {
     let mut out = Vec::new();
-    let mut from_networks = |nets: Option<&Vec<NetworkResource>>| {
-        for n in nets.into_iter().flatten() {
+    let mut from_networks = |nets: Option<&Arc<Vec<NetworkResource>>>| {
+        for n in nets.into_iter().flat_map(|n| n.iter()) {
             out.extend(n.all_ports().filter_map(|p| port_u16(p.value)));
         }
     };
@@ -161,13 +163,13 @@ pub fn alloc_ports(alloc: &Allocation) -> Vec<u16> {
         );
     } else {
         let legacy = |r: Option<&Resources>| r.and_then(|r| r.networks.clone());
-        let mut nets: Vec<Vec<NetworkResource>> = Vec::new();
+        let mut nets: Vec<Arc<Vec<NetworkResource>>> = Vec::new();
         nets.extend(legacy(alloc.resources.as_ref()));
         nets.extend(legacy(alloc.shared_resources.as_ref()));
         for r in alloc.task_resources.iter().flat_map(|m| m.values()) {
             nets.extend(legacy(Some(r)));
         }
-        for n in nets.iter().flatten() {
+        for n in nets.iter().flat_map(|n| n.iter()) {
             out.extend(n.all_ports().filter_map(|p| port_u16(p.value)));
         }
     }
@@ -468,7 +470,7 @@ impl<'a> NetworkAsk<'a> {
                 .tasks()
                 .iter()
                 .filter_map(|t| {
-                    let nets = t.resources.as_ref()?.networks.as_deref()?;
+                    let nets = t.resources.as_ref()?.networks.as_deref()?.as_slice();
                     (!nets.is_empty()).then_some((t.name.as_str(), nets))
                 })
                 .collect(),
@@ -551,7 +553,7 @@ mod tests {
         let mut t = AllocatedTaskResources::default();
         t.cpu.cpu_shares = cpu;
         t.memory.memory_mb = mem;
-        ar.tasks.insert("t".into(), t);
+        std::sync::Arc::make_mut(&mut ar.tasks).insert("t".into(), t);
         ar.shared = AllocatedSharedResources {
             disk_mb: disk,
             ports: Some(

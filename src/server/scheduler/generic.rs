@@ -353,7 +353,7 @@ mod tests {
             m.scores
                 .as_ref()
                 .unwrap()
-                .contains_key(&format!("{}.binpack", a.node_id))
+                .contains_key(format!("{}.binpack", a.node_id).as_str())
         );
         assert!(!m.score_meta_data.as_ref().unwrap().is_empty());
         assert_eq!(out.queued_allocations["web"], 0);
@@ -842,14 +842,14 @@ mod tests {
         if let Some(t) = job.task_groups.as_mut().and_then(|g| g[0].tasks.as_mut())
             && let Some(r) = t[0].resources.as_mut()
         {
-            r.networks = Some(vec![NetworkResource {
+            r.networks = Some(Arc::new(vec![NetworkResource {
                 mbits: 10,
                 dynamic_ports: Some(vec![Port {
                     label: "db".into(),
                     ..Default::default()
                 }]),
                 ..Default::default()
-            }]);
+            }]));
         }
         let job = v.upsert_job(job);
         let out = run(&v, &job);

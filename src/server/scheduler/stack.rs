@@ -7,6 +7,7 @@
 //! shuffled order, continuing where the previous placement stopped, and rank only a
 //! limited number of fitting candidates.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,7 +30,7 @@ use super::rank::{
 use crate::structs::{
     ALLOC_CLIENT_PENDING, ALLOC_DESIRED_RUN, AllocMetric, AllocatedResources,
     AllocatedSharedResources, AllocatedTaskResources, Allocation, Evaluation, Job, Lifecycle, Node,
-    NodeScoreMeta, RescheduleTracker, Resources, TaskGroup,
+    NodeScoreMeta, RescheduleTracker, Resources, TaskGroup, VecMap,
 };
 
 /// How many nodes' scores are kept in `ScoreMetaData`.
@@ -55,8 +56,34 @@ pub struct Cluster<'a> {
     /// (node index, group, alloc ID) of every live allocation of the job.
     live: Vec<(usize, String, String)>,
     rng: SmallRng,
-    nodes_available: BTreeMap<String, i64>,
+    /// Shared by the metric of every placement of the evaluation.
+    nodes_available: Arc<VecMap<String, i64>>,
     nodes_in_pool: i64,
+    /// Metric strings every placement that ranked a node repeats, made once per evaluation.
+    score_keys: ScoreKeys,
+}
+
+/// The node IDs and `<node ID>.<scorer>` keys of the metrics' scores, one shared copy each.
+#[derive(Default)]
+struct ScoreKeys {
+    node_ids: HashMap<usize, Arc<str>>,
+    keys: HashMap<(usize, &'static str), Arc<str>>,
+}
+
+impl ScoreKeys {
+    fn node_id(&mut self, idx: usize, node: &Node) -> Arc<str> {
+        self.node_ids
+            .entry(idx)
+            .or_insert_with(|| Arc::from(node.id.as_str()))
+            .clone()
+    }
+
+    fn key(&mut self, idx: usize, node: &Node, scorer: &'static str) -> Arc<str> {
+        self.keys
+            .entry((idx, scorer))
+            .or_insert_with(|| Arc::from(format!("{}.{scorer}", node.id)))
+            .clone()
+    }
 }
 
 impl<'a> Cluster<'a> {
@@ -79,12 +106,18 @@ impl<'a> Cluster<'a> {
             .filter(|i| node_serves_job(job, &nodes[*i]))
             .collect();
         candidates.shuffle(&mut rng);
-        let mut nodes_available = BTreeMap::new();
+        let mut nodes_available = VecMap::new();
         for i in &candidates {
-            *nodes_available
-                .entry(nodes[*i].datacenter.clone())
-                .or_insert(0) += 1;
+            let dc = &nodes[*i].datacenter;
+            match nodes_available.get_mut(dc.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    nodes_available.insert(dc.clone(), 1);
+                }
+            }
         }
+        nodes_available.shrink_to_fit();
+        let nodes_available = Arc::new(nodes_available);
         let nodes_in_pool = nodes
             .iter()
             .filter(|n| {
@@ -115,6 +148,7 @@ impl<'a> Cluster<'a> {
             rng,
             nodes_available,
             nodes_in_pool,
+            score_keys: ScoreKeys::default(),
         }
     }
 
@@ -282,6 +316,7 @@ impl<'j> GroupStack<'j> {
         record_scores(&mut m, cl, &cards);
         let choice = best.and_then(|(_, idx)| self.assign(cl, idx, &mut m));
         m.allocation_time = i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        m.shrink_to_fit();
         Selection { metric: m, choice }
     }
 
@@ -298,6 +333,7 @@ impl<'j> GroupStack<'j> {
             None => None,
         };
         m.allocation_time = i64::try_from(start.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        m.shrink_to_fit();
         Selection { metric: m, choice }
     }
 
@@ -481,8 +517,8 @@ impl<'j> GroupStack<'j> {
 }
 
 /// Increments `map[key]`, allocating the key only the first time.
-fn bump(map: &mut Option<BTreeMap<String, i64>>, key: &str) {
-    let map = map.get_or_insert_with(BTreeMap::new);
+fn bump(map: &mut Option<VecMap<String, i64>>, key: &str) {
+    let map = map.get_or_insert_with(VecMap::new);
     match map.get_mut(key) {
         Some(n) => *n += 1,
         None => {
@@ -509,16 +545,16 @@ fn exhaust_node(m: &mut AllocMetric, node: &Node, dim: &str) {
 
 /// Fills `Scores` (`"<node>.<scorer>"` for the scores that counted) and `ScoreMetaData`
 /// (every scorer of the best few nodes).
-fn record_scores(m: &mut AllocMetric, cl: &Cluster<'_>, cards: &[(usize, ScoreCard)]) {
+fn record_scores(m: &mut AllocMetric, cl: &mut Cluster<'_>, cards: &[(usize, ScoreCard)]) {
     if cards.is_empty() {
         return;
     }
-    let scores = m.scores.get_or_insert_with(BTreeMap::new);
+    let scores = m.scores.get_or_insert_with(VecMap::new);
     for (idx, card) in cards {
-        let id = &cl.nodes[*idx].id;
+        let node = &cl.nodes[*idx];
         for (name, v, counts) in &card.scores {
             if *counts {
-                scores.insert(format!("{id}.{name}"), *v);
+                scores.insert(cl.score_keys.key(*idx, node, name), *v);
             }
         }
     }
@@ -534,11 +570,11 @@ fn record_scores(m: &mut AllocMetric, cl: &Cluster<'_>, cards: &[(usize, ScoreCa
         .map(|(norm, i)| {
             let (idx, card) = &cards[*i];
             NodeScoreMeta {
-                node_id: cl.nodes[*idx].id.clone(),
+                node_id: cl.score_keys.node_id(*idx, &cl.nodes[*idx]),
                 scores: card
                     .scores
                     .iter()
-                    .map(|(n, v, _)| (n.to_string(), *v))
+                    .map(|(n, v, _)| (Cow::Borrowed(*n), *v))
                     .collect(),
                 norm_score: *norm,
             }
@@ -547,12 +583,13 @@ fn record_scores(m: &mut AllocMetric, cl: &Cluster<'_>, cards: &[(usize, ScoreCa
     m.score_meta_data = Some(meta);
 }
 
-/// The resources part of a group's allocations, computed once per group.
+/// The resources part of a group's allocations, computed once per group. The per-task maps
+/// are shared by every allocation of the group unless its tasks get networks of their own.
 #[derive(Debug, Clone, Default)]
 pub struct AllocTemplate {
-    tasks: BTreeMap<String, AllocatedTaskResources>,
-    lifecycles: BTreeMap<String, Option<Lifecycle>>,
-    legacy_tasks: BTreeMap<String, Resources>,
+    tasks: Arc<VecMap<String, AllocatedTaskResources>>,
+    lifecycles: Arc<VecMap<String, Option<Lifecycle>>>,
+    legacy_tasks: Arc<VecMap<String, Resources>>,
     total: Resources,
     disk_mb: i64,
 }
@@ -560,24 +597,24 @@ pub struct AllocTemplate {
 impl AllocTemplate {
     /// Builds the skeleton from the group's tasks.
     pub fn new(tg: &TaskGroup) -> AllocTemplate {
-        let mut t = AllocTemplate {
-            disk_mb: tg.ephemeral_disk.as_ref().map_or(0, |d| d.size_mb),
+        let disk_mb = tg.ephemeral_disk.as_ref().map_or(0, |d| d.size_mb);
+        let mut total = Resources {
+            disk_mb,
             ..Default::default()
         };
-        t.total.disk_mb = t.disk_mb;
+        let (mut tasks, mut lifecycles, mut legacy_tasks) = (Vec::new(), Vec::new(), Vec::new());
         for task in tg.tasks() {
             let r = task.resources.clone().unwrap_or_default();
             let mut atr = AllocatedTaskResources::default();
             atr.cpu.cpu_shares = r.cpu;
             atr.memory.memory_mb = r.memory_mb;
             atr.memory.memory_max_mb = r.memory_max_mb;
-            t.tasks.insert(task.name.clone(), atr);
-            t.lifecycles
-                .insert(task.name.clone(), task.lifecycle.clone());
-            t.total.cpu += r.cpu;
-            t.total.memory_mb += r.memory_mb;
-            t.total.memory_max_mb += r.memory_max_mb;
-            t.legacy_tasks.insert(
+            tasks.push((task.name.clone(), atr));
+            lifecycles.push((task.name.clone(), task.lifecycle.clone()));
+            total.cpu += r.cpu;
+            total.memory_mb += r.memory_mb;
+            total.memory_max_mb += r.memory_max_mb;
+            legacy_tasks.push((
                 task.name.clone(),
                 Resources {
                     cpu: r.cpu,
@@ -585,9 +622,15 @@ impl AllocTemplate {
                     memory_max_mb: r.memory_max_mb,
                     ..Default::default()
                 },
-            );
+            ));
         }
-        t
+        AllocTemplate {
+            tasks: Arc::new(tasks.into_iter().collect()),
+            lifecycles: Arc::new(lifecycles.into_iter().collect()),
+            legacy_tasks: Arc::new(legacy_tasks.into_iter().collect()),
+            total,
+            disk_mb,
+        }
     }
 
     /// The allocation's resources with `nets` filled in: (allocated, legacy total,
@@ -599,22 +642,29 @@ impl AllocTemplate {
         AllocatedResources,
         Resources,
         Resources,
-        BTreeMap<String, Resources>,
+        Arc<VecMap<String, Resources>>,
     ) {
         let mut tasks = self.tasks.clone();
         let mut legacy = self.legacy_tasks.clone();
         let mut all_nets = Vec::new();
         for (name, n) in &nets.tasks {
-            if let Some(t) = tasks.get_mut(name) {
+            let n = Arc::new(n.clone());
+            if let Some(t) = Arc::make_mut(&mut tasks).get_mut(name.as_str()) {
                 t.networks = Some(n.clone());
             }
-            if let Some(t) = legacy.get_mut(name) {
+            if let Some(t) = Arc::make_mut(&mut legacy).get_mut(name.as_str()) {
                 t.networks = Some(n.clone());
             }
             all_nets.extend(n.iter().cloned());
         }
-        all_nets.extend(nets.group.iter().cloned());
-        let group_nets = (!nets.group.is_empty()).then(|| nets.group.clone());
+        let group_nets = (!nets.group.is_empty()).then(|| Arc::new(nets.group.clone()));
+        // Without task networks the legacy total is the group's networks: one copy for all.
+        let total_nets = if all_nets.is_empty() {
+            group_nets.clone()
+        } else {
+            all_nets.extend(nets.group.iter().cloned());
+            Some(Arc::new(all_nets))
+        };
         let allocated = AllocatedResources {
             tasks,
             task_lifecycles: Some(self.lifecycles.clone()),
@@ -625,7 +675,7 @@ impl AllocTemplate {
             },
         };
         let mut total = self.total.clone();
-        total.networks = (!all_nets.is_empty()).then_some(all_nets);
+        total.networks = total_nets;
         let shared = Resources {
             disk_mb: self.disk_mb,
             networks: group_nets,

@@ -5,6 +5,7 @@
 mod durable;
 mod group_commit;
 mod restore;
+mod sharing;
 mod tables;
 mod txn;
 

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::StateError;
 use super::durable::{Durable, Kind};
+use super::sharing::Sharing;
 use super::tables::{Table, Tables, ns_key};
 use super::txn::StoredAlloc;
 use crate::structs::{Deployment, Evaluation, Job, JobScalingEvents, Node};
@@ -48,19 +49,22 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
         t.alloc_job_keys.insert(key.clone());
         alloc_jobs.insert(key, Arc::new(job));
     }
+    let mut sharing = Sharing::default();
     for (key, bytes) in d.load(Kind::Allocs)? {
         let stored: StoredAlloc = decode(Kind::Allocs, &key, &bytes)?;
         let mut alloc = stored.alloc;
+        sharing.share(&mut alloc);
         alloc.job = stored.job_key.and_then(|k| alloc_jobs.get(&k).cloned());
+        let id: Arc<str> = Arc::from(alloc.id.as_str());
         t.allocs_by_node
             .entry(alloc.node_id.clone())
             .or_default()
-            .insert(alloc.id.clone());
+            .insert(id.clone());
         t.allocs_by_job
             .entry(ns_key(&alloc.namespace, &alloc.job_id))
             .or_default()
-            .insert(alloc.id.clone());
-        t.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+            .insert(id.clone());
+        t.allocs.insert(id, Arc::new(alloc));
     }
     for (key, bytes) in d.load(Kind::Nodes)? {
         let node: Node = decode(Kind::Nodes, &key, &bytes)?;

@@ -1,6 +1,7 @@
 //! The in-memory tables: persistent (structurally shared) maps, so a snapshot is a cheap
 //! clone and a writer copies only what it changes.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
@@ -67,9 +68,10 @@ pub struct Tables {
     pub jobs: OrdMap<NsKey, Arc<Job>>,
     /// Versions of each job, newest first.
     pub job_versions: OrdMap<NsKey, Vector<Arc<Job>>>,
-    pub allocs: OrdMap<String, Arc<Allocation>>,
-    pub allocs_by_node: HashMap<String, OrdSet<String>>,
-    pub allocs_by_job: HashMap<NsKey, OrdSet<String>>,
+    /// Allocations by ID. The key is the one copy of the ID the two indexes below share.
+    pub allocs: OrdMap<Arc<str>, Arc<Allocation>>,
+    pub allocs_by_node: HashMap<String, OrdSet<Arc<str>>>,
+    pub allocs_by_job: HashMap<NsKey, OrdSet<Arc<str>>>,
     pub nodes: OrdMap<String, Arc<Node>>,
     pub evals: OrdMap<String, Arc<Evaluation>>,
     pub evals_by_job: HashMap<NsKey, OrdSet<String>>,
@@ -152,7 +154,7 @@ impl Tables {
     /// Allocations whose ID starts with `prefix` in a namespace (`*` for all).
     pub fn allocs_with_prefix(&self, ns: &str, prefix: &str) -> Vec<Arc<Allocation>> {
         self.allocs
-            .range(prefix.to_string()..)
+            .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(|(id, _)| id.starts_with(prefix))
             .filter(|(_, a)| in_namespace(ns, &a.namespace))
             .map(|(_, a)| a.clone())
@@ -165,7 +167,7 @@ impl Tables {
             .get(&ns_key(ns, job_id))
             .map(|ids| {
                 ids.iter()
-                    .filter_map(|id| self.allocs.get(id).cloned())
+                    .filter_map(|id| self.allocs.get(&**id).cloned())
                     .collect()
             })
             .unwrap_or_default()
@@ -177,7 +179,7 @@ impl Tables {
             .get(node_id)
             .map(|ids| {
                 ids.iter()
-                    .filter_map(|id| self.allocs.get(id).cloned())
+                    .filter_map(|id| self.allocs.get(&**id).cloned())
                     .collect()
             })
             .unwrap_or_default()

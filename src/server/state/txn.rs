@@ -264,27 +264,32 @@ impl Txn {
         alloc.job = job;
         self.batch.put(Kind::Allocs, alloc.id.clone(), encoded?);
 
-        if let Some(old) = self.tables.allocs.get(&alloc.id)
-            && old.node_id != alloc.node_id
-        {
-            let old_node = old.node_id.clone();
-            let id = alloc.id.clone();
-            if let Some(set) = self.tables.allocs_by_node.get_mut(&old_node) {
-                set.remove(&id);
+        // One shared copy of the ID serves as the key of the table and of both indexes.
+        let id: Arc<str> = match self.tables.allocs.get_key_value(alloc.id.as_str()) {
+            Some((key, old)) => {
+                let key = key.clone();
+                if old.node_id != alloc.node_id {
+                    let old_node = old.node_id.clone();
+                    if let Some(set) = self.tables.allocs_by_node.get_mut(&old_node) {
+                        set.remove(alloc.id.as_str());
+                    }
+                }
+                key
             }
-        }
+            None => Arc::from(alloc.id.as_str()),
+        };
         self.tables
             .allocs_by_node
             .entry(alloc.node_id.clone())
             .or_default()
-            .insert(alloc.id.clone());
+            .insert(id.clone());
         let job_key = ns_key(&alloc.namespace, &alloc.job_id);
         self.tables
             .allocs_by_job
             .entry(job_key.clone())
             .or_default()
-            .insert(alloc.id.clone());
-        self.tables.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+            .insert(id.clone());
+        self.tables.allocs.insert(id, Arc::new(alloc));
         self.touch(Table::Allocs);
         self.jobs_to_refresh.insert(job_key);
         Ok(())
