@@ -1,7 +1,6 @@
 //! The client's durable state: allocations, driver task handles and task states, so a later
 //! agent process can reattach to running tasks.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -97,8 +96,10 @@ pub trait StateDb: Send + Sync {
 #[derive(Debug)]
 pub struct JsonStateDb {
     dir: PathBuf,
-    // Task records are read-modify-written; the lock keeps handle and state writers apart.
-    tasks: Mutex<BTreeMap<(String, String), TaskRecord>>,
+    // Task records are read-modify-written from their files; the lock keeps handle and state
+    // writers apart. No copy is kept in memory: the task runners hold the live state, and a
+    // second copy cost the agent a few KiB per running task.
+    tasks: Mutex<()>,
 }
 
 impl JsonStateDb {
@@ -112,7 +113,7 @@ impl JsonStateDb {
         })?;
         Ok(JsonStateDb {
             dir,
-            tasks: Mutex::new(BTreeMap::new()),
+            tasks: Mutex::new(()),
         })
     }
 
@@ -132,22 +133,18 @@ impl JsonStateDb {
         task: &str,
         f: impl FnOnce(&mut TaskRecord),
     ) -> Result<(), StateDbError> {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (alloc_id.to_string(), task.to_string());
-        if !tasks.contains_key(&key) {
-            // A corrupt record is replaced by what is written now rather than blocking writes.
-            let existing = read_json(&self.task_path(alloc_id, task))
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "replacing unreadable task state");
-                    None
-                })
-                .unwrap_or_default();
-            tasks.insert(key.clone(), existing);
-        }
-        let rec = tasks.entry(key).or_default();
-        f(rec);
-        let bytes = serde_json::to_vec(rec)?;
-        write_atomic(&self.task_path(alloc_id, task), &bytes)
+        let _writers = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.task_path(alloc_id, task);
+        // A corrupt record is replaced by what is written now rather than blocking writes.
+        let mut rec = read_json(&path)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "replacing unreadable task state");
+                None
+            })
+            .unwrap_or_default();
+        f(&mut rec);
+        let bytes = serde_json::to_vec(&rec)?;
+        write_atomic(&path, &bytes)
     }
 }
 
@@ -183,8 +180,7 @@ impl StateDb for JsonStateDb {
     }
 
     fn delete_alloc(&self, alloc_id: &str) -> Result<(), StateDbError> {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.retain(|(a, _), _| a != alloc_id);
+        let _writers = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         let dir = self.alloc_dir(alloc_id);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -241,10 +237,7 @@ impl StateDb for JsonStateDb {
     }
 
     fn get_task(&self, alloc_id: &str, task: &str) -> Result<Option<TaskRecord>, StateDbError> {
-        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(rec) = tasks.get(&(alloc_id.to_string(), task.to_string())) {
-            return Ok(Some(rec.clone()));
-        }
+        let _writers = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         read_json(&self.task_path(alloc_id, task))
     }
 }
@@ -309,6 +302,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateDbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The store keeps no copy of the records: an update builds on the file as it is now.
+    #[test]
+    fn updates_build_on_the_file_not_a_memory_copy() {
+        let dir = std::env::temp_dir().join(format!("yurt-statedb-{}", uuid::Uuid::new_v4()));
+        let db = JsonStateDb::open(&dir).unwrap();
+        let running = TaskState {
+            state: "running".into(),
+            ..Default::default()
+        };
+        db.put_task_state("a1", "web", &running).unwrap();
+        let handle = TaskHandle {
+            version: 1,
+            driver: "raw_exec".into(),
+            task_id: "a1/web".into(),
+            state: serde_json::json!({"pid": 7}),
+        };
+        // Another writer (an earlier agent process) stored the handle meanwhile.
+        let on_disk = TaskRecord {
+            handle: Some(handle.clone()),
+            state: Some(running.clone()),
+        };
+        write_atomic(
+            &dir.join("a1/task-web.json"),
+            &serde_json::to_vec(&on_disk).unwrap(),
+        )
+        .unwrap();
+        let dead = TaskState {
+            state: "dead".into(),
+            ..Default::default()
+        };
+        db.put_task_state("a1", "web", &dead).unwrap();
+        let rec = db.get_task("a1", "web").unwrap().unwrap();
+        assert_eq!((rec.handle, rec.state), (Some(handle), Some(dead)));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn round_trips_and_deletes() {

@@ -2,7 +2,7 @@
 //! `${...}` interpolation of args, env values and driver config.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use regex::{Captures, Regex};
 use serde_json::Value;
@@ -90,6 +90,23 @@ impl NodeValues {
     }
 }
 
+/// One copy of the node values shared by every task while the node stays the same: each
+/// task used to hold its own (a few KiB per task, two entries per node attribute).
+#[derive(Debug, Default)]
+pub struct SharedNodeValues(Mutex<Arc<NodeValues>>);
+
+impl SharedNodeValues {
+    /// The values of `node` in `region`: the shared copy when they have not changed.
+    pub fn get(&self, node: &Node, region: &str) -> Arc<NodeValues> {
+        let fresh = NodeValues::from_node(node, region);
+        let mut shared = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if **shared != fresh {
+            *shared = Arc::new(fresh);
+        }
+        shared.clone()
+    }
+}
+
 /// What the environment is built from.
 pub struct TaskEnvInput<'a> {
     /// The allocation the task belongs to (with its job).
@@ -97,7 +114,7 @@ pub struct TaskEnvInput<'a> {
     /// The task.
     pub task: &'a Task,
     /// The node's interpolation values.
-    pub node: &'a NodeValues,
+    pub node: &'a Arc<NodeValues>,
     /// The agent's region.
     pub region: &'a str,
     /// The allocation's directory.
@@ -106,14 +123,14 @@ pub struct TaskEnvInput<'a> {
     pub dir_mode: DirMode,
     /// The agent's own environment to pass on (already filtered), or `None` for image
     /// drivers, which get none.
-    pub host_env: Option<BTreeMap<String, String>>,
+    pub host_env: Option<&'a BTreeMap<String, String>>,
 }
 
 /// A task's environment plus the node values used for interpolation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskEnv {
     env: BTreeMap<String, String>,
-    node: NodeValues,
+    node: Arc<NodeValues>,
 }
 
 impl TaskEnv {
@@ -185,7 +202,7 @@ impl TaskEnv {
                 .insert(format!("NOMAD_META_{}", k.to_uppercase()), v);
         }
 
-        if let Some(host) = &input.host_env {
+        if let Some(host) = input.host_env {
             for (k, v) in host {
                 if !out.env.contains_key(k) {
                     let v = out.replace_node_first(v);
@@ -389,7 +406,7 @@ mod tests {
     };
     use std::sync::Arc;
 
-    fn fixture() -> (Allocation, Task, NodeValues) {
+    fn fixture() -> (Allocation, Task, Arc<NodeValues>) {
         let task = Task {
             name: "web".into(),
             driver: "raw_exec".into(),
@@ -469,7 +486,11 @@ mod tests {
             meta: Some(BTreeMap::from([("foo".into(), "nodebar".into())])),
             ..Default::default()
         };
-        (alloc, task, NodeValues::from_node(&node, "global"))
+        (
+            alloc,
+            task,
+            Arc::new(NodeValues::from_node(&node, "global")),
+        )
     }
 
     fn build(mode: DirMode) -> TaskEnv {
@@ -482,7 +503,7 @@ mod tests {
             region: "global",
             alloc_dir: &ad,
             dir_mode: mode,
-            host_env: Some(BTreeMap::from([
+            host_env: Some(&BTreeMap::from([
                 ("PATH".into(), "/usr/bin".into()),
                 ("NOMAD_TASK_NAME".into(), "host-must-not-win".into()),
             ])),
@@ -590,5 +611,24 @@ mod tests {
         assert_eq!(clean_env_var("a-b.c"), "a_b.c");
         assert_eq!(clean_env_var("1ab"), "_ab");
         assert_eq!(clean_env_var("NOMAD_META_x y"), "NOMAD_META_x_y");
+    }
+
+    #[test]
+    fn node_values_shared_until_the_node_changes() {
+        let shared = SharedNodeValues::default();
+        let mut node = Node {
+            id: "n1".into(),
+            attributes: Some(BTreeMap::from([("os.name".into(), "ubuntu".into())])),
+            ..Default::default()
+        };
+        let a = shared.get(&node, "global");
+        let b = shared.get(&node, "global");
+        assert!(Arc::ptr_eq(&a, &b), "same node, one copy");
+        assert_eq!(a.get("attr.os.name").map(String::as_str), Some("ubuntu"));
+        node.attributes = Some(BTreeMap::from([("os.name".into(), "debian".into())]));
+        let c = shared.get(&node, "global");
+        assert!(!Arc::ptr_eq(&a, &c), "a changed node gets new values");
+        assert_eq!(c.get("attr.os.name").map(String::as_str), Some("debian"));
+        assert!(Arc::ptr_eq(&c, &shared.get(&node, "global")));
     }
 }

@@ -12,6 +12,7 @@ use super::alloc_runner::{AllocRunner, AllocRunnerConfig, AllocRunnerHandle};
 use super::state_db::JsonStateDb;
 use super::status_sync::StatusSync;
 use super::task_runner::test_driver::ShellDriver;
+use super::taskenv::NodeValues;
 
 /// A fresh temp dir.
 pub fn tempdir(tag: &str) -> PathBuf {
@@ -97,13 +98,16 @@ impl Harness {
             alloc,
             alloc_root: dir.join("alloc"),
             drivers,
-            node: Node {
-                id: "node-1".into(),
-                datacenter: "dc1".into(),
-                ..Default::default()
-            },
+            node: Arc::new(NodeValues::from_node(
+                &Node {
+                    id: "node-1".into(),
+                    datacenter: "dc1".into(),
+                    ..Default::default()
+                },
+                "global",
+            )),
             region: "global".into(),
-            host_env: BTreeMap::from([("PATH".into(), "/usr/bin:/bin".into())]),
+            host_env: Arc::new(BTreeMap::from([("PATH".into(), "/usr/bin:/bin".into())])),
             db: Arc::new(JsonStateDb::open(dir.join("state")).unwrap()),
             max_kill_timeout: Duration::from_secs(30),
             status,

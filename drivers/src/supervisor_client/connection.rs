@@ -35,6 +35,11 @@ pub enum ClientError {
     Timeout(Duration),
 }
 
+/// Read buffer of a connection. Answers are one short JSON line (longer ones take more reads);
+/// every running task keeps a `wait` connection open, so tokio's 8 KiB default would cost
+/// the agent 8 KiB per task.
+const READ_BUF: usize = 1024;
+
 /// One connection to a supervisor.
 pub struct SupervisorClient {
     reader: BufReader<tokio::net::unix::OwnedReadHalf>,
@@ -52,7 +57,7 @@ impl SupervisorClient {
             })?;
         let (r, w) = sock.into_split();
         Ok(SupervisorClient {
-            reader: BufReader::new(r),
+            reader: BufReader::with_capacity(READ_BUF, r),
             writer: w,
         })
     }

@@ -17,7 +17,7 @@ use chrono::Utc;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::structs::time::is_zero;
-use crate::structs::{Allocation, Node, TASK_STATE_DEAD, Task, TaskState};
+use crate::structs::{Allocation, TASK_STATE_DEAD, Task, TaskState};
 use yurt_drivers::TaskDriver;
 
 use super::allocdir::AllocDir;
@@ -56,12 +56,12 @@ pub struct AllocRunnerConfig {
     pub alloc_root: PathBuf,
     /// Drivers by name.
     pub drivers: BTreeMap<String, Arc<dyn TaskDriver>>,
-    /// The node, for interpolation.
-    pub node: Node,
+    /// The node's values for interpolation (shared by every allocation of the node).
+    pub node: Arc<NodeValues>,
     /// Agent region.
     pub region: String,
-    /// The agent's environment minus the denylist.
-    pub host_env: BTreeMap<String, String>,
+    /// The agent's environment minus the denylist, shared by every task.
+    pub host_env: Arc<BTreeMap<String, String>>,
     /// Durable state.
     pub db: Arc<dyn StateDb>,
     /// Upper bound of kill timeouts.
@@ -153,7 +153,6 @@ impl AllocRunner {
             }
         }
         let alloc_dir = AllocDir::new(&cfg.alloc_root, &alloc.id);
-        let node_values = NodeValues::from_node(&cfg.node, &cfg.region);
         let restoring = cfg.restore.is_some();
         let coordinator = if restoring {
             Coordinator::restored()
@@ -175,7 +174,7 @@ impl AllocRunner {
                 task: task.clone(),
                 alloc_dir: alloc_dir.clone(),
                 driver,
-                node: node_values.clone(),
+                node: cfg.node.clone(),
                 region: cfg.region.clone(),
                 host_env: cfg.host_env.clone(),
                 db: cfg.db.clone(),

@@ -24,6 +24,6 @@ pub(crate) fn build(cfg: &TaskRunnerConfig) -> TaskEnv {
         region: &cfg.region,
         alloc_dir: &cfg.alloc_dir,
         dir_mode,
-        host_env: inherit.then(|| cfg.host_env.clone()),
+        host_env: inherit.then_some(&*cfg.host_env),
     })
 }

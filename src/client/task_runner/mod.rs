@@ -59,12 +59,12 @@ pub struct TaskRunnerConfig {
     pub alloc_dir: AllocDir,
     /// The driver that runs the task.
     pub driver: Arc<dyn TaskDriver>,
-    /// Node values for interpolation.
-    pub node: NodeValues,
+    /// Node values for interpolation, shared by every task of the node.
+    pub node: Arc<NodeValues>,
     /// Agent region.
     pub region: String,
-    /// The agent's environment minus the denylist.
-    pub host_env: BTreeMap<String, String>,
+    /// The agent's environment minus the denylist, shared by every task.
+    pub host_env: Arc<BTreeMap<String, String>>,
     /// Durable state.
     pub db: Arc<dyn StateDb>,
     /// Upper bound of the kill timeout.
@@ -309,7 +309,7 @@ impl TaskRunner {
                 self.tracker.set_start_error(recoverable);
                 None
             }
-            Ok(task_cfg) => match self.cfg.driver.start_task(&task_cfg).await {
+            Ok(task_cfg) => match self.start_task(task_cfg).await {
                 Err(e) => {
                     self.shared.emit(events::driver_failure(&e.to_string()));
                     self.tracker
@@ -325,6 +325,15 @@ impl TaskRunner {
                 }
             },
         }
+    }
+
+    /// Hands the config to the driver and frees it: it carries the task's whole environment,
+    /// and kept in the waiting future it would stay allocated for as long as the task runs.
+    async fn start_task(
+        &self,
+        task_cfg: yurt_drivers::TaskConfig,
+    ) -> Result<yurt_drivers::TaskHandle, DriverError> {
+        self.cfg.driver.start_task(&task_cfg).await
     }
 
     /// Waits for a started task to exit and records the exit (`Terminated`, restart

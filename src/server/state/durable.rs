@@ -50,8 +50,11 @@ impl Kind {
     }
 }
 
-/// redb's page cache (reads are answered from the in-memory tables, not from redb).
-const CACHE_BYTES: usize = 64 << 20;
+/// redb's page cache (reads are answered from the in-memory tables, not from redb). redb
+/// keeps every page it flushes in this cache until it is full, so in a dev agent it grows
+/// with each write toward the bound, in the agent's RSS; half of it bounds the write buffer
+/// (beyond it, dirty pages are written out early).
+const CACHE_BYTES: usize = 4 << 20;
 
 /// One record change.
 enum Op {
