@@ -349,13 +349,13 @@ mod tests {
         let m = a.metrics.as_ref().unwrap();
         assert!(m.nodes_evaluated >= 2);
         assert_eq!(m.nodes_available.as_ref().unwrap()["dc1"], 3);
+        // Nomad leaves the deprecated Scores map null; per-node scores are in ScoreMetaData.
+        assert!(m.scores.is_none());
+        let meta = m.score_meta_data.as_ref().unwrap();
         assert!(
-            m.scores
-                .as_ref()
-                .unwrap()
-                .contains_key(format!("{}.binpack", a.node_id).as_str())
+            meta.iter()
+                .any(|n| *n.node_id == *a.node_id && n.scores.contains_key("binpack"))
         );
-        assert!(!m.score_meta_data.as_ref().unwrap().is_empty());
         assert_eq!(out.queued_allocations["web"], 0);
         assert!(out.failed_tg_allocs.is_empty() && out.blocked_eval.is_none());
         assert_eq!(out.plan.eval_id, eval.id);
@@ -431,8 +431,15 @@ mod tests {
             let out = run(&v, &job);
             let a = placed(&out)[0];
             assert_eq!(a.node_id, "node-0");
-            let scores = a.metrics.as_ref().unwrap().scores.as_ref().unwrap();
-            assert_eq!(scores["node-0.node-affinity"], 1.0);
+            let meta = a
+                .metrics
+                .as_ref()
+                .unwrap()
+                .score_meta_data
+                .as_ref()
+                .unwrap();
+            let chosen = meta.iter().find(|n| &*n.node_id == "node-0").unwrap();
+            assert_eq!(chosen.scores["node-affinity"], 1.0);
         }
     }
 

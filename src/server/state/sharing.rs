@@ -110,7 +110,8 @@ impl Sharing {
 mod tests {
     use super::*;
     use crate::structs::{
-        AllocMetric, AllocatedResources, AllocatedSharedResources, NetworkResource, Resources,
+        AllocMetric, AllocatedResources, AllocatedSharedResources, NetworkResource, NodeScoreMeta,
+        Resources,
     };
 
     fn decoded(id: &str) -> Allocation {
@@ -152,7 +153,13 @@ mod tests {
             }),
             metrics: Some(AllocMetric {
                 nodes_available: Some(Arc::new([("dc1".to_string(), 3)].into_iter().collect())),
+                // Records written before `Scores` was left null still carry it.
                 scores: Some([(Arc::from("n1.binpack"), 0.5)].into_iter().collect()),
+                score_meta_data: Some(vec![NodeScoreMeta {
+                    node_id: Arc::from("n1"),
+                    norm_score: 0.5,
+                    ..Default::default()
+                }]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -187,5 +194,11 @@ mod tests {
         ));
         let key = |m: &AllocMetric| m.scores.as_ref().and_then(|s| s.keys().next().cloned());
         assert!(Arc::ptr_eq(&key(ma).expect("a"), &key(mb).expect("b")));
+        let node = |m: &AllocMetric| {
+            m.score_meta_data
+                .as_ref()
+                .and_then(|s| s.first().map(|n| n.node_id.clone()))
+        };
+        assert!(Arc::ptr_eq(&node(ma).expect("a"), &node(mb).expect("b")));
     }
 }
