@@ -191,7 +191,7 @@ async fn registers_runs_reports_and_destroys_allocations() {
     let (client, run, dir) = start(server.clone()).await;
     wait_for(LIMIT, || client.is_registered().then_some(())).await;
     let node = server.nodes.lock().unwrap()[&client.node_id()].clone();
-    assert_eq!(node.status, "initializing");
+    assert_eq!(node.status, crate::structs::NodeStatus::Initializing);
     assert_eq!(node.attr("driver.shell"), Some("1"));
 
     let mut a = alloc(

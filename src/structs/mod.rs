@@ -7,6 +7,7 @@ pub mod eval;
 pub mod job;
 pub mod node;
 pub mod scaling;
+pub mod status;
 pub mod time;
 pub mod validate;
 
@@ -15,6 +16,7 @@ pub use eval::*;
 pub use job::*;
 pub use node::*;
 pub use scaling::*;
+pub use status::*;
 
 /// Namespace used when a request names none.
 pub const DEFAULT_NAMESPACE: &str = "default";

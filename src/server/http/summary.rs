@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use crate::server::state::Tables;
 use crate::structs::{
     ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, ALLOC_CLIENT_PENDING,
-    ALLOC_CLIENT_RUNNING, ALLOC_CLIENT_UNKNOWN, JOB_STATUS_DEAD, JOB_STATUS_PENDING,
-    JOB_STATUS_RUNNING, Job, JobChildrenSummary, JobSummary, TaskGroupSummary,
+    ALLOC_CLIENT_RUNNING, ALLOC_CLIENT_UNKNOWN, Job, JobChildrenSummary, JobStatus, JobSummary,
+    TaskGroupSummary,
 };
 
 /// The summary of a job as of `tables`.
@@ -62,11 +62,10 @@ pub fn job_summary(tables: &Tables, job: &Job) -> JobSummary {
             .values()
             .filter(|j| j.parent_id == job.id && j.namespace == job.namespace)
         {
-            match child.status.as_str() {
-                JOB_STATUS_RUNNING => c.running += 1,
-                JOB_STATUS_DEAD => c.dead += 1,
-                JOB_STATUS_PENDING | "" => c.pending += 1,
-                _ => {}
+            match child.status {
+                Some(JobStatus::Running) => c.running += 1,
+                Some(JobStatus::Dead) => c.dead += 1,
+                Some(JobStatus::Pending) | None => c.pending += 1,
             }
         }
         c

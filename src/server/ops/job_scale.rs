@@ -6,7 +6,7 @@ use crate::server::state::{StateError, Tables};
 use crate::server::{Server, ServerError};
 use crate::structs::eval::trigger;
 use crate::structs::{
-    ALLOC_CLIENT_RUNNING, DEPLOYMENT_STATUS_RUNNING, JOB_TYPE_SYSTEM, JobScaleStatus, ScalingEvent,
+    ALLOC_CLIENT_RUNNING, DeploymentStatus, JOB_TYPE_SYSTEM, JobScaleStatus, ScalingEvent,
     ScalingRequest, TaskGroupScaleStatus, time::now_nanos,
 };
 
@@ -239,6 +239,6 @@ fn deployment_active(tables: &Tables, job: &crate::structs::Job) -> bool {
         .deployments_by_job(&job.namespace, &job.id)
         .first()
         .is_some_and(|d| {
-            d.status == DEPLOYMENT_STATUS_RUNNING && d.job_create_index == job.create_index
+            d.status == DeploymentStatus::Running && d.job_create_index == job.create_index
         })
 }

@@ -8,8 +8,7 @@ use super::reconcile::{PlaceReason, Placement, ReconcileInput, reconcile};
 use super::stack::{Cluster, GroupStack, NewAlloc, stopped_copy};
 use super::{Plan, SchedulerOutcome, SchedulerView};
 use crate::structs::{
-    AllocMetric, Allocation, DesiredUpdates, EVAL_STATUS_BLOCKED, Evaluation, Job,
-    NODE_STATUS_DOWN, Node, trigger,
+    AllocMetric, Allocation, DesiredUpdates, EvalStatus, Evaluation, Job, Node, NodeStatus, trigger,
 };
 
 /// Status description of the blocked evaluation created for unplaced allocations.
@@ -51,7 +50,7 @@ pub fn schedule_generic(
         .into_iter()
         .filter_map(|id| view.node(id).map(|n| (id.to_string(), n)))
         .collect();
-    let node_lost = |id: &str| nodes.get(id).is_none_or(|n| n.status == NODE_STATUS_DOWN);
+    let node_lost = |id: &str| nodes.get(id).is_none_or(|n| n.status == NodeStatus::Down);
     let rec = reconcile(&ReconcileInput {
         eval,
         job: job.as_ref(),
@@ -269,7 +268,7 @@ pub(crate) fn blocked_eval(
         triggered_by: trigger::QUEUED_ALLOCS.to_string(),
         job_id: job.id.clone(),
         job_modify_index: job.job_modify_index,
-        status: EVAL_STATUS_BLOCKED.to_string(),
+        status: EvalStatus::Blocked,
         status_description: DESC_BLOCKED.to_string(),
         previous_eval: eval.id.clone(),
         class_eligibility: (!class_eligibility.is_empty()).then_some(class_eligibility),
@@ -450,7 +449,7 @@ mod tests {
         assert_eq!(m.dimension_exhausted.as_ref().unwrap()["cpu"], 1);
         assert_eq!(m.coalesced_failures, 2);
         let b = out.blocked_eval.as_ref().unwrap();
-        assert_eq!(b.status, "blocked");
+        assert_eq!(b.status, EvalStatus::Blocked);
         assert_eq!(b.status_description, DESC_BLOCKED);
         assert_eq!(b.triggered_by, "queued-allocs");
         assert_eq!(b.previous_eval, eval.id);
@@ -479,7 +478,7 @@ mod tests {
         nodriver.attributes = None;
         v.upsert_node(nodriver);
         let mut down = mock_node("down", 4000, 8192);
-        down.status = "down".into();
+        down.status = crate::structs::NodeStatus::Down;
         v.upsert_node(down);
         let mut other_dc = mock_node("eu", 4000, 8192);
         other_dc.datacenter = "eu1".into();
@@ -661,7 +660,7 @@ mod tests {
         let out = run(&v, &job);
         running(&mut v, &out);
         let mut n0 = (*v.node("node-0").unwrap()).clone();
-        n0.status = "down".into();
+        n0.status = crate::structs::NodeStatus::Down;
         v.upsert_node(n0);
         let out = run(&v, &job);
         let lost: Vec<_> = out.plan.node_update.values().flatten().collect();

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::reschedule::{self, RESCHEDULE_WINDOW_NS};
 use crate::structs::{
-    ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, Allocation, EVAL_STATUS_PENDING,
+    ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, Allocation, EvalStatus,
     Evaluation, Job, RescheduleTracker, TaskGroup, alloc_name, trigger,
 };
 
@@ -388,7 +388,7 @@ fn followup_eval(inp: &ReconcileInput<'_>, job: &Job, at: i64) -> Evaluation {
         triggered_by: trigger::RETRY_FAILED_ALLOC.to_string(),
         job_id: job.id.clone(),
         job_modify_index: job.job_modify_index,
-        status: EVAL_STATUS_PENDING.to_string(),
+        status: EvalStatus::Pending,
         status_description: DESC_FOLLOWUP.to_string(),
         wait_until: Some(DateTime::<Utc>::from_timestamp_nanos(at)),
         previous_eval: inp.eval.id.clone(),
@@ -704,7 +704,7 @@ mod tests {
         assert_eq!(r.followup_evals.len(), 1);
         let ev = &r.followup_evals[0];
         assert_eq!(ev.triggered_by, "alloc-failure");
-        assert_eq!(ev.status, "pending");
+        assert_eq!(ev.status, EvalStatus::Pending);
         assert_eq!(ev.previous_eval, "eval-1");
         assert_eq!(
             ev.wait_until.unwrap().timestamp_nanos_opt().unwrap(),

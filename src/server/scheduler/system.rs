@@ -11,8 +11,8 @@ use super::reconcile::{
 use super::stack::{Cluster, GroupStack, NewAlloc, Selection, stopped_copy};
 use super::{SchedulerOutcome, SchedulerView};
 use crate::structs::{
-    ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_LOST, AllocMetric, Allocation, Evaluation, Job,
-    NODE_STATUS_DOWN, Node, TaskGroup, alloc_name,
+    ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_LOST, AllocMetric, Allocation, Evaluation, Job, Node,
+    NodeStatus, TaskGroup, alloc_name,
 };
 
 /// Schedules a system (or, with `sysbatch`, a sysbatch) job at time `now` (Unix ns).
@@ -35,7 +35,7 @@ pub fn schedule(
             .or_insert_with(|| view.node(id))
             .clone()
     };
-    let lost = |n: &Option<Arc<Node>>| n.as_ref().is_none_or(|n| n.status == NODE_STATUS_DOWN);
+    let lost = |n: &Option<Arc<Node>>| n.as_ref().is_none_or(|n| n.status == NodeStatus::Down);
 
     let Some(job) = job.filter(|j| !j.stopped()) else {
         for a in allocs.iter().filter(|a| !a.terminal()) {
@@ -279,7 +279,7 @@ mod tests {
         apply_running(&mut v, &out);
 
         let mut n0 = (*v.node("n0").unwrap()).clone();
-        n0.status = "down".into();
+        n0.status = crate::structs::NodeStatus::Down;
         v.upsert_node(n0);
         let mut n1 = (*v.node("n1").unwrap()).clone();
         n1.attributes = Some(
