@@ -151,7 +151,7 @@ impl Server {
                     new.create_index = old.create_index;
                     new.job_modify_index = txn.index();
                     new.submit_time = now_nanos();
-                    new.status = old.status.clone();
+                    new.status = old.status;
                     txn.put_job(new, true)?;
                     txn.index()
                 }

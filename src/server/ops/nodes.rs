@@ -123,7 +123,7 @@ impl Server {
                             "node secret ID does not match. Not registering node.".to_string(),
                         ));
                     }
-                    node.status = old.status.clone();
+                    node.status = old.status;
                     node.create_index = old.create_index;
                     node.events = old.events.clone();
                     if node.scheduling_eligibility.is_empty() {
@@ -206,7 +206,7 @@ impl Server {
                     };
                     let mut n = (*current).clone();
                     let was_down = n.status == NodeStatus::Down;
-                    n.status = status.clone();
+                    n.status = status;
                     n.status_updated_at = now_nanos() / 1_000_000_000;
                     if was_down {
                         n.events.get_or_insert_with(Vec::new).push(NodeEvent {
