@@ -328,7 +328,7 @@ mod tests {
         };
         db.put_task_handle("a1", "web", Some(&handle)).unwrap();
         let state = TaskState {
-            state: "running".into(),
+            state: crate::structs::TaskStateName::Running,
             ..Default::default()
         };
         db.put_task_state("a1", "web", &state).unwrap();
@@ -345,7 +345,7 @@ mod tests {
         // The end of a run: the exit's state and the cleared handle land in one write.
         db2.put_task_handle("a1", "web", Some(&handle)).unwrap();
         let dead = TaskState {
-            state: "dead".into(),
+            state: crate::structs::TaskStateName::Dead,
             ..Default::default()
         };
         db2.put_task_state_without_handle("a1", "web", &dead)

@@ -105,7 +105,9 @@ status_enum! {
 
 status_enum! {
     /// What the server wants an allocation to be.
+    #[derive(Default)]
     AllocDesiredStatus, "alloc DesiredStatus" {
+        #[default]
         Run = "run",
         Stop = "stop",
         Evict = "evict",
@@ -114,7 +116,9 @@ status_enum! {
 
 status_enum! {
     /// What the client reports an allocation is (or `lost`, set by the server).
+    #[derive(Default)]
     AllocClientStatus, "alloc ClientStatus" {
+        #[default]
         Pending = "pending",
         Running = "running",
         Complete = "complete",
@@ -126,7 +130,9 @@ status_enum! {
 
 status_enum! {
     /// The state of one task in an allocation.
+    #[derive(Default)]
     TaskStateName, "task State" {
+        #[default]
         Pending = "pending",
         Running = "running",
         Dead = "dead",

@@ -292,7 +292,7 @@ impl Server {
                 }
                 if force_reschedule {
                     for a in txn.tables().allocs_by_job(namespace, job_id) {
-                        if a.client_status == crate::structs::ALLOC_CLIENT_FAILED
+                        if a.client_status == crate::structs::AllocClientStatus::Failed
                             && a.next_allocation.is_empty()
                             && !a.server_terminal()
                         {

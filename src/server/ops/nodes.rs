@@ -15,8 +15,8 @@ use crate::server::Server;
 use crate::server::state::{StateError, Table};
 use crate::structs::eval::trigger;
 use crate::structs::{
-    ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, Allocation, Evaluation, JOB_TYPE_SYSBATCH,
-    JOB_TYPE_SYSTEM, NODE_ELIGIBLE, Node, NodeEvent, NodeStatus, time::now_nanos,
+    AllocClientStatus, Allocation, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE,
+    Node, NodeEvent, NodeStatus, time::now_nanos,
 };
 
 impl From<StateError> for RpcError {
@@ -366,15 +366,15 @@ impl Server {
                     if current.node_id != req.node_id {
                         continue;
                     }
-                    let newly_failed = update.client_status == ALLOC_CLIENT_FAILED
-                        && current.client_status != ALLOC_CLIENT_FAILED;
+                    let newly_failed = update.client_status == AllocClientStatus::Failed
+                        && current.client_status != AllocClientStatus::Failed;
                     let mut merged: Allocation = (*current).clone();
                     // An allocation the server declared lost (its node went down) stays lost: a
                     // client that comes back only reports how it wound the allocation down.
-                    let server_says_lost =
-                        current.client_status == ALLOC_CLIENT_LOST && current.server_terminal();
+                    let server_says_lost = current.client_status == AllocClientStatus::Lost
+                        && current.server_terminal();
                     if !server_says_lost {
-                        merged.client_status = update.client_status.clone();
+                        merged.client_status = update.client_status;
                         merged.client_description = update.client_description.clone();
                     }
                     merged.task_states = update.task_states.clone();

@@ -568,8 +568,8 @@ mod tests {
         };
         Allocation {
             allocated_resources: Some(ar),
-            desired_status: "run".into(),
-            client_status: "running".into(),
+            desired_status: crate::structs::AllocDesiredStatus::Run,
+            client_status: crate::structs::AllocClientStatus::Running,
             ..Default::default()
         }
     }
@@ -587,7 +587,7 @@ mod tests {
         assert_eq!(allocs_fit(&n, &[&a, &b]).unwrap_err(), "disk");
         // Terminal allocations free their resources.
         let mut b = alloc(600, 100, 100, &[]);
-        b.client_status = "complete".into();
+        b.client_status = crate::structs::AllocClientStatus::Complete;
         assert_eq!(allocs_fit(&n, &[&a, &b]), Ok(()));
     }
 

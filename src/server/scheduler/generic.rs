@@ -334,8 +334,8 @@ mod tests {
         assert_eq!(a.job_id, "web");
         assert!(Arc::ptr_eq(a.job.as_ref().unwrap(), &job));
         assert_eq!(a.task_group, "web");
-        assert_eq!(a.desired_status, "run");
-        assert_eq!(a.client_status, "pending");
+        assert_eq!(a.desired_status, crate::structs::AllocDesiredStatus::Run);
+        assert_eq!(a.client_status, crate::structs::AllocClientStatus::Pending);
         assert_eq!(a.node_name, format!("name-{}", a.node_id));
         assert!(a.create_time > 0);
         let ar = a.allocated_resources.as_ref().unwrap();
@@ -388,7 +388,7 @@ mod tests {
             &other,
         ))[0])
             .clone();
-        filler.client_status = "running".into();
+        filler.client_status = crate::structs::AllocClientStatus::Running;
         v.upsert_alloc(filler);
         let job = v.upsert_job(mock_job("web", 1, 500, 256));
         for _ in 0..10 {
@@ -648,7 +648,7 @@ mod tests {
     fn running(v: &mut MemView, out: &SchedulerOutcome) {
         for a in placed(out) {
             let mut a = a.clone();
-            a.client_status = "running".into();
+            a.client_status = crate::structs::AllocClientStatus::Running;
             v.upsert_alloc(a);
         }
     }
@@ -666,8 +666,14 @@ mod tests {
         let lost: Vec<_> = out.plan.node_update.values().flatten().collect();
         assert_eq!(lost.len(), 1);
         assert_eq!(lost[0].node_id, "node-0");
-        assert_eq!(lost[0].client_status, "lost");
-        assert_eq!(lost[0].desired_status, "stop");
+        assert_eq!(
+            lost[0].client_status,
+            crate::structs::AllocClientStatus::Lost
+        );
+        assert_eq!(
+            lost[0].desired_status,
+            crate::structs::AllocDesiredStatus::Stop
+        );
         assert_eq!(lost[0].desired_description, DESC_LOST);
         let new = placed(&out);
         assert_eq!(new.len(), 1);
@@ -746,7 +752,7 @@ mod tests {
         let job = v.upsert_job(mock_job("web", 1, 100, 100));
         let out = run(&v, &job);
         let mut a = placed(&out)[0].clone();
-        a.client_status = "failed".into();
+        a.client_status = crate::structs::AllocClientStatus::Failed;
         let st = TaskState {
             finished_at: DateTime::<Utc>::from_timestamp_nanos(now_nanos() - 120_000_000_000),
             ..Default::default()
@@ -775,7 +781,10 @@ mod tests {
             assert_eq!(old.len(), 1);
             assert_eq!(old[0].id, a.id);
             assert_eq!(old[0].next_allocation, new[0].id);
-            assert_eq!(old[0].desired_status, "stop");
+            assert_eq!(
+                old[0].desired_status,
+                crate::structs::AllocDesiredStatus::Stop
+            );
             assert_eq!(old[0].desired_description, DESC_RESCHEDULED);
         }
     }
@@ -786,7 +795,7 @@ mod tests {
         let job = v.upsert_job(mock_job("web", 1, 100, 100));
         let out = run(&v, &job);
         let mut a = placed(&out)[0].clone();
-        a.client_status = "failed".into();
+        a.client_status = crate::structs::AllocClientStatus::Failed;
         a.modify_time = now_nanos();
         v.upsert_alloc(a.clone());
         let out = run(&v, &job);
@@ -797,7 +806,10 @@ mod tests {
         assert_eq!(upd.len(), 1);
         assert_eq!(upd[0].id, a.id);
         assert_eq!(upd[0].followup_eval_id, ev.id);
-        assert_eq!(upd[0].client_status, "failed");
+        assert_eq!(
+            upd[0].client_status,
+            crate::structs::AllocClientStatus::Failed
+        );
     }
 
     #[test]
@@ -828,7 +840,7 @@ mod tests {
         assert_eq!(placed(&out).len(), 2);
         for a in placed(&out) {
             let mut a = a.clone();
-            a.client_status = "complete".into();
+            a.client_status = crate::structs::AllocClientStatus::Complete;
             v.upsert_alloc(a);
         }
         assert!(run(&v, &job).plan.is_noop());

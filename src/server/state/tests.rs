@@ -97,8 +97,8 @@ fn job_status_follows_allocs_and_evals() {
             job_id: "a".into(),
             node_id: "n1".into(),
             job: Some(j.clone()),
-            desired_status: "run".into(),
-            client_status: "pending".into(),
+            desired_status: crate::structs::AllocDesiredStatus::Run,
+            client_status: crate::structs::AllocClientStatus::Pending,
             ..Default::default()
         })
     })
@@ -108,7 +108,7 @@ fn job_status_follows_allocs_and_evals() {
         Some(crate::structs::JobStatus::Running)
     );
     let mut done = (*s.snapshot().alloc("a1").unwrap()).clone();
-    done.client_status = "complete".into();
+    done.client_status = crate::structs::AllocClientStatus::Complete;
     s.write_blocking(|t| t.put_alloc_client(done)).unwrap();
     let snap = s.snapshot();
     // The eval is still pending, so the job is pending rather than dead.
@@ -136,8 +136,8 @@ fn survives_reopen_with_same_indexes() {
                     node_id: "n1".into(),
                     name: format!("web.g[{i}]"),
                     job: Some(j.clone()),
-                    desired_status: "run".into(),
-                    client_status: "running".into(),
+                    desired_status: crate::structs::AllocDesiredStatus::Run,
+                    client_status: crate::structs::AllocClientStatus::Running,
                     ..Default::default()
                 })
             })
