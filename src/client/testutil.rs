@@ -12,6 +12,7 @@ use super::alloc_runner::{AllocRunner, AllocRunnerConfig, AllocRunnerHandle};
 use super::state_db::JsonStateDb;
 use super::status_sync::StatusSync;
 use super::task_runner::test_driver::ShellDriver;
+use crate::structs::{AllocClientStatus, TaskStateName};
 
 /// A fresh temp dir.
 pub fn tempdir(tag: &str) -> PathBuf {
@@ -140,8 +141,8 @@ impl Harness {
             self.handle
                 .client_view()
                 .filter(|a| {
-                    a.client_status == crate::structs::AllocClientStatus::Complete
-                        || a.client_status == crate::structs::AllocClientStatus::Failed
+                    a.client_status == AllocClientStatus::Complete
+                        || a.client_status == AllocClientStatus::Failed
                 })
                 .filter(|_| self.handle.tasks().values().all(|t| t.is_done()))
         })
@@ -151,7 +152,7 @@ impl Harness {
     /// Waits until task `name` is running.
     pub async fn wait_running(&self, name: &str, limit: Duration) {
         wait_for(limit, || {
-            (self.state(name).state == crate::structs::TaskStateName::Running).then_some(())
+            (self.state(name).state == TaskStateName::Running).then_some(())
         })
         .await
     }

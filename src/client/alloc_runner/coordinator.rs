@@ -165,6 +165,7 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structs::TaskStateName;
 
     fn st(state: crate::structs::TaskStateName, failed: bool) -> TaskState {
         TaskState {
@@ -183,50 +184,35 @@ mod tests {
         let post = c.gate(Stage::PoststartEphemeral);
         let stop = c.gate(Stage::Poststop);
         let mut tasks = vec![
-            (
-                Stage::PrestartEphemeral,
-                st(crate::structs::TaskStateName::Pending, false),
-            ),
-            (
-                Stage::PrestartSidecar,
-                st(crate::structs::TaskStateName::Pending, false),
-            ),
-            (
-                Stage::Main,
-                st(crate::structs::TaskStateName::Pending, false),
-            ),
-            (
-                Stage::PoststartEphemeral,
-                st(crate::structs::TaskStateName::Pending, false),
-            ),
-            (
-                Stage::Poststop,
-                st(crate::structs::TaskStateName::Pending, false),
-            ),
+            (Stage::PrestartEphemeral, st(TaskStateName::Pending, false)),
+            (Stage::PrestartSidecar, st(TaskStateName::Pending, false)),
+            (Stage::Main, st(TaskStateName::Pending, false)),
+            (Stage::PoststartEphemeral, st(TaskStateName::Pending, false)),
+            (Stage::Poststop, st(TaskStateName::Pending, false)),
         ];
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Prestart);
         assert!(*pre.borrow() && *side.borrow() && !*main.borrow());
 
-        tasks[0].1 = st(crate::structs::TaskStateName::Dead, false);
+        tasks[0].1 = st(TaskStateName::Dead, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Prestart, "sidecar not running yet");
-        tasks[1].1 = st(crate::structs::TaskStateName::Running, false);
+        tasks[1].1 = st(TaskStateName::Running, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Main);
         assert!(*main.borrow() && !*pre.borrow() && !*post.borrow());
 
-        tasks[2].1 = st(crate::structs::TaskStateName::Running, false);
+        tasks[2].1 = st(TaskStateName::Running, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Poststart);
         assert!(*post.borrow() && !*stop.borrow());
 
-        tasks[3].1 = st(crate::structs::TaskStateName::Dead, false);
+        tasks[3].1 = st(TaskStateName::Dead, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::WaitAlloc);
 
-        tasks[1].1 = st(crate::structs::TaskStateName::Dead, false);
-        tasks[2].1 = st(crate::structs::TaskStateName::Dead, false);
+        tasks[1].1 = st(TaskStateName::Dead, false);
+        tasks[2].1 = st(TaskStateName::Dead, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Poststop);
         assert!(*stop.borrow() && !*main.borrow());
@@ -238,14 +224,8 @@ mod tests {
         let main = c.gate(Stage::Main);
         let post = c.gate(Stage::PoststartEphemeral);
         c.update(&[
-            (
-                Stage::Main,
-                st(crate::structs::TaskStateName::Running, false),
-            ),
-            (
-                Stage::PoststartEphemeral,
-                st(crate::structs::TaskStateName::Pending, false),
-            ),
+            (Stage::Main, st(TaskStateName::Running, false)),
+            (Stage::PoststartEphemeral, st(TaskStateName::Pending, false)),
         ]);
         assert_eq!(c.phase(), Phase::Poststart);
         assert!(*main.borrow() && *post.borrow());
@@ -256,26 +236,17 @@ mod tests {
         let mut c = Coordinator::new();
         let main = c.gate(Stage::Main);
         let mut tasks = vec![
-            (
-                Stage::PrestartEphemeral,
-                st(crate::structs::TaskStateName::Pending, false),
-            ),
-            (
-                Stage::Main,
-                st(crate::structs::TaskStateName::Pending, false),
-            ),
+            (Stage::PrestartEphemeral, st(TaskStateName::Pending, false)),
+            (Stage::Main, st(TaskStateName::Pending, false)),
         ];
         c.update(&tasks);
-        tasks[0].1 = st(crate::structs::TaskStateName::Dead, true);
+        tasks[0].1 = st(TaskStateName::Dead, true);
         c.update(&tasks);
         assert!(!*main.borrow());
 
         let mut c = Coordinator::new();
         let main = c.gate(Stage::Main);
-        c.update(&[(
-            Stage::Main,
-            st(crate::structs::TaskStateName::Pending, false),
-        )]);
+        c.update(&[(Stage::Main, st(TaskStateName::Pending, false))]);
         assert_eq!(c.phase(), Phase::Main);
         assert!(*main.borrow());
     }

@@ -95,6 +95,7 @@ impl HealthTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structs::TaskStateName;
     use crate::structs::{Job, TaskGroup, UpdateStrategy};
     use std::sync::Arc;
 
@@ -133,31 +134,16 @@ mod tests {
         let t0 = Instant::now();
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
         assert!(
-            h.observe(
-                &[(
-                    Stage::Main,
-                    st(crate::structs::TaskStateName::Pending, false)
-                )],
-                t0
-            )
-            .is_some()
+            h.observe(&[(Stage::Main, st(TaskStateName::Pending, false))], t0)
+                .is_some()
         );
         let wait = h
-            .observe(
-                &[(
-                    Stage::Main,
-                    st(crate::structs::TaskStateName::Running, false),
-                )],
-                t0,
-            )
+            .observe(&[(Stage::Main, st(TaskStateName::Running, false))], t0)
             .unwrap();
         assert_eq!(wait, Duration::from_secs(2));
         assert!(h.status().is_none());
         h.observe(
-            &[(
-                Stage::Main,
-                st(crate::structs::TaskStateName::Running, false),
-            )],
+            &[(Stage::Main, st(TaskStateName::Running, false))],
             t0 + Duration::from_secs(2),
         );
         assert_eq!(h.status().unwrap().healthy, Some(true));
@@ -167,20 +153,11 @@ mod tests {
     fn unhealthy_on_failure_or_deadline() {
         let t0 = Instant::now();
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
-        h.observe(
-            &[(
-                Stage::Main,
-                st(crate::structs::TaskStateName::Pending, true),
-            )],
-            t0,
-        );
+        h.observe(&[(Stage::Main, st(TaskStateName::Pending, true))], t0);
         assert_eq!(h.status().unwrap().healthy, Some(false));
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
         h.observe(
-            &[(
-                Stage::Main,
-                st(crate::structs::TaskStateName::Pending, false),
-            )],
+            &[(Stage::Main, st(TaskStateName::Pending, false))],
             t0 + Duration::from_secs(11),
         );
         assert_eq!(h.status().unwrap().healthy, Some(false));

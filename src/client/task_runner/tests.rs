@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::structs::*;
 
 use super::super::testutil::{Harness, alloc, restart, task};
+use crate::structs::{AllocClientStatus, TaskStateName};
 
 fn detail(ev: &TaskEvent, key: &str) -> String {
     ev.details
@@ -24,7 +25,7 @@ async fn successful_batch_task_event_sequence() {
         vec!["Received", "Task Setup", "Started", "Terminated"]
     );
     let st = h.state("hello");
-    assert_eq!(st.state, crate::structs::TaskStateName::Dead);
+    assert_eq!(st.state, TaskStateName::Dead);
     assert!(!st.failed);
     assert_eq!(st.restarts, 0);
     assert!(!time::is_zero(&st.started_at) && !time::is_zero(&st.finished_at));
@@ -32,10 +33,7 @@ async fn successful_batch_task_event_sequence() {
     assert_eq!(evs[1].message, "Building Task Directory");
     assert_eq!(detail(&evs[3], "exit_code"), "0");
     assert_eq!(evs[3].display_message, "Exit Code: 0");
-    assert_eq!(
-        view.client_status,
-        crate::structs::AllocClientStatus::Complete
-    );
+    assert_eq!(view.client_status, AllocClientStatus::Complete);
     assert_eq!(view.client_description, "All tasks have completed");
 
     // The process really ran, with the task environment.
@@ -98,10 +96,7 @@ async fn failing_service_task_restarts_then_fails() {
     assert!(st.failed);
     assert_eq!(st.restarts, 2);
     assert!(!time::is_zero(&st.last_restart));
-    assert_eq!(
-        view.client_status,
-        crate::structs::AllocClientStatus::Failed
-    );
+    assert_eq!(view.client_status, AllocClientStatus::Failed);
     assert_eq!(view.client_description, "Failed tasks");
 }
 
@@ -145,12 +140,9 @@ async fn kill_sequence_sigkills_a_task_ignoring_sigint() {
     );
     assert_eq!(detail(&evs[4], "signal"), "9");
     assert_eq!(evs[5].display_message, "Task successfully killed");
-    assert_eq!(st.state, crate::structs::TaskStateName::Dead);
+    assert_eq!(st.state, TaskStateName::Dead);
     assert!(!st.failed);
-    assert_eq!(
-        view.client_status,
-        crate::structs::AllocClientStatus::Complete
-    );
+    assert_eq!(view.client_status, AllocClientStatus::Complete);
 }
 
 #[tokio::test]

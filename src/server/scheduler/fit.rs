@@ -526,6 +526,7 @@ pub fn allocs_fit(node: &Node, allocs: &[&Allocation]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structs::{AllocClientStatus, AllocDesiredStatus};
     use crate::structs::{
         AllocatedResources, AllocatedSharedResources, AllocatedTaskResources,
         NodeReservedResources, NodeResources,
@@ -568,8 +569,8 @@ mod tests {
         };
         Allocation {
             allocated_resources: Some(ar),
-            desired_status: crate::structs::AllocDesiredStatus::Run,
-            client_status: crate::structs::AllocClientStatus::Running,
+            desired_status: AllocDesiredStatus::Run,
+            client_status: AllocClientStatus::Running,
             ..Default::default()
         }
     }
@@ -587,7 +588,7 @@ mod tests {
         assert_eq!(allocs_fit(&n, &[&a, &b]).unwrap_err(), "disk");
         // Terminal allocations free their resources.
         let mut b = alloc(600, 100, 100, &[]);
-        b.client_status = crate::structs::AllocClientStatus::Complete;
+        b.client_status = AllocClientStatus::Complete;
         assert_eq!(allocs_fit(&n, &[&a, &b]), Ok(()));
     }
 

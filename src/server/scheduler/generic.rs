@@ -292,6 +292,7 @@ mod tests {
     use crate::server::scheduler::{SchedulerError, schedule};
     use crate::structs::time::now_nanos;
     use crate::structs::{Affinity, Constraint, NetworkResource, Port, TaskState};
+    use crate::structs::{AllocClientStatus, AllocDesiredStatus, NodeStatus};
 
     fn run(view: &MemView, job: &Job) -> SchedulerOutcome {
         schedule(&mock_eval(job), view).unwrap()
@@ -334,8 +335,8 @@ mod tests {
         assert_eq!(a.job_id, "web");
         assert!(Arc::ptr_eq(a.job.as_ref().unwrap(), &job));
         assert_eq!(a.task_group, "web");
-        assert_eq!(a.desired_status, crate::structs::AllocDesiredStatus::Run);
-        assert_eq!(a.client_status, crate::structs::AllocClientStatus::Pending);
+        assert_eq!(a.desired_status, AllocDesiredStatus::Run);
+        assert_eq!(a.client_status, AllocClientStatus::Pending);
         assert_eq!(a.node_name, format!("name-{}", a.node_id));
         assert!(a.create_time > 0);
         let ar = a.allocated_resources.as_ref().unwrap();
@@ -388,7 +389,7 @@ mod tests {
             &other,
         ))[0])
             .clone();
-        filler.client_status = crate::structs::AllocClientStatus::Running;
+        filler.client_status = AllocClientStatus::Running;
         v.upsert_alloc(filler);
         let job = v.upsert_job(mock_job("web", 1, 500, 256));
         for _ in 0..10 {
@@ -478,7 +479,7 @@ mod tests {
         nodriver.attributes = None;
         v.upsert_node(nodriver);
         let mut down = mock_node("down", 4000, 8192);
-        down.status = crate::structs::NodeStatus::Down;
+        down.status = NodeStatus::Down;
         v.upsert_node(down);
         let mut other_dc = mock_node("eu", 4000, 8192);
         other_dc.datacenter = "eu1".into();
@@ -648,7 +649,7 @@ mod tests {
     fn running(v: &mut MemView, out: &SchedulerOutcome) {
         for a in placed(out) {
             let mut a = a.clone();
-            a.client_status = crate::structs::AllocClientStatus::Running;
+            a.client_status = AllocClientStatus::Running;
             v.upsert_alloc(a);
         }
     }
@@ -660,20 +661,14 @@ mod tests {
         let out = run(&v, &job);
         running(&mut v, &out);
         let mut n0 = (*v.node("node-0").unwrap()).clone();
-        n0.status = crate::structs::NodeStatus::Down;
+        n0.status = NodeStatus::Down;
         v.upsert_node(n0);
         let out = run(&v, &job);
         let lost: Vec<_> = out.plan.node_update.values().flatten().collect();
         assert_eq!(lost.len(), 1);
         assert_eq!(lost[0].node_id, "node-0");
-        assert_eq!(
-            lost[0].client_status,
-            crate::structs::AllocClientStatus::Lost
-        );
-        assert_eq!(
-            lost[0].desired_status,
-            crate::structs::AllocDesiredStatus::Stop
-        );
+        assert_eq!(lost[0].client_status, AllocClientStatus::Lost);
+        assert_eq!(lost[0].desired_status, AllocDesiredStatus::Stop);
         assert_eq!(lost[0].desired_description, DESC_LOST);
         let new = placed(&out);
         assert_eq!(new.len(), 1);
@@ -752,7 +747,7 @@ mod tests {
         let job = v.upsert_job(mock_job("web", 1, 100, 100));
         let out = run(&v, &job);
         let mut a = placed(&out)[0].clone();
-        a.client_status = crate::structs::AllocClientStatus::Failed;
+        a.client_status = AllocClientStatus::Failed;
         let st = TaskState {
             finished_at: DateTime::<Utc>::from_timestamp_nanos(now_nanos() - 120_000_000_000),
             ..Default::default()
@@ -781,10 +776,7 @@ mod tests {
             assert_eq!(old.len(), 1);
             assert_eq!(old[0].id, a.id);
             assert_eq!(old[0].next_allocation, new[0].id);
-            assert_eq!(
-                old[0].desired_status,
-                crate::structs::AllocDesiredStatus::Stop
-            );
+            assert_eq!(old[0].desired_status, AllocDesiredStatus::Stop);
             assert_eq!(old[0].desired_description, DESC_RESCHEDULED);
         }
     }
@@ -795,7 +787,7 @@ mod tests {
         let job = v.upsert_job(mock_job("web", 1, 100, 100));
         let out = run(&v, &job);
         let mut a = placed(&out)[0].clone();
-        a.client_status = crate::structs::AllocClientStatus::Failed;
+        a.client_status = AllocClientStatus::Failed;
         a.modify_time = now_nanos();
         v.upsert_alloc(a.clone());
         let out = run(&v, &job);
@@ -806,10 +798,7 @@ mod tests {
         assert_eq!(upd.len(), 1);
         assert_eq!(upd[0].id, a.id);
         assert_eq!(upd[0].followup_eval_id, ev.id);
-        assert_eq!(
-            upd[0].client_status,
-            crate::structs::AllocClientStatus::Failed
-        );
+        assert_eq!(upd[0].client_status, AllocClientStatus::Failed);
     }
 
     #[test]
@@ -840,7 +829,7 @@ mod tests {
         assert_eq!(placed(&out).len(), 2);
         for a in placed(&out) {
             let mut a = a.clone();
-            a.client_status = crate::structs::AllocClientStatus::Complete;
+            a.client_status = AllocClientStatus::Complete;
             v.upsert_alloc(a);
         }
         assert!(run(&v, &job).plan.is_noop());

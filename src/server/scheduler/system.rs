@@ -218,6 +218,7 @@ mod tests {
     use crate::server::scheduler::schedule;
     use crate::server::scheduler::testing::{MemView, mock_eval, mock_job, mock_node};
     use crate::structs::Constraint;
+    use crate::structs::{AllocClientStatus, AllocDesiredStatus, NodeStatus};
 
     fn system_job() -> Job {
         let mut j = mock_job("agent", 1, 100, 64);
@@ -237,7 +238,7 @@ mod tests {
         v.apply_plan(&out.plan);
         for a in placed(out) {
             let mut a = a.clone();
-            a.client_status = crate::structs::AllocClientStatus::Running;
+            a.client_status = AllocClientStatus::Running;
             v.upsert_alloc(a);
         }
     }
@@ -279,7 +280,7 @@ mod tests {
         apply_running(&mut v, &out);
 
         let mut n0 = (*v.node("n0").unwrap()).clone();
-        n0.status = crate::structs::NodeStatus::Down;
+        n0.status = NodeStatus::Down;
         v.upsert_node(n0);
         let mut n1 = (*v.node("n1").unwrap()).clone();
         n1.attributes = Some(
@@ -302,16 +303,10 @@ mod tests {
         let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
         assert_eq!(stops.len(), 2);
         let lost = stops.iter().find(|a| a.node_id == "n0").unwrap();
-        assert_eq!(lost.client_status, crate::structs::AllocClientStatus::Lost);
+        assert_eq!(lost.client_status, AllocClientStatus::Lost);
         let gone = stops.iter().find(|a| a.node_id == "n1").unwrap();
-        assert_eq!(
-            gone.desired_status,
-            crate::structs::AllocDesiredStatus::Stop
-        );
-        assert_eq!(
-            gone.client_status,
-            crate::structs::AllocClientStatus::Running
-        );
+        assert_eq!(gone.desired_status, AllocDesiredStatus::Stop);
+        assert_eq!(gone.client_status, AllocClientStatus::Running);
         // n2 is updated in place to the new version; nothing new is placed.
         let upd = placed(&out);
         assert_eq!(upd.len(), 1);
@@ -338,10 +333,7 @@ mod tests {
         let out = run(&v, &stopped);
         let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
         assert_eq!(stops.len(), 1);
-        assert_eq!(
-            stops[0].desired_status,
-            crate::structs::AllocDesiredStatus::Stop
-        );
+        assert_eq!(stops[0].desired_status, AllocDesiredStatus::Stop);
         assert!(out.plan.node_allocation.is_empty());
     }
 
@@ -356,7 +348,7 @@ mod tests {
         v.apply_plan(&out.plan);
         for a in placed(&out) {
             let mut a = a.clone();
-            a.client_status = crate::structs::AllocClientStatus::Complete;
+            a.client_status = AllocClientStatus::Complete;
             v.upsert_alloc(a);
         }
         assert!(run(&v, &job).plan.is_noop());

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::structs::{AllocClientStatus, AllocDesiredStatus, EvalStatus, JobStatus, NodeStatus};
 use crate::structs::{Allocation, Evaluation, Job, Node};
 
 fn job(id: &str) -> Job {
@@ -43,7 +44,7 @@ fn writes_bump_one_index_and_the_touched_watches() {
     assert_eq!(snap.table_index(Table::Nodes), 3);
     let j = snap.job("default", "a").unwrap();
     assert_eq!((j.create_index, j.modify_index), (2, 2));
-    assert_eq!(j.status, Some(crate::structs::JobStatus::Pending));
+    assert_eq!(j.status, Some(JobStatus::Pending));
 }
 
 #[test]
@@ -81,14 +82,14 @@ fn job_status_follows_allocs_and_evals() {
             id: "e1".into(),
             namespace: "default".into(),
             job_id: "a".into(),
-            status: crate::structs::EvalStatus::Pending,
+            status: EvalStatus::Pending,
             ..Default::default()
         })
     })
     .unwrap();
     assert_eq!(
         s.snapshot().job("default", "a").unwrap().status,
-        Some(crate::structs::JobStatus::Pending)
+        Some(JobStatus::Pending)
     );
     s.write_blocking(|t| {
         t.put_alloc_server(Allocation {
@@ -97,24 +98,24 @@ fn job_status_follows_allocs_and_evals() {
             job_id: "a".into(),
             node_id: "n1".into(),
             job: Some(j.clone()),
-            desired_status: crate::structs::AllocDesiredStatus::Run,
-            client_status: crate::structs::AllocClientStatus::Pending,
+            desired_status: AllocDesiredStatus::Run,
+            client_status: AllocClientStatus::Pending,
             ..Default::default()
         })
     })
     .unwrap();
     assert_eq!(
         s.snapshot().job("default", "a").unwrap().status,
-        Some(crate::structs::JobStatus::Running)
+        Some(JobStatus::Running)
     );
     let mut done = (*s.snapshot().alloc("a1").unwrap()).clone();
-    done.client_status = crate::structs::AllocClientStatus::Complete;
+    done.client_status = AllocClientStatus::Complete;
     s.write_blocking(|t| t.put_alloc_client(done)).unwrap();
     let snap = s.snapshot();
     // The eval is still pending, so the job is pending rather than dead.
     assert_eq!(
         snap.job("default", "a").unwrap().status,
-        Some(crate::structs::JobStatus::Pending)
+        Some(JobStatus::Pending)
     );
     let a = snap.alloc("a1").unwrap();
     assert!(a.modify_index > a.alloc_modify_index);
@@ -136,8 +137,8 @@ fn survives_reopen_with_same_indexes() {
                     node_id: "n1".into(),
                     name: format!("web.g[{i}]"),
                     job: Some(j.clone()),
-                    desired_status: crate::structs::AllocDesiredStatus::Run,
-                    client_status: crate::structs::AllocClientStatus::Running,
+                    desired_status: AllocDesiredStatus::Run,
+                    client_status: AllocClientStatus::Running,
                     ..Default::default()
                 })
             })
@@ -146,7 +147,7 @@ fn survives_reopen_with_same_indexes() {
         s.write_blocking(|t| {
             t.put_node(Node {
                 id: "n1".into(),
-                status: crate::structs::NodeStatus::Ready,
+                status: NodeStatus::Ready,
                 ..Default::default()
             })
         })
@@ -165,7 +166,7 @@ fn survives_reopen_with_same_indexes() {
     assert_eq!(snap.job_versions("default", "web").len(), 1);
     assert_eq!(
         snap.job("default", "web").unwrap().status,
-        Some(crate::structs::JobStatus::Running)
+        Some(JobStatus::Running)
     );
     // The next write continues after the restored index.
     let (idx, _) = s.write_blocking(|t| t.put_job(job("other"), true)).unwrap();
