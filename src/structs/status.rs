@@ -382,4 +382,24 @@ mod tests {
             json!("cancelled")
         );
     }
+
+    #[test]
+    fn an_allocation_record_round_trips_its_status_strings() {
+        let stored = json!({
+            "DesiredStatus": "stop",
+            "ClientStatus": "lost",
+            "TaskStates": {"t": {"State": "dead", "Failed": true}},
+        });
+        let a: crate::structs::Allocation = serde_json::from_value(stored).unwrap();
+        assert_eq!(a.desired_status, AllocDesiredStatus::Stop);
+        assert_eq!(a.client_status, AllocClientStatus::Lost);
+        let back = serde_json::to_value(&a).unwrap();
+        assert_eq!(back["DesiredStatus"], json!("stop"));
+        assert_eq!(back["ClientStatus"], json!("lost"));
+        assert_eq!(back["TaskStates"]["t"]["State"], json!("dead"));
+        let unset: crate::structs::Allocation =
+            serde_json::from_value(json!({"DesiredStatus": "", "ClientStatus": null})).unwrap();
+        assert_eq!(unset.desired_status, AllocDesiredStatus::Run);
+        assert_eq!(unset.client_status, AllocClientStatus::Pending);
+    }
 }
