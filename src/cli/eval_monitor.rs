@@ -41,7 +41,7 @@ pub async fn monitor(api: &ApiClient, eval_id: &str, verbose: bool) -> Result<()
             );
         }
         let status = eval["Status"].as_str().unwrap_or_default();
-        if status != "pending" {
+        if status != crate::structs::EvalStatus::Pending.as_str() {
             break eval;
         }
         if tokio::time::Instant::now() > deadline {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::rpc::{NodeStatusRequest, RpcError, ServerApi};
-use crate::structs::NODE_STATUS_READY;
+use crate::structs::NodeStatus;
 
 use super::node_state::NodeState;
 use super::util::{Backoff, jitter};
@@ -48,7 +48,7 @@ pub async fn run(
         let req = NodeStatusRequest {
             node_id,
             secret_id,
-            status: NODE_STATUS_READY.into(),
+            status: NodeStatus::Ready.to_string(),
         };
         match server.update_status(req).await {
             Ok(resp) => {

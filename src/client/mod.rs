@@ -41,7 +41,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use crate::rpc::ServerApi;
-use crate::structs::{ALLOC_CLIENT_FAILED, AllocDeploymentStatus, Allocation, Node};
+use crate::structs::{AllocClientStatus, AllocDeploymentStatus, Allocation, Node};
 use yurt_drivers::TaskDriver;
 
 pub use config::{ClientConfig, GcConfig, Timings};
@@ -327,7 +327,7 @@ impl Inner {
             self.status.push(Allocation {
                 id,
                 node_id,
-                client_status: ALLOC_CLIENT_FAILED.into(),
+                client_status: AllocClientStatus::Failed,
                 client_description: format!("Unable to add allocation due to error: {e}"),
                 deployment_status: Some(AllocDeploymentStatus {
                     healthy: Some(false),

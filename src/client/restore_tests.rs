@@ -13,6 +13,7 @@ use super::task_runner::test_driver::ShellDriver;
 use super::tests::{FakeServer, start_in};
 use super::testutil::{alloc, restart, task, tempdir, wait_for};
 use super::*;
+use crate::structs::{AllocClientStatus, TaskStateName};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -42,7 +43,10 @@ async fn first_agent() -> (Arc<FakeServer>, std::path::PathBuf, Allocation, i32)
     server.put_alloc(a.clone());
     let runner = wait_for(LIMIT, || client.alloc(&a.id)).await;
     let web = runner.task("web").unwrap().clone();
-    wait_for(LIMIT, || (web.state().state == "running").then_some(())).await;
+    wait_for(LIMIT, || {
+        (web.state().state == TaskStateName::Running).then_some(())
+    })
+    .await;
     let pid = client
         .inner
         .db
@@ -64,7 +68,7 @@ async fn reattaches_to_running_task_without_new_events() {
     let runner = wait_for(LIMIT, || client.alloc(&a.id)).await;
     let web = runner.task("web").unwrap().clone();
     let st = web.state();
-    assert_eq!(st.state, "running");
+    assert_eq!(st.state, TaskStateName::Running);
     assert_eq!(st.restarts, 0);
     assert_eq!(
         event_types(&st),
@@ -74,7 +78,7 @@ async fn reattaches_to_running_task_without_new_events() {
     let running = wait_for(LIMIT, || {
         server
             .last_update(&a.id)
-            .filter(|u| u.client_status == "running")
+            .filter(|u| u.client_status == AllocClientStatus::Running)
     })
     .await;
     assert_eq!(event_types(&running.task_states.unwrap()["web"]).len(), 3);
@@ -85,12 +89,12 @@ async fn reattaches_to_running_task_without_new_events() {
 
     // The restored runner still carries out a stop from the server.
     let mut stop = a.clone();
-    stop.desired_status = ALLOC_DESIRED_STOP.into();
+    stop.desired_status = AllocDesiredStatus::Stop;
     server.put_alloc(stop);
     let done = wait_for(LIMIT, || {
         server
             .last_update(&a.id)
-            .filter(|u| u.client_status == "complete")
+            .filter(|u| u.client_status == AllocClientStatus::Complete)
     })
     .await;
     assert_eq!(
@@ -132,7 +136,7 @@ async fn lost_task_restarts_only_after_server_contact() {
             .then_some(())
     })
     .await;
-    assert_eq!(web.state().state, "pending");
+    assert_eq!(web.state().state, TaskStateName::Pending);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         driver.started.lock().unwrap().is_empty(),
@@ -142,7 +146,10 @@ async fn lost_task_restarts_only_after_server_contact() {
     server
         .down
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    wait_for(LIMIT, || (web.state().state == "running").then_some(())).await;
+    wait_for(LIMIT, || {
+        (web.state().state == TaskStateName::Running).then_some(())
+    })
+    .await;
     assert_eq!(driver.started.lock().unwrap().len(), 1);
     let types = event_types(&web.state());
     assert_eq!(
@@ -170,7 +177,7 @@ async fn terminal_allocation_stays_terminal_and_unknown_state_is_dropped() {
     wait_for(LIMIT, || {
         server
             .last_update(&a.id)
-            .filter(|u| u.client_status == "complete")
+            .filter(|u| u.client_status == AllocClientStatus::Complete)
     })
     .await;
     // An allocation persisted without any task state (the agent died right after receiving it).
@@ -184,7 +191,7 @@ async fn terminal_allocation_stays_terminal_and_unknown_state_is_dropped() {
     let (client, run) = start_in(server.clone(), &dir, driver.clone()).await;
     let runner = wait_for(LIMIT, || client.alloc(&a.id)).await;
     let st = runner.task("once").unwrap().state();
-    assert_eq!(st.state, "dead");
+    assert_eq!(st.state, TaskStateName::Dead);
     assert_eq!(
         event_types(&st),
         vec!["Received", "Task Setup", "Started", "Terminated"]
@@ -219,7 +226,7 @@ async fn missing_alloc_dir_fails_the_restored_allocation() {
     let failed = wait_for(LIMIT, || {
         server
             .last_update(&a.id)
-            .filter(|u| u.client_status == "failed")
+            .filter(|u| u.client_status == AllocClientStatus::Failed)
     })
     .await;
     let st = &failed.task_states.unwrap()["web"];

@@ -302,6 +302,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateDbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structs::TaskStateName;
 
     /// The store keeps no copy of the records: an update builds on the file as it is now.
     #[test]
@@ -309,7 +310,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("yurt-statedb-{}", uuid::Uuid::new_v4()));
         let db = JsonStateDb::open(&dir).unwrap();
         let running = TaskState {
-            state: "running".into(),
+            state: TaskStateName::Running,
             ..Default::default()
         };
         db.put_task_state("a1", "web", &running).unwrap();
@@ -330,7 +331,7 @@ mod tests {
         )
         .unwrap();
         let dead = TaskState {
-            state: "dead".into(),
+            state: TaskStateName::Dead,
             ..Default::default()
         };
         db.put_task_state("a1", "web", &dead).unwrap();
@@ -357,7 +358,7 @@ mod tests {
         };
         db.put_task_handle("a1", "web", Some(&handle)).unwrap();
         let state = TaskState {
-            state: "running".into(),
+            state: crate::structs::TaskStateName::Running,
             ..Default::default()
         };
         db.put_task_state("a1", "web", &state).unwrap();
@@ -374,7 +375,7 @@ mod tests {
         // The end of a run: the exit's state and the cleared handle land in one write.
         db2.put_task_handle("a1", "web", Some(&handle)).unwrap();
         let dead = TaskState {
-            state: "dead".into(),
+            state: crate::structs::TaskStateName::Dead,
             ..Default::default()
         };
         db2.put_task_state_without_handle("a1", "web", &dead)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::rpc::{RpcError, ServerApi, UpdateAllocsRequest};
-use crate::structs::{ALLOC_CLIENT_PENDING, Allocation};
+use crate::structs::{AllocClientStatus, Allocation};
 
 use super::node_state::NodeState;
 use super::util::Backoff;
@@ -50,7 +50,7 @@ pub fn strip(alloc: &Allocation) -> Allocation {
         id: alloc.id.clone(),
         node_id: alloc.node_id.clone(),
         task_states: alloc.task_states.clone(),
-        client_status: alloc.client_status.clone(),
+        client_status: alloc.client_status,
         client_description: alloc.client_description.clone(),
         deployment_status: alloc.deployment_status.clone(),
         network_status: alloc.network_status.clone(),
@@ -83,7 +83,7 @@ impl StatusSync {
             }
             Some(acked) => acked.client_status != update.client_status,
             // The server created the allocation as pending; anything else is news.
-            None => update.client_status != ALLOC_CLIENT_PENDING,
+            None => update.client_status != AllocClientStatus::Pending,
         };
         q.pending.insert(
             update.id.clone(),
@@ -228,16 +228,16 @@ impl StatusSync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::structs::{ALLOC_CLIENT_FAILED, ALLOC_CLIENT_RUNNING, TaskState};
+    use crate::structs::{AllocClientStatus, TaskState};
 
-    fn update(id: &str, status: &str, events: usize) -> Allocation {
+    fn update(id: &str, status: AllocClientStatus, events: usize) -> Allocation {
         let mut ts = TaskState::default();
         for _ in 0..events {
             ts.push_event(crate::structs::TaskEvent::new("Started"));
         }
         Allocation {
             id: id.into(),
-            client_status: status.into(),
+            client_status: status,
             task_states: Some(BTreeMap::from([("t".to_string(), ts)])),
             job: Some(Default::default()),
             ..Default::default()
@@ -247,13 +247,13 @@ mod tests {
     #[test]
     fn latest_wins_urgency_and_dedup() {
         let s = StatusSync::new();
-        s.push(update("a", ALLOC_CLIENT_PENDING, 1));
+        s.push(update("a", AllocClientStatus::Pending, 1));
         assert!(s.take(false).is_empty(), "pending is not urgent");
-        let running = update("a", ALLOC_CLIENT_RUNNING, 2);
+        let running = update("a", AllocClientStatus::Running, 2);
         s.push(running.clone());
         let sent = s.take(false);
         assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].client_status, ALLOC_CLIENT_RUNNING);
+        assert_eq!(sent[0].client_status, AllocClientStatus::Running);
         assert!(sent[0].job.is_none(), "updates are stripped");
         s.acked(sent);
 
@@ -261,14 +261,14 @@ mod tests {
         s.push(running);
         assert_eq!(s.pending_len(), 0);
         // Only task events changed: not urgent, goes with the full batch.
-        s.push(update("a", ALLOC_CLIENT_RUNNING, 3));
+        s.push(update("a", AllocClientStatus::Running, 3));
         assert!(s.take(false).is_empty());
         let full = s.take(true);
         assert_eq!(full.len(), 1);
         // A failed send is re-queued, but a newer update wins.
-        s.push(update("a", ALLOC_CLIENT_FAILED, 4));
+        s.push(update("a", AllocClientStatus::Failed, 4));
         s.requeue(full);
         let next = s.take(true);
-        assert_eq!(next[0].client_status, ALLOC_CLIENT_FAILED);
+        assert_eq!(next[0].client_status, AllocClientStatus::Failed);
     }
 }

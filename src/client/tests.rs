@@ -15,6 +15,7 @@ use crate::structs::*;
 use super::task_runner::test_driver::ShellDriver;
 use super::testutil::{alloc, restart, task, tempdir, wait_for};
 use super::*;
+use crate::structs::{AllocClientStatus, NodeStatus};
 
 #[derive(Default)]
 pub(super) struct FakeServer {
@@ -191,7 +192,7 @@ async fn registers_runs_reports_and_destroys_allocations() {
     let (client, run, dir) = start(server.clone()).await;
     wait_for(LIMIT, || client.is_registered().then_some(())).await;
     let node = server.nodes.lock().unwrap()[&client.node_id()].clone();
-    assert_eq!(node.status, "initializing");
+    assert_eq!(node.status, NodeStatus::Initializing);
     assert_eq!(node.attr("driver.shell"), Some("1"));
 
     let mut a = alloc(
@@ -204,7 +205,7 @@ async fn registers_runs_reports_and_destroys_allocations() {
     let done = wait_for(LIMIT, || {
         server
             .last_update(&a.id)
-            .filter(|u| u.client_status == "complete")
+            .filter(|u| u.client_status == AllocClientStatus::Complete)
     })
     .await;
     assert_eq!(done.node_id, client.node_id());
@@ -264,17 +265,17 @@ async fn stop_update_kills_the_task() {
     wait_for(LIMIT, || {
         server
             .last_update(&a.id)
-            .filter(|u| u.client_status == "running")
+            .filter(|u| u.client_status == AllocClientStatus::Running)
     })
     .await;
     // An unchanged AllocModifyIndex is not re-pulled; a stop with a bumped index is.
     let mut stop = a.clone();
-    stop.desired_status = ALLOC_DESIRED_STOP.into();
+    stop.desired_status = AllocDesiredStatus::Stop;
     server.put_alloc(stop);
     let done = wait_for(LIMIT, || {
         server
             .last_update(&a.id)
-            .filter(|u| u.client_status == "complete")
+            .filter(|u| u.client_status == AllocClientStatus::Complete)
     })
     .await;
     let types: Vec<_> = done.task_states.unwrap()["web"]
@@ -332,7 +333,7 @@ async fn reregisters_when_forgotten_and_survives_server_outage() {
         .driver = "nope".into();
     server.put_alloc(bad.clone());
     let failed = wait_for(LIMIT, || server.last_update(&bad.id)).await;
-    assert_eq!(failed.client_status, "failed");
+    assert_eq!(failed.client_status, AllocClientStatus::Failed);
     assert!(
         failed
             .client_description
@@ -400,8 +401,8 @@ async fn ignores_allocations_already_terminal_on_the_server() {
         restart(0, 10, "fail"),
     );
     lost.node_id = client.node_id();
-    lost.desired_status = ALLOC_DESIRED_STOP.into();
-    lost.client_status = ALLOC_CLIENT_LOST.into();
+    lost.desired_status = AllocDesiredStatus::Stop;
+    lost.client_status = AllocClientStatus::Lost;
     server.put_alloc(lost.clone());
     // A live one after it proves the watcher has seen both.
     let mut live = alloc("batch", vec![task("ok", "true")], restart(0, 10, "fail"));
@@ -410,7 +411,7 @@ async fn ignores_allocations_already_terminal_on_the_server() {
     wait_for(LIMIT, || {
         server
             .last_update(&live.id)
-            .filter(|u| u.client_status == "complete")
+            .filter(|u| u.client_status == AllocClientStatus::Complete)
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;

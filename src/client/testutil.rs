@@ -13,6 +13,7 @@ use super::state_db::JsonStateDb;
 use super::status_sync::StatusSync;
 use super::task_runner::test_driver::ShellDriver;
 use super::taskenv::NodeValues;
+use crate::structs::{AllocClientStatus, TaskStateName};
 
 /// A fresh temp dir.
 pub fn tempdir(tag: &str) -> PathBuf {
@@ -69,8 +70,8 @@ pub fn alloc(job_type: &str, tasks: Vec<Task>, policy: RestartPolicy) -> Allocat
         job_id: "j".into(),
         task_group: "g".into(),
         job: Some(Arc::new(job)),
-        desired_status: ALLOC_DESIRED_RUN.into(),
-        client_status: ALLOC_CLIENT_PENDING.into(),
+        desired_status: AllocDesiredStatus::Run,
+        client_status: AllocClientStatus::Pending,
         alloc_modify_index: 1,
         ..Default::default()
     }
@@ -143,7 +144,10 @@ impl Harness {
         wait_for(limit, || {
             self.handle
                 .client_view()
-                .filter(|a| a.client_status == "complete" || a.client_status == "failed")
+                .filter(|a| {
+                    a.client_status == AllocClientStatus::Complete
+                        || a.client_status == AllocClientStatus::Failed
+                })
                 .filter(|_| self.handle.tasks().values().all(|t| t.is_done()))
         })
         .await
@@ -152,7 +156,7 @@ impl Harness {
     /// Waits until task `name` is running.
     pub async fn wait_running(&self, name: &str, limit: Duration) {
         wait_for(limit, || {
-            (self.state(name).state == "running").then_some(())
+            (self.state(name).state == TaskStateName::Running).then_some(())
         })
         .await
     }

@@ -24,7 +24,7 @@ use broker::EvalBroker;
 use heartbeat::Heartbeats;
 use state::{StateError, StateStore};
 
-use crate::structs::{EVAL_STATUS_PENDING, Evaluation, generate_uuid, time::now_nanos};
+use crate::structs::{EvalStatus, Evaluation, generate_uuid, time::now_nanos};
 
 /// Server settings (from the agent config).
 #[derive(Debug, Clone)]
@@ -118,9 +118,9 @@ impl Server {
     pub fn start(self: &Arc<Self>) {
         let snap = self.state.snapshot();
         for eval in snap.evals.values() {
-            match eval.status.as_str() {
-                EVAL_STATUS_PENDING => self.broker.enqueue((**eval).clone()),
-                crate::structs::EVAL_STATUS_BLOCKED => {
+            match eval.status {
+                EvalStatus::Pending => self.broker.enqueue((**eval).clone()),
+                EvalStatus::Blocked => {
                     self.blocked.block((**eval).clone());
                 }
                 _ => {}
@@ -128,7 +128,7 @@ impl Server {
         }
         // Nodes that were alive get a fresh timer; silent ones go down after it.
         for node in snap.nodes.values() {
-            if node.status != crate::structs::NODE_STATUS_DOWN {
+            if node.status != crate::structs::NodeStatus::Down {
                 self.heartbeats.reset(self, &node.id, snap.nodes.len());
             }
         }
@@ -158,7 +158,7 @@ impl Server {
             r#type: job_type.to_string(),
             triggered_by: triggered_by.to_string(),
             job_id: job_id.to_string(),
-            status: EVAL_STATUS_PENDING.to_string(),
+            status: EvalStatus::Pending,
             create_time: now,
             modify_time: now,
             ..Default::default()

@@ -15,7 +15,7 @@ use croner::parser::{CronParser, Seconds};
 use super::ops::jobs::{JobRegisterRequest, JobRegisterResponse};
 use super::state::{Table, Tables};
 use super::{Server, ServerError};
-use crate::structs::{JOB_STATUS_DEAD, Job, PeriodicConfig};
+use crate::structs::{Job, JobStatus, PeriodicConfig};
 
 /// Separates the parent's ID from the launch second in a child's ID.
 pub const PERIODIC_SUFFIX: &str = "/periodic-";
@@ -137,7 +137,7 @@ impl Server {
         if overlap && !force {
             let live = children(&snap, parent)
                 .iter()
-                .any(|(_, c)| c.status != JOB_STATUS_DEAD);
+                .any(|(_, c)| c.status != Some(JobStatus::Dead));
             if live {
                 tracing::debug!(job_id = %parent.id, "skipping periodic launch: an earlier child is still running");
                 return Ok(None);

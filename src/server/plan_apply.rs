@@ -8,7 +8,7 @@ use super::Server;
 use super::blocked::Blocked;
 use super::scheduler::{self, SchedulerOutcome};
 use super::state::StateError;
-use crate::structs::{EVAL_STATUS_BLOCKED, EVAL_STATUS_COMPLETE, Evaluation, time::now_nanos};
+use crate::structs::{EvalStatus, Evaluation, time::now_nanos};
 
 /// Why a plan was not committed.
 pub(super) enum PlanError {
@@ -37,7 +37,7 @@ impl Server {
             // Annotations only matter to a job plan (a dry run), never to a commit.
             desired_updates: _,
         } = out;
-        let reblock = eval.status == EVAL_STATUS_BLOCKED && !failed_tg_allocs.is_empty();
+        let reblock = eval.status == EvalStatus::Blocked && !failed_tg_allocs.is_empty();
         let stops_something = plan.node_update.values().any(|v| !v.is_empty());
         let result = self.state.write_blocking(|txn| {
             // Re-check every node that receives placements against the current state.
@@ -94,10 +94,10 @@ impl Server {
                 Some(failed_tg_allocs)
             };
             if reblock {
-                done.status = EVAL_STATUS_BLOCKED.to_string();
+                done.status = EvalStatus::Blocked;
                 done.status_description = "created to place remaining allocations".to_string();
             } else {
-                done.status = EVAL_STATUS_COMPLETE.to_string();
+                done.status = EvalStatus::Complete;
                 if let Some(b) = &blocked {
                     done.blocked_eval = b.id.clone();
                 }

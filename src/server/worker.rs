@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Server;
 use super::plan_apply::PlanError;
 use super::scheduler;
-use crate::structs::{EVAL_STATUS_FAILED, Evaluation, time::now_nanos};
+use crate::structs::{EvalStatus, Evaluation, time::now_nanos};
 
 /// How many times a plan is recomputed when the state moved under it.
 const MAX_PLAN_ATTEMPTS: usize = 5;
@@ -74,7 +74,7 @@ impl Server {
 
     fn fail_eval(&self, eval: &Evaluation, why: &str) {
         let mut e = eval.clone();
-        e.status = EVAL_STATUS_FAILED.to_string();
+        e.status = EvalStatus::Failed;
         e.status_description = why.to_string();
         e.modify_time = now_nanos();
         if let Err(err) = self.state.write_blocking(|txn| txn.put_eval(e)) {

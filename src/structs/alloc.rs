@@ -9,26 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::de::{int, null_default as nd, uint};
 use super::job::{Job, Opaque, Resources, SharedNetworks, StrMap};
+use super::status::{AllocClientStatus, AllocDesiredStatus, TaskStateName, blank_default};
 use super::time::zero_time;
 use super::vec_map::VecMap;
-
-/// Desired statuses (set by the server).
-pub const ALLOC_DESIRED_RUN: &str = "run";
-pub const ALLOC_DESIRED_STOP: &str = "stop";
-pub const ALLOC_DESIRED_EVICT: &str = "evict";
-
-/// Client statuses (reported by the client, or `lost` set by the server).
-pub const ALLOC_CLIENT_PENDING: &str = "pending";
-pub const ALLOC_CLIENT_RUNNING: &str = "running";
-pub const ALLOC_CLIENT_COMPLETE: &str = "complete";
-pub const ALLOC_CLIENT_FAILED: &str = "failed";
-pub const ALLOC_CLIENT_LOST: &str = "lost";
-pub const ALLOC_CLIENT_UNKNOWN: &str = "unknown";
-
-/// Task states.
-pub const TASK_STATE_PENDING: &str = "pending";
-pub const TASK_STATE_RUNNING: &str = "running";
-pub const TASK_STATE_DEAD: &str = "dead";
 
 /// An allocation. `Job` is shared: thousands of allocations point at one job version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -57,13 +40,15 @@ pub struct Allocation {
     pub task_resources: Option<Arc<VecMap<String, Resources>>>,
     pub allocated_resources: Option<AllocatedResources>,
     pub metrics: Option<AllocMetric>,
-    #[serde(deserialize_with = "nd")]
-    pub desired_status: String,
+    /// Set by the server; `null` or `""` (a client echoing an allocation back) reads as run.
+    #[serde(deserialize_with = "blank_default")]
+    pub desired_status: AllocDesiredStatus,
     #[serde(deserialize_with = "nd")]
     pub desired_description: String,
     pub desired_transition: DesiredTransition,
-    #[serde(deserialize_with = "nd")]
-    pub client_status: String,
+    /// Reported by the client: `null` or `""` reads as pending, an unknown name is refused.
+    #[serde(deserialize_with = "blank_default")]
+    pub client_status: AllocClientStatus,
     #[serde(deserialize_with = "nd")]
     pub client_description: String,
     pub task_states: Option<BTreeMap<String, TaskState>>,
@@ -97,14 +82,17 @@ pub struct Allocation {
 impl Allocation {
     /// Terminal on the server side: the scheduler wants it stopped or evicted.
     pub fn server_terminal(&self) -> bool {
-        self.desired_status == ALLOC_DESIRED_STOP || self.desired_status == ALLOC_DESIRED_EVICT
+        matches!(
+            self.desired_status,
+            AllocDesiredStatus::Stop | AllocDesiredStatus::Evict
+        )
     }
 
     /// Terminal on the client side: it has finished, failed or been lost.
     pub fn client_terminal(&self) -> bool {
         matches!(
-            self.client_status.as_str(),
-            ALLOC_CLIENT_COMPLETE | ALLOC_CLIENT_FAILED | ALLOC_CLIENT_LOST
+            self.client_status,
+            AllocClientStatus::Complete | AllocClientStatus::Failed | AllocClientStatus::Lost
         )
     }
 
@@ -215,8 +203,8 @@ pub struct AllocatedPortMapping {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct TaskState {
-    #[serde(deserialize_with = "nd")]
-    pub state: String,
+    #[serde(deserialize_with = "blank_default")]
+    pub state: TaskStateName,
     #[serde(deserialize_with = "nd")]
     pub failed: bool,
     #[serde(deserialize_with = "uint")]
@@ -231,7 +219,7 @@ pub struct TaskState {
 impl Default for TaskState {
     fn default() -> Self {
         TaskState {
-            state: TASK_STATE_PENDING.to_string(),
+            state: TaskStateName::Pending,
             failed: false,
             restarts: 0,
             last_restart: zero_time(),
@@ -259,7 +247,7 @@ impl TaskState {
 
     /// True when the task finished without failing.
     pub fn successful(&self) -> bool {
-        self.state == TASK_STATE_DEAD && !self.failed
+        self.state == TaskStateName::Dead && !self.failed
     }
 }
 
@@ -472,9 +460,9 @@ pub struct AllocListStub {
     pub task_group: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allocated_resources: Option<AllocatedResources>,
-    pub desired_status: String,
+    pub desired_status: AllocDesiredStatus,
     pub desired_description: String,
-    pub client_status: String,
+    pub client_status: AllocClientStatus,
     pub client_description: String,
     pub desired_transition: DesiredTransition,
     pub task_states: Option<BTreeMap<String, TaskState>>,
@@ -510,9 +498,9 @@ impl AllocListStub {
             } else {
                 None
             },
-            desired_status: a.desired_status.clone(),
+            desired_status: a.desired_status,
             desired_description: a.desired_description.clone(),
-            client_status: a.client_status.clone(),
+            client_status: a.client_status,
             client_description: a.client_description.clone(),
             desired_transition: a.desired_transition.clone(),
             task_states: if task_states {

@@ -5,13 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::alloc::AllocMetric;
-
-/// Evaluation statuses.
-pub const EVAL_STATUS_BLOCKED: &str = "blocked";
-pub const EVAL_STATUS_PENDING: &str = "pending";
-pub const EVAL_STATUS_COMPLETE: &str = "complete";
-pub const EVAL_STATUS_FAILED: &str = "failed";
-pub const EVAL_STATUS_CANCELLED: &str = "canceled";
+use super::status::{DeploymentStatus, EvalStatus};
 
 /// What triggered an evaluation.
 pub mod trigger {
@@ -50,7 +44,7 @@ pub struct Evaluation {
     pub node_modify_index: u64,
     #[serde(rename = "DeploymentID")]
     pub deployment_id: String,
-    pub status: String,
+    pub status: EvalStatus,
     pub status_description: String,
     pub wait: i64,
     /// Unix nanoseconds before which the eval must not run (delayed reschedules); 0 = now.
@@ -79,17 +73,11 @@ impl Evaluation {
     /// Complete, failed or cancelled.
     pub fn terminal(&self) -> bool {
         matches!(
-            self.status.as_str(),
-            EVAL_STATUS_COMPLETE | EVAL_STATUS_FAILED | EVAL_STATUS_CANCELLED
+            self.status,
+            EvalStatus::Complete | EvalStatus::Failed | EvalStatus::Canceled
         )
     }
 }
-
-/// Deployment statuses.
-pub const DEPLOYMENT_STATUS_RUNNING: &str = "running";
-pub const DEPLOYMENT_STATUS_SUCCESSFUL: &str = "successful";
-pub const DEPLOYMENT_STATUS_FAILED: &str = "failed";
-pub const DEPLOYMENT_STATUS_CANCELLED: &str = "cancelled";
 
 /// A rolling update of a job version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -106,7 +94,7 @@ pub struct Deployment {
     pub job_create_index: u64,
     pub is_multiregion: bool,
     pub task_groups: BTreeMap<String, DeploymentState>,
-    pub status: String,
+    pub status: DeploymentStatus,
     pub status_description: String,
     pub eval_priority: i64,
     pub create_index: u64,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::de::{count, int, null_default as nd, one, uint};
+use super::status::{JobStatus, server_owned};
 
 /// Opaque JSON kept as sent (blocks yurt stores and returns but does not interpret).
 pub type Opaque = Option<Value>;
@@ -25,11 +26,6 @@ pub const JOB_TYPE_SERVICE: &str = "service";
 pub const JOB_TYPE_BATCH: &str = "batch";
 pub const JOB_TYPE_SYSTEM: &str = "system";
 pub const JOB_TYPE_SYSBATCH: &str = "sysbatch";
-
-/// Job statuses.
-pub const JOB_STATUS_PENDING: &str = "pending";
-pub const JOB_STATUS_RUNNING: &str = "running";
-pub const JOB_STATUS_DEAD: &str = "dead";
 
 /// A job: the desired state a user submits.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,8 +74,9 @@ pub struct Job {
     pub vault_namespace: String,
     #[serde(rename = "NomadTokenID", deserialize_with = "nd")]
     pub nomad_token_id: String,
-    #[serde(deserialize_with = "nd")]
-    pub status: String,
+    /// Set by the server on register; `None` (`""` on the wire) before that.
+    #[serde(with = "server_owned")]
+    pub status: Option<JobStatus>,
     #[serde(deserialize_with = "nd")]
     pub status_description: String,
     #[serde(deserialize_with = "nd")]
@@ -117,7 +114,7 @@ impl Job {
             name: id.clone(),
             id,
             parent_id: self.id.clone(),
-            status: String::new(),
+            status: None,
             status_description: String::new(),
             stable: false,
             version: 0,
@@ -698,7 +695,8 @@ pub struct JobListStub {
     pub periodic: bool,
     pub parameterized_job: bool,
     pub stop: bool,
-    pub status: String,
+    #[serde(with = "server_owned")]
+    pub status: Option<JobStatus>,
     pub status_description: String,
     pub job_summary: Option<JobSummary>,
     pub create_index: u64,
@@ -725,7 +723,7 @@ impl JobListStub {
             periodic: job.periodic.as_ref().is_some_and(|p| p.enabled),
             parameterized_job: job.parameterized_job.is_some(),
             stop: job.stop,
-            status: job.status.clone(),
+            status: job.status,
             status_description: job.status_description.clone(),
             job_summary: summary,
             create_index: job.create_index,

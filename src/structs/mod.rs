@@ -7,6 +7,7 @@ pub mod eval;
 pub mod job;
 pub mod node;
 pub mod scaling;
+pub mod status;
 pub mod time;
 pub mod validate;
 pub mod vec_map;
@@ -16,6 +17,7 @@ pub use eval::*;
 pub use job::*;
 pub use node::*;
 pub use scaling::*;
+pub use status::*;
 pub use vec_map::VecMap;
 
 /// Namespace used when a request names none.

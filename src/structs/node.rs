@@ -7,12 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::de::{int, null_default as nd, uint};
 use super::job::{NetworkResource, Opaque, StrMap};
-
-/// Node statuses.
-pub const NODE_STATUS_INIT: &str = "initializing";
-pub const NODE_STATUS_READY: &str = "ready";
-pub const NODE_STATUS_DOWN: &str = "down";
-pub const NODE_STATUS_DISCONNECTED: &str = "disconnected";
+use super::status::{NodeStatus, blank_default};
 
 /// Scheduling eligibility values.
 pub const NODE_ELIGIBLE: &str = "eligible";
@@ -50,8 +45,9 @@ pub struct Node {
     pub drain_strategy: Opaque,
     #[serde(deserialize_with = "nd")]
     pub scheduling_eligibility: String,
-    #[serde(deserialize_with = "nd")]
-    pub status: String,
+    /// `null` or `""` from a registering client means "initializing".
+    #[serde(deserialize_with = "blank_default")]
+    pub status: NodeStatus,
     #[serde(deserialize_with = "nd")]
     pub status_description: String,
     #[serde(deserialize_with = "int")]
@@ -82,7 +78,7 @@ impl Node {
 
     /// Ready and eligible: the scheduler may place work here.
     pub fn ready(&self) -> bool {
-        self.status == NODE_STATUS_READY
+        self.status == NodeStatus::Ready
             && self.scheduling_eligibility != NODE_INELIGIBLE
             && !self.drain
     }
@@ -219,7 +215,7 @@ pub struct NodeListStub {
     pub version: String,
     pub drain: bool,
     pub scheduling_eligibility: String,
-    pub status: String,
+    pub status: NodeStatus,
     pub status_description: String,
     pub drivers: Option<BTreeMap<String, DriverInfo>>,
     pub host_volumes: Opaque,
@@ -256,7 +252,7 @@ impl NodeListStub {
             version: n.version(),
             drain: n.drain,
             scheduling_eligibility: n.scheduling_eligibility.clone(),
-            status: n.status.clone(),
+            status: n.status,
             status_description: n.status_description.clone(),
             drivers: n.drivers.clone(),
             host_volumes: n.host_volumes.clone(),

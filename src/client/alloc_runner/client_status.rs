@@ -2,30 +2,27 @@
 
 use std::collections::BTreeMap;
 
-use crate::structs::{
-    ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_PENDING, ALLOC_CLIENT_RUNNING,
-    TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING, TaskState,
-};
+use crate::structs::{AllocClientStatus, TaskState, TaskStateName};
 
 /// `(ClientStatus, ClientDescription)` for a set of task states.
-pub fn client_status(states: &BTreeMap<String, TaskState>) -> (&'static str, &'static str) {
+pub fn client_status(states: &BTreeMap<String, TaskState>) -> (AllocClientStatus, &'static str) {
     let any = |f: &dyn Fn(&TaskState) -> bool| states.values().any(f);
-    if any(&|s| s.state == TASK_STATE_DEAD && s.failed) {
-        (ALLOC_CLIENT_FAILED, "Failed tasks")
-    } else if any(&|s| s.state == TASK_STATE_RUNNING) {
-        (ALLOC_CLIENT_RUNNING, "Tasks are running")
-    } else if any(&|s| s.state == TASK_STATE_PENDING) {
-        (ALLOC_CLIENT_PENDING, "No tasks have started")
+    if any(&|s| s.state == TaskStateName::Dead && s.failed) {
+        (AllocClientStatus::Failed, "Failed tasks")
+    } else if any(&|s| s.state == TaskStateName::Running) {
+        (AllocClientStatus::Running, "Tasks are running")
+    } else if any(&|s| s.state == TaskStateName::Pending) {
+        (AllocClientStatus::Pending, "No tasks have started")
     } else {
-        (ALLOC_CLIENT_COMPLETE, "All tasks have completed")
+        (AllocClientStatus::Complete, "All tasks have completed")
     }
 }
 
 /// Whether a client status is final.
-pub fn is_terminal(status: &str) -> bool {
+pub fn is_terminal(status: AllocClientStatus) -> bool {
     matches!(
         status,
-        ALLOC_CLIENT_COMPLETE | ALLOC_CLIENT_FAILED | crate::structs::ALLOC_CLIENT_LOST
+        AllocClientStatus::Complete | AllocClientStatus::Failed | AllocClientStatus::Lost
     )
 }
 
@@ -33,19 +30,19 @@ pub fn is_terminal(status: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn st(state: &str, failed: bool) -> TaskState {
+    fn st(state: TaskStateName, failed: bool) -> TaskState {
         TaskState {
-            state: state.into(),
+            state,
             failed,
             ..Default::default()
         }
     }
 
-    fn of(list: &[(&str, bool)]) -> (&'static str, &'static str) {
+    fn of(list: &[(TaskStateName, bool)]) -> (AllocClientStatus, &'static str) {
         let m = list
             .iter()
             .enumerate()
-            .map(|(i, (s, f))| (format!("t{i}"), st(s, *f)))
+            .map(|(i, (s, f))| (format!("t{i}"), st(*s, *f)))
             .collect();
         client_status(&m)
     }
@@ -53,23 +50,39 @@ mod tests {
     #[test]
     fn precedence_failed_running_pending_complete() {
         assert_eq!(
-            of(&[("dead", true), ("running", false)]),
-            ("failed", "Failed tasks")
+            of(&[(TaskStateName::Dead, true), (TaskStateName::Running, false)]),
+            (AllocClientStatus::Failed, "Failed tasks")
         );
         assert_eq!(
-            of(&[("running", false), ("pending", false), ("dead", false)]),
-            ("running", "Tasks are running")
+            of(&[
+                (TaskStateName::Running, false),
+                (TaskStateName::Pending, false),
+                (TaskStateName::Dead, false)
+            ]),
+            (AllocClientStatus::Running, "Tasks are running")
         );
         assert_eq!(
-            of(&[("pending", false), ("dead", false)]),
-            ("pending", "No tasks have started")
+            of(&[
+                (TaskStateName::Pending, false),
+                (TaskStateName::Dead, false)
+            ]),
+            (AllocClientStatus::Pending, "No tasks have started")
         );
         assert_eq!(
-            of(&[("dead", false), ("dead", false)]),
-            ("complete", "All tasks have completed")
+            of(&[(TaskStateName::Dead, false), (TaskStateName::Dead, false)]),
+            (AllocClientStatus::Complete, "All tasks have completed")
         );
         // A failed flag on a task that is not dead yet (restarting) does not fail the alloc.
-        assert_eq!(of(&[("pending", true)]).0, "pending");
-        assert!(is_terminal("complete") && is_terminal("failed") && !is_terminal("running"));
+        assert_eq!(
+            of(&[(TaskStateName::Pending, true)]).0,
+            AllocClientStatus::Pending
+        );
+        for s in AllocClientStatus::ALL {
+            let terminal = matches!(
+                s,
+                AllocClientStatus::Complete | AllocClientStatus::Failed | AllocClientStatus::Lost
+            );
+            assert_eq!(is_terminal(*s), terminal, "{s}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tokio::sync::watch;
 
-use crate::structs::{TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING, TaskState};
+use crate::structs::{TaskState, TaskStateName};
 
 use super::super::task_runner::Stage;
 
@@ -129,30 +129,30 @@ impl Coordinator {
             tasks.iter().all(|(stage, st)| pred(*stage, st))
         };
         if self.phase != Phase::Poststop
-            && all(&|stage, st| stage == Stage::Poststop || st.state == TASK_STATE_DEAD)
+            && all(&|stage, st| stage == Stage::Poststop || st.state == TaskStateName::Dead)
             && self.phase != Phase::Init
         {
             return Phase::Poststop;
         }
         match self.phase {
-            Phase::Init if all(&|_, st| st.state == TASK_STATE_PENDING) => Phase::Prestart,
+            Phase::Init if all(&|_, st| st.state == TaskStateName::Pending) => Phase::Prestart,
             Phase::Prestart
                 if all(&|stage, st| match stage {
-                    Stage::PrestartEphemeral => st.state == TASK_STATE_DEAD && !st.failed,
-                    Stage::PrestartSidecar => st.state == TASK_STATE_RUNNING,
+                    Stage::PrestartEphemeral => st.state == TaskStateName::Dead && !st.failed,
+                    Stage::PrestartSidecar => st.state == TaskStateName::Running,
                     _ => true,
                 }) =>
             {
                 Phase::Main
             }
             Phase::Main
-                if all(&|stage, st| stage != Stage::Main || st.state != TASK_STATE_PENDING) =>
+                if all(&|stage, st| stage != Stage::Main || st.state != TaskStateName::Pending) =>
             {
                 Phase::Poststart
             }
             Phase::Poststart
                 if all(&|stage, st| {
-                    stage != Stage::PoststartEphemeral || st.state == TASK_STATE_DEAD
+                    stage != Stage::PoststartEphemeral || st.state == TaskStateName::Dead
                 }) =>
             {
                 Phase::WaitAlloc
@@ -165,10 +165,11 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structs::TaskStateName;
 
-    fn st(state: &str, failed: bool) -> TaskState {
+    fn st(state: crate::structs::TaskStateName, failed: bool) -> TaskState {
         TaskState {
-            state: state.into(),
+            state,
             failed,
             ..Default::default()
         }
@@ -183,35 +184,35 @@ mod tests {
         let post = c.gate(Stage::PoststartEphemeral);
         let stop = c.gate(Stage::Poststop);
         let mut tasks = vec![
-            (Stage::PrestartEphemeral, st("pending", false)),
-            (Stage::PrestartSidecar, st("pending", false)),
-            (Stage::Main, st("pending", false)),
-            (Stage::PoststartEphemeral, st("pending", false)),
-            (Stage::Poststop, st("pending", false)),
+            (Stage::PrestartEphemeral, st(TaskStateName::Pending, false)),
+            (Stage::PrestartSidecar, st(TaskStateName::Pending, false)),
+            (Stage::Main, st(TaskStateName::Pending, false)),
+            (Stage::PoststartEphemeral, st(TaskStateName::Pending, false)),
+            (Stage::Poststop, st(TaskStateName::Pending, false)),
         ];
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Prestart);
         assert!(*pre.borrow() && *side.borrow() && !*main.borrow());
 
-        tasks[0].1 = st("dead", false);
+        tasks[0].1 = st(TaskStateName::Dead, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Prestart, "sidecar not running yet");
-        tasks[1].1 = st("running", false);
+        tasks[1].1 = st(TaskStateName::Running, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Main);
         assert!(*main.borrow() && !*pre.borrow() && !*post.borrow());
 
-        tasks[2].1 = st("running", false);
+        tasks[2].1 = st(TaskStateName::Running, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Poststart);
         assert!(*post.borrow() && !*stop.borrow());
 
-        tasks[3].1 = st("dead", false);
+        tasks[3].1 = st(TaskStateName::Dead, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::WaitAlloc);
 
-        tasks[1].1 = st("dead", false);
-        tasks[2].1 = st("dead", false);
+        tasks[1].1 = st(TaskStateName::Dead, false);
+        tasks[2].1 = st(TaskStateName::Dead, false);
         c.update(&tasks);
         assert_eq!(c.phase(), Phase::Poststop);
         assert!(*stop.borrow() && !*main.borrow());
@@ -223,8 +224,8 @@ mod tests {
         let main = c.gate(Stage::Main);
         let post = c.gate(Stage::PoststartEphemeral);
         c.update(&[
-            (Stage::Main, st("running", false)),
-            (Stage::PoststartEphemeral, st("pending", false)),
+            (Stage::Main, st(TaskStateName::Running, false)),
+            (Stage::PoststartEphemeral, st(TaskStateName::Pending, false)),
         ]);
         assert_eq!(c.phase(), Phase::Poststart);
         assert!(*main.borrow() && *post.borrow());
@@ -235,17 +236,17 @@ mod tests {
         let mut c = Coordinator::new();
         let main = c.gate(Stage::Main);
         let mut tasks = vec![
-            (Stage::PrestartEphemeral, st("pending", false)),
-            (Stage::Main, st("pending", false)),
+            (Stage::PrestartEphemeral, st(TaskStateName::Pending, false)),
+            (Stage::Main, st(TaskStateName::Pending, false)),
         ];
         c.update(&tasks);
-        tasks[0].1 = st("dead", true);
+        tasks[0].1 = st(TaskStateName::Dead, true);
         c.update(&tasks);
         assert!(!*main.borrow());
 
         let mut c = Coordinator::new();
         let main = c.gate(Stage::Main);
-        c.update(&[(Stage::Main, st("pending", false))]);
+        c.update(&[(Stage::Main, st(TaskStateName::Pending, false))]);
         assert_eq!(c.phase(), Phase::Main);
         assert!(*main.borrow());
     }

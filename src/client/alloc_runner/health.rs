@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use crate::structs::{
-    AllocDeploymentStatus, Allocation, JOB_TYPE_SERVICE, JOB_TYPE_SYSTEM, TASK_STATE_DEAD,
-    TASK_STATE_RUNNING, TaskState,
+    AllocDeploymentStatus, Allocation, JOB_TYPE_SERVICE, JOB_TYPE_SYSTEM, TaskState, TaskStateName,
 };
 
 use super::super::task_runner::Stage;
@@ -61,9 +60,9 @@ impl HealthTracker {
         let ready = tasks.iter().all(|(stage, st)| match stage {
             Stage::Poststop => true,
             Stage::PrestartEphemeral | Stage::PoststartEphemeral => {
-                st.state == TASK_STATE_DEAD && !st.failed
+                st.state == TaskStateName::Dead && !st.failed
             }
-            _ => st.state == TASK_STATE_RUNNING,
+            _ => st.state == TaskStateName::Running,
         });
         if !ready {
             self.healthy_since = None;
@@ -96,6 +95,7 @@ impl HealthTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structs::TaskStateName;
     use crate::structs::{Job, TaskGroup, UpdateStrategy};
     use std::sync::Arc;
 
@@ -121,9 +121,9 @@ mod tests {
         }
     }
 
-    fn st(state: &str, failed: bool) -> TaskState {
+    fn st(state: crate::structs::TaskStateName, failed: bool) -> TaskState {
         TaskState {
-            state: state.into(),
+            state,
             failed,
             ..Default::default()
         }
@@ -134,16 +134,16 @@ mod tests {
         let t0 = Instant::now();
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
         assert!(
-            h.observe(&[(Stage::Main, st("pending", false))], t0)
+            h.observe(&[(Stage::Main, st(TaskStateName::Pending, false))], t0)
                 .is_some()
         );
         let wait = h
-            .observe(&[(Stage::Main, st("running", false))], t0)
+            .observe(&[(Stage::Main, st(TaskStateName::Running, false))], t0)
             .unwrap();
         assert_eq!(wait, Duration::from_secs(2));
         assert!(h.status().is_none());
         h.observe(
-            &[(Stage::Main, st("running", false))],
+            &[(Stage::Main, st(TaskStateName::Running, false))],
             t0 + Duration::from_secs(2),
         );
         assert_eq!(h.status().unwrap().healthy, Some(true));
@@ -153,11 +153,11 @@ mod tests {
     fn unhealthy_on_failure_or_deadline() {
         let t0 = Instant::now();
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
-        h.observe(&[(Stage::Main, st("pending", true))], t0);
+        h.observe(&[(Stage::Main, st(TaskStateName::Pending, true))], t0);
         assert_eq!(h.status().unwrap().healthy, Some(false));
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
         h.observe(
-            &[(Stage::Main, st("pending", false))],
+            &[(Stage::Main, st(TaskStateName::Pending, false))],
             t0 + Duration::from_secs(11),
         );
         assert_eq!(h.status().unwrap().healthy, Some(false));

@@ -17,7 +17,7 @@ use chrono::Utc;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::structs::time::is_zero;
-use crate::structs::{Allocation, TASK_STATE_DEAD, Task, TaskState};
+use crate::structs::{Allocation, Task, TaskState, TaskStateName};
 use yurt_drivers::TaskDriver;
 
 use super::allocdir::AllocDir;
@@ -234,7 +234,7 @@ impl AllocRunner {
         let all_dead = self
             .tasks
             .values()
-            .all(|t| t.state().state == TASK_STATE_DEAD);
+            .all(|t| t.state().state == TaskStateName::Dead);
         let prerun_ok = if self.alloc.terminal() || (self.restoring && all_dead) {
             true
         } else {
@@ -326,7 +326,7 @@ impl AllocRunner {
                 continue;
             }
             let st = t.state();
-            if st.state != TASK_STATE_DEAD {
+            if st.state != TaskStateName::Dead {
                 live.push(t.clone());
                 continue;
             }
@@ -392,7 +392,7 @@ impl AllocRunner {
         let all_done = self
             .tasks
             .values()
-            .all(|t| t.state().state == TASK_STATE_DEAD);
+            .all(|t| t.state().state == TaskStateName::Dead);
         {
             let mut fin = self
                 .shared
@@ -414,7 +414,7 @@ impl AllocRunner {
             .as_ref()
             .and_then(HealthTracker::status)
             .or_else(|| alloc.deployment_status.clone());
-        if status == crate::structs::ALLOC_CLIENT_FAILED
+        if status == crate::structs::AllocClientStatus::Failed
             && !alloc.deployment_id.is_empty()
             && deployment_status.as_ref().and_then(|d| d.healthy).is_none()
         {
@@ -427,7 +427,7 @@ impl AllocRunner {
             id: alloc.id.clone(),
             node_id: alloc.node_id.clone(),
             task_states: Some(states),
-            client_status: status.to_string(),
+            client_status: status,
             client_description: desc.to_string(),
             deployment_status,
             ..Default::default()
@@ -467,7 +467,7 @@ impl AllocRunner {
             kill_tasks(tasks.clone(), max, KillOpts::default()).await;
             // Destroy does not wait for poststop tasks to run their course.
             for t in tasks.values().filter(|t| t.is_poststop()) {
-                let ev = (t.state().state != TASK_STATE_DEAD)
+                let ev = (t.state().state != TaskStateName::Dead)
                     .then(|| events::killing(effective_kill_timeout(t.task(), max)));
                 t.kill(ev, KillOpts::default()).await;
             }
@@ -505,7 +505,7 @@ pub async fn kill_tasks(
     let kill = |t: &TaskRunnerHandle| {
         let t = t.clone();
         async move {
-            let ev = (t.state().state != TASK_STATE_DEAD)
+            let ev = (t.state().state != TaskStateName::Dead)
                 .then(|| events::killing(effective_kill_timeout(t.task(), max_kill_timeout)));
             t.kill(ev, opts).await;
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::structs::*;
 
 use super::super::testutil::{Harness, alloc, restart, task, wait_for};
+use crate::structs::AllocClientStatus;
 
 fn lifecycle(hook: &str, sidecar: bool) -> Option<Lifecycle> {
     Some(Lifecycle {
@@ -39,7 +40,7 @@ async fn leader_exit_kills_the_others() {
         ]
     );
     assert!(!h.state("follower").failed);
-    assert_eq!(view.client_status, "complete");
+    assert_eq!(view.client_status, AllocClientStatus::Complete);
 }
 
 #[tokio::test]
@@ -67,7 +68,7 @@ async fn failed_task_kills_its_siblings() {
         ]
     );
     assert!(h.state("bad").failed && !h.state("good").failed);
-    assert_eq!(view.client_status, "failed");
+    assert_eq!(view.client_status, AllocClientStatus::Failed);
 }
 
 #[tokio::test]
@@ -88,7 +89,7 @@ async fn lifecycle_order_and_main_tasks_dead() {
         restart(0, 100, "fail"),
     ));
     let view = h.wait_terminal(Duration::from_secs(15)).await;
-    assert_eq!(view.client_status, "complete", "{view:#?}");
+    assert_eq!(view.client_status, AllocClientStatus::Complete, "{view:#?}");
 
     let s = |n: &str| h.state(n);
     assert!(s("main").started_at >= s("pre").finished_at);
@@ -115,11 +116,11 @@ async fn lifecycle_order_and_main_tasks_dead() {
 #[tokio::test]
 async fn stopped_alloc_never_starts_and_destroy_cleans_up() {
     let mut a = alloc("service", vec![task("t", LOOP)], restart(0, 100, "fail"));
-    a.desired_status = ALLOC_DESIRED_STOP.into();
+    a.desired_status = AllocDesiredStatus::Stop;
     let h = Harness::start(a);
     let view = h.wait_terminal(Duration::from_secs(10)).await;
     assert_eq!(h.events("t"), vec!["Received"]);
-    assert_eq!(view.client_status, "complete");
+    assert_eq!(view.client_status, AllocClientStatus::Complete);
     let dir = h.handle.alloc_dir().path().to_path_buf();
     h.handle.destroy().await;
     assert!(h.handle.is_destroyed());

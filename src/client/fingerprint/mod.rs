@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::structs::{
-    NODE_ELIGIBLE, NODE_STATUS_INIT, NetworkResource, Node, NodeDiskResources, NodeMemoryResources,
-    NodeReservedResources, NodeResources,
+    NODE_ELIGIBLE, NetworkResource, Node, NodeDiskResources, NodeMemoryResources,
+    NodeReservedResources, NodeResources, NodeStatus,
 };
 use yurt_drivers::TaskDriver;
 
@@ -122,7 +122,7 @@ pub async fn fingerprint_node(
             cfg.node_pool.clone()
         },
         scheduling_eligibility: NODE_ELIGIBLE.into(),
-        status: NODE_STATUS_INIT.into(),
+        status: NodeStatus::Initializing,
         ..Default::default()
     };
     let infos = drivers::driver_infos(drivers).await;

@@ -72,7 +72,7 @@ async fn produces_nomads_keys_with_plausible_values() {
     assert_eq!(a["driver.shell"], "1");
     assert_eq!(a["unique.network.ip-address"], "127.0.0.1");
 
-    assert_eq!(node.status, "initializing");
+    assert_eq!(node.status, crate::structs::NodeStatus::Initializing);
     assert_eq!(node.node_pool, "default");
     assert_eq!(node.datacenter, "dc1");
     assert_eq!(node.http_addr, "127.0.0.1:4646");

@@ -26,7 +26,7 @@ use crate::client::alloc_runner::AllocRunnerHandle;
 use crate::client::task_runner::{TaskRunnerError, TaskRunnerHandle};
 use crate::http::query::parse_go_bool;
 use crate::http::{AuthContext, HttpError, QueryParams, no_compression};
-use crate::structs::TASK_STATE_RUNNING;
+use crate::structs::TaskStateName;
 use crate::structs::time::is_zero;
 
 /// WebSocket close code for errors Nomad reports as HTTP 500.
@@ -226,7 +226,7 @@ fn check_running(task: &TaskRunnerHandle) -> Result<(), ExecError> {
             format!("task \"{}\" not started yet.", task.name()),
         ));
     }
-    if state.state != TASK_STATE_RUNNING {
+    if state.state != TaskStateName::Running {
         return Err(not_running(task));
     }
     Ok(())

@@ -10,7 +10,7 @@ use super::ClientApp;
 use super::alloc_lookup::multierror;
 use crate::client::task_runner::{TaskRunnerError, TaskRunnerHandle};
 use crate::http::{HttpError, JsonReply};
-use crate::structs::TASK_STATE_DEAD;
+use crate::structs::TaskStateName;
 
 /// `{"Task","Signal"}`.
 #[derive(Debug, Default, Deserialize)]
@@ -117,7 +117,7 @@ pub async fn restart(
     let all_dead = runner
         .tasks()
         .values()
-        .all(|t| t.state().state == TASK_STATE_DEAD);
+        .all(|t| t.state().state == TaskStateName::Dead);
     if alloc.server_terminal() || (all_dead && !req.all_tasks) {
         return Err(HttpError::internal(
             "restart of an alloc that should not run",

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::structs::TASK_STATE_PENDING;
+use crate::structs::TaskStateName;
 use yurt_drivers::{DriverError, ExitResult};
 
 use super::{KillOpts, TaskRunner, events, exit_result};
@@ -33,7 +33,7 @@ impl TaskRunner {
                 self.shared.emit(events::skipping_shutdown_delay(delay));
             } else {
                 self.shared.update(
-                    TASK_STATE_PENDING,
+                    TaskStateName::Pending,
                     Some(events::waiting_shutdown_delay(delay)),
                 );
                 tokio::select! {

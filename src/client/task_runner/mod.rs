@@ -18,10 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::structs::{
-    Allocation, LIFECYCLE_POSTSTOP, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING, Task,
-    TaskEvent, TaskState,
-};
+use crate::structs::{Allocation, LIFECYCLE_POSTSTOP, Task, TaskEvent, TaskState, TaskStateName};
 use yurt_drivers::{DriverError, ExitResult, TaskDriver};
 
 use super::allocdir::AllocDir;
@@ -207,7 +204,7 @@ impl TaskRunner {
                             .await;
                         self.clear_handle(&h.task_id).await;
                     }
-                    self.shared.update(TASK_STATE_DEAD, None);
+                    self.shared.update(TaskStateName::Dead, None);
                     self.done_tx.send_replace(true);
                     // A finished task (a prestart hook) may be asked to run again.
                     if self.wait_for_rerun().await {
@@ -233,7 +230,7 @@ impl TaskRunner {
             tokio::select! {
                 req = self.restart_rx.recv() => match req {
                     Some(req) if req.force => {
-                        self.shared.update(TASK_STATE_PENDING, None);
+                        self.shared.update(TaskStateName::Pending, None);
                         let _ = req.done.send(());
                         return true;
                     }
@@ -277,8 +274,10 @@ impl TaskRunner {
                     return Ending::Finished;
                 }
                 RestartDecision::Restart { delay, reason } => {
-                    self.shared
-                        .update(TASK_STATE_PENDING, Some(events::restarting(delay, &reason)));
+                    self.shared.update(
+                        TaskStateName::Pending,
+                        Some(events::restarting(delay, &reason)),
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = self.kill_rx.wait_for(Option::is_some) => return Ending::Finished,
@@ -579,7 +578,7 @@ impl TaskRunnerHandle {
     /// Restarts the running task in place without using up a restart attempt.
     pub async fn restart(&self, reason: &str) -> Result<(), TaskRunnerError> {
         let st = self.shared.state();
-        if st.state != TASK_STATE_RUNNING || self.shared.handle().is_none() {
+        if st.state != TaskStateName::Running || self.shared.handle().is_none() {
             return Err(TaskRunnerError::NotRunning);
         }
         self.send_restart(reason, false).await
@@ -589,8 +588,8 @@ impl TaskRunnerHandle {
     /// that never started, or whose runner is gone, is "not running".
     pub async fn force_restart(&self, reason: &str) -> Result<(), TaskRunnerError> {
         let st = self.shared.state();
-        let running = st.state == TASK_STATE_RUNNING && self.shared.handle().is_some();
-        let finished = st.state == TASK_STATE_DEAD && !is_zero(&st.started_at);
+        let running = st.state == TaskStateName::Running && self.shared.handle().is_some();
+        let finished = st.state == TaskStateName::Dead && !is_zero(&st.started_at);
         if !running && !finished {
             return Err(TaskRunnerError::NotRunning);
         }

@@ -2,7 +2,7 @@
 //! process started (Nomad's `TaskRunner.Restore` + `restoreHandle`), or decide how to go on
 //! when that is impossible.
 
-use crate::structs::{JOB_TYPE_SYSTEM, TASK_STATE_DEAD, TASK_STATE_PENDING, TASK_STATE_RUNNING};
+use crate::structs::{JOB_TYPE_SYSTEM, TaskStateName};
 use yurt_drivers::DriverError;
 
 use super::{Ending, TaskRunner, events};
@@ -25,7 +25,7 @@ impl TaskRunner {
             return Restored::Start;
         };
         let state = self.shared.state();
-        let dead = state.state == TASK_STATE_DEAD;
+        let dead = state.state == TaskStateName::Dead;
         let Some(handle) = record.handle else {
             // Pending (never started, or between restarts) starts anew; dead stays dead.
             return if dead {
@@ -40,8 +40,8 @@ impl TaskRunner {
             Ok(()) => {
                 // The handle is persisted before `running`: a crash in between leaves a
                 // pending state whose task runs. Nomad marks it running without an event.
-                if state.state != TASK_STATE_RUNNING {
-                    self.shared.update(TASK_STATE_RUNNING, None);
+                if state.state != TaskStateName::Running {
+                    self.shared.update(TaskStateName::Running, None);
                 }
                 tracing::info!(task_id = %handle.task_id, "reattached to task");
                 return Restored::Running(handle.task_id);
@@ -63,7 +63,7 @@ impl TaskRunner {
         // Only a task that was running lost something; otherwise there was nothing to
         // reattach to. System jobs and stopped allocations don't wait (as in Nomad).
         let job_type = self.cfg.alloc.job.as_ref().map(|j| j.r#type.as_str());
-        if state.state != TASK_STATE_RUNNING
+        if state.state != TaskStateName::Running
             || self.cfg.alloc.terminal()
             || job_type == Some(JOB_TYPE_SYSTEM)
         {
@@ -72,7 +72,7 @@ impl TaskRunner {
         // The allocation may have been stopped or moved while the agent was away: don't run
         // the task again until the servers have had their say.
         self.shared.update(
-            TASK_STATE_PENDING,
+            TaskStateName::Pending,
             Some(events::failed_restoring(&err.to_string())),
         );
         tokio::select! {

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio::sync::Notify;
 
 use crate::structs::time::is_zero;
-use crate::structs::{TASK_STATE_DEAD, TASK_STATE_RUNNING, TaskEvent, TaskState, event};
+use crate::structs::{TaskEvent, TaskState, TaskStateName, event};
 use yurt_drivers::TaskHandle;
 
 use super::super::state_db::StateDb;
@@ -69,19 +69,23 @@ impl TaskShared {
     /// agent acts on, and a durable write per event (Received, Task Setup, …) was most of a
     /// task's start latency.
     pub(crate) fn emit(&self, ev: TaskEvent) {
-        self.change("", Some(ev), Persist::Later);
+        self.change(None, Some(ev), Persist::Later);
     }
 
-    /// Moves to `new_state` (empty = unchanged) after appending `ev`, as Nomad's UpdateState.
-    pub(crate) fn update(&self, new_state: &str, ev: Option<TaskEvent>) {
-        self.change(new_state, ev, Persist::State);
+    /// Moves to `new_state` after appending `ev`, as Nomad's UpdateState.
+    pub(crate) fn update(&self, new_state: TaskStateName, ev: Option<TaskEvent>) {
+        self.change(Some(new_state), ev, Persist::State);
     }
 
     /// The task's new instance is running: its handle, the `running` state and `ev` are
     /// persisted in one write before anyone is told, so a restarted agent can reattach.
     pub(crate) fn started(&self, handle: TaskHandle, ev: TaskEvent) {
         *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
-        self.change(TASK_STATE_RUNNING, Some(ev), Persist::WithHandle(handle));
+        self.change(
+            Some(TaskStateName::Running),
+            Some(ev),
+            Persist::WithHandle(handle),
+        );
     }
 
     /// Appends the event that ends a run and forgets the run's handle, persisted as one
@@ -89,10 +93,10 @@ impl TaskShared {
     /// to or a recorded exit, never both (which would record the exit twice).
     pub(crate) fn end_run(&self, ev: TaskEvent) {
         *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.change("", Some(ev), Persist::WithoutHandle);
+        self.change(None, Some(ev), Persist::WithoutHandle);
     }
 
-    fn change(&self, new_state: &str, ev: Option<TaskEvent>, persist: Persist) {
+    fn change(&self, new_state: Option<TaskStateName>, ev: Option<TaskEvent>, persist: Persist) {
         let snapshot = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(mut ev) = ev {
@@ -106,12 +110,12 @@ impl TaskShared {
                 }
                 st.push_event(ev);
             }
-            if !new_state.is_empty() {
-                let old = std::mem::replace(&mut st.state, new_state.to_string());
-                if new_state == TASK_STATE_RUNNING && old != TASK_STATE_RUNNING {
+            if let Some(new_state) = new_state {
+                let old = std::mem::replace(&mut st.state, new_state);
+                if new_state == TaskStateName::Running && old != TaskStateName::Running {
                     st.started_at = Utc::now();
                 }
-                if new_state == TASK_STATE_DEAD && is_zero(&st.finished_at) {
+                if new_state == TaskStateName::Dead && is_zero(&st.finished_at) {
                     st.finished_at = Utc::now();
                 }
             }
@@ -190,7 +194,7 @@ mod tests {
         let rec = on_disk().expect("the start was written");
         assert_eq!(rec.handle, Some(handle));
         let state = rec.state.unwrap();
-        assert_eq!(state.state, TASK_STATE_RUNNING);
+        assert_eq!(state.state, TaskStateName::Running);
         let types: Vec<String> = state
             .events
             .unwrap()

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use crate::structs::*;
 
 use super::super::testutil::{Harness, alloc, restart, task};
+use crate::structs::{AllocClientStatus, TaskStateName};
 
 fn detail(ev: &TaskEvent, key: &str) -> String {
     ev.details
@@ -24,7 +25,7 @@ async fn successful_batch_task_event_sequence() {
         vec!["Received", "Task Setup", "Started", "Terminated"]
     );
     let st = h.state("hello");
-    assert_eq!(st.state, "dead");
+    assert_eq!(st.state, TaskStateName::Dead);
     assert!(!st.failed);
     assert_eq!(st.restarts, 0);
     assert!(!time::is_zero(&st.started_at) && !time::is_zero(&st.finished_at));
@@ -32,7 +33,7 @@ async fn successful_batch_task_event_sequence() {
     assert_eq!(evs[1].message, "Building Task Directory");
     assert_eq!(detail(&evs[3], "exit_code"), "0");
     assert_eq!(evs[3].display_message, "Exit Code: 0");
-    assert_eq!(view.client_status, "complete");
+    assert_eq!(view.client_status, AllocClientStatus::Complete);
     assert_eq!(view.client_description, "All tasks have completed");
 
     // The process really ran, with the task environment.
@@ -95,7 +96,7 @@ async fn failing_service_task_restarts_then_fails() {
     assert!(st.failed);
     assert_eq!(st.restarts, 2);
     assert!(!time::is_zero(&st.last_restart));
-    assert_eq!(view.client_status, "failed");
+    assert_eq!(view.client_status, AllocClientStatus::Failed);
     assert_eq!(view.client_description, "Failed tasks");
 }
 
@@ -109,7 +110,7 @@ async fn kill_sequence_sigkills_a_task_ignoring_sigint() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let mut stop = a.clone();
-    stop.desired_status = ALLOC_DESIRED_STOP.into();
+    stop.desired_status = AllocDesiredStatus::Stop;
     stop.alloc_modify_index = 2;
     let began = Instant::now();
     h.handle.update(stop);
@@ -139,9 +140,9 @@ async fn kill_sequence_sigkills_a_task_ignoring_sigint() {
     );
     assert_eq!(detail(&evs[4], "signal"), "9");
     assert_eq!(evs[5].display_message, "Task successfully killed");
-    assert_eq!(st.state, "dead");
+    assert_eq!(st.state, TaskStateName::Dead);
     assert!(!st.failed);
-    assert_eq!(view.client_status, "complete");
+    assert_eq!(view.client_status, AllocClientStatus::Complete);
 }
 
 #[tokio::test]
@@ -157,7 +158,7 @@ async fn shutdown_delay_and_kill_signal() {
     h.wait_running("graceful", Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut stop = a;
-    stop.desired_status = ALLOC_DESIRED_STOP.into();
+    stop.desired_status = AllocDesiredStatus::Stop;
     let began = Instant::now();
     h.handle.update(stop);
     h.wait_terminal(Duration::from_secs(10)).await;

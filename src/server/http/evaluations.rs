@@ -28,7 +28,7 @@ async fn list_evals(
         snap.evals_with_prefix(&opts.namespace, &opts.prefix)
             .iter()
             .filter(|e| job.is_none_or(|j| e.job_id == j))
-            .filter(|e| status.is_none_or(|s| e.status == s))
+            .filter(|e| status.is_none_or(|s| e.status.as_str() == s))
             .map(|e| e.as_ref().clone())
             .collect()
     };

@@ -85,3 +85,51 @@ async fn update_allocs(State(s): State<Arc<Server>>, body: Bytes) -> Result<Resp
     let index = resp.index;
     Ok(JsonReply::new(resp).index(index).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn post_update(body: serde_json::Value) -> (StatusCode, String) {
+        let server = Server::open(crate::server::ServerConfig::default()).unwrap();
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/internal/allocs/update")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = rpc_router(server).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn an_unknown_client_status_is_a_400_naming_the_field() {
+        let (status, body) = post_update(serde_json::json!({
+            "NodeID": "n1", "SecretID": "s",
+            "Alloc": [{"ID": "a1", "ClientStatus": "exploded"}],
+        }))
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("Alloc[0].ClientStatus"), "{body}");
+        assert!(body.contains("\"exploded\""), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_known_client_status_reaches_the_server() {
+        // Decoding passes; the unknown node is what the server then refuses.
+        let (status, body) = post_update(serde_json::json!({
+            "NodeID": "n1", "SecretID": "s",
+            "Alloc": [{"ID": "a1", "ClientStatus": "running", "DesiredStatus": null}],
+        }))
+        .await;
+        assert_ne!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(!body.contains("ClientStatus"), "{body}");
+    }
+}

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::server::state::Tables;
 use crate::structs::{
-    ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, ALLOC_CLIENT_PENDING,
-    ALLOC_CLIENT_RUNNING, ALLOC_CLIENT_UNKNOWN, JOB_STATUS_DEAD, JOB_STATUS_PENDING,
-    JOB_STATUS_RUNNING, Job, JobChildrenSummary, JobSummary, TaskGroupSummary,
+    AllocClientStatus, Job, JobChildrenSummary, JobStatus, JobSummary, TaskGroupSummary,
 };
 
 /// The summary of a job as of `tables`.
@@ -31,14 +29,13 @@ pub fn job_summary(tables: &Tables, job: &Job) -> JobSummary {
         let Some(s) = summary.get_mut(&a.task_group) else {
             continue;
         };
-        match a.client_status.as_str() {
-            ALLOC_CLIENT_PENDING => s.starting += 1,
-            ALLOC_CLIENT_RUNNING => s.running += 1,
-            ALLOC_CLIENT_COMPLETE => s.complete += 1,
-            ALLOC_CLIENT_FAILED => s.failed += 1,
-            ALLOC_CLIENT_LOST => s.lost += 1,
-            ALLOC_CLIENT_UNKNOWN => s.unknown += 1,
-            _ => {}
+        match a.client_status {
+            AllocClientStatus::Pending => s.starting += 1,
+            AllocClientStatus::Running => s.running += 1,
+            AllocClientStatus::Complete => s.complete += 1,
+            AllocClientStatus::Failed => s.failed += 1,
+            AllocClientStatus::Lost => s.lost += 1,
+            AllocClientStatus::Unknown => s.unknown += 1,
         }
     }
     // Queued comes from the newest evaluation that recorded it.
@@ -62,11 +59,10 @@ pub fn job_summary(tables: &Tables, job: &Job) -> JobSummary {
             .values()
             .filter(|j| j.parent_id == job.id && j.namespace == job.namespace)
         {
-            match child.status.as_str() {
-                JOB_STATUS_RUNNING => c.running += 1,
-                JOB_STATUS_DEAD => c.dead += 1,
-                JOB_STATUS_PENDING | "" => c.pending += 1,
-                _ => {}
+            match child.status {
+                Some(JobStatus::Running) => c.running += 1,
+                Some(JobStatus::Dead) => c.dead += 1,
+                Some(JobStatus::Pending) | None => c.pending += 1,
             }
         }
         c

@@ -70,7 +70,7 @@ impl Server {
                 .find(|j| {
                     j.parent_id == parent_id
                         && j.dispatch_idempotency_token == req.idempotency_token
-                        && j.status != crate::structs::JOB_STATUS_DEAD
+                        && j.status != Some(crate::structs::JobStatus::Dead)
                 })
         {
             return Ok(JobDispatchResponse {

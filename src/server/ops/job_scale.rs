@@ -6,7 +6,7 @@ use crate::server::state::{StateError, Tables};
 use crate::server::{Server, ServerError};
 use crate::structs::eval::trigger;
 use crate::structs::{
-    ALLOC_CLIENT_RUNNING, DEPLOYMENT_STATUS_RUNNING, JOB_TYPE_SYSTEM, JobScaleStatus, ScalingEvent,
+    AllocClientStatus, DeploymentStatus, JOB_TYPE_SYSTEM, JobScaleStatus, ScalingEvent,
     ScalingRequest, TaskGroupScaleStatus, time::now_nanos,
 };
 
@@ -193,7 +193,7 @@ pub fn scale_status(tables: &Tables, namespace: &str, job_id: &str) -> Option<Jo
             continue;
         };
         g.placed += 1;
-        if a.client_status == ALLOC_CLIENT_RUNNING {
+        if a.client_status == AllocClientStatus::Running {
             g.running += 1;
         }
         match a.deployment_status.as_ref().and_then(|d| d.healthy) {
@@ -239,6 +239,6 @@ fn deployment_active(tables: &Tables, job: &crate::structs::Job) -> bool {
         .deployments_by_job(&job.namespace, &job.id)
         .first()
         .is_some_and(|d| {
-            d.status == DEPLOYMENT_STATUS_RUNNING && d.job_create_index == job.create_index
+            d.status == DeploymentStatus::Running && d.job_create_index == job.create_index
         })
 }

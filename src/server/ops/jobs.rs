@@ -52,7 +52,7 @@ pub struct JobDeregisterResponse {
 /// True when two versions of a job describe the same thing (server-set fields ignored).
 pub fn same_spec(a: &Job, b: &Job) -> bool {
     let strip = |j: &Job| Job {
-        status: String::new(),
+        status: None,
         status_description: String::new(),
         stable: false,
         version: 0,
@@ -151,7 +151,7 @@ impl Server {
                     new.create_index = old.create_index;
                     new.job_modify_index = txn.index();
                     new.submit_time = now_nanos();
-                    new.status = old.status.clone();
+                    new.status = old.status;
                     txn.put_job(new, true)?;
                     txn.index()
                 }
@@ -161,7 +161,7 @@ impl Server {
                     new.create_index = 0;
                     new.job_modify_index = txn.index();
                     new.submit_time = now_nanos();
-                    new.status = String::new();
+                    new.status = None;
                     txn.put_job(new, true)?;
                     txn.index()
                 }
@@ -292,7 +292,7 @@ impl Server {
                 }
                 if force_reschedule {
                     for a in txn.tables().allocs_by_job(namespace, job_id) {
-                        if a.client_status == crate::structs::ALLOC_CLIENT_FAILED
+                        if a.client_status == crate::structs::AllocClientStatus::Failed
                             && a.next_allocation.is_empty()
                             && !a.server_terminal()
                         {
@@ -342,7 +342,7 @@ impl Server {
             .state
             .write(|txn| {
                 for mut e in evals {
-                    e.status = crate::structs::EVAL_STATUS_CANCELLED.to_string();
+                    e.status = crate::structs::EvalStatus::Canceled;
                     e.status_description =
                         "canceled after more recent eval was processed".to_string();
                     e.modify_time = now_nanos();
@@ -383,11 +383,43 @@ mod tests {
         let snap = s.state.snapshot();
         let j = snap.job("default", "web").unwrap();
         assert_eq!(j.version, 0);
-        assert_eq!(j.status, "pending");
+        assert_eq!(j.status, Some(crate::structs::JobStatus::Pending));
         let e = snap.eval(&r.eval_id).unwrap();
         assert_eq!(e.triggered_by, "job-register");
         assert_eq!(e.job_modify_index, r.job_modify_index);
         assert_eq!(s.broker.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_status_sent_with_the_job_is_ignored_and_the_server_sets_its_own() {
+        for sent in [
+            serde_json::json!(null),
+            serde_json::json!(""),
+            serde_json::json!("running"),
+            serde_json::json!("dead"),
+            serde_json::json!("not-a-status"),
+        ] {
+            let s = server();
+            let mut job = job_json();
+            job["Status"] = sent.clone();
+            s.register_job(req(job), None).await.unwrap();
+            let snap = s.state.snapshot();
+            let j = snap.job("default", "web").unwrap();
+            assert_eq!(j.status, Some(crate::structs::JobStatus::Pending), "{sent}");
+        }
+    }
+
+    #[tokio::test]
+    async fn resubmitting_an_inspected_job_makes_no_new_version() {
+        let s = server();
+        s.register_job(req(job_json()), None).await.unwrap();
+        let snap = s.state.snapshot();
+        let inspected = serde_json::to_value(&*snap.job("default", "web").unwrap()).unwrap();
+        assert_eq!(inspected["Status"], "pending");
+        let mut resent = inspected.clone();
+        resent["Status"] = serde_json::json!("running");
+        s.register_job(req(resent), None).await.unwrap();
+        assert_eq!(s.state.snapshot().job("default", "web").unwrap().version, 0);
     }
 
     #[tokio::test]

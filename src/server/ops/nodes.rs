@@ -15,9 +15,8 @@ use crate::server::Server;
 use crate::server::state::{StateError, Table};
 use crate::structs::eval::trigger;
 use crate::structs::{
-    ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, Allocation, Evaluation, JOB_TYPE_SYSBATCH,
-    JOB_TYPE_SYSTEM, NODE_ELIGIBLE, NODE_STATUS_DOWN, NODE_STATUS_INIT, NODE_STATUS_READY, Node,
-    NodeEvent, time::now_nanos,
+    AllocClientStatus, Allocation, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE,
+    Node, NodeEvent, NodeStatus, time::now_nanos,
 };
 
 impl From<StateError> for RpcError {
@@ -124,16 +123,13 @@ impl Server {
                             "node secret ID does not match. Not registering node.".to_string(),
                         ));
                     }
-                    node.status = old.status.clone();
+                    node.status = old.status;
                     node.create_index = old.create_index;
                     node.events = old.events.clone();
                     if node.scheduling_eligibility.is_empty() {
                         node.scheduling_eligibility = old.scheduling_eligibility.clone();
                     }
                 } else {
-                    if node.status.is_empty() {
-                        node.status = NODE_STATUS_INIT.to_string();
-                    }
                     node.create_index = 0;
                     node.events = Some(vec![NodeEvent {
                         message: "Node registered".to_string(),
@@ -151,7 +147,7 @@ impl Server {
                 node.computed_class = computed_class(&node);
                 node.status_updated_at = now_nanos() / 1_000_000_000;
                 let stored = txn.put_node(node.clone())?;
-                let evals = if stored.status == NODE_STATUS_READY {
+                let evals = if stored.status == NodeStatus::Ready {
                     node_evals(txn.tables(), &stored.id, trigger::NODE_UPDATE)
                         .into_iter()
                         .map(|e| txn.put_eval(e))
@@ -169,7 +165,7 @@ impl Server {
         for e in &evals {
             self.broker.enqueue((**e).clone());
         }
-        if stored.status == NODE_STATUS_READY {
+        if stored.status == NodeStatus::Ready {
             self.unblock();
         }
         let ttl = self
@@ -183,19 +179,17 @@ impl Server {
         self: &Arc<Self>,
         req: NodeStatusRequest,
     ) -> Result<NodeUpdateResponse, RpcError> {
-        let status = if req.status.is_empty() {
-            NODE_STATUS_READY.to_string()
-        } else {
-            req.status.clone()
+        let status = match req.status.as_str() {
+            "" => NodeStatus::Ready,
+            s => match s.parse() {
+                Ok(s @ (NodeStatus::Initializing | NodeStatus::Ready | NodeStatus::Down)) => s,
+                _ => {
+                    return Err(RpcError::BadRequest(format!(
+                        "invalid status for node: {s:?}"
+                    )));
+                }
+            },
         };
-        if !matches!(
-            status.as_str(),
-            NODE_STATUS_INIT | NODE_STATUS_READY | NODE_STATUS_DOWN
-        ) {
-            return Err(RpcError::BadRequest(format!(
-                "invalid status for node: {status:?}"
-            )));
-        }
         let snap = self.state.snapshot();
         let Some(node) = snap.node(&req.node_id) else {
             return Err(RpcError::NodeNotFound);
@@ -211,8 +205,8 @@ impl Server {
                         return Err(node_not_found());
                     };
                     let mut n = (*current).clone();
-                    let was_down = n.status == NODE_STATUS_DOWN;
-                    n.status = status.clone();
+                    let was_down = n.status == NodeStatus::Down;
+                    n.status = status;
                     n.status_updated_at = now_nanos() / 1_000_000_000;
                     if was_down {
                         n.events.get_or_insert_with(Vec::new).push(NodeEvent {
@@ -233,7 +227,7 @@ impl Server {
             for e in &evals {
                 self.broker.enqueue((**e).clone());
             }
-            if stored.status == NODE_STATUS_READY {
+            if stored.status == NodeStatus::Ready {
                 self.unblock();
             }
             (index, stored, evals)
@@ -255,11 +249,11 @@ impl Server {
                 let Some(node) = txn.tables().node(node_id) else {
                     return Ok(Vec::new());
                 };
-                if node.status == NODE_STATUS_DOWN {
+                if node.status == NodeStatus::Down {
                     return Ok(Vec::new());
                 }
                 let mut n = (*node).clone();
-                n.status = NODE_STATUS_DOWN.to_string();
+                n.status = NodeStatus::Down;
                 n.status_updated_at = now_nanos() / 1_000_000_000;
                 n.events.get_or_insert_with(Vec::new).push(NodeEvent {
                     message: "Node heartbeat missed".to_string(),
@@ -353,7 +347,7 @@ impl Server {
         if node.secret_id != req.secret_id {
             return Err(RpcError::SecretMismatch);
         }
-        if node.status == NODE_STATUS_DOWN {
+        if node.status == NodeStatus::Down {
             return Err(RpcError::BadRequest(format!(
                 "node {} is not allowed to update allocs while in status {}",
                 node.id, node.status
@@ -372,15 +366,15 @@ impl Server {
                     if current.node_id != req.node_id {
                         continue;
                     }
-                    let newly_failed = update.client_status == ALLOC_CLIENT_FAILED
-                        && current.client_status != ALLOC_CLIENT_FAILED;
+                    let newly_failed = update.client_status == AllocClientStatus::Failed
+                        && current.client_status != AllocClientStatus::Failed;
                     let mut merged: Allocation = (*current).clone();
                     // An allocation the server declared lost (its node went down) stays lost: a
                     // client that comes back only reports how it wound the allocation down.
-                    let server_says_lost =
-                        current.client_status == ALLOC_CLIENT_LOST && current.server_terminal();
+                    let server_says_lost = current.client_status == AllocClientStatus::Lost
+                        && current.server_terminal();
                     if !server_says_lost {
-                        merged.client_status = update.client_status.clone();
+                        merged.client_status = update.client_status;
                         merged.client_description = update.client_description.clone();
                     }
                     merged.task_states = update.task_states.clone();

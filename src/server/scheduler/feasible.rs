@@ -494,7 +494,7 @@ mod tests {
             name: "n1".into(),
             datacenter: "dc1".into(),
             node_class: "large".into(),
-            status: "ready".into(),
+            status: crate::structs::NodeStatus::Ready,
             scheduling_eligibility: "eligible".into(),
             attributes: Some(
                 attrs

@@ -528,6 +528,7 @@ pub fn allocs_fit(node: &Node, allocs: &[&Allocation]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structs::{AllocClientStatus, AllocDesiredStatus};
     use crate::structs::{
         AllocatedResources, AllocatedSharedResources, AllocatedTaskResources,
         NodeReservedResources, NodeResources,
@@ -570,8 +571,8 @@ mod tests {
         };
         Allocation {
             allocated_resources: Some(ar),
-            desired_status: "run".into(),
-            client_status: "running".into(),
+            desired_status: AllocDesiredStatus::Run,
+            client_status: AllocClientStatus::Running,
             ..Default::default()
         }
     }
@@ -589,7 +590,7 @@ mod tests {
         assert_eq!(allocs_fit(&n, &[&a, &b]).unwrap_err(), "disk");
         // Terminal allocations free their resources.
         let mut b = alloc(600, 100, 100, &[]);
-        b.client_status = "complete".into();
+        b.client_status = AllocClientStatus::Complete;
         assert_eq!(allocs_fit(&n, &[&a, &b]), Ok(()));
     }
 

@@ -8,8 +8,7 @@ use super::reconcile::{PlaceReason, Placement, ReconcileInput, reconcile};
 use super::stack::{Cluster, GroupStack, NewAlloc, stopped_copy};
 use super::{Plan, SchedulerOutcome, SchedulerView};
 use crate::structs::{
-    AllocMetric, Allocation, DesiredUpdates, EVAL_STATUS_BLOCKED, Evaluation, Job,
-    NODE_STATUS_DOWN, Node, trigger,
+    AllocMetric, Allocation, DesiredUpdates, EvalStatus, Evaluation, Job, Node, NodeStatus, trigger,
 };
 
 /// Status description of the blocked evaluation created for unplaced allocations.
@@ -51,7 +50,7 @@ pub fn schedule_generic(
         .into_iter()
         .filter_map(|id| view.node(id).map(|n| (id.to_string(), n)))
         .collect();
-    let node_lost = |id: &str| nodes.get(id).is_none_or(|n| n.status == NODE_STATUS_DOWN);
+    let node_lost = |id: &str| nodes.get(id).is_none_or(|n| n.status == NodeStatus::Down);
     let rec = reconcile(&ReconcileInput {
         eval,
         job: job.as_ref(),
@@ -269,7 +268,7 @@ pub(crate) fn blocked_eval(
         triggered_by: trigger::QUEUED_ALLOCS.to_string(),
         job_id: job.id.clone(),
         job_modify_index: job.job_modify_index,
-        status: EVAL_STATUS_BLOCKED.to_string(),
+        status: EvalStatus::Blocked,
         status_description: DESC_BLOCKED.to_string(),
         previous_eval: eval.id.clone(),
         class_eligibility: (!class_eligibility.is_empty()).then_some(class_eligibility),
@@ -293,6 +292,7 @@ mod tests {
     use crate::server::scheduler::{SchedulerError, schedule};
     use crate::structs::time::now_nanos;
     use crate::structs::{Affinity, Constraint, NetworkResource, Port, TaskState};
+    use crate::structs::{AllocClientStatus, AllocDesiredStatus, NodeStatus};
 
     fn run(view: &MemView, job: &Job) -> SchedulerOutcome {
         schedule(&mock_eval(job), view).unwrap()
@@ -335,8 +335,8 @@ mod tests {
         assert_eq!(a.job_id, "web");
         assert!(Arc::ptr_eq(a.job.as_ref().unwrap(), &job));
         assert_eq!(a.task_group, "web");
-        assert_eq!(a.desired_status, "run");
-        assert_eq!(a.client_status, "pending");
+        assert_eq!(a.desired_status, AllocDesiredStatus::Run);
+        assert_eq!(a.client_status, AllocClientStatus::Pending);
         assert_eq!(a.node_name, format!("name-{}", a.node_id));
         assert!(a.create_time > 0);
         let ar = a.allocated_resources.as_ref().unwrap();
@@ -389,7 +389,7 @@ mod tests {
             &other,
         ))[0])
             .clone();
-        filler.client_status = "running".into();
+        filler.client_status = AllocClientStatus::Running;
         v.upsert_alloc(filler);
         let job = v.upsert_job(mock_job("web", 1, 500, 256));
         for _ in 0..10 {
@@ -457,7 +457,7 @@ mod tests {
         assert_eq!(m.dimension_exhausted.as_ref().unwrap()["cpu"], 1);
         assert_eq!(m.coalesced_failures, 2);
         let b = out.blocked_eval.as_ref().unwrap();
-        assert_eq!(b.status, "blocked");
+        assert_eq!(b.status, EvalStatus::Blocked);
         assert_eq!(b.status_description, DESC_BLOCKED);
         assert_eq!(b.triggered_by, "queued-allocs");
         assert_eq!(b.previous_eval, eval.id);
@@ -486,7 +486,7 @@ mod tests {
         nodriver.attributes = None;
         v.upsert_node(nodriver);
         let mut down = mock_node("down", 4000, 8192);
-        down.status = "down".into();
+        down.status = NodeStatus::Down;
         v.upsert_node(down);
         let mut other_dc = mock_node("eu", 4000, 8192);
         other_dc.datacenter = "eu1".into();
@@ -656,7 +656,7 @@ mod tests {
     fn running(v: &mut MemView, out: &SchedulerOutcome) {
         for a in placed(out) {
             let mut a = a.clone();
-            a.client_status = "running".into();
+            a.client_status = AllocClientStatus::Running;
             v.upsert_alloc(a);
         }
     }
@@ -668,14 +668,14 @@ mod tests {
         let out = run(&v, &job);
         running(&mut v, &out);
         let mut n0 = (*v.node("node-0").unwrap()).clone();
-        n0.status = "down".into();
+        n0.status = NodeStatus::Down;
         v.upsert_node(n0);
         let out = run(&v, &job);
         let lost: Vec<_> = out.plan.node_update.values().flatten().collect();
         assert_eq!(lost.len(), 1);
         assert_eq!(lost[0].node_id, "node-0");
-        assert_eq!(lost[0].client_status, "lost");
-        assert_eq!(lost[0].desired_status, "stop");
+        assert_eq!(lost[0].client_status, AllocClientStatus::Lost);
+        assert_eq!(lost[0].desired_status, AllocDesiredStatus::Stop);
         assert_eq!(lost[0].desired_description, DESC_LOST);
         let new = placed(&out);
         assert_eq!(new.len(), 1);
@@ -754,7 +754,7 @@ mod tests {
         let job = v.upsert_job(mock_job("web", 1, 100, 100));
         let out = run(&v, &job);
         let mut a = placed(&out)[0].clone();
-        a.client_status = "failed".into();
+        a.client_status = AllocClientStatus::Failed;
         let st = TaskState {
             finished_at: DateTime::<Utc>::from_timestamp_nanos(now_nanos() - 120_000_000_000),
             ..Default::default()
@@ -783,7 +783,7 @@ mod tests {
             assert_eq!(old.len(), 1);
             assert_eq!(old[0].id, a.id);
             assert_eq!(old[0].next_allocation, new[0].id);
-            assert_eq!(old[0].desired_status, "stop");
+            assert_eq!(old[0].desired_status, AllocDesiredStatus::Stop);
             assert_eq!(old[0].desired_description, DESC_RESCHEDULED);
         }
     }
@@ -794,7 +794,7 @@ mod tests {
         let job = v.upsert_job(mock_job("web", 1, 100, 100));
         let out = run(&v, &job);
         let mut a = placed(&out)[0].clone();
-        a.client_status = "failed".into();
+        a.client_status = AllocClientStatus::Failed;
         a.modify_time = now_nanos();
         v.upsert_alloc(a.clone());
         let out = run(&v, &job);
@@ -805,7 +805,7 @@ mod tests {
         assert_eq!(upd.len(), 1);
         assert_eq!(upd[0].id, a.id);
         assert_eq!(upd[0].followup_eval_id, ev.id);
-        assert_eq!(upd[0].client_status, "failed");
+        assert_eq!(upd[0].client_status, AllocClientStatus::Failed);
     }
 
     #[test]
@@ -836,7 +836,7 @@ mod tests {
         assert_eq!(placed(&out).len(), 2);
         for a in placed(&out) {
             let mut a = a.clone();
-            a.client_status = "complete".into();
+            a.client_status = AllocClientStatus::Complete;
             v.upsert_alloc(a);
         }
         assert!(run(&v, &job).plan.is_noop());

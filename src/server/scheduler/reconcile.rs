@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use super::reschedule::{self, RESCHEDULE_WINDOW_NS};
 use crate::structs::{
-    ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_FAILED, ALLOC_CLIENT_LOST, Allocation, EVAL_STATUS_PENDING,
-    Evaluation, Job, RescheduleTracker, TaskGroup, alloc_name, trigger,
+    AllocClientStatus, Allocation, EvalStatus, Evaluation, Job, RescheduleTracker, TaskGroup,
+    alloc_name, trigger,
 };
 
 /// Stop reason: the job no longer wants this allocation.
@@ -82,7 +82,7 @@ pub struct Stop {
     /// DesiredDescription to set.
     pub description: &'static str,
     /// ClientStatus to set (`lost`), if any.
-    pub client_status: Option<&'static str>,
+    pub client_status: Option<crate::structs::AllocClientStatus>,
 }
 
 /// What the reconciler decided.
@@ -187,7 +187,7 @@ fn stop_or_lose(
         Stop {
             alloc: a.clone(),
             description: DESC_LOST,
-            client_status: Some(ALLOC_CLIENT_LOST),
+            client_status: Some(AllocClientStatus::Lost),
         }
     } else {
         Stop {
@@ -204,14 +204,14 @@ fn classify(inp: &ReconcileInput<'_>, tg: &TaskGroup, a: &Allocation) -> Option<
         // Already replaced; the replacement holds the name.
         return None;
     }
-    if inp.batch && a.client_status == ALLOC_CLIENT_COMPLETE {
+    if inp.batch && a.client_status == AllocClientStatus::Complete {
         // A batch allocation that finished successfully is done for good.
         return Some(Class::Settled);
     }
     if a.server_terminal() {
         return None;
     }
-    if a.client_status == ALLOC_CLIENT_FAILED {
+    if a.client_status == AllocClientStatus::Failed {
         return Some(classify_failed(inp, tg, a));
     }
     if a.client_terminal() {
@@ -288,7 +288,7 @@ fn reconcile_group(
             Class::Lost => out.stop.push(Stop {
                 alloc: a.clone(),
                 description: DESC_LOST,
-                client_status: Some(ALLOC_CLIENT_LOST),
+                client_status: Some(AllocClientStatus::Lost),
             }),
             // Terminal already; nothing to stop and nothing to replace.
             Class::Settled | Class::RescheduleNow | Class::RescheduleLater(_) => {}
@@ -315,7 +315,7 @@ fn reconcile_group(
                 out.stop.push(Stop {
                     alloc: (*a).clone(),
                     description: DESC_LOST,
-                    client_status: Some(ALLOC_CLIENT_LOST),
+                    client_status: Some(AllocClientStatus::Lost),
                 });
                 out.place.push(replace(PlaceReason::Lost, None));
             }
@@ -388,7 +388,7 @@ fn followup_eval(inp: &ReconcileInput<'_>, job: &Job, at: i64) -> Evaluation {
         triggered_by: trigger::RETRY_FAILED_ALLOC.to_string(),
         job_id: job.id.clone(),
         job_modify_index: job.job_modify_index,
-        status: EVAL_STATUS_PENDING.to_string(),
+        status: EvalStatus::Pending,
         status_description: DESC_FOLLOWUP.to_string(),
         wait_until: Some(DateTime::<Utc>::from_timestamp_nanos(at)),
         previous_eval: inp.eval.id.clone(),
@@ -506,7 +506,7 @@ mod tests {
         })
     }
 
-    fn alloc(job: &Arc<Job>, idx: u64, node: &str, client: &str) -> Arc<Allocation> {
+    fn alloc(job: &Arc<Job>, idx: u64, node: &str, client: AllocClientStatus) -> Arc<Allocation> {
         Arc::new(Allocation {
             id: format!("a{idx}-{node}-{client}"),
             name: alloc_name("web", "g", idx),
@@ -514,8 +514,8 @@ mod tests {
             job_id: "web".into(),
             job: Some(job.clone()),
             task_group: "g".into(),
-            desired_status: "run".into(),
-            client_status: client.into(),
+            desired_status: crate::structs::AllocDesiredStatus::Run,
+            client_status: client,
             modify_time: NOW - 100 * S,
             ..Default::default()
         })
@@ -552,7 +552,10 @@ mod tests {
     #[test]
     fn places_missing_lowest_indexes() {
         let j = job(4, 1, 100, false);
-        let allocs = vec![alloc(&j, 0, "n1", "running"), alloc(&j, 2, "n1", "running")];
+        let allocs = vec![
+            alloc(&j, 0, "n1", AllocClientStatus::Running),
+            alloc(&j, 2, "n1", AllocClientStatus::Running),
+        ];
         let r = run(Some(&j), &allocs, &[]);
         assert_eq!(names(&r), vec!["web.g[1]", "web.g[3]"]);
         assert!(r.stop.is_empty());
@@ -562,7 +565,9 @@ mod tests {
     #[test]
     fn count_decrease_stops_highest_indexes() {
         let j = job(2, 1, 100, false);
-        let allocs: Vec<_> = (0..4).map(|i| alloc(&j, i, "n1", "running")).collect();
+        let allocs: Vec<_> = (0..4)
+            .map(|i| alloc(&j, i, "n1", AllocClientStatus::Running))
+            .collect();
         let r = run(Some(&j), &allocs, &[]);
         assert!(r.place.is_empty());
         let mut stopped: Vec<_> = r.stop.iter().map(|s| s.alloc.name.clone()).collect();
@@ -575,9 +580,9 @@ mod tests {
     fn stopped_or_missing_job_stops_everything() {
         let j = job(2, 1, 100, false);
         let allocs = vec![
-            alloc(&j, 0, "n1", "running"),
-            alloc(&j, 1, "down", "running"),
-            alloc(&j, 2, "n1", "complete"),
+            alloc(&j, 0, "n1", AllocClientStatus::Running),
+            alloc(&j, 1, "down", AllocClientStatus::Running),
+            alloc(&j, 2, "n1", AllocClientStatus::Complete),
         ];
         let mut stopped = (*j).clone();
         stopped.stop = true;
@@ -591,14 +596,16 @@ mod tests {
             let on_n1 = r.stop.iter().find(|s| s.alloc.node_id == "n1").unwrap();
             assert_eq!(on_n1.description, DESC_JOB_STOPPED);
             let lost = r.stop.iter().find(|s| s.alloc.node_id == "down").unwrap();
-            assert_eq!(lost.client_status, Some("lost"));
+            assert_eq!(lost.client_status, Some(AllocClientStatus::Lost));
         }
     }
 
     #[test]
     fn destructive_vs_inplace_update() {
         let v1 = job(2, 1, 100, false);
-        let allocs: Vec<_> = (0..2).map(|i| alloc(&v1, i, "n1", "running")).collect();
+        let allocs: Vec<_> = (0..2)
+            .map(|i| alloc(&v1, i, "n1", AllocClientStatus::Running))
+            .collect();
         // Same version: nothing to do.
         let r = run(Some(&v1), &allocs, &[]);
         assert!(r.place.is_empty() && r.inplace.is_empty() && r.stop.is_empty());
@@ -623,13 +630,13 @@ mod tests {
     fn lost_allocs_are_marked_and_replaced() {
         let j = job(2, 1, 100, false);
         let allocs = vec![
-            alloc(&j, 0, "n1", "running"),
-            alloc(&j, 1, "down", "running"),
+            alloc(&j, 0, "n1", AllocClientStatus::Running),
+            alloc(&j, 1, "down", AllocClientStatus::Running),
         ];
         let r = run(Some(&j), &allocs, &["down"]);
         assert_eq!(r.stop.len(), 1);
         assert_eq!(r.stop[0].description, DESC_LOST);
-        assert_eq!(r.stop[0].client_status, Some("lost"));
+        assert_eq!(r.stop[0].client_status, Some(AllocClientStatus::Lost));
         assert_eq!(r.place.len(), 1);
         assert_eq!(r.place[0].name, "web.g[1]");
         assert_eq!(r.place[0].reason, PlaceReason::Lost);
@@ -639,15 +646,15 @@ mod tests {
     fn batch_complete_is_not_replaced_but_service_complete_is() {
         let b = job(2, 1, 100, true);
         let allocs = vec![
-            alloc(&b, 0, "n1", "complete"),
-            alloc(&b, 1, "n1", "running"),
+            alloc(&b, 0, "n1", AllocClientStatus::Complete),
+            alloc(&b, 1, "n1", AllocClientStatus::Running),
         ];
         let r = run(Some(&b), &allocs, &[]);
         assert!(r.place.is_empty());
         let s = job(2, 1, 100, false);
         let allocs = vec![
-            alloc(&s, 0, "n1", "complete"),
-            alloc(&s, 1, "n1", "running"),
+            alloc(&s, 0, "n1", AllocClientStatus::Complete),
+            alloc(&s, 1, "n1", AllocClientStatus::Running),
         ];
         let r = run(Some(&s), &allocs, &[]);
         assert_eq!(names(&r), vec!["web.g[0]"]);
@@ -655,7 +662,7 @@ mod tests {
     }
 
     fn failed(j: &Arc<Job>, finished: i64, events: usize) -> Arc<Allocation> {
-        let mut a = (*alloc(j, 0, "n1", "failed")).clone();
+        let mut a = (*alloc(j, 0, "n1", AllocClientStatus::Failed)).clone();
         let st = TaskState {
             finished_at: DateTime::<Utc>::from_timestamp_nanos(finished),
             ..Default::default()
@@ -704,7 +711,7 @@ mod tests {
         assert_eq!(r.followup_evals.len(), 1);
         let ev = &r.followup_evals[0];
         assert_eq!(ev.triggered_by, "alloc-failure");
-        assert_eq!(ev.status, "pending");
+        assert_eq!(ev.status, EvalStatus::Pending);
         assert_eq!(ev.previous_eval, "eval-1");
         assert_eq!(
             ev.wait_until.unwrap().timestamp_nanos_opt().unwrap(),
@@ -757,9 +764,9 @@ mod tests {
     #[test]
     fn removed_group_is_stopped_and_migration_replaces() {
         let j = job(1, 1, 100, false);
-        let mut other = (*alloc(&j, 0, "n1", "running")).clone();
+        let mut other = (*alloc(&j, 0, "n1", AllocClientStatus::Running)).clone();
         other.task_group = "gone".into();
-        let mut mig = (*alloc(&j, 0, "n2", "running")).clone();
+        let mut mig = (*alloc(&j, 0, "n2", AllocClientStatus::Running)).clone();
         mig.desired_transition.migrate = Some(true);
         let r = run(Some(&j), &[Arc::new(other), Arc::new(mig)], &[]);
         assert_eq!(r.stop.len(), 1);

@@ -136,7 +136,7 @@ mod tests {
             id: "a".into(),
             node_id: "n".into(),
             modify_time: at,
-            client_status: "failed".into(),
+            client_status: crate::structs::AllocClientStatus::Failed,
             reschedule_tracker: Some(RescheduleTracker {
                 events: Some(
                     delays

@@ -28,7 +28,7 @@ use super::rank::{
     binpack_score, candidate_limit,
 };
 use crate::structs::{
-    ALLOC_CLIENT_PENDING, ALLOC_DESIRED_RUN, AllocMetric, AllocatedResources,
+    AllocClientStatus, AllocDesiredStatus, AllocMetric, AllocatedResources,
     AllocatedSharedResources, AllocatedTaskResources, Allocation, Evaluation, Job, Lifecycle, Node,
     NodeScoreMeta, RescheduleTracker, Resources, TaskGroup, VecMap,
 };
@@ -712,8 +712,8 @@ impl NewAlloc<'_> {
             task_resources: Some(tasks),
             allocated_resources: Some(allocated),
             metrics: Some(metric),
-            desired_status: ALLOC_DESIRED_RUN.to_string(),
-            client_status: ALLOC_CLIENT_PENDING.to_string(),
+            desired_status: AllocDesiredStatus::Run,
+            client_status: AllocClientStatus::Pending,
             previous_allocation: self.previous.map(|p| p.id.clone()).unwrap_or_default(),
             reschedule_tracker: self.tracker,
             create_time: self.now,
@@ -727,14 +727,14 @@ impl NewAlloc<'_> {
 pub fn stopped_copy(
     a: &Allocation,
     description: &str,
-    client_status: Option<&str>,
+    client_status: Option<crate::structs::AllocClientStatus>,
     now: i64,
 ) -> Allocation {
     let mut s = a.clone();
-    s.desired_status = crate::structs::ALLOC_DESIRED_STOP.to_string();
+    s.desired_status = crate::structs::AllocDesiredStatus::Stop;
     s.desired_description = description.to_string();
     if let Some(cs) = client_status {
-        s.client_status = cs.to_string();
+        s.client_status = cs;
     }
     s.modify_time = now;
     s

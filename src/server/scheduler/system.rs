@@ -11,8 +11,8 @@ use super::reconcile::{
 use super::stack::{Cluster, GroupStack, NewAlloc, Selection, stopped_copy};
 use super::{SchedulerOutcome, SchedulerView};
 use crate::structs::{
-    ALLOC_CLIENT_COMPLETE, ALLOC_CLIENT_LOST, AllocMetric, Allocation, Evaluation, Job,
-    NODE_STATUS_DOWN, Node, TaskGroup, alloc_name,
+    AllocClientStatus, AllocMetric, Allocation, Evaluation, Job, Node, NodeStatus, TaskGroup,
+    alloc_name,
 };
 
 /// Schedules a system (or, with `sysbatch`, a sysbatch) job at time `now` (Unix ns).
@@ -35,12 +35,12 @@ pub fn schedule(
             .or_insert_with(|| view.node(id))
             .clone()
     };
-    let lost = |n: &Option<Arc<Node>>| n.as_ref().is_none_or(|n| n.status == NODE_STATUS_DOWN);
+    let lost = |n: &Option<Arc<Node>>| n.as_ref().is_none_or(|n| n.status == NodeStatus::Down);
 
     let Some(job) = job.filter(|j| !j.stopped()) else {
         for a in allocs.iter().filter(|a| !a.terminal()) {
             let stop = if lost(&node_of(&a.node_id)) {
-                stopped_copy(a, DESC_LOST, Some(ALLOC_CLIENT_LOST), now)
+                stopped_copy(a, DESC_LOST, Some(AllocClientStatus::Lost), now)
             } else {
                 stopped_copy(a, DESC_JOB_STOPPED, None, now)
             };
@@ -65,7 +65,7 @@ pub fn schedule(
         let key = (a.task_group.clone(), a.node_id.clone());
         if a.terminal() {
             // A sysbatch allocation that finished has done its work on that node.
-            if sysbatch && a.client_status == ALLOC_CLIENT_COMPLETE {
+            if sysbatch && a.client_status == AllocClientStatus::Complete {
                 covered.insert(key);
             }
             continue;
@@ -76,7 +76,7 @@ pub fn schedule(
             push(&mut out.plan.node_update, stopped_copy(a, desc, cs, now));
         };
         if lost(&node) {
-            stop(DESC_LOST, Some(ALLOC_CLIENT_LOST));
+            stop(DESC_LOST, Some(AllocClientStatus::Lost));
             continue;
         }
         let (Some(node), Some(tg)) = (node, job.group(&a.task_group)) else {
@@ -218,6 +218,7 @@ mod tests {
     use crate::server::scheduler::schedule;
     use crate::server::scheduler::testing::{MemView, mock_eval, mock_job, mock_node};
     use crate::structs::Constraint;
+    use crate::structs::{AllocClientStatus, AllocDesiredStatus, NodeStatus};
 
     fn system_job() -> Job {
         let mut j = mock_job("agent", 1, 100, 64);
@@ -237,7 +238,7 @@ mod tests {
         v.apply_plan(&out.plan);
         for a in placed(out) {
             let mut a = a.clone();
-            a.client_status = "running".into();
+            a.client_status = AllocClientStatus::Running;
             v.upsert_alloc(a);
         }
     }
@@ -279,7 +280,7 @@ mod tests {
         apply_running(&mut v, &out);
 
         let mut n0 = (*v.node("n0").unwrap()).clone();
-        n0.status = "down".into();
+        n0.status = NodeStatus::Down;
         v.upsert_node(n0);
         let mut n1 = (*v.node("n1").unwrap()).clone();
         n1.attributes = Some(
@@ -302,10 +303,10 @@ mod tests {
         let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
         assert_eq!(stops.len(), 2);
         let lost = stops.iter().find(|a| a.node_id == "n0").unwrap();
-        assert_eq!(lost.client_status, "lost");
+        assert_eq!(lost.client_status, AllocClientStatus::Lost);
         let gone = stops.iter().find(|a| a.node_id == "n1").unwrap();
-        assert_eq!(gone.desired_status, "stop");
-        assert_eq!(gone.client_status, "running");
+        assert_eq!(gone.desired_status, AllocDesiredStatus::Stop);
+        assert_eq!(gone.client_status, AllocClientStatus::Running);
         // n2 is updated in place to the new version; nothing new is placed.
         let upd = placed(&out);
         assert_eq!(upd.len(), 1);
@@ -332,7 +333,7 @@ mod tests {
         let out = run(&v, &stopped);
         let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
         assert_eq!(stops.len(), 1);
-        assert_eq!(stops[0].desired_status, "stop");
+        assert_eq!(stops[0].desired_status, AllocDesiredStatus::Stop);
         assert!(out.plan.node_allocation.is_empty());
     }
 
@@ -347,7 +348,7 @@ mod tests {
         v.apply_plan(&out.plan);
         for a in placed(&out) {
             let mut a = a.clone();
-            a.client_status = "complete".into();
+            a.client_status = AllocClientStatus::Complete;
             v.upsert_alloc(a);
         }
         assert!(run(&v, &job).plan.is_noop());

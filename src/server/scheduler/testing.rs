@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::{Plan, SchedulerView};
 use crate::structs::{
-    Allocation, DEFAULT_NAMESPACE, DriverInfo, EphemeralDisk, Evaluation, Job, NetworkResource,
-    Node, NodeResources, ReschedulePolicy, Resources, Task, TaskGroup,
+    Allocation, DEFAULT_NAMESPACE, DriverInfo, EphemeralDisk, EvalStatus, Evaluation, Job,
+    NetworkResource, Node, NodeResources, NodeStatus, ReschedulePolicy, Resources, Task, TaskGroup,
 };
 
 /// In-memory cluster state implementing [`SchedulerView`].
@@ -151,7 +151,7 @@ pub fn mock_node(id: &str, cpu: i64, mem: i64) -> Node {
         name: format!("name-{id}"),
         datacenter: "dc1".into(),
         node_pool: "default".into(),
-        status: "ready".into(),
+        status: NodeStatus::Ready,
         scheduling_eligibility: "eligible".into(),
         attributes: Some(
             attrs
@@ -225,7 +225,7 @@ pub fn mock_eval(job: &Job) -> Evaluation {
         r#type: job.r#type.clone(),
         triggered_by: crate::structs::trigger::JOB_REGISTER.into(),
         job_id: job.id.clone(),
-        status: "pending".into(),
+        status: EvalStatus::Pending,
         ..Default::default()
     }
 }

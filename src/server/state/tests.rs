@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::structs::{AllocClientStatus, AllocDesiredStatus, EvalStatus, JobStatus, NodeStatus};
 use crate::structs::{Allocation, Evaluation, Job, Node};
 
 fn job(id: &str) -> Job {
@@ -43,7 +44,7 @@ fn writes_bump_one_index_and_the_touched_watches() {
     assert_eq!(snap.table_index(Table::Nodes), 3);
     let j = snap.job("default", "a").unwrap();
     assert_eq!((j.create_index, j.modify_index), (2, 2));
-    assert_eq!(j.status, "pending");
+    assert_eq!(j.status, Some(JobStatus::Pending));
 }
 
 #[test]
@@ -81,12 +82,15 @@ fn job_status_follows_allocs_and_evals() {
             id: "e1".into(),
             namespace: "default".into(),
             job_id: "a".into(),
-            status: "pending".into(),
+            status: EvalStatus::Pending,
             ..Default::default()
         })
     })
     .unwrap();
-    assert_eq!(s.snapshot().job("default", "a").unwrap().status, "pending");
+    assert_eq!(
+        s.snapshot().job("default", "a").unwrap().status,
+        Some(JobStatus::Pending)
+    );
     s.write_blocking(|t| {
         t.put_alloc_server(Allocation {
             id: "a1".into(),
@@ -94,19 +98,25 @@ fn job_status_follows_allocs_and_evals() {
             job_id: "a".into(),
             node_id: "n1".into(),
             job: Some(j.clone()),
-            desired_status: "run".into(),
-            client_status: "pending".into(),
+            desired_status: AllocDesiredStatus::Run,
+            client_status: AllocClientStatus::Pending,
             ..Default::default()
         })
     })
     .unwrap();
-    assert_eq!(s.snapshot().job("default", "a").unwrap().status, "running");
+    assert_eq!(
+        s.snapshot().job("default", "a").unwrap().status,
+        Some(JobStatus::Running)
+    );
     let mut done = (*s.snapshot().alloc("a1").unwrap()).clone();
-    done.client_status = "complete".into();
+    done.client_status = AllocClientStatus::Complete;
     s.write_blocking(|t| t.put_alloc_client(done)).unwrap();
     let snap = s.snapshot();
     // The eval is still pending, so the job is pending rather than dead.
-    assert_eq!(snap.job("default", "a").unwrap().status, "pending");
+    assert_eq!(
+        snap.job("default", "a").unwrap().status,
+        Some(JobStatus::Pending)
+    );
     let a = snap.alloc("a1").unwrap();
     assert!(a.modify_index > a.alloc_modify_index);
     assert_eq!(snap.allocs_by_node("n1").len(), 1);
@@ -127,8 +137,8 @@ fn survives_reopen_with_same_indexes() {
                     node_id: "n1".into(),
                     name: format!("web.g[{i}]"),
                     job: Some(j.clone()),
-                    desired_status: "run".into(),
-                    client_status: "running".into(),
+                    desired_status: AllocDesiredStatus::Run,
+                    client_status: AllocClientStatus::Running,
                     ..Default::default()
                 })
             })
@@ -137,7 +147,7 @@ fn survives_reopen_with_same_indexes() {
         s.write_blocking(|t| {
             t.put_node(Node {
                 id: "n1".into(),
-                status: "ready".into(),
+                status: NodeStatus::Ready,
                 ..Default::default()
             })
         })
@@ -154,7 +164,10 @@ fn survives_reopen_with_same_indexes() {
     assert_eq!(a.job.as_ref().unwrap().id, "web");
     assert_eq!(snap.allocs_by_job("default", "web").len(), 3);
     assert_eq!(snap.job_versions("default", "web").len(), 1);
-    assert_eq!(snap.job("default", "web").unwrap().status, "running");
+    assert_eq!(
+        snap.job("default", "web").unwrap().status,
+        Some(JobStatus::Running)
+    );
     // The next write continues after the restored index.
     let (idx, _) = s.write_blocking(|t| t.put_job(job("other"), true)).unwrap();
     assert_eq!(idx, 7);

@@ -10,8 +10,8 @@ use super::StateError;
 use super::durable::{Batch, Kind};
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 use crate::structs::{
-    Allocation, Deployment, Evaluation, JOB_STATUS_DEAD, JOB_STATUS_PENDING, JOB_STATUS_RUNNING,
-    JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents, Node, ScalingEvent,
+    Allocation, Deployment, Evaluation, JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents,
+    JobStatus, Node, ScalingEvent,
 };
 
 /// An allocation as stored on disk: without its job, which is stored once per version.
@@ -349,9 +349,9 @@ impl Txn {
                 continue;
             };
             let status = job_status(&self.tables, &job);
-            if status != job.status {
+            if Some(status) != job.status {
                 let mut updated = (*job).clone();
-                updated.status = status.to_string();
+                updated.status = Some(status);
                 self.put_job(updated, false)?;
             }
         }
@@ -372,23 +372,23 @@ impl Txn {
 }
 
 /// A job's status from its allocations and evaluations, as Nomad derives it.
-pub fn job_status(tables: &Tables, job: &Job) -> &'static str {
+pub fn job_status(tables: &Tables, job: &Job) -> JobStatus {
     if job.stop {
-        return JOB_STATUS_DEAD;
+        return JobStatus::Dead;
     }
     if job.is_parent() {
-        return JOB_STATUS_RUNNING;
+        return JobStatus::Running;
     }
     let allocs = tables.allocs_by_job(&job.namespace, &job.id);
     if allocs.iter().any(|a| !a.terminal()) {
-        return JOB_STATUS_RUNNING;
+        return JobStatus::Running;
     }
     let evals = tables.evals_by_job(&job.namespace, &job.id);
     if evals.iter().any(|e| !e.terminal()) {
-        return JOB_STATUS_PENDING;
+        return JobStatus::Pending;
     }
     if !allocs.is_empty() || !evals.is_empty() {
-        return JOB_STATUS_DEAD;
+        return JobStatus::Dead;
     }
-    JOB_STATUS_PENDING
+    JobStatus::Pending
 }
