@@ -92,6 +92,7 @@ impl SupervisorCommand {
             .append(true)
             .open(log_path)
             .map_err(|e| SupervisorError::io(format!("opening {}", log_path.display()), e))?;
+        let spawning = Instant::now();
         let mut child = Command::new(&self.exe)
             .args(&self.args_prefix)
             .arg(spec_path)
@@ -101,13 +102,19 @@ impl SupervisorCommand {
             .spawn()
             .map_err(|e| SupervisorError::io(format!("running {}", self.exe.display()), e))?;
         let out = child.stdout.take();
+        let spawned = Instant::now();
         let status = child
             .wait()
             .map_err(|e| SupervisorError::io("waiting for the supervisor's fork", e))?;
+        let forked = Instant::now();
         let Some(mut out) = out else {
             return Err(SupervisorError::Protocol("no stdout pipe".into()));
         };
         let line = read_line_with_timeout(&mut out, timeout)?;
+        tracing::debug!(target: "yurt::latency", step = "supervisor launched",
+            spawn_us = spawned.duration_since(spawning).as_micros() as u64,
+            fork_exit_us = forked.duration_since(spawned).as_micros() as u64,
+            ready_line_us = forked.elapsed().as_micros() as u64);
         if line.is_empty() {
             return Err(SupervisorError::Protocol(format!(
                 "exited ({status}) without reporting; see {}",

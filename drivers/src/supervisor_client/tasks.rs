@@ -103,16 +103,23 @@ impl SupervisedTasks {
             cfg.clone(),
             chroot.clone(),
         );
+        let queued = std::time::Instant::now();
         let (prepared, ready, cg) = blocking("task launcher", move || {
+            let started = std::time::Instant::now();
             let cg = manager
                 .as_ref()
                 .map(|m| cgroup::create(m, &c))
                 .transpose()?;
+            let cg_us = started.elapsed().as_micros() as u64;
             let launched = command().and_then(|cmd| {
                 let p = prepare(&c, &sv, cmd, cg.as_deref())?;
+                let prepared_us = started.elapsed().as_micros() as u64;
                 let ready = sv
                     .launch(&p.spec_path, &p.log_path, START_TIMEOUT)
                     .map_err(|e| DriverError::Failed(format!("failed to start task: {e}")))?;
+                tracing::debug!(target: "yurt::latency", step = "supervisor ready", task_id = %c.id,
+                    queued_us = started.duration_since(queued).as_micros() as u64, cgroup_us = cg_us,
+                    prepared_us, us = started.elapsed().as_micros() as u64);
                 Ok((p, ready))
             });
             match launched {
