@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::ws::{self, collect, connect, exec_url, read_until, send, stdin};
@@ -355,18 +357,36 @@ fn every_endpoint_works_through_the_server_agent() {
         "{sbase}/v1/client/fs/logs/{alloc}?task=trap&type=stdout&follow=true&origin=end&offset=0"
     );
     let signal_url = format!("{sbase}/v1/client/allocation/{alloc}/signal");
-    let sender = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        Http::default().post(&signal_url, &json!({"Signal": "SIGUSR1", "Task": "trap"}))
+    // The stream starts at the end of the log once it is set up, which takes an unknown
+    // time on a loaded machine: the signal is repeated until the stream has seen its output,
+    // so one sent before the stream was live cannot make the test fail.
+    let seen = Arc::new(AtomicBool::new(false));
+    let sender = std::thread::spawn({
+        let seen = Arc::clone(&seen);
+        move || {
+            let http = Http::default();
+            let mut statuses = Vec::new();
+            while !seen.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(500));
+                let r = http.post(&signal_url, &json!({"Signal": "SIGUSR1", "Task": "trap"}));
+                statuses.push(r.status);
+            }
+            statuses
+        }
     });
-    let (status, body) = read_stream_until(&url, Duration::from_secs(15), |b| {
+    let (status, body) = read_stream_until(&url, Duration::from_secs(30), |b| {
         frames_data(&parse_frames(b))
             .windows(8)
             .any(|w| w == b"got USR1")
     });
+    seen.store(true, Ordering::Release);
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&frames_data(&parse_frames(&body))).contains("got USR1"));
-    assert_eq!(sender.join().unwrap().status, 200);
+    let statuses = sender.join().unwrap();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
 
     // Node-level stats for the client's node, asked of the server.
     let node_id = http.get(&format!("{sbase}/v1/allocation/{alloc}")).json()["NodeID"]
