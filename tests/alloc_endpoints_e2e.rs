@@ -85,12 +85,7 @@ fn check_signal_and_restart(http: &Http, api: &str, server: &str, alloc: &str) {
     let r = http.put(&rst, &json!({"TaskName": "trap"}));
     assert_eq!(r.status, 200, "{}", r.body);
     let runs = wait_for(Duration::from_secs(30), "second run line", || {
-        let logs = plain_logs(http, api, alloc, "trap");
-        let runs: Vec<String> = logs
-            .lines()
-            .filter_map(|l| l.strip_prefix("run="))
-            .map(str::to_string)
-            .collect();
+        let runs = run_lines(&plain_logs(http, api, alloc, "trap"));
         (runs.len() >= 2).then_some(runs)
     });
     assert_ne!(runs[0], runs[1], "restart must start a new process");
@@ -110,9 +105,35 @@ fn check_signal_and_restart(http: &Http, api: &str, server: &str, alloc: &str) {
         (a["TaskStates"]["trap"]["State"] == "running").then_some(())
     });
 
-    // Restart of all running tasks.
+    // Restart of all running tasks. It completes asynchronously: the checks that follow
+    // compare log reads with each other, so the new run must have started (and printed its
+    // line) first — on a loaded machine it otherwise lands between two of those reads.
     let r = http.post(&rst, &json!({}));
     assert_eq!(r.status, 200, "{}", r.body);
+    let runs = wait_for(Duration::from_secs(30), "third run line", || {
+        let runs = run_lines(&plain_logs(http, api, alloc, "trap"));
+        (runs.len() >= 3).then_some(runs)
+    });
+    assert_ne!(
+        runs[1], runs[2],
+        "restarting all tasks starts a new process"
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "running again after restarting all",
+        || {
+            let a = http.get(&format!("{server}/v1/allocation/{alloc}")).json();
+            (a["TaskStates"]["trap"]["State"] == "running").then_some(())
+        },
+    );
+}
+
+/// The `run=<marker>` lines of a task's output, one per process that ran.
+fn run_lines(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter_map(|l| l.strip_prefix("run="))
+        .map(str::to_string)
+        .collect()
 }
 
 fn check_stats(http: &Http, api: &str, alloc: &str) {
