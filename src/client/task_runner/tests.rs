@@ -156,6 +156,8 @@ async fn shutdown_delay_and_kill_signal() {
     );
     t.shutdown_delay = 200_000_000;
     t.kill_signal = "SIGTERM".into();
+    // Far beyond the prompt stop asserted below, so a slow machine cannot blur the two.
+    t.kill_timeout = 10_000_000_000;
     let a = alloc("service", vec![t], restart(2, 100, "fail"));
     let h = Harness::start(a.clone());
     h.wait_running("graceful", Duration::from_secs(10)).await;
@@ -169,8 +171,8 @@ async fn shutdown_delay_and_kill_signal() {
     let took = began.elapsed();
     assert!(took >= Duration::from_millis(200), "{took:?}");
     assert!(
-        took < Duration::from_secs(2),
-        "SIGTERM handled promptly: {took:?}"
+        took < Duration::from_secs(5),
+        "SIGTERM handled promptly, not escalated after the 10 s kill timeout: {took:?}"
     );
     assert_eq!(
         h.events("graceful"),
