@@ -13,11 +13,14 @@ use common::ws::{self, collect, connect, exec_url, read_until, send, stdin};
 use common::*;
 use serde_json::{Value, json};
 
-/// Prints a marker unique to this run of the process (a PID would not do: exec and docker
-/// tasks are PID 1 of their namespace every time), writes a secret, traps SIGUSR1, idles.
-const TRAP: &str = "echo run=$(cat /proc/sys/kernel/random/uuid); \
+/// Traps SIGUSR1, writes a secret, then prints a marker unique to this run of the process (a
+/// PID would not do: exec and docker tasks are PID 1 of their namespace every time), idles.
+/// The marker comes last: once it is in the log the trap is installed, so a test that waits
+/// for it cannot signal a shell that would still die of SIGUSR1's default action.
+const TRAP: &str = "trap 'echo got USR1' USR1; \
                     echo s3cret > \"$NOMAD_SECRETS_DIR/token\"; \
-                    trap 'echo got USR1' USR1; while true; do sleep 0.1; done";
+                    echo run=$(cat /proc/sys/kernel/random/uuid); \
+                    while true; do sleep 0.1; done";
 
 fn task_events(http: &Http, base: &str, alloc: &str, task: &str) -> Vec<Value> {
     let a = http.get(&format!("{base}/v1/allocation/{alloc}")).json();
@@ -58,6 +61,9 @@ fn check_signal_and_restart(http: &Http, api: &str, server: &str, alloc: &str) {
     let r = http.post(&sig, &json!({"Signal": "SIGUSR1", "Task": "nope"}));
     assert_eq!((r.status, r.body.as_str()), (500, "Task not found"));
 
+    wait_for(Duration::from_secs(30), "the task's trap installed", || {
+        (!run_lines(&plain_logs(http, api, alloc, "trap")).is_empty()).then_some(())
+    });
     let r = http.put(&sig, &json!({"Signal": "SIGUSR1", "Task": "trap"}));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["Index"], 0);
