@@ -5,17 +5,22 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::ws::{self, collect, connect, exec_url, read_until, send, stdin};
 use common::*;
 use serde_json::{Value, json};
 
-/// Prints a marker unique to this run of the process (a PID would not do: exec and docker
-/// tasks are PID 1 of their namespace every time), writes a secret, traps SIGUSR1, idles.
-const TRAP: &str = "echo run=$(cat /proc/sys/kernel/random/uuid); \
+/// Traps SIGUSR1, writes a secret, then prints a marker unique to this run of the process (a
+/// PID would not do: exec and docker tasks are PID 1 of their namespace every time), idles.
+/// The marker comes last: once it is in the log the trap is installed, so a test that waits
+/// for it cannot signal a shell that would still die of SIGUSR1's default action.
+const TRAP: &str = "trap 'echo got USR1' USR1; \
                     echo s3cret > \"$NOMAD_SECRETS_DIR/token\"; \
-                    trap 'echo got USR1' USR1; while true; do sleep 0.1; done";
+                    echo run=$(cat /proc/sys/kernel/random/uuid); \
+                    while true; do sleep 0.1; done";
 
 fn task_events(http: &Http, base: &str, alloc: &str, task: &str) -> Vec<Value> {
     let a = http.get(&format!("{base}/v1/allocation/{alloc}")).json();
@@ -56,6 +61,9 @@ fn check_signal_and_restart(http: &Http, api: &str, server: &str, alloc: &str) {
     let r = http.post(&sig, &json!({"Signal": "SIGUSR1", "Task": "nope"}));
     assert_eq!((r.status, r.body.as_str()), (500, "Task not found"));
 
+    wait_for(Duration::from_secs(30), "the task's trap installed", || {
+        (!run_lines(&plain_logs(http, api, alloc, "trap")).is_empty()).then_some(())
+    });
     let r = http.put(&sig, &json!({"Signal": "SIGUSR1", "Task": "trap"}));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["Index"], 0);
@@ -83,12 +91,7 @@ fn check_signal_and_restart(http: &Http, api: &str, server: &str, alloc: &str) {
     let r = http.put(&rst, &json!({"TaskName": "trap"}));
     assert_eq!(r.status, 200, "{}", r.body);
     let runs = wait_for(Duration::from_secs(30), "second run line", || {
-        let logs = plain_logs(http, api, alloc, "trap");
-        let runs: Vec<String> = logs
-            .lines()
-            .filter_map(|l| l.strip_prefix("run="))
-            .map(str::to_string)
-            .collect();
+        let runs = run_lines(&plain_logs(http, api, alloc, "trap"));
         (runs.len() >= 2).then_some(runs)
     });
     assert_ne!(runs[0], runs[1], "restart must start a new process");
@@ -108,9 +111,35 @@ fn check_signal_and_restart(http: &Http, api: &str, server: &str, alloc: &str) {
         (a["TaskStates"]["trap"]["State"] == "running").then_some(())
     });
 
-    // Restart of all running tasks.
+    // Restart of all running tasks. It completes asynchronously: the checks that follow
+    // compare log reads with each other, so the new run must have started (and printed its
+    // line) first — on a loaded machine it otherwise lands between two of those reads.
     let r = http.post(&rst, &json!({}));
     assert_eq!(r.status, 200, "{}", r.body);
+    let runs = wait_for(Duration::from_secs(30), "third run line", || {
+        let runs = run_lines(&plain_logs(http, api, alloc, "trap"));
+        (runs.len() >= 3).then_some(runs)
+    });
+    assert_ne!(
+        runs[1], runs[2],
+        "restarting all tasks starts a new process"
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "running again after restarting all",
+        || {
+            let a = http.get(&format!("{server}/v1/allocation/{alloc}")).json();
+            (a["TaskStates"]["trap"]["State"] == "running").then_some(())
+        },
+    );
+}
+
+/// The `run=<marker>` lines of a task's output, one per process that ran.
+fn run_lines(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter_map(|l| l.strip_prefix("run="))
+        .map(str::to_string)
+        .collect()
 }
 
 fn check_stats(http: &Http, api: &str, alloc: &str) {
@@ -355,18 +384,36 @@ fn every_endpoint_works_through_the_server_agent() {
         "{sbase}/v1/client/fs/logs/{alloc}?task=trap&type=stdout&follow=true&origin=end&offset=0"
     );
     let signal_url = format!("{sbase}/v1/client/allocation/{alloc}/signal");
-    let sender = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        Http::default().post(&signal_url, &json!({"Signal": "SIGUSR1", "Task": "trap"}))
+    // The stream starts at the end of the log once it is set up, which takes an unknown
+    // time on a loaded machine: the signal is repeated until the stream has seen its output,
+    // so one sent before the stream was live cannot make the test fail.
+    let seen = Arc::new(AtomicBool::new(false));
+    let sender = std::thread::spawn({
+        let seen = Arc::clone(&seen);
+        move || {
+            let http = Http::default();
+            let mut statuses = Vec::new();
+            while !seen.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(500));
+                let r = http.post(&signal_url, &json!({"Signal": "SIGUSR1", "Task": "trap"}));
+                statuses.push(r.status);
+            }
+            statuses
+        }
     });
-    let (status, body) = read_stream_until(&url, Duration::from_secs(15), |b| {
+    let (status, body) = read_stream_until(&url, Duration::from_secs(30), |b| {
         frames_data(&parse_frames(b))
             .windows(8)
             .any(|w| w == b"got USR1")
     });
+    seen.store(true, Ordering::Release);
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&frames_data(&parse_frames(&body))).contains("got USR1"));
-    assert_eq!(sender.join().unwrap().status, 200);
+    let statuses = sender.join().unwrap();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
 
     // Node-level stats for the client's node, asked of the server.
     let node_id = http.get(&format!("{sbase}/v1/allocation/{alloc}")).json()["NodeID"]

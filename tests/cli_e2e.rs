@@ -42,9 +42,10 @@ fn job_and_alloc_commands_against_a_dev_agent() {
     let http = Http::default();
     let dir = TempDir::new("cli");
 
-    let script = "echo pid=$$; echo s3cret > \"$NOMAD_SECRETS_DIR/token\"; \
-                  echo line1; echo line2; echo line3; \
-                  trap 'echo got USR1' USR1; while true; do sleep 0.1; done";
+    // The trap comes first: once line3 is in the log, a SIGUSR1 is caught, not fatal.
+    let script = "trap 'echo got USR1' USR1; \
+                  echo pid=$$; echo s3cret > \"$NOMAD_SECRETS_DIR/token\"; \
+                  echo line1; echo line2; echo line3; while true; do sleep 0.1; done";
     let job = shell_job("clijob", &[("trap", script)]);
     // A bare job file (no {"Job": ...} wrapper) is accepted too.
     let file = dir.path().join("job.json");
@@ -97,6 +98,11 @@ fn job_and_alloc_commands_against_a_dev_agent() {
     assert!(err.contains("No allocation(s) with prefix or id"), "{err}");
 
     // Signal, then the task's log shows it.
+    wait_for(Duration::from_secs(30), "the task's trap installed", || {
+        ok(&addr, &["alloc", "logs", short, "trap"])
+            .contains("line3")
+            .then_some(())
+    });
     ok(&addr, &["alloc", "signal", "-s", "SIGUSR1", short, "trap"]);
     wait_for(Duration::from_secs(10), "trap output", || {
         ok(&addr, &["alloc", "logs", short, "trap"])

@@ -509,7 +509,7 @@ fn task_ignoring_sigint_is_killed_after_kill_timeout() {
     let mut job = raw_exec_job(
         "stubborn",
         "service",
-        "trap '' INT; while true; do sleep 0.1; done",
+        "trap '' INT; touch \"$NOMAD_TASK_DIR/trapped\"; while true; do sleep 0.1; done",
     );
     job["TaskGroups"][0]["Tasks"][0]["KillTimeout"] = json!(2 * SEC);
     register(&http, &agent, job);
@@ -522,8 +522,14 @@ fn task_ignoring_sigint_is_killed_after_kill_timeout() {
         Duration::from_secs(20),
     );
     let id = a[0]["ID"].as_str().unwrap().to_string();
-    // Let the shell install its trap before it is asked to stop.
-    std::thread::sleep(Duration::from_millis(300));
+    // The shell must have installed its trap before it is asked to stop; it says so with a
+    // file, which is waited for (a fixed pause is too short on a loaded machine).
+    let trapped = alloc_dir(&agent, &id).join("t/local/trapped");
+    wait_for(
+        Duration::from_secs(20),
+        "the task's INT trap installed",
+        || trapped.exists().then_some(()),
+    );
 
     let t0 = Instant::now();
     let r = http.delete(&agent.url("/v1/job/stubborn"));

@@ -397,7 +397,18 @@ fn cli_alloc_exec_tty_raw_mode_and_resize() {
     expect("20 60");
     // Ctrl-C interrupts the remote sleep; the CLI (raw local terminal) keeps running.
     writer.write_all(b"sleep 100\n").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Ctrl-C goes once the remote sleep runs (waited for: after a fixed pause, a slow
+    // machine could deliver it while the shell is still starting the command).
+    let deadline = Instant::now() + STEP;
+    let remote_sleep = || {
+        common::pids_matching(&format!("NOMAD_ALLOC_ID={alloc}"))
+            .into_iter()
+            .any(|p| common::cmdline(p) == ["sleep", "100"])
+    };
+    while !remote_sleep() {
+        assert!(Instant::now() < deadline, "the remote sleep never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     writer.write_all(&[3]).unwrap();
     writer.write_all(b"echo alive-$((40+2))\n").unwrap();
     expect("alive-42");

@@ -56,6 +56,11 @@ fn handle_pid(agent: &Agent, id: &str, task: &str) -> Option<i32> {
         .and_then(|p| i32::try_from(p).ok())
 }
 
+/// Writes its PID, then exits with code 7 once the test creates `local/exit` (while the
+/// agent is down): a trigger, not a timer, so a slow machine cannot make it exit too early.
+const EXIT7_SCRIPT: &str = "echo $$ > $NOMAD_TASK_DIR/pid; \
+     while [ ! -e $NOMAD_TASK_DIR/exit ]; do sleep 0.05; done; exit 7";
+
 fn exit7_job() -> Value {
     json!({
         "ID": "exit7",
@@ -70,7 +75,7 @@ fn exit7_job() -> Value {
             "Tasks": [{
                 "Name": "exit7",
                 "Driver": "raw_exec",
-                "Config": {"command": "/bin/sh", "args": ["-c", "echo $$ > $NOMAD_TASK_DIR/pid; sleep 3; exit 7"]},
+                "Config": {"command": "/bin/sh", "args": ["-c", EXIT7_SCRIPT]},
                 "Resources": {"CPU": 20, "MemoryMB": 16},
             }],
         }],
@@ -165,6 +170,34 @@ fn stdout_log(dir: &Path, task: &str) -> Vec<u8> {
         .collect()
 }
 
+/// The number on the last complete line of a log that is still being written, if any.
+fn last_complete_line(log: &[u8]) -> Option<u64> {
+    let text = String::from_utf8_lossy(log);
+    let complete = &text[..text.rfind('\n')?];
+    complete.rsplit('\n').next()?.parse().ok()
+}
+
+/// The last complete line of every loop task's stdout, in the order of `loops`.
+fn progress(agent: &Agent, loops: &[String]) -> Vec<Option<u64>> {
+    loops
+        .iter()
+        .map(|id| last_complete_line(&stdout_log(&alloc_dir(agent, id), "loop")))
+        .collect()
+}
+
+/// Waits until every loop task's stdout has a complete line past `mark`: output the task
+/// wrote after that point reached its log. Waiting for it (not a fixed sleep) keeps the
+/// test independent of how fast a loaded machine runs the loops.
+fn wait_past(agent: &Agent, loops: &[String], mark: &[Option<u64>], what: &str) -> Vec<u64> {
+    wait_for(LIMIT, what, || {
+        let now = progress(agent, loops);
+        now.iter()
+            .zip(mark)
+            .all(|(now, mark)| now.is_some() && *now > *mark)
+            .then(|| now.into_iter().flatten().collect())
+    })
+}
+
 /// Checks the log holds `0\n1\n...last\n` exactly and returns `last`.
 fn check_sequence(alloc_id: &str, log: &[u8]) -> u64 {
     let text = String::from_utf8_lossy(log);
@@ -224,11 +257,20 @@ fn tasks_survive_agent_kill9_and_restart() {
 
     agent.kill9();
     let killed_at = Instant::now();
-    // The exit7 task exits (after its 3 s) while no agent runs.
-    std::thread::sleep(Duration::from_secs(4));
-    assert!(
-        start_time(exit7_pid).is_none(),
-        "exit7 ended during the downtime"
+    let at_kill = progress(&agent, &loops);
+    // The exit7 task exits while no agent runs: the agent is restarted only once it is
+    // gone, however slowly a loaded machine gets there.
+    let trigger = alloc_dir(&agent, &exit7).join("exit7/local/exit");
+    std::fs::write(&trigger, b"").expect("create the exit7 trigger");
+    wait_for(LIMIT, "exit7 to end during the downtime", || {
+        start_time(exit7_pid).is_none().then_some(())
+    });
+    // The supervisors keep writing the logs while no agent runs.
+    let at_restart = wait_past(
+        &agent,
+        &loops,
+        &at_kill,
+        "every loop task's output written during the downtime in its log",
     );
     for (pid, started) in &pids {
         assert_eq!(
@@ -279,6 +321,14 @@ fn tasks_survive_agent_kill9_and_restart() {
         assert_eq!(start_time(*pid), Some(*started), "{id}: same process");
     }
 
+    let at_restart: Vec<Option<u64>> = at_restart.into_iter().map(Some).collect();
+    let before_stop = wait_past(
+        &agent,
+        &loops,
+        &at_restart,
+        "every loop task's output written after the restart in its log",
+    );
+
     let r = http.delete(&agent.url("/v1/job/loops"));
     assert_eq!(r.status, 200, "{}", r.body);
     wait_for(LIMIT, "loop allocations complete", || {
@@ -288,12 +338,16 @@ fn tasks_survive_agent_kill9_and_restart() {
             .then_some(())
     });
     let (mut lines, mut bytes, mut min_last) = (0u64, 0usize, u64::MAX);
-    for (id, (pid, _)) in loops.iter().zip(&pids) {
+    for ((id, (pid, _)), seen) in loops.iter().zip(&pids).zip(&before_stop) {
         assert!(start_time(*pid).is_none(), "{id}: task stopped");
         let log = stdout_log(&alloc_dir(&agent, id), "loop");
         let last = check_sequence(id, &log);
-        // The task wrote ~100 lines/s; the 4 s downtime alone is hundreds of lines.
-        assert!(last > 100, "{id}: only {last} lines");
+        // Every line seen in the log before the stop, including those written during the
+        // downtime and after the reattach, is still there, in sequence.
+        assert!(
+            last >= *seen,
+            "{id}: log ends at {last}, line {seen} was seen"
+        );
         lines += last + 1;
         bytes += log.len();
         min_last = min_last.min(last);
@@ -363,13 +417,10 @@ fn reattaches_supervisors_an_older_build_started() {
 
     // The upgrade: kill -9 the old agent, start the new build on the same data dir.
     agent.kill9();
-    let written_before: Vec<u64> = loops
-        .iter()
-        .map(|id| check_sequence(id, &stdout_log(&alloc_dir(&agent, id), "loop")))
-        .collect();
     std::thread::sleep(Duration::from_secs(1));
     agent.exe = PathBuf::from(env!("CARGO_BIN_EXE_yurt"));
     agent.restart();
+    let at_upgrade = progress(&agent, &loops);
     std::thread::sleep(Duration::from_secs(2));
     for (id, (pid, started)) in loops.iter().zip(&pids) {
         let a = alloc(&http, &agent, id);
@@ -412,6 +463,15 @@ fn reattaches_supervisors_an_older_build_started() {
     assert_eq!(new_supervisors.len(), 1, "{new_supervisors:?}");
     assert_eq!(new_supervisors[0][0], small.display().to_string());
 
+    // The tasks' output goes on past the upgrade (waited for, so a slow machine cannot
+    // stop them before they wrote a line under the new agent).
+    let after_upgrade = wait_past(
+        &agent,
+        &loops,
+        &at_upgrade,
+        "every loop task's output written after the upgrade in its log",
+    );
+
     // Stopping goes through the old supervisors' sockets: tasks and supervisors end.
     let r = http.delete(&agent.url("/v1/job/loops"));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -427,13 +487,13 @@ fn reattaches_supervisors_an_older_build_started() {
             .all(|(pid, started)| start_time(*pid) != Some(*started))
             .then_some(())
     });
-    for ((id, (pid, _)), before) in loops.iter().zip(&pids).zip(written_before) {
+    for ((id, (pid, _)), seen) in loops.iter().zip(&pids).zip(after_upgrade) {
         assert!(start_time(*pid).is_none(), "{id}: task stopped");
-        // Whole and in order, and it went on past the upgrade.
+        // Whole and in order, with every line seen after the upgrade still there.
         let last = check_sequence(id, &stdout_log(&alloc_dir(&agent, id), "loop"));
         assert!(
-            last > before,
-            "{id}: no output after the upgrade ({last} <= {before})"
+            last >= seen,
+            "{id}: log ends at {last}, line {seen} was seen after the upgrade"
         );
     }
     let r = http.delete(&agent.url("/v1/job/fresh"));

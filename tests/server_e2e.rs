@@ -293,8 +293,20 @@ fn state_survives_kill_9_with_the_same_indexes() {
     job2["Meta"] = json!({"v": "2"});
     register(&http, &agent, job2);
     wait_allocs(&http, &agent, "durable", 3);
-    // Let the evaluation finish so its final state is written.
-    std::thread::sleep(Duration::from_millis(500));
+    // Every evaluation must have finished so its final state is written before the snapshot
+    // (waited for: a fixed pause is too short on a loaded machine).
+    wait_for(Duration::from_secs(15), "evaluations finished", || {
+        let evals = http.get(&agent.url("/v1/evaluations")).json();
+        let evals = evals.as_array()?;
+        (!evals.is_empty()
+            && evals.iter().all(|e| {
+                matches!(
+                    e["Status"].as_str(),
+                    Some("complete" | "failed" | "canceled")
+                )
+            }))
+        .then_some(())
+    });
     let before_job = http.get(&agent.url("/v1/job/durable"));
     let before_allocs = http.get(&agent.url("/v1/allocations"));
     let before_evals = http.get(&agent.url("/v1/evaluations"));

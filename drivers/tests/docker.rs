@@ -553,7 +553,7 @@ fn docker_unused_image_is_removed_after_delay() {
         let tag = private_image();
         let _cleanup = ImageGuard(tag.clone());
         let d =
-            DockerDriver::new(&json!({"gc": {"image": true, "image_delay": "1s"}}), None).unwrap();
+            DockerDriver::new(&json!({"gc": {"image": true, "image_delay": "3s"}}), None).unwrap();
         let mut one = Fixture::new("gc1", json!({"command": "sh", "args": ["-c", "sleep 300"]}));
         let mut two = Fixture::new("gc2", json!({"command": "sh", "args": ["-c", "sleep 300"]}));
         one.cfg.driver_config["image"] = json!(tag);
@@ -564,7 +564,9 @@ fn docker_unused_image_is_removed_after_delay() {
         d.destroy_task(&one.cfg.id, true)
             .await
             .expect("destroy one");
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // Longer than the delay: a removal wrongly scheduled by the first release would
+        // have happened.
+        tokio::time::sleep(Duration::from_millis(4000)).await;
         assert!(
             docker_cli(&["image", "inspect", &tag]).0,
             "still used by the second task"
@@ -573,6 +575,8 @@ fn docker_unused_image_is_removed_after_delay() {
         d.destroy_task(&two.cfg.id, true)
             .await
             .expect("destroy two");
+        // The delay is 3 s, not 1 s, so that a `docker` CLI slowed by a loaded machine still
+        // looks within it.
         assert!(
             docker_cli(&["image", "inspect", &tag]).0,
             "kept during the delay"

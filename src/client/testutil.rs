@@ -153,6 +153,23 @@ impl Harness {
         .await
     }
 
+    /// Waits until task `name`'s first stdout file holds `text`: a script says it is ready
+    /// (e.g. its trap is installed) by printing it, which "running" alone does not show.
+    pub async fn wait_stdout(&self, name: &str, text: &str, limit: Duration) {
+        let path = self
+            .handle
+            .alloc_dir()
+            .logs_dir()
+            .join(format!("{name}.stdout.0"));
+        wait_for(limit, || {
+            std::fs::read_to_string(&path)
+                .ok()
+                .filter(|s| s.contains(text))
+                .map(|_| ())
+        })
+        .await
+    }
+
     /// Waits until task `name` is running.
     pub async fn wait_running(&self, name: &str, limit: Duration) {
         wait_for(limit, || {

@@ -12,22 +12,40 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// A free TCP port on 127.0.0.1 (bound then released), never one this process handed out
-/// before: the kernel may give a just-released port again, and an agent whose HTTP and RPC
-/// ports collide cannot start.
+/// before (an agent whose HTTP and RPC ports collide cannot start), and below the kernel's
+/// ephemeral range: a port from that range (what `bind(:0)` returns) can be taken, once
+/// released, as the local port of any outgoing connection on the machine before the agent
+/// binds it, or while a killed agent is restarted on it — a loaded machine running other
+/// suites makes thousands of such connections. Each process starts probing at a random
+/// offset so test binaries running side by side rarely try the same ports.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-    for _ in 0..1000 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("no free port");
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
+    let (lo, hi) = below_ephemeral_ports();
+    let span = u32::from(hi - lo);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_usize(given.len());
+    let start = (hasher.finish() % u64::from(span)) as u32;
+    for i in 0..span {
+        let port = lo + ((start + i) % span) as u16;
+        if given.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
         }
+        given.push(port);
+        return port;
     }
-    panic!("no fresh free port after 1000 tries");
+    panic!("no free port in {lo}..{hi}");
+}
+
+/// Up to 10 000 ports just below the start of `ip_local_port_range` (32768 by default).
+fn below_ephemeral_ports() -> (u16, u16) {
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let hi = first_ephemeral.max(2048);
+    (hi.saturating_sub(10_000).max(1024), hi)
 }
 
 /// A fresh temporary directory removed on drop.

@@ -124,6 +124,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 #[cfg(test)]
+// The timers run on paused (virtual) time: a margin of tens of milliseconds between a
+// check and the delay it observes would not hold on a loaded machine with a real clock.
 mod tests {
     use super::*;
     use futures::FutureExt;
@@ -138,7 +140,7 @@ mod tests {
         (remover, removed)
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn last_reference_schedules_removal_after_delay() {
         let (remover, removed) = recorder();
         let refs = ImageRefs::new(true, Duration::from_millis(100), remover);
@@ -159,7 +161,7 @@ mod tests {
         assert!(!refs.removal_pending("img"));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn new_reference_cancels_scheduled_removal() {
         let (remover, removed) = recorder();
         let refs = ImageRefs::new(true, Duration::from_millis(80), remover);
@@ -175,7 +177,7 @@ mod tests {
         assert_eq!(removed.lock().unwrap().len(), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn disabled_gc_never_removes() {
         let (remover, removed) = recorder();
         let refs = ImageRefs::new(false, Duration::from_millis(10), remover);
@@ -186,7 +188,7 @@ mod tests {
         assert_eq!(refs.holders("img"), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn unknown_release_is_harmless_and_shutdown_cancels() {
         let (remover, removed) = recorder();
         let refs = ImageRefs::new(true, Duration::from_millis(50), remover);
