@@ -285,7 +285,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateDbError> {
         }
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        // A new directory (an allocation's first record) is only durable once its entry in
+        // the parent is synced too.
+        if let Some(parent) = dir.parent() {
+            fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io("syncing directory", parent))?;
+        }
+    }
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp).map_err(io("creating", &tmp))?;
     f.write_all(bytes).map_err(io("writing", &tmp))?;

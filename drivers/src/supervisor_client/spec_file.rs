@@ -44,6 +44,11 @@ pub struct Prepared {
     pub log_path: PathBuf,
 }
 
+fn private_dir(dir: &std::path::Path) -> Result<(), DriverError> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| DriverError::io(format!("making {} private (0700)", dir.display()), e))
+}
+
 /// Builds the spec (joining `cgroup` and watching its OOM counter when given), creates the
 /// directories it needs and writes it.
 pub fn prepare(
@@ -55,10 +60,12 @@ pub fn prepare(
     let dir = state_dir(&cfg.task_dir, &cfg.id);
     std::fs::create_dir_all(&dir)
         .map_err(|e| DriverError::io(format!("creating {}", dir.display()), e))?;
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    // Both directories hold what controls the task (its spec, the supervisor's socket):
+    // if they cannot be made private to root, the task does not start.
+    private_dir(&dir)?;
     std::fs::create_dir_all(&sv.socket_dir)
         .map_err(|e| DriverError::io(format!("creating {}", sv.socket_dir.display()), e))?;
-    let _ = std::fs::set_permissions(&sv.socket_dir, std::fs::Permissions::from_mode(0o700));
+    private_dir(&sv.socket_dir)?;
 
     let sock = socket_path(&sv.socket_dir, &cfg.id, nonce());
     if sock.as_os_str().len() > MAX_SOCKET_PATH {
