@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{Extensions, HeaderMap, StatusCode, Version, header};
+use axum::http::{Extensions, HeaderMap, Method, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::compression::CompressionLayer;
@@ -63,6 +63,7 @@ where
         .compress_when(DefaultPredicate::new().and(compressible));
     router
         .fallback(not_found)
+        .layer(middleware::from_fn(finish_writes))
         .layer(middleware::from_fn(invalid_method_body))
         .layer(middleware::from_fn_with_state(
             config.body_limit,
@@ -75,6 +76,20 @@ where
 /// Compression predicate: not for protocol switches (WebSocket) or opted-out responses.
 fn compressible(status: StatusCode, _: Version, _: &HeaderMap, ext: &Extensions) -> bool {
     status != StatusCode::SWITCHING_PROTOCOLS && ext.get::<NoCompression>().is_none()
+}
+
+/// Runs a request that may write (every method but GET and HEAD) in a task of its own, so it
+/// runs to the end even if the caller goes away: hyper drops a handler's future when its
+/// connection closes, and a write already made durable would then never reach the steps
+/// after it (handing the evaluations it created to the broker).
+async fn finish_writes(req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    match tokio::spawn(next.run(req)).await {
+        Ok(resp) => resp,
+        Err(e) => HttpError::internal(format!("request handler failed: {e}")).into_response(),
+    }
 }
 
 /// Fallback for paths no route matches.
@@ -294,6 +309,44 @@ mod tests {
             .unwrap();
         let reply = ws.next().await.unwrap().unwrap();
         assert_eq!(reply.into_text().unwrap().as_str(), "ping");
+    }
+
+    /// A write whose caller hangs up mid-request still runs to the end (its evaluations must
+    /// reach the broker); a read is simply dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_finishes_after_its_caller_hangs_up() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::AsyncWriteExt;
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let slow = move || {
+            let flag = flag.clone();
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                flag.store(true, Ordering::SeqCst);
+                "written"
+            }
+        };
+        let app = apply_layers(Router::new().route("/v1/slow", put(slow)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"PUT /v1/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(conn);
+        for _ in 0..100 {
+            if done.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the write was cut off when its caller hung up");
     }
 
     #[tokio::test]

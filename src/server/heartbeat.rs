@@ -45,7 +45,10 @@ impl Heartbeats {
         let id = node_id.to_string();
         let handle = tokio::spawn(async move {
             tokio::time::sleep(deadline).await;
-            server.node_heartbeat_expired(&id).await;
+            // Detached: a heartbeat that re-arms (aborts) this timer while the expiry is
+            // being written must not cut it off between the durable write and handing its
+            // evaluations to the broker.
+            tokio::spawn(async move { server.node_heartbeat_expired(&id).await });
         });
         let mut timers = match self.timers.lock() {
             Ok(g) => g,

@@ -87,6 +87,21 @@ enum Ack {
     Queued(oneshot::Receiver<Result<u64, StateError>>),
 }
 
+/// A write that did not happen, with the pending commit its answer must wait for.
+struct Refused {
+    error: StateError,
+    pending: Option<Ack>,
+}
+
+impl From<StateError> for Refused {
+    fn from(error: StateError) -> Self {
+        Refused {
+            error,
+            pending: None,
+        }
+    }
+}
+
 fn committer_stopped() -> StateError {
     StateError::Storage("state committer stopped".into())
 }
@@ -192,8 +207,15 @@ impl StateStore {
         f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
     ) -> Result<(u64, R), StateError> {
         let head = self.shared.head.lock().await;
-        let (out, ack) = self.apply(head, f)?;
-        Ok((ack.wait().await?, out))
+        match self.apply(head, f) {
+            Ok((out, ack)) => Ok((ack.wait().await?, out)),
+            Err(Refused { error, pending }) => {
+                if let Some(ack) = pending {
+                    ack.wait().await?;
+                }
+                Err(error)
+            }
+        }
     }
 
     /// [`StateStore::write`] for a thread outside the async runtime (e.g. a scheduler
@@ -203,8 +225,15 @@ impl StateStore {
         f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
     ) -> Result<(u64, R), StateError> {
         let head = self.shared.head.blocking_lock();
-        let (out, ack) = self.apply(head, f)?;
-        Ok((ack.wait_blocking()?, out))
+        match self.apply(head, f) {
+            Ok((out, ack)) => Ok((ack.wait_blocking()?, out)),
+            Err(Refused { error, pending }) => {
+                if let Some(ack) = pending {
+                    ack.wait_blocking()?;
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Runs `f` on top of `head` and queues the result for the committer.
@@ -212,10 +241,24 @@ impl StateStore {
         &self,
         mut head: MutexGuard<'_, Arc<Tables>>,
         f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
-    ) -> Result<(R, Ack), StateError> {
+    ) -> Result<(R, Ack), Refused> {
         // On an early return the transaction is dropped: nothing of it was queued.
         let mut txn = Txn::new((**head).clone(), Batch::default());
-        let out = f(&mut txn)?;
+        let out = match f(&mut txn) {
+            Ok(out) => out,
+            Err(error) => {
+                // The refusal may rest on writes still waiting for their commit. Answer it
+                // only once they are durable, so a caller that retries on a fresh snapshot
+                // (the scheduler after a stale plan) sees what refused it.
+                let index = head.index;
+                let pending = if index == self.shared.snapshot().index {
+                    None
+                } else {
+                    Some(self.enqueue(&mut head, index, None, Batch::default())?)
+                };
+                return Err(Refused { error, pending });
+            }
+        };
         if txn.batch.is_empty() {
             // Nothing changed and the index does not move; but what `f` read may still be
             // waiting for its commit, and must not be answered from before it is durable.
@@ -225,7 +268,7 @@ impl StateStore {
             }
             return Ok((out, self.enqueue(&mut head, index, None, Batch::default())?));
         }
-        txn.finish()?;
+        txn.finish().map_err(Refused::from)?;
         let index = txn.index();
         let Txn { tables, batch, .. } = txn;
         let tables = Arc::new(tables);

@@ -438,3 +438,43 @@ async fn waiting_for_the_disk_does_not_block_the_runtime() {
     drop(s);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A write refused because of a pending write (a stale plan, a conflict) is answered only once
+/// that write is durable: a caller that retries on a fresh snapshot then sees what refused it,
+/// instead of retrying on the same stale state until its attempts run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_waits_for_the_pending_write_it_rests_on() {
+    let dir = tmpdir("refusal");
+    let (s, mut gate) = Gate::open(&dir);
+    let write = put_job_task(&s, "first");
+    gate.started().await;
+    applied(&s, 2).await;
+    let refused = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let r: Result<(u64, ()), StateError> = s
+                .write(|t| match t.tables().job("default", "first") {
+                    Some(_) => Err(StateError::Conflict("first exists".into())),
+                    None => Ok(()),
+                })
+                .await;
+            (r, s.snapshot().job("default", "first").is_some())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !refused.is_finished(),
+        "refused before the write it rests on was durable"
+    );
+    gate.finish(Ok(()));
+    assert_eq!(write.await.unwrap().unwrap().0, 2);
+    let (r, seen) = refused.await.unwrap();
+    assert!(matches!(r, Err(StateError::Conflict(_))), "{r:?}");
+    assert!(
+        seen,
+        "after the refusal the snapshot holds the write it rests on"
+    );
+    assert!(gate.idle(), "a refusal commits nothing");
+    drop(s);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
