@@ -8,6 +8,7 @@ pub mod job;
 pub mod namespace;
 pub mod node;
 pub mod scaling;
+pub mod secret;
 pub mod status;
 pub mod time;
 pub mod validate;
