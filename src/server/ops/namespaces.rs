@@ -249,7 +249,89 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn namespaces_survive_a_restart_and_old_state_gets_default() {
+    async fn a_job_without_a_pool_gets_its_namespaces_default_pool() {
+        let s = server();
+        s.upsert_namespace(
+            ns(serde_json::json!({"Name": "team",
+                "NodePoolConfiguration": {"Default": "prod"}})),
+            None,
+        )
+        .await
+        .unwrap();
+        s.register_job(job_in("team", "exec"), None).await.unwrap();
+        assert_eq!(
+            s.state.snapshot().job("team", "web").unwrap().node_pool,
+            "prod"
+        );
+        let mut own = job_in("team", "exec");
+        own.job.as_mut().unwrap().node_pool = "gpu".into();
+        s.register_job(own, None).await.unwrap();
+        assert_eq!(
+            s.state.snapshot().job("team", "web").unwrap().node_pool,
+            "gpu"
+        );
+        s.register_job(job_in("default", "exec"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.state.snapshot().job("default", "web").unwrap().node_pool,
+            "default"
+        );
+        let err = s
+            .upsert_namespace(
+                ns(serde_json::json!({"Name": "x",
+                    "NodePoolConfiguration": {"Allowed": ["a"], "Denied": ["b"]}})),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("only one of Allowed and Denied"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_state_dir_from_before_namespaces_gets_default_and_keeps_its_jobs() {
+        let dir = std::env::temp_dir().join(format!("yurt-ns-old-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // What an older build left: its tables, none for namespaces, one job in plain JSON.
+        {
+            let db = redb::Database::create(dir.join("state.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let jobs: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("jobs");
+                let mut t = txn.open_table(jobs).unwrap();
+                let job = serde_json::json!({"ID": "old", "Namespace": "default",
+                    "TaskGroups": [], "CreateIndex": 5, "ModifyIndex": 5});
+                let bytes = serde_json::to_vec(&job).unwrap();
+                t.insert("default\0old", bytes.as_slice()).unwrap();
+                let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+                let mut m = txn.open_table(meta).unwrap();
+                m.insert("index", b"5".as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let s = Server::open(crate::server::ServerConfig {
+            data_dir: Some(dir.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let snap = s.state.snapshot();
+        assert!(snap.job("default", "old").is_some());
+        assert_eq!(
+            snap.namespace("default").unwrap().description,
+            "Default shared namespace"
+        );
+        assert_eq!(snap.namespaces.len(), 1);
+        drop(snap);
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn namespaces_survive_a_restart() {
         let dir = std::env::temp_dir().join(format!("yurt-ns-restart-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let config = crate::server::ServerConfig {
