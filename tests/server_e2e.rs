@@ -537,9 +537,18 @@ fn agent_status_and_formatting_endpoints() {
             .map(|v| v.to_str().unwrap()),
         Some("gzip")
     );
-    // namespaces: a job in another namespace is only listed there or with *.
+    // namespaces: a job in another namespace is only listed there or with *. As in Nomad,
+    // the namespace must exist before a job can be written into it.
     let mut other = service_job("ns-job", 0);
     other["Namespace"] = json!("team");
+    let refused = http.put(&agent.url("/v1/jobs"), &json!({ "Job": other.clone() }));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(
+        refused.body,
+        "job \"ns-job\" is in nonexistent namespace \"team\""
+    );
+    let created = http.post(&agent.url("/v1/namespace/team"), &json!({"Name": "team"}));
+    assert_eq!(created.status, 200, "{}", created.body);
     register(&http, &agent, other);
     let default_list = http.get(&agent.url("/v1/jobs")).json();
     assert!(

@@ -265,7 +265,13 @@ impl ApiClient {
                 body: text.trim_end().to_string(),
             });
         }
-        let value = serde_json::from_str(&text).map_err(|source| ApiError::Decode {
+        // Some writes (namespaces) answer with no body at all, which reads as JSON null.
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
+        let value = serde_json::from_str(text).map_err(|source| ApiError::Decode {
             url: url_text.clone(),
             source,
         })?;

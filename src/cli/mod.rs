@@ -1,13 +1,15 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `agent`, `job`, `alloc` and `version`, and the API client they share.
+//! `agent`, `job`, `alloc`, `namespace` and `version`, and the API client they share.
 
 pub mod agent;
 pub mod alloc;
 pub mod alloc_exec;
 pub mod api_client;
+pub mod api_flags;
 pub mod argv;
 pub mod eval_monitor;
 pub mod job;
+pub mod namespace;
 pub mod output;
 pub mod terminal;
 pub mod version;
@@ -39,6 +41,8 @@ pub enum Command {
     Alloc(alloc::AllocArgs),
     /// Run, inspect and stop jobs.
     Job(job::JobArgs),
+    /// Create, list, inspect and delete namespaces.
+    Namespace(namespace::NamespaceArgs),
     /// Print the yurt version and the Nomad API version it speaks.
     Version,
 }
@@ -67,6 +71,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Agent(args) => agent::run(&args),
         Command::Alloc(args) => alloc::main(args),
         Command::Job(args) => job::main(args),
+        Command::Namespace(args) => namespace::main(args),
         Command::Version => {
             println!("{}", version::version_text());
             ExitCode::SUCCESS

@@ -101,8 +101,13 @@ pub(crate) async fn run(inner: std::sync::Arc<Inner>, mut shutdown: watch::Recei
         if !d.pull.is_empty() {
             match inner
                 .server
-                .get_allocs(GetAllocsRequest {
-                    alloc_ids: d.pull.clone(),
+                .get_allocs({
+                    let (node_id, secret_id) = inner.node.identity();
+                    GetAllocsRequest {
+                        node_id,
+                        secret_id,
+                        alloc_ids: d.pull.clone(),
+                    }
                 })
                 .await
             {

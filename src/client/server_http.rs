@@ -106,7 +106,8 @@ impl HttpServerApi {
 pub fn map_error(status: u16, body: String) -> RpcError {
     match status {
         404 if body.to_lowercase().contains("node not found") => RpcError::NodeNotFound,
-        403 => RpcError::SecretMismatch,
+        403 if body.contains("secret ID does not match") => RpcError::SecretMismatch,
+        403 => RpcError::PermissionDenied,
         400..=499 => RpcError::BadRequest(body),
         _ => RpcError::Unavailable(format!("HTTP {status}: {body}")),
     }
@@ -224,7 +225,7 @@ mod tests {
             )
             .route(
                 "/v1/internal/allocs",
-                post(|| async { (StatusCode::FORBIDDEN, "Permission denied") }),
+                post(|| async { (StatusCode::FORBIDDEN, "node secret ID does not match") }),
             )
             .route(
                 "/v1/internal/allocs/update",
@@ -291,6 +292,10 @@ mod tests {
         assert!(matches!(
             map_error(404, "alloc missing".into()),
             RpcError::BadRequest(_)
+        ));
+        assert!(matches!(
+            map_error(403, "Permission denied".into()),
+            RpcError::PermissionDenied
         ));
     }
 }

@@ -29,6 +29,10 @@ pub enum RpcError {
     /// The node's secret does not match the registered one.
     #[error("node secret ID does not match")]
     SecretMismatch,
+    /// The node asked for or about something that is not its own (another node's
+    /// allocations).
+    #[error("Permission denied")]
+    PermissionDenied,
     /// The request was malformed or refused.
     #[error("{0}")]
     BadRequest(String),
@@ -87,10 +91,14 @@ pub struct ClientAllocsRequest {
     pub max_query_time: i64,
 }
 
-/// Fetch of full allocations by ID.
+/// Fetch of full allocations by ID; only the asking node's own allocations are given out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct GetAllocsRequest {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    #[serde(rename = "SecretID")]
+    pub secret_id: String,
     #[serde(rename = "AllocIDs")]
     pub alloc_ids: Vec<String>,
 }
@@ -138,7 +146,7 @@ pub trait ServerApi: Send + Sync {
         wait: Duration,
     ) -> Result<ClientAllocs, RpcError>;
 
-    /// Full allocations by ID.
+    /// Full allocations by ID, all placed on the asking node.
     async fn get_allocs(&self, req: GetAllocsRequest) -> Result<GetAllocsResponse, RpcError>;
 
     /// Reports client status for a batch of allocations.

@@ -7,6 +7,7 @@ mod job_dispatch;
 mod job_scale;
 mod job_versions;
 mod jobs;
+mod namespaces;
 mod nodes;
 mod read;
 mod rpc;
@@ -49,5 +50,6 @@ pub fn router(app: App) -> Router {
         .merge(allocations::routes())
         .merge(nodes::routes())
         .merge(evaluations::routes())
+        .merge(namespaces::routes())
         .with_state(app)
 }

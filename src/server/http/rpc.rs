@@ -23,7 +23,9 @@ impl From<RpcError> for HttpError {
     fn from(e: RpcError) -> Self {
         match e {
             RpcError::NodeNotFound => HttpError::not_found("node not found"),
-            RpcError::SecretMismatch => HttpError::Forbidden(e.to_string()),
+            RpcError::SecretMismatch | RpcError::PermissionDenied => {
+                HttpError::Forbidden(e.to_string())
+            }
             RpcError::BadRequest(m) => HttpError::bad_request(m),
             RpcError::Unavailable(m) => HttpError::Status(StatusCode::SERVICE_UNAVAILABLE, m),
         }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::jobs::same_spec;
+use super::namespaces::{admit_job, default_node_pool};
 use crate::server::http::JobPlanRequest;
 use crate::server::job_diff::job_diff_from;
 use crate::server::scheduler::{self, Plan};
@@ -66,10 +67,14 @@ impl Server {
         if job.namespace.is_empty() && !namespace.is_empty() && namespace != "*" {
             job.namespace = namespace.to_string();
         }
+        let snap = self.state.snapshot();
+        if let Some(pool) = default_node_pool(&snap, &job) {
+            job.node_pool = pool;
+        }
         canonicalize_job(&mut job, &self.config.region);
         validate_job(&job).map_err(|e| ServerError::BadRequest(e.to_string()))?;
+        admit_job(&snap, &job).map_err(ServerError::BadRequest)?;
 
-        let snap = self.state.snapshot();
         let existing = snap.job(&job.namespace, &job.id);
         let mut planned = job.clone();
         match existing.as_ref() {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::namespaces::{admit_job, default_node_pool};
 use crate::server::{Server, ServerError};
 use crate::structs::canonicalize::canonicalize_job;
 use crate::structs::eval::trigger;
@@ -96,6 +97,9 @@ impl Server {
         {
             job.namespace = ns.to_string();
         }
+        if let Some(pool) = default_node_pool(&self.state.snapshot(), &job) {
+            job.node_pool = pool;
+        }
         canonicalize_job(&mut job, &self.config.region);
         validate_job(&job).map_err(|e| ServerError::BadRequest(e.to_string()))?;
         if let Some(p) = job.periodic.as_ref() {
@@ -119,6 +123,7 @@ impl Server {
 
         let started = std::time::Instant::now();
         let (index, (eval, job_modify_index)) = self.state.write(|txn| {
+            admit_job(txn.tables(), &job).map_err(crate::server::state::StateError::Conflict)?;
             let existing = txn.tables().job(&job.namespace, &job.id);
             if req.enforce_index {
                 let current = existing.as_ref().map(|j| j.job_modify_index).unwrap_or(0);

@@ -10,4 +10,5 @@ pub mod job_plan;
 pub mod job_scale;
 pub mod job_versions;
 pub mod jobs;
+pub mod namespaces;
 pub mod nodes;

@@ -14,6 +14,7 @@ use crate::rpc::{
 use crate::server::Server;
 use crate::server::state::{StateError, Table};
 use crate::structs::eval::trigger;
+use crate::structs::secret::secrets_equal;
 use crate::structs::{
     AllocClientStatus, Allocation, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE,
     Node, NodeEvent, NodeStatus, time::now_nanos,
@@ -27,6 +28,21 @@ impl From<StateError> for RpcError {
             StateError::Storage(m) => RpcError::Unavailable(m),
         }
     }
+}
+
+/// The node a request names, when the request carries that node's SecretID: every call a
+/// client makes after registering proves which node it is this way (as Nomad's clients do
+/// with their secret as the RPC auth token), ACLs or not.
+fn authenticate(
+    tables: &crate::server::state::Tables,
+    node_id: &str,
+    secret_id: &str,
+) -> Result<Arc<Node>, RpcError> {
+    let node = tables.node(node_id).ok_or(RpcError::NodeNotFound)?;
+    if !secrets_equal(&node.secret_id, secret_id) {
+        return Err(RpcError::SecretMismatch);
+    }
+    Ok(node)
 }
 
 fn node_not_found() -> StateError {
@@ -118,7 +134,7 @@ impl Server {
             .write(|txn| {
                 let existing = txn.tables().node(&node.id);
                 if let Some(old) = existing.as_ref() {
-                    if old.secret_id != node.secret_id {
+                    if !secrets_equal(&old.secret_id, &node.secret_id) {
                         return Err(StateError::Conflict(
                             "node secret ID does not match. Not registering node.".to_string(),
                         ));
@@ -191,12 +207,7 @@ impl Server {
             },
         };
         let snap = self.state.snapshot();
-        let Some(node) = snap.node(&req.node_id) else {
-            return Err(RpcError::NodeNotFound);
-        };
-        if node.secret_id != req.secret_id {
-            return Err(RpcError::SecretMismatch);
-        }
+        let node = authenticate(&snap, &req.node_id, &req.secret_id)?;
         let (index, node, evals) = if node.status != status {
             let (index, (stored, evals)) = self
                 .state
@@ -308,13 +319,7 @@ impl Server {
         let mut watch = self.state.watch(Table::Allocs);
         loop {
             watch.borrow_and_update();
-            let snap = self.state.snapshot();
-            let Some(node) = snap.node(&req.node_id) else {
-                return Err(RpcError::NodeNotFound);
-            };
-            if node.secret_id != req.secret_id {
-                return Err(RpcError::SecretMismatch);
-            }
+            authenticate(&self.state.snapshot(), &req.node_id, &req.secret_id)?;
             let out = self.client_allocs_now(&req.node_id);
             if out.index > req.min_query_index {
                 return Ok(out);
@@ -341,11 +346,17 @@ impl Server {
             ));
         }
         let snap = self.state.snapshot();
-        let Some(node) = snap.node(&req.node_id) else {
-            return Err(RpcError::NodeNotFound);
-        };
-        if node.secret_id != req.secret_id {
-            return Err(RpcError::SecretMismatch);
+        let node = authenticate(&snap, &req.node_id, &req.secret_id)?;
+        // A node reports only on its own allocations; one naming another node's is refused
+        // whole rather than partly applied.
+        let foreign = req
+            .alloc
+            .iter()
+            .filter_map(|u| snap.alloc(&u.id))
+            .find(|a| a.node_id != node.id);
+        if let Some(a) = foreign {
+            tracing::warn!(node_id = %node.id, alloc_id = %a.id, "node tried to update an allocation placed on another node");
+            return Err(RpcError::PermissionDenied);
         }
         if node.status == NodeStatus::Down {
             return Err(RpcError::BadRequest(format!(
@@ -466,11 +477,17 @@ impl ServerApi for Arc<Server> {
 
     async fn get_allocs(&self, req: GetAllocsRequest) -> Result<GetAllocsResponse, RpcError> {
         let snap = self.state.snapshot();
-        let allocs = req
-            .alloc_ids
-            .iter()
-            .filter_map(|id| snap.alloc(id).map(|a| (*a).clone()))
-            .collect();
+        let node = authenticate(&snap, &req.node_id, &req.secret_id)?;
+        let mut allocs = Vec::with_capacity(req.alloc_ids.len());
+        for id in &req.alloc_ids {
+            // Gone (garbage-collected) allocations are left out, as Nomad does.
+            let Some(a) = snap.alloc(id) else { continue };
+            if a.node_id != node.id {
+                tracing::warn!(node_id = %node.id, alloc_id = %a.id, "node asked for an allocation placed on another node");
+                return Err(RpcError::PermissionDenied);
+            }
+            allocs.push((*a).clone());
+        }
         Ok(GetAllocsResponse {
             allocs,
             index: snap.table_index(Table::Allocs),

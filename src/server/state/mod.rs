@@ -154,6 +154,7 @@ impl StateStore {
         // An empty cluster reports index 1, so the first write (index 2) is visibly newer
         // to a blocking query that started at 1.
         tables.index = tables.index.max(1);
+        tables.ensure_default_namespace();
         let watches = Table::ALL
             .iter()
             .map(|t| watch::channel(tables.table_index(*t)).0)

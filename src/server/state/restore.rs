@@ -10,7 +10,7 @@ use super::durable::{Durable, Kind};
 use super::sharing::Sharing;
 use super::tables::{Table, Tables, ns_key};
 use super::txn::StoredAlloc;
-use crate::structs::{Deployment, Evaluation, Job, JobScalingEvents, Node};
+use crate::structs::{Deployment, Evaluation, Job, JobScalingEvents, Namespace, Node};
 
 fn decode<T: DeserializeOwned>(kind: Kind, key: &str, bytes: &[u8]) -> Result<T, StateError> {
     serde_json::from_slice(bytes)
@@ -86,6 +86,10 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
         let events: JobScalingEvents = decode(Kind::ScalingEvents, &key, &bytes)?;
         t.scaling_events
             .insert(ns_key(&events.namespace, &events.job_id), Arc::new(events));
+    }
+    for (key, bytes) in d.load(Kind::Namespaces)? {
+        let ns: Namespace = decode(Kind::Namespaces, &key, &bytes)?;
+        t.namespaces.insert(ns.name.clone(), Arc::new(ns));
     }
     Ok(t)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
 
 use crate::server::scheduler::SchedulerView;
-use crate::structs::{Allocation, Deployment, Evaluation, Job, JobScalingEvents, Node};
+use crate::structs::{Allocation, Deployment, Evaluation, Job, JobScalingEvents, Namespace, Node};
 
 /// `(namespace, id)`.
 pub type NsKey = (String, String);
@@ -22,11 +22,12 @@ pub enum Table {
     Evals,
     Deployments,
     ScalingEvents,
+    Namespaces,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Jobs,
         Table::JobVersions,
         Table::Allocs,
@@ -34,6 +35,7 @@ impl Table {
         Table::Evals,
         Table::Deployments,
         Table::ScalingEvents,
+        Table::Namespaces,
     ];
 
     /// Position in per-table arrays.
@@ -51,6 +53,7 @@ impl Table {
             Table::Evals => "evals",
             Table::Deployments => "deployment",
             Table::ScalingEvents => "scaling_event",
+            Table::Namespaces => "namespaces",
         }
     }
 }
@@ -78,6 +81,8 @@ pub struct Tables {
     pub deployments: OrdMap<String, Arc<Deployment>>,
     /// Scaling events of each job, per group, newest first.
     pub scaling_events: OrdMap<NsKey, Arc<JobScalingEvents>>,
+    /// Namespaces by name; `default` is always there (see [`Tables::ensure_default_namespace`]).
+    pub namespaces: OrdMap<String, Arc<Namespace>>,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }
@@ -104,6 +109,30 @@ impl Tables {
             .map(|t| self.table_index(*t))
             .max()
             .unwrap_or(1)
+    }
+
+    /// Adds the `default` namespace when the state has none (a new cluster, or a state
+    /// directory written before namespaces were objects), as Nomad does at every start.
+    pub fn ensure_default_namespace(&mut self) {
+        let name = crate::structs::DEFAULT_NAMESPACE.to_string();
+        if !self.namespaces.contains_key(&name) {
+            self.namespaces
+                .insert(name, Arc::new(Namespace::default_namespace()));
+        }
+    }
+
+    /// A namespace by name.
+    pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.namespaces.get(name).cloned()
+    }
+
+    /// Namespaces whose name starts with `prefix`, sorted by name.
+    pub fn namespaces_with_prefix(&self, prefix: &str) -> Vec<Arc<Namespace>> {
+        self.namespaces
+            .range(prefix.to_string()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .map(|(_, n)| n.clone())
+            .collect()
     }
 
     /// A job by namespace and ID.

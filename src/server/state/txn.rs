@@ -11,7 +11,7 @@ use super::durable::{Batch, Kind};
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 use crate::structs::{
     Allocation, Deployment, Evaluation, JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents,
-    JobStatus, Node, ScalingEvent,
+    JobStatus, Namespace, Node, ScalingEvent,
 };
 
 /// An allocation as stored on disk: without its job, which is stored once per version.
@@ -338,6 +338,32 @@ impl Txn {
         self.tables.deployments.insert(d.id.clone(), Arc::new(d));
         self.touch(Table::Deployments);
         Ok(())
+    }
+
+    /// Stores a namespace, stamping ModifyIndex (and CreateIndex when new; an update keeps
+    /// the one it had).
+    pub fn put_namespace(&mut self, mut ns: Namespace) -> Result<Arc<Namespace>, StateError> {
+        ns.modify_index = self.index;
+        ns.create_index = match self.tables.namespace(&ns.name) {
+            Some(old) => old.create_index,
+            None => self.index,
+        };
+        self.batch
+            .put(Kind::Namespaces, ns.name.clone(), encode(&ns)?);
+        let ns = Arc::new(ns);
+        self.tables.namespaces.insert(ns.name.clone(), ns.clone());
+        self.touch(Table::Namespaces);
+        Ok(ns)
+    }
+
+    /// Removes a namespace; false when there was none.
+    pub fn delete_namespace(&mut self, name: &str) -> bool {
+        if self.tables.namespaces.remove(name).is_none() {
+            return false;
+        }
+        self.batch.delete(Kind::Namespaces, name.to_string());
+        self.touch(Table::Namespaces);
+        true
     }
 
     /// Recomputes the status of every job this write touched (Nomad's rules), then records
