@@ -87,8 +87,8 @@ async fn exec_task_is_isolated_and_mounts_go_with_destroy() {
         assert!(out.contains("dir=/local\n"), "{out}");
         let root_line = out.lines().find_map(|l| l.strip_prefix("root=")).unwrap();
         let allowed = [
-            ".", "..", ".yurt", "alloc", "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32",
-            "local", "private", "proc", "run", "sbin", "secrets", "sys", "tmp", "usr",
+            ".", "..", "alloc", "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "local",
+            "private", "proc", "run", "sbin", "secrets", "sys", "tmp", "usr",
         ];
         for e in root_line.split_whitespace() {
             assert!(

@@ -29,7 +29,10 @@ fn at(path: &Path, e: io::Error) -> io::Error {
     if e.raw_os_error() == Some(libc::ELOOP) {
         return io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{} is a symbolic link; refusing to follow it", path.display()),
+            format!(
+                "{} is a symbolic link; refusing to follow it",
+                path.display()
+            ),
         );
     }
     e

@@ -56,7 +56,10 @@ pub fn kill_tree(pid: u32) {
         tracing::warn!(pid, error = %e, "stopping a supervisor before killing its tree");
     }
     for _ in 0..KILL_ROUNDS {
-        let live: Vec<u32> = descendants(pid).into_iter().filter(|&d| is_alive(d)).collect();
+        let live: Vec<u32> = descendants(pid)
+            .into_iter()
+            .filter(|&d| is_alive(d))
+            .collect();
         if live.is_empty() {
             break;
         }

@@ -379,7 +379,10 @@ fn abandon(state: &SupervisedState, cg: Option<&crate::cgroups::TaskCgroup>) {
     // found too; a reused PID does not match.
     let supervisor_runs = pid > 1 && runs_supervisor_of(&cmdline, &state.spec_path);
     if supervisor_runs {
-        tracing::warn!(supervisor_pid = pid, "killing an unrecoverable task's supervisor and its tree");
+        tracing::warn!(
+            supervisor_pid = pid,
+            "killing an unrecoverable task's supervisor and its tree"
+        );
         stray::kill_tree(pid);
     }
     if cg.is_none() && !supervisor_runs {
