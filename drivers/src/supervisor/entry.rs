@@ -30,6 +30,7 @@ use super::creds;
 use super::error::SupervisorError;
 use super::event_loop::{Supervisor, TaskInfo, unix_ms};
 use super::oom;
+use super::private_fs;
 use super::protocol::Ready;
 use super::spec::LaunchSpec;
 use crate::logrotate::FileRotator;
@@ -166,9 +167,9 @@ fn start(spec_path: &Path) -> Result<(Supervisor, PathBuf), SupervisorError> {
 
 fn bind(path: &Path) -> Result<UnixListener, SupervisorError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| SupervisorError::io(format!("creating {}", dir.display()), e))?;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        // The agent made it so already; a supervisor started by hand gets the same.
+        private_fs::private_dir(dir)
+            .map_err(|e| SupervisorError::io(format!("making {} private", dir.display()), e))?;
     }
     // A leftover file from a dead supervisor would make bind fail with EADDRINUSE.
     let _ = std::fs::remove_file(path);

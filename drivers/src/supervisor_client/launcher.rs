@@ -249,17 +249,20 @@ mod tests {
 
     #[test]
     fn matches_both_supervisor_forms_of_this_spec_only() {
-        let spec = Path::new("/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json");
-        let new = b"/usr/local/bin/yurt-supervisor\0/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json\0";
-        let old = b"/usr/local/bin/yurt\0supervise\0/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json\0";
+        let spec = Path::new("/var/lib/yurt/client/supervisors/0123/spec.json");
+        let new =
+            b"/usr/local/bin/yurt-supervisor\0/var/lib/yurt/client/supervisors/0123/spec.json\0";
+        let old =
+            b"/usr/local/bin/yurt\0supervise\0/var/lib/yurt/client/supervisors/0123/spec.json\0";
         assert!(runs_supervisor_of(new, spec));
         assert!(runs_supervisor_of(old, spec));
         // Another task's supervisor, or a PID reused by something else.
-        let other = b"/usr/local/bin/yurt-supervisor\0/var/lib/yurt/alloc/b/t/.yurt/9/spec.json\0";
+        let other =
+            b"/usr/local/bin/yurt-supervisor\0/var/lib/yurt/client/supervisors/9/spec.json\0";
         assert!(!runs_supervisor_of(other, spec));
-        let cat = b"/bin/cat\0/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json\0";
+        let cat = b"/bin/cat\0/var/lib/yurt/client/supervisors/0123/spec.json\0";
         assert!(!runs_supervisor_of(cat, spec));
-        let vi = b"/usr/bin/vi\0-R\0/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json\0";
+        let vi = b"/usr/bin/vi\0-R\0/var/lib/yurt/client/supervisors/0123/spec.json\0";
         assert!(!runs_supervisor_of(vi, spec));
         assert!(!runs_supervisor_of(b"", spec));
     }
