@@ -4,7 +4,7 @@
 //! fsynced, so a reader sees either no record or a complete one, even after a crash. Both
 //! sides go through [`super::private_fs`]: no link at either name is ever followed.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -79,7 +79,7 @@ pub fn write_durable(path: &Path, rec: &ExitRecord) -> io::Result<()> {
     }
     fs::rename(tmp, path)?;
     if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
+        private_fs::open_dir(dir)?.sync_all()?;
     }
     Ok(())
 }

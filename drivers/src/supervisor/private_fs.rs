@@ -52,11 +52,7 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)?;
-    let d = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(dir)
-        .map_err(|e| at(dir, e))?;
+    let d = open_dir(dir)?;
     let meta = d.metadata()?;
     if meta.uid() != euid() {
         return Err(refuse(
@@ -68,6 +64,15 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
         d.set_permissions(fs::Permissions::from_mode(DIR_MODE))?;
     }
     Ok(())
+}
+
+/// The directory `dir` itself (not a link to one), open for `fstat`, `fchmod` and `fsync`.
+pub fn open_dir(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+        .map_err(|e| at(dir, e))
 }
 
 /// Removes `path` if it exists (a link is removed itself, not its target).
