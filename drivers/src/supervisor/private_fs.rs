@@ -101,7 +101,8 @@ pub fn open_append(path: &Path) -> io::Result<File> {
         .append(true)
         .create(true)
         .mode(FILE_MODE)
-        .custom_flags(libc::O_NOFOLLOW)
+        // O_NONBLOCK: a FIFO put there must fail the check below, not hang the open.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| at(path, e))?;
     check_own_file(path, &f)?;
@@ -114,6 +115,7 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 pub fn read(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     let f = match OpenOptions::new()
         .read(true)
+        // O_NONBLOCK: a FIFO put there must fail the check below, not hang the open.
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
     {
@@ -213,6 +215,10 @@ mod tests {
         assert!(read(&f, 1).unwrap_err().to_string().contains("larger"));
         assert_eq!(read(&f, 2).unwrap().unwrap(), b"{}");
         assert!(read(&d.join("none"), 2).unwrap().is_none());
+        let fifo = d.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(read(&fifo, 2).unwrap_err().to_string().contains("regular"));
+        assert!(open_append(&fifo).is_err());
         if euid() == 0 {
             nix::unistd::chown(&f, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
             assert!(read(&f, 1024).unwrap_err().to_string().contains("owned by"));
