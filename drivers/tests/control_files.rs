@@ -406,3 +406,74 @@ fn a_launch_that_never_reports_leaves_no_process() {
     let left = running_for(&p.spec_path);
     assert!(left.is_empty(), "still running for the spec: {left:?}");
 }
+
+/// PIDs of live processes whose environment holds `marker` (`NAME=value`).
+fn with_env(marker: &str) -> Vec<u32> {
+    let needle = marker.as_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|v| v == needle))
+                && alive(*pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_supervisor_whose_ready_line_nobody_reads_kills_its_task_and_exits() {
+    let env = Env::new("deaf");
+    let sv = env.supervisor();
+    let mut cfg = env.sh("deaf", "unused");
+    let marker = format!("YURT_DEAF={}", env.root.display());
+    let (k, v) = marker.split_once('=').unwrap();
+    cfg.env.insert(k.into(), v.into());
+    let cmd = TaskCommand {
+        command: "/bin/sleep".into(),
+        args: vec!["1000".into()],
+        env: cfg.env.clone(),
+        cwd: cfg.task_dir.clone(),
+        user: String::new(),
+        oom_score_adj: None,
+        isolation: None,
+    };
+    let p = prepare(&cfg, &sv, cmd, None).unwrap();
+    // The launcher is gone before the supervisor reports (it gave up, or the agent died):
+    // the read end of the ready pipe is closed.
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    let log = std::fs::File::create(&p.log_path).unwrap();
+    let status = std::process::Command::new(&sv.exe)
+        .arg(&p.spec_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(w))
+        .stderr(log)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the first process exits at once: {status}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logged = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .contains("reporting the started task")
+    };
+    while !(logged(&p.log_path)
+        && running_for(&p.spec_path).is_empty()
+        && with_env(&marker).is_empty())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "left running: supervisor {:?}, task {:?}; log {:?}",
+            running_for(&p.spec_path),
+            with_env(&marker),
+            std::fs::read_to_string(&p.log_path)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
