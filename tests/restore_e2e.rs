@@ -462,6 +462,13 @@ fn reattaches_supervisors_an_older_build_started() {
     let small = Path::new(env!("CARGO_BIN_EXE_yurt")).with_file_name("yurt-supervisor");
     assert_eq!(new_supervisors.len(), 1, "{new_supervisors:?}");
     assert_eq!(new_supervisors[0][0], small.display().to_string());
+    // Its control files are the agent's, under the client state dir, not in the task's tree.
+    let spec = Path::new(new_supervisors[0].last().expect("spec argument"));
+    let control = agent.data_dir.path().join("data/client/supervisors");
+    assert!(spec.starts_with(&control), "{}", spec.display());
+    let fresh_id = &alloc_ids(&http, &agent, "fresh")[0];
+    assert!(!alloc_dir(&agent, fresh_id).join("loop/.yurt").exists());
+    assert!(alloc_dir(&agent, fresh_id).join("loop/local").exists());
 
     // The tasks' output goes on past the upgrade (waited for, so a slow machine cannot
     // stop them before they wrote a line under the new agent).

@@ -87,8 +87,8 @@ async fn exec_task_is_isolated_and_mounts_go_with_destroy() {
         assert!(out.contains("dir=/local\n"), "{out}");
         let root_line = out.lines().find_map(|l| l.strip_prefix("root=")).unwrap();
         let allowed = [
-            ".", "..", ".yurt", "alloc", "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32",
-            "local", "private", "proc", "run", "sbin", "secrets", "sys", "tmp", "usr",
+            ".", "..", "alloc", "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "local",
+            "private", "proc", "run", "sbin", "secrets", "sys", "tmp", "usr",
         ];
         for e in root_line.split_whitespace() {
             assert!(
@@ -394,6 +394,11 @@ async fn exec_recover_after_dropping_the_driver() {
             st.task_pid
         );
         assert!(d2.task_stats(&cfg.id).await.unwrap().memory.usage > 0);
+        // alloc exec enters the recovered task as its launch spec says, that spec checked
+        // against the task's cgroup and chroot.
+        let (out, r) = alloc_exec(&d2, &cfg.id, "id -u; echo $NOMAD_TASK_DIR; ls /.yurt").await;
+        assert_eq!(out, "65534\n/local\n", "{r:?}");
+        assert_ne!(r.exit_code, 0, "the task's / holds no control files");
         d2.stop_task(&cfg.id, Duration::from_millis(200), "SIGTERM")
             .await
             .unwrap();
@@ -456,4 +461,27 @@ async fn exec_refusals_release_what_they_took() {
         d.destroy_task(&cfg.id, false).await.unwrap();
     })
     .await
+}
+
+/// Runs `script` in the task through `alloc exec`; (stdout, exit).
+async fn alloc_exec(
+    d: &dyn TaskDriver,
+    task_id: &str,
+    script: &str,
+) -> (String, yurt_drivers::ExitResult) {
+    use yurt_drivers::exec_session::{ExecOutput, ExecRequest};
+    let req = ExecRequest {
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        ..ExecRequest::default()
+    };
+    let mut s = d.exec_task(task_id, req).await.expect("alloc exec starts");
+    let mut out = Vec::new();
+    while let Some(o) = s.output.recv().await {
+        match o {
+            ExecOutput::Stdout(b) => out.extend_from_slice(&b),
+            ExecOutput::Exited(r) => return (String::from_utf8_lossy(&out).into(), r),
+            _ => {}
+        }
+    }
+    panic!("exec session ended without an exit");
 }

@@ -164,7 +164,11 @@ fn build_drivers(
     let raw_cfg =
         RawExecPluginConfig::from_json(plugin("raw_exec")).map_err(plugin_err("raw_exec"))?;
     let exec_cfg = ExecPluginConfig::from_json(plugin("exec")).map_err(plugin_err("exec"))?;
-    let supervisor = SupervisorCommand::for_agent().map_err(AgentError::Supervisor)?;
+    // The tasks' control files (what a supervisor runs, how its task ended) live in the
+    // client state dir, out of every task's reach.
+    let supervisor = SupervisorCommand::for_agent()
+        .map_err(AgentError::Supervisor)?
+        .with_state_dir(config.client.state_dir.join("supervisors"));
     let cgroups = detect_cgroups(
         config
             .client

@@ -15,7 +15,6 @@ use crate::driver::DriverError;
 use crate::exec_session::process::{self, SpawnedExec};
 use crate::exec_session::{ExecRequest, ExecSession};
 use crate::isolation::{CapSet, EnterSpec, enter};
-use crate::supervisor::spec::LaunchSpec;
 use crate::supervisor_client::task_entry::TaskEntry;
 
 /// Starts `req` inside the running task `entry`; the session ends when the task exits.
@@ -23,8 +22,7 @@ pub fn exec(entry: &Arc<TaskEntry>, req: &ExecRequest) -> Result<ExecSession, Dr
     if entry.exit_result().is_some() {
         return Err(DriverError::TaskNotRunning);
     }
-    let spec = LaunchSpec::load(&entry.state.spec_path)
-        .map_err(|e| DriverError::Failed(format!("reading task spec: {e}")))?;
+    let spec = entry.launch_spec()?;
     let Some(iso) = spec.isolation.as_ref() else {
         return Err(DriverError::Failed(
             "exec task has no isolation in its launch spec".into(),

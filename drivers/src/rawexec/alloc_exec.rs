@@ -34,8 +34,7 @@ pub fn exec(entry: &Arc<TaskEntry>, req: &ExecRequest) -> Result<ExecSession, Dr
     if req.command.is_empty() {
         return Err(DriverError::Failed("command is not present".into()));
     }
-    let spec = LaunchSpec::load(&entry.state.spec_path)
-        .map_err(|e| DriverError::Failed(format!("reading task spec: {e}")))?;
+    let spec = entry.launch_spec()?;
     let creds = creds::resolve(&spec.user).map_err(|e| DriverError::Failed(e.to_string()))?;
     let task = entry.clone();
     let kill_when = async move {

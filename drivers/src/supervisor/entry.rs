@@ -10,6 +10,8 @@
 //!    killable on stop), resolve the user, open the rotators, block SIGCHLD into a signalfd,
 //!    bind the socket, spawn the task;
 //! 4. write one [`Ready`] line to stdout (a pipe the launcher reads), point stdout at /dev/null;
+//!    when the line cannot be written (the launcher gave up or the agent died meanwhile),
+//!    nobody knows of the task: it is killed and the supervisor exits;
 //! 5. run the poll loop until `shutdown` or the linger time.
 
 use std::ffi::OsStr;
@@ -30,6 +32,8 @@ use super::creds;
 use super::error::SupervisorError;
 use super::event_loop::{Supervisor, TaskInfo, unix_ms};
 use super::oom;
+use super::private_fs;
+use super::proctree::send_signal;
 use super::protocol::Ready;
 use super::spec::LaunchSpec;
 use crate::logrotate::FileRotator;
@@ -45,13 +49,7 @@ pub fn supervisor_main(spec_path: &OsStr) -> ! {
         }
         Ok(ForkResult::Child) => {}
         Err(e) => {
-            report(&Ready {
-                ok: false,
-                error: Some(format!("fork: {e}")),
-                supervisor_pid: 0,
-                task_pid: 0,
-                started_at_ms: 0,
-            });
+            report_failure(format!("fork: {e}"), 0);
             std::process::exit(1)
         }
     }
@@ -65,13 +63,7 @@ pub fn supervisor_main(spec_path: &OsStr) -> ! {
         }
         Err(e) => {
             eprintln!("yurt-supervisor: {e}");
-            report(&Ready {
-                ok: false,
-                error: Some(e.to_string()),
-                supervisor_pid: std::process::id(),
-                task_pid: 0,
-                started_at_ms: 0,
-            });
+            report_failure(e.to_string(), std::process::id());
             1
         }
     };
@@ -133,6 +125,7 @@ fn start(spec_path: &Path) -> Result<(Supervisor, PathBuf), SupervisorError> {
         .as_deref()
         .and_then(|p| oom::oom_kills(p).ok());
     let task = spawn_task(&spec, creds.as_ref())?;
+    let (pid, task_pid, signal_group) = (task.pid, task.task_pid, task.signal_group);
     let started_at_ms = unix_ms();
     let info = TaskInfo {
         task_id: spec.task_id.clone(),
@@ -153,22 +146,35 @@ fn start(spec_path: &Path) -> Result<(Supervisor, PathBuf), SupervisorError> {
         (task.stderr, err_rot),
     )
     .map_err(|e| SupervisorError::io("setting up the poll loop", e))?;
-    report(&Ready {
+    if let Err(e) = report(&Ready {
         ok: true,
         error: None,
         supervisor_pid: std::process::id(),
-        task_pid: task.task_pid,
+        task_pid,
         started_at_ms,
-    });
+    }) {
+        // Nobody reads the ready line any more: the agent gave up on this launch (it kills
+        // what it finds of it) or died before it could record the task. Either way nobody
+        // would ever stop this task, so it does not run.
+        let target = if signal_group {
+            -(pid as i32)
+        } else {
+            pid as i32
+        };
+        if let Err(k) = send_signal(target, libc::SIGKILL) {
+            eprintln!("yurt-supervisor: killing the unreported task {pid}: {k}");
+        }
+        return Err(SupervisorError::io("reporting the started task", e));
+    }
     guard.armed = false;
     Ok((supervisor, spec.socket_path))
 }
 
 fn bind(path: &Path) -> Result<UnixListener, SupervisorError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| SupervisorError::io(format!("creating {}", dir.display()), e))?;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        // The agent made it so already; a supervisor started by hand gets the same.
+        private_fs::private_dir(dir)
+            .map_err(|e| SupervisorError::io(format!("making {} private", dir.display()), e))?;
     }
     // A leftover file from a dead supervisor would make bind fail with EADDRINUSE.
     let _ = std::fs::remove_file(path);
@@ -179,19 +185,37 @@ fn bind(path: &Path) -> Result<UnixListener, SupervisorError> {
     Ok(listener)
 }
 
-/// Writes the ready line to stdout (the launcher's pipe), then detaches stdout from it.
-fn report(ready: &Ready) {
+/// Reports a start that failed; a launcher that is no longer listening is noted in our log.
+fn report_failure(error: String, supervisor_pid: u32) {
+    let failed = Ready {
+        ok: false,
+        error: Some(error),
+        supervisor_pid,
+        task_pid: 0,
+        started_at_ms: 0,
+    };
+    if let Err(e) = report(&failed) {
+        eprintln!("yurt-supervisor: reporting the failure: {e}");
+    }
+}
+
+/// Writes the ready line to stdout (the launcher's pipe), then detaches stdout from it. Fails
+/// when the line could not be written (nobody reads the pipe any more).
+fn report(ready: &Ready) -> std::io::Result<()> {
     // SAFETY: fd 1 stays open for the process lifetime; ManuallyDrop keeps File from closing it.
     let mut out = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-    if let Ok(mut line) = serde_json::to_vec(ready) {
-        line.push(b'\n');
-        let _ = out.write_all(&line);
-    }
+    let written = serde_json::to_vec(ready)
+        .map_err(std::io::Error::other)
+        .and_then(|mut line| {
+            line.push(b'\n');
+            out.write_all(&line)
+        });
     // Point stdout at /dev/null: the launcher sees EOF, and a stray print cannot block on a
     // pipe nobody reads.
     if let Ok(null) = File::options().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stdout(null.as_fd());
     }
+    written
 }
 
 /// Closes every fd above 2 the agent may have leaked into us.

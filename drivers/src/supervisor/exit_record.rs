@@ -1,14 +1,16 @@
 //! The durable exit record: how the task ended, written before anyone is told.
 //!
 //! Written as JSON to a temp file, fsynced, renamed over the final name and the directory
-//! fsynced, so a reader sees either no record or a complete one, even after a crash.
+//! fsynced, so a reader sees either no record or a complete one, even after a crash. Both
+//! sides go through [`super::private_fs`]: no link at either name is ever followed.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::private_fs;
 use crate::driver::ExitResult;
 
 /// How a task's leader process ended.
@@ -71,29 +73,27 @@ pub fn write_durable(path: &Path, rec: &ExitRecord) -> io::Result<()> {
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
     {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(tmp)?;
+        let mut f = private_fs::create(tmp)?;
         f.write_all(&data)?;
         f.sync_all()?;
     }
     fs::rename(tmp, path)?;
     if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
+        private_fs::open_dir(dir)?.sync_all()?;
     }
     Ok(())
 }
 
+/// Longest exit record read back (one is about 200 bytes).
+const MAX_RECORD: u64 = 64 * 1024;
+
 /// Reads the record at `path`; Ok(None) when there is none yet.
 pub fn read(path: &Path) -> io::Result<Option<ExitRecord>> {
-    match fs::read(path) {
-        Ok(data) => serde_json::from_slice(&data)
+    match private_fs::read(path, MAX_RECORD)? {
+        Some(data) => serde_json::from_slice(&data)
             .map(Some)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+        None => Ok(None),
     }
 }
 

@@ -4,7 +4,8 @@
 //! executable, or `yurt supervise <spec.json>` as a fallback and in older builds), except the
 //! contract it shares with the agent: [`protocol`] (the socket's requests and answers),
 //! [`spec`] (the launch spec the agent writes), [`exit_record`] (the durable exit), [`paths`]
-//! (where sockets and state files live), [`signals`] (Nomad's signal names) and [`proctree`]
+//! (where sockets and control files live), [`private_fs`] (creating and reading those files
+//! without following planted links), [`signals`] (Nomad's signal names) and [`proctree`]
 //! (/proc process-tree walks). The agent's side — launching supervisors, talking to them and
 //! the task table built on that — is [`crate::supervisor_client`].
 //!
@@ -27,6 +28,7 @@ pub mod exit_record;
 pub mod isolated;
 pub mod oom;
 pub mod paths;
+pub mod private_fs;
 pub mod proctree;
 pub mod protocol;
 pub mod signals;

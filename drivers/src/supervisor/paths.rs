@@ -5,8 +5,15 @@
 //! the task ID and a per-start nonce: `<socket_dir>/<16 hex>.sock`. The directory is 0700 and
 //! owned by the agent's user, so tasks running as other users (and exec tasks in a chroot) cannot
 //! reach a supervisor. The full path is stored in the task handle, so it never has to be
-//! recomputed. The durable files (spec, exit record, supervisor log) stay in the task dir:
-//! `<task_dir>/.yurt/<16 hex of task ID>/`.
+//! recomputed.
+//!
+//! The control files of one task ID (launch spec, exit record, supervisor log) live in
+//! `<state_dir>/<16 hex of task ID>/`, where `state_dir` is a directory of the agent's own
+//! (`<client state dir>/supervisors` in the agent), 0700 like every per-task directory in it,
+//! and outside every task's tree: a task can neither rewrite what `alloc exec` and a reattach
+//! read back nor plant links there. Builds before this layout kept them in the task's own
+//! directory, `<task_dir>/.yurt/<16 hex of task ID>/` ([`legacy_state_dir`]); tasks they
+//! started are still reattached through the paths their handles store.
 
 use std::path::{Path, PathBuf};
 
@@ -38,14 +45,33 @@ pub fn default_socket_dir() -> PathBuf {
     }
 }
 
+/// The default root of the per-task control directories when the agent names none:
+/// `/run/yurt/tasks` as root, else a per-user one beside the socket directory.
+pub fn default_state_dir() -> PathBuf {
+    let sockets = default_socket_dir();
+    let name = match sockets.file_name().and_then(|n| n.to_str()) {
+        Some("sv") => "tasks".to_string(),
+        Some(n) => n.replace("-sv", "-tasks"),
+        None => "yurt-tasks".to_string(),
+    };
+    sockets.with_file_name(name)
+}
+
 /// `<socket_dir>/<hash>.sock` for one start of `task_id`.
 pub fn socket_path(socket_dir: &Path, task_id: &str, nonce: u64) -> PathBuf {
     let h = fnv1a64(&[task_id.as_bytes(), &nonce.to_le_bytes()]);
     socket_dir.join(format!("{h:016x}.sock"))
 }
 
-/// `<task_dir>/.yurt/<hash of task_id>`: spec, exit record and supervisor log of one task ID.
-pub fn state_dir(task_dir: &Path, task_id: &str) -> PathBuf {
+/// `<state_dir>/<hash of task_id>`: spec, exit record and supervisor log of one task ID.
+pub fn task_state_dir(state_dir: &Path, task_id: &str) -> PathBuf {
+    let h = fnv1a64(&[task_id.as_bytes()]);
+    state_dir.join(format!("{h:016x}"))
+}
+
+/// Where builds before the agent-owned state dir put a task's control files: inside the
+/// task's own (task-writable) directory. Only handles of such tasks still point there.
+pub fn legacy_state_dir(task_dir: &Path, task_id: &str) -> PathBuf {
     let h = fnv1a64(&[task_id.as_bytes()]);
     task_dir.join(".yurt").join(format!("{h:016x}"))
 }
@@ -61,5 +87,8 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.as_os_str().len(), "/run/yurt/sv/".len() + 16 + 5);
         assert_ne!(fnv1a64(&[b"ab", b"c"]), fnv1a64(&[b"a", b"bc"]));
+        let t = task_state_dir(Path::new("/d/client/supervisors"), "alloc/web");
+        assert_eq!(t.parent(), Some(Path::new("/d/client/supervisors")));
+        assert_ne!(default_state_dir(), default_socket_dir());
     }
 }

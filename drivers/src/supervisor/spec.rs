@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::SupervisorError;
+use super::private_fs;
 use crate::isolation::NamespaceMode;
 
 /// How an isolated (`exec`) task is confined; interpreted by [`crate::isolation`].
@@ -30,6 +31,9 @@ pub struct IsolationSpec {
     #[serde(default)]
     pub hostname: Option<String>,
 }
+
+/// Largest spec file read back (the task's environment is most of it).
+pub const MAX_SPEC_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Longest socket path a `sockaddr_un` holds (108 bytes including the NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -91,10 +95,12 @@ pub struct LaunchSpec {
 }
 
 impl LaunchSpec {
-    /// Reads and checks a spec file.
+    /// Reads and checks a spec file (our own regular file, never through a link: see
+    /// [`super::private_fs`]).
     pub fn load(path: &Path) -> Result<Self, SupervisorError> {
-        let data = std::fs::read(path)
-            .map_err(|e| SupervisorError::io(format!("reading spec {}", path.display()), e))?;
+        let data = private_fs::read(path, MAX_SPEC_BYTES)
+            .map_err(|e| SupervisorError::io(format!("reading spec {}", path.display()), e))?
+            .ok_or_else(|| SupervisorError::Spec(format!("{} does not exist", path.display())))?;
         let spec: LaunchSpec = serde_json::from_slice(&data)
             .map_err(|e| SupervisorError::Spec(format!("parsing {}: {e}", path.display())))?;
         spec.check()?;
@@ -139,18 +145,13 @@ impl LaunchSpec {
         Ok(())
     }
 
-    /// Writes the spec as JSON (mode 0600: it holds the task's environment, secrets included).
+    /// Writes the spec as JSON into a new 0600 file (it holds the task's environment, secrets
+    /// included), replacing whatever was at `path` without following it.
     pub fn store(&self, path: &Path) -> Result<(), SupervisorError> {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let data = serde_json::to_vec_pretty(self)
             .map_err(|e| SupervisorError::Spec(format!("encoding spec: {e}")))?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
+        let mut f = private_fs::create(path)
             .map_err(|e| SupervisorError::io(format!("creating spec {}", path.display()), e))?;
         f.write_all(&data)
             .map_err(|e| SupervisorError::io(format!("writing spec {}", path.display()), e))

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::driver::{DriverError, ExitResult, TaskHandle};
-use crate::supervisor::exit_record;
+use crate::supervisor::exit_record::{self, ExitRecord};
 
 /// Version of [`SupervisedState`] inside `TaskHandle.version`.
 pub const HANDLE_VERSION: u32 = 1;
@@ -51,17 +51,28 @@ impl SupervisedState {
             .map_err(|e| DriverError::Failed(format!("decoding {driver} handle state: {e}")))
     }
 
-    /// The exit record of this run, if the supervisor wrote one (a record of another task
-    /// ID, left by an older run, does not count).
+    /// The exit record of this run, if the supervisor wrote one. A task ID is reused by every
+    /// restart of the task, so a record counts only when it also names this run's task PID
+    /// and start time (both from the supervisor's ready line, which the handle stores).
     pub fn read_exit(&self, task_id: &str) -> Option<ExitResult> {
-        read_exit_record(&self.exit_record_path, task_id)
+        read_exit_record(&self.exit_record_path, |rec| {
+            rec.task_id == task_id
+                && rec.task_pid == self.task_pid
+                && rec.started_at_ms == self.started_at_ms
+        })
     }
 }
 
-fn read_exit_record(path: &Path, task_id: &str) -> Option<ExitResult> {
+fn read_exit_record(path: &Path, this_run: impl Fn(&ExitRecord) -> bool) -> Option<ExitResult> {
     match exit_record::read(path) {
-        Ok(Some(rec)) if rec.task_id == task_id => Some(rec.to_exit_result()),
-        Ok(_) => None,
+        Ok(Some(rec)) if this_run(&rec) => Some(rec.to_exit_result()),
+        Ok(Some(rec)) => {
+            tracing::warn!(path = %path.display(), task_id = %rec.task_id,
+                task_pid = rec.task_pid, started_at_ms = rec.started_at_ms,
+                "ignoring an exit record of another run");
+            None
+        }
+        Ok(None) => None,
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "unreadable exit record");
             None

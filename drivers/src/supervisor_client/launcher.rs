@@ -1,7 +1,6 @@
 //! Starting a supervisor from the agent: which executable, running it, reading its ready line.
 
 use std::ffi::OsStr;
-use std::fs::OpenOptions;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -11,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::supervisor::Ready;
 use crate::supervisor::SupervisorError;
-use crate::supervisor::paths::default_socket_dir;
+use crate::supervisor::paths::{default_socket_dir, default_state_dir};
+use crate::supervisor::private_fs;
+
+use super::stray;
 
 /// The file name of the supervisor executable the agent looks for next to itself.
 pub const SUPERVISOR_EXE: &str = "yurt-supervisor";
@@ -19,7 +21,8 @@ pub const SUPERVISOR_EXE: &str = "yurt-supervisor";
 /// The subcommand of the agent binary that runs a supervisor (`yurt supervise <spec>`).
 pub const SUPERVISE_ARG: &str = "supervise";
 
-/// How to run a supervisor: `<exe> <args_prefix...> <spec.json>`, and where sockets go.
+/// How to run a supervisor: `<exe> <args_prefix...> <spec.json>`, where sockets go and where
+/// the control files go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorCommand {
     /// The executable (the agent passes `std::env::current_exe()`).
@@ -28,16 +31,26 @@ pub struct SupervisorCommand {
     pub args_prefix: Vec<String>,
     /// Runtime directory for supervisor sockets (short, see `paths`).
     pub socket_dir: PathBuf,
+    /// Root of the per-task control directories (spec, exit record, supervisor log): the
+    /// agent's own, outside every task's tree (see `paths`).
+    pub state_dir: PathBuf,
 }
 
 impl SupervisorCommand {
-    /// A command with the default socket directory.
+    /// A command with the default socket and state directories.
     pub fn new(exe: impl Into<PathBuf>, args_prefix: Vec<String>) -> Self {
         SupervisorCommand {
             exe: exe.into(),
             args_prefix,
             socket_dir: default_socket_dir(),
+            state_dir: default_state_dir(),
         }
+    }
+
+    /// The same command with the control files under `state_dir`.
+    pub fn with_state_dir(mut self, state_dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = state_dir.into();
+        self
     }
 
     /// The running binary re-executed as `<self> supervise <spec>`: the form every build
@@ -80,17 +93,16 @@ impl SupervisorCommand {
     ///
     /// Blocking: call it from a blocking thread. The supervisor's own stderr goes to
     /// `log_path`. The process spawned here forks the real supervisor and exits at once; it is
-    /// reaped here, so no zombie is left behind and the supervisor is nobody's child.
+    /// reaped here, so no zombie is left behind and the supervisor is nobody's child. When no
+    /// usable ready line comes, whatever runs for this spec (the supervisor and its task) is
+    /// killed before the error is returned: nobody would ever stop it otherwise.
     pub fn launch(
         &self,
         spec_path: &Path,
         log_path: &Path,
         timeout: Duration,
     ) -> Result<Ready, SupervisorError> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_path)
+        let log = private_fs::open_append(log_path)
             .map_err(|e| SupervisorError::io(format!("opening {}", log_path.display()), e))?;
         let spawning = Instant::now();
         let mut child = Command::new(&self.exe)
@@ -101,35 +113,51 @@ impl SupervisorCommand {
             .stderr(log)
             .spawn()
             .map_err(|e| SupervisorError::io(format!("running {}", self.exe.display()), e))?;
-        let out = child.stdout.take();
         let spawned = Instant::now();
+        let line = match child.stdout.take() {
+            Some(mut out) => read_line_with_timeout(&mut out, timeout),
+            None => Err(SupervisorError::Protocol("no stdout pipe".into())),
+        };
+        let read = Instant::now();
+        // The line is read before the first process is reaped: one that hangs before it forks
+        // must not hang the launcher past its timeout.
+        if line.is_err()
+            && let Err(e) = child.kill()
+        {
+            tracing::debug!(error = %e, "killing the supervisor's first process");
+        }
         let status = child
             .wait()
-            .map_err(|e| SupervisorError::io("waiting for the supervisor's fork", e))?;
-        let forked = Instant::now();
-        let Some(mut out) = out else {
-            return Err(SupervisorError::Protocol("no stdout pipe".into()));
-        };
-        let line = read_line_with_timeout(&mut out, timeout)?;
+            .map_err(|e| SupervisorError::io("waiting for the supervisor's first process", e));
         tracing::debug!(target: "yurt::latency", step = "supervisor launched",
             spawn_us = spawned.duration_since(spawning).as_micros() as u64,
-            fork_exit_us = forked.duration_since(spawned).as_micros() as u64,
-            ready_line_us = forked.elapsed().as_micros() as u64);
-        if line.is_empty() {
-            return Err(SupervisorError::Protocol(format!(
-                "exited ({status}) without reporting; see {}",
-                log_path.display()
-            )));
-        }
-        let ready: Ready = serde_json::from_slice(&line).map_err(|e| {
-            SupervisorError::Protocol(format!("bad ready line {:?}: {e}", lossy(&line)))
-        })?;
-        if !ready.ok {
-            return Err(SupervisorError::Protocol(
+            ready_line_us = read.duration_since(spawned).as_micros() as u64);
+        let ready = line.and_then(|line| {
+            let status = status?;
+            if line.is_empty() {
+                return Err(SupervisorError::Protocol(format!(
+                    "exited ({status}) without reporting; see {}",
+                    log_path.display()
+                )));
+            }
+            serde_json::from_slice::<Ready>(&line).map_err(|e| {
+                SupervisorError::Protocol(format!("bad ready line {:?}: {e}", lossy(&line)))
+            })
+        });
+        match ready {
+            Ok(ready) if ready.ok => Ok(ready),
+            Ok(ready) => Err(SupervisorError::Protocol(
                 ready.error.unwrap_or_else(|| "start failed".into()),
-            ));
+            )),
+            Err(e) => {
+                let killed = stray::kill_supervisors_of(spec_path);
+                if killed > 0 {
+                    tracing::warn!(spec = %spec_path.display(), killed, error = %e,
+                        "killed the supervisor of a launch that failed, and its task");
+                }
+                Err(e)
+            }
         }
-        Ok(ready)
     }
 }
 
@@ -221,17 +249,20 @@ mod tests {
 
     #[test]
     fn matches_both_supervisor_forms_of_this_spec_only() {
-        let spec = Path::new("/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json");
-        let new = b"/usr/local/bin/yurt-supervisor\0/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json\0";
-        let old = b"/usr/local/bin/yurt\0supervise\0/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json\0";
+        let spec = Path::new("/var/lib/yurt/client/supervisors/0123/spec.json");
+        let new =
+            b"/usr/local/bin/yurt-supervisor\0/var/lib/yurt/client/supervisors/0123/spec.json\0";
+        let old =
+            b"/usr/local/bin/yurt\0supervise\0/var/lib/yurt/client/supervisors/0123/spec.json\0";
         assert!(runs_supervisor_of(new, spec));
         assert!(runs_supervisor_of(old, spec));
         // Another task's supervisor, or a PID reused by something else.
-        let other = b"/usr/local/bin/yurt-supervisor\0/var/lib/yurt/alloc/b/t/.yurt/9/spec.json\0";
+        let other =
+            b"/usr/local/bin/yurt-supervisor\0/var/lib/yurt/client/supervisors/9/spec.json\0";
         assert!(!runs_supervisor_of(other, spec));
-        let cat = b"/bin/cat\0/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json\0";
+        let cat = b"/bin/cat\0/var/lib/yurt/client/supervisors/0123/spec.json\0";
         assert!(!runs_supervisor_of(cat, spec));
-        let vi = b"/usr/bin/vi\0-R\0/var/lib/yurt/alloc/a/t/.yurt/0123/spec.json\0";
+        let vi = b"/usr/bin/vi\0-R\0/var/lib/yurt/client/supervisors/0123/spec.json\0";
         assert!(!runs_supervisor_of(vi, spec));
         assert!(!runs_supervisor_of(b"", spec));
     }

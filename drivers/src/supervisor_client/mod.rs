@@ -8,8 +8,10 @@
 //! - [`tasks`]: the task table and the lifecycle (start, recover, wait, stop, destroy, signal,
 //!   stats); the drivers only parse their configs and say what to run
 //!   ([`spec_file::TaskCommand`]);
-//! - [`spec_file`]: a resolved command → the supervisor's launch spec on disk, with the
+//! - [`spec_file`]: a resolved command → the supervisor's launch spec on disk (in the task's
+//!   control directory under the agent's state dir, out of the task's reach), with the
 //!   cgroup's `cgroup.procs` files to join and its OOM counter to watch;
+//! - [`stray`]: killing a supervisor the agent lost its hold on, with its task;
 //! - [`handle_state`]: what the task handle stores; [`task_entry`]: the live entry with its
 //!   exit watch;
 //! - [`cgroup`]: the task cgroup (limits from the task resources, reattach, tree kill);
@@ -23,6 +25,7 @@ pub mod handle_state;
 pub mod launcher;
 pub mod proc_stats;
 pub mod spec_file;
+pub mod stray;
 pub mod task_entry;
 pub mod tasks;
 

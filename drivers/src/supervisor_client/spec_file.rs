@@ -1,14 +1,14 @@
 //! Turning a driver's resolved command into a supervisor launch spec on disk.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::launcher::SupervisorCommand;
 use crate::cgroups::TaskCgroup;
 use crate::driver::{DriverError, TaskConfig};
-use crate::supervisor::paths::{socket_path, state_dir};
+use crate::supervisor::paths::{socket_path, task_state_dir};
+use crate::supervisor::private_fs;
 use crate::supervisor::spec::{IsolationSpec, LaunchSpec, LogSpec, MAX_SOCKET_PATH};
 
 /// How long a supervisor waits for `shutdown` after its task exited and its output closed.
@@ -44,8 +44,15 @@ pub struct Prepared {
     pub log_path: PathBuf,
 }
 
-fn private_dir(dir: &std::path::Path) -> Result<(), DriverError> {
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+/// The control files of one task ID, in its directory under the state dir.
+pub const SPEC_FILE: &str = "spec.json";
+/// See [`SPEC_FILE`].
+pub const EXIT_FILE: &str = "exit.json";
+/// See [`SPEC_FILE`].
+pub const LOG_FILE: &str = "supervisor.log";
+
+fn private_dir(dir: &Path) -> Result<(), DriverError> {
+    private_fs::private_dir(dir)
         .map_err(|e| DriverError::io(format!("making {} private (0700)", dir.display()), e))
 }
 
@@ -57,15 +64,27 @@ pub fn prepare(
     cmd: TaskCommand,
     cgroup: Option<&TaskCgroup>,
 ) -> Result<Prepared, DriverError> {
-    let dir = state_dir(&cfg.task_dir, &cfg.id);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| DriverError::io(format!("creating {}", dir.display()), e))?;
-    // Both directories hold what controls the task (its spec, the supervisor's socket):
-    // if they cannot be made private to root, the task does not start.
+    // What controls the task (its spec, exit record and the supervisor's socket) must be out
+    // of the task's reach: in directories of the agent's own user, private to it, and not
+    // inside the allocation the task may write to. Otherwise the task does not start.
+    if sv.state_dir.starts_with(&cfg.alloc_dir) || sv.socket_dir.starts_with(&cfg.alloc_dir) {
+        return Err(DriverError::InvalidConfig(format!(
+            "supervisor state dir {} and socket dir {} must lie outside the allocation dir {}",
+            sv.state_dir.display(),
+            sv.socket_dir.display(),
+            cfg.alloc_dir.display()
+        )));
+    }
+    private_dir(&sv.state_dir)?;
+    let dir = task_state_dir(&sv.state_dir, &cfg.id);
     private_dir(&dir)?;
-    std::fs::create_dir_all(&sv.socket_dir)
-        .map_err(|e| DriverError::io(format!("creating {}", sv.socket_dir.display()), e))?;
     private_dir(&sv.socket_dir)?;
+    // An exit record left by an earlier run of this task ID must not pass for this run's.
+    for stale in [EXIT_FILE.to_string(), format!("{EXIT_FILE}.tmp")] {
+        let path = dir.join(stale);
+        private_fs::remove_if_present(&path)
+            .map_err(|e| DriverError::io(format!("removing {}", path.display()), e))?;
+    }
 
     let sock = socket_path(&sv.socket_dir, &cfg.id, nonce());
     if sock.as_os_str().len() > MAX_SOCKET_PATH {
@@ -98,18 +117,18 @@ pub fn prepare(
             max_file_size_bytes: max_size_mb * 1024 * 1024,
         },
         socket_path: sock,
-        exit_record_path: dir.join("exit.json"),
+        exit_record_path: dir.join(EXIT_FILE),
         linger_ms: LINGER_MS,
     };
     spec.check()
         .map_err(|e| DriverError::InvalidConfig(e.to_string()))?;
-    let spec_path = dir.join("spec.json");
+    let spec_path = dir.join(SPEC_FILE);
     spec.store(&spec_path)
         .map_err(|e| DriverError::Failed(e.to_string()))?;
     Ok(Prepared {
         spec,
         spec_path,
-        log_path: dir.join("supervisor.log"),
+        log_path: dir.join(LOG_FILE),
     })
 }
 

@@ -9,8 +9,12 @@ use tokio::task::JoinHandle;
 use super::connection;
 use super::handle_state::SupervisedState;
 use crate::cgroups::TaskCgroup;
-use crate::driver::ExitResult;
+use crate::driver::{DriverError, ExitResult};
+use crate::supervisor::LaunchSpec;
 use crate::supervisor::proctree;
+
+/// Where every cgroup filesystem is mounted.
+const CGROUP_MOUNTS: &str = "/sys/fs/cgroup/";
 
 /// The last CPU sample of a task, for percentages.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +77,47 @@ impl TaskEntry {
     /// The exit, if the task has exited.
     pub fn exit_result(&self) -> Option<ExitResult> {
         self.exit.borrow().clone()
+    }
+
+    /// The launch spec this task runs, read back for `alloc exec` (its environment, user,
+    /// working dir, capabilities and cgroup files). Read only as our own file, never through
+    /// a link, and checked against what the agent knows without it: its socket, exit record,
+    /// cgroup and chroot. That matters for tasks an older build started, whose spec lies in
+    /// the task's own directory.
+    pub fn launch_spec(&self) -> Result<LaunchSpec, DriverError> {
+        let spec = LaunchSpec::load(&self.state.spec_path)
+            .map_err(|e| DriverError::Failed(format!("reading task spec: {e}")))?;
+        let mismatch = |what: &str| {
+            DriverError::Failed(format!(
+                "task spec {} does not match the task's {what}; refusing to use it",
+                self.state.spec_path.display()
+            ))
+        };
+        if spec.task_id != self.task_id {
+            return Err(mismatch("ID"));
+        }
+        if spec.socket_path != self.state.socket_path
+            || spec.exit_record_path != self.state.exit_record_path
+        {
+            return Err(mismatch("supervisor"));
+        }
+        let cgroup_ok = match &self.cgroup {
+            Some(cg) => spec.cgroup_procs == cg.procs_files(),
+            // Handles from before the cgroup was recorded: cgroup.procs files, nothing else.
+            None => spec.cgroup_procs.iter().all(|p| {
+                p.starts_with(CGROUP_MOUNTS)
+                    && p.file_name().is_some_and(|n| n == "cgroup.procs")
+                    && !p.components().any(|c| c == std::path::Component::ParentDir)
+            }),
+        };
+        if !cgroup_ok {
+            return Err(mismatch("cgroup"));
+        }
+        let root = spec.isolation.as_ref().map(|i| &i.root);
+        if self.state.chroot.is_some() && root != self.state.chroot.as_ref() {
+            return Err(mismatch("chroot"));
+        }
+        Ok(spec)
     }
 
     /// Resolves when the task exits.

@@ -15,7 +15,7 @@ use super::launcher::SupervisorCommand;
 use super::launcher::runs_supervisor_of;
 use super::spec_file::{TaskCommand, prepare};
 use super::task_entry::TaskEntry;
-use super::{cgroup, proc_stats};
+use super::{cgroup, proc_stats, stray};
 use crate::cgroups::{CgroupManager, TaskCgroup};
 use crate::driver::{DriverError, ExitResult, TaskConfig, TaskHandle, TaskResourceUsage};
 use crate::supervisor::Request;
@@ -305,8 +305,29 @@ impl SupervisedTasks {
             release(cg.as_deref(), chroot.as_deref())
         })
         .await?;
+        self.remove_control_dir(&entry.state);
         self.tasks.write().await.remove(task_id);
         Ok(())
+    }
+
+    /// Removes the task's control directory (spec, exit record, supervisor log) once nothing
+    /// will read it again. Only one under our state dir: an older build's lies in the task dir
+    /// and goes with the allocation.
+    fn remove_control_dir(&self, state: &SupervisedState) {
+        let Some(dir) = state.spec_path.parent() else {
+            return;
+        };
+        if dir.parent() != Some(self.supervisor.state_dir.as_path()) {
+            return;
+        }
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => tracing::warn!(
+                dir = %dir.display(),
+                error = %e,
+                "removing a destroyed task's control directory"
+            ),
+            _ => {}
+        }
     }
 
     /// Delivers a named signal to the task.
@@ -347,29 +368,27 @@ fn cgroup_stats(cg: &TaskCgroup) -> Result<TaskResourceUsage, DriverError> {
 }
 
 /// Ends an instance that can be neither reattached nor shown to have exited: a supervisor
-/// that is hung (or was killed while its task ran). Its supervisor is killed (only if that
-/// PID still runs the supervisor of this task), then everything in the task cgroup, then
-/// the cgroup and the chroot are released. Best effort: failures are logged.
+/// that is hung (or was killed while its task ran). Its supervisor is killed with its process
+/// tree (only if that PID still runs the supervisor of this task), then everything in the
+/// task cgroup, then the cgroup and the chroot are released. Best effort: failures are logged.
 fn abandon(state: &SupervisedState, cg: Option<&crate::cgroups::TaskCgroup>) {
     let pid = state.supervisor_pid;
     // Empty when the process is gone: nothing matches then.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     // Either form, so a supervisor an older build started (`yurt supervise <spec>`) is
     // found too; a reused PID does not match.
-    if pid > 1
-        && runs_supervisor_of(&cmdline, &state.spec_path)
-        && let Ok(p) = i32::try_from(pid)
-        && let Err(e) = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(p),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-    {
-        tracing::warn!(supervisor_pid = pid, error = %e, "killing an unrecoverable task's supervisor");
+    let supervisor_runs = pid > 1 && runs_supervisor_of(&cmdline, &state.spec_path);
+    if supervisor_runs {
+        tracing::warn!(
+            supervisor_pid = pid,
+            "killing an unrecoverable task's supervisor and its tree"
+        );
+        stray::kill_tree(pid);
     }
-    if cg.is_none() {
+    if cg.is_none() && !supervisor_runs {
         tracing::warn!(
             task_pid = state.task_pid,
-            "unrecoverable task has no cgroup; its processes cannot be found safely"
+            "unrecoverable task has neither a cgroup nor a supervisor; its processes cannot be found safely"
         );
     }
     if let Err(e) = release(cg, state.chroot.as_deref()) {

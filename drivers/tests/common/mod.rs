@@ -16,7 +16,7 @@ use yurt_drivers::{LogSink, TaskConfig, TaskHandle, TaskResources};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// A temp root with an alloc dir and a socket dir; kills recorded processes on drop.
+/// A temp root with an alloc dir, a socket dir and a supervisor state dir; kills recorded processes on drop.
 pub struct Env {
     pub root: PathBuf,
     /// Unique per Env: task cgroups are named `<alloc_id>.<task>` machine-wide.
@@ -45,6 +45,7 @@ impl Env {
             exe: PathBuf::from(env!("CARGO_BIN_EXE_yurt-supervisor-test")),
             args_prefix: vec![],
             socket_dir: self.root.join("s"),
+            state_dir: self.root.join("sv"),
         }
     }
 
