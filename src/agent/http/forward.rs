@@ -23,9 +23,10 @@ use serde::Deserialize;
 
 use crate::client::Client;
 use crate::client::http::unknown_alloc;
-use crate::client::server_http::base_url;
+use crate::client::server_http::base_url_with;
 use crate::http::{HttpError, no_compression};
 use crate::rpc::ServerLookup;
+use crate::tls::ClientConfig;
 
 /// Marks a request one agent forwarded to another; such requests are never forwarded again.
 pub const FORWARDED_HEADER: &str = "X-Yurt-Forwarded";
@@ -56,7 +57,29 @@ pub struct Target {
 pub struct Forwarder {
     directory: Directory,
     client: Option<Client>,
+    /// To servers' RPC listeners (`Directory::Remote`).
     http: reqwest::Client,
+    /// To other agents' HTTP ports.
+    agent_http: reqwest::Client,
+    /// TLS for other agents' HTTP ports (exec WebSockets use it directly); `None` = plain.
+    agent_tls: Option<ClientConfig>,
+}
+
+fn http_client(tls: Option<&ClientConfig>) -> reqwest::Client {
+    let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+    match crate::tls::reqwest_tls(builder, tls).map(|b| b.build()) {
+        Ok(Ok(c)) => c,
+        // Unreachable in practice (the configs were built at start); every forwarded
+        // request then fails with this in its error rather than the agent not starting.
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "building the forwarding HTTP client");
+            reqwest::Client::new()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "TLS for the forwarding HTTP client");
+            reqwest::Client::new()
+        }
+    }
 }
 
 /// The fields of `/v1/allocation/:id` and `/v1/node/:id` the lookup needs.
@@ -108,25 +131,34 @@ fn alloc_id_of(path: &str) -> Option<&str> {
 
 impl Forwarder {
     /// A forwarder looking allocations up in `directory`; `client` is this agent's client.
-    pub fn new(directory: Directory, client: Option<Client>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "building the forwarding HTTP client; using defaults");
-                reqwest::Client::new()
-            });
+    /// `to_servers` / `to_agents` are the TLS settings for servers' RPC ports and other
+    /// agents' HTTP ports (`None`: plain HTTP).
+    pub fn new(
+        directory: Directory,
+        client: Option<Client>,
+        to_servers: Option<ClientConfig>,
+        to_agents: Option<ClientConfig>,
+    ) -> Self {
         let directory = match directory {
             Directory::Remote(servers) => {
-                Directory::Remote(servers.iter().map(|s| base_url(s)).collect())
+                let scheme = if to_servers.is_some() { "https" } else { "http" };
+                Directory::Remote(servers.iter().map(|s| base_url_with(s, scheme)).collect())
             }
             local => local,
         };
         Forwarder {
             directory,
             client,
-            http,
+            http: http_client(to_servers.as_ref()),
+            agent_http: http_client(to_agents.as_ref()),
+            agent_tls: to_agents,
         }
+    }
+
+    /// The base URL of an agent's advertised HTTP address.
+    fn agent_base(&self, http_addr: &str) -> String {
+        let scheme = if self.agent_tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{http_addr}")
     }
 
     /// The agent that runs allocation `alloc_id`, or `None` when that is this agent (or the
@@ -230,7 +262,7 @@ impl Forwarder {
         Err(last)
     }
 
-    /// Sends `req` to `base` (`http://ip:port`) and streams the answer back.
+    /// Sends `req` to the agent at `base` (`http(s)://ip:port`) and streams the answer back.
     pub async fn proxy(&self, base: &str, req: Request) -> Response {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -238,7 +270,7 @@ impl Forwarder {
         let mut headers = HeaderMap::new();
         copy_headers(&parts.headers, &mut headers);
         let mut rb = self
-            .http
+            .agent_http
             .request(parts.method.clone(), &url)
             .headers(headers)
             .header(FORWARDED_HEADER, "1");
@@ -331,9 +363,11 @@ pub async fn route_to_owner(State(fwd): State<Forwarder>, req: Request, next: Ne
     match target {
         Some(t) if path.ends_with("/exec") => {
             let token = token_of(req.headers());
-            super::forward_ws::forward_websocket(&t, req, token).await
+            let scheme = if fwd.agent_tls.is_some() { "wss" } else { "ws" };
+            super::forward_ws::forward_websocket(&t, req, token, scheme, fwd.agent_tls.as_ref())
+                .await
         }
-        Some(t) => fwd.proxy(&format!("http://{}", t.http_addr), req).await,
+        Some(t) => fwd.proxy(&fwd.agent_base(&t.http_addr), req).await,
         None if fwd.client.is_none() => match alloc_id_of(&path) {
             // A server-only agent has no client routes; answer as Nomad does.
             Some(id) => unknown_alloc(id).into_response(),
