@@ -107,3 +107,51 @@ impl AgentTls {
         if self.to_agents.is_some() { "https" } else { "http" }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::tls::test_pki as pki;
+
+    #[test]
+    fn loads_what_the_switches_need_and_names_bad_files() {
+        let dir = std::env::temp_dir().join(format!(
+            "yurt-agent-tls-{}",
+            crate::structs::generate_uuid()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = pki::TestCa::new("yurt test CA");
+        let files = ca.issue(&dir, "server", &["server.global.nomad"]);
+        let mut config = TlsConfig {
+            http: true,
+            rpc: true,
+            ca_file: Some(ca.write_ca(&dir, "ca")),
+            cert_file: Some(files.cert.clone()),
+            key_file: Some(files.key.clone()),
+            verify_server_hostname: true,
+            verify_https_client: false,
+        };
+        let all = AgentTls::load(&config, "global").unwrap();
+        assert!(all.http_server.is_some() && all.rpc_server.is_some());
+        assert!(all.to_servers.is_some() && all.to_agents.is_some());
+        assert_eq!(all.agent_scheme(), "https");
+        assert_eq!(format!("{all:?}"), "AgentTls { http: true, rpc: true }");
+
+        config.rpc = false;
+        let http_only = AgentTls::load(&config, "global").unwrap();
+        assert!(http_only.rpc_server.is_none() && http_only.to_servers.is_none());
+
+        let missing = dir.join("nope.pem");
+        config.ca_file = Some(missing.clone());
+        let err = AgentTls::load(&config, "global").unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            err.starts_with(&format!("tls.ca_file: reading {}:", missing.display())),
+            "{err}"
+        );
+        let off = AgentTls::load(&TlsConfig::default(), "global").unwrap();
+        assert!(off.http_server.is_none() && off.to_agents.is_none());
+        assert_eq!(off.agent_scheme(), "http");
+    }
+}

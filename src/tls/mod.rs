@@ -81,3 +81,12 @@ pub fn install_default_provider() {
     // An already-installed provider (a second call) is fine.
     let _ = Arc::unwrap_or_clone(provider()).install_default();
 }
+
+#[cfg(test)]
+mod tests;
+
+/// The end-to-end tests' throwaway PKI, for unit tests here and in the agent.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/common/pki.rs"]
+pub(crate) mod test_pki;
