@@ -26,7 +26,7 @@ pub enum ApiError {
     },
     /// The request never got an HTTP answer (connection refused, timeout, a certificate
     /// that does not verify, …); the message carries the underlying causes.
-    #[error("Error querying {url}: {}", with_causes(source))]
+    #[error("Error querying {url}: {}", crate::tls::with_causes(source))]
     Transport {
         /// The URL being requested.
         url: String,
@@ -58,22 +58,6 @@ pub enum ApiError {
     /// The HTTP client could not be built.
     #[error("Error creating the HTTP client: {0}")]
     Client(reqwest::Error),
-}
-
-/// An error and its chain of causes, `outer: inner: innermost` (reqwest's own message alone
-/// hides why a connection failed).
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let next = c.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 /// A configured client for one agent.

@@ -98,7 +98,9 @@ impl HttpServerApi {
             .json(body)
             .send()
             .await
-            .map_err(|e| RpcError::Unavailable(format!("{url}: {e}")))?;
+            .map_err(|e| {
+                RpcError::Unavailable(format!("{url}: {}", crate::tls::with_causes(&e)))
+            })?;
         let status = resp.status();
         if status.is_success() {
             return resp

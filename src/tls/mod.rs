@@ -75,6 +75,22 @@ pub fn reqwest_tls(
     Ok(builder.tls_backend_preconfigured((*config).clone()))
 }
 
+/// An error and its chain of causes, `outer: inner: innermost`: reqwest's own message alone
+/// ("error sending request") hides why a connection failed, e.g. which certificate check.
+pub fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Makes yurt's provider the process default, for any TLS user that asks rustls for one.
 /// Idempotent.
 pub fn install_default_provider() {

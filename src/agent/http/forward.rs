@@ -232,7 +232,10 @@ impl Forwarder {
             let resp = match req.timeout(Duration::from_secs(10)).send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    last = HttpError::internal(format!("contacting server {base}: {e}"));
+                    last = HttpError::internal(format!(
+                        "contacting server {base}: {}",
+                        crate::tls::with_causes(&e)
+                    ));
                     continue;
                 }
             };
@@ -279,9 +282,11 @@ impl Forwarder {
         }
         match rb.send().await {
             Ok(resp) => stream_back(resp),
-            Err(e) => {
-                HttpError::internal(format!("forwarding request to {base}: {e}")).into_response()
-            }
+            Err(e) => HttpError::internal(format!(
+                "forwarding request to {base}: {}",
+                crate::tls::with_causes(&e)
+            ))
+            .into_response(),
         }
     }
 
@@ -312,7 +317,12 @@ impl Forwarder {
             }
             match rb.send().await {
                 Ok(resp) => return stream_back(resp),
-                Err(e) => last = HttpError::internal(format!("forwarding request to {base}: {e}")),
+                Err(e) => {
+                    last = HttpError::internal(format!(
+                        "forwarding request to {base}: {}",
+                        crate::tls::with_causes(&e)
+                    ))
+                }
             }
         }
         last.into_response()
