@@ -59,9 +59,7 @@ fn tls_hcl(pki: &Pki, cert: &CertFiles, extra: &str) -> String {
 fn probe(pki: &Pki) -> TlsProbe {
     let config = client_config(&ClientTls {
         roots: Some(load_roots("ca", &pki.ca_file).unwrap()),
-        identity: Some(
-            load_identity("cert", &pki.cli.cert, "key", &pki.cli.key).unwrap(),
-        ),
+        identity: Some(load_identity("cert", &pki.cli.cert, "key", &pki.cli.key).unwrap()),
         check: ServerCheck::Hostname,
     })
     .unwrap();
@@ -128,7 +126,10 @@ fn https_end_to_end_through_the_cli_with_exec_over_wss() {
     let ca = path(&pki.ca_file);
     let env = [("NOMAD_ADDR", addr.as_str()), ("NOMAD_CACERT", ca)];
 
-    let job = shell_job("tlsjob", &[("t", "echo started; while true; do sleep 0.1; done")]);
+    let job = shell_job(
+        "tlsjob",
+        &[("t", "echo started; while true; do sleep 0.1; done")],
+    );
     let file = pki.dir.path().join("job.json");
     std::fs::write(&file, serde_json::to_vec(&json!({ "Job": job })).unwrap()).unwrap();
     let out = succeeded(&yurt(&env, &["job", "run", path(&file)]), "job run");
@@ -143,12 +144,23 @@ fn https_end_to_end_through_the_cli_with_exec_over_wss() {
         })
     });
     let out = succeeded(&yurt(&env, &["job", "status", "tlsjob"]), "job status");
-    assert!(out.contains(&alloc[..8]) && out.contains("running"), "{out}");
+    assert!(
+        out.contains(&alloc[..8]) && out.contains("running"),
+        "{out}"
+    );
 
     // exec over wss://, the remote exit code passed through.
     let out = yurt(
         &env,
-        &["alloc", "exec", "-i=false", &alloc[..8], "sh", "-c", "echo over-wss; exit 4"],
+        &[
+            "alloc",
+            "exec",
+            "-i=false",
+            &alloc[..8],
+            "sh",
+            "-c",
+            "echo over-wss; exit 4",
+        ],
     );
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(text(&out.stdout), "over-wss\n");
@@ -163,11 +175,17 @@ fn https_end_to_end_through_the_cli_with_exec_over_wss() {
     std::fs::create_dir_all(&ca_dir).unwrap();
     std::fs::copy(&pki.ca_file, ca_dir.join("ca.pem")).unwrap();
     let out = yurt(
-        &[("NOMAD_ADDR", addr.as_str()), ("NOMAD_CAPATH", path(&ca_dir))],
+        &[
+            ("NOMAD_ADDR", addr.as_str()),
+            ("NOMAD_CAPATH", path(&ca_dir)),
+        ],
         &["job", "status"],
     );
     assert!(succeeded(&out, "NOMAD_CAPATH").contains("tlsjob"));
-    let out = yurt(&env, &["job", "status", "-tls-server-name=server.global.nomad"]);
+    let out = yurt(
+        &env,
+        &["job", "status", "-tls-server-name=server.global.nomad"],
+    );
     succeeded(&out, "-tls-server-name");
 
     // A CA that did not sign the agent's certificate: refused, and the reason shown.
@@ -190,7 +208,10 @@ fn https_end_to_end_through_the_cli_with_exec_over_wss() {
     assert!(err.contains("UnknownIssuer"), "{err}");
     // A name the certificate does not carry.
     let err = failed(
-        &yurt(&env, &["job", "status", "-tls-server-name", "server.eu.nomad"]),
+        &yurt(
+            &env,
+            &["job", "status", "-tls-server-name", "server.eu.nomad"],
+        ),
         "wrong server name",
     );
     assert!(err.contains("not valid for name"), "{err}");
@@ -237,7 +258,10 @@ fn verify_https_client_refuses_callers_without_a_certificate_from_the_ca() {
         ("NOMAD_CLIENT_CERT", path(&stranger.cert)),
         ("NOMAD_CLIENT_KEY", path(&stranger.key)),
     ];
-    failed(&yurt(&with_stranger, &["job", "status"]), "a stranger's certificate");
+    failed(
+        &yurt(&with_stranger, &["job", "status"]),
+        "a stranger's certificate",
+    );
 
     let with_cert = [
         ("NOMAD_ADDR", addr.as_str()),
@@ -278,7 +302,10 @@ fn a_client_agent_uses_tls_rpc_and_agents_forward_over_tls() {
             .any(|n| n["Name"] == "tls-client" && n["Status"] == "ready")
             .then_some(())
     });
-    let job = shell_job("tlsrpc", &[("t", "echo hello-logs; while true; do sleep 0.1; done")]);
+    let job = shell_job(
+        "tlsrpc",
+        &[("t", "echo hello-logs; while true; do sleep 0.1; done")],
+    );
     let alloc = run_job_and_wait(&http, &server.url(""), &job);
 
     // The server-only agent forwards exec (wss) and logs (https) to the client agent.
@@ -287,7 +314,10 @@ fn a_client_agent_uses_tls_rpc_and_agents_forward_over_tls() {
         ("NOMAD_CACERT", path(&pki.ca_file).to_string()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = yurt(&env, &["alloc", "exec", "-i=false", &alloc, "echo", "forwarded"]);
+    let out = yurt(
+        &env,
+        &["alloc", "exec", "-i=false", &alloc, "echo", "forwarded"],
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(text(&out.stdout), "forwarded\n");
     let out = succeeded(&yurt(&env, &["alloc", "logs", &alloc, "t"]), "alloc logs");
@@ -303,7 +333,10 @@ fn a_client_agent_uses_tls_rpc_and_agents_forward_over_tls() {
     let plain = http_builder(None).build().unwrap();
     assert!(
         plain
-            .post(format!("http://127.0.0.1:{}{node_register}", server.rpc_port))
+            .post(format!(
+                "http://127.0.0.1:{}{node_register}",
+                server.rpc_port
+            ))
             .body("{}")
             .send()
             .is_err()

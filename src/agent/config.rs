@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use super::config_tls::TlsConfig;
 use super::config_file::{ConfigFile, PluginFile};
+pub use super::config_tls::TlsConfig;
 use crate::structs::DEFAULT_REGION;
 
 /// Default HTTP API port.

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::config_file::{
-    AclFile, AddressesFile, ClientFile, ConfigFile, PluginFile, PortsFile, ReservedFile, ServerFile,
-    TlsFile,
+    AclFile, AddressesFile, ClientFile, ConfigFile, PluginFile, PortsFile, ReservedFile,
+    ServerFile, TlsFile,
 };
 
 /// Merges an optional block: both present → merged, otherwise whichever exists.

@@ -50,7 +50,10 @@ impl TlsConfig {
                 (true, false) => "tls.http",
                 _ => "tls.rpc",
             };
-            for (key, value) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+            for (key, value) in [
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+            ] {
                 if value.is_none() {
                     return Err(ConfigError::Invalid(format!(
                         "{key}: required when {needed_by} is enabled"
@@ -173,10 +176,12 @@ mod tests {
                 .contains("tls.verify_https_client")
         );
         // HTTPS alone may use a publicly trusted certificate: no CA needed.
-        assert!(resolve(&format!(
-            "{BASE}tls {{\nhttp = true\ncert_file = \"/c\"\nkey_file = \"/k\"\n}}\n"
-        ))
-        .is_ok());
+        assert!(
+            resolve(&format!(
+                "{BASE}tls {{\nhttp = true\ncert_file = \"/c\"\nkey_file = \"/k\"\n}}\n"
+            ))
+            .is_ok()
+        );
         let wrong_type = parse_config(
             &format!("{BASE}tls {{\nhttp = \"maybe\"\n}}\n"),
             ConfigFormat::Hcl,
@@ -209,6 +214,9 @@ mod tests {
         assert_eq!(tls.ca_file, Some("/a/ca.pem".into()));
         assert_eq!(tls.cert_file, Some("/b/c.pem".into()));
         assert_eq!(tls.key_file, Some("/b/k.pem".into()));
-        assert_eq!(merged.unknown_keys(), vec!["tls.tls_min_version".to_string()]);
+        assert_eq!(
+            merged.unknown_keys(),
+            vec!["tls.tls_min_version".to_string()]
+        );
     }
 }

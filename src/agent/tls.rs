@@ -90,10 +90,7 @@ impl AgentTls {
                 None
             };
             out.http_server = Some(server_config(&identity, require)?);
-            out.to_agents = Some(peer(check(vec![
-                server_name(region),
-                client_name(region),
-            ]))?);
+            out.to_agents = Some(peer(check(vec![server_name(region), client_name(region)]))?);
         }
         if tls.rpc {
             out.rpc_server = Some(server_config(&identity, roots.clone())?);
@@ -104,7 +101,11 @@ impl AgentTls {
 
     /// `https` or `http`, for URLs of other agents' HTTP ports.
     pub fn agent_scheme(&self) -> &'static str {
-        if self.to_agents.is_some() { "https" } else { "http" }
+        if self.to_agents.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 

@@ -374,8 +374,8 @@ mod tests {
             address: Some("http://10.9.9.9:4646".into()),
             ..ApiFlags::default()
         };
-        let c = ApiClient::from_flags_lookup(&flags, env(&[("NOMAD_ADDR", "10.0.0.1:5646")]))
-            .unwrap();
+        let c =
+            ApiClient::from_flags_lookup(&flags, env(&[("NOMAD_ADDR", "10.0.0.1:5646")])).unwrap();
         assert_eq!(c.base_url().as_str(), "http://10.9.9.9:4646/");
         let bad_ca = ApiClient::from_lookup(env(&[
             ("NOMAD_ADDR", "https://x:4646"),
@@ -383,7 +383,10 @@ mod tests {
         ]))
         .unwrap_err()
         .to_string();
-        assert!(bad_ca.contains("NOMAD_CACERT: reading /nonexistent/ca.pem"), "{bad_ca}");
+        assert!(
+            bad_ca.contains("NOMAD_CACERT: reading /nonexistent/ca.pem"),
+            "{bad_ca}"
+        );
         assert!(ApiClient::new("http://[::1", None).is_err());
     }
 

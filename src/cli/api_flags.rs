@@ -160,7 +160,10 @@ mod tests {
         };
         let mixed = CliTls::resolve(&flags, &vars);
         assert_eq!(mixed.ca_cert, Some(("/flag/ca.pem".into(), "-ca-cert")));
-        assert_eq!(mixed.client_key, Some(("/flag/key.pem".into(), "-client-key")));
+        assert_eq!(
+            mixed.client_key,
+            Some(("/flag/key.pem".into(), "-client-key"))
+        );
         assert_eq!(
             mixed.client_cert,
             Some(("/env/cli.pem".into(), "NOMAD_CLIENT_CERT"))
@@ -168,8 +171,10 @@ mod tests {
         assert_eq!(mixed.server_name.as_deref(), Some("other"));
         // Go's booleans: "false" and "0" are off, garbage is off.
         for off in ["false", "0", "nope"] {
-            assert!(!CliTls::resolve(&ApiFlags::default(), &env(&[("NOMAD_SKIP_VERIFY", off)]))
-                .skip_verify);
+            assert!(
+                !CliTls::resolve(&ApiFlags::default(), &env(&[("NOMAD_SKIP_VERIFY", off)]))
+                    .skip_verify
+            );
         }
     }
 

@@ -4,8 +4,8 @@
 pub mod agent;
 pub mod alloc;
 pub mod alloc_exec;
-pub mod api_flags;
 pub mod api_client;
+pub mod api_flags;
 pub mod argv;
 pub mod eval_monitor;
 pub mod job;

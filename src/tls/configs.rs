@@ -82,25 +82,24 @@ impl Default for ClientTls {
 pub fn client_config(tls: &ClientTls) -> Result<ClientConfig, TlsError> {
     let provider = provider();
     let chain: Arc<dyn ServerCertVerifier> = match &tls.roots {
-        Some(roots) => {
-            WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
-                .build()
-                .map_err(|e| TlsError::Rustls {
-                    context: "server certificate verifier".into(),
-                    source: rustls::Error::General(e.to_string()),
-                })?
-        }
+        Some(roots) => WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| TlsError::Rustls {
+                context: "server certificate verifier".into(),
+                source: rustls::Error::General(e.to_string()),
+            })?,
         None => Arc::new(
             rustls_platform_verifier::Verifier::new(provider.clone())
                 .map_err(rustls_err("the system's trusted roots"))?,
         ),
     };
-    let verifier = CheckedVerifier::new(chain, tls.check.clone(), provider.clone()).map_err(
-        |reason| TlsError::Rustls {
-            context: "server name".into(),
-            source: rustls::Error::General(reason),
-        },
-    )?;
+    let verifier =
+        CheckedVerifier::new(chain, tls.check.clone(), provider.clone()).map_err(|reason| {
+            TlsError::Rustls {
+                context: "server name".into(),
+                source: rustls::Error::General(reason),
+            }
+        })?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(rustls_err("TLS protocol versions"))?

@@ -96,9 +96,12 @@ async fn a_client_trusts_its_ca_only_and_checks_names_as_asked() {
     let by_host = trusting(&ca, &dir, "ca", ServerCheck::Hostname);
     assert_eq!(get_with(&by_host, &url).await.unwrap(), "ok");
 
-    let err = get_with(&trusting(&other, &dir, "other", ServerCheck::Hostname), &url)
-        .await
-        .unwrap_err();
+    let err = get_with(
+        &trusting(&other, &dir, "other", ServerCheck::Hostname),
+        &url,
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("UnknownIssuer"), "{err}");
 
     let named = |n: &str| trusting(&ca, &dir, "ca", ServerCheck::Names(vec![n.to_string()]));
@@ -129,9 +132,12 @@ async fn chain_only_ignores_the_name_but_not_the_issuer() {
     assert!(err.contains("not valid for name"), "{err}");
     let chain = trusting(&ca, &dir, "ca", ServerCheck::ChainOnly);
     assert_eq!(get_with(&chain, &url).await.unwrap(), "ok");
-    let err = get_with(&trusting(&other, &dir, "other", ServerCheck::ChainOnly), &url)
-        .await
-        .unwrap_err();
+    let err = get_with(
+        &trusting(&other, &dir, "other", ServerCheck::ChainOnly),
+        &url,
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("UnknownIssuer"), "{err}");
 }
 
@@ -151,10 +157,16 @@ async fn mutual_tls_refuses_callers_without_a_certificate_from_the_ca() {
     };
     assert!(get_with(&with(None), &url).await.is_err());
     let stranger = other.issue(&dir.0, "stranger", &["client.global.nomad"]);
-    assert!(get_with(&with(Some(identity(&stranger))), &url).await.is_err());
+    assert!(
+        get_with(&with(Some(identity(&stranger))), &url)
+            .await
+            .is_err()
+    );
     let client = ca.issue(&dir.0, "client", &["client.global.nomad"]);
     assert_eq!(
-        get_with(&with(Some(identity(&client))), &url).await.unwrap(),
+        get_with(&with(Some(identity(&client))), &url)
+            .await
+            .unwrap(),
         "ok"
     );
 }

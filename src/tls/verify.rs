@@ -101,9 +101,8 @@ impl ServerCertVerifier for CheckedVerifier {
                         Err(e) => return Err(e),
                     }
                 }
-                Err(first_err.unwrap_or(Error::InvalidCertificate(
-                    CertificateError::NotValidForName,
-                )))
+                Err(first_err
+                    .unwrap_or(Error::InvalidCertificate(CertificateError::NotValidForName)))
             }
         }
     }

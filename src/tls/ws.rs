@@ -31,13 +31,20 @@ pub async fn connect(
     let secure = match uri.scheme_str() {
         Some("ws") => false,
         Some("wss") => true,
-        _ => return Err(Error::Url(tungstenite::error::UrlError::UnsupportedUrlScheme)),
+        _ => {
+            return Err(Error::Url(
+                tungstenite::error::UrlError::UnsupportedUrlScheme,
+            ));
+        }
     };
     let host = uri
         .host()
         .ok_or(Error::Url(tungstenite::error::UrlError::NoHostName))?;
     // `[::1]` in a URL is `::1` to a resolver and to a certificate check.
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let bare_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
     let tcp = TcpStream::connect((bare_host.as_str(), port)).await?;
     tcp.set_nodelay(true)?;
@@ -47,8 +54,9 @@ pub async fn connect(
             None => client_config(&ClientTls::default())
                 .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?,
         };
-        let name = ServerName::try_from(bare_host)
-            .map_err(|e| Error::Url(tungstenite::error::UrlError::UnableToConnect(e.to_string())))?;
+        let name = ServerName::try_from(bare_host).map_err(|e| {
+            Error::Url(tungstenite::error::UrlError::UnableToConnect(e.to_string()))
+        })?;
         let tls_stream = TlsConnector::from(Arc::clone(&config))
             .connect(name, tcp)
             .await?;

@@ -728,10 +728,7 @@ pub fn read_stream_until(
     mut done: impl FnMut(&[u8]) -> bool,
 ) -> (u16, Vec<u8>) {
     use std::io::Read;
-    let client = http_builder(None)
-        .timeout(timeout)
-        .build()
-        .expect("client");
+    let client = http_builder(None).timeout(timeout).build().expect("client");
     let mut resp = client.get(url).send().expect("GET stream");
     let status = resp.status().as_u16();
     let mut body = Vec::new();

@@ -70,9 +70,10 @@ impl TestCa {
         if let Some(ip) = ip {
             params.subject_alt_names.push(SanType::IpAddress(ip));
         }
-        params
-            .distinguished_name
-            .push(DnType::CommonName, dns_names.first().copied().unwrap_or(stem));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            dns_names.first().copied().unwrap_or(stem),
+        );
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,

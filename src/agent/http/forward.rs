@@ -141,7 +141,11 @@ impl Forwarder {
     ) -> Self {
         let directory = match directory {
             Directory::Remote(servers) => {
-                let scheme = if to_servers.is_some() { "https" } else { "http" };
+                let scheme = if to_servers.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 Directory::Remote(servers.iter().map(|s| base_url_with(s, scheme)).collect())
             }
             local => local,
@@ -157,7 +161,11 @@ impl Forwarder {
 
     /// The base URL of an agent's advertised HTTP address.
     fn agent_base(&self, http_addr: &str) -> String {
-        let scheme = if self.agent_tls.is_some() { "https" } else { "http" };
+        let scheme = if self.agent_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{http_addr}")
     }
 
