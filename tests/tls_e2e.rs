@@ -285,7 +285,8 @@ fn verify_https_client_refuses_callers_without_a_certificate_from_the_ca() {
 #[test]
 fn a_client_agent_uses_tls_rpc_and_agents_forward_over_tls() {
     let pki = pki();
-    let hostname = "  verify_server_hostname = true\n";
+    // Every hop checks both ends: agents show their certificates to each other's HTTPS too.
+    let hostname = "  verify_server_hostname = true\n  verify_https_client = true\n";
     let server = tls_agent(AgentOpts::server(), &pki, &pki.server, hostname);
     let client = tls_agent(
         AgentOpts::client(vec![server.rpc_addr()], "tls-client"),
@@ -294,14 +295,15 @@ fn a_client_agent_uses_tls_rpc_and_agents_forward_over_tls() {
         hostname,
     );
     let http = Http::with_tls(Some(&probe(&pki).client));
-    wait_for(Duration::from_secs(60), "node ready over TLS RPC", || {
+    let node_id = wait_for(Duration::from_secs(60), "node ready over TLS RPC", || {
         let nodes = http.get(&server.url("/v1/nodes")).json();
-        nodes
-            .as_array()?
-            .iter()
-            .any(|n| n["Name"] == "tls-client" && n["Status"] == "ready")
-            .then_some(())
+        nodes.as_array()?.iter().find_map(|n| {
+            (n["Name"] == "tls-client" && n["Status"] == "ready")
+                .then(|| n["ID"].as_str().map(str::to_string))?
+        })
     });
+    let node = http.get(&server.url(&format!("/v1/node/{node_id}"))).json();
+    assert_eq!(node["TLSEnabled"], true, "{node}");
     let job = shell_job(
         "tlsrpc",
         &[("t", "echo hello-logs; while true; do sleep 0.1; done")],
@@ -312,6 +314,8 @@ fn a_client_agent_uses_tls_rpc_and_agents_forward_over_tls() {
     let env = [
         ("NOMAD_ADDR", server.url("")),
         ("NOMAD_CACERT", path(&pki.ca_file).to_string()),
+        ("NOMAD_CLIENT_CERT", path(&pki.cli.cert).to_string()),
+        ("NOMAD_CLIENT_KEY", path(&pki.cli.key).to_string()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let out = yurt(

@@ -223,6 +223,7 @@ fn client_config(config: &AgentConfig, http_advertise: &str) -> ClientConfig {
         node_pool: c.node_pool.clone(),
         meta: c.meta.clone(),
         http_advertise_addr: http_advertise.to_string(),
+        http_tls: config.tls.http,
         network_interface: c.network_interface.clone(),
         dev_mode: config.dev_mode,
         cpu_total_compute: (c.cpu_total_compute > 0).then_some(c.cpu_total_compute as i64),
