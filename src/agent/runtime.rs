@@ -49,6 +49,9 @@ pub enum AgentError {
     /// The supervisor executable could not be found.
     #[error("locating the yurt executable for task supervisors: {0}")]
     Supervisor(std::io::Error),
+    /// The HTTP clients that forward to other agents and servers could not be built.
+    #[error("{0}")]
+    Forwarder(#[from] super::http::ForwarderError),
     /// A `tls { }` file is missing or unusable.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
@@ -318,7 +321,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         client.as_ref().map(|(c, _, _)| c.clone()),
         tls.to_servers.clone(),
         tls.to_agents.clone(),
-    );
+    )?;
     let api = api_router(
         info,
         server.as_ref(),

@@ -65,21 +65,17 @@ pub struct Forwarder {
     agent_tls: Option<ClientConfig>,
 }
 
-fn http_client(tls: Option<&ClientConfig>) -> reqwest::Client {
+/// The forwarding HTTP clients could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("building the forwarding HTTP client: {0}")]
+pub struct ForwarderError(String);
+
+fn http_client(tls: Option<&ClientConfig>) -> Result<reqwest::Client, ForwarderError> {
     let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
-    match crate::tls::reqwest_tls(builder, tls).map(|b| b.build()) {
-        Ok(Ok(c)) => c,
-        // Unreachable in practice (the configs were built at start); every forwarded
-        // request then fails with this in its error rather than the agent not starting.
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "building the forwarding HTTP client");
-            reqwest::Client::new()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "TLS for the forwarding HTTP client");
-            reqwest::Client::new()
-        }
-    }
+    crate::tls::reqwest_tls(builder, tls)
+        .map_err(|e| ForwarderError(e.to_string()))?
+        .build()
+        .map_err(|e| ForwarderError(crate::tls::with_causes(&e)))
 }
 
 /// The fields of `/v1/allocation/:id` and `/v1/node/:id` the lookup needs.
@@ -138,7 +134,7 @@ impl Forwarder {
         client: Option<Client>,
         to_servers: Option<ClientConfig>,
         to_agents: Option<ClientConfig>,
-    ) -> Self {
+    ) -> Result<Self, ForwarderError> {
         let directory = match directory {
             Directory::Remote(servers) => {
                 let scheme = if to_servers.is_some() {
@@ -150,13 +146,13 @@ impl Forwarder {
             }
             local => local,
         };
-        Forwarder {
+        Ok(Forwarder {
             directory,
             client,
-            http: http_client(to_servers.as_ref()),
-            agent_http: http_client(to_agents.as_ref()),
+            http: http_client(to_servers.as_ref())?,
+            agent_http: http_client(to_agents.as_ref())?,
             agent_tls: to_agents,
-        }
+        })
     }
 
     /// The base URL of an agent's advertised HTTP address.
