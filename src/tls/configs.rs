@@ -12,8 +12,8 @@ use rustls::server::WebPkiClientVerifier;
 use super::verify::{CheckedVerifier, ServerCheck};
 use super::{ClientConfig, Identity, ServerConfig, TlsError};
 
-/// The one crypto provider yurt uses: *ring*, chosen because it builds in a fraction of
-/// aws-lc-rs's time. rustls marks it deprecated for lacking post-quantum key exchange;
+/// The one crypto provider yurt uses: *ring*, chosen for its small build (aws-lc-rs compiles
+/// all of AWS-LC). rustls marks it deprecated for lacking post-quantum key exchange;
 /// connections negotiate X25519 or the NIST curves instead.
 #[allow(deprecated)]
 pub fn provider() -> Arc<CryptoProvider> {
