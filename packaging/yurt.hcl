@@ -85,3 +85,15 @@ plugin "raw_exec" {
 acl {
   enabled = false
 }
+
+# TLS on the HTTP API and the RPC port (docs/configuration.md, "TLS"). The RPC port then
+# requires client certificates signed by ca_file.
+# tls {
+#   http = true
+#   rpc  = true
+#   ca_file   = "/etc/yurt.d/tls/ca.pem"
+#   cert_file = "/etc/yurt.d/tls/agent.pem"
+#   key_file  = "/etc/yurt.d/tls/agent-key.pem"
+#   verify_server_hostname = true
+#   verify_https_client    = false
+# }

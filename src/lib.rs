@@ -7,4 +7,5 @@ pub mod http;
 pub mod rpc;
 pub mod server;
 pub mod structs;
+pub mod tls;
 pub mod version;

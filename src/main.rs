@@ -13,5 +13,8 @@ fn main() -> std::process::ExitCode {
         };
         yurt_drivers::supervisor::supervisor_main(&spec);
     }
+    // reqwest is built without a crypto provider of its own; yurt's clients bring theirs,
+    // and this covers any that does not.
+    yurt::tls::install_default_provider();
     yurt::cli::main_with_args(std::env::args_os())
 }

@@ -8,8 +8,8 @@
 //!   `cli`, which starts it) knows both.
 //! - Nothing below the agent (`server`, `client`, `rpc`, `http`, `structs`) reaches `agent`
 //!   or `cli`.
-//! - `rpc` (the narrow server ↔ client interface) and `http` (shared conventions) reach
-//!   neither side.
+//! - `rpc` (the narrow server ↔ client interface), `http` (shared conventions) and `tls`
+//!   (shared TLS plumbing) reach neither side.
 //! - `structs` is plain data: from the crate only `structs` itself; from the dependencies only
 //!   the pure data ones in [`STRUCTS_DEPENDENCIES`]; from `std` nothing that does I/O
 //!   ([`STD_IO`]).
@@ -53,7 +53,7 @@ fn forbidden_modules(from: &str) -> &'static [&'static str] {
     match from {
         "client" => &["server", "agent", "cli"],
         "server" => &["client", "agent", "cli"],
-        "rpc" | "http" => &["server", "client", "agent", "cli"],
+        "rpc" | "http" | "tls" => &["server", "client", "agent", "cli"],
         "structs" => &["server", "client", "agent", "cli", "rpc", "http", "version"],
         _ => &[],
     }

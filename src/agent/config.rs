@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::config_file::{ConfigFile, PluginFile};
+pub use super::config_tls::TlsConfig;
 use crate::structs::DEFAULT_REGION;
 
 /// Default HTTP API port.
@@ -183,6 +184,8 @@ pub struct AgentConfig {
     pub plugins: BTreeMap<String, PluginConfig>,
     /// ACL settings.
     pub acl: AclConfig,
+    /// TLS settings.
+    pub tls: TlsConfig,
     /// Started with `-dev`.
     pub dev_mode: bool,
     /// Non-fatal findings (unknown keys) to log once logging is up.
@@ -299,6 +302,7 @@ impl AgentConfig {
             acl: AclConfig {
                 enabled: file.acl.and_then(|a| a.enabled).unwrap_or(false),
             },
+            tls: TlsConfig::resolve(file.tls.unwrap_or_default())?,
             data_dir,
             dev_mode,
             warnings,
@@ -377,7 +381,7 @@ pub fn canonical_log_level(raw: &str) -> Result<String, ConfigError> {
 }
 
 /// Makes a configured path absolute against the working directory.
-fn absolute(path: PathBuf) -> Result<PathBuf, ConfigError> {
+pub(super) fn absolute(path: PathBuf) -> Result<PathBuf, ConfigError> {
     std::path::absolute(&path).map_err(|source| ConfigError::Io { path, source })
 }
 

@@ -56,6 +56,9 @@ pub struct ConfigFile {
     /// `acl { enabled }`.
     #[serde(deserialize_with = "block")]
     pub acl: Option<AclFile>,
+    /// `tls { http rpc ca_file cert_file key_file ... }`.
+    #[serde(deserialize_with = "block")]
+    pub tls: Option<TlsFile>,
     /// Keys yurt does not know (Nomad keys it does not implement, typos).
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -193,6 +196,29 @@ pub struct AclFile {
     pub unknown: Unknown,
 }
 
+/// `tls { ... }`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TlsFile {
+    /// HTTPS on the HTTP API port.
+    pub http: Option<bool>,
+    /// TLS on the RPC port, and for this agent's client when it calls the servers.
+    pub rpc: Option<bool>,
+    /// PEM CA certificate(s) peers' certificates must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate this agent serves and shows to peers.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Require servers' certificates to be valid for `server.<region>.nomad`.
+    pub verify_server_hostname: Option<bool>,
+    /// Require HTTPS API callers to present a certificate the CA signed.
+    pub verify_https_client: Option<bool>,
+    /// Unrecognised keys.
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
 /// `plugin` blocks: `{name: body}`, `{name: [body, ...]}` or `[{name: body}, ...]`.
 fn plugins<'de, D>(d: D) -> Result<BTreeMap<String, PluginFile>, D::Error>
 where
@@ -262,6 +288,9 @@ impl ConfigFile {
         }
         if let Some(a) = &self.acl {
             add("acl.", &a.unknown);
+        }
+        if let Some(t) = &self.tls {
+            add("tls.", &t.unknown);
         }
         keys
     }

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::config_file::{
-    AclFile, AddressesFile, ClientFile, ConfigFile, PluginFile, PortsFile, ReservedFile, ServerFile,
+    AclFile, AddressesFile, ClientFile, ConfigFile, PluginFile, PortsFile, ReservedFile,
+    ServerFile, TlsFile,
 };
 
 /// Merges an optional block: both present → merged, otherwise whichever exists.
@@ -63,6 +64,7 @@ impl ConfigFile {
             client: merge_opt(self.client, over.client, ClientFile::merge),
             plugin,
             acl: merge_opt(self.acl, over.acl, AclFile::merge),
+            tls: merge_opt(self.tls, over.tls, TlsFile::merge),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }
@@ -164,6 +166,22 @@ impl AclFile {
     pub fn merge(self, over: Self) -> Self {
         Self {
             enabled: over.enabled.or(self.enabled),
+            unknown: merge_unknown(self.unknown, over.unknown),
+        }
+    }
+}
+
+impl TlsFile {
+    /// Layers `over` on top of `self`, key by key.
+    pub fn merge(self, over: Self) -> Self {
+        Self {
+            http: over.http.or(self.http),
+            rpc: over.rpc.or(self.rpc),
+            ca_file: over.ca_file.or(self.ca_file),
+            cert_file: over.cert_file.or(self.cert_file),
+            key_file: over.key_file.or(self.key_file),
+            verify_server_hostname: over.verify_server_hostname.or(self.verify_server_hostname),
+            verify_https_client: over.verify_https_client.or(self.verify_https_client),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }

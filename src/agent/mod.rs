@@ -8,10 +8,12 @@ pub mod config_de;
 pub mod config_file;
 pub mod config_load;
 pub mod config_merge;
+pub mod config_tls;
 pub mod dev;
 mod docker;
 pub mod http;
 pub mod logging;
+pub mod tls;
 
 #[cfg(test)]
 pub(crate) mod config_tests;

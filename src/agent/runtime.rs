@@ -11,6 +11,7 @@ use super::config::AgentConfig;
 use super::docker;
 use super::http::{AgentInfo, Directory, Forwarder, api_router, rpc_listener_router};
 use super::logging;
+use super::tls::AgentTls;
 use crate::client::{Client, ClientConfig, ClientError, HttpServerApi, ShutdownMode};
 use crate::rpc::{RpcError, ServerApi, ServerLookup};
 use crate::server::{Server, ServerConfig, ServerError};
@@ -48,6 +49,12 @@ pub enum AgentError {
     /// The supervisor executable could not be found.
     #[error("locating the yurt executable for task supervisors: {0}")]
     Supervisor(std::io::Error),
+    /// The HTTP clients that forward to other agents and servers could not be built.
+    #[error("{0}")]
+    Forwarder(#[from] super::http::ForwarderError),
+    /// A `tls { }` file is missing or unusable.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The data dir could not be prepared.
     #[error("preparing data dir {path}: {source}")]
     DataDir {
@@ -104,6 +111,7 @@ fn config_json(c: &AgentConfig) -> serde_json::Value {
             "Meta": c.client.meta,
         },
         "DevMode": c.dev_mode,
+        "TLSConfig": c.tls.to_json(),
         "Version": {"Version": crate::version::NOMAD_COMPAT_VERSION, "VersionMetadata": format!("yurt-{}", crate::version::VERSION)},
     })
 }
@@ -112,6 +120,27 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, AgentError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| AgentError::Bind { addr, source })
+}
+
+/// Serves `router` on `listener` until shutdown, over TLS when `tls` is given.
+async fn serve(
+    listener: TcpListener,
+    tls: Option<crate::tls::ServerConfig>,
+    router: axum::Router,
+) -> std::io::Result<()> {
+    match tls {
+        Some(config) => {
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
 }
 
 /// Resolves when the process is asked to stop.
@@ -201,6 +230,7 @@ fn client_config(config: &AgentConfig, http_advertise: &str) -> ClientConfig {
         node_pool: c.node_pool.clone(),
         meta: c.meta.clone(),
         http_advertise_addr: http_advertise.to_string(),
+        http_tls: config.tls.http,
         network_interface: c.network_interface.clone(),
         dev_mode: config.dev_mode,
         cpu_total_compute: (c.cpu_total_compute > 0).then_some(c.cpu_total_compute as i64),
@@ -222,6 +252,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // Before anything starts, so a bad certificate or key stops the agent with nothing
+    // half-running.
+    let tls = AgentTls::load(&config.tls, &config.region)?;
     let data_dir = config.data_dir().to_path_buf();
     std::fs::create_dir_all(&data_dir).map_err(|source| AgentError::DataDir {
         path: data_dir.display().to_string(),
@@ -264,7 +297,10 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let client = if config.client_enabled() {
         let api: Arc<dyn ServerApi> = match &server {
             Some(s) => Arc::new(s.clone()),
-            None => Arc::new(HttpServerApi::new(&config.client.servers)?),
+            None => Arc::new(HttpServerApi::with_tls(
+                &config.client.servers,
+                tls.to_servers.as_ref(),
+            )?),
         };
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let (drivers, docker) = build_drivers(&config, events_tx)?;
@@ -284,7 +320,12 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         Some(s) => Directory::Local(s.clone()),
         None => Directory::Remote(config.client.servers.clone()),
     };
-    let forwarder = Forwarder::new(directory, client.as_ref().map(|(c, _, _)| c.clone()));
+    let forwarder = Forwarder::new(
+        directory,
+        client.as_ref().map(|(c, _, _)| c.clone()),
+        tls.to_servers.clone(),
+        tls.to_agents.clone(),
+    )?;
     let api = api_router(
         info,
         server.as_ref(),
@@ -300,6 +341,8 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         server = config.server_enabled(),
         client = config.client_enabled(),
         data_dir = %data_dir.display(),
+        tls_http = config.tls.http,
+        tls_rpc = config.tls.rpc,
         "yurt agent started"
     );
 
@@ -309,17 +352,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         // the address they already know.
         let rpc = rpc_listener_router(s);
         let rpc_listener = bind(rpc_bind).await?;
-        tasks.spawn(async move {
-            axum::serve(rpc_listener, rpc)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        });
+        tasks.spawn(serve(rpc_listener, tls.rpc_server.clone(), rpc));
     }
-    tasks.spawn(async move {
-        axum::serve(http_listener, api)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-    });
+    tasks.spawn(serve(http_listener, tls.http_server.clone(), api));
     while let Some(res) = tasks.join_next().await {
         match res {
             Ok(Ok(())) => {}

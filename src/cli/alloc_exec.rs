@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::api_client::{ApiClient, ApiError};
+use super::api_flags::ApiFlags;
 use super::terminal::{self, RawMode};
 use crate::http::query::parse_go_bool;
 
@@ -63,7 +64,7 @@ enum ExecCliError {
 }
 
 /// Runs the command; the process exit code is the remote command's.
-pub fn run(args: &ExecArgs) -> ExitCode {
+pub fn run(args: &ExecArgs, flags: &ApiFlags) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,7 +75,7 @@ pub fn run(args: &ExecArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(exec(args)) {
+    match rt.block_on(exec(args, flags)) {
         Ok(code) => ExitCode::from((code & 0xff) as u8),
         Err(e) => {
             eprintln!("{e}");
@@ -83,8 +84,8 @@ pub fn run(args: &ExecArgs) -> ExitCode {
     }
 }
 
-async fn exec(args: &ExecArgs) -> Result<i32, ExecCliError> {
-    let api = ApiClient::from_env()?;
+async fn exec(args: &ExecArgs, flags: &ApiFlags) -> Result<i32, ExecCliError> {
+    let api = ApiClient::from_flags(flags)?;
     let alloc = resolve_alloc(&api, &args.alloc_id).await?;
     let task = match &args.task {
         Some(t) if !t.is_empty() => t.clone(),
@@ -105,7 +106,9 @@ async fn exec(args: &ExecArgs) -> Result<i32, ExecCliError> {
             ("tty", if tty { "true" } else { "false" }),
         ],
     );
-    let _ = url.set_scheme("ws");
+    let ws_scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    // http(s) → ws(s) is a change url allows.
+    let _ = url.set_scheme(ws_scheme);
     let mut request = url
         .as_str()
         .into_client_request()
@@ -115,7 +118,7 @@ async fn exec(args: &ExecArgs) -> Result<i32, ExecCliError> {
     {
         request.headers_mut().insert("X-Nomad-Token", v);
     }
-    let (ws, _) = tokio_tungstenite::connect_async(request)
+    let (ws, _) = crate::tls::ws::connect(request, api.tls_config())
         .await
         .map_err(|e| ExecCliError::Session(describe(e)))?;
     // Raw mode only once connected, and restored when `_raw` drops on any way out.
@@ -145,8 +148,7 @@ fn describe(e: tungstenite::Error) -> String {
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = crate::tls::ws::ClientSocket;
 
 /// Pumps the socket until the exit frame; returns the exit code.
 async fn session(ws: Ws, interactive: bool, tty: bool) -> Result<i32, ExecCliError> {

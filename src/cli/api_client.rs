@@ -1,12 +1,14 @@
 //! `ApiClient`: the small HTTP client user commands (`job run`, `alloc status`, …) use to
 //! talk to an agent, configured like Nomad's CLI from `NOMAD_ADDR`, `NOMAD_TOKEN`,
-//! `NOMAD_REGION` and `NOMAD_NAMESPACE`.
+//! `NOMAD_REGION`, `NOMAD_NAMESPACE`, the TLS variables and flags (`api_flags`).
 
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::api_flags::{ApiFlags, CliTls};
 use crate::http::respond::HEADER_INDEX;
+use crate::tls::{ClientConfig, TlsError};
 
 /// Agent address when `NOMAD_ADDR` is unset.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:4646";
@@ -22,8 +24,9 @@ pub enum ApiError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The request never got an HTTP answer (connection refused, timeout, …).
-    #[error("Error querying {url}: {source}")]
+    /// The request never got an HTTP answer (connection refused, timeout, a certificate
+    /// that does not verify, …); the message carries the underlying causes.
+    #[error("Error querying {url}: {}", crate::tls::with_causes(source))]
     Transport {
         /// The URL being requested.
         url: String,
@@ -49,6 +52,12 @@ pub enum ApiError {
     /// The request body could not be encoded.
     #[error("Failed to encode request body: {0}")]
     Encode(serde_json::Error),
+    /// A TLS file is missing or unusable.
+    #[error("Error configuring TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The HTTP client could not be built.
+    #[error("Error creating the HTTP client: {0}")]
+    Client(reqwest::Error),
 }
 
 /// A configured client for one agent.
@@ -59,11 +68,19 @@ pub struct ApiClient {
     region: Option<String>,
     namespace: Option<String>,
     http: reqwest::Client,
+    /// TLS for `https://` addresses (the exec WebSocket uses it too).
+    tls: Option<ClientConfig>,
 }
 
 impl ApiClient {
-    /// A client for `addr` (scheme optional; `http://` assumed) with an optional token.
+    /// A client for `addr` (scheme optional; `http://` assumed) with an optional token;
+    /// `https://` trusts the system's roots.
     pub fn new(addr: &str, token: Option<String>) -> Result<Self, ApiError> {
+        Self::with_tls(addr, token, &CliTls::default())
+    }
+
+    /// A client for `addr` with an optional token; an `https://` address uses `tls`.
+    pub fn with_tls(addr: &str, token: Option<String>, tls: &CliTls) -> Result<Self, ApiError> {
         let with_scheme = if addr.contains("://") {
             addr.to_string()
         } else {
@@ -74,33 +91,60 @@ impl ApiClient {
             reason,
         };
         let base = Url::parse(&with_scheme).map_err(|e| invalid(e.to_string()))?;
-        if base.scheme() != "http" {
-            // reqwest is built without TLS in yurt.
-            return Err(invalid(format!(
-                "scheme {:?} is not supported (use http)",
-                base.scheme()
-            )));
-        }
+        let tls = match base.scheme() {
+            "http" => None,
+            "https" => Some(tls.client_config()?),
+            other => {
+                return Err(invalid(format!(
+                    "scheme {other:?} is not supported (use http or https)"
+                )));
+            }
+        };
+        let http = crate::tls::reqwest_tls(reqwest::Client::builder(), tls.as_ref())?
+            .build()
+            .map_err(ApiError::Client)?;
         Ok(Self {
             base,
             token: token.filter(|t| !t.is_empty()),
             region: None,
             namespace: None,
-            http: reqwest::Client::new(),
+            http,
+            tls,
         })
     }
 
     /// A client configured from the process environment.
     pub fn from_env() -> Result<Self, ApiError> {
-        Self::from_lookup(|key| std::env::var(key).ok())
+        Self::from_flags(&ApiFlags::default())
+    }
+
+    /// A client configured from `flags` over the process environment.
+    pub fn from_flags(flags: &ApiFlags) -> Result<Self, ApiError> {
+        Self::from_flags_lookup(flags, |key| std::env::var(key).ok())
     }
 
     /// A client configured through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
+        Self::from_flags_lookup(&ApiFlags::default(), lookup)
+    }
+
+    /// A client configured from `flags` over the variables `lookup` finds.
+    pub fn from_flags_lookup(
+        flags: &ApiFlags,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ApiError> {
         let non_empty = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
-        let addr = non_empty("NOMAD_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_string());
-        let mut client = Self::new(addr.trim(), non_empty("NOMAD_TOKEN"))?;
-        client.region = non_empty("NOMAD_REGION");
+        let addr = flags
+            .address
+            .clone()
+            .filter(|a| !a.trim().is_empty())
+            .or_else(|| non_empty("NOMAD_ADDR"))
+            .unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let tls = CliTls::resolve(flags, &lookup);
+        let flag = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+        let token = flag(&flags.token).or_else(|| non_empty("NOMAD_TOKEN"));
+        let mut client = Self::with_tls(addr.trim(), token, &tls)?;
+        client.region = flag(&flags.region).or_else(|| non_empty("NOMAD_REGION"));
         client.namespace = non_empty("NOMAD_NAMESPACE");
         Ok(client)
     }
@@ -121,6 +165,11 @@ impl ApiClient {
     /// The agent's base URL.
     pub fn base_url(&self) -> &Url {
         &self.base
+    }
+
+    /// The TLS configuration of an `https://` agent address.
+    pub fn tls_config(&self) -> Option<&ClientConfig> {
+        self.tls.as_ref()
     }
 
     /// The full URL for an API path (`/v1/jobs`) and query pairs, adding the configured
@@ -320,10 +369,32 @@ mod tests {
             "http://10.0.0.1:5646/v1/jobs?namespace=*&region=eu"
         );
 
+        let https = ApiClient::from_lookup(env(&[("NOMAD_ADDR", "https://x:4646")])).unwrap();
+        assert_eq!(https.base_url().as_str(), "https://x:4646/");
+        assert!(https.tls_config().is_some());
+        assert!(c.tls_config().is_none());
         assert!(matches!(
-            ApiClient::from_lookup(env(&[("NOMAD_ADDR", "https://x:4646")])),
+            ApiClient::from_lookup(env(&[("NOMAD_ADDR", "ftp://x:4646")])),
             Err(ApiError::InvalidAddress { .. })
         ));
+        // -address wins over NOMAD_ADDR; a CA that cannot be read is an error naming it.
+        let flags = ApiFlags {
+            address: Some("http://10.9.9.9:4646".into()),
+            ..ApiFlags::default()
+        };
+        let c =
+            ApiClient::from_flags_lookup(&flags, env(&[("NOMAD_ADDR", "10.0.0.1:5646")])).unwrap();
+        assert_eq!(c.base_url().as_str(), "http://10.9.9.9:4646/");
+        let bad_ca = ApiClient::from_lookup(env(&[
+            ("NOMAD_ADDR", "https://x:4646"),
+            ("NOMAD_CACERT", "/nonexistent/ca.pem"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad_ca.contains("NOMAD_CACERT: reading /nonexistent/ca.pem"),
+            "{bad_ca}"
+        );
         assert!(ApiClient::new("http://[::1", None).is_err());
     }
 

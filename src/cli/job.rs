@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::alloc::alloc_list;
 use super::api_client::ApiClient;
+use super::api_flags::ApiFlags;
 use super::eval_monitor::monitor;
 use super::output::{CliError, format_kv, format_list, run};
 
@@ -27,6 +28,9 @@ pub struct JobArgs {
     /// The subcommand.
     #[command(subcommand)]
     pub command: JobCommand,
+    /// Address and TLS flags.
+    #[command(flatten)]
+    pub api: ApiFlags,
 }
 
 /// `yurt job run [-detach] <file.json>`.
@@ -71,7 +75,7 @@ pub struct StopArgs {
 /// Runs a `job` subcommand.
 pub fn main(args: JobArgs) -> ExitCode {
     run(async move {
-        let api = ApiClient::from_env()?;
+        let api = ApiClient::from_flags(&args.api)?;
         match args.command {
             JobCommand::Run(a) => job_run(&api, a).await,
             JobCommand::Status(a) => job_status(&api, a).await,

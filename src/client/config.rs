@@ -26,6 +26,8 @@ pub struct ClientConfig {
     pub meta: BTreeMap<String, String>,
     /// Advertised client HTTP address `ip:port` (Node.HTTPAddr).
     pub http_advertise_addr: String,
+    /// The HTTP API is served over HTTPS (Node.TLSEnabled).
+    pub http_tls: bool,
     /// Interface to fingerprint; default the default route's interface (`lo` in dev mode).
     pub network_interface: Option<String>,
     /// Link speed to report when it cannot be detected.
@@ -94,6 +96,7 @@ impl Default for ClientConfig {
             node_pool: "default".into(),
             meta: BTreeMap::new(),
             http_advertise_addr: "127.0.0.1:4646".into(),
+            http_tls: false,
             network_interface: None,
             network_speed_mbits: 1000,
             dev_mode: false,

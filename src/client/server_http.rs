@@ -13,6 +13,7 @@ use crate::rpc::{
     NodeUpdateResponse, RpcError, ServerApi, UpdateAllocsRequest, WriteResponse,
 };
 use crate::structs::Node;
+use crate::tls::ClientConfig;
 
 /// Nomad's default server RPC port, used when an address names none.
 pub const DEFAULT_RPC_PORT: u16 = 4647;
@@ -32,18 +33,26 @@ pub struct HttpServerApi {
 impl HttpServerApi {
     /// Talks to `servers` (`host:port`, `host`, or full `http://` URLs).
     pub fn new(servers: &[String]) -> Result<Self, RpcError> {
+        Self::with_tls(servers, None)
+    }
+
+    /// Talks to `servers` over TLS with `tls` when given (addresses without a scheme become
+    /// `https://`), over plain HTTP otherwise.
+    pub fn with_tls(servers: &[String], tls: Option<&ClientConfig>) -> Result<Self, RpcError> {
         if servers.is_empty() {
             return Err(RpcError::BadRequest(
                 "no server addresses configured".into(),
             ));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+        let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        let http = crate::tls::reqwest_tls(builder, tls)
+            .map_err(|e| RpcError::Unavailable(format!("TLS for server RPC: {e}")))?
             .build()
             .map_err(|e| RpcError::Unavailable(format!("building HTTP client: {e}")))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         Ok(HttpServerApi {
             http,
-            servers: servers.iter().map(|s| base_url(s)).collect(),
+            servers: servers.iter().map(|s| base_url_with(s, scheme)).collect(),
             current: AtomicUsize::new(0),
         })
     }
@@ -89,7 +98,9 @@ impl HttpServerApi {
             .json(body)
             .send()
             .await
-            .map_err(|e| RpcError::Unavailable(format!("{url}: {e}")))?;
+            .map_err(|e| {
+                RpcError::Unavailable(format!("{url}: {}", crate::tls::with_causes(&e)))
+            })?;
         let status = resp.status();
         if status.is_success() {
             return resp
@@ -115,6 +126,11 @@ pub fn map_error(status: u16, body: String) -> RpcError {
 
 /// The `http://host:port` base of a server address (`host`, `host:port` or a URL).
 pub fn base_url(addr: &str) -> String {
+    base_url_with(addr, "http")
+}
+
+/// The `<scheme>://host:port` base of a server address; a URL keeps its own scheme.
+pub fn base_url_with(addr: &str, scheme: &str) -> String {
     let addr = addr.trim().trim_end_matches('/');
     if addr.starts_with("http://") || addr.starts_with("https://") {
         return addr.to_string();
@@ -126,9 +142,9 @@ pub fn base_url(addr: &str) -> String {
         None => false,
     };
     if has_port {
-        format!("http://{addr}")
+        format!("{scheme}://{addr}")
     } else {
-        format!("http://{addr}:{DEFAULT_RPC_PORT}")
+        format!("{scheme}://{addr}:{DEFAULT_RPC_PORT}")
     }
 }
 
@@ -283,6 +299,8 @@ mod tests {
         assert_eq!(base_url("10.0.0.1:4000"), "http://10.0.0.1:4000");
         assert_eq!(base_url("http://s:1/"), "http://s:1");
         assert_eq!(base_url("[::1]:4647"), "http://[::1]:4647");
+        assert_eq!(base_url_with("10.0.0.1", "https"), "https://10.0.0.1:4647");
+        assert_eq!(base_url_with("http://s:1", "https"), "http://s:1");
         assert_eq!(go_wait(Duration::from_secs(300)), "300s");
         assert_eq!(go_wait(Duration::from_millis(1500)), "1500ms");
         assert!(matches!(

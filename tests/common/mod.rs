@@ -2,6 +2,7 @@
 //! with temporary data dirs and talks to them over HTTP, as a user's tools would.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod ws;
 
 use std::net::TcpListener;
@@ -197,6 +198,29 @@ pub struct AgentOpts {
     pub extra_hcl: String,
     /// Extra command-line flags.
     pub extra_args: Vec<String>,
+    /// How the harness reaches an agent whose `extra_hcl` switches TLS on.
+    pub tls: Option<TlsProbe>,
+}
+
+/// Which of an agent's ports speak TLS, and the client config the harness uses for them.
+#[derive(Clone, Debug)]
+pub struct TlsProbe {
+    pub http: bool,
+    pub rpc: bool,
+    pub client: yurt::tls::ClientConfig,
+}
+
+/// A blocking client builder whose TLS uses `tls` (or the system's roots): reqwest is built
+/// without a default crypto provider.
+pub fn http_builder(tls: Option<&yurt::tls::ClientConfig>) -> reqwest::blocking::ClientBuilder {
+    let builder = reqwest::blocking::Client::builder();
+    match tls {
+        Some(c) => builder.tls_backend_preconfigured((**c).clone()),
+        None => {
+            yurt::tls::install_default_provider();
+            builder
+        }
+    }
 }
 
 impl AgentOpts {
@@ -208,6 +232,7 @@ impl AgentOpts {
             node_name: None,
             extra_hcl: String::new(),
             extra_args: vec![],
+            tls: None,
         }
     }
     pub fn client(servers: Vec<String>, name: &str) -> Self {
@@ -218,6 +243,7 @@ impl AgentOpts {
             node_name: Some(name.to_string()),
             extra_hcl: String::new(),
             extra_args: vec![],
+            tls: None,
         }
     }
     pub fn dev() -> Self {
@@ -228,6 +254,7 @@ impl AgentOpts {
             node_name: None,
             extra_hcl: String::new(),
             extra_args: vec![],
+            tls: None,
         }
     }
 }
@@ -312,7 +339,11 @@ impl Agent {
 
     /// Base URL of the HTTP API.
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.http_port, path)
+        let scheme = match &self.opts.tls {
+            Some(t) if t.http => "https",
+            _ => "http",
+        };
+        format!("{scheme}://127.0.0.1:{}{}", self.http_port, path)
     }
 
     /// The RPC address clients use.
@@ -322,12 +353,17 @@ impl Agent {
 
     /// Base URL of the RPC listener.
     pub fn rpc_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.rpc_port, path)
+        let scheme = match &self.opts.tls {
+            Some(t) if t.rpc => "https",
+            _ => "http",
+        };
+        format!("{scheme}://127.0.0.1:{}{}", self.rpc_port, path)
     }
 
     fn wait_ready(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        let client = reqwest::blocking::Client::new();
+        let tls = self.opts.tls.as_ref().filter(|t| t.http).map(|t| &t.client);
+        let client = http_builder(tls).build().expect("http client");
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
@@ -435,16 +471,21 @@ impl Resp {
 
 impl Default for Http {
     fn default() -> Self {
+        Http::with_tls(None)
+    }
+}
+
+impl Http {
+    /// A client whose `https://` requests use `tls`.
+    pub fn with_tls(tls: Option<&yurt::tls::ClientConfig>) -> Self {
         Http {
-            client: reqwest::blocking::Client::builder()
+            client: http_builder(tls)
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("http client"),
         }
     }
-}
 
-impl Http {
     fn finish(r: reqwest::blocking::Response) -> Resp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
@@ -687,10 +728,7 @@ pub fn read_stream_until(
     mut done: impl FnMut(&[u8]) -> bool,
 ) -> (u16, Vec<u8>) {
     use std::io::Read;
-    let client = reqwest::blocking::Client::builder()
-        .timeout(timeout)
-        .build()
-        .expect("client");
+    let client = http_builder(None).timeout(timeout).build().expect("client");
     let mut resp = client.get(url).send().expect("GET stream");
     let status = resp.status().as_u16();
     let mut body = Vec::new();

@@ -23,9 +23,10 @@ use serde::Deserialize;
 
 use crate::client::Client;
 use crate::client::http::unknown_alloc;
-use crate::client::server_http::base_url;
+use crate::client::server_http::base_url_with;
 use crate::http::{HttpError, no_compression};
 use crate::rpc::ServerLookup;
+use crate::tls::ClientConfig;
 
 /// Marks a request one agent forwarded to another; such requests are never forwarded again.
 pub const FORWARDED_HEADER: &str = "X-Yurt-Forwarded";
@@ -56,7 +57,25 @@ pub struct Target {
 pub struct Forwarder {
     directory: Directory,
     client: Option<Client>,
+    /// To servers' RPC listeners (`Directory::Remote`).
     http: reqwest::Client,
+    /// To other agents' HTTP ports.
+    agent_http: reqwest::Client,
+    /// TLS for other agents' HTTP ports (exec WebSockets use it directly); `None` = plain.
+    agent_tls: Option<ClientConfig>,
+}
+
+/// The forwarding HTTP clients could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("building the forwarding HTTP client: {0}")]
+pub struct ForwarderError(String);
+
+fn http_client(tls: Option<&ClientConfig>) -> Result<reqwest::Client, ForwarderError> {
+    let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+    crate::tls::reqwest_tls(builder, tls)
+        .map_err(|e| ForwarderError(e.to_string()))?
+        .build()
+        .map_err(|e| ForwarderError(crate::tls::with_causes(&e)))
 }
 
 /// The fields of `/v1/allocation/:id` and `/v1/node/:id` the lookup needs.
@@ -108,25 +127,42 @@ fn alloc_id_of(path: &str) -> Option<&str> {
 
 impl Forwarder {
     /// A forwarder looking allocations up in `directory`; `client` is this agent's client.
-    pub fn new(directory: Directory, client: Option<Client>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "building the forwarding HTTP client; using defaults");
-                reqwest::Client::new()
-            });
+    /// `to_servers` / `to_agents` are the TLS settings for servers' RPC ports and other
+    /// agents' HTTP ports (`None`: plain HTTP).
+    pub fn new(
+        directory: Directory,
+        client: Option<Client>,
+        to_servers: Option<ClientConfig>,
+        to_agents: Option<ClientConfig>,
+    ) -> Result<Self, ForwarderError> {
         let directory = match directory {
             Directory::Remote(servers) => {
-                Directory::Remote(servers.iter().map(|s| base_url(s)).collect())
+                let scheme = if to_servers.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                Directory::Remote(servers.iter().map(|s| base_url_with(s, scheme)).collect())
             }
             local => local,
         };
-        Forwarder {
+        Ok(Forwarder {
             directory,
             client,
-            http,
-        }
+            http: http_client(to_servers.as_ref())?,
+            agent_http: http_client(to_agents.as_ref())?,
+            agent_tls: to_agents,
+        })
+    }
+
+    /// The base URL of an agent's advertised HTTP address.
+    fn agent_base(&self, http_addr: &str) -> String {
+        let scheme = if self.agent_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{http_addr}")
     }
 
     /// The agent that runs allocation `alloc_id`, or `None` when that is this agent (or the
@@ -200,7 +236,10 @@ impl Forwarder {
             let resp = match req.timeout(Duration::from_secs(10)).send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    last = HttpError::internal(format!("contacting server {base}: {e}"));
+                    last = HttpError::internal(format!(
+                        "contacting server {base}: {}",
+                        crate::tls::with_causes(&e)
+                    ));
                     continue;
                 }
             };
@@ -230,7 +269,7 @@ impl Forwarder {
         Err(last)
     }
 
-    /// Sends `req` to `base` (`http://ip:port`) and streams the answer back.
+    /// Sends `req` to the agent at `base` (`http(s)://ip:port`) and streams the answer back.
     pub async fn proxy(&self, base: &str, req: Request) -> Response {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -238,7 +277,7 @@ impl Forwarder {
         let mut headers = HeaderMap::new();
         copy_headers(&parts.headers, &mut headers);
         let mut rb = self
-            .http
+            .agent_http
             .request(parts.method.clone(), &url)
             .headers(headers)
             .header(FORWARDED_HEADER, "1");
@@ -247,9 +286,11 @@ impl Forwarder {
         }
         match rb.send().await {
             Ok(resp) => stream_back(resp),
-            Err(e) => {
-                HttpError::internal(format!("forwarding request to {base}: {e}")).into_response()
-            }
+            Err(e) => HttpError::internal(format!(
+                "forwarding request to {base}: {}",
+                crate::tls::with_causes(&e)
+            ))
+            .into_response(),
         }
     }
 
@@ -280,7 +321,12 @@ impl Forwarder {
             }
             match rb.send().await {
                 Ok(resp) => return stream_back(resp),
-                Err(e) => last = HttpError::internal(format!("forwarding request to {base}: {e}")),
+                Err(e) => {
+                    last = HttpError::internal(format!(
+                        "forwarding request to {base}: {}",
+                        crate::tls::with_causes(&e)
+                    ))
+                }
             }
         }
         last.into_response()
@@ -331,9 +377,11 @@ pub async fn route_to_owner(State(fwd): State<Forwarder>, req: Request, next: Ne
     match target {
         Some(t) if path.ends_with("/exec") => {
             let token = token_of(req.headers());
-            super::forward_ws::forward_websocket(&t, req, token).await
+            let scheme = if fwd.agent_tls.is_some() { "wss" } else { "ws" };
+            super::forward_ws::forward_websocket(&t, req, token, scheme, fwd.agent_tls.as_ref())
+                .await
         }
-        Some(t) => fwd.proxy(&format!("http://{}", t.http_addr), req).await,
+        Some(t) => fwd.proxy(&fwd.agent_base(&t.http_addr), req).await,
         None if fwd.client.is_none() => match alloc_id_of(&path) {
             // A server-only agent has no client routes; answer as Nomad does.
             Some(id) => unknown_alloc(id).into_response(),

@@ -14,12 +14,16 @@ use tokio_tungstenite::tungstenite::{self, Message as Up};
 
 use super::forward::{FORWARDED_HEADER, Target};
 use crate::http::HttpError;
+use crate::tls::ClientConfig;
 
-/// Proxies the WebSocket request `req` to `target`, passing `token` on.
+/// Proxies the WebSocket request `req` to `target` (`scheme` `ws` or `wss`, the latter with
+/// `tls`), passing `token` on.
 pub async fn forward_websocket(
     target: &Target,
     req: axum::extract::Request,
     token: Option<String>,
+    scheme: &str,
+    tls: Option<&ClientConfig>,
 ) -> Response {
     let (mut parts, _body) = req.into_parts();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
@@ -31,7 +35,7 @@ pub async fn forward_websocket(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| parts.uri.path().to_string());
-    let mut request = match format!("ws://{}{path}", target.http_addr).into_client_request() {
+    let mut request = match format!("{scheme}://{}{path}", target.http_addr).into_client_request() {
         Ok(r) => r,
         Err(e) => return HttpError::internal(format!("forwarding exec: {e}")).into_response(),
     };
@@ -41,7 +45,7 @@ pub async fn forward_websocket(
     if let Some(t) = token.and_then(|t| HeaderValue::from_str(&t).ok()) {
         request.headers_mut().insert("X-Nomad-Token", t);
     }
-    match tokio_tungstenite::connect_async(request).await {
+    match crate::tls::ws::connect(request, tls).await {
         Ok((upstream, _)) => upgrade.on_upgrade(move |socket| pump(socket, upstream)),
         Err(tungstenite::Error::Http(resp)) => {
             let status =
@@ -61,8 +65,7 @@ pub async fn forward_websocket(
     }
 }
 
-type Upstream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Upstream = crate::tls::ws::ClientSocket;
 
 /// Copies frames both ways; when one side ends, the other is closed too.
 async fn pump(socket: WebSocket, upstream: Upstream) {

@@ -14,7 +14,7 @@ use axum::middleware;
 use axum::routing::any;
 
 pub use agent_endpoints::AgentInfo;
-pub use forward::{Directory, Forwarder};
+pub use forward::{Directory, Forwarder, ForwarderError};
 
 use crate::client::Client;
 use crate::client::http::client_routes;

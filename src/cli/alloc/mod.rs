@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::api_client::ApiClient;
+use super::api_flags::ApiFlags;
 use super::output::{CliError, format_list, run, short_id};
 
 /// `yurt alloc` subcommands.
@@ -39,17 +40,20 @@ pub struct AllocArgs {
     /// The subcommand.
     #[command(subcommand)]
     pub command: AllocCommand,
+    /// Address and TLS flags.
+    #[command(flatten)]
+    pub api: ApiFlags,
 }
 
 /// Runs an `alloc` subcommand.
 pub fn main(args: AllocArgs) -> ExitCode {
     let command = match args.command {
         // exec drives its own runtime and terminal, and passes the remote exit code through.
-        AllocCommand::Exec(a) => return super::alloc_exec::run(&a),
+        AllocCommand::Exec(a) => return super::alloc_exec::run(&a, &args.api),
         other => other,
     };
     run(async move {
-        let api = ApiClient::from_env()?;
+        let api = ApiClient::from_flags(&args.api)?;
         match command {
             AllocCommand::Status(a) => status::run(&api, a).await,
             AllocCommand::Signal(a) => lifecycle::signal(&api, a).await,

@@ -99,6 +99,7 @@ pub async fn fingerprint_node(
         datacenter: cfg.datacenter.clone(),
         name,
         http_addr: cfg.http_advertise_addr.clone(),
+        tls_enabled: cfg.http_tls,
         attributes: Some(attrs),
         node_resources: Some(NodeResources {
             cpu: cpu.resources(cfg.cpu_total_compute),
