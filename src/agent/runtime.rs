@@ -237,6 +237,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             min_heartbeat_ttl: config.server.min_heartbeat_ttl,
             heartbeat_grace: config.server.heartbeat_grace,
             rpc_advertise: rpc_advertise.clone(),
+            acl: config.acl.clone(),
             ..ServerConfig::default()
         };
         let server = Server::open(sc)?;

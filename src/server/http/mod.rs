@@ -1,6 +1,7 @@
 //! The server's HTTP API (seed documents 000–004): one file per area. Every handler takes the
 //! shared conventions from `crate::http` (query options, blocking, errors, JSON replies).
 
+mod acl;
 mod allocations;
 mod evaluations;
 mod job_dispatch;
@@ -49,5 +50,6 @@ pub fn router(app: App) -> Router {
         .merge(allocations::routes())
         .merge(nodes::routes())
         .merge(evaluations::routes())
+        .merge(acl::routes())
         .with_state(app)
 }

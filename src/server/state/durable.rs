@@ -18,12 +18,15 @@ pub enum Kind {
     Evals,
     Deployments,
     ScalingEvents,
+    AclPolicies,
+    AclTokens,
+    AclRoles,
     Meta,
 }
 
 impl Kind {
     /// Every kind, in restore order (jobs before the allocations that point at them).
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Meta,
         Kind::Jobs,
         Kind::JobVersions,
@@ -33,6 +36,9 @@ impl Kind {
         Kind::Evals,
         Kind::Deployments,
         Kind::ScalingEvents,
+        Kind::AclPolicies,
+        Kind::AclTokens,
+        Kind::AclRoles,
     ];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -45,6 +51,9 @@ impl Kind {
             Kind::Evals => "evals",
             Kind::Deployments => "deployments",
             Kind::ScalingEvents => "scaling_events",
+            Kind::AclPolicies => "acl_policies",
+            Kind::AclTokens => "acl_tokens",
+            Kind::AclRoles => "acl_roles",
             Kind::Meta => "meta",
         })
     }

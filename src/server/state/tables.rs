@@ -22,11 +22,14 @@ pub enum Table {
     Evals,
     Deployments,
     ScalingEvents,
+    AclPolicies,
+    AclTokens,
+    AclRoles,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 10] = [
         Table::Jobs,
         Table::JobVersions,
         Table::Allocs,
@@ -34,6 +37,9 @@ impl Table {
         Table::Evals,
         Table::Deployments,
         Table::ScalingEvents,
+        Table::AclPolicies,
+        Table::AclTokens,
+        Table::AclRoles,
     ];
 
     /// Position in per-table arrays.
@@ -51,6 +57,9 @@ impl Table {
             Table::Evals => "evals",
             Table::Deployments => "deployment",
             Table::ScalingEvents => "scaling_event",
+            Table::AclPolicies => "acl_policy",
+            Table::AclTokens => "acl_token",
+            Table::AclRoles => "acl_role",
         }
     }
 }
@@ -78,6 +87,8 @@ pub struct Tables {
     pub deployments: OrdMap<String, Arc<Deployment>>,
     /// Scaling events of each job, per group, newest first.
     pub scaling_events: OrdMap<NsKey, Arc<JobScalingEvents>>,
+    /// ACL policies, tokens (by accessor ID, with the secret index) and roles.
+    pub acl: super::acl::AclTables,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }
