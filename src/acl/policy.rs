@@ -113,11 +113,11 @@ fn parse_text(rules: &str) -> Result<Value, PolicyError> {
     hcl::from_str(rules).map_err(|e| PolicyError::Syntax(e.to_string().trim().to_string()))
 }
 
+/// A labelled block: its label and body.
+type Labelled<'a> = (String, &'a Map<String, Value>);
+
 /// The `(label, body)` pairs of a labelled block kind; repeated labels come as arrays.
-fn labelled<'a>(
-    kind: &str,
-    body: &'a Value,
-) -> Result<Vec<(String, &'a Map<String, Value>)>, PolicyError> {
+fn labelled<'a>(kind: &str, body: &'a Value) -> Result<Vec<Labelled<'a>>, PolicyError> {
     let mut out = Vec::new();
     for item in one_or_many(body) {
         let Value::Object(labels) = item else {

@@ -9,8 +9,9 @@ use chrono::Utc;
 
 use super::Server;
 use super::state::{Table, Tables};
-use crate::acl::{Acl, parse};
-use crate::structs::acl::{ANONYMOUS_POLICY, AclPolicy, AclToken};
+use crate::acl::Acl;
+use crate::rpc::ResolvedToken;
+use crate::structs::acl::{ANONYMOUS_POLICY, AclToken};
 
 /// Why a secret does not resolve (Nomad's texts; both are 403s).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,37 +20,6 @@ pub enum ResolveError {
     NotFound,
     #[error("ACL token expired")]
     Expired,
-}
-
-/// What a token grants, in a form that can travel to a client agent: management, or a set
-/// of policies.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ResolvedToken {
-    pub management: bool,
-    pub policies: Vec<AclPolicy>,
-}
-
-impl ResolvedToken {
-    /// Compiles the grant. Rules that no longer parse (stored by an older version) grant
-    /// nothing rather than failing every request of the token.
-    pub fn compile(&self) -> Acl {
-        if self.management {
-            return Acl::management();
-        }
-        let parsed: Vec<_> = self
-            .policies
-            .iter()
-            .filter_map(|p| match parse(&p.rules) {
-                Ok(rules) => Some(rules),
-                Err(e) => {
-                    tracing::warn!(policy = %p.name, error = %e, "stored ACL policy does not parse; it grants nothing");
-                    None
-                }
-            })
-            .collect();
-        Acl::from_policies(&parsed)
-    }
 }
 
 /// Compiled ACLs by the secret's accessor (or "" for anonymous), valid while the ACL tables
@@ -88,7 +58,7 @@ pub fn resolve_grant(snap: &Tables, secret: Option<&str>) -> Result<ResolvedToke
             if token.is_management() {
                 return Ok(ResolvedToken {
                     management: true,
-                    policies: Vec::new(),
+                    ..ResolvedToken::default()
                 });
             }
             let mut names: BTreeSet<String> = token.policies.iter().cloned().collect();
@@ -102,6 +72,7 @@ pub fn resolve_grant(snap: &Tables, secret: Option<&str>) -> Result<ResolvedToke
     };
     Ok(ResolvedToken {
         management: false,
+        error: None,
         policies: names
             .iter()
             .filter_map(|n| snap.acl.policies.get(n).map(|p| (**p).clone()))
@@ -137,5 +108,21 @@ impl Server {
         }
         cache.insert(key, (generation, acl.clone()));
         Ok(acl)
+    }
+}
+
+impl Server {
+    /// What `secret` grants, for a client agent; with ACLs off, everything.
+    pub fn resolve_token_grant(&self, secret: Option<&str>) -> ResolvedToken {
+        if !self.config.acl.enabled {
+            return ResolvedToken {
+                management: true,
+                ..ResolvedToken::default()
+            };
+        }
+        resolve_grant(&self.state.snapshot(), secret).unwrap_or_else(|e| ResolvedToken {
+            error: Some(e.to_string()),
+            ..ResolvedToken::default()
+        })
     }
 }

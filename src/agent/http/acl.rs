@@ -1,0 +1,144 @@
+//! The agent's [`AclBackend`]: tokens are resolved by the in-process server when this agent
+//! runs one, otherwise by asking a server over RPC and caching the answer for `token_ttl`
+//! (Nomad's clients do the same); objects are found in the server's state or among this
+//! client's allocations.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::acl::{Acl, AclSettings};
+use crate::client::Client;
+use crate::http::{AclBackend, HttpError, ObjectKind};
+use crate::rpc::{ResolveTokenRequest, RpcError, ServerApi};
+use crate::server::Server;
+use crate::structs::Allocation;
+
+/// Most resolved tokens a client agent keeps; past it the cache starts over.
+const CACHE_LIMIT: usize = 4096;
+
+/// Secret (None: no token) → when it was resolved and what it resolved to (an ACL, or the
+/// refusal's text).
+type RemoteCache = HashMap<Option<String>, (Instant, Result<Arc<Acl>, String>)>;
+
+/// The agent's ACL backend.
+pub struct AgentAcl {
+    settings: AclSettings,
+    server: Option<Arc<Server>>,
+    client: Option<Client>,
+    /// How a client-only agent asks the servers.
+    remote: Option<Arc<dyn ServerApi>>,
+    /// Secret → (resolved at, result); only for remote resolution.
+    cache: Mutex<RemoteCache>,
+}
+
+impl AgentAcl {
+    pub fn new(
+        settings: AclSettings,
+        server: Option<Arc<Server>>,
+        client: Option<Client>,
+        remote: Option<Arc<dyn ServerApi>>,
+    ) -> Self {
+        AgentAcl {
+            settings,
+            server,
+            client,
+            remote,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn ttl(&self) -> Duration {
+        self.settings.token_ttl.min(self.settings.policy_ttl)
+    }
+
+    async fn resolve_remote(
+        &self,
+        api: &dyn ServerApi,
+        secret: Option<&str>,
+    ) -> Result<Arc<Acl>, HttpError> {
+        let key = secret.map(str::to_string);
+        if let Some((at, result)) = self.lock().get(&key)
+            && at.elapsed() < self.ttl()
+        {
+            return result.clone().map_err(HttpError::Forbidden);
+        }
+        let resolved = api
+            .resolve_token(ResolveTokenRequest {
+                secret_id: key.clone(),
+            })
+            .await
+            .map_err(|e| match e {
+                RpcError::Unavailable(m) => HttpError::Status(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot resolve the ACL token: {m}"),
+                ),
+                other => HttpError::internal(format!("cannot resolve the ACL token: {other}")),
+            })?;
+        let result = match resolved.error {
+            Some(e) => Err(e),
+            None => Ok(Arc::new(resolved.compile())),
+        };
+        let mut cache = self.lock();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), result.clone()));
+        result.map_err(HttpError::Forbidden)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn alloc(&self, id: &str) -> Option<Arc<Allocation>> {
+        if let Some(c) = &self.client
+            && let Some(runner) = c.alloc(id)
+        {
+            return Some(runner.alloc());
+        }
+        self.server.as_ref()?.state.snapshot().alloc(id)
+    }
+}
+
+#[async_trait]
+impl AclBackend for AgentAcl {
+    async fn resolve(&self, secret: Option<&str>) -> Result<Arc<Acl>, HttpError> {
+        if !self.settings.enabled {
+            return Ok(Arc::new(Acl::management()));
+        }
+        if let Some(s) = &self.server {
+            return Ok(s.resolve_acl(secret)?);
+        }
+        match &self.remote {
+            Some(api) => self.resolve_remote(api.as_ref(), secret).await,
+            None => Err(HttpError::internal("no server to resolve ACL tokens with")),
+        }
+    }
+
+    fn namespace_of(&self, kind: ObjectKind, id: &str) -> Option<String> {
+        match kind {
+            ObjectKind::Alloc => self.alloc(id).map(|a| a.namespace.clone()),
+            ObjectKind::Eval => self
+                .server
+                .as_ref()?
+                .state
+                .snapshot()
+                .eval(id)
+                .map(|e| e.namespace.clone()),
+        }
+    }
+
+    fn task_driver(&self, alloc_id: &str, task: &str) -> Option<String> {
+        let alloc = self.alloc(alloc_id)?;
+        alloc
+            .group()?
+            .tasks
+            .as_ref()?
+            .iter()
+            .find(|t| t.name == task)
+            .map(|t| t.driver.clone())
+    }
+}
