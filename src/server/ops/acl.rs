@@ -158,7 +158,7 @@ impl Server {
                         humantime::format_duration(round_secs(ahead))
                     )));
                 }
-                if ahead + Duration::from_secs(1) < limits.token_min_expiration_ttl {
+                if ahead < limits.token_min_expiration_ttl {
                     return Err(bad(format!(
                         "expiration time cannot be less than {} in the future (was {})",
                         humantime::format_duration(limits.token_min_expiration_ttl),
