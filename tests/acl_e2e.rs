@@ -554,3 +554,67 @@ fn forwarded_requests_are_checked_by_the_agent_that_answers() {
     );
     assert_eq!(Api::new(None).get(&client.url("/v1/jobs")).status, 403);
 }
+
+/// exec into an `exec`-driver task needs `alloc-exec` only (seed 002).
+#[test]
+fn exec_driver_task_needs_only_alloc_exec() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the exec driver needs root; run this test as root"
+    );
+    let mut opts = AgentOpts::dev();
+    opts.extra_hcl =
+        "plugin \"exec\" {\n  config {\n    default_pid_mode = \"private\"\n  }\n}\n".into();
+    let agent = acl_agent(opts);
+    let mgmt = Api::new(Some(&bootstrap(&agent)));
+    let job = json!({
+        "ID": "iso",
+        "Name": "iso",
+        "Type": "service",
+        "Datacenters": ["dc1"],
+        "TaskGroups": [{
+            "Name": "g",
+            "Count": 1,
+            "Tasks": [{
+                "Name": "iso",
+                "Driver": "exec",
+                "Config": {"command": "/bin/sleep", "args": ["1000"]},
+                "Resources": {"CPU": 100, "MemoryMB": 64},
+            }],
+        }],
+    });
+    let r = mgmt.put(&agent.url("/v1/jobs"), &json!({"Job": job}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alloc = wait_for(Duration::from_secs(60), "the exec alloc running", || {
+        let allocs = mgmt.get(&agent.url("/v1/job/iso/allocations")).json();
+        allocs.as_array()?.iter().find_map(|a| {
+            (a["TaskStates"]["iso"]["State"] == "running")
+                .then(|| a["ID"].as_str().map(str::to_string))?
+        })
+    });
+    let exec_only = token_with(
+        &agent,
+        &mgmt,
+        "exec-only",
+        "namespace \"default\" {\n  capabilities = [\"alloc-exec\"]\n}\n",
+    );
+    let reader = token_with(
+        &agent,
+        &mgmt,
+        "reader",
+        "namespace \"default\" {\n  policy = \"read\"\n}\n",
+    );
+    let base = agent.url("");
+    ws::rt().block_on(async {
+        let url = ws::exec_url(&base, &alloc, "iso", &["/bin/echo", "inside"], "");
+        assert_eq!(ws_status(&url, Some(&reader)).await, Some(403));
+        let out = ws_run(&url, Some(&exec_only)).await;
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n", "{out:?}");
+    });
+    let r = mgmt.send("DELETE", &agent.url("/v1/job/iso?purge=true"), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(Duration::from_secs(30), "the exec task stopped", || {
+        let a = mgmt.get(&agent.url(&format!("/v1/allocation/{alloc}"))).json();
+        (a["ClientStatus"] != "running").then_some(())
+    });
+}
