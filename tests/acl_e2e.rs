@@ -614,7 +614,124 @@ fn exec_driver_task_needs_only_alloc_exec() {
     let r = mgmt.send("DELETE", &agent.url("/v1/job/iso?purge=true"), None);
     assert_eq!(r.status, 200, "{}", r.body);
     wait_for(Duration::from_secs(30), "the exec task stopped", || {
-        let a = mgmt.get(&agent.url(&format!("/v1/allocation/{alloc}"))).json();
+        let a = mgmt
+            .get(&agent.url(&format!("/v1/allocation/{alloc}")))
+            .json();
         (a["ClientStatus"] != "running").then_some(())
     });
+}
+
+/// Runs the CLI against `addr` with `token` in NOMAD_TOKEN (or none).
+fn yurt_cli(addr: &str, env_token: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_yurt"));
+    cmd.args(args)
+        .env("NOMAD_ADDR", addr)
+        .env_remove("NOMAD_NAMESPACE")
+        .env_remove("NOMAD_REGION");
+    match env_token {
+        Some(t) => cmd.env("NOMAD_TOKEN", t),
+        None => cmd.env_remove("NOMAD_TOKEN"),
+    };
+    let out = cmd.output().expect("run yurt");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The value of `key` in the CLI's `Key = Value` output.
+fn kv<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {key:?} in {out}"))
+}
+
+#[test]
+fn cli_manages_acls_with_the_token_flag_or_nomad_token() {
+    let agent = acl_agent(AgentOpts::server());
+    let addr = agent.url("");
+    let (code, out, err) = yurt_cli(&addr, None, &["acl", "bootstrap"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let root = kv(&out, "Secret ID").to_string();
+    assert_eq!(kv(&out, "Type"), "management");
+
+    let rules = agent.data_dir.path().join("readers.hcl");
+    std::fs::write(&rules, "node {\n  policy = \"read\"\n}\n").unwrap();
+    let rules = rules.to_string_lossy().into_owned();
+    let (code, out, err) = yurt_cli(
+        &addr,
+        None,
+        &["acl", "policy", "apply", "-token", &root, "readers", &rules],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = yurt_cli(&addr, Some(&root), &["acl", "policy", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("readers"), "{out}");
+    let (code, out, _) = yurt_cli(&addr, Some(&root), &["acl", "policy", "info", "readers"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("policy = \"read\""), "{out}");
+
+    let (code, out, err) = yurt_cli(
+        &addr,
+        Some(&root),
+        &[
+            "acl", "token", "create", "-name", "ops", "-policy", "readers",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (accessor, secret) = (
+        kv(&out, "Accessor ID").to_string(),
+        kv(&out, "Secret ID").to_string(),
+    );
+    let (code, out, _) = yurt_cli(&addr, None, &["acl", "token", "self", "-token", &secret]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(kv(&out, "Accessor ID"), accessor);
+    assert_eq!(kv(&out, "Policies"), "readers");
+    // The readers token may not manage ACLs.
+    let (code, out, err) = yurt_cli(&addr, Some(&secret), &["acl", "token", "list"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("Permission denied"), "{err}");
+
+    let (code, out, err) = yurt_cli(
+        &addr,
+        Some(&root),
+        &[
+            "acl", "role", "create", "-name", "ops", "-policy", "readers",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let role = kv(&out, "ID").to_string();
+    let (code, out, _) = yurt_cli(&addr, Some(&root), &["acl", "role", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&role), "{out}");
+    let (code, out, err) = yurt_cli(
+        &addr,
+        Some(&root),
+        &[
+            "acl",
+            "token",
+            "update",
+            "-name",
+            "ops2",
+            "-role-name",
+            "ops",
+            &accessor,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(kv(&out, "Roles"), "ops");
+    assert_eq!(kv(&out, "Secret ID"), secret, "an update keeps the secret");
+    let (code, _, _) = yurt_cli(&addr, Some(&root), &["acl", "token", "delete", &accessor]);
+    assert_eq!(code, 0);
+    let (code, _, err) = yurt_cli(&addr, Some(&secret), &["acl", "token", "self"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("ACL token not found"), "{err}");
+    let (code, _, _) = yurt_cli(&addr, Some(&root), &["acl", "role", "delete", &role]);
+    assert_eq!(code, 0);
+    let (code, _, _) = yurt_cli(&addr, Some(&root), &["acl", "policy", "delete", "readers"]);
+    assert_eq!(code, 0);
 }

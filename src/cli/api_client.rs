@@ -105,6 +105,14 @@ impl ApiClient {
         Ok(client)
     }
 
+    /// Uses `token` instead of `NOMAD_TOKEN` when given (the `-token` flag).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        if let Some(t) = token.filter(|t| !t.is_empty()) {
+            self.token = Some(t);
+        }
+        self
+    }
+
     /// Uses `namespace` for requests that don't name one (the `-namespace` flag).
     pub fn with_namespace(mut self, namespace: Option<String>) -> Self {
         if namespace.is_some() {

@@ -147,6 +147,8 @@ pub struct ResolvedToken {
     pub management: bool,
     pub policies: Vec<AclPolicy>,
     pub error: Option<String>,
+    /// When the token stops being valid; a cached answer is not used past it.
+    pub expiration_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ResolvedToken {

@@ -51,6 +51,7 @@ pub fn lookup_token(snap: &Tables, secret: &str) -> Result<Arc<AclToken>, Resolv
 
 /// What `secret` grants (None: the anonymous caller).
 pub fn resolve_grant(snap: &Tables, secret: Option<&str>) -> Result<ResolvedToken, ResolveError> {
+    let mut expiration = None;
     let names: BTreeSet<String> = match secret {
         None => [ANONYMOUS_POLICY.to_string()].into(),
         Some(secret) => {
@@ -58,9 +59,11 @@ pub fn resolve_grant(snap: &Tables, secret: Option<&str>) -> Result<ResolvedToke
             if token.is_management() {
                 return Ok(ResolvedToken {
                     management: true,
+                    expiration_time: token.expiration_time,
                     ..ResolvedToken::default()
                 });
             }
+            expiration = token.expiration_time;
             let mut names: BTreeSet<String> = token.policies.iter().cloned().collect();
             for link in &token.roles {
                 if let Some(role) = snap.acl.roles.get(&link.id) {
@@ -73,6 +76,7 @@ pub fn resolve_grant(snap: &Tables, secret: Option<&str>) -> Result<ResolvedToke
     Ok(ResolvedToken {
         management: false,
         error: None,
+        expiration_time: expiration,
         policies: names
             .iter()
             .filter_map(|n| snap.acl.policies.get(n).map(|p| (**p).clone()))

@@ -21,7 +21,14 @@ const CACHE_LIMIT: usize = 4096;
 
 /// Secret (None: no token) → when it was resolved and what it resolved to (an ACL, or the
 /// refusal's text).
-type RemoteCache = HashMap<Option<String>, (Instant, Result<Arc<Acl>, String>)>;
+type RemoteCache = HashMap<Option<String>, Cached>;
+
+/// One resolved secret.
+struct Cached {
+    at: Instant,
+    result: Result<Arc<Acl>, String>,
+    expires: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 /// The agent's ACL backend.
 pub struct AgentAcl {
@@ -60,10 +67,13 @@ impl AgentAcl {
         secret: Option<&str>,
     ) -> Result<Arc<Acl>, HttpError> {
         let key = secret.map(str::to_string);
-        if let Some((at, result)) = self.lock().get(&key)
-            && at.elapsed() < self.ttl()
+        if let Some(c) = self.lock().get(&key)
+            && c.at.elapsed() < self.ttl()
         {
-            return result.clone().map_err(HttpError::Forbidden);
+            if c.expires.is_some_and(|t| t <= chrono::Utc::now()) {
+                return Err(HttpError::Forbidden("ACL token expired".into()));
+            }
+            return c.result.clone().map_err(HttpError::Forbidden);
         }
         let resolved = api
             .resolve_token(ResolveTokenRequest {
@@ -85,7 +95,14 @@ impl AgentAcl {
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
-        cache.insert(key, (Instant::now(), result.clone()));
+        cache.insert(
+            key,
+            Cached {
+                at: Instant::now(),
+                result: result.clone(),
+                expires: resolved.expiration_time,
+            },
+        );
         result.map_err(HttpError::Forbidden)
     }
 
