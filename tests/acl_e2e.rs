@@ -250,6 +250,24 @@ fn policies_are_validated_and_tokens_expire() {
         "{}",
         r.body
     );
+
+    // A one-time token is exchanged once for the token it was made for.
+    let r = mgmt.post(&agent.url("/v1/acl/token/onetime"), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let once = r.json()["OneTimeToken"].clone();
+    assert!(once["ExpiresAt"].as_str().is_some(), "{once}");
+    let exchange = json!({"OneTimeSecretID": once["OneTimeSecretID"]});
+    let anon = Api::new(None);
+    let r = anon.post(&agent.url("/v1/acl/token/onetime/exchange"), &exchange);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["Token"]["SecretID"],
+        mgmt.token.as_deref().unwrap()
+    );
+    let r = anon.post(&agent.url("/v1/acl/token/onetime/exchange"), &exchange);
+    assert_eq!((r.status, r.body.as_str()), (403, "Permission denied"));
+    let r = anon.post(&agent.url("/v1/acl/token/onetime"), &json!({}));
+    assert_eq!((r.status, r.body.as_str()), (403, "ACL token not found"));
 }
 
 /// The endpoint families × {token with the capability, token without it, no token}.

@@ -62,6 +62,8 @@ pub fn need(method: &Method, path: &str) -> Need {
 
         ["acl", "bootstrap"] => Need::Public,
         ["acl", "token", "self"] | ["acl", "policy", "self"] => Need::AnyToken,
+        ["acl", "token", "onetime"] => Need::AnyToken,
+        ["acl", "token", "onetime", "exchange"] => Need::Public,
         ["acl", ..] => Need::Management,
 
         ["jobs"] if read => Need::Namespace(Query, &[C::LIST_JOBS]),

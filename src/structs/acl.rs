@@ -173,6 +173,29 @@ impl From<&AclToken> for AclTokenListStub {
     }
 }
 
+/// A short-lived secret that can be exchanged once for the token it was made for (the UI's
+/// sign-in links).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct OneTimeToken {
+    #[serde(rename = "OneTimeSecretID", deserialize_with = "null_default")]
+    pub one_time_secret_id: String,
+    #[serde(rename = "AccessorID", deserialize_with = "null_default")]
+    pub accessor_id: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl fmt::Debug for OneTimeToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OneTimeToken")
+            .field("accessor_id", &self.accessor_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `POST /v1/acl/bootstrap` body.
 #[derive(Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

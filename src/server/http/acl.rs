@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde_json::json;
 
 use super::{App, read};
 use crate::http::{AuthContext, HttpError, JsonReply, QueryOptions, WriteOptions, decode_json};
@@ -31,6 +32,14 @@ pub fn routes() -> Router<App> {
         .route("/v1/acl/tokens", get(list_tokens))
         .route("/v1/acl/token", post(create_token).put(create_token))
         .route("/v1/acl/token/self", get(self_token))
+        .route(
+            "/v1/acl/token/onetime",
+            post(create_one_time).put(create_one_time),
+        )
+        .route(
+            "/v1/acl/token/onetime/exchange",
+            post(exchange_one_time).put(exchange_one_time),
+        )
         .route(
             "/v1/acl/token/{accessor}",
             get(read_token)
@@ -211,6 +220,38 @@ async fn self_token(
         let index = t.modify_index;
         JsonReply::query(&opts, index, t).into_response()
     })
+}
+
+async fn create_one_time(
+    State(app): State<App>,
+    opts: WriteOptions,
+) -> Result<Response, HttpError> {
+    let once = app
+        .server
+        .acl_create_one_time_token(opts.auth.token.as_deref())
+        .await?;
+    let index = once.modify_index;
+    Ok(JsonReply::write(&opts, index, json!({ "OneTimeToken": once })).into_response())
+}
+
+async fn exchange_one_time(
+    State(app): State<App>,
+    opts: WriteOptions,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    #[derive(serde::Deserialize)]
+    struct Req {
+        #[serde(rename = "OneTimeSecretID", default)]
+        secret: Option<String>,
+    }
+    let req: Req = decode_json(&body)?;
+    let secret = req
+        .secret
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| HttpError::bad_request("missing OneTimeSecretID"))?;
+    let token = app.server.acl_exchange_one_time_token(&secret).await?;
+    let index = token.modify_index;
+    Ok(JsonReply::write(&opts, index, json!({ "Token": token })).into_response())
 }
 
 async fn create_token(

@@ -8,10 +8,12 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::acl::parse;
+use crate::server::acl_resolve::{ResolveError, lookup_token};
 use crate::server::state::StateError;
 use crate::server::{Server, ServerError};
 use crate::structs::acl::{
-    AclPolicy, AclRole, AclRoleLink, AclToken, TOKEN_TYPE_CLIENT, TOKEN_TYPE_MANAGEMENT,
+    AclPolicy, AclRole, AclRoleLink, AclToken, OneTimeToken, TOKEN_TYPE_CLIENT,
+    TOKEN_TYPE_MANAGEMENT,
 };
 use crate::structs::generate_uuid;
 
@@ -280,26 +282,86 @@ impl Server {
         Ok(index)
     }
 
-    /// Deletes every token whose expiration time has passed; returns how many.
+    /// Deletes every token and one-time token whose expiration time has passed; returns
+    /// how many.
     pub async fn acl_reap_expired_tokens(&self) -> Result<usize, ServerError> {
         let now = Utc::now();
-        let expired: Vec<String> = self
-            .state
-            .snapshot()
+        let snap = self.state.snapshot();
+        let expired: Vec<String> = snap
             .acl
             .tokens
             .values()
             .filter(|t| t.is_expired(now))
             .map(|t| t.accessor_id.clone())
             .collect();
-        if expired.is_empty() {
+        let expired_once: Vec<String> = snap
+            .acl
+            .one_time_tokens()
+            .filter(|t| t.expires_at.is_none_or(|at| at <= now))
+            .map(|t| t.one_time_secret_id.clone())
+            .collect();
+        if expired.is_empty() && expired_once.is_empty() {
             return Ok(0);
         }
         let (_, n) = self
             .state
-            .write(|txn| Ok(expired.iter().filter(|a| txn.delete_acl_token(a)).count()))
+            .write(|txn| {
+                let tokens = expired.iter().filter(|a| txn.delete_acl_token(a)).count();
+                let once = expired_once
+                    .iter()
+                    .filter(|s| txn.delete_one_time_token(s))
+                    .count();
+                Ok(tokens + once)
+            })
             .await?;
         Ok(n)
+    }
+
+    /// A one-time token for the caller's token (`secret`), valid for ten minutes.
+    pub async fn acl_create_one_time_token(
+        &self,
+        secret: Option<&str>,
+    ) -> Result<OneTimeToken, ServerError> {
+        self.require_acl_enabled()?;
+        let snap = self.state.snapshot();
+        let token = secret
+            .map(|s| lookup_token(&snap, s))
+            .transpose()
+            .map_err(|e| ServerError::Forbidden(e.to_string()))?
+            .ok_or_else(|| ServerError::Forbidden(ResolveError::NotFound.to_string()))?;
+        let once = OneTimeToken {
+            one_time_secret_id: generate_uuid(),
+            accessor_id: token.accessor_id.clone(),
+            expires_at: Some(Utc::now() + chrono::Duration::minutes(10)),
+            ..OneTimeToken::default()
+        };
+        let (_, once) = self.state.write(|txn| txn.put_one_time_token(once)).await?;
+        Ok((*once).clone())
+    }
+
+    /// Swaps a one-time secret for the token it was made for; the one-time token is gone
+    /// afterwards. Unknown, expired or orphaned one-time tokens are `Permission denied`.
+    pub async fn acl_exchange_one_time_token(
+        &self,
+        one_time_secret: &str,
+    ) -> Result<AclToken, ServerError> {
+        self.require_acl_enabled()?;
+        let denied = || ServerError::Forbidden("Permission denied".into());
+        let now = Utc::now();
+        let (_, token) = self
+            .state
+            .write(|txn| {
+                let acl = &txn.tables().acl;
+                let Some(once) = acl.one_time_by_secret(one_time_secret) else {
+                    return Ok(None);
+                };
+                let token = acl.tokens.get(&once.accessor_id).cloned();
+                txn.delete_one_time_token(one_time_secret);
+                let live = once.expires_at.is_some_and(|at| at > now);
+                Ok(token.filter(|t| live && !t.is_expired(now)))
+            })
+            .await?;
+        token.map(|t| (*t).clone()).ok_or_else(denied)
     }
 }
 

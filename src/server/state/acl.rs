@@ -11,7 +11,7 @@ use super::restore::decode;
 use super::tables::Table;
 use super::txn::{Txn, encode};
 use crate::acl::constant_time_eq;
-use crate::structs::acl::{AclPolicy, AclRole, AclToken};
+use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 
 /// Meta record holding the index of the last ACL bootstrap (0: never bootstrapped).
 pub const BOOTSTRAP_META_KEY: &str = "acl_token_bootstrap";
@@ -24,6 +24,8 @@ pub struct AclTables {
     /// Secret ID → accessor ID.
     tokens_by_secret: HashMap<String, String>,
     pub roles: OrdMap<String, Arc<AclRole>>,
+    /// One-time tokens by their one-time secret.
+    one_time: HashMap<String, Arc<OneTimeToken>>,
     /// Index of the last bootstrap; 0 when the cluster was never bootstrapped.
     pub bootstrap_index: u64,
 }
@@ -35,6 +37,17 @@ impl AclTables {
         let accessor = self.tokens_by_secret.get(secret)?;
         let token = self.tokens.get(accessor)?;
         constant_time_eq(token.secret_id.as_bytes(), secret.as_bytes()).then(|| token.clone())
+    }
+
+    /// The one-time token whose secret is `secret` (checked in constant time).
+    pub fn one_time_by_secret(&self, secret: &str) -> Option<Arc<OneTimeToken>> {
+        let t = self.one_time.get(secret)?;
+        constant_time_eq(t.one_time_secret_id.as_bytes(), secret.as_bytes()).then(|| t.clone())
+    }
+
+    /// Every one-time token.
+    pub fn one_time_tokens(&self) -> impl Iterator<Item = &Arc<OneTimeToken>> {
+        self.one_time.values()
     }
 
     /// A role by name.
@@ -108,6 +121,38 @@ impl Txn {
         true
     }
 
+    /// Stores a one-time token.
+    pub fn put_one_time_token(
+        &mut self,
+        mut t: OneTimeToken,
+    ) -> Result<Arc<OneTimeToken>, StateError> {
+        t.create_index = self.index();
+        t.modify_index = self.index();
+        self.batch.put(
+            Kind::AclOneTimeTokens,
+            t.one_time_secret_id.clone(),
+            encode(&t)?,
+        );
+        let t = Arc::new(t);
+        self.tables
+            .acl
+            .one_time
+            .insert(t.one_time_secret_id.clone(), t.clone());
+        self.touch(Table::AclTokens);
+        Ok(t)
+    }
+
+    /// Removes a one-time token; false when there was none.
+    pub fn delete_one_time_token(&mut self, secret: &str) -> bool {
+        if self.tables.acl.one_time.remove(secret).is_none() {
+            return false;
+        }
+        self.batch
+            .delete(Kind::AclOneTimeTokens, secret.to_string());
+        self.touch(Table::AclTokens);
+        true
+    }
+
     /// Records that the cluster was bootstrapped at this write's index.
     pub fn set_acl_bootstrapped(&mut self) -> Result<(), StateError> {
         let index = self.index();
@@ -154,6 +199,10 @@ pub(super) fn restore(d: &Durable, t: &mut AclTables) -> Result<(), StateError> 
     for (key, bytes) in d.load(Kind::AclTokens)? {
         let tok: AclToken = decode(Kind::AclTokens, &key, &bytes)?;
         t.insert_token(Arc::new(tok));
+    }
+    for (key, bytes) in d.load(Kind::AclOneTimeTokens)? {
+        let o: OneTimeToken = decode(Kind::AclOneTimeTokens, &key, &bytes)?;
+        t.one_time.insert(o.one_time_secret_id.clone(), Arc::new(o));
     }
     for (key, bytes) in d.load(Kind::AclRoles)? {
         let r: AclRole = decode(Kind::AclRoles, &key, &bytes)?;

@@ -21,12 +21,13 @@ pub enum Kind {
     AclPolicies,
     AclTokens,
     AclRoles,
+    AclOneTimeTokens,
     Meta,
 }
 
 impl Kind {
     /// Every kind, in restore order (jobs before the allocations that point at them).
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Meta,
         Kind::Jobs,
         Kind::JobVersions,
@@ -39,6 +40,7 @@ impl Kind {
         Kind::AclPolicies,
         Kind::AclTokens,
         Kind::AclRoles,
+        Kind::AclOneTimeTokens,
     ];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -54,6 +56,7 @@ impl Kind {
             Kind::AclPolicies => "acl_policies",
             Kind::AclTokens => "acl_tokens",
             Kind::AclRoles => "acl_roles",
+            Kind::AclOneTimeTokens => "acl_one_time_tokens",
             Kind::Meta => "meta",
         })
     }
