@@ -99,11 +99,14 @@ pub async fn enforce(
 
 async fn authorize(backend: Arc<dyn AclBackend>, req: Request) -> Result<Request, HttpError> {
     let need = need(req.method(), req.uri().path());
+    if need == Need::Public {
+        return Ok(req);
+    }
     let auth = AuthContext::from_headers(req.headers());
     let query = QueryParams::parse(req.uri().query())?;
-    let path = req.uri().path().to_string();
     if need == Need::AllocExec && auth.token.is_none() && wants_handshake(&query) {
         let (mut parts, body) = req.into_parts();
+        let path = parts.uri.path().to_string();
         parts.extensions.insert(DeferredCheck {
             backend,
             need,
@@ -112,11 +115,9 @@ async fn authorize(backend: Arc<dyn AclBackend>, req: Request) -> Result<Request
         });
         return Ok(Request::from_parts(parts, body));
     }
-    if need == Need::Public {
-        return Ok(req);
-    }
     let acl = backend.resolve(auth.token.as_deref()).await?;
     let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
     let body = if acl.is_management() {
         body
     } else if matches!(need, Need::Namespace(NsFrom::JobBody, _)) {

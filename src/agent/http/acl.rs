@@ -39,6 +39,8 @@ pub struct AgentAcl {
     remote: Option<Arc<dyn ServerApi>>,
     /// Secret → (resolved at, result); only for remote resolution.
     cache: Mutex<RemoteCache>,
+    /// What every caller gets with ACLs off (shared, not rebuilt per request).
+    open: Arc<Acl>,
 }
 
 impl AgentAcl {
@@ -54,6 +56,7 @@ impl AgentAcl {
             client,
             remote,
             cache: Mutex::new(HashMap::new()),
+            open: Arc::new(Acl::management()),
         }
     }
 
@@ -124,7 +127,7 @@ impl AgentAcl {
 impl AclBackend for AgentAcl {
     async fn resolve(&self, secret: Option<&str>) -> Result<Arc<Acl>, HttpError> {
         if !self.settings.enabled {
-            return Ok(Arc::new(Acl::management()));
+            return Ok(self.open.clone());
         }
         if let Some(s) = &self.server {
             return Ok(s.resolve_acl(secret)?);
