@@ -162,3 +162,127 @@ impl AclBackend for AgentAcl {
             .map(|t| t.driver.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::{
+        ClientAllocs, ClientAllocsRequest, GetAllocsRequest, GetAllocsResponse, NodeStatusRequest,
+        NodeUpdateResponse, ResolvedToken, UpdateAllocsRequest, WriteResponse,
+    };
+    use crate::structs::Node;
+    use crate::structs::acl::AclPolicy;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A server that knows one token ("reader", expiring at `expires`) and counts lookups.
+    struct Server {
+        calls: AtomicUsize,
+        expires: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    #[async_trait]
+    impl ServerApi for Server {
+        async fn register_node(&self, _: Node) -> Result<NodeUpdateResponse, RpcError> {
+            unimplemented!("not used")
+        }
+        async fn update_status(
+            &self,
+            _: NodeStatusRequest,
+        ) -> Result<NodeUpdateResponse, RpcError> {
+            unimplemented!("not used")
+        }
+        async fn get_client_allocs(
+            &self,
+            _: ClientAllocsRequest,
+            _: Duration,
+        ) -> Result<ClientAllocs, RpcError> {
+            unimplemented!("not used")
+        }
+        async fn get_allocs(&self, _: GetAllocsRequest) -> Result<GetAllocsResponse, RpcError> {
+            unimplemented!("not used")
+        }
+        async fn update_allocs(&self, _: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {
+            unimplemented!("not used")
+        }
+        async fn resolve_token(&self, req: ResolveTokenRequest) -> Result<ResolvedToken, RpcError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(match req.secret_id.as_deref() {
+                Some("reader") => ResolvedToken {
+                    policies: vec![AclPolicy {
+                        name: "r".into(),
+                        rules: "node {\n policy = \"read\"\n}\n".into(),
+                        ..AclPolicy::default()
+                    }],
+                    expiration_time: self.expires,
+                    ..ResolvedToken::default()
+                },
+                _ => ResolvedToken {
+                    error: Some("ACL token not found".into()),
+                    ..ResolvedToken::default()
+                },
+            })
+        }
+    }
+
+    fn backend(server: Arc<Server>, ttl: Duration) -> AgentAcl {
+        let settings = AclSettings {
+            enabled: true,
+            token_ttl: ttl,
+            ..AclSettings::default()
+        };
+        AgentAcl::new(settings, None, None, Some(server))
+    }
+
+    #[tokio::test]
+    async fn a_client_agent_caches_what_the_server_resolved_for_token_ttl() {
+        let server = Arc::new(Server {
+            calls: AtomicUsize::new(0),
+            expires: None,
+        });
+        let acl = backend(server.clone(), Duration::from_secs(30));
+        for _ in 0..3 {
+            assert!(acl.resolve(Some("reader")).await.unwrap().allow_node_read());
+        }
+        assert_eq!(
+            server.calls.load(Ordering::SeqCst),
+            1,
+            "answered from the cache"
+        );
+        let err = acl.resolve(Some("nope")).await.err().unwrap();
+        assert_eq!(err.to_string(), "ACL token not found");
+        assert_eq!(err.status(), axum::http::StatusCode::FORBIDDEN);
+
+        let short = backend(server.clone(), Duration::ZERO);
+        short.resolve(Some("reader")).await.unwrap();
+        short.resolve(Some("reader")).await.unwrap();
+        assert_eq!(
+            server.calls.load(Ordering::SeqCst),
+            4,
+            "a zero TTL asks every time"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_grant_is_not_used_past_the_token_expiry() {
+        let server = Arc::new(Server {
+            calls: AtomicUsize::new(0),
+            expires: Some(chrono::Utc::now() + chrono::Duration::milliseconds(200)),
+        });
+        let acl = backend(server, Duration::from_secs(30));
+        assert!(acl.resolve(Some("reader")).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let err = acl.resolve(Some("reader")).await.err().unwrap();
+        assert_eq!(err.to_string(), "ACL token expired");
+    }
+
+    #[tokio::test]
+    async fn acls_off_allow_everything_without_asking() {
+        let server = Arc::new(Server {
+            calls: AtomicUsize::new(0),
+            expires: None,
+        });
+        let acl = AgentAcl::new(AclSettings::default(), None, None, Some(server.clone()));
+        assert!(acl.resolve(None).await.unwrap().is_management());
+        assert_eq!(server.calls.load(Ordering::SeqCst), 0);
+    }
+}
