@@ -1,5 +1,6 @@
 //! yurt: a Nomad-compatible node agent, task driver runtime and bundled server.
 
+pub mod acl;
 pub mod agent;
 pub mod cli;
 pub mod client;

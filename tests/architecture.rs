@@ -9,7 +9,7 @@
 //! - Nothing below the agent (`server`, `client`, `rpc`, `http`, `structs`) reaches `agent`
 //!   or `cli`.
 //! - `rpc` (the narrow server ↔ client interface), `http` (shared conventions) and `tls`
-//!   (shared TLS plumbing) reach neither side.
+//!   (shared TLS plumbing) reach neither side; `acl` (the ACL model) reaches none of them.
 //! - `structs` is plain data: from the crate only `structs` itself; from the dependencies only
 //!   the pure data ones in [`STRUCTS_DEPENDENCIES`]; from `std` nothing that does I/O
 //!   ([`STD_IO`]).
@@ -54,6 +54,8 @@ fn forbidden_modules(from: &str) -> &'static [&'static str] {
         "client" => &["server", "agent", "cli"],
         "server" => &["client", "agent", "cli"],
         "rpc" | "http" | "tls" => &["server", "client", "agent", "cli"],
+        // The ACL model is pure: policies in, answers out.
+        "acl" => &["server", "client", "agent", "cli", "rpc", "http"],
         "structs" => &["server", "client", "agent", "cli", "rpc", "http", "version"],
         _ => &[],
     }
@@ -449,7 +451,9 @@ fn no_forbidden_arrows() {
         violations.extend(check_src_file(rel, &display, &read(path), &deps));
     }
     // The walk really saw the layout the rules are about.
-    for top in ["agent", "client", "server", "structs", "rpc", "http"] {
+    for top in [
+        "agent", "client", "server", "structs", "rpc", "http", "acl", "tls",
+    ] {
         assert!(tops.contains(top), "no src/{top}/ found in {tops:?}");
     }
 

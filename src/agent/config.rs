@@ -147,11 +147,7 @@ pub struct PluginConfig {
 }
 
 /// `acl { }` settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AclConfig {
-    /// Enforce tokens.
-    pub enabled: bool,
-}
+pub type AclConfig = crate::acl::AclSettings;
 
 /// The resolved agent configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +188,29 @@ pub struct AgentConfig {
     pub warnings: Vec<String>,
 }
 
+/// `acl { }` with Nomad's defaults; a minimum TTL above the maximum is refused.
+fn resolve_acl(file: crate::agent::config_file::AclFile) -> Result<AclConfig, ConfigError> {
+    let d = AclConfig::default();
+    let acl = AclConfig {
+        enabled: file.enabled.unwrap_or(false),
+        token_ttl: file.token_ttl.unwrap_or(d.token_ttl),
+        policy_ttl: file.policy_ttl.unwrap_or(d.policy_ttl),
+        token_min_expiration_ttl: file
+            .token_min_expiration_ttl
+            .unwrap_or(d.token_min_expiration_ttl),
+        token_max_expiration_ttl: file
+            .token_max_expiration_ttl
+            .unwrap_or(d.token_max_expiration_ttl),
+    };
+    if acl.token_min_expiration_ttl > acl.token_max_expiration_ttl {
+        return Err(ConfigError::Invalid(
+            "acl.token_min_expiration_ttl: must not be greater than acl.token_max_expiration_ttl"
+                .into(),
+        ));
+    }
+    Ok(acl)
+}
+
 impl AgentConfig {
     /// Applies defaults to merged sources and validates the result.
     pub fn resolve(
@@ -208,16 +227,7 @@ impl AgentConfig {
                 "Must specify either server, client or dev mode for the agent.".into(),
             ));
         }
-        // Tokens are parsed and forwarded but no policy is evaluated: starting with ACLs
-        // "enabled" would serve an open cluster that its operator believes is protected.
-        if file.acl.as_ref().and_then(|a| a.enabled) == Some(true) {
-            return Err(ConfigError::Invalid(
-                "acl.enabled: ACL enforcement is not implemented by yurt yet; remove \
-                 `acl { enabled = true }` / -acl-enabled (the agent will not run an \
-                 unprotected cluster that looks protected)"
-                    .into(),
-            ));
-        }
+        let acl = resolve_acl(file.acl.clone().unwrap_or_default())?;
         let data_dir = match file.data_dir {
             Some(dir) => absolute(dir)?,
             None if dev_mode => dev_data_dir(),
@@ -299,9 +309,7 @@ impl AgentConfig {
                     .unwrap_or_else(|| data_dir.join("client")),
             },
             plugins,
-            acl: AclConfig {
-                enabled: file.acl.and_then(|a| a.enabled).unwrap_or(false),
-            },
+            acl,
             tls: TlsConfig::resolve(file.tls.unwrap_or_default())?,
             data_dir,
             dev_mode,

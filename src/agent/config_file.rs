@@ -191,6 +191,18 @@ pub struct PluginFile {
 pub struct AclFile {
     /// Enforce ACL tokens.
     pub enabled: Option<bool>,
+    /// How long a client agent caches a resolved token.
+    #[serde(deserialize_with = "duration")]
+    pub token_ttl: Option<Duration>,
+    /// How long a client agent caches resolved policies.
+    #[serde(deserialize_with = "duration")]
+    pub policy_ttl: Option<Duration>,
+    /// Shortest token ExpirationTTL accepted.
+    #[serde(deserialize_with = "duration")]
+    pub token_min_expiration_ttl: Option<Duration>,
+    /// Longest token ExpirationTTL accepted.
+    #[serde(deserialize_with = "duration")]
+    pub token_max_expiration_ttl: Option<Duration>,
     /// Unrecognised keys.
     #[serde(flatten)]
     pub unknown: Unknown,

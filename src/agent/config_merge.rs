@@ -166,6 +166,14 @@ impl AclFile {
     pub fn merge(self, over: Self) -> Self {
         Self {
             enabled: over.enabled.or(self.enabled),
+            token_ttl: over.token_ttl.or(self.token_ttl),
+            policy_ttl: over.policy_ttl.or(self.policy_ttl),
+            token_min_expiration_ttl: over
+                .token_min_expiration_ttl
+                .or(self.token_min_expiration_ttl),
+            token_max_expiration_ttl: over
+                .token_max_expiration_ttl
+                .or(self.token_max_expiration_ttl),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }

@@ -178,13 +178,23 @@ fn parses_a_realistic_hcl_config() {
 }
 
 #[test]
-fn acl_enabled_is_refused_rather_than_silently_open() {
-    let text = "data_dir = \"/tmp/y\"\nclient { enabled = true }\nacl { enabled = true }\n";
+fn acl_block_is_read_with_nomad_defaults() {
+    let text = "data_dir = \"/tmp/y\"\nclient { enabled = true }\nacl {\n enabled = true\n token_ttl = \"5s\"\n token_min_expiration_ttl = \"1s\"\n}\n";
     let loaded = parse_config(text, ConfigFormat::Hcl, "acl.hcl").unwrap();
+    let c = AgentConfig::resolve(loaded.config, false, loaded.warnings).unwrap();
+    assert!(c.acl.enabled);
+    assert_eq!(c.acl.token_ttl, Duration::from_secs(5));
+    assert_eq!(c.acl.policy_ttl, Duration::from_secs(30));
+    assert_eq!(c.acl.token_min_expiration_ttl, Duration::from_secs(1));
+    assert_eq!(
+        c.acl.token_max_expiration_ttl,
+        Duration::from_secs(24 * 3600)
+    );
+    let bad = "data_dir = \"/tmp/y\"\nclient { enabled = true }\nacl {\n token_min_expiration_ttl = \"48h\"\n}\n";
+    let loaded = parse_config(bad, ConfigFormat::Hcl, "acl.hcl").unwrap();
     let err = AgentConfig::resolve(loaded.config, false, loaded.warnings).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("ACL enforcement is not implemented"),
+        err.to_string().contains("token_min_expiration_ttl"),
         "{err}"
     );
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use super::config::AgentConfig;
 use super::docker;
-use super::http::{AgentInfo, Directory, Forwarder, api_router, rpc_listener_router};
+use super::http::{AgentAcl, AgentInfo, Directory, Forwarder, api_router, rpc_listener_router};
 use super::logging;
 use super::tls::AgentTls;
 use crate::client::{Client, ClientConfig, ClientError, HttpServerApi, ShutdownMode};
@@ -274,6 +274,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             min_heartbeat_ttl: config.server.min_heartbeat_ttl,
             heartbeat_grace: config.server.heartbeat_grace,
             rpc_advertise: rpc_advertise.clone(),
+            acl: config.acl.clone(),
             ..ServerConfig::default()
         };
         let server = Server::open(sc)?;
@@ -294,6 +295,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         config: config_json(&config),
     });
 
+    let mut remote_api: Option<Arc<dyn ServerApi>> = None;
     let client = if config.client_enabled() {
         let api: Arc<dyn ServerApi> = match &server {
             Some(s) => Arc::new(s.clone()),
@@ -302,6 +304,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                 tls.to_servers.as_ref(),
             )?),
         };
+        if server.is_none() {
+            remote_api = Some(api.clone());
+        }
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let (drivers, docker) = build_drivers(&config, events_tx)?;
         let cc = client_config(&config, &http_advertise);
@@ -326,11 +331,18 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         tls.to_servers.clone(),
         tls.to_agents.clone(),
     )?;
+    let acl: Arc<dyn crate::http::AclBackend> = Arc::new(AgentAcl::new(
+        config.acl.clone(),
+        server.clone(),
+        client.as_ref().map(|(c, _, _)| c.clone()),
+        remote_api,
+    ));
     let api = api_router(
         info,
         server.as_ref(),
         client.as_ref().map(|(c, _, _)| c),
         &forwarder,
+        acl.clone(),
     );
 
     let http_listener = bind(http_bind).await?;
@@ -350,7 +362,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     if let Some(s) = &server {
         // The RPC listener serves the public API too, so client-only agents can proxy to
         // the address they already know.
-        let rpc = rpc_listener_router(s);
+        let rpc = rpc_listener_router(s, acl.clone());
         let rpc_listener = bind(rpc_bind).await?;
         tasks.spawn(serve(rpc_listener, tls.rpc_server.clone(), rpc));
     }

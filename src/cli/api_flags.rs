@@ -200,10 +200,7 @@ mod tests {
 
     #[test]
     fn address_token_and_region_flags_win_over_the_environment() {
-        let vars = env(&[
-            ("NOMAD_ADDR", "10.0.0.1:4646"),
-            ("NOMAD_TOKEN", "from-env"),
-        ]);
+        let vars = env(&[("NOMAD_ADDR", "10.0.0.1:4646"), ("NOMAD_TOKEN", "from-env")]);
         let none = ApiFlags::default().client_with(&vars).unwrap();
         assert_eq!(none.base_url().as_str(), "http://10.0.0.1:4646/");
         assert_eq!(none.token(), Some("from-env"));

@@ -1,6 +1,7 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `agent`, `job`, `alloc`, `namespace` and `version`, and the API client they share.
+//! `acl`, `agent`, `job`, `alloc`, `namespace` and `version`, and the API client they share.
 
+pub mod acl;
 pub mod agent;
 pub mod alloc;
 pub mod alloc_exec;
@@ -35,6 +36,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Manage ACL tokens, policies and roles.
+    Acl(acl::AclArgs),
     /// Run a yurt agent (server and/or client).
     Agent(Box<agent::AgentArgs>),
     /// Inspect and act on allocations (status, signal, restart, stop, logs, fs).
@@ -68,6 +71,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     match cli.command {
+        Command::Acl(args) => acl::main(args),
         Command::Agent(args) => agent::run(&args),
         Command::Alloc(args) => alloc::main(args),
         Command::Job(args) => job::main(args),

@@ -190,6 +190,14 @@ impl ServerApi for HttpServerApi {
         self.post("/v1/internal/allocs/update", &req, CALL_TIMEOUT)
             .await
     }
+
+    async fn resolve_token(
+        &self,
+        req: crate::rpc::ResolveTokenRequest,
+    ) -> Result<crate::rpc::ResolvedToken, RpcError> {
+        self.post("/v1/internal/acl/resolve", &req, CALL_TIMEOUT)
+            .await
+    }
 }
 
 #[cfg(test)]

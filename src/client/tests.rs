@@ -146,6 +146,17 @@ impl ServerApi for FakeServer {
         self.updates.lock().unwrap().extend(req.alloc);
         Ok(WriteResponse { index: 1 })
     }
+
+    async fn resolve_token(
+        &self,
+        _req: crate::rpc::ResolveTokenRequest,
+    ) -> Result<crate::rpc::ResolvedToken, RpcError> {
+        self.check()?;
+        Ok(crate::rpc::ResolvedToken {
+            management: true,
+            ..Default::default()
+        })
+    }
 }
 
 async fn start(

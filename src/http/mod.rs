@@ -12,14 +12,17 @@
 //! }
 //! ```
 
+pub mod acl;
 pub mod blocking;
 pub mod body;
 pub mod error;
 pub mod layers;
 pub mod paging;
+pub mod permissions;
 pub mod query;
 pub mod respond;
 
+pub use acl::{AclBackend, Caller, DeferredCheck, ObjectKind};
 pub use blocking::{WaitOutcome, blocking_query, wait_for_index};
 pub use body::{JsonBody, OptionalJsonBody, decode_json, decode_optional_json};
 pub use error::HttpError;

@@ -100,11 +100,21 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     }
 }
 
-/// The caller's ACL token; every handler receives it, enforcement is decided per endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The caller's ACL token (enforced by the ACL layer, `super::acl`, before handlers run).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct AuthContext {
     /// The secret ID from `X-Nomad-Token` or `Authorization: Bearer`, if any.
     pub token: Option<String>,
+}
+
+/// Never prints the secret: request options are logged with `{:?}`.
+impl std::fmt::Debug for AuthContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = self.token.as_ref().map(|_| "<redacted>");
+        f.debug_struct("AuthContext")
+            .field("token", &token)
+            .finish()
+    }
 }
 
 impl AuthContext {
@@ -460,6 +470,22 @@ mod tests {
             auth(&[("x-nomad-token", "a"), ("authorization", "Bearer b")]),
             Some("a".into())
         );
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let auth = AuthContext {
+            token: Some("very-secret".into()),
+        };
+        let shown = format!(
+            "{:?}",
+            QueryOptions {
+                auth,
+                ..QueryOptions::default()
+            }
+        );
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 
     #[test]

@@ -18,6 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{Acl, parse};
+use crate::structs::acl::AclPolicy;
 use crate::structs::{Allocation, Node};
 
 /// Why an RPC failed; the client decides between retrying and re-registering.
@@ -130,6 +132,55 @@ pub struct WriteResponse {
     pub index: u64,
 }
 
+/// A client agent asking what a token grants (Nomad's `ResolveToken`).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ResolveTokenRequest {
+    /// The caller's secret; None for a request without a token.
+    #[serde(rename = "SecretID")]
+    pub secret_id: Option<String>,
+}
+
+impl std::fmt::Debug for ResolveTokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResolveTokenRequest { .. }")
+    }
+}
+
+/// What a token grants, in a form that travels: management, or a set of policies. `error`
+/// carries a refusal ("ACL token not found", "ACL token expired").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ResolvedToken {
+    pub management: bool,
+    pub policies: Vec<AclPolicy>,
+    pub error: Option<String>,
+    /// When the token stops being valid; a cached answer is not used past it.
+    pub expiration_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ResolvedToken {
+    /// Compiles the grant. Rules that no longer parse (stored by an older version) grant
+    /// nothing rather than failing every request of the token.
+    pub fn compile(&self) -> Acl {
+        if self.management {
+            return Acl::management();
+        }
+        let parsed: Vec<_> = self
+            .policies
+            .iter()
+            .filter_map(|p| match parse(&p.rules) {
+                Ok(rules) => Some(rules),
+                Err(e) => {
+                    tracing::warn!(policy = %p.name, error = %e, "stored ACL policy does not parse; it grants nothing");
+                    None
+                }
+            })
+            .collect();
+        Acl::from_policies(&parsed)
+    }
+}
+
 /// What a client agent needs from the servers.
 #[async_trait]
 pub trait ServerApi: Send + Sync {
@@ -151,4 +202,7 @@ pub trait ServerApi: Send + Sync {
 
     /// Reports client status for a batch of allocations.
     async fn update_allocs(&self, req: UpdateAllocsRequest) -> Result<WriteResponse, RpcError>;
+
+    /// What a token grants, for a client agent enforcing ACLs on its own endpoints.
+    async fn resolve_token(&self, req: ResolveTokenRequest) -> Result<ResolvedToken, RpcError>;
 }

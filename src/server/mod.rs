@@ -2,6 +2,7 @@
 //! ([`plan_apply`]), the server's operations ([`ops`]: register, scale, dispatch, node
 //! updates, …), heartbeats and the server-side HTTP handlers.
 
+pub mod acl_resolve;
 pub mod blocked;
 pub mod broker;
 pub mod heartbeat;
@@ -43,6 +44,8 @@ pub struct ServerConfig {
     pub heartbeat_grace: Duration,
     /// The advertised RPC address (`ip:port`) clients use.
     pub rpc_advertise: String,
+    /// ACL enforcement and token limits.
+    pub acl: crate::acl::AclSettings,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             min_heartbeat_ttl: Duration::from_secs(10),
             heartbeat_grace: Duration::from_secs(10),
             rpc_advertise: "127.0.0.1:4647".to_string(),
+            acl: crate::acl::AclSettings::default(),
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct Server {
     pub blocked: BlockedEvals,
     /// Node heartbeat timers.
     pub heartbeats: Heartbeats,
+    /// Compiled ACLs of the tokens seen lately.
+    pub acl_cache: acl_resolve::AclCache,
 }
 
 impl Server {
@@ -110,6 +116,7 @@ impl Server {
             state,
             broker: EvalBroker::default(),
             blocked: BlockedEvals::default(),
+            acl_cache: acl_resolve::AclCache::default(),
         }))
     }
 
@@ -131,6 +138,9 @@ impl Server {
             if node.status != crate::structs::NodeStatus::Down {
                 self.heartbeats.reset(self, &node.id, snap.nodes.len());
             }
+        }
+        if self.config.acl.enabled {
+            tokio::spawn(ops::acl::reap_expired_tokens(self.clone()));
         }
         let broker_server = self.clone();
         tokio::spawn(async move { broker_server.broker.run_delayed().await });

@@ -1,5 +1,6 @@
 //! The Nomad API data model: plain data with serde names, defaults and validation. No I/O.
 
+pub mod acl;
 pub mod alloc;
 pub mod canonicalize;
 pub mod de;

@@ -3,6 +3,7 @@
 //! agent-wide endpoints (`/v1/agent/*`, `/v1/status/*`, `/v1/regions`). This is the one place
 //! that puts server and client routes side by side.
 
+mod acl;
 mod agent_endpoints;
 mod forward;
 mod forward_ws;
@@ -13,14 +14,16 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::any;
 
+pub use acl::AgentAcl;
 pub use agent_endpoints::AgentInfo;
 pub use forward::{Directory, Forwarder, ForwarderError};
 
 use crate::client::Client;
 use crate::client::http::client_routes;
 use crate::client::http::exec::exec_routes;
+use crate::http::acl::enforce;
 use crate::http::error::PAGE_NOT_FOUND;
-use crate::http::{HttpError, apply_layers};
+use crate::http::{AclBackend, HttpError, apply_layers};
 use crate::server::Server;
 use crate::server::http::{App, router as server_router, rpc_router};
 
@@ -32,6 +35,7 @@ pub fn api_router(
     server: Option<&Arc<Server>>,
     client: Option<&Client>,
     forwarder: &Forwarder,
+    acl: Arc<dyn AclBackend>,
 ) -> Router {
     let mut api = Router::new().merge(agent_endpoints::routes(info));
     if let Some(s) = server {
@@ -45,15 +49,21 @@ pub fn api_router(
             any(forward::proxy_unknown).with_state(forwarder.clone()),
         );
     }
-    apply_layers(api)
+    apply_layers(with_acl(api, acl))
+}
+
+/// Every route behind the ACL check (`crate::http::acl`); unmatched paths stay 404s.
+fn with_acl(router: Router, acl: Arc<dyn AclBackend>) -> Router {
+    router.route_layer(middleware::from_fn_with_state(acl, enforce))
 }
 
 /// The server's RPC listener: the internal client calls, plus the public API so client-only
 /// agents can proxy to the address they already know.
-pub fn rpc_listener_router(server: &Arc<Server>) -> Router {
-    apply_layers(rpc_router(server.clone()).merge(server_router(App {
+pub fn rpc_listener_router(server: &Arc<Server>, acl: Arc<dyn AclBackend>) -> Router {
+    let routes = rpc_router(server.clone()).merge(server_router(App {
         server: server.clone(),
-    })))
+    }));
+    apply_layers(with_acl(routes, acl))
 }
 
 /// The `/v1/client/...` routes: served here for this agent's allocations and forwarded to

@@ -11,7 +11,7 @@
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::stream::SplitStream;
@@ -25,7 +25,7 @@ use crate::client::Client;
 use crate::client::alloc_runner::AllocRunnerHandle;
 use crate::client::task_runner::{TaskRunnerError, TaskRunnerHandle};
 use crate::http::query::parse_go_bool;
-use crate::http::{AuthContext, HttpError, QueryParams, no_compression};
+use crate::http::{AuthContext, DeferredCheck, HttpError, QueryParams, no_compression};
 use crate::structs::TaskStateName;
 use crate::structs::time::is_zero;
 
@@ -78,6 +78,8 @@ struct Params {
     tty: bool,
     ws_handshake: Option<String>,
     header_token: Option<String>,
+    /// The ACL check that waits for the handshake's token (no header token was sent).
+    deferred: Option<DeferredCheck>,
 }
 
 async fn exec_handler(
@@ -85,12 +87,14 @@ async fn exec_handler(
     Path(alloc_id): Path<String>,
     params: QueryParams,
     auth: AuthContext,
+    deferred: Option<Extension<DeferredCheck>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let params = match parse_params(&params, auth) {
+    let mut params = match parse_params(&params, auth) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    params.deferred = deferred.map(|Extension(d)| d);
     let alloc = match client.alloc(&alloc_id) {
         Some(a) if !a.is_destroyed() => a,
         _ => {
@@ -130,6 +134,7 @@ fn parse_params(q: &QueryParams, auth: AuthContext) -> Result<Params, HttpError>
         tty,
         ws_handshake: q.get("ws_handshake").map(str::to_string),
         header_token: auth.token,
+        deferred: None,
     })
 }
 
@@ -266,7 +271,13 @@ async fn read_handshake(stream: &mut SplitStream<WebSocket>, p: &Params) -> Resu
             "handshake auth token mismatched auth header token".into()
         ));
     }
-    // yurt enforces no ACLs yet; the token would be resolved here.
+    if let Some(deferred) = &p.deferred {
+        let token = Some(h.auth_token.as_str()).filter(|t| !t.is_empty());
+        deferred
+            .check(token)
+            .await
+            .map_err(|e| ExecError::new(e.status().as_u16(), e.to_string()))?;
+    }
     Ok(())
 }
 

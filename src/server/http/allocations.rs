@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::{App, read};
-use crate::http::{HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions};
+use crate::acl::NsCap;
+use crate::http::{Caller, HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions};
 use crate::server::state::{Table, Tables};
 use crate::structs::AllocListStub;
 
@@ -19,6 +20,7 @@ pub fn routes() -> Router<App> {
 
 async fn list_allocs(
     State(app): State<App>,
+    Caller(acl): Caller,
     opts: QueryOptions,
     params: QueryParams,
 ) -> Result<Response, HttpError> {
@@ -27,6 +29,7 @@ async fn list_allocs(
     let stubs = |snap: &Tables| {
         snap.allocs_with_prefix(&opts.namespace, &opts.prefix)
             .iter()
+            .filter(|a| acl.allow_ns_op(&a.namespace, NsCap::READ_JOB))
             .map(|a| AllocListStub::new(a, task_states, resources))
             .collect()
     };

@@ -6,7 +6,8 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::{App, read};
-use crate::http::{HttpError, QueryOptions, QueryParams};
+use crate::acl::NsCap;
+use crate::http::{Caller, HttpError, QueryOptions, QueryParams};
 use crate::server::state::{Table, Tables};
 use crate::structs::AllocListStub;
 
@@ -19,6 +20,7 @@ pub fn routes() -> Router<App> {
 
 async fn list_evals(
     State(app): State<App>,
+    Caller(acl): Caller,
     opts: QueryOptions,
     params: QueryParams,
 ) -> Result<Response, HttpError> {
@@ -27,6 +29,7 @@ async fn list_evals(
     let evals = |snap: &Tables| {
         snap.evals_with_prefix(&opts.namespace, &opts.prefix)
             .iter()
+            .filter(|e| acl.allow_ns_op(&e.namespace, NsCap::READ_JOB))
             .filter(|e| job.is_none_or(|j| e.job_id == j))
             .filter(|e| status.is_none_or(|s| e.status.as_str() == s))
             .map(|e| e.as_ref().clone())

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::summary::job_summary;
 use super::{App, job_dispatch, job_scale, job_versions, read};
+use crate::acl::NsCap;
 use crate::http::{
-    HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, decode_json,
+    Caller, HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, decode_json,
     decode_optional_json,
 };
 use crate::server::ops::jobs::JobRegisterRequest;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<App> {
 
 async fn list_jobs(
     State(app): State<App>,
+    Caller(acl): Caller,
     opts: QueryOptions,
     params: QueryParams,
 ) -> Result<Response, HttpError> {
@@ -36,6 +38,7 @@ async fn list_jobs(
     let stubs = |snap: &Tables| {
         snap.jobs_with_prefix(&opts.namespace, &opts.prefix)
             .iter()
+            .filter(|j| acl.allow_ns_op(&j.namespace, NsCap::LIST_JOBS))
             .map(|j| JobListStub::new(j, Some(job_summary(snap, j)), meta))
             .collect()
     };

@@ -1,6 +1,7 @@
 //! The server's HTTP API (seed documents 000–004): one file per area. Every handler takes the
 //! shared conventions from `crate::http` (query options, blocking, errors, JSON replies).
 
+mod acl;
 mod allocations;
 mod evaluations;
 mod job_dispatch;
@@ -51,5 +52,6 @@ pub fn router(app: App) -> Router {
         .merge(nodes::routes())
         .merge(evaluations::routes())
         .merge(namespaces::routes())
+        .merge(acl::routes())
         .with_state(app)
 }

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 
 use super::{App, read};
 use crate::http::respond::HEADER_INDEX;
-use crate::http::{HttpError, QueryOptions, decode_json};
+use crate::http::{Caller, HttpError, QueryOptions, decode_json};
 use crate::server::state::{Table, Tables};
 use crate::structs::Namespace;
 
@@ -36,11 +36,17 @@ async fn missing_name() -> HttpError {
     HttpError::bad_request("Missing Namespace Name")
 }
 
-async fn list(State(app): State<App>, opts: QueryOptions) -> Result<Response, HttpError> {
+async fn list(
+    State(app): State<App>,
+    Caller(acl): Caller,
+    opts: QueryOptions,
+) -> Result<Response, HttpError> {
     read::reply(&app, &opts, &[Table::Namespaces], |snap: &Tables| {
+        // As in Nomad, the list shows only the namespaces the caller holds some capability in.
         Ok(snap
             .namespaces_with_prefix(&opts.prefix)
             .iter()
+            .filter(|n| acl.allow_namespace(&n.name))
             .map(|n| n.as_ref().clone())
             .collect::<Vec<_>>())
     })

@@ -6,7 +6,8 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::{App, read};
-use crate::http::{HttpError, QueryOptions, QueryParams};
+use crate::acl::NsCap;
+use crate::http::{Caller, HttpError, QueryOptions, QueryParams};
 use crate::server::state::{Table, Tables};
 use crate::structs::{Node, NodeListStub};
 
@@ -54,6 +55,7 @@ async fn read_node(
 
 async fn node_allocs(
     State(app): State<App>,
+    Caller(acl): Caller,
     Path(id): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
@@ -64,6 +66,7 @@ async fn node_allocs(
         let mut allocs: Vec<_> = snap
             .allocs_by_node(&id)
             .iter()
+            .filter(|a| acl.allow_ns_op(&a.namespace, NsCap::READ_JOB))
             .map(|a| a.as_ref().clone())
             .collect();
         allocs.sort_by(|a, b| a.create_index.cmp(&b.create_index).then(a.id.cmp(&b.id)));

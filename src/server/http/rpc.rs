@@ -40,6 +40,7 @@ pub fn rpc_router(server: Arc<Server>) -> Router {
         .route("/v1/internal/node/allocs", post(client_allocs))
         .route("/v1/internal/allocs", post(get_allocs))
         .route("/v1/internal/allocs/update", post(update_allocs))
+        .route("/v1/internal/acl/resolve", post(resolve_token))
         .with_state(server)
 }
 
@@ -86,6 +87,11 @@ async fn update_allocs(State(s): State<Arc<Server>>, body: Bytes) -> Result<Resp
     let resp = s.update_allocs_from_client(req).await?;
     let index = resp.index;
     Ok(JsonReply::new(resp).index(index).into_response())
+}
+
+async fn resolve_token(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
+    let req: crate::rpc::ResolveTokenRequest = decode_json(&body)?;
+    Ok(JsonReply::new(s.resolve_token_grant(req.secret_id.as_deref())).into_response())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! HTTP handlers in [`super::http`] decode requests and call these; the in-process client
 //! reaches the node operations through [`crate::rpc::ServerApi`].
 
+pub mod acl;
 pub mod allocs;
 pub mod job_dispatch;
 pub mod job_plan;

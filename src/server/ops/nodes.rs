@@ -459,6 +459,13 @@ fn computed_class(node: &Node) -> String {
 /// The in-process implementation used by `-dev` agents.
 #[async_trait]
 impl ServerApi for Arc<Server> {
+    async fn resolve_token(
+        &self,
+        req: crate::rpc::ResolveTokenRequest,
+    ) -> Result<crate::rpc::ResolvedToken, RpcError> {
+        Ok(self.resolve_token_grant(req.secret_id.as_deref()))
+    }
+
     async fn register_node(&self, node: Node) -> Result<NodeUpdateResponse, RpcError> {
         Server::register_node(self, node).await
     }

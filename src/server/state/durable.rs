@@ -19,12 +19,16 @@ pub enum Kind {
     Deployments,
     ScalingEvents,
     Namespaces,
+    AclPolicies,
+    AclTokens,
+    AclRoles,
+    AclOneTimeTokens,
     Meta,
 }
 
 impl Kind {
     /// Every kind, in restore order (jobs before the allocations that point at them).
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Meta,
         Kind::Jobs,
         Kind::JobVersions,
@@ -35,6 +39,10 @@ impl Kind {
         Kind::Deployments,
         Kind::ScalingEvents,
         Kind::Namespaces,
+        Kind::AclPolicies,
+        Kind::AclTokens,
+        Kind::AclRoles,
+        Kind::AclOneTimeTokens,
     ];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -48,6 +56,10 @@ impl Kind {
             Kind::Deployments => "deployments",
             Kind::ScalingEvents => "scaling_events",
             Kind::Namespaces => "namespaces",
+            Kind::AclPolicies => "acl_policies",
+            Kind::AclTokens => "acl_tokens",
+            Kind::AclRoles => "acl_roles",
+            Kind::AclOneTimeTokens => "acl_one_time_tokens",
             Kind::Meta => "meta",
         })
     }

@@ -2,6 +2,7 @@
 //! durable store before it becomes visible, and one index watch per table for blocking
 //! queries.
 
+mod acl;
 mod durable;
 mod group_commit;
 mod restore;
@@ -15,6 +16,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{MutexGuard, oneshot, watch};
 
+pub use acl::{AclTables, BOOTSTRAP_META_KEY};
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 pub use txn::{Txn, job_status};
 

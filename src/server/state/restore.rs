@@ -12,7 +12,11 @@ use super::tables::{Table, Tables, ns_key};
 use super::txn::StoredAlloc;
 use crate::structs::{Deployment, Evaluation, Job, JobScalingEvents, Namespace, Node};
 
-fn decode<T: DeserializeOwned>(kind: Kind, key: &str, bytes: &[u8]) -> Result<T, StateError> {
+pub(super) fn decode<T: DeserializeOwned>(
+    kind: Kind,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StateError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StateError::Storage(format!("decoding {kind:?} record {key:?}: {e}")))
 }
@@ -24,6 +28,8 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
         let value: u64 = decode(Kind::Meta, &key, &bytes)?;
         if key == "index" {
             t.index = value;
+        } else if key == super::acl::BOOTSTRAP_META_KEY {
+            t.acl.bootstrap_index = value;
         } else if let Some(name) = key.strip_prefix("table:")
             && let Some(table) = Table::ALL.iter().find(|tb| tb.name() == name)
         {
@@ -91,5 +97,6 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
         let ns: Namespace = decode(Kind::Namespaces, &key, &bytes)?;
         t.namespaces.insert(ns.name.clone(), Arc::new(ns));
     }
+    super::acl::restore(d, &mut t.acl)?;
     Ok(t)
 }

@@ -23,11 +23,14 @@ pub enum Table {
     Deployments,
     ScalingEvents,
     Namespaces,
+    AclPolicies,
+    AclTokens,
+    AclRoles,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 11] = [
         Table::Jobs,
         Table::JobVersions,
         Table::Allocs,
@@ -36,6 +39,9 @@ impl Table {
         Table::Deployments,
         Table::ScalingEvents,
         Table::Namespaces,
+        Table::AclPolicies,
+        Table::AclTokens,
+        Table::AclRoles,
     ];
 
     /// Position in per-table arrays.
@@ -54,6 +60,9 @@ impl Table {
             Table::Deployments => "deployment",
             Table::ScalingEvents => "scaling_event",
             Table::Namespaces => "namespaces",
+            Table::AclPolicies => "acl_policy",
+            Table::AclTokens => "acl_token",
+            Table::AclRoles => "acl_role",
         }
     }
 }
@@ -83,6 +92,8 @@ pub struct Tables {
     pub scaling_events: OrdMap<NsKey, Arc<JobScalingEvents>>,
     /// Namespaces by name; `default` is always there (see [`Tables::ensure_default_namespace`]).
     pub namespaces: OrdMap<String, Arc<Namespace>>,
+    /// ACL policies, tokens (by accessor ID, with the secret index) and roles.
+    pub acl: super::acl::AclTables,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }

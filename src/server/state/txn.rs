@@ -47,7 +47,7 @@ pub(super) fn version_disk_key(ns: &str, id: &str, version: i64) -> String {
     format!("{ns}\0{id}\0{version:020}")
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
+pub(super) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
     serde_json::to_vec(v).map_err(|e| StateError::Storage(format!("encoding: {e}")))
 }
 
@@ -83,7 +83,7 @@ impl Txn {
         &self.tables
     }
 
-    fn touch(&mut self, t: Table) {
+    pub(super) fn touch(&mut self, t: Table) {
         self.touched[t.pos()] = true;
         self.tables.table_index[t.pos()] = self.index;
     }

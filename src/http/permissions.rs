@@ -1,0 +1,216 @@
+//! What every route needs, in one table: the reader finds a route's requirement here, and a
+//! `/v1/` route missing from it needs a management token (a forgotten route is closed, not
+//! open). The ACL layer (`super::acl`) checks these before any handler runs.
+
+use axum::http::Method;
+
+use crate::acl::NsCap;
+
+/// Where the namespace of a namespace-scoped requirement comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsFrom {
+    /// `?namespace` (default `default`; `*` for every namespace the caller may see).
+    Query,
+    /// The `Job.Namespace` of a job registration body, else `?namespace`.
+    JobBody,
+    /// The namespace of the allocation named by the path.
+    Alloc,
+    /// The namespace of the evaluation named by the path.
+    Eval,
+}
+
+/// What a route needs from the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Anyone (health, leader, bootstrap, the internal client RPC).
+    Public,
+    /// A valid token, whatever it grants (`/v1/acl/token/self`).
+    AnyToken,
+    /// Any caller, anonymous included, resolved so that the handler can filter what it
+    /// returns by the caller's ACL (`/v1/namespaces`).
+    Filtered,
+    /// A management token.
+    Management,
+    /// One of these capabilities in a namespace.
+    Namespace(NsFrom, &'static [NsCap]),
+    /// Exec into a task: `alloc-exec`, plus `alloc-node-exec` when the task is raw_exec.
+    AllocExec,
+    /// Visibility of the namespace named by the path (any capability in it).
+    NamespaceInPath,
+    NodeRead,
+    NodeWrite,
+    AgentRead,
+    AgentWrite,
+    OperatorRead,
+    OperatorWrite,
+}
+
+use NsCap as C;
+use NsFrom::{Alloc, Eval, JobBody, Query};
+
+/// The requirement of `method path`.
+pub fn need(method: &Method, path: &str) -> Need {
+    let read = *method == Method::GET || *method == Method::HEAD;
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if seg.first() != Some(&"v1") {
+        return Need::Public;
+    }
+    match &seg[1..] {
+        ["agent", "health"] | ["status", ..] | ["regions"] => Need::Public,
+        ["internal", ..] => Need::Public,
+        ["agent", "self"] => Need::AgentRead,
+        ["agent", "members"] => Need::NodeRead,
+        ["agent", ..] if read => Need::AgentRead,
+        ["agent", ..] => Need::AgentWrite,
+
+        ["acl", "bootstrap"] => Need::Public,
+        ["acl", "token", "self"] | ["acl", "policy", "self"] => Need::AnyToken,
+        ["acl", "token", "onetime"] => Need::AnyToken,
+        ["acl", "token", "onetime", "exchange"] => Need::Public,
+        ["acl", ..] => Need::Management,
+
+        ["jobs"] if read => Need::Namespace(Query, &[C::LIST_JOBS]),
+        ["jobs", "parse"] => Need::Namespace(Query, &[C::PARSE_JOB]),
+        ["jobs"] => Need::Namespace(JobBody, &[C::SUBMIT_JOB]),
+        ["job", rest @ ..] => job_need(method, rest),
+
+        ["allocations"] => Need::Namespace(Query, &[C::READ_JOB]),
+        ["allocation", _] => Need::Namespace(Alloc, &[C::READ_JOB]),
+        ["allocation", _, "stop"] => Need::Namespace(Alloc, &[C::ALLOC_LIFECYCLE]),
+
+        ["evaluations"] => Need::Namespace(Query, &[C::READ_JOB]),
+        ["evaluation", _] | ["evaluation", _, "allocations"] => {
+            Need::Namespace(Eval, &[C::READ_JOB])
+        }
+
+        ["nodes"] | ["node", ..] if read => Need::NodeRead,
+        ["node", ..] => Need::NodeWrite,
+
+        ["namespaces"] => Need::Filtered,
+        ["namespace", _] if read => Need::NamespaceInPath,
+        ["namespace", ..] => Need::Management,
+
+        ["operator", ..] if read => Need::OperatorRead,
+        ["operator", ..] => Need::OperatorWrite,
+
+        ["client", "allocation", _, "exec"] => Need::AllocExec,
+        ["client", "allocation", _, "signal" | "restart"] => {
+            Need::Namespace(Alloc, &[C::ALLOC_LIFECYCLE])
+        }
+        ["client", "allocation", _, "stats"] => Need::Namespace(Alloc, &[C::READ_JOB]),
+        ["client", "fs", "logs", _] => Need::Namespace(Alloc, &[C::READ_LOGS]),
+        ["client", "fs", _, _] => Need::Namespace(Alloc, &[C::READ_FS]),
+        ["client", "stats"] => Need::NodeRead,
+
+        _ => Need::Management,
+    }
+}
+
+/// `/v1/job/<id>[/<sub>]`: job IDs may hold `/`, so the sub-resource is the last segment
+/// when it is one the API knows.
+fn job_need(method: &Method, rest: &[&str]) -> Need {
+    let read = *method == Method::GET || *method == Method::HEAD;
+    let (last, before) = match rest {
+        [] => return Need::Namespace(Query, &[C::READ_JOB]),
+        [.., before, last] => (*last, Some(*before)),
+        [last] => (*last, None),
+    };
+    let sub = if rest.len() < 2 { "" } else { last };
+    match sub {
+        "force" if before == Some("periodic") => Need::Namespace(Query, &[C::SUBMIT_JOB]),
+        "allocations" | "evaluations" | "summary" | "versions" | "deployments" | "deployment" => {
+            Need::Namespace(Query, &[C::READ_JOB])
+        }
+        "scale" if read => Need::Namespace(Query, &[C::READ_JOB_SCALING, C::READ_JOB]),
+        "scale" => Need::Namespace(Query, &[C::SCALE_JOB, C::SUBMIT_JOB]),
+        "dispatch" => Need::Namespace(Query, &[C::DISPATCH_JOB]),
+        "plan" => Need::Namespace(JobBody, &[C::SUBMIT_JOB]),
+        "evaluate" | "revert" | "stable" => Need::Namespace(Query, &[C::SUBMIT_JOB]),
+        _ if read => Need::Namespace(Query, &[C::READ_JOB]),
+        _ if *method == Method::DELETE => Need::Namespace(Query, &[C::SUBMIT_JOB]),
+        _ => Need::Namespace(JobBody, &[C::SUBMIT_JOB]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(m: Method, p: &str) -> Need {
+        need(&m, p)
+    }
+
+    #[test]
+    fn routes_map_to_their_requirements() {
+        use Method as M;
+        assert_eq!(
+            n(M::GET, "/v1/jobs"),
+            Need::Namespace(Query, &[C::LIST_JOBS])
+        );
+        assert_eq!(
+            n(M::PUT, "/v1/jobs"),
+            Need::Namespace(JobBody, &[C::SUBMIT_JOB])
+        );
+        assert_eq!(
+            n(M::GET, "/v1/job/web"),
+            Need::Namespace(Query, &[C::READ_JOB])
+        );
+        assert_eq!(
+            n(M::GET, "/v1/job/a/b/allocations"),
+            Need::Namespace(Query, &[C::READ_JOB])
+        );
+        assert_eq!(
+            n(M::DELETE, "/v1/job/web"),
+            Need::Namespace(Query, &[C::SUBMIT_JOB])
+        );
+        assert_eq!(
+            n(M::POST, "/v1/job/web"),
+            Need::Namespace(JobBody, &[C::SUBMIT_JOB])
+        );
+        assert_eq!(
+            n(M::POST, "/v1/job/web/dispatch"),
+            Need::Namespace(Query, &[C::DISPATCH_JOB])
+        );
+        assert_eq!(
+            n(M::POST, "/v1/job/web/periodic/force"),
+            Need::Namespace(Query, &[C::SUBMIT_JOB])
+        );
+        assert_eq!(
+            n(M::GET, "/v1/allocation/x"),
+            Need::Namespace(Alloc, &[C::READ_JOB])
+        );
+        assert_eq!(n(M::GET, "/v1/client/allocation/x/exec"), Need::AllocExec);
+        assert_eq!(
+            n(M::GET, "/v1/client/fs/logs/x"),
+            Need::Namespace(Alloc, &[C::READ_LOGS])
+        );
+        assert_eq!(
+            n(M::GET, "/v1/client/fs/cat/x"),
+            Need::Namespace(Alloc, &[C::READ_FS])
+        );
+        assert_eq!(
+            n(M::POST, "/v1/client/allocation/x/restart"),
+            Need::Namespace(Alloc, &[C::ALLOC_LIFECYCLE])
+        );
+        assert_eq!(n(M::GET, "/v1/nodes"), Need::NodeRead);
+        assert_eq!(n(M::GET, "/v1/agent/self"), Need::AgentRead);
+        assert_eq!(n(M::GET, "/v1/agent/health"), Need::Public);
+        assert_eq!(n(M::POST, "/v1/acl/bootstrap"), Need::Public);
+        assert_eq!(n(M::GET, "/v1/acl/token/self"), Need::AnyToken);
+        assert_eq!(n(M::GET, "/v1/acl/tokens"), Need::Management);
+        assert_eq!(n(M::GET, "/v1/namespaces"), Need::Filtered);
+        assert_eq!(n(M::GET, "/v1/namespace/dev"), Need::NamespaceInPath);
+        assert_eq!(n(M::POST, "/v1/namespace/dev"), Need::Management);
+        assert_eq!(
+            n(M::GET, "/v1/operator/raft/configuration"),
+            Need::OperatorRead
+        );
+        assert_eq!(n(M::POST, "/v1/internal/node/register"), Need::Public);
+    }
+
+    #[test]
+    fn an_unlisted_route_needs_management() {
+        assert_eq!(n(Method::GET, "/v1/something/new"), Need::Management);
+        assert_eq!(n(Method::GET, "/ui/"), Need::Public);
+    }
+}
