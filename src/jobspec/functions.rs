@@ -772,7 +772,7 @@ mod tests {
         assert_eq!(eval(r#"format("%s-%03d", "a", 7)"#), s("a-7"));
         assert_eq!(eval(r#"upper(trimspace("  x "))"#), s("X"));
         assert_eq!(eval(r#"replace("a-b-c", "-", "_")"#), s("a_b_c"));
-        assert_eq!(eval(r#"replace("a1b22", "/[0-9]+/", "#")"#), s("a#b#"));
+        assert_eq!(eval(r##"replace("a1b22", "/[0-9]+/", "#")"##), s("a#b#"));
         assert_eq!(eval(r#"join(",", ["a", "b"])"#), s("a,b"));
         assert_eq!(
             eval(r#"regex("v([0-9]+)", "v12")"#),

@@ -67,7 +67,7 @@ mod tests {
         let s = Source::new("f", "ab\ncdé\nx");
         assert_eq!(s.pos(0), Pos { line: 1, column: 1 });
         assert_eq!(s.pos(3), Pos { line: 2, column: 1 });
-        assert_eq!(s.pos(9), Pos { line: 3, column: 1 });
+        assert_eq!(s.pos(8), Pos { line: 3, column: 1 });
         assert_eq!(s.pos(5), Pos { line: 2, column: 3 });
     }
 }
