@@ -122,14 +122,14 @@ fn batch_job_with_constraints_templates_and_runtime_interpolation() {
     assert_eq!(
         job["Constraints"],
         json!([
-            {"LTarget": "${attr.kernel.name}", "RTarget": "linux", "Operand": ""},
+            {"LTarget": "${attr.kernel.name}", "RTarget": "linux", "Operand": "="},
             {"LTarget": "${attr.driver.docker.version}", "RTarget": ">= 20.10", "Operand": "version"},
             {"LTarget": "", "RTarget": "", "Operand": "distinct_hosts"},
         ])
     );
     assert_eq!(
         job["Affinities"],
-        json!([{"LTarget": "${node.datacenter}", "RTarget": "dc1", "Operand": "", "Weight": 60}])
+        json!([{"LTarget": "${node.datacenter}", "RTarget": "dc1", "Operand": "=", "Weight": 60}])
     );
     assert_eq!(
         job["Spreads"],

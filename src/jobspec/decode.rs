@@ -191,7 +191,9 @@ impl Decoder<'_> {
             {
                 Json::Array(list) => list.push(Json::Object(obj)),
                 _ => {
-                    return Err(self.err(item.ident_span, ErrorKind::Duplicate(blk.hcl.to_string())));
+                    return Err(
+                        self.err(item.ident_span, ErrorKind::Duplicate(blk.hcl.to_string()))
+                    );
                 }
             },
             Multi::Map => {
@@ -675,8 +677,16 @@ fn constraint_shorthands(obj: &mut Map<String, Json>) {
         );
         obj.insert("LTarget".to_string(), v);
     }
-    for f in ["LTarget", "RTarget", "Operand"] {
+    for f in ["LTarget", "RTarget"] {
         obj.entry(f.to_string())
             .or_insert_with(|| Json::String(String::new()));
+    }
+    // Nomad's parser writes the implicit equality operator out.
+    if obj
+        .get("Operand")
+        .and_then(Json::as_str)
+        .is_none_or(str::is_empty)
+    {
+        obj.insert("Operand".to_string(), Json::String("=".to_string()));
     }
 }

@@ -93,6 +93,8 @@ pub struct Job {
     pub job_modify_index: u64,
     #[serde(deserialize_with = "nd")]
     pub stop: bool,
+    /// Nomad spells it `UI`; plain PascalCase (`Ui`) is still read.
+    #[serde(rename = "UI", alias = "Ui")]
     pub ui: Opaque,
 }
 
@@ -546,7 +548,8 @@ pub struct Template {
     #[serde(deserialize_with = "int")]
     pub vault_grace: i64,
     pub wait: Opaque,
-    #[serde(deserialize_with = "nd")]
+    /// Nomad's API spells it `ErrMissingKey`; both are read.
+    #[serde(alias = "ErrMissingKey", deserialize_with = "nd")]
     pub error_on_missing_key: bool,
 }
 

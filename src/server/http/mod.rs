@@ -4,6 +4,7 @@
 mod allocations;
 mod evaluations;
 mod job_dispatch;
+mod job_parse;
 mod job_scale;
 mod job_versions;
 mod jobs;
@@ -46,6 +47,7 @@ impl From<ServerError> for HttpError {
 pub fn router(app: App) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(job_parse::routes())
         .merge(allocations::routes())
         .merge(nodes::routes())
         .merge(evaluations::routes())
