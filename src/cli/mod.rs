@@ -8,6 +8,7 @@ pub mod api_client;
 pub mod argv;
 pub mod eval_monitor;
 pub mod job;
+pub mod job_file;
 pub mod output;
 pub mod terminal;
 pub mod version;
