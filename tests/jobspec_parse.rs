@@ -498,3 +498,125 @@ fn parsed_job_converts_to_the_api_type_with_every_field() {
     assert_eq!(api["TaskGroups"][0]["RestartPolicy"], Value::Null);
     assert_eq!(api["TaskGroups"][0]["Tasks"][0]["KillSignal"], "");
 }
+
+/// Opt-in: parses every `.nomad`/`.hcl` file under `e2e/` of a hashicorp/nomad clone
+/// (`YURT_NOMAD_REPO=<dir>`, bare or not) and reports how many parsed and why the others did
+/// not. Files without a top-level `job` block (agent configs, ACL policies, volume specs) are
+/// counted apart. Never panics on any input.
+#[test]
+fn nomad_e2e_job_files_when_a_nomad_repo_is_given() {
+    let Ok(repo) = std::env::var("YURT_NOMAD_REPO") else {
+        eprintln!("YURT_NOMAD_REPO not set: skipping the Nomad e2e corpus");
+        return;
+    };
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let list = String::from_utf8(git(&["ls-tree", "-r", "--name-only", "HEAD", "e2e"]))
+        .expect("utf-8 paths");
+    let files: Vec<&str> = list
+        .lines()
+        .filter(|p| p.ends_with(".nomad") || p.ends_with(".hcl"))
+        .collect();
+    let (mut parsed, mut not_jobs, mut needs_vars) = (0, 0, 0);
+    let mut causes: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for path in &files {
+        let body = String::from_utf8_lossy(&git(&["show", &format!("HEAD:{path}")])).into_owned();
+        let is_job = body
+            .lines()
+            .any(|l| l.starts_with("job ") || l.starts_with("job\t"));
+        let cfg = ParseConfig {
+            path: path.to_string(),
+            body,
+            ..ParseConfig::default()
+        };
+        let result = std::panic::catch_unwind(|| parse(&cfg));
+        let outcome = result.unwrap_or_else(|_| panic!("the parser panicked on {path}"));
+        match outcome {
+            Ok(p) => match p.to_job() {
+                Ok(_) => parsed += 1,
+                Err(e) => causes
+                    .entry("does not fit yurt's job type".to_string())
+                    .or_default()
+                    .push(format!("{path}: {e}")),
+            },
+            Err(_) if !is_job => not_jobs += 1,
+            Err(e) if matches!(e.kind, ErrorKind::RequiredVariable(_)) => needs_vars += 1,
+            Err(e) => {
+                let cause = match &e.kind {
+                    ErrorKind::UnknownBlock { name, .. } => format!("unknown block {name:?}"),
+                    ErrorKind::UnknownArgument { name, .. } => format!("unknown argument {name:?}"),
+                    ErrorKind::Eval(m) => {
+                        format!("eval: {}", m.split(" in expression").next().unwrap_or(m))
+                    }
+                    other => format!("{other}"),
+                };
+                causes.entry(cause).or_default().push(e.to_string());
+            }
+        }
+    }
+    let failed: usize = causes.values().map(Vec::len).sum();
+    eprintln!(
+        "Nomad e2e corpus: {} files; {parsed} parsed; {needs_vars} need -var values; \
+         {not_jobs} are not job files; {failed} job files failed:",
+        files.len()
+    );
+    for (cause, errs) in &causes {
+        eprintln!("  {:3} × {cause}  (e.g. {})", errs.len(), errs[0]);
+    }
+    assert!(parsed > 0, "no file of the corpus parsed");
+}
+
+#[test]
+fn escapes_directives_and_group_vault() {
+    let body = r#"
+locals {
+  names = ["a", "b"]
+}
+job "esc" {
+  group "g" {
+    vault {
+      policies = ["p"]
+    }
+    task "t" {
+      driver = "exec"
+      env {
+        LITERAL   = "$${NOT_INTERPOLATED}"
+        DIRECTIVE = "%{ for n in local.names }${n};%{ endfor }"
+        MIXED     = "${upper("x")}-${NOMAD_TASK_NAME}-${attr.unique.hostname}"
+      }
+    }
+    task "own" {
+      driver = "exec"
+      vault {
+        policies = ["q"]
+      }
+    }
+  }
+}
+"#;
+    let job = parse_ok(&text(body));
+    let g = &job["TaskGroups"][0];
+    assert_eq!(
+        g["Tasks"][0]["Env"],
+        json!({"LITERAL": "${NOT_INTERPOLATED}", "DIRECTIVE": "a;b;",
+               "MIXED": "X-${NOMAD_TASK_NAME}-${attr.unique.hostname}"})
+    );
+    assert!(
+        g.get("Vault").is_none(),
+        "a group-level vault moves into the tasks"
+    );
+    assert_eq!(g["Tasks"][0]["Vault"]["Policies"], json!(["p"]));
+    assert_eq!(g["Tasks"][1]["Vault"]["Policies"], json!(["q"]));
+}

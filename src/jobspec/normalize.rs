@@ -43,6 +43,7 @@ pub fn normalize(job: &mut Map<String, Json>, label: &str) {
         .flatten()
     {
         ports(group.get_mut("Networks"));
+        let group_vault = group.as_object_mut().and_then(|g| g.remove("Vault"));
         for task in group
             .get_mut("Tasks")
             .and_then(Json::as_array_mut)
@@ -52,6 +53,9 @@ pub fn normalize(job: &mut Map<String, Json>, label: &str) {
             let Some(task) = task.as_object_mut() else {
                 continue;
             };
+            if let Some(v) = &group_vault {
+                task.entry("Vault").or_insert_with(|| v.clone());
+            }
             if let Some(Json::Object(r)) = task.get_mut("Resources") {
                 ports(r.get_mut("Networks"));
             }

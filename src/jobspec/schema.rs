@@ -665,6 +665,8 @@ pub static GROUP: Spec = fields(
         b("service", "Services", List, &SERVICE),
         b("scaling", "Scaling", One, &SCALING),
         b("consul", "Consul", One, &CONSUL),
+        // Copied into the group's tasks by `normalize` (Nomad keeps no group-level vault).
+        b("vault", "Vault", One, &VAULT),
     ],
 );
 
