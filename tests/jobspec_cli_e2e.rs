@@ -64,6 +64,58 @@ fn job_run_reads_hcl_files_with_variables_from_every_source() {
         "${node.unique.name}"
     );
 
+    // The job file and its variables are kept with the version (job submissions).
+    let sub = http.get(&agent.url("/v1/job/web/submission?version=0"));
+    assert_eq!(sub.status, 200, "{}", sub.body);
+    let sub = sub.json();
+    assert_eq!(sub["Source"], std::fs::read_to_string(&job_file).unwrap());
+    assert_eq!(sub["Format"], "hcl2");
+    assert_eq!(sub["JobID"], "web");
+    assert_eq!(sub["Version"], 0);
+    assert_eq!(
+        sub["VariableFlags"],
+        serde_json::json!({"replicas": "7", "env_name": "cli"}),
+        "simple -var and NOMAD_VAR_ values are flags"
+    );
+    let vars = sub["Variables"].as_str().unwrap();
+    assert!(
+        vars.starts_with(&std::fs::read_to_string(&var_file).unwrap()),
+        "{vars}"
+    );
+    assert!(
+        vars.contains("datacenters = [\"dc9\"]"),
+        "a list-typed -var is kept as HCL: {vars}"
+    );
+    let r = http.get(&agent.url("/v1/job/web/submission?version=3"));
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.body.trim(), "job source not found");
+    let r = http.get(&agent.url("/v1/job/web/submission"));
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // A new version keeps its own submission; the first stays readable.
+    let (code, out, err) = yurt(
+        &addr,
+        &[
+            "job",
+            "run",
+            "-detach",
+            "-var",
+            "replicas=8",
+            job_file.to_str().unwrap(),
+        ],
+        &[("NOMAD_VAR_env_name", "cli")],
+    );
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let sub1 = http
+        .get(&agent.url("/v1/job/web/submission?version=1"))
+        .json();
+    assert_eq!(sub1["VariableFlags"]["replicas"], "8");
+    assert_eq!(sub1["Variables"], "");
+    let sub0 = http
+        .get(&agent.url("/v1/job/web/submission?version=0"))
+        .json();
+    assert_eq!(sub0["VariableFlags"]["replicas"], "7");
+
     // A parse error names the file, line and column on stderr and fails.
     let dir = TempDir::new("hcl-cli");
     let bad = dir.path().join("bad.nomad.hcl");
@@ -95,4 +147,19 @@ fn job_run_reads_hcl_files_with_variables_from_every_source() {
     );
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert_eq!(http.get(&agent.url("/v1/job/jsonjob")).status, 200);
+    let sub = http
+        .get(&agent.url("/v1/job/jsonjob/submission?version=0"))
+        .json();
+    assert_eq!(sub["Format"], "json");
+
+    // Submissions survive a restart of the server; a purge forgets them.
+    let mut agent = agent;
+    agent.restart();
+    let sub = http.get(&agent.url("/v1/job/web/submission?version=1"));
+    assert_eq!(sub.status, 200, "{}", sub.body);
+    assert_eq!(sub.json()["VariableFlags"]["replicas"], "8");
+    let r = http.delete(&agent.url("/v1/job/web?purge=true"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http.get(&agent.url("/v1/job/web/submission?version=1"));
+    assert_eq!(r.status, 404, "{}", r.body);
 }

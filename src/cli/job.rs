@@ -83,9 +83,12 @@ pub fn main(args: JobArgs) -> ExitCode {
 }
 
 async fn job_run(api: &ApiClient, a: RunArgs) -> Result<(), CliError> {
-    let job = super::job_file::load_job(&a.file, &a.job_file)?;
+    let loaded = super::job_file::load_job(&a.file, &a.job_file)?;
     let resp: Value = api
-        .put_json("/v1/jobs", &json!({"Job": job}))
+        .put_json(
+            "/v1/jobs",
+            &json!({"Job": loaded.job, "Submission": loaded.submission}),
+        )
         .await
         .map_err(|e| CliError(format!("Error submitting job: {e}")))?;
     let eval = resp["EvalID"].as_str().unwrap_or_default();

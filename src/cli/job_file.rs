@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use super::output::CliError;
-use crate::jobspec::{self, ParseConfig};
+use crate::jobspec::{self, DeclaredVariable, ParseConfig};
+use crate::structs::JobSubmission;
 
 /// The flags of every command that reads a job file.
 #[derive(Debug, Clone, Default, Args)]
@@ -28,17 +31,35 @@ pub struct JobFileArgs {
     pub hcl1: bool,
 }
 
+/// A job read from a file, and the submission (source and variables) kept with it.
+#[derive(Debug, Clone)]
+pub struct LoadedJob {
+    pub job: Value,
+    pub submission: JobSubmission,
+}
+
 /// The API job (`{"Job": ...}` content) the file describes.
-pub fn load_job(file: &str, args: &JobFileArgs) -> Result<Value, CliError> {
+pub fn load_job(file: &str, args: &JobFileArgs) -> Result<LoadedJob, CliError> {
     let text = read_source(file)?;
+    let json_submission = |text: &str| JobSubmission {
+        source: text.to_string(),
+        format: "json".to_string(),
+        ..JobSubmission::default()
+    };
     if args.json || file.ends_with(".json") {
-        return json_job(file, &text);
+        return Ok(LoadedJob {
+            job: json_job(file, &text)?,
+            submission: json_submission(&text),
+        });
     }
     // Text that is a JSON object is a JSON job whatever its name (as before HCL support).
     if text.trim_start().starts_with('{')
         && let Ok(v) = serde_json::from_str::<Value>(&text)
     {
-        return Ok(unwrap_job(v));
+        return Ok(LoadedJob {
+            job: unwrap_job(v),
+            submission: json_submission(&text),
+        });
     }
     let cfg = ParseConfig {
         path: if file == "-" {
@@ -47,7 +68,7 @@ pub fn load_job(file: &str, args: &JobFileArgs) -> Result<Value, CliError> {
             file.to_string()
         },
         base_dir: (file == "-").then(|| std::env::current_dir().unwrap_or_default()),
-        body: text,
+        body: text.clone(),
         allow_fs: true,
         arg_vars: args.vars.clone(),
         var_files: args.var_files.clone(),
@@ -60,7 +81,56 @@ pub fn load_job(file: &str, args: &JobFileArgs) -> Result<Value, CliError> {
     let job = parsed
         .to_job()
         .map_err(|e| CliError(format!("Error parsing job file from {file}:\n{e}")))?;
-    serde_json::to_value(job).map_err(|e| CliError(format!("Error encoding job from {file}: {e}")))
+    let job = serde_json::to_value(job)
+        .map_err(|e| CliError(format!("Error encoding job from {file}: {e}")))?;
+    let submission = hcl_submission(text, &cfg, &parsed.variables)?;
+    Ok(LoadedJob { job, submission })
+}
+
+/// Nomad's record of an HCL2 submission: `-var` and `NOMAD_VAR_` values of simple types as
+/// flags; var files, then complex-typed values as HCL text, in `Variables`.
+fn hcl_submission(
+    source: String,
+    cfg: &ParseConfig,
+    declared: &[DeclaredVariable],
+) -> Result<JobSubmission, CliError> {
+    let mut given: BTreeMap<String, String> = cfg
+        .envs
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix(jobspec::VAR_ENV_PREFIX)?;
+            (!name.is_empty()).then(|| (name.to_string(), v.clone()))
+        })
+        .collect();
+    for arg in &cfg.arg_vars {
+        let (k, v) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
+        given.insert(k.trim().to_string(), v.to_string());
+    }
+    let mut variables = String::new();
+    for f in &cfg.var_files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| CliError(format!("Error reading var file {}: {e}", f.display())))?;
+        variables.push_str(&text);
+        variables.push('\n');
+    }
+    let mut flags = BTreeMap::new();
+    for (name, value) in given {
+        match declared.iter().find(|d| d.name == name) {
+            Some(d) if !d.ty.is_primitive() => {
+                variables.push_str(&format!("{name} = {value}\n"));
+            }
+            _ => {
+                flags.insert(name, value);
+            }
+        }
+    }
+    Ok(JobSubmission {
+        source,
+        format: "hcl2".to_string(),
+        variable_flags: Some(flags),
+        variables,
+        ..JobSubmission::default()
+    })
 }
 
 fn read_source(file: &str) -> Result<String, CliError> {

@@ -8,6 +8,7 @@ pub mod job;
 pub mod node;
 pub mod scaling;
 pub mod status;
+pub mod submission;
 pub mod time;
 pub mod validate;
 pub mod vec_map;
@@ -18,6 +19,7 @@ pub use job::*;
 pub use node::*;
 pub use scaling::*;
 pub use status::*;
+pub use submission::JobSubmission;
 pub use vec_map::VecMap;
 
 /// Namespace used when a request names none.

@@ -6,6 +6,7 @@ mod evaluations;
 mod job_dispatch;
 mod job_parse;
 mod job_scale;
+mod job_submission;
 mod job_versions;
 mod jobs;
 mod nodes;

@@ -18,12 +18,13 @@ pub enum Kind {
     Evals,
     Deployments,
     ScalingEvents,
+    JobSubmissions,
     Meta,
 }
 
 impl Kind {
     /// Every kind, in restore order (jobs before the allocations that point at them).
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Meta,
         Kind::Jobs,
         Kind::JobVersions,
@@ -33,6 +34,7 @@ impl Kind {
         Kind::Evals,
         Kind::Deployments,
         Kind::ScalingEvents,
+        Kind::JobSubmissions,
     ];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::Evals => "evals",
             Kind::Deployments => "deployments",
             Kind::ScalingEvents => "scaling_events",
+            Kind::JobSubmissions => "job_submissions",
             Kind::Meta => "meta",
         })
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
 
 use crate::server::scheduler::SchedulerView;
-use crate::structs::{Allocation, Deployment, Evaluation, Job, JobScalingEvents, Node};
+use crate::structs::{
+    Allocation, Deployment, Evaluation, Job, JobScalingEvents, JobSubmission, Node,
+};
 
 /// `(namespace, id)`.
 pub type NsKey = (String, String);
@@ -78,6 +80,8 @@ pub struct Tables {
     pub deployments: OrdMap<String, Arc<Deployment>>,
     /// Scaling events of each job, per group, newest first.
     pub scaling_events: OrdMap<NsKey, Arc<JobScalingEvents>>,
+    /// The job files of each job's kept versions, newest first.
+    pub job_submissions: OrdMap<NsKey, Arc<Vec<JobSubmission>>>,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }
@@ -127,6 +131,15 @@ impl Tables {
             .take_while(|((jns, id), _)| jns == ns && id.starts_with(prefix))
             .map(|(_, j)| j.clone())
             .collect()
+    }
+
+    /// The job file version `version` of a job was registered from, if kept.
+    pub fn job_submission(&self, ns: &str, id: &str, version: u64) -> Option<JobSubmission> {
+        self.job_submissions
+            .get(&ns_key(ns, id))?
+            .iter()
+            .find(|s| s.version == version)
+            .cloned()
     }
 
     /// Versions of a job, newest first.
