@@ -340,7 +340,8 @@ fn variable_errors() {
 
 #[test]
 fn each_error_kind_names_line_and_column() {
-    let cases: &[(&str, Pos, fn(&ErrorKind) -> bool)] = &[
+    type Case = (&'static str, Pos, fn(&ErrorKind) -> bool);
+    let cases: &[Case] = &[
         // unknown block
         (
             "job \"a\" {\n  group \"g\" {\n    tsak \"t\" {}\n  }\n}\n",

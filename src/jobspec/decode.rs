@@ -653,11 +653,11 @@ fn constraint_shorthands(obj: &mut Map<String, Json>) {
         "set_contains_all",
         "set_contains_any",
     ] {
-        if let Some(v) = obj.remove(op) {
-            if v.as_str().is_some_and(|s| !s.is_empty()) {
-                obj.insert("Operand".to_string(), Json::String(op.to_string()));
-                obj.insert("RTarget".to_string(), v);
-            }
+        if let Some(v) = obj.remove(op)
+            && v.as_str().is_some_and(|s| !s.is_empty())
+        {
+            obj.insert("Operand".to_string(), Json::String(op.to_string()));
+            obj.insert("RTarget".to_string(), v);
         }
     }
     if let Some(v) = obj.remove("distinct_hosts")

@@ -96,11 +96,11 @@ fn ports(networks: Option<&mut Json>) {
         let (reserved, dynamic): (Vec<Json>, Vec<Json>) = dynamic
             .into_iter()
             .map(|mut p| {
-                for f in ["Value", "To"] {
-                    p.as_object_mut().map(|o| o.entry(f).or_insert(json!(0)));
-                }
-                for f in ["HostNetwork"] {
-                    p.as_object_mut().map(|o| o.entry(f).or_insert(json!("")));
+                // Go encodes a port's unset ints and strings as zero values.
+                if let Some(o) = p.as_object_mut() {
+                    o.entry("Value").or_insert(json!(0));
+                    o.entry("To").or_insert(json!(0));
+                    o.entry("HostNetwork").or_insert(json!(""));
                 }
                 p
             })

@@ -582,10 +582,8 @@ pub fn locals(src: &Source, body: &Body, vars: &Map<String, Value>) -> Result<Ma
             }
         }
         pending = rest;
-        if !progressed {
-            if let Some(e) = first_err {
-                return Err(e);
-            }
+        if !progressed && let Some(e) = first_err {
+            return Err(e);
         }
     }
     Ok(done)
