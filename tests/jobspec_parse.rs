@@ -621,3 +621,75 @@ job "esc" {
     assert_eq!(g["Tasks"][0]["Vault"]["Policies"], json!(["p"]));
     assert_eq!(g["Tasks"][1]["Vault"]["Policies"], json!(["q"]));
 }
+
+#[test]
+fn dynamic_blocks_in_driver_config_and_with_an_iterator() {
+    let body = r#"
+variable "mounts" {
+  type    = list(object({ source = string, target = string }))
+  default = [
+    { source = "/srv/a", target = "/a" },
+    { source = "/srv/b", target = "/b" },
+  ]
+}
+job "dyn" {
+  group "g" {
+    dynamic "constraint" {
+      for_each = ["linux", "darwin"]
+      iterator = os
+      content {
+        attribute = "${attr.kernel.name}"
+        operator  = "!="
+        value     = os.value == "linux" ? "windows" : os.value
+      }
+    }
+    task "t" {
+      driver = "docker"
+      config {
+        image = "busybox"
+        dynamic "mount" {
+          for_each = var.mounts
+          content {
+            type   = "bind"
+            source = mount.value.source
+            target = mount.value.target
+          }
+        }
+      }
+    }
+  }
+}
+"#;
+    let job = parse_ok(&text(body));
+    let g = &job["TaskGroups"][0];
+    assert_eq!(
+        g["Constraints"],
+        json!([
+            {"LTarget": "${attr.kernel.name}", "Operand": "!=", "RTarget": "windows"},
+            {"LTarget": "${attr.kernel.name}", "Operand": "!=", "RTarget": "darwin"},
+        ])
+    );
+    assert_eq!(
+        g["Tasks"][0]["Config"]["mount"],
+        json!([
+            {"type": "bind", "source": "/srv/a", "target": "/a"},
+            {"type": "bind", "source": "/srv/b", "target": "/b"},
+        ])
+    );
+
+    // A dynamic block of a type the enclosing block does not have is an error at its label.
+    let e = parse_err(&text(
+        "job \"d\" {\n  dynamic \"nope\" {\n    for_each = [1]\n    content {}\n  }\n}\n",
+    ));
+    assert!(
+        matches!(e.kind, ErrorKind::UnknownBlock { ref name, .. } if name == "nope"),
+        "{e}"
+    );
+    assert_eq!(
+        e.pos,
+        Pos {
+            line: 2,
+            column: 11
+        }
+    );
+}

@@ -20,6 +20,9 @@ pub struct Decoder<'a> {
 
 /// One block to decode: its body and labels, possibly produced by a `dynamic` block (then
 /// `ctx`/`scope` carry the iterator).
+/// Files one block a `dynamic` block generated.
+type Emit<'e> = dyn FnMut(&str, Item, &Context, &Scope, &mut Map<String, Json>) -> Result<()> + 'e;
+
 struct Item<'b> {
     ident_span: Option<std::ops::Range<usize>>,
     labels: Vec<String>,
@@ -85,7 +88,24 @@ impl Decoder<'_> {
                 Structure::Block(block) => {
                     let name = block.ident.as_str();
                     if name == "dynamic" {
-                        self.dynamic(block, spec, ctx, scope, out)?;
+                        let mut emit =
+                            |target: &str,
+                             item: Item,
+                             c: &Context,
+                             sc: &Scope,
+                             o: &mut Map<String, Json>| {
+                                match spec.block(target) {
+                                    Some(blk) => self.nested(blk, item, c, sc, o),
+                                    None => Err(self.err(
+                                        block.labels.first().and_then(|l| l.span()),
+                                        ErrorKind::UnknownBlock {
+                                            name: target.to_string(),
+                                            expected: spec.expected(),
+                                        },
+                                    )),
+                                }
+                            };
+                        self.dynamic(block, ctx, scope, out, &mut emit)?;
                         continue;
                     }
                     // `meta { ... }`, `env { ... }`, `config { ... }`: a map written as a block.
@@ -219,13 +239,14 @@ impl Decoder<'_> {
 
     /// `dynamic "<type>" { for_each = ..., iterator = "x", labels = [...], content { ... } }`:
     /// one `<type>` block per element, with `<iterator>.key` / `<iterator>.value` in scope.
+    /// `emit` files each generated block (its type name, body and labels) into `out`.
     fn dynamic(
         &self,
         block: &Block,
-        spec: &'static Spec,
         ctx: &Context,
         scope: &Scope,
         out: &mut Map<String, Json>,
+        emit: &mut Emit,
     ) -> Result<()> {
         self.no_labels(block, 1)?;
         let target = block.labels[0].as_str().to_string();
@@ -356,18 +377,7 @@ impl Decoder<'_> {
                 labels,
                 body: content,
             };
-            match spec.block(&target) {
-                Some(blk) => self.nested(blk, item, &inner, &inner_scope, out)?,
-                None => {
-                    return Err(self.err(
-                        block.labels[0].span(),
-                        ErrorKind::UnknownBlock {
-                            name: target.clone(),
-                            expected: spec.expected(),
-                        },
-                    ));
-                }
-            }
+            emit(&target, item, &inner, &inner_scope, out)?;
         }
         Ok(())
     }
@@ -386,25 +396,54 @@ impl Decoder<'_> {
                     let v = eval(ctx, self.src, &attr.value, scope)?;
                     out.insert(attr.key.as_str().to_string(), to_json(&v));
                 }
+                Structure::Block(block) if block.ident.as_str() == "dynamic" => {
+                    let mut emit = |target: &str,
+                                    item: Item,
+                                    c: &Context,
+                                    sc: &Scope,
+                                    o: &mut Map<String, Json>| {
+                        self.free_block(target, &item, c, sc, o)
+                    };
+                    self.dynamic(block, ctx, scope, out, &mut emit)?;
+                }
                 Structure::Block(block) => {
-                    let mut m = Map::new();
-                    self.free(&block.body, ctx, scope, &mut m)?;
-                    match out
-                        .entry(block.ident.as_str().to_string())
-                        .or_insert_with(|| Json::Array(Vec::new()))
-                    {
-                        Json::Array(l) => l.push(Json::Object(m)),
-                        _ => {
-                            return Err(self.err(
-                                block.ident.span(),
-                                ErrorKind::DuplicateArgument(block.ident.as_str().to_string()),
-                            ));
-                        }
-                    }
+                    let item = Item {
+                        ident_span: block.ident.span(),
+                        labels: Vec::new(),
+                        body: &block.body,
+                    };
+                    self.free_block(block.ident.as_str(), &item, ctx, scope, out)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// A block inside a free-form body: appended to the list under its name (labels are
+    /// ignored, as Nomad ignores them there).
+    fn free_block(
+        &self,
+        name: &str,
+        item: &Item,
+        ctx: &Context,
+        scope: &Scope,
+        out: &mut Map<String, Json>,
+    ) -> Result<()> {
+        let mut m = Map::new();
+        self.free(item.body, ctx, scope, &mut m)?;
+        match out
+            .entry(name.to_string())
+            .or_insert_with(|| Json::Array(Vec::new()))
+        {
+            Json::Array(l) => {
+                l.push(Json::Object(m));
+                Ok(())
+            }
+            _ => Err(self.err(
+                item.ident_span.clone(),
+                ErrorKind::DuplicateArgument(name.to_string()),
+            )),
+        }
     }
 
     fn str_map(

@@ -400,8 +400,9 @@ fn fold_num(a: &FuncArgs, op: fn(f64, f64) -> f64) -> R {
 
 fn parseint(a: FuncArgs) -> R {
     let base = num_of(&a[1]) as u32;
-    if !(2..=62).contains(&base) {
-        return Err("base must be a whole number between 2 and 62".to_string());
+    // `from_str_radix` accepts bases up to 36 (go-cty goes to 62 with mixed-case digits).
+    if !(2..=36).contains(&base) {
+        return Err("base must be a whole number between 2 and 36".to_string());
     }
     let v = i64::from_str_radix(str_of(&a[0]), base).map_err(|e| {
         format!(
@@ -498,7 +499,11 @@ fn formatlist(a: FuncArgs) -> R {
 }
 
 fn indent(a: FuncArgs) -> R {
-    let pad = " ".repeat(num_of(&a[0]) as usize);
+    let width = num_of(&a[0]);
+    if !(0.0..=1024.0).contains(&width) {
+        return Err("indent width must be between 0 and 1024".to_string());
+    }
+    let pad = " ".repeat(width as usize);
     let text = str_of(&a[1]);
     Ok(s(&text
         .split('\n')
@@ -797,6 +802,25 @@ mod tests {
             s("2024-01-01T01:30:00Z")
         );
         assert_eq!(eval("max(1, 5, 3)"), eval("5"));
+    }
+
+    #[test]
+    fn hostile_arguments_are_errors_not_panics() {
+        let mut ctx = Context::new();
+        declare(&mut ctx);
+        for src in [
+            r#"parseint("zz", 62)"#,
+            r#"indent(1e18, "x")"#,
+            r#"substr("abc", 5, 1)"#,
+            r#"slice([1], 1, 0)"#,
+            r#"element([], 1)"#,
+            "range(0, 1e9)",
+            r#"format("%d")"#,
+            r#"regex("(", "x")"#,
+        ] {
+            let e: hcl::Expression = src.parse().expect("parses");
+            assert!(e.evaluate(&ctx).is_err(), "{src} should be an error");
+        }
     }
 
     #[test]
