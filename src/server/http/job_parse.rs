@@ -58,7 +58,10 @@ async fn parse(
         hcl1: req.hcl_v1,
         ..ParseConfig::default()
     };
-    let parsed = jobspec::parse(&cfg)
+    // Parsing is CPU work on a body of up to the body limit: off the async workers.
+    let parsed = tokio::task::spawn_blocking(move || jobspec::parse(&cfg))
+        .await
+        .map_err(|e| HttpError::internal(format!("job parser task failed: {e}")))?
         .map_err(|e| HttpError::bad_request(format!("Failed to parse job: {e}")))?;
     let reply = if req.canonicalize {
         let mut job = parsed
