@@ -626,7 +626,7 @@ job "esc" {
 fn dynamic_blocks_in_driver_config_and_with_an_iterator() {
     let body = r#"
 variable "mounts" {
-  type    = list(object({ source = string, target = string }))
+  type    = list(object({ source = string, target = string, mode = optional(string) }))
   default = [
     { source = "/srv/a", target = "/a" },
     { source = "/srv/b", target = "/b" },

@@ -70,6 +70,8 @@ pub struct Parsed {
     /// The job as Nomad's parser returns it, with only the fields the file sets.
     pub job: Json,
     pub variables: Vec<DeclaredVariable>,
+    /// The file name errors name.
+    pub file: String,
 }
 
 impl Parsed {
@@ -86,8 +88,8 @@ impl Parsed {
             normalize::push_job_policies_into_groups(o);
         }
         serde_json::from_value(job).map_err(|e| JobspecError {
-            file: String::new(),
-            pos: Pos::default(),
+            file: self.file.clone(),
+            pos: Pos { line: 1, column: 1 },
             kind: ErrorKind::Unsupported(format!("the parsed job does not fit the API job: {e}")),
         })
     }
@@ -208,6 +210,7 @@ fn parse_source(cfg: &ParseConfig, src: &Source) -> Result<Parsed, JobspecError>
                 sensitive: v.sensitive,
             })
             .collect(),
+        file: src.name.clone(),
     })
 }
 

@@ -26,6 +26,8 @@ pub enum VarType {
     Set(Box<VarType>),
     Map(Box<VarType>),
     Object(Vec<(String, VarType)>),
+    /// `optional(T)` as an object attribute's type: may be left out (then `null`).
+    Optional(Box<VarType>),
     Tuple(Vec<VarType>),
 }
 
@@ -257,6 +259,7 @@ pub fn parse_type(src: &Source, e: &Expression) -> Result<VarType> {
                 "list" => Ok(VarType::List(Box::new(parse_type(src, arg)?))),
                 "set" => Ok(VarType::Set(Box::new(parse_type(src, arg)?))),
                 "map" => Ok(VarType::Map(Box::new(parse_type(src, arg)?))),
+                "optional" => Ok(VarType::Optional(Box::new(parse_type(src, arg)?))),
                 "object" => {
                     let Expression::Object(o) = arg else {
                         return Err(bad(
@@ -379,13 +382,16 @@ pub fn convert(v: &Value, ty: &VarType) -> std::result::Result<Value, String> {
                 .ok_or_else(|| format!("an object is required, got {v}"))?;
             let mut out = Map::new();
             for (k, t) in attrs {
-                let x = o
-                    .get(k)
-                    .ok_or_else(|| format!("attribute {k:?} is required"))?;
+                let x = match (o.get(k), t) {
+                    (Some(x), _) => x,
+                    (None, VarType::Optional(_)) => &Value::Null,
+                    (None, _) => return Err(format!("attribute {k:?} is required")),
+                };
                 out.insert(k.clone(), convert(x, t)?);
             }
             Ok(Value::Object(out))
         }
+        VarType::Optional(t) => convert(v, t),
     }
 }
 
