@@ -186,6 +186,7 @@ fn parse_register_read_back_keeps_every_field() {
         "webcache.nomad.hcl",
         "batch-features.nomad.hcl",
         "connect.nomad.hcl",
+        "dispatch-and-more.nomad.hcl",
     ] {
         let r = http.post(
             &agent.url("/v1/jobs/parse"),

@@ -693,3 +693,75 @@ job "dyn" {
         }
     );
 }
+
+#[test]
+fn parameterized_multiregion_scaling_volumes_devices_and_actions() {
+    let job = parse_ok(&config("dispatch-and-more.nomad.hcl"));
+    assert_eq!(
+        job["ParameterizedJob"],
+        json!({"Payload": "required", "MetaRequired": ["input"], "MetaOptional": ["preset"]})
+    );
+    assert_eq!(
+        job["Multiregion"],
+        json!({"Strategy": {"MaxParallel": 1, "OnFailure": "fail_all"},
+               "Regions": [{"Name": "west", "Count": 2, "Datacenters": ["w1"], "Meta": {"zone": "w"}}]})
+    );
+    let g = &job["TaskGroups"][0];
+    assert_eq!(
+        g["Scaling"],
+        json!({"Min": 1, "Max": 5, "Enabled": true,
+               "Policy": {"cooldown": "1m", "check": [{"source": "prometheus"}]}})
+    );
+    assert_eq!(
+        g["Volumes"]["media"],
+        json!({"Name": "media", "Type": "csi", "Source": "media-vol", "AccessMode": "single-node-writer",
+               "AttachmentMode": "file-system", "PerAlloc": true,
+               "MountOptions": {"FSType": "ext4", "MountFlags": ["noatime"]}})
+    );
+    assert_eq!(
+        g["Disconnect"],
+        json!({"LostAfter": 300 * S, "Replace": false, "Reconcile": "keep_original"})
+    );
+    assert_eq!(g["Consul"], json!({"Namespace": "media"}));
+    assert_eq!(g["Networks"][0]["DNS"], json!({"Servers": ["10.0.0.53"]}));
+    assert_eq!(g["Networks"][0]["CNI"], json!({"Args": {"tier": "gold"}}));
+    let t = &g["Tasks"][0];
+    assert_eq!(t["Kind"], "worker");
+    assert_eq!(t["Leader"], true);
+    assert_eq!(
+        t["RestartPolicy"],
+        json!({"Attempts": 1, "RenderTemplates": true})
+    );
+    let tmpl = &t["Templates"][0];
+    assert_eq!(
+        tmpl["ChangeScript"],
+        json!({"Command": "/bin/reload", "Args": ["-q"], "Timeout": 20 * S, "FailOnError": true,
+               "RunOnFirstRender": false})
+    );
+    assert_eq!(tmpl["Wait"], json!({"Min": 2 * S, "Max": 10 * S}));
+    assert_eq!(
+        t["Artifacts"][0]["GetterHeaders"],
+        json!({"Authorization": "Bearer t"})
+    );
+    // A named identity stays in Identities.
+    assert_eq!(
+        t["Identities"],
+        json!([{"Name": "vault_default", "Audience": ["vault.io"], "TTL": 3600 * S}])
+    );
+    assert!(t.get("Identity").is_none());
+    assert_eq!(
+        t["Actions"],
+        json!([{"Name": "probe", "Command": "/bin/probe", "Args": ["--fast"]}])
+    );
+    assert_eq!(
+        t["Resources"],
+        json!({"CPU": 2000, "MemoryMB": 1024, "MemoryMaxMB": 2048,
+               "Devices": [{"Name": "nvidia/gpu", "Count": 1, "Constraints": [
+                   {"LTarget": "${device.attr.memory}", "Operand": ">=", "RTarget": "2 GiB"}]}],
+               "NUMA": {"Affinity": "require"}})
+    );
+    assert_eq!(
+        t["VolumeMounts"],
+        json!([{"Volume": "media", "Destination": "/media", "ReadOnly": true}])
+    );
+}

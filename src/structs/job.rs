@@ -329,6 +329,10 @@ pub struct NetworkResource {
     pub dns: Opaque,
     pub reserved_ports: Option<Vec<Port>>,
     pub dynamic_ports: Option<Vec<Port>>,
+    /// CNI arguments (`cni { args = {...} }`), kept as sent; left out of the JSON when unset
+    /// so allocations encode as before.
+    #[serde(rename = "CNI", skip_serializing_if = "Option::is_none")]
+    pub cni: Opaque,
 }
 
 impl NetworkResource {
