@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A 1-based position in a source file.
+/// A 1-based position in a source file; line 0 when the error has no position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
     pub line: usize,
@@ -64,6 +64,9 @@ pub struct JobspecError {
 
 impl fmt::Display for JobspecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pos.line == 0 {
+            return write!(f, "{}: {}", self.file, self.kind);
+        }
         write!(
             f,
             "{}:{},{}: {}",

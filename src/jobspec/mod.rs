@@ -89,7 +89,7 @@ impl Parsed {
         }
         serde_json::from_value(job).map_err(|e| JobspecError {
             file: self.file.clone(),
-            pos: Pos { line: 1, column: 1 },
+            pos: Pos::default(),
             kind: ErrorKind::Unsupported(format!("the parsed job does not fit the API job: {e}")),
         })
     }
@@ -157,13 +157,10 @@ fn parse_source(cfg: &ParseConfig, src: &Source) -> Result<Parsed, JobspecError>
     for arg in &cfg.arg_vars {
         let origin = Source::new(format!("-var {arg:?}"), "");
         let Some((name, value)) = arg.split_once('=') else {
-            return Err(origin.error(
-                None,
-                ErrorKind::InvalidValue {
-                    field: "-var".to_string(),
-                    message: "expected name=value".to_string(),
-                },
-            ));
+            return Err(origin.error_without_position(ErrorKind::InvalidValue {
+                field: "-var".to_string(),
+                message: "expected name=value".to_string(),
+            }));
         };
         variables::assign_text(&mut vars, name.trim(), value, variables::From::Arg, &origin)?;
     }

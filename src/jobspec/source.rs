@@ -48,6 +48,16 @@ impl Source {
         self.text.get(span.clone())
     }
 
+    /// An error about a value that has no position (a `-var` argument, an environment
+    /// variable).
+    pub fn error_without_position(&self, kind: ErrorKind) -> JobspecError {
+        JobspecError {
+            file: self.name.clone(),
+            pos: Pos::default(),
+            kind,
+        }
+    }
+
     /// An error at the start of `span` (the file's start when the span is unknown).
     pub fn error(&self, span: Option<Range<usize>>, kind: ErrorKind) -> JobspecError {
         JobspecError {

@@ -415,12 +415,11 @@ pub fn assign_text(
         if from == From::Env {
             return Ok(());
         }
-        return Err(origin.error(
-            None,
-            ErrorKind::UndefinedVariable(format!(
+        return Err(
+            origin.error_without_position(ErrorKind::UndefinedVariable(format!(
                 "var.{name} (set by -var but not declared in a variable block)"
-            )),
-        ));
+            ))),
+        );
     };
     let raw = if v.ty.is_primitive() {
         Value::String(text.to_string())
@@ -432,13 +431,10 @@ pub fn assign_text(
         eval(&base_context(), &src, &e, &Scope::default())?
     };
     let value = convert(&raw, &v.ty).map_err(|m| {
-        origin.error(
-            None,
-            ErrorKind::InvalidValue {
-                field: format!("var.{name}"),
-                message: m,
-            },
-        )
+        origin.error_without_position(ErrorKind::InvalidValue {
+            field: format!("var.{name}"),
+            message: m,
+        })
     })?;
     v.value = Some(value);
     Ok(())
