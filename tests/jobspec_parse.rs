@@ -324,10 +324,14 @@ fn variable_errors() {
     // -var for an undeclared variable.
     let mut cfg = with_env_name(config("variables.nomad.hcl"));
     cfg.arg_vars.push("nope=1".to_string());
-    assert!(matches!(
-        parse_err(&cfg).kind,
-        ErrorKind::UndefinedVariable(_)
-    ));
+    let e = parse_err(&cfg);
+    assert!(matches!(e.kind, ErrorKind::UndefinedVariable(_)));
+    // A -var has no line and column: the error names the argument instead.
+    assert!(
+        e.to_string()
+            .starts_with("-var \"nope=1\": undefined variable"),
+        "{e}"
+    );
 
     // Wrong type for a typed variable.
     let mut cfg = with_env_name(config("variables.nomad.hcl"));
