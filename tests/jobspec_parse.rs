@@ -200,7 +200,9 @@ fn connect_checks_and_driver_config_blocks() {
     assert_eq!(
         svc["Connect"],
         json!({"SidecarService": {"Proxy": {"Upstreams": [
-            {"DestinationName": "count-db", "LocalBindPort": 5432}]}}})
+                   {"DestinationName": "count-db", "LocalBindPort": 5432}]}},
+               "SidecarTask": {"Resources": {"CPU": 50, "MemoryMB": 48}, "LogConfig": {"MaxFiles": 2},
+                               "KillTimeout": 3 * S}})
     );
     let check = &svc["Checks"][0];
     assert_eq!(check["Header"], json!({"Authorization": ["Bearer x"]}));

@@ -507,6 +507,21 @@ impl Decoder<'_> {
                 }
                 Structure::Block(block) => {
                     let name = block.ident.as_str();
+                    // Blocks with a typed shape of their own (a sidecar task's resources).
+                    if let Some(blk) = schema::GENERIC_TYPED.iter().find(|b| b.hcl == name) {
+                        let labels = block
+                            .labels
+                            .iter()
+                            .map(|l| l.as_str().to_string())
+                            .collect();
+                        let item = Item {
+                            ident_span: block.ident.span(),
+                            labels,
+                            body: &block.body,
+                        };
+                        self.nested(blk, item, ctx, scope, out)?;
+                        continue;
+                    }
                     let mut m = Map::new();
                     match name {
                         "config" | "policy" => self.free(&block.body, ctx, scope, &mut m)?,

@@ -705,6 +705,14 @@ pub static JOB: Spec = fields(
     ],
 );
 
+/// Blocks inside generic trees that have a typed shape (`connect { sidecar_task { ... } }`).
+pub static GENERIC_TYPED: [Blk; 4] = [
+    b("resources", "Resources", One, &RESOURCES),
+    b("logs", "LogConfig", One, &LOGS),
+    b("volume_mount", "VolumeMounts", List, &VOLUME_MOUNT),
+    b("check", "Checks", List, &CHECK),
+];
+
 /// Generic trees: block names whose API field is a list (repeatable blocks) and names whose
 /// API field is spelt differently from the plain PascalCase of the HCL name.
 pub const GENERIC_LISTS: &[(&str, &str)] = &[
