@@ -5,6 +5,7 @@ pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod http;
+pub mod jobspec;
 pub mod rpc;
 pub mod server;
 pub mod structs;

@@ -14,7 +14,7 @@ use super::output::{CliError, format_kv, format_list, run};
 /// `yurt job` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
-    /// Register a job from a JSON file (`{"Job": ...}` or the bare job).
+    /// Register a job from an HCL2 job file or a JSON job (`{"Job": ...}` or the bare job).
     Run(RunArgs),
     /// List jobs, or show one job and its allocations.
     Status(StatusArgs),
@@ -33,7 +33,7 @@ pub struct JobArgs {
     pub api: ApiFlags,
 }
 
-/// `yurt job run [-detach] <file.json>`.
+/// `yurt job run [-detach] [-var name=value]... [-var-file f]... <file>`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Print the evaluation ID instead of monitoring it.
@@ -42,7 +42,9 @@ pub struct RunArgs {
     /// Show full IDs.
     #[arg(long)]
     verbose: bool,
-    /// The job file (JSON).
+    #[command(flatten)]
+    job_file: super::job_file::JobFileArgs,
+    /// The job file (HCL2 or JSON; `-` reads stdin).
     file: String,
 }
 
@@ -84,22 +86,13 @@ pub fn main(args: JobArgs) -> ExitCode {
     })
 }
 
-/// The job in a file holding either `{"Job": {...}}` or the job itself.
-fn read_job(file: &str) -> Result<Value, CliError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| CliError(format!("Error reading job file {file:?}: {e}")))?;
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| CliError(format!("Error parsing job file from {file}: {e}")))?;
-    Ok(match v.get("Job") {
-        Some(job) if job.is_object() => job.clone(),
-        _ => v,
-    })
-}
-
 async fn job_run(api: &ApiClient, a: RunArgs) -> Result<(), CliError> {
-    let job = read_job(&a.file)?;
+    let loaded = super::job_file::load_job(&a.file, &a.job_file)?;
     let resp: Value = api
-        .put_json("/v1/jobs", &json!({"Job": job}))
+        .put_json(
+            "/v1/jobs",
+            &json!({"Job": loaded.job, "Submission": loaded.submission}),
+        )
         .await
         .map_err(|e| CliError(format!("Error submitting job: {e}")))?;
     let eval = resp["EvalID"].as_str().unwrap_or_default();

@@ -10,6 +10,7 @@ pub mod api_flags;
 pub mod argv;
 pub mod eval_monitor;
 pub mod job;
+pub mod job_file;
 pub mod namespace;
 pub mod output;
 pub mod terminal;

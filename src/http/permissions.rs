@@ -71,6 +71,7 @@ pub fn need(method: &Method, path: &str) -> Need {
 
         ["jobs"] if read => Need::Namespace(Query, &[C::LIST_JOBS]),
         ["jobs", "parse"] => Need::Namespace(Query, &[C::PARSE_JOB]),
+        ["validate", "job"] => Need::Namespace(JobBody, &[C::READ_JOB]),
         ["jobs"] => Need::Namespace(JobBody, &[C::SUBMIT_JOB]),
         ["job", rest @ ..] => job_need(method, rest),
 
@@ -199,6 +200,10 @@ mod tests {
         assert_eq!(n(M::GET, "/v1/acl/token/self"), Need::AnyToken);
         assert_eq!(n(M::GET, "/v1/acl/tokens"), Need::Management);
         assert_eq!(n(M::GET, "/v1/namespaces"), Need::Filtered);
+        assert_eq!(
+            n(M::POST, "/v1/validate/job"),
+            Need::Namespace(JobBody, &[C::READ_JOB])
+        );
         assert_eq!(n(M::GET, "/v1/namespace/dev"), Need::NamespaceInPath);
         assert_eq!(n(M::POST, "/v1/namespace/dev"), Need::Management);
         assert_eq!(

@@ -93,6 +93,8 @@ pub struct Job {
     pub job_modify_index: u64,
     #[serde(deserialize_with = "nd")]
     pub stop: bool,
+    /// Nomad spells it `UI`; plain PascalCase (`Ui`) is still read.
+    #[serde(rename = "UI", alias = "Ui")]
     pub ui: Opaque,
 }
 
@@ -327,6 +329,10 @@ pub struct NetworkResource {
     pub dns: Opaque,
     pub reserved_ports: Option<Vec<Port>>,
     pub dynamic_ports: Option<Vec<Port>>,
+    /// CNI arguments (`cni { args = {...} }`), kept as sent; left out of the JSON when unset
+    /// so allocations encode as before.
+    #[serde(rename = "CNI", skip_serializing_if = "Option::is_none")]
+    pub cni: Opaque,
 }
 
 impl NetworkResource {
@@ -546,7 +552,8 @@ pub struct Template {
     #[serde(deserialize_with = "int")]
     pub vault_grace: i64,
     pub wait: Opaque,
-    #[serde(deserialize_with = "nd")]
+    /// Nomad's API spells it `ErrMissingKey`; both are read.
+    #[serde(alias = "ErrMissingKey", deserialize_with = "nd")]
     pub error_on_missing_key: bool,
 }
 

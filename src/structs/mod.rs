@@ -11,6 +11,7 @@ pub mod node;
 pub mod scaling;
 pub mod secret;
 pub mod status;
+pub mod submission;
 pub mod time;
 pub mod validate;
 pub mod vec_map;
@@ -22,6 +23,7 @@ pub use namespace::{Namespace, NamespaceCapabilities, NamespaceNodePoolConfigura
 pub use node::*;
 pub use scaling::*;
 pub use status::*;
+pub use submission::JobSubmission;
 pub use vec_map::VecMap;
 
 /// Namespace used when a request names none.

@@ -9,7 +9,7 @@ use axum::routing::{any, get};
 use serde::{Deserialize, Serialize};
 
 use super::summary::job_summary;
-use super::{App, job_dispatch, job_scale, job_versions, read};
+use super::{App, job_dispatch, job_scale, job_submission, job_versions, read};
 use crate::acl::NsCap;
 use crate::http::{
     Caller, HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, decode_json,
@@ -95,6 +95,7 @@ const SUB_RESOURCES: &[&str] = &[
     "scale",
     "plan",
     "dispatch",
+    "submission",
 ];
 
 async fn job_dispatch(
@@ -125,6 +126,7 @@ async fn job_dispatch(
         ("allocations", Method::GET) => job_allocs(app, opts, params, id).await,
         ("evaluations", Method::GET) => job_evals(app, opts, id).await,
         ("summary", Method::GET) => job_summary_handler(app, opts, id).await,
+        ("submission", Method::GET) => job_submission::submission(app, opts, params, id).await,
         ("versions", Method::GET) => job_versions(app, opts, params, id).await,
         ("deployments", Method::GET) => job_deployments(app, opts, id).await,
         ("deployment", Method::GET) => latest_deployment(app, opts, id).await,

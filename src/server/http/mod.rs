@@ -5,7 +5,9 @@ mod acl;
 mod allocations;
 mod evaluations;
 mod job_dispatch;
+mod job_parse;
 mod job_scale;
+mod job_submission;
 mod job_versions;
 mod jobs;
 mod namespaces;
@@ -48,6 +50,7 @@ impl From<ServerError> for HttpError {
 pub fn router(app: App) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(job_parse::routes())
         .merge(allocations::routes())
         .merge(nodes::routes())
         .merge(evaluations::routes())

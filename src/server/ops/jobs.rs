@@ -23,6 +23,8 @@ pub struct JobRegisterRequest {
     pub eval_priority: i64,
     pub policy_override: bool,
     pub preserve_counts: bool,
+    /// The job file the job was parsed from, kept with the version it registers.
+    pub submission: Option<crate::structs::JobSubmission>,
 }
 
 /// Answer to a job register.
@@ -121,6 +123,18 @@ impl Server {
             ));
         }
 
+        let mut warnings = String::new();
+        let submission = req.submission.clone().filter(|s| {
+            let fits = s.size() <= crate::structs::submission::JOB_MAX_SOURCE_SIZE;
+            if !fits {
+                warnings = format!(
+                    "job source too large to keep ({} bytes, the limit is {})",
+                    s.size(),
+                    crate::structs::submission::JOB_MAX_SOURCE_SIZE
+                );
+            }
+            fits
+        });
         let started = std::time::Instant::now();
         let (index, (eval, job_modify_index)) = self.state.write(|txn| {
             admit_job(txn.tables(), &job).map_err(crate::server::state::StateError::Conflict)?;
@@ -171,6 +185,19 @@ impl Server {
                     txn.index()
                 }
             };
+            if let Some(sub) = submission.clone() {
+                let version = txn
+                    .tables()
+                    .job(&job.namespace, &job.id)
+                    .map_or(0, |j| j.version);
+                txn.put_job_submission(crate::structs::JobSubmission {
+                    namespace: job.namespace.clone(),
+                    job_id: job.id.clone(),
+                    version: version.max(0) as u64,
+                    job_modify_index,
+                    ..sub
+                })?;
+            }
             // Parent jobs (periodic, parameterized) only spawn children; they are not placed.
             if job.is_parent() {
                 return Ok((None, job_modify_index));
@@ -203,7 +230,7 @@ impl Server {
             eval_id,
             eval_create_index: eval_index,
             job_modify_index,
-            warnings: String::new(),
+            warnings,
             index,
             last_contact: 0,
             known_leader: true,

@@ -23,12 +23,13 @@ pub enum Kind {
     AclTokens,
     AclRoles,
     AclOneTimeTokens,
+    JobSubmissions,
     Meta,
 }
 
 impl Kind {
     /// Every kind, in restore order (jobs before the allocations that point at them).
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Meta,
         Kind::Jobs,
         Kind::JobVersions,
@@ -43,6 +44,7 @@ impl Kind {
         Kind::AclTokens,
         Kind::AclRoles,
         Kind::AclOneTimeTokens,
+        Kind::JobSubmissions,
     ];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -60,6 +62,7 @@ impl Kind {
             Kind::AclTokens => "acl_tokens",
             Kind::AclRoles => "acl_roles",
             Kind::AclOneTimeTokens => "acl_one_time_tokens",
+            Kind::JobSubmissions => "job_submissions",
             Kind::Meta => "meta",
         })
     }

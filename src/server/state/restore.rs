@@ -10,7 +10,9 @@ use super::durable::{Durable, Kind};
 use super::sharing::Sharing;
 use super::tables::{Table, Tables, ns_key};
 use super::txn::StoredAlloc;
-use crate::structs::{Deployment, Evaluation, Job, JobScalingEvents, Namespace, Node};
+use crate::structs::{
+    Deployment, Evaluation, Job, JobScalingEvents, JobSubmission, Namespace, Node,
+};
 
 pub(super) fn decode<T: DeserializeOwned>(
     kind: Kind,
@@ -87,6 +89,13 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
     for (key, bytes) in d.load(Kind::Deployments)? {
         let dep: Deployment = decode(Kind::Deployments, &key, &bytes)?;
         t.deployments.insert(dep.id.clone(), Arc::new(dep));
+    }
+    for (key, bytes) in d.load(Kind::JobSubmissions)? {
+        let subs: Vec<JobSubmission> = decode(Kind::JobSubmissions, &key, &bytes)?;
+        if let Some(first) = subs.first() {
+            t.job_submissions
+                .insert(ns_key(&first.namespace, &first.job_id), Arc::new(subs));
+        }
     }
     for (key, bytes) in d.load(Kind::ScalingEvents)? {
         let events: JobScalingEvents = decode(Kind::ScalingEvents, &key, &bytes)?;

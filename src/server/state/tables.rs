@@ -7,7 +7,9 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
 
 use crate::server::scheduler::SchedulerView;
-use crate::structs::{Allocation, Deployment, Evaluation, Job, JobScalingEvents, Namespace, Node};
+use crate::structs::{
+    Allocation, Deployment, Evaluation, Job, JobScalingEvents, JobSubmission, Namespace, Node,
+};
 
 /// `(namespace, id)`.
 pub type NsKey = (String, String);
@@ -94,6 +96,8 @@ pub struct Tables {
     pub namespaces: OrdMap<String, Arc<Namespace>>,
     /// ACL policies, tokens (by accessor ID, with the secret index) and roles.
     pub acl: super::acl::AclTables,
+    /// The job files of each job's kept versions, newest first.
+    pub job_submissions: OrdMap<NsKey, Arc<Vec<JobSubmission>>>,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }
@@ -167,6 +171,15 @@ impl Tables {
             .take_while(|((jns, id), _)| jns == ns && id.starts_with(prefix))
             .map(|(_, j)| j.clone())
             .collect()
+    }
+
+    /// The job file version `version` of a job was registered from, if kept.
+    pub fn job_submission(&self, ns: &str, id: &str, version: u64) -> Option<JobSubmission> {
+        self.job_submissions
+            .get(&ns_key(ns, id))?
+            .iter()
+            .find(|s| s.version == version)
+            .cloned()
     }
 
     /// Versions of a job, newest first.

@@ -11,7 +11,7 @@ use super::durable::{Batch, Kind};
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 use crate::structs::{
     Allocation, Deployment, Evaluation, JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents,
-    JobStatus, Namespace, Node, ScalingEvent,
+    JobStatus, JobSubmission, Namespace, Node, ScalingEvent,
 };
 
 /// An allocation as stored on disk: without its job, which is stored once per version.
@@ -204,9 +204,37 @@ impl Txn {
         Ok(())
     }
 
+    /// Keeps the job file a version was registered from, for as long as the version is kept.
+    pub fn put_job_submission(&mut self, sub: JobSubmission) -> Result<(), StateError> {
+        let key = ns_key(&sub.namespace, &sub.job_id);
+        let kept: Vec<u64> = self
+            .tables
+            .job_versions
+            .get(&key)
+            .map(|v| v.iter().map(|j| j.version.max(0) as u64).collect())
+            .unwrap_or_default();
+        let mut subs: Vec<JobSubmission> = self
+            .tables
+            .job_submissions
+            .get(&key)
+            .map(|s| s.as_ref().clone())
+            .unwrap_or_default();
+        subs.retain(|s| s.version != sub.version && kept.contains(&s.version));
+        let disk_key = ns_disk_key(&sub.namespace, &sub.job_id);
+        subs.insert(0, sub);
+        self.batch
+            .put(Kind::JobSubmissions, disk_key, encode(&subs)?);
+        self.tables.job_submissions.insert(key, Arc::new(subs));
+        self.touch(Table::Jobs);
+        Ok(())
+    }
+
     /// Removes a job and its versions (purge). Its allocations and evaluations stay.
     pub fn delete_job(&mut self, ns: &str, id: &str) {
         let key = ns_key(ns, id);
+        if self.tables.job_submissions.remove(&key).is_some() {
+            self.batch.delete(Kind::JobSubmissions, ns_disk_key(ns, id));
+        }
         if self.tables.scaling_events.remove(&key).is_some() {
             self.batch.delete(Kind::ScalingEvents, ns_disk_key(ns, id));
             self.touch(Table::ScalingEvents);
