@@ -368,6 +368,32 @@ fn endpoint_matrix_list_filtering_and_exec_capabilities() {
         ),
         ("GET", "/v1/acl/tokens".into(), None, &root),
         ("GET", "/v1/acl/policies".into(), None, &root),
+        (
+            "PUT",
+            "/v1/jobs".into(),
+            Some(json!({"Job": service_job("registered", 0)})),
+            &writer,
+        ),
+        ("GET", "/v1/job/web/deployments".into(), None, &reader),
+        (
+            "POST",
+            "/v1/jobs/parse".into(),
+            Some(json!({"JobHCL": "job \"parsed\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"raw_exec\"\n    }\n  }\n}\n"})),
+            &reader,
+        ),
+        (
+            "POST",
+            "/v1/validate/job".into(),
+            Some(json!({"Job": service_job("validated", 0)})),
+            &reader,
+        ),
+        ("GET", "/v1/namespace/default".into(), None, &reader),
+        (
+            "POST",
+            "/v1/namespace/team".into(),
+            Some(json!({"Name": "team"})),
+            &root,
+        ),
     ];
     let no_token = Api::new(None);
     for (method, path, body, capable) in &cases {
@@ -432,11 +458,11 @@ fn endpoint_matrix_list_filtering_and_exec_capabilities() {
     };
     assert_eq!(
         ids(&mgmt, "/v1/jobs?namespace=*"),
-        ["default/web", "other/elsewhere"]
+        ["default/registered", "default/web", "other/elsewhere"]
     );
     assert_eq!(
         ids(&Api::new(Some(&reader)), "/v1/jobs?namespace=*"),
-        ["default/web"]
+        ["default/registered", "default/web"]
     );
     assert_eq!(
         ids(&Api::new(Some(&unrelated)), "/v1/jobs?namespace=*"),
@@ -450,7 +476,7 @@ fn endpoint_matrix_list_filtering_and_exec_capabilities() {
             .map(|n| n["Name"].as_str().unwrap_or_default().to_string())
             .collect()
     };
-    assert_eq!(names(&mgmt), ["default", "other"]);
+    assert_eq!(names(&mgmt), ["default", "other", "team"]);
     assert_eq!(names(&Api::new(Some(&unrelated))), ["other"]);
     assert_eq!(names(&Api::new(Some(&reader))), ["default"]);
     let allocs = Api::new(Some(&unrelated)).get(&agent.url("/v1/allocations?namespace=*"));
