@@ -378,7 +378,9 @@ fn endpoint_matrix_list_filtering_and_exec_capabilities() {
         (
             "POST",
             "/v1/jobs/parse".into(),
-            Some(json!({"JobHCL": "job \"parsed\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"raw_exec\"\n    }\n  }\n}\n"})),
+            Some(
+                json!({"JobHCL": "job \"parsed\" {\n  group \"g\" {\n    task \"t\" {\n      driver = \"raw_exec\"\n    }\n  }\n}\n"}),
+            ),
             &reader,
         ),
         (
