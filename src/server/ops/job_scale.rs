@@ -189,7 +189,7 @@ pub fn scale_status(tables: &Tables, namespace: &str, job_id: &str) -> Option<Jo
         if canary || a.terminal() {
             continue;
         }
-        let Some(g) = groups.get_mut(&a.task_group) else {
+        let Some(g) = groups.get_mut(&*a.task_group) else {
             continue;
         };
         g.placed += 1;

@@ -43,7 +43,7 @@ fn node_evals(
     let mut jobs = BTreeSet::new();
     for a in tables.allocs_by_node(node_id) {
         if !a.terminal() {
-            jobs.insert((a.namespace.clone(), a.job_id.clone()));
+            jobs.insert((a.namespace.to_string(), a.job_id.to_string()));
         }
     }
     for job in tables.jobs.values() {
@@ -363,7 +363,7 @@ impl Server {
                     let Some(current) = txn.tables().alloc(&update.id) else {
                         continue;
                     };
-                    if current.node_id != req.node_id {
+                    if *current.node_id != *req.node_id {
                         continue;
                     }
                     let newly_failed = update.client_status == AllocClientStatus::Failed

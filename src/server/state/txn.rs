@@ -270,7 +270,7 @@ impl Txn {
                 let key = key.clone();
                 if old.node_id != alloc.node_id {
                     let old_node = old.node_id.clone();
-                    if let Some(set) = self.tables.allocs_by_node.get_mut(&old_node) {
+                    if let Some(set) = self.tables.allocs_by_node.get_mut(&*old_node) {
                         set.remove(alloc.id.as_str());
                     }
                 }
@@ -280,7 +280,7 @@ impl Txn {
         };
         self.tables
             .allocs_by_node
-            .entry(alloc.node_id.clone())
+            .entry(alloc.node_id.to_string())
             .or_default()
             .insert(id.clone());
         let job_key = ns_key(&alloc.namespace, &alloc.job_id);
