@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::StateError;
-use super::durable::{Batch, Kind};
+use super::durable::Kind;
+use super::group_commit::Batch;
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 use crate::structs::{
     Allocation, Deployment, Evaluation, JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents,
