@@ -86,7 +86,7 @@ impl Server {
             let mut eval = None;
             let mut job_modify_index = job.modify_index;
             if let Some(count) = req.count {
-                if let Some(r) = policy_bounds(tg.scaling.as_ref(), count) {
+                if let Some(r) = policy_bounds(tg.scaling.as_deref(), count) {
                     return Err(refuse(Refusal::BadRequest(r), &mut refusal));
                 }
                 if deployment_active(txn.tables(), &job) {
