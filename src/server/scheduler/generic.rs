@@ -360,6 +360,29 @@ mod tests {
             meta.iter()
                 .any(|n| *n.node_id == *a.node_id && n.scores.contains_key("binpack"))
         );
+        // What the placements repeat is one copy: the job's and evaluation's strings, the
+        // node's (for placements on one node), and the scorer names.
+        let b = allocs[1];
+        for (x, y) in [
+            (&a.namespace, &b.namespace),
+            (&a.job_id, &b.job_id),
+            (&a.task_group, &b.task_group),
+            (&a.eval_id, &b.eval_id),
+        ] {
+            assert!(Arc::ptr_eq(x, y), "{x} is copied");
+        }
+        if let Some(c) = allocs[1..].iter().find(|c| c.node_id == a.node_id) {
+            assert!(Arc::ptr_eq(&a.node_id, &c.node_id));
+            assert!(Arc::ptr_eq(&a.node_name, &c.node_name));
+        }
+        let names_b = &b
+            .metrics
+            .as_ref()
+            .unwrap()
+            .score_meta_data
+            .as_ref()
+            .unwrap()[0];
+        assert!(Arc::ptr_eq(meta[0].scores.names(), names_b.scores.names()));
         assert_eq!(out.queued_allocations["web"], 0);
         assert!(out.failed_tg_allocs.is_empty() && out.blocked_eval.is_none());
         assert_eq!(out.plan.eval_id, eval.id);

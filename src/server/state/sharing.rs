@@ -210,6 +210,9 @@ mod tests {
             b.allocated_resources.as_ref().expect("b"),
         );
         assert!(Arc::ptr_eq(&ra.tasks, &rb.tasks));
+        assert!(Arc::ptr_eq(&a.namespace, &b.namespace));
+        assert!(Arc::ptr_eq(&a.job_id, &b.job_id));
+        assert!(Arc::ptr_eq(&a.task_group, &b.task_group));
         let nets = rb.shared.networks.as_ref().expect("nets");
         let legacy = b.resources.as_ref().and_then(|r| r.networks.as_ref());
         assert!(Arc::ptr_eq(nets, legacy.expect("legacy nets")));
