@@ -63,34 +63,41 @@ pub struct Cluster<'a> {
     score_keys: ScoreKeys,
 }
 
-/// The node IDs and scorer names in the metrics' `ScoreMetaData`, one shared copy each.
+/// The strings the evaluation's allocations and metrics repeat, one shared copy each: node
+/// IDs and names (by node index), scorer names, and the job's (namespace, job ID, group,
+/// evaluation ID).
 #[derive(Default)]
 struct ScoreKeys {
-    node_ids: HashMap<usize, Arc<str>>,
+    /// (ID, name) by node index, made the first time a node is used.
+    nodes: Vec<Option<(Arc<str>, Arc<str>)>>,
     /// The last scorer names seen; nearly every node of an evaluation has the same ones.
     scorer_names: Option<ScorerNames>,
-    /// The strings every allocation the evaluation places repeats (namespace, job ID,
-    /// group, evaluation ID, node ID and name): one copy each.
-    strs: HashSet<Arc<str>>,
+    /// The job's strings; a handful, so a scan beats hashing.
+    job: Vec<Arc<str>>,
 }
 
 impl ScoreKeys {
-    fn shared(&mut self, s: &str) -> Arc<str> {
-        if let Some(shared) = self.strs.get(s) {
+    /// The shared copy of one of the job's strings.
+    fn job_str(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.job.iter().find(|j| ***j == *s) {
             return shared.clone();
         }
         let shared: Arc<str> = Arc::from(s);
-        self.strs.insert(shared.clone());
+        self.job.push(shared.clone());
         shared
     }
-}
 
-impl ScoreKeys {
+    /// The shared (ID, name) of the node at `idx`.
+    fn node(&mut self, idx: usize, node: &Node) -> &(Arc<str>, Arc<str>) {
+        if self.nodes.len() <= idx {
+            self.nodes.resize(idx + 1, None);
+        }
+        self.nodes[idx]
+            .get_or_insert_with(|| (Arc::from(node.id.as_str()), Arc::from(node.name.as_str())))
+    }
+
     fn node_id(&mut self, idx: usize, node: &Node) -> Arc<str> {
-        self.node_ids
-            .entry(idx)
-            .or_insert_with(|| Arc::from(node.id.as_str()))
-            .clone()
+        self.node(idx, node).0.clone()
     }
 }
 
@@ -717,18 +724,20 @@ impl NewAlloc<'_> {
         metric: AllocMetric,
     ) -> Allocation {
         let (allocated, total, shared, tasks) = template.instantiate(&choice.nets);
-        let node = &cl.nodes[choice.node_idx];
         let keys = &mut cl.score_keys;
+        let (node_id, node_name) = keys
+            .node(choice.node_idx, &cl.nodes[choice.node_idx])
+            .clone();
         Allocation {
             id: crate::structs::generate_uuid(),
-            namespace: keys.shared(&self.job.namespace),
-            eval_id: keys.shared(&self.eval.id),
+            namespace: keys.job_str(&self.job.namespace),
+            eval_id: keys.job_str(&self.eval.id),
             name: self.name,
-            node_id: keys.shared(&node.id),
-            node_name: keys.shared(&node.name),
-            job_id: keys.shared(&self.job.id),
+            node_id,
+            node_name,
+            job_id: keys.job_str(&self.job.id),
             job: Some(self.job.clone()),
-            task_group: keys.shared(&self.tg.name),
+            task_group: keys.job_str(&self.tg.name),
             resources: Some(total),
             shared_resources: Some(shared),
             task_resources: Some(tasks),
