@@ -48,8 +48,16 @@ pub(super) fn version_disk_key(ns: &str, id: &str, version: i64) -> String {
     format!("{ns}\0{id}\0{version:020}")
 }
 
+/// Room a record's encoding starts with: an allocation is a few KiB of JSON, and growing
+/// from serde_json's default 128 bytes took five reallocations each, which showed in a
+/// large plan's profile. The buffer lives only until the committer has stored it.
+const ENCODE_CAPACITY: usize = 4096;
+
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
-    serde_json::to_vec(v).map_err(|e| StateError::Storage(format!("encoding: {e}")))
+    let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
+    serde_json::to_writer(&mut buf, v)
+        .map_err(|e| StateError::Storage(format!("encoding: {e}")))?;
+    Ok(buf)
 }
 
 /// One write in progress.
