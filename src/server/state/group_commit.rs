@@ -120,6 +120,9 @@ pub(super) fn spawn(
     Ok((tx, handle))
 }
 
+/// Received messages the committer keeps room for between bursts.
+const PENDING_KEPT: usize = 1024;
+
 /// The committer's state between messages.
 struct Committer<'a> {
     durable: &'a Durable,
@@ -171,6 +174,10 @@ impl<'a> Committer<'a> {
             }
             if let Err(e) = self.handle_pending() {
                 self.fail(&e);
+            }
+            // A large plan's backlog must not stay reserved for good.
+            if self.pending.capacity() > PENDING_KEPT {
+                self.pending.shrink_to(PENDING_KEPT);
             }
         }
     }
