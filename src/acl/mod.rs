@@ -6,12 +6,10 @@
 pub mod capability;
 pub mod compiled;
 pub mod policy;
-pub mod secret;
 
 pub use capability::{CapSet, Level, NsCap, VarOp};
 pub use compiled::{ALL_NAMESPACES, Acl};
 pub use policy::{Policy, PolicyError, parse};
-pub use secret::constant_time_eq;
 
 use std::time::Duration;
 

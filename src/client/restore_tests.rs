@@ -39,7 +39,7 @@ async fn first_agent() -> (Arc<FakeServer>, std::path::PathBuf, Allocation, i32)
         vec![task("web", "while true; do sleep 0.05; done")],
         restart(1, 10, "fail"),
     );
-    a.node_id = client.node_id();
+    a.node_id = client.node_id().into();
     server.put_alloc(a.clone());
     let runner = wait_for(LIMIT, || client.alloc(&a.id)).await;
     let web = runner.task("web").unwrap().clone();
@@ -172,7 +172,7 @@ async fn terminal_allocation_stays_terminal_and_unknown_state_is_dropped() {
         vec![task("once", "exit 0")],
         restart(0, 10, "fail"),
     );
-    a.node_id = client.node_id();
+    a.node_id = client.node_id().into();
     server.put_alloc(a.clone());
     wait_for(LIMIT, || {
         server
@@ -182,7 +182,7 @@ async fn terminal_allocation_stays_terminal_and_unknown_state_is_dropped() {
     .await;
     // An allocation persisted without any task state (the agent died right after receiving it).
     let mut orphan = alloc("batch", vec![task("x", "true")], restart(0, 10, "fail"));
-    orphan.node_id = client.node_id();
+    orphan.node_id = client.node_id().into();
     client.inner.db.put_alloc(&orphan).unwrap();
     client.shutdown(ShutdownMode::Detach);
     run.await.unwrap();

@@ -176,7 +176,7 @@ impl TaskEnv {
         env.insert("NOMAD_ALLOC_NAME".into(), alloc.name.clone());
         env.insert("NOMAD_ALLOC_INDEX".into(), alloc.index().to_string());
         env.insert("NOMAD_TASK_NAME".into(), task.name.clone());
-        env.insert("NOMAD_GROUP_NAME".into(), alloc.task_group.clone());
+        env.insert("NOMAD_GROUP_NAME".into(), alloc.task_group.to_string());
         if let Some(job) = &alloc.job {
             env.insert("NOMAD_JOB_ID".into(), job.id.clone());
             env.insert("NOMAD_JOB_NAME".into(), job.name.clone());
@@ -186,7 +186,7 @@ impl TaskEnv {
         }
         env.insert("NOMAD_DC".into(), input.node.datacenter.clone());
         env.insert("NOMAD_REGION".into(), input.region.to_string());
-        env.insert("NOMAD_NAMESPACE".into(), alloc.namespace.clone());
+        env.insert("NOMAD_NAMESPACE".into(), alloc.namespace.to_string());
 
         add_port_env(&mut env, alloc, &task.name);
 

@@ -113,7 +113,7 @@ impl ServerApi for FakeServer {
                     .lock()
                     .unwrap()
                     .iter()
-                    .filter(|(_, a)| a.node_id == req.node_id)
+                    .filter(|(_, a)| *a.node_id == *req.node_id)
                     .map(|(id, a)| (id.clone(), a.alloc_modify_index))
                     .collect();
                 return Ok(ClientAllocs { allocs, index });
@@ -211,7 +211,7 @@ async fn registers_runs_reports_and_destroys_allocations() {
         vec![task("hello", "echo hi")],
         restart(0, 10, "fail"),
     );
-    a.node_id = client.node_id();
+    a.node_id = client.node_id().into();
     server.put_alloc(a.clone());
     let done = wait_for(LIMIT, || {
         server
@@ -219,7 +219,7 @@ async fn registers_runs_reports_and_destroys_allocations() {
             .filter(|u| u.client_status == AllocClientStatus::Complete)
     })
     .await;
-    assert_eq!(done.node_id, client.node_id());
+    assert_eq!(*done.node_id, *client.node_id());
     assert!(done.job.is_none(), "updates are stripped");
     let types: Vec<_> = done.task_states.unwrap()["hello"]
         .events
@@ -271,7 +271,7 @@ async fn stop_update_kills_the_task() {
         vec![task("web", "while true; do sleep 0.05; done")],
         restart(0, 10, "fail"),
     );
-    a.node_id = client.node_id();
+    a.node_id = client.node_id().into();
     server.put_alloc(a.clone());
     wait_for(LIMIT, || {
         server
@@ -333,7 +333,7 @@ async fn reregisters_when_forgotten_and_survives_server_outage() {
 
     // An allocation the client cannot run is reported failed.
     let mut bad = alloc("batch", vec![task("x", "true")], restart(0, 10, "fail"));
-    bad.node_id = client.node_id();
+    bad.node_id = client.node_id().into();
     Arc::make_mut(bad.job.as_mut().unwrap())
         .task_groups
         .as_mut()
@@ -367,7 +367,7 @@ async fn driver_events_become_driver_task_events() {
         vec![task("web", "sleep 30")],
         restart(0, 10, "fail"),
     );
-    a.node_id = client.node_id();
+    a.node_id = client.node_id().into();
     server.put_alloc(a.clone());
     let runner = wait_for(LIMIT, || client.alloc(&a.id)).await;
     let send = |task_id: String| {
@@ -411,13 +411,13 @@ async fn ignores_allocations_already_terminal_on_the_server() {
         vec![task("web", "sleep 5")],
         restart(0, 10, "fail"),
     );
-    lost.node_id = client.node_id();
+    lost.node_id = client.node_id().into();
     lost.desired_status = AllocDesiredStatus::Stop;
     lost.client_status = AllocClientStatus::Lost;
     server.put_alloc(lost.clone());
     // A live one after it proves the watcher has seen both.
     let mut live = alloc("batch", vec![task("ok", "true")], restart(0, 10, "fail"));
-    live.node_id = client.node_id();
+    live.node_id = client.node_id().into();
     server.put_alloc(live.clone());
     wait_for(LIMIT, || {
         server

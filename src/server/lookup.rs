@@ -8,7 +8,7 @@ impl ServerLookup for Server {
         self.state
             .snapshot()
             .alloc(alloc_id)
-            .map(|a| a.node_id.clone())
+            .map(|a| a.node_id.to_string())
     }
 
     fn node_http_addr(&self, node_id: &str) -> Option<String> {

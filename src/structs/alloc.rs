@@ -1,6 +1,5 @@
 //! Allocations: a task group placed on a node, and what the client reports about it.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -9,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::de::{int, null_default as nd, uint};
 use super::job::{Job, Opaque, Resources, SharedNetworks, StrMap};
+use super::node_scores::NodeScores;
 use super::status::{AllocClientStatus, AllocDesiredStatus, TaskStateName, blank_default};
 use super::time::zero_time;
 use super::vec_map::VecMap;
@@ -20,20 +20,20 @@ pub struct Allocation {
     #[serde(rename = "ID", deserialize_with = "nd")]
     pub id: String,
     #[serde(deserialize_with = "nd")]
-    pub namespace: String,
+    pub namespace: Arc<str>,
     #[serde(rename = "EvalID", deserialize_with = "nd")]
-    pub eval_id: String,
+    pub eval_id: Arc<str>,
     #[serde(deserialize_with = "nd")]
     pub name: String,
     #[serde(rename = "NodeID", deserialize_with = "nd")]
-    pub node_id: String,
+    pub node_id: Arc<str>,
     #[serde(deserialize_with = "nd")]
-    pub node_name: String,
+    pub node_name: Arc<str>,
     #[serde(rename = "JobID", deserialize_with = "nd")]
-    pub job_id: String,
+    pub job_id: Arc<str>,
     pub job: Option<Arc<Job>>,
     #[serde(deserialize_with = "nd")]
-    pub task_group: String,
+    pub task_group: Arc<str>,
     pub resources: Option<Resources>,
     pub shared_resources: Option<Resources>,
     /// Shared by the allocations of a group whose tasks ask for no networks of their own.
@@ -418,13 +418,13 @@ impl AllocMetric {
     }
 }
 
-/// The scores one node got. Scorer names are the scheduler's constants (no copy each).
+/// The scores one node got. The scorer names are shared (see [`NodeScores`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NodeScoreMeta {
     #[serde(rename = "NodeID")]
     pub node_id: Arc<str>,
-    pub scores: VecMap<Cow<'static, str>, f64>,
+    pub scores: NodeScores,
     pub norm_score: f64,
 }
 
@@ -447,17 +447,17 @@ pub struct AllocListStub {
     #[serde(rename = "ID")]
     pub id: String,
     #[serde(rename = "EvalID")]
-    pub eval_id: String,
+    pub eval_id: Arc<str>,
     pub name: String,
-    pub namespace: String,
+    pub namespace: Arc<str>,
     #[serde(rename = "NodeID")]
-    pub node_id: String,
-    pub node_name: String,
+    pub node_id: Arc<str>,
+    pub node_name: Arc<str>,
     #[serde(rename = "JobID")]
-    pub job_id: String,
+    pub job_id: Arc<str>,
     pub job_type: String,
     pub job_version: i64,
-    pub task_group: String,
+    pub task_group: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allocated_resources: Option<AllocatedResources>,
     pub desired_status: AllocDesiredStatus,

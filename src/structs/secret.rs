@@ -1,4 +1,4 @@
-//! Comparing secrets (node SecretIDs) without leaking through timing how much of a guess
+//! Comparing secrets (node SecretIDs, ACL token secrets) without leaking through timing how much of a guess
 //! matched.
 
 /// True when `a` and `b` are equal; the time taken depends only on their lengths.

@@ -140,7 +140,7 @@ impl AclBackend for AgentAcl {
 
     fn namespace_of(&self, kind: ObjectKind, id: &str) -> Option<String> {
         match kind {
-            ObjectKind::Alloc => self.alloc(id).map(|a| a.namespace.clone()),
+            ObjectKind::Alloc => self.alloc(id).map(|a| a.namespace.to_string()),
             ObjectKind::Eval => self
                 .server
                 .as_ref()?

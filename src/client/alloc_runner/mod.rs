@@ -143,7 +143,7 @@ impl AllocRunner {
             .ok_or_else(|| AllocRunnerError::NoJob(alloc.id.clone()))?;
         let group = job
             .group(&alloc.task_group)
-            .ok_or_else(|| AllocRunnerError::NoGroup(alloc.task_group.clone()))?;
+            .ok_or_else(|| AllocRunnerError::NoGroup(alloc.task_group.to_string()))?;
         for task in group.tasks() {
             if !cfg.drivers.contains_key(&task.driver) {
                 return Err(AllocRunnerError::NoDriver {

@@ -41,9 +41,9 @@ pub fn build(alloc: &Allocation, task: &Task, alloc_dir: &AllocDir, env: &TaskEn
             .job
             .as_ref()
             .map(|j| j.name.clone())
-            .unwrap_or_else(|| alloc.job_id.clone()),
-        group_name: alloc.task_group.clone(),
-        namespace: alloc.namespace.clone(),
+            .unwrap_or_else(|| alloc.job_id.to_string()),
+        group_name: alloc.task_group.to_string(),
+        namespace: alloc.namespace.to_string(),
         env: env.env().clone(),
         user: task.user.clone(),
         resources: TaskResources {

@@ -26,7 +26,7 @@ pub fn job_summary(tables: &Tables, job: &Job) -> JobSummary {
             continue;
         }
         modify_index = modify_index.max(a.modify_index);
-        let Some(s) = summary.get_mut(&a.task_group) else {
+        let Some(s) = summary.get_mut(&*a.task_group) else {
             continue;
         };
         match a.client_status {

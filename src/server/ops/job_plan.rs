@@ -199,10 +199,10 @@ fn annotate_diff(diff: &mut Value, job: &Job, desired: &BTreeMap<String, Desired
 fn count_plan(plan: &Plan) -> BTreeMap<String, DesiredUpdates> {
     let mut out: BTreeMap<String, DesiredUpdates> = BTreeMap::new();
     for a in plan.node_update.values().flatten() {
-        out.entry(a.task_group.clone()).or_default().stop += 1;
+        out.entry(a.task_group.to_string()).or_default().stop += 1;
     }
     for a in plan.node_allocation.values().flatten() {
-        let d = out.entry(a.task_group.clone()).or_default();
+        let d = out.entry(a.task_group.to_string()).or_default();
         if a.create_index == 0 {
             d.place += 1;
         } else {

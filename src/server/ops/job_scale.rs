@@ -86,7 +86,7 @@ impl Server {
             let mut eval = None;
             let mut job_modify_index = job.modify_index;
             if let Some(count) = req.count {
-                if let Some(r) = policy_bounds(tg.scaling.as_ref(), count) {
+                if let Some(r) = policy_bounds(tg.scaling.as_deref(), count) {
                     return Err(refuse(Refusal::BadRequest(r), &mut refusal));
                 }
                 if deployment_active(txn.tables(), &job) {
@@ -189,7 +189,7 @@ pub fn scale_status(tables: &Tables, namespace: &str, job_id: &str) -> Option<Jo
         if canary || a.terminal() {
             continue;
         }
-        let Some(g) = groups.get_mut(&a.task_group) else {
+        let Some(g) = groups.get_mut(&*a.task_group) else {
             continue;
         };
         g.placed += 1;

@@ -59,7 +59,7 @@ fn node_evals(
     let mut jobs = BTreeSet::new();
     for a in tables.allocs_by_node(node_id) {
         if !a.terminal() {
-            jobs.insert((a.namespace.clone(), a.job_id.clone()));
+            jobs.insert((a.namespace.to_string(), a.job_id.to_string()));
         }
     }
     for job in tables.jobs.values() {
@@ -353,7 +353,7 @@ impl Server {
             .alloc
             .iter()
             .filter_map(|u| snap.alloc(&u.id))
-            .find(|a| a.node_id != node.id);
+            .find(|a| *a.node_id != *node.id);
         if let Some(a) = foreign {
             tracing::warn!(node_id = %node.id, alloc_id = %a.id, "node tried to update an allocation placed on another node");
             return Err(RpcError::PermissionDenied);
@@ -374,7 +374,7 @@ impl Server {
                     let Some(current) = txn.tables().alloc(&update.id) else {
                         continue;
                     };
-                    if current.node_id != req.node_id {
+                    if *current.node_id != *req.node_id {
                         continue;
                     }
                     let newly_failed = update.client_status == AllocClientStatus::Failed
@@ -489,7 +489,7 @@ impl ServerApi for Arc<Server> {
         for id in &req.alloc_ids {
             // Gone (garbage-collected) allocations are left out, as Nomad does.
             let Some(a) = snap.alloc(id) else { continue };
-            if a.node_id != node.id {
+            if *a.node_id != *node.id {
                 tracing::warn!(node_id = %node.id, alloc_id = %a.id, "node asked for an allocation placed on another node");
                 return Err(RpcError::PermissionDenied);
             }

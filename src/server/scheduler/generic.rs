@@ -19,7 +19,7 @@ pub(crate) fn job_allocs(view: &dyn SchedulerView, eval: &Evaluation) -> Vec<Arc
     view.allocs_by_job(&eval.namespace, &eval.job_id)
         .into_iter()
         .filter(|a| {
-            a.job_id == eval.job_id && (a.namespace.is_empty() || a.namespace == eval.namespace)
+            *a.job_id == *eval.job_id && (a.namespace.is_empty() || *a.namespace == *eval.namespace)
         })
         .collect()
 }
@@ -45,7 +45,7 @@ pub fn schedule_generic(
     let allocs = job_allocs(view, eval);
     let nodes: HashMap<String, Arc<Node>> = allocs
         .iter()
-        .map(|a| a.node_id.as_str())
+        .map(|a| &*a.node_id)
         .collect::<HashSet<_>>()
         .into_iter()
         .filter_map(|id| view.node(id).map(|n| (id.to_string(), n)))
@@ -84,15 +84,18 @@ pub fn schedule_generic(
 
     let mut places = rec.place;
     for a in rec.inplace {
-        match inplace_update(&job, &a, nodes.get(&a.node_id), eval, now) {
+        match inplace_update(&job, &a, nodes.get(&*a.node_id), eval, now) {
             Some(updated) => push(&mut out.plan.node_allocation, updated),
             // The node no longer suits the new version: replace the allocation.
             None => {
-                let d = out.desired_updates.entry(a.task_group.clone()).or_default();
+                let d = out
+                    .desired_updates
+                    .entry(a.task_group.to_string())
+                    .or_default();
                 d.in_place_update = d.in_place_update.saturating_sub(1);
                 d.destructive_update += 1;
                 places.push(Placement {
-                    group: a.task_group.clone(),
+                    group: a.task_group.to_string(),
                     name: a.name.clone(),
                     reason: PlaceReason::Destructive,
                     previous: Some(a),
@@ -133,7 +136,6 @@ pub fn schedule_generic(
                 unplaced += 1;
                 continue;
             };
-            let node = cl.nodes[choice.node_idx].clone();
             let alloc = NewAlloc {
                 eval,
                 job: &job,
@@ -143,7 +145,7 @@ pub fn schedule_generic(
                 tracker: p.tracker.clone(),
                 now,
             }
-            .build(gs.template(), &node, &choice, sel.metric);
+            .build(gs.template(), &mut cl, &choice, sel.metric);
             gs.commit(&mut cl, &choice, &alloc.id);
             if let (Some(desc), Some(a)) = (p.reason.stop_description(), prev) {
                 let mut stopped = stopped_copy(a, desc, None, now);
@@ -180,7 +182,7 @@ fn count_decisions(
     let mut out: BTreeMap<String, DesiredUpdates> = BTreeMap::new();
     let mut touched: HashSet<&str> = HashSet::new();
     for s in stops {
-        out.entry(s.alloc.task_group.clone()).or_default().stop += 1;
+        out.entry(s.alloc.task_group.to_string()).or_default().stop += 1;
         touched.insert(&s.alloc.id);
     }
     for p in places {
@@ -195,12 +197,14 @@ fn count_decisions(
         }
     }
     for a in inplace {
-        out.entry(a.task_group.clone()).or_default().in_place_update += 1;
+        out.entry(a.task_group.to_string())
+            .or_default()
+            .in_place_update += 1;
         touched.insert(&a.id);
     }
     for a in allocs {
         if !a.terminal() && !touched.contains(a.id.as_str()) {
-            out.entry(a.task_group.clone()).or_default().ignore += 1;
+            out.entry(a.task_group.to_string()).or_default().ignore += 1;
         }
     }
     out
@@ -208,7 +212,7 @@ fn count_decisions(
 
 /// Appends `a` to its node's list.
 pub(crate) fn push(map: &mut BTreeMap<String, Vec<Allocation>>, a: Allocation) {
-    map.entry(a.node_id.clone()).or_default().push(a);
+    map.entry(a.node_id.to_string()).or_default().push(a);
 }
 
 /// The nodes a rescheduled allocation (and its predecessors) failed on.
@@ -222,7 +226,7 @@ fn penalty_nodes(p: &Placement) -> Vec<String> {
         .flat_map(|t| t.events.iter().flatten())
         .map(|e| e.prev_node_id.clone())
         .collect();
-    nodes.extend(p.previous.as_ref().map(|a| a.node_id.clone()));
+    nodes.extend(p.previous.as_ref().map(|a| a.node_id.to_string()));
     nodes.sort();
     nodes.dedup();
     nodes
@@ -247,7 +251,7 @@ pub(crate) fn inplace_update(
     }
     let mut updated = a.clone();
     updated.job = Some(job.clone());
-    updated.eval_id = eval.id.clone();
+    updated.eval_id = eval.id.as_str().into();
     updated.modify_time = now;
     Some(updated)
 }
@@ -331,13 +335,13 @@ mod tests {
             ]
         );
         let a = allocs[0];
-        assert_eq!(a.eval_id, eval.id);
-        assert_eq!(a.job_id, "web");
+        assert_eq!(*a.eval_id, *eval.id);
+        assert_eq!(&*a.job_id, "web");
         assert!(Arc::ptr_eq(a.job.as_ref().unwrap(), &job));
-        assert_eq!(a.task_group, "web");
+        assert_eq!(&*a.task_group, "web");
         assert_eq!(a.desired_status, AllocDesiredStatus::Run);
         assert_eq!(a.client_status, AllocClientStatus::Pending);
-        assert_eq!(a.node_name, format!("name-{}", a.node_id));
+        assert_eq!(*a.node_name, format!("name-{}", a.node_id));
         assert!(a.create_time > 0);
         let ar = a.allocated_resources.as_ref().unwrap();
         assert_eq!(ar.tasks["server"].cpu.cpu_shares, 500);
@@ -356,6 +360,29 @@ mod tests {
             meta.iter()
                 .any(|n| *n.node_id == *a.node_id && n.scores.contains_key("binpack"))
         );
+        // What the placements repeat is one copy: the job's and evaluation's strings, the
+        // node's (for placements on one node), and the scorer names.
+        let b = allocs[1];
+        for (x, y) in [
+            (&a.namespace, &b.namespace),
+            (&a.job_id, &b.job_id),
+            (&a.task_group, &b.task_group),
+            (&a.eval_id, &b.eval_id),
+        ] {
+            assert!(Arc::ptr_eq(x, y), "{x} is copied");
+        }
+        if let Some(c) = allocs[1..].iter().find(|c| c.node_id == a.node_id) {
+            assert!(Arc::ptr_eq(&a.node_id, &c.node_id));
+            assert!(Arc::ptr_eq(&a.node_name, &c.node_name));
+        }
+        let names_b = &b
+            .metrics
+            .as_ref()
+            .unwrap()
+            .score_meta_data
+            .as_ref()
+            .unwrap()[0];
+        assert!(Arc::ptr_eq(meta[0].scores.names(), names_b.scores.names()));
         assert_eq!(out.queued_allocations["web"], 0);
         assert!(out.failed_tg_allocs.is_empty() && out.blocked_eval.is_none());
         assert_eq!(out.plan.eval_id, eval.id);
@@ -393,7 +420,7 @@ mod tests {
         v.upsert_alloc(filler);
         let job = v.upsert_job(mock_job("web", 1, 500, 256));
         for _ in 0..10 {
-            assert_eq!(placed(&run(&v, &job))[0].node_id, "node-1");
+            assert_eq!(&*placed(&run(&v, &job))[0].node_id, "node-1");
         }
     }
 
@@ -404,7 +431,7 @@ mod tests {
         let job = v.upsert_job(mock_job("web", 2, 100, 100));
         for _ in 0..10 {
             let out = run(&v, &job);
-            let mut nodes: Vec<_> = placed(&out).iter().map(|a| a.node_id.clone()).collect();
+            let mut nodes: Vec<&str> = placed(&out).iter().map(|a| &*a.node_id).collect();
             nodes.sort();
             assert_eq!(nodes, ["node-0", "node-1"]);
         }
@@ -419,7 +446,7 @@ mod tests {
         let mut job = mock_job("web", 1, 500, 256);
         // Without affinity binpack picks the small node (fuller after placement).
         let plain = v.upsert_job(job.clone());
-        assert_eq!(placed(&run(&v, &plain))[0].node_id, "small");
+        assert_eq!(&*placed(&run(&v, &plain))[0].node_id, "small");
         job.affinities = Some(vec![Affinity {
             l_target: "${meta.rack}".into(),
             r_target: "r2".into(),
@@ -430,7 +457,7 @@ mod tests {
         for _ in 0..5 {
             let out = run(&v, &job);
             let a = placed(&out)[0];
-            assert_eq!(a.node_id, "node-0");
+            assert_eq!(&*a.node_id, "node-0");
             let meta = a
                 .metrics
                 .as_ref()
@@ -502,7 +529,7 @@ mod tests {
         let out = run(&v, &job);
         let allocs = placed(&out);
         assert_eq!(allocs.len(), 8);
-        assert!(allocs.iter().all(|a| a.node_id == "node-0"));
+        assert!(allocs.iter().all(|a| &*a.node_id == "node-0"));
         let m = &out.failed_tg_allocs["web"];
         // Down and other-datacenter nodes are not even considered.
         assert_eq!(m.nodes_evaluated, 3);
@@ -541,7 +568,7 @@ mod tests {
         }
         let job = v.upsert_job(job);
         let out = run(&v, &job);
-        let mut nodes: Vec<_> = placed(&out).iter().map(|a| a.node_id.clone()).collect();
+        let mut nodes: Vec<&str> = placed(&out).iter().map(|a| &*a.node_id).collect();
         nodes.sort();
         assert_eq!(nodes, ["node-0", "node-1"]);
         let cf = out.failed_tg_allocs["web"]
@@ -569,7 +596,7 @@ mod tests {
         let out = run(&v, &job);
         let allocs = placed(&out);
         assert_eq!(allocs.len(), 2);
-        assert!(allocs.iter().any(|a| a.node_id == "c"));
+        assert!(allocs.iter().any(|a| &*a.node_id == "c"));
         assert_eq!(out.queued_allocations["web"], 1);
     }
 
@@ -673,13 +700,13 @@ mod tests {
         let out = run(&v, &job);
         let lost: Vec<_> = out.plan.node_update.values().flatten().collect();
         assert_eq!(lost.len(), 1);
-        assert_eq!(lost[0].node_id, "node-0");
+        assert_eq!(&*lost[0].node_id, "node-0");
         assert_eq!(lost[0].client_status, AllocClientStatus::Lost);
         assert_eq!(lost[0].desired_status, AllocDesiredStatus::Stop);
         assert_eq!(lost[0].desired_description, DESC_LOST);
         let new = placed(&out);
         assert_eq!(new.len(), 1);
-        assert_eq!(new[0].node_id, "node-1");
+        assert_eq!(&*new[0].node_id, "node-1");
         assert_eq!(new[0].name, lost[0].name);
         assert_eq!(new[0].previous_allocation, lost[0].id);
     }
@@ -906,7 +933,7 @@ mod tests {
         let job = v.upsert_job(job);
         for _ in 0..5 {
             let out = run(&v, &job);
-            let in_dc2 = placed(&out).iter().filter(|a| a.node_id == "b1").count();
+            let in_dc2 = placed(&out).iter().filter(|a| &*a.node_id == "b1").count();
             assert_eq!(in_dc2, 2, "half of the instances go to the single dc2 node");
         }
     }
@@ -926,7 +953,7 @@ mod tests {
         }
         let job = v.upsert_job(job);
         let out = run(&v, &job);
-        let mut nodes: Vec<_> = placed(&out).iter().map(|a| a.node_id.clone()).collect();
+        let mut nodes: Vec<&str> = placed(&out).iter().map(|a| &*a.node_id).collect();
         assert_eq!(nodes.len(), 3);
         nodes.sort();
         nodes.dedup();

@@ -150,7 +150,7 @@ pub fn reconcile(inp: &ReconcileInput<'_>) -> Reconciliation {
     let mut out = Reconciliation::default();
     let mut by_group: BTreeMap<&str, Vec<&Arc<Allocation>>> = BTreeMap::new();
     for a in inp.allocs {
-        by_group.entry(a.task_group.as_str()).or_default().push(a);
+        by_group.entry(&*a.task_group).or_default().push(a);
     }
     let job = match inp.job {
         Some(j) if !j.stopped() => j,
@@ -593,9 +593,9 @@ mod tests {
         ] {
             assert!(r.place.is_empty());
             assert_eq!(r.stop.len(), 2);
-            let on_n1 = r.stop.iter().find(|s| s.alloc.node_id == "n1").unwrap();
+            let on_n1 = r.stop.iter().find(|s| &*s.alloc.node_id == "n1").unwrap();
             assert_eq!(on_n1.description, DESC_JOB_STOPPED);
-            let lost = r.stop.iter().find(|s| s.alloc.node_id == "down").unwrap();
+            let lost = r.stop.iter().find(|s| &*s.alloc.node_id == "down").unwrap();
             assert_eq!(lost.client_status, Some(AllocClientStatus::Lost));
         }
     }
@@ -770,7 +770,7 @@ mod tests {
         mig.desired_transition.migrate = Some(true);
         let r = run(Some(&j), &[Arc::new(other), Arc::new(mig)], &[]);
         assert_eq!(r.stop.len(), 1);
-        assert_eq!(r.stop[0].alloc.task_group, "gone");
+        assert_eq!(&*r.stop[0].alloc.task_group, "gone");
         assert_eq!(r.place.len(), 1);
         assert_eq!(r.place[0].reason, PlaceReason::Migrate);
         assert_eq!(r.place[0].reason.stop_description(), Some(DESC_MIGRATING));

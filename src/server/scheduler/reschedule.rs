@@ -108,7 +108,7 @@ pub fn replacement_tracker(
     kept.push(RescheduleEvent {
         reschedule_time: now,
         prev_alloc_id: prev.id.clone(),
-        prev_node_id: prev.node_id.clone(),
+        prev_node_id: prev.node_id.to_string(),
         delay: policy.map_or(0, |p| next_delay(prev, p)),
     });
     RescheduleTracker { events: Some(kept) }

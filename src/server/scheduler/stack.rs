@@ -30,7 +30,7 @@ use super::rank::{
 use crate::structs::{
     AllocClientStatus, AllocDesiredStatus, AllocMetric, AllocatedResources,
     AllocatedSharedResources, AllocatedTaskResources, Allocation, Evaluation, Job, Lifecycle, Node,
-    NodeScoreMeta, RescheduleTracker, Resources, TaskGroup, VecMap,
+    NodeScoreMeta, NodeScores, RescheduleTracker, Resources, ScorerNames, TaskGroup, VecMap,
 };
 
 /// How many nodes' scores are kept in `ScoreMetaData`.
@@ -63,18 +63,41 @@ pub struct Cluster<'a> {
     score_keys: ScoreKeys,
 }
 
-/// The node IDs in the metrics' `ScoreMetaData`, one shared copy each.
+/// The strings the evaluation's allocations and metrics repeat, one shared copy each: node
+/// IDs and names (by node index), scorer names, and the job's (namespace, job ID, group,
+/// evaluation ID).
 #[derive(Default)]
 struct ScoreKeys {
-    node_ids: HashMap<usize, Arc<str>>,
+    /// (ID, name) by node index, made the first time a node is used.
+    nodes: Vec<Option<(Arc<str>, Arc<str>)>>,
+    /// The last scorer names seen; nearly every node of an evaluation has the same ones.
+    scorer_names: Option<ScorerNames>,
+    /// The job's strings; a handful, so a scan beats hashing.
+    job: Vec<Arc<str>>,
 }
 
 impl ScoreKeys {
+    /// The shared copy of one of the job's strings.
+    fn job_str(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.job.iter().find(|j| ***j == *s) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(s);
+        self.job.push(shared.clone());
+        shared
+    }
+
+    /// The shared (ID, name) of the node at `idx`.
+    fn node(&mut self, idx: usize, node: &Node) -> &(Arc<str>, Arc<str>) {
+        if self.nodes.len() <= idx {
+            self.nodes.resize(idx + 1, None);
+        }
+        self.nodes[idx]
+            .get_or_insert_with(|| (Arc::from(node.id.as_str()), Arc::from(node.name.as_str())))
+    }
+
     fn node_id(&mut self, idx: usize, node: &Node) -> Arc<str> {
-        self.node_ids
-            .entry(idx)
-            .or_insert_with(|| Arc::from(node.id.as_str()))
-            .clone()
+        self.node(idx, node).0.clone()
     }
 }
 
@@ -122,9 +145,9 @@ impl<'a> Cluster<'a> {
             if a.terminal() || stopping.contains(&a.id) {
                 continue;
             }
-            if let Some(idx) = index.get(&a.node_id) {
+            if let Some(idx) = index.get(&*a.node_id) {
                 colloc.add(*idx, &a.task_group);
-                live.push((*idx, a.task_group.clone(), a.id.clone()));
+                live.push((*idx, a.task_group.to_string(), a.id.clone()));
             }
         }
         Cluster {
@@ -437,7 +460,7 @@ impl<'j> GroupStack<'j> {
         if let Some(st) = cl.states[idx].as_mut() {
             st.release(alloc_usage(prev), &alloc_ports(prev));
         }
-        if prev.task_group == self.tg.name {
+        if *prev.task_group == *self.tg.name {
             self.track(cl, idx, false);
         } else {
             cl.colloc.remove(idx, &prev.task_group);
@@ -456,13 +479,13 @@ impl<'j> GroupStack<'j> {
         if let Some(st) = cl.states[idx].as_mut() {
             st.commit(alloc_usage(prev), &alloc_ports(prev));
         }
-        if prev.task_group == self.tg.name {
+        if *prev.task_group == *self.tg.name {
             self.track(cl, idx, true);
         } else {
             cl.colloc.add(idx, &prev.task_group);
         }
         cl.live
-            .push((idx, prev.task_group.clone(), prev.id.clone()));
+            .push((idx, prev.task_group.to_string(), prev.id.clone()));
     }
 
     fn track(&mut self, cl: &mut Cluster<'_>, idx: usize, add: bool) {
@@ -553,13 +576,17 @@ fn record_scores(m: &mut AllocMetric, cl: &mut Cluster<'_>, cards: &[(usize, Sco
         .take(SCORE_META_TOP)
         .map(|(norm, i)| {
             let (idx, card) = &cards[*i];
-            NodeScoreMeta {
-                node_id: cl.score_keys.node_id(*idx, &cl.nodes[*idx]),
-                scores: card
-                    .scores
+            let scores = NodeScores::from_pairs(
+                card.scores
                     .iter()
                     .map(|(n, v, _)| (Cow::Borrowed(*n), *v))
                     .collect(),
+                cl.score_keys.scorer_names.as_ref(),
+            );
+            cl.score_keys.scorer_names = Some(scores.names().clone());
+            NodeScoreMeta {
+                node_id: cl.score_keys.node_id(*idx, &cl.nodes[*idx]),
+                scores,
                 norm_score: *norm,
             }
         })
@@ -692,21 +719,25 @@ impl NewAlloc<'_> {
     pub fn build(
         self,
         template: &AllocTemplate,
-        node: &Node,
+        cl: &mut Cluster<'_>,
         choice: &Choice,
         metric: AllocMetric,
     ) -> Allocation {
         let (allocated, total, shared, tasks) = template.instantiate(&choice.nets);
+        let keys = &mut cl.score_keys;
+        let (node_id, node_name) = keys
+            .node(choice.node_idx, &cl.nodes[choice.node_idx])
+            .clone();
         Allocation {
             id: crate::structs::generate_uuid(),
-            namespace: self.job.namespace.clone(),
-            eval_id: self.eval.id.clone(),
+            namespace: keys.job_str(&self.job.namespace),
+            eval_id: keys.job_str(&self.eval.id),
             name: self.name,
-            node_id: node.id.clone(),
-            node_name: node.name.clone(),
-            job_id: self.job.id.clone(),
+            node_id,
+            node_name,
+            job_id: keys.job_str(&self.job.id),
             job: Some(self.job.clone()),
-            task_group: self.tg.name.clone(),
+            task_group: keys.job_str(&self.tg.name),
             resources: Some(total),
             shared_resources: Some(shared),
             task_resources: Some(tasks),

@@ -62,7 +62,7 @@ pub fn schedule(
     // Newest first, so a duplicate on a node stops the older allocation.
     ordered.sort_by_key(|a| std::cmp::Reverse(a.create_index));
     for a in ordered {
-        let key = (a.task_group.clone(), a.node_id.clone());
+        let key = (a.task_group.to_string(), a.node_id.to_string());
         if a.terminal() {
             // A sysbatch allocation that finished has done its work on that node.
             if sysbatch && a.client_status == AllocClientStatus::Complete {
@@ -108,7 +108,7 @@ pub fn schedule(
     for tg in job.groups() {
         let mut gs = GroupStack::new(&cl, &job, tg, false);
         let mut failures = Failures::default();
-        for a in destructive.iter().filter(|a| a.task_group == tg.name) {
+        for a in destructive.iter().filter(|a| *a.task_group == *tg.name) {
             let Some(idx) = cl.node_idx(&a.node_id) else {
                 continue;
             };
@@ -195,7 +195,6 @@ fn place(
         }
         return false;
     };
-    let node = cl.nodes[choice.node_idx].clone();
     let alloc = NewAlloc {
         eval,
         job,
@@ -206,7 +205,7 @@ fn place(
         tracker: None,
         now,
     }
-    .build(gs.template(), &node, &choice, sel.metric);
+    .build(gs.template(), cl, &choice, sel.metric);
     gs.commit(cl, &choice, &alloc.id);
     push(&mut out.plan.node_allocation, alloc);
     true
@@ -254,7 +253,7 @@ mod tests {
         v.upsert_node(inel);
         let job = v.upsert_job(system_job());
         let out = run(&v, &job);
-        let mut nodes: Vec<_> = placed(&out).iter().map(|a| a.node_id.clone()).collect();
+        let mut nodes: Vec<&str> = placed(&out).iter().map(|a| &*a.node_id).collect();
         nodes.sort();
         assert_eq!(nodes, ["n0", "n1", "n2"]);
         assert!(placed(&out).iter().all(|a| a.name == "agent.web[0]"));
@@ -265,7 +264,7 @@ mod tests {
         let out = run(&v, &job);
         let new = placed(&out);
         assert_eq!(new.len(), 1);
-        assert_eq!(new[0].node_id, "n3");
+        assert_eq!(&*new[0].node_id, "n3");
         assert!(out.plan.node_update.is_empty());
     }
 
@@ -302,15 +301,15 @@ mod tests {
         let out = run(&v, &job);
         let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
         assert_eq!(stops.len(), 2);
-        let lost = stops.iter().find(|a| a.node_id == "n0").unwrap();
+        let lost = stops.iter().find(|a| &*a.node_id == "n0").unwrap();
         assert_eq!(lost.client_status, AllocClientStatus::Lost);
-        let gone = stops.iter().find(|a| a.node_id == "n1").unwrap();
+        let gone = stops.iter().find(|a| &*a.node_id == "n1").unwrap();
         assert_eq!(gone.desired_status, AllocDesiredStatus::Stop);
         assert_eq!(gone.client_status, AllocClientStatus::Running);
         // n2 is updated in place to the new version; nothing new is placed.
         let upd = placed(&out);
         assert_eq!(upd.len(), 1);
-        assert_eq!(upd[0].node_id, "n2");
+        assert_eq!(&*upd[0].node_id, "n2");
         assert_eq!(upd[0].job.as_ref().unwrap().version, 1);
     }
 

@@ -62,7 +62,7 @@ impl MemView {
         match self.allocs.get(&alloc.id) {
             Some(old) => {
                 alloc.create_index = old.create_index;
-                if let Some(ids) = self.by_node.get_mut(&old.node_id) {
+                if let Some(ids) = self.by_node.get_mut(&*old.node_id) {
                     ids.remove(&alloc.id);
                 }
             }
@@ -70,11 +70,11 @@ impl MemView {
         }
         alloc.modify_index = self.index;
         self.by_job
-            .entry((ns(&alloc.namespace), alloc.job_id.clone()))
+            .entry((ns(&alloc.namespace), alloc.job_id.to_string()))
             .or_default()
             .insert(alloc.id.clone());
         self.by_node
-            .entry(alloc.node_id.clone())
+            .entry(alloc.node_id.to_string())
             .or_default()
             .insert(alloc.id.clone());
         self.allocs.insert(alloc.id.clone(), Arc::new(alloc));

@@ -10,8 +10,8 @@ use super::durable::{Durable, Kind};
 use super::restore::decode;
 use super::tables::Table;
 use super::txn::{Txn, encode};
-use crate::acl::constant_time_eq;
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
+use crate::structs::secret::secrets_equal;
 
 /// Meta record holding the index of the last ACL bootstrap (0: never bootstrapped).
 pub const BOOTSTRAP_META_KEY: &str = "acl_token_bootstrap";
@@ -36,13 +36,13 @@ impl AclTables {
     pub fn token_by_secret(&self, secret: &str) -> Option<Arc<AclToken>> {
         let accessor = self.tokens_by_secret.get(secret)?;
         let token = self.tokens.get(accessor)?;
-        constant_time_eq(token.secret_id.as_bytes(), secret.as_bytes()).then(|| token.clone())
+        secrets_equal(&token.secret_id, secret).then(|| token.clone())
     }
 
     /// The one-time token whose secret is `secret` (checked in constant time).
     pub fn one_time_by_secret(&self, secret: &str) -> Option<Arc<OneTimeToken>> {
         let t = self.one_time.get(secret)?;
-        constant_time_eq(t.one_time_secret_id.as_bytes(), secret.as_bytes()).then(|| t.clone())
+        secrets_equal(&t.one_time_secret_id, secret).then(|| t.clone())
     }
 
     /// Every one-time token.

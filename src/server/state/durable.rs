@@ -2,6 +2,8 @@
 //! group, committed with immediate durability before any write in it is acknowledged.
 
 use std::path::Path;
+#[cfg(test)]
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -75,33 +77,25 @@ impl Kind {
 const CACHE_BYTES: usize = 4 << 20;
 
 /// One record change.
-enum Op {
+pub(super) enum Op {
     Put(Kind, String, Vec<u8>),
     Delete(Kind, String),
 }
 
-/// The record changes of one write, kept until the write is known to succeed: a write whose
-/// closure fails is dropped before anything of it reaches the shared commit.
-#[derive(Default)]
-pub struct Batch {
-    ops: Vec<Op>,
+impl Op {
+    fn kind(&self) -> Kind {
+        match self {
+            Op::Put(k, _, _) | Op::Delete(k, _) => *k,
+        }
+    }
 }
 
-impl Batch {
-    /// Stores `value` under `key`.
-    pub fn put(&mut self, kind: Kind, key: String, value: Vec<u8>) {
-        self.ops.push(Op::Put(kind, key, value));
-    }
-
-    /// Removes `key`.
-    pub fn delete(&mut self, kind: Kind, key: String) {
-        self.ops.push(Op::Delete(kind, key));
-    }
-
-    /// True when nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
+/// What puts one record back as it was before an applied [`Op`]: its stored bytes, or None
+/// when it did not exist.
+pub(super) struct Undo {
+    kind: Kind,
+    key: String,
+    old: Option<Vec<u8>>,
 }
 
 /// The on-disk store under `data_dir/server/`.
@@ -110,6 +104,9 @@ pub struct Durable {
     /// Lets a test hold a commit in flight or make it fail.
     #[cfg(test)]
     pub(super) before_commit: std::sync::Mutex<Option<CommitHook>>,
+    /// Records applied to a transaction so far (tests watch a write's records arrive).
+    #[cfg(test)]
+    pub(super) applied: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Called at the start of every commit (tests only); an error fails the commit.
@@ -137,15 +134,78 @@ impl Durable {
             db,
             #[cfg(test)]
             before_commit: std::sync::Mutex::new(None),
+            #[cfg(test)]
+            applied: Arc::default(),
         })
     }
 
-    /// Makes every batch durable in one redb transaction (one fsync), in order; on an error
-    /// none of them is.
-    pub fn commit<'a>(
+    /// Starts the transaction the next records go into.
+    pub(super) fn begin(&self) -> Result<redb::WriteTransaction, StateError> {
+        self.db.begin_write().map_err(storage)
+    }
+
+    /// Applies `ops` to `txn` in order, recording in `undo` how to revert each.
+    pub(super) fn apply(
         &self,
-        batches: impl IntoIterator<Item = &'a Batch>,
+        txn: &redb::WriteTransaction,
+        ops: impl IntoIterator<Item = Op>,
+        undo: &mut Vec<Undo>,
     ) -> Result<(), StateError> {
+        let mut tables: Vec<(Kind, redb::Table<&str, &[u8]>)> = Vec::new();
+        #[cfg(test)]
+        let mut count = 0;
+        for op in ops {
+            #[cfg(test)]
+            {
+                count += 1;
+            }
+            let kind = op.kind();
+            let pos = match tables.iter().position(|(k, _)| *k == kind) {
+                Some(p) => p,
+                None => {
+                    tables.push((kind, txn.open_table(kind.def()).map_err(storage)?));
+                    tables.len() - 1
+                }
+            };
+            let table = &mut tables[pos].1;
+            let (key, old) = match op {
+                Op::Put(_, key, value) => {
+                    let old = table.insert(key.as_str(), pack(&value).as_ref());
+                    let old = old.map_err(storage)?.map(|g| g.value().to_vec());
+                    (key, old)
+                }
+                Op::Delete(_, key) => {
+                    let old = table.remove(key.as_str()).map_err(storage)?;
+                    (key, old.map(|g| g.value().to_vec()))
+                }
+            };
+            undo.push(Undo { kind, key, old });
+        }
+        #[cfg(test)]
+        self.applied
+            .fetch_add(count, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Puts back, newest first, every record `undo` names, as it was before.
+    pub(super) fn revert(
+        &self,
+        txn: &redb::WriteTransaction,
+        undo: Vec<Undo>,
+    ) -> Result<(), StateError> {
+        for Undo { kind, key, old } in undo.into_iter().rev() {
+            let mut table = txn.open_table(kind.def()).map_err(storage)?;
+            match old {
+                Some(bytes) => table.insert(key.as_str(), bytes.as_slice()).map(drop),
+                None => table.remove(key.as_str()).map(drop),
+            }
+            .map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything applied to `txn` durable (one fsync); on an error none of it is.
+    pub(super) fn commit(&self, txn: redb::WriteTransaction) -> Result<(), StateError> {
         #[cfg(test)]
         if let Some(hook) = self
             .before_commit
@@ -153,33 +213,9 @@ impl Durable {
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
         {
+            // Dropping the transaction uncommitted aborts it.
             hook()?;
         }
-        let txn = self.db.begin_write().map_err(storage)?;
-        {
-            let mut tables: Vec<(Kind, redb::Table<&str, &[u8]>)> = Vec::new();
-            for op in batches.into_iter().flat_map(|b| b.ops.iter()) {
-                let kind = match op {
-                    Op::Put(k, _, _) | Op::Delete(k, _) => *k,
-                };
-                let pos = match tables.iter().position(|(k, _)| *k == kind) {
-                    Some(p) => p,
-                    None => {
-                        tables.push((kind, txn.open_table(kind.def()).map_err(storage)?));
-                        tables.len() - 1
-                    }
-                };
-                let table = &mut tables[pos].1;
-                match op {
-                    Op::Put(_, key, value) => {
-                        table.insert(key.as_str(), pack(value).as_ref()).map(drop)
-                    }
-                    Op::Delete(_, key) => table.remove(key.as_str()).map(drop),
-                }
-                .map_err(storage)?;
-            }
-        }
-        // An early return above drops the transaction uncommitted, which aborts it.
         txn.commit().map_err(storage)
     }
 

@@ -20,8 +20,8 @@ pub use acl::{AclTables, BOOTSTRAP_META_KEY};
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 pub use txn::{Txn, job_status};
 
-use durable::{Batch, Durable};
-use group_commit::Queued;
+use durable::Durable;
+use group_commit::{Batch, Msg, Queued};
 
 /// State store faults.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ pub enum StateError {
 pub struct StateStore {
     shared: Arc<Shared>,
     /// The committer's queue; None for an in-memory store.
-    queue: Option<mpsc::Sender<Queued>>,
+    queue: Option<mpsc::Sender<Msg>>,
     committer: Option<JoinHandle<()>>,
 }
 
@@ -140,10 +140,16 @@ impl StateStore {
         Self::from_tables(tables, Some(durable))
     }
 
-    /// [`StateStore::open`] with `hook` called at the start of every disk commit.
+    /// [`StateStore::open`] with `hook` called at the start of every disk commit, and
+    /// `applied` counting the records the committer puts into its transactions.
     #[cfg(test)]
-    fn open_with_hook(dir: &Path, hook: durable::CommitHook) -> Result<Self, StateError> {
-        let durable = Durable::open(dir)?;
+    fn open_with_hook(
+        dir: &Path,
+        hook: durable::CommitHook,
+        applied: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Result<Self, StateError> {
+        let mut durable = Durable::open(dir)?;
+        durable.applied = applied;
         *durable
             .before_commit
             .lock()
@@ -245,11 +251,13 @@ impl StateStore {
         mut head: MutexGuard<'_, Arc<Tables>>,
         f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
     ) -> Result<(R, Ack), Refused> {
-        // On an early return the transaction is dropped: nothing of it was queued.
-        let mut txn = Txn::new((**head).clone(), Batch::default());
+        // On an early return the transaction is dropped, and with it its batch, which has the
+        // committer put back whatever records it streamed.
+        let mut txn = Txn::new((**head).clone(), Batch::new(self.queue.clone()));
         let out = match f(&mut txn) {
             Ok(out) => out,
             Err(error) => {
+                drop(txn);
                 // The refusal may rest on writes still waiting for their commit. Answer it
                 // only once they are durable, so a caller that retries on a fresh snapshot
                 // (the scheduler after a stale plan) sees what refused it.
@@ -257,7 +265,7 @@ impl StateStore {
                 let pending = if index == self.shared.snapshot().index {
                     None
                 } else {
-                    Some(self.enqueue(&mut head, index, None, Batch::default())?)
+                    Some(self.enqueue(&mut head, index, None, self.empty_batch())?)
                 };
                 return Err(Refused { error, pending });
             }
@@ -269,7 +277,11 @@ impl StateStore {
             if index == self.shared.snapshot().index {
                 return Ok((out, Ack::Durable(index)));
             }
-            return Ok((out, self.enqueue(&mut head, index, None, Batch::default())?));
+            drop(txn);
+            return Ok((
+                out,
+                self.enqueue(&mut head, index, None, self.empty_batch())?,
+            ));
         }
         txn.finish().map_err(Refused::from)?;
         let index = txn.index();
@@ -280,6 +292,12 @@ impl StateStore {
         Ok((out, ack))
     }
 
+    /// A batch for a write that records nothing and only waits for what it read.
+    fn empty_batch(&self) -> Batch {
+        Batch::new(self.queue.clone())
+    }
+
+    /// Completes the write whose records `batch` streamed.
     fn enqueue(
         &self,
         head: &mut Arc<Tables>,
@@ -287,23 +305,23 @@ impl StateStore {
         tables: Option<Arc<Tables>>,
         batch: Batch,
     ) -> Result<Ack, StateError> {
-        let Some(queue) = &self.queue else {
+        if self.queue.is_none() {
             // Nothing to wait for: the in-memory store publishes at once.
             if let Some(t) = tables {
                 self.shared.publish(t);
             }
             return Ok(Ack::Durable(index));
-        };
+        }
         let (reply, rx) = oneshot::channel();
         let queued = Queued {
             index,
             tables,
-            batch,
+            records: 0,
             reply,
         };
-        if queue.send(queued).is_err() {
+        if let Err(e) = batch.done(queued) {
             *head = self.shared.snapshot();
-            return Err(committer_stopped());
+            return Err(e);
         }
         Ok(Ack::Queued(rx))
     }

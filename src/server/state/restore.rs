@@ -65,7 +65,7 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
         alloc.job = stored.job_key.and_then(|k| alloc_jobs.get(&k).cloned());
         let id: Arc<str> = Arc::from(alloc.id.as_str());
         t.allocs_by_node
-            .entry(alloc.node_id.clone())
+            .entry(alloc.node_id.to_string())
             .or_default()
             .insert(id.clone());
         t.allocs_by_job

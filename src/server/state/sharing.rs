@@ -1,13 +1,14 @@
 //! Restored allocations are decoded one record at a time, so the parts the scheduler had
-//! shared between them (per-task resources, lifecycles, NodesAvailable, score keys, the
-//! group networks repeated three times in each) come back as separate copies. This points
+//! shared between them (per-task resources, lifecycles, NodesAvailable, score keys and
+//! scorer names, the strings every allocation of a job or node repeats, the group networks
+//! repeated three times in each) come back as separate copies. This points
 //! equal parts back at one copy, so a restarted server holds no more per allocation than the
 //! one that placed them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::structs::{Allocation, VecMap};
+use crate::structs::{Allocation, ScorerNames, VecMap};
 
 /// The shared copies seen so far in one restore.
 #[derive(Default)]
@@ -15,9 +16,14 @@ pub(super) struct Sharing {
     strs: HashSet<Arc<str>>,
     /// Per (namespace, job, group): the last per-task maps seen; allocations of one group
     /// nearly always carry equal ones.
-    groups: HashMap<(String, String, String), GroupParts>,
+    groups: HashMap<GroupKey, GroupParts>,
     nodes_available: Vec<Arc<VecMap<String, i64>>>,
+    /// The last scorer names seen in a `ScoreMetaData`.
+    scorer_names: Option<ScorerNames>,
 }
+
+/// (namespace, job, group).
+type GroupKey = (Arc<str>, Arc<str>, Arc<str>);
 
 #[derive(Default, Clone)]
 struct GroupParts {
@@ -51,6 +57,16 @@ impl Sharing {
 
     /// Points the parts of `alloc` equal to ones already seen at those.
     pub(super) fn share(&mut self, alloc: &mut Allocation) {
+        for s in [
+            &mut alloc.namespace,
+            &mut alloc.eval_id,
+            &mut alloc.node_id,
+            &mut alloc.node_name,
+            &mut alloc.job_id,
+            &mut alloc.task_group,
+        ] {
+            *s = self.intern(s);
+        }
         let key = (
             alloc.namespace.clone(),
             alloc.job_id.clone(),
@@ -101,6 +117,16 @@ impl Sharing {
             }
             for meta in m.score_meta_data.iter_mut().flatten() {
                 meta.node_id = self.intern(&meta.node_id);
+                if let Some(names) = &self.scorer_names {
+                    meta.scores.share_names(names);
+                }
+                if !self
+                    .scorer_names
+                    .as_ref()
+                    .is_some_and(|n| Arc::ptr_eq(n, meta.scores.names()))
+                {
+                    self.scorer_names = Some(meta.scores.names().clone());
+                }
             }
         }
     }
@@ -111,7 +137,7 @@ mod tests {
     use super::*;
     use crate::structs::{
         AllocMetric, AllocatedResources, AllocatedSharedResources, NetworkResource, NodeScoreMeta,
-        Resources,
+        NodeScores, Resources,
     };
 
     fn decoded(id: &str) -> Allocation {
@@ -157,8 +183,11 @@ mod tests {
                 scores: Some([(Arc::from("n1.binpack"), 0.5)].into_iter().collect()),
                 score_meta_data: Some(vec![NodeScoreMeta {
                     node_id: Arc::from("n1"),
+                    scores: NodeScores::from_pairs(
+                        vec![("binpack".into(), 0.5), ("node-affinity".into(), 0.0)],
+                        None,
+                    ),
                     norm_score: 0.5,
-                    ..Default::default()
                 }]),
                 ..Default::default()
             }),
@@ -181,6 +210,9 @@ mod tests {
             b.allocated_resources.as_ref().expect("b"),
         );
         assert!(Arc::ptr_eq(&ra.tasks, &rb.tasks));
+        assert!(Arc::ptr_eq(&a.namespace, &b.namespace));
+        assert!(Arc::ptr_eq(&a.job_id, &b.job_id));
+        assert!(Arc::ptr_eq(&a.task_group, &b.task_group));
         let nets = rb.shared.networks.as_ref().expect("nets");
         let legacy = b.resources.as_ref().and_then(|r| r.networks.as_ref());
         assert!(Arc::ptr_eq(nets, legacy.expect("legacy nets")));
@@ -200,5 +232,11 @@ mod tests {
                 .and_then(|s| s.first().map(|n| n.node_id.clone()))
         };
         assert!(Arc::ptr_eq(&node(ma).expect("a"), &node(mb).expect("b")));
+        let names = |m: &AllocMetric| {
+            m.score_meta_data
+                .as_ref()
+                .and_then(|s| s.first().map(|n| n.scores.names().clone()))
+        };
+        assert!(Arc::ptr_eq(&names(ma).expect("a"), &names(mb).expect("b")));
     }
 }

@@ -283,7 +283,7 @@ impl Tables {
     pub fn allocs_by_eval(&self, eval: &Evaluation) -> Vec<Arc<Allocation>> {
         self.allocs_by_job(&eval.namespace, &eval.job_id)
             .into_iter()
-            .filter(|a| a.eval_id == eval.id)
+            .filter(|a| *a.eval_id == *eval.id)
             .collect()
     }
 

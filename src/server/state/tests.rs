@@ -209,6 +209,8 @@ fn a_failed_write_leaves_nothing_on_disk() {
 struct Gate {
     started: tokio::sync::mpsc::UnboundedReceiver<()>,
     verdict: std::sync::mpsc::Sender<Result<(), StateError>>,
+    /// Records the committer has put into a redb transaction so far.
+    applied: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Gate {
@@ -223,8 +225,18 @@ impl Gate {
                 .recv_timeout(std::time::Duration::from_secs(5))
                 .unwrap_or(Ok(()))
         });
-        let store = StateStore::open_with_hook(dir, hook).unwrap();
-        (Arc::new(store), Gate { started, verdict })
+        let applied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let store = StateStore::open_with_hook(dir, hook, applied.clone()).unwrap();
+        let gate = Gate {
+            started,
+            verdict,
+            applied,
+        };
+        (Arc::new(store), gate)
+    }
+
+    fn applied(&self) -> usize {
+        self.applied.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Waits until a commit is in flight.
@@ -476,5 +488,78 @@ async fn a_refusal_waits_for_the_pending_write_it_rests_on() {
     );
     assert!(gate.idle(), "a refusal commits nothing");
     drop(s);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A write's records go into the open redb transaction while its closure still runs. When
+/// the closure then fails, the committer puts every one of them back (a new record removed,
+/// an overwritten one restored), while a write that waited behind it lands in that same
+/// transaction and commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_failing_after_streaming_leaves_none_of_its_records() {
+    let dir = tmpdir("streamed-abort");
+    let (s, mut gate) = Gate::open(&dir);
+    let first = put_job_task(&s, "a");
+    gate.started().await;
+    gate.finish(Ok(()));
+    assert_eq!(first.await.unwrap().unwrap().0, 2);
+    let applied_before = gate.applied();
+
+    let (waiter_tx, waiter_rx) = std::sync::mpsc::channel::<WriteTask>();
+    let refused = {
+        let (s, gate_applied) = (s.clone(), gate.applied.clone());
+        tokio::task::spawn_blocking(move || {
+            s.write_blocking(|t| {
+                let mut changed = job("a");
+                changed.priority = 99;
+                t.put_job(changed, true)?;
+                t.put_job(job("refused"), true)?;
+                let streamed = t.batch.records;
+                // Another write queues behind this one while it runs.
+                let waiter = {
+                    let _runtime = tokio::runtime::Handle::current().enter();
+                    put_job_task(&s, "c")
+                };
+                let _ = waiter_tx.send(waiter);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while gate_applied.load(std::sync::atomic::Ordering::SeqCst)
+                    < applied_before + streamed
+                {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the records were not streamed while the closure ran"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err::<(), _>(StateError::Conflict("refused after streaming".into()))
+            })
+        })
+    };
+    let r = refused.await.unwrap();
+    assert!(matches!(r, Err(StateError::Conflict(_))), "{r:?}");
+    let waiter = waiter_rx.recv().unwrap();
+    // One commit holds what was put back and the write that waited.
+    gate.started().await;
+    gate.finish(Ok(()));
+    assert_eq!(waiter.await.unwrap().unwrap().0, 3);
+    assert!(gate.idle(), "one commit");
+    let snap = s.snapshot();
+    assert_eq!(snap.job("default", "a").unwrap().priority, 50);
+    assert!(snap.job("default", "refused").is_none());
+    drop(s);
+
+    let reopened = StateStore::open(&dir).unwrap();
+    let snap = reopened.snapshot();
+    assert_eq!(snap.index, 3);
+    let a = snap.job("default", "a").expect("a survives");
+    assert_eq!(
+        (a.priority, a.modify_index),
+        (50, 2),
+        "a restored as it was"
+    );
+    assert!(snap.job("default", "refused").is_none());
+    assert_eq!(snap.job_versions("default", "refused").len(), 0);
+    assert!(snap.job("default", "c").is_some());
+    drop(reopened);
     std::fs::remove_dir_all(&dir).unwrap();
 }

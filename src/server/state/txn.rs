@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::StateError;
-use super::durable::{Batch, Kind};
+use super::durable::Kind;
+use super::group_commit::Batch;
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 use crate::structs::{
     Allocation, Deployment, Evaluation, JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents,
@@ -47,8 +48,16 @@ pub(super) fn version_disk_key(ns: &str, id: &str, version: i64) -> String {
     format!("{ns}\0{id}\0{version:020}")
 }
 
+/// Room a record's encoding starts with: an allocation is a few KiB of JSON, and growing
+/// from serde_json's default 128 bytes took five reallocations each, which showed in a
+/// large plan's profile. The buffer lives only until the committer has stored it.
+const ENCODE_CAPACITY: usize = 4096;
+
 pub(super) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
-    serde_json::to_vec(v).map_err(|e| StateError::Storage(format!("encoding: {e}")))
+    let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
+    serde_json::to_writer(&mut buf, v)
+        .map_err(|e| StateError::Storage(format!("encoding: {e}")))?;
+    Ok(buf)
 }
 
 /// One write in progress.
@@ -298,7 +307,7 @@ impl Txn {
                 let key = key.clone();
                 if old.node_id != alloc.node_id {
                     let old_node = old.node_id.clone();
-                    if let Some(set) = self.tables.allocs_by_node.get_mut(&old_node) {
+                    if let Some(set) = self.tables.allocs_by_node.get_mut(&*old_node) {
                         set.remove(alloc.id.as_str());
                     }
                 }
@@ -308,7 +317,7 @@ impl Txn {
         };
         self.tables
             .allocs_by_node
-            .entry(alloc.node_id.clone())
+            .entry(alloc.node_id.to_string())
             .or_default()
             .insert(id.clone());
         let job_key = ns_key(&alloc.namespace, &alloc.job_id);
