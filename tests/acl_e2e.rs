@@ -171,6 +171,77 @@ fn bootstrap_once_then_again_through_the_reset_file_and_objects_survive_a_restar
     assert!(!agent.log().contains(&reader), "a secret was logged");
 }
 
+/// A client token reads its own token, the policies it holds (directly or through a role)
+/// and its roles, and nothing else of the ACL system, as in Nomad.
+#[test]
+fn a_client_token_reads_what_it_holds_and_nothing_else() {
+    let agent = acl_agent(AgentOpts::server());
+    let mgmt = Api::new(Some(&bootstrap(&agent)));
+    for (name, rules) in [
+        ("direct", "node {\n  policy = \"read\"\n}\n"),
+        ("via-role", "agent {\n  policy = \"read\"\n}\n"),
+        ("foreign", "operator {\n  policy = \"read\"\n}\n"),
+    ] {
+        let r = mgmt.post(
+            &agent.url(&format!("/v1/acl/policy/{name}")),
+            &json!({"Name": name, "Rules": rules}),
+        );
+        assert_eq!(r.status, 200, "policy {name}: {}", r.body);
+    }
+    let mut role_ids = Vec::new();
+    for (role, policy) in [("mine", "via-role"), ("theirs", "foreign")] {
+        let r = mgmt.post(
+            &agent.url("/v1/acl/role"),
+            &json!({"Name": role, "Policies": [{"Name": policy}]}),
+        );
+        assert_eq!(r.status, 200, "role {role}: {}", r.body);
+        role_ids.push(r.json()["ID"].as_str().unwrap().to_string());
+    }
+    let mut tokens = Vec::new();
+    for (name, role) in [("me", &role_ids[0]), ("other", &role_ids[1])] {
+        let r = mgmt.post(
+            &agent.url("/v1/acl/token"),
+            &json!({"Name": name, "Type": "client", "Policies": ["direct"], "Roles": [{"ID": role}]}),
+        );
+        assert_eq!(r.status, 200, "token {name}: {}", r.body);
+        let t = r.json();
+        tokens.push((
+            t["SecretID"].as_str().unwrap().to_string(),
+            t["AccessorID"].as_str().unwrap().to_string(),
+        ));
+    }
+    let me = Api::new(Some(&tokens[0].0));
+    let status = |path: &str| me.get(&agent.url(path)).status;
+    assert_eq!(status("/v1/acl/policy/direct"), 200);
+    assert_eq!(status("/v1/acl/policy/via-role"), 200);
+    assert_eq!(status(&format!("/v1/acl/token/{}", tokens[0].1)), 200);
+    assert_eq!(status(&format!("/v1/acl/role/{}", role_ids[0])), 200);
+    assert_eq!(status("/v1/acl/role/name/mine"), 200);
+    for path in [
+        "/v1/acl/policy/foreign".to_string(),
+        format!("/v1/acl/token/{}", tokens[1].1),
+        format!("/v1/acl/role/{}", role_ids[1]),
+        "/v1/acl/role/name/theirs".to_string(),
+        "/v1/acl/policies".to_string(),
+        "/v1/acl/tokens".to_string(),
+    ] {
+        let r = me.get(&agent.url(&path));
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (403, "Permission denied"),
+            "{path}"
+        );
+    }
+    let r = Api::new(None).get(&agent.url("/v1/acl/policy/direct"));
+    assert_eq!(r.status, 403, "no token: {}", r.body);
+    let r = me.send(
+        "DELETE",
+        &agent.url(&format!("/v1/acl/token/{}", tokens[0].1)),
+        None,
+    );
+    assert_eq!(r.status, 403, "reading is not deleting: {}", r.body);
+}
+
 #[test]
 fn policies_are_validated_and_tokens_expire() {
     let agent = acl_agent(AgentOpts::server());

@@ -129,7 +129,10 @@ async fn authorize(backend: Arc<dyn AclBackend>, req: Request) -> Result<Request
         check(&*backend, &acl, need, &path, &query, Some(&bytes))?;
         Body::from(bytes)
     } else {
-        if need == Need::AnyToken && auth.token.is_none() && !acl.is_management() {
+        if matches!(need, Need::AnyToken | Need::AclHeld)
+            && auth.token.is_none()
+            && !acl.is_management()
+        {
             return Err(HttpError::Forbidden("ACL token not found".into()));
         }
         check(&*backend, &acl, need, &path, &query, None)?;
@@ -159,7 +162,7 @@ fn check(
         return Ok(());
     }
     let allowed = match need {
-        Need::Public | Need::AnyToken | Need::Filtered => true,
+        Need::Public | Need::AnyToken | Need::Filtered | Need::AclHeld => true,
         Need::Management => false,
         Need::NodeRead => acl.allow_node_read(),
         Need::NodeWrite => acl.allow_node_write(),

@@ -26,6 +26,10 @@ pub enum Need {
     Public,
     /// A valid token, whatever it grants (`/v1/acl/token/self`).
     AnyToken,
+    /// A valid token; a management token reads any ACL object, another only what it holds
+    /// (its own token, the policies it has directly or through its roles, its roles), which
+    /// the server's ACL handlers check against the stored token.
+    AclHeld,
     /// Any caller, anonymous included, resolved so that the handler can filter what it
     /// returns by the caller's ACL (`/v1/namespaces`).
     Filtered,
@@ -67,6 +71,8 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["acl", "token", "self"] | ["acl", "policy", "self"] => Need::AnyToken,
         ["acl", "token", "onetime"] => Need::AnyToken,
         ["acl", "token", "onetime", "exchange"] => Need::Public,
+        ["acl", "policy", _] | ["acl", "token", _] | ["acl", "role", _] if read => Need::AclHeld,
+        ["acl", "role", "name", _] if read => Need::AclHeld,
         ["acl", ..] => Need::Management,
 
         ["jobs"] if read => Need::Namespace(Query, &[C::LIST_JOBS]),
@@ -200,6 +206,11 @@ mod tests {
         assert_eq!(n(M::GET, "/v1/acl/token/self"), Need::AnyToken);
         assert_eq!(n(M::GET, "/v1/acl/tokens"), Need::Management);
         assert_eq!(n(M::GET, "/v1/namespaces"), Need::Filtered);
+        assert_eq!(n(M::GET, "/v1/acl/policy/readers"), Need::AclHeld);
+        assert_eq!(n(M::GET, "/v1/acl/role/name/ops"), Need::AclHeld);
+        assert_eq!(n(M::GET, "/v1/acl/token/abc"), Need::AclHeld);
+        assert_eq!(n(M::DELETE, "/v1/acl/token/abc"), Need::Management);
+        assert_eq!(n(M::GET, "/v1/acl/tokens"), Need::Management);
         assert_eq!(
             n(M::POST, "/v1/validate/job"),
             Need::Namespace(JobBody, &[C::READ_JOB])

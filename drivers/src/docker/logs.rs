@@ -26,6 +26,8 @@ const DURABLE_EVERY: u32 = 8;
 /// Reconnect backoff bounds when the stream breaks while the container still runs.
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Reads of a stopped container's remaining output after a broken stream.
+const FINAL_READS: u32 = 3;
 /// Engine answers that mean its log driver cannot be read: no point retrying.
 const TERMINAL_ERRORS: &[&str] = &[
     "configured logging driver does not support reading",
@@ -135,24 +137,42 @@ impl Pump {
     /// Follows the container's logs until it stops; sets `done` when all output is written.
     pub async fn run(mut self, done: watch::Sender<bool>) {
         let mut backoff = BACKOFF_START;
+        let mut final_reads = 0;
         loop {
-            match self.follow_once().await {
-                Ok(()) => backoff = BACKOFF_START,
+            // Only a stream the engine ended itself has delivered everything up to the
+            // container's exit; one that broke may have left output behind.
+            let complete = match self.follow_once().await {
+                Ok(()) => {
+                    backoff = BACKOFF_START;
+                    true
+                }
                 Err(StreamEnd::Terminal(msg)) => {
                     tracing::warn!(container = %self.container_id, %msg, "container logs cannot be read");
                     break;
                 }
                 Err(StreamEnd::Retry(msg)) => {
                     tracing::debug!(container = %self.container_id, %msg, "log stream broke");
+                    false
                 }
-            }
+            };
             match self.still_running().await {
                 Some(true) => {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     self.cursor.restart_stream();
                 }
-                Some(false) => break,
+                Some(false) if complete => break,
+                // The stream broke and the container has stopped since: what it wrote after
+                // the break is still in the engine, so read up to its end once more (a few
+                // tries) instead of reporting the task dead with its last output missing.
+                Some(false) if final_reads < FINAL_READS => {
+                    final_reads += 1;
+                    self.cursor.restart_stream();
+                }
+                Some(false) => {
+                    tracing::warn!(container = %self.container_id, "the stopped container's last output could not be read");
+                    break;
+                }
                 // The engine is unreachable: keep trying, the container may still be running.
                 None => {
                     tokio::time::sleep(backoff).await;

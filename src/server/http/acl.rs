@@ -10,12 +10,50 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::{App, read};
-use crate::http::{AuthContext, HttpError, JsonReply, QueryOptions, WriteOptions, decode_json};
+use crate::http::{
+    AuthContext, Caller, HttpError, JsonReply, QueryOptions, WriteOptions, decode_json,
+};
 use crate::server::acl_resolve::{ResolveError, lookup_token, resolve_grant};
 use crate::server::state::{Table, Tables};
 use crate::structs::acl::{
     AclBootstrapRequest, AclPolicy, AclPolicyListStub, AclRole, AclToken, AclTokenListStub,
 };
+
+/// An ACL object a token other than a management one may read when it holds it.
+enum Held<'a> {
+    /// A policy the token has, directly or through one of its roles.
+    Policy(&'a str),
+    /// The token itself, by accessor ID.
+    Token(&'a str),
+    /// One of the token's roles, by ID.
+    RoleId(&'a str),
+    /// One of the token's roles, by name.
+    RoleName(&'a str),
+}
+
+/// Whether the caller's token holds `what` (as Nomad lets a client token read its own
+/// token, policies and roles); 403 `Permission denied` when not.
+fn check_held(app: &App, secret: Option<&str>, what: Held<'_>) -> Result<(), HttpError> {
+    let denied = || HttpError::Forbidden("Permission denied".into());
+    let secret = secret.ok_or_else(denied)?;
+    let snap = app.server.state.snapshot();
+    let token = lookup_token(&snap, secret)?;
+    let holds = match what {
+        Held::Token(accessor) => token.accessor_id == accessor,
+        Held::RoleId(id) => token.roles.iter().any(|r| r.id == id),
+        Held::RoleName(name) => token.roles.iter().any(|r| {
+            snap.acl
+                .roles
+                .get(&r.id)
+                .is_some_and(|role| role.name == name)
+        }),
+        Held::Policy(name) => resolve_grant(&snap, Some(secret))?
+            .policies
+            .iter()
+            .any(|p| p.name == name),
+    };
+    if holds { Ok(()) } else { Err(denied()) }
+}
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -106,10 +144,14 @@ async fn list_policies(State(app): State<App>, opts: QueryOptions) -> Result<Res
 
 async fn read_policy(
     State(app): State<App>,
+    Caller(acl): Caller,
     Path(name): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
     require_enabled(&app)?;
+    if !acl.is_management() {
+        check_held(&app, opts.auth.token.as_deref(), Held::Policy(&name))?;
+    }
     read::object(
         &app,
         &opts,
@@ -184,10 +226,14 @@ async fn list_tokens(State(app): State<App>, opts: QueryOptions) -> Result<Respo
 
 async fn read_token(
     State(app): State<App>,
+    Caller(acl): Caller,
     Path(accessor): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
     require_enabled(&app)?;
+    if !acl.is_management() {
+        check_held(&app, opts.auth.token.as_deref(), Held::Token(&accessor))?;
+    }
     read::object(
         &app,
         &opts,
@@ -313,10 +359,14 @@ async fn list_roles(State(app): State<App>, opts: QueryOptions) -> Result<Respon
 
 async fn read_role(
     State(app): State<App>,
+    Caller(acl): Caller,
     Path(id): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
     require_enabled(&app)?;
+    if !acl.is_management() {
+        check_held(&app, opts.auth.token.as_deref(), Held::RoleId(&id))?;
+    }
     read::object(
         &app,
         &opts,
@@ -334,10 +384,14 @@ async fn read_role(
 
 async fn read_role_by_name(
     State(app): State<App>,
+    Caller(acl): Caller,
     Path(name): Path<String>,
     opts: QueryOptions,
 ) -> Result<Response, HttpError> {
     require_enabled(&app)?;
+    if !acl.is_management() {
+        check_held(&app, opts.auth.token.as_deref(), Held::RoleName(&name))?;
+    }
     read::object(
         &app,
         &opts,
