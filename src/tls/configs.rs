@@ -9,7 +9,7 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 
-use super::verify::{CheckedVerifier, ServerCheck};
+use super::verify::{CheckedVerifier, ServerCheck, SystemRoots};
 use super::{ClientConfig, Identity, ServerConfig, TlsError};
 
 /// The one crypto provider yurt uses: *ring*, chosen for its small build (aws-lc-rs compiles
@@ -88,10 +88,7 @@ pub fn client_config(tls: &ClientTls) -> Result<ClientConfig, TlsError> {
                 context: "server certificate verifier".into(),
                 source: rustls::Error::General(e.to_string()),
             })?,
-        None => Arc::new(
-            rustls_platform_verifier::Verifier::new(provider.clone())
-                .map_err(rustls_err("the system's trusted roots"))?,
-        ),
+        None => Arc::new(SystemRoots::new(provider.clone())),
     };
     let verifier =
         CheckedVerifier::new(chain, tls.check.clone(), provider.clone()).map_err(|reason| {

@@ -4,7 +4,7 @@
 //! `server.<region>.nomad` with `verify_server_hostname`, or `NOMAD_TLS_SERVER_NAME`), or
 //! none at all (Nomad's RPC without `verify_server_hostname`: any certificate the CA signed).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -133,6 +133,76 @@ impl ServerCertVerifier for CheckedVerifier {
             dss,
             &self.provider.signature_verification_algorithms,
         )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The system's trusted roots, loaded at the first certificate check instead of when a client
+/// is built. Every agent builds its HTTP clients at start, TLS or not; loading the roots there
+/// read and parsed the whole system store (~290 files here) on every start, for clients that
+/// mostly never see a certificate.
+#[derive(Debug)]
+pub struct SystemRoots {
+    provider: Arc<CryptoProvider>,
+    verifier: OnceLock<Result<Arc<rustls_platform_verifier::Verifier>, String>>,
+}
+
+impl SystemRoots {
+    /// Roots to be loaded when first needed, checked with `provider`.
+    pub fn new(provider: Arc<CryptoProvider>) -> SystemRoots {
+        SystemRoots {
+            provider,
+            verifier: OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> Result<&rustls_platform_verifier::Verifier, Error> {
+        self.verifier
+            .get_or_init(|| {
+                rustls_platform_verifier::Verifier::new(self.provider.clone())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map(|v| v.as_ref())
+            .map_err(|e| Error::General(format!("the system's trusted roots: {e}")))
+    }
+}
+
+impl ServerCertVerifier for SystemRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        self.get()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.get()?.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.get()?.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
