@@ -117,6 +117,22 @@ async fn a_client_trusts_its_ca_only_and_checks_names_as_asked() {
     assert_eq!(get_with(&skip, &url).await.unwrap(), "ok");
 }
 
+/// Without a CA file the system's roots are used, loaded at the first check: a certificate
+/// of a private CA is refused there, and the same client keeps refusing it.
+#[tokio::test]
+async fn without_a_ca_file_the_system_roots_check_the_chain() {
+    let dir = Dir::new();
+    let ca = TestCa::new("yurt test CA");
+    let server = ca.issue(&dir.0, "server", &["localhost"]);
+    let port = serve(server_config(&identity(&server), None).unwrap()).await;
+    let url = format!("https://localhost:{port}/");
+    let system = ClientTls::default();
+    for _ in 0..2 {
+        let err = get_with(&system, &url).await.unwrap_err();
+        assert!(err.contains("UnknownIssuer"), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn chain_only_ignores_the_name_but_not_the_issuer() {
     let dir = Dir::new();
