@@ -163,3 +163,59 @@ fn job_run_reads_hcl_files_with_variables_from_every_source() {
     let r = http.get(&agent.url("/v1/job/web/submission?version=1"));
     assert_eq!(r.status, 404, "{}", r.body);
 }
+
+#[test]
+fn job_validate_and_inspect() {
+    let agent = Agent::start(AgentOpts::server());
+    let addr = agent.url("");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jobspec");
+    let job_file = fixtures.join("variables.nomad.hcl");
+    let job_path = job_file.to_str().unwrap();
+
+    let env = [("NOMAD_VAR_env_name", "cli")];
+    let (code, out, err) = yurt(&addr, &["job", "validate", job_path], &env);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("Job validation successful"), "{out}");
+
+    let dir = std::env::temp_dir().join(format!("yurt-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"Job": {"ID": "bad", "Name": "bad", "Type": "bogus", "TaskGroups": []}}"#,
+    )
+    .unwrap();
+    let (code, out, err) = yurt(&addr, &["job", "validate", bad.to_str().unwrap()], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    assert!(err.contains("Job validation errors:"), "{err}");
+    assert!(!out.contains("successful"), "{out}");
+
+    let (code, out, err) = yurt(
+        &addr,
+        &["job", "run", "-detach", "-var", "replicas=2", job_path],
+        &env,
+    );
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let (code, out, err) = yurt(
+        &addr,
+        &["job", "run", "-detach", "-var", "replicas=3", job_path],
+        &env,
+    );
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+
+    let (code, out, err) = yurt(&addr, &["job", "inspect", "we"], &[]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let inspected: serde_json::Value = serde_json::from_str(&out).expect("JSON on stdout");
+    assert_eq!(inspected["Job"]["ID"], "web", "a prefix names the job");
+    assert_eq!(inspected["Job"]["TaskGroups"][0]["Count"], 3);
+    let (code, out, err) = yurt(&addr, &["job", "inspect", "-version", "0", "web"], &[]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let v0: serde_json::Value = serde_json::from_str(&out).expect("JSON on stdout");
+    assert_eq!(v0["Job"]["Version"], 0);
+    assert_eq!(v0["Job"]["TaskGroups"][0]["Count"], 2);
+
+    let (code, _, err) = yurt(&addr, &["job", "inspect", "nosuch"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("No job(s) with prefix or id"), "{err}");
+}

@@ -1,4 +1,4 @@
-//! `yurt job run|status|stop`: the small set of job commands scripts and tests need.
+//! `yurt job run|validate|inspect|status|stop`: Nomad's job commands that yurt has so far.
 
 use std::process::ExitCode;
 
@@ -16,6 +16,10 @@ use super::output::{CliError, format_kv, format_list, run};
 pub enum JobCommand {
     /// Register a job from an HCL2 job file or a JSON job (`{"Job": ...}` or the bare job).
     Run(RunArgs),
+    /// Check a job file for errors without registering it.
+    Validate(ValidateArgs),
+    /// Print a registered job as JSON (`{"Job": ...}`), as a job file for `job run -json`.
+    Inspect(InspectArgs),
     /// List jobs, or show one job and its allocations.
     Status(StatusArgs),
     /// Stop a job (and with -purge, forget it).
@@ -46,6 +50,25 @@ pub struct RunArgs {
     job_file: super::job_file::JobFileArgs,
     /// The job file (HCL2 or JSON; `-` reads stdin).
     file: String,
+}
+
+/// `yurt job validate [-var …] <file>`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    job_file: super::job_file::JobFileArgs,
+    /// The job file (HCL2 or JSON; `-` reads stdin).
+    file: String,
+}
+
+/// `yurt job inspect [-version N] <id>`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Show this version of the job instead of the current one.
+    #[arg(long)]
+    version: Option<u64>,
+    /// Job ID or prefix.
+    job: String,
 }
 
 /// `yurt job status [id]`.
@@ -80,6 +103,8 @@ pub fn main(args: JobArgs) -> ExitCode {
         let api = ApiClient::from_flags(&args.api)?;
         match args.command {
             JobCommand::Run(a) => job_run(&api, a).await,
+            JobCommand::Validate(a) => job_validate(&api, a).await,
+            JobCommand::Inspect(a) => job_inspect(&api, a).await,
             JobCommand::Status(a) => job_status(&api, a).await,
             JobCommand::Stop(a) => job_stop(&api, a).await,
         }
@@ -104,6 +129,60 @@ async fn job_run(api: &ApiClient, a: RunArgs) -> Result<(), CliError> {
         return Ok(());
     }
     monitor(api, eval, a.verbose).await
+}
+
+/// Parses the file here (variables and all, as `job run` does) and asks the agent to
+/// validate the job; errors go to stderr with exit 1, as Nomad's `job validate`.
+async fn job_validate(api: &ApiClient, a: ValidateArgs) -> Result<(), CliError> {
+    let loaded = super::job_file::load_job(&a.file, &a.job_file)?;
+    let resp: Value = api
+        .post_json("/v1/validate/job", &json!({"Job": loaded.job}))
+        .await
+        .map_err(|e| CliError(format!("Error validating job: {e}")))?;
+    let text = |v: &Value| v.as_str().unwrap_or_default().trim().to_string();
+    let warnings = text(&resp["Warnings"]);
+    if !warnings.is_empty() {
+        println!("Job Warnings:\n{warnings}\n");
+    }
+    let error = text(&resp["Error"]);
+    let listed: Vec<String> = resp["ValidationErrors"]
+        .as_array()
+        .map(|v| v.iter().map(text).filter(|e| !e.is_empty()).collect())
+        .unwrap_or_default();
+    if !error.is_empty() || !listed.is_empty() {
+        let detail = if error.is_empty() {
+            listed.join("\n")
+        } else {
+            error
+        };
+        return Err(CliError(format!("Job validation errors:\n{detail}")));
+    }
+    println!("Job validation successful");
+    Ok(())
+}
+
+/// Prints the job as `{"Job": …}`, the form `job run -json` reads back.
+async fn job_inspect(api: &ApiClient, a: InspectArgs) -> Result<(), CliError> {
+    let current = resolve_job(api, &a.job).await?;
+    let job = match a.version {
+        None => current,
+        Some(version) => {
+            let id = current["ID"].as_str().unwrap_or(&a.job).to_string();
+            let versions: Value = api.get_json(&format!("/v1/job/{id}/versions"), &[]).await?;
+            versions["Versions"]
+                .as_array()
+                .and_then(|all| {
+                    all.iter()
+                        .find(|j| j["Version"].as_u64() == Some(version))
+                        .cloned()
+                })
+                .ok_or_else(|| CliError(format!("Job {id:?} has no version {version}")))?
+        }
+    };
+    let out = serde_json::to_string_pretty(&json!({"Job": job}))
+        .map_err(|e| CliError(format!("Error formatting the job: {e}")))?;
+    println!("{out}");
+    Ok(())
 }
 
 /// The job an ID or unique prefix names.
