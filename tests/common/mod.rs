@@ -486,6 +486,22 @@ impl Http {
         }
     }
 
+    /// A plain-HTTP client that sends `token` as `X-Nomad-Token` with every request.
+    pub fn with_token(token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "X-Nomad-Token",
+            reqwest::header::HeaderValue::from_str(token).expect("token header"),
+        );
+        Http {
+            client: http_builder(None)
+                .timeout(Duration::from_secs(60))
+                .default_headers(headers)
+                .build()
+                .expect("http client"),
+        }
+    }
+
     fn finish(r: reqwest::blocking::Response) -> Resp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::ClientApp;
 use super::alloc_lookup::multierror;
 use crate::client::task_runner::{TaskRunnerError, TaskRunnerHandle};
+use crate::http::body::from_slice_null_absent;
 use crate::http::{HttpError, JsonReply};
 use crate::structs::TaskStateName;
 
@@ -34,14 +35,25 @@ fn ok() -> Response {
     JsonReply::new(serde_json::json!({"Index": 0})).into_response()
 }
 
-/// Nomad's exec and raw_exec send SIGINT for a name they do not know; docker refuses it.
+/// An empty signal is what Nomad's exec and raw_exec turn into SIGINT.
 fn effective_signal(task: &TaskRunnerHandle, name: &str) -> String {
     let is_exec = matches!(task.task().driver.as_str(), "raw_exec" | "exec");
-    if is_exec && yurt_drivers::supervisor::signals::parse_signal(name).is_none() {
-        tracing::warn!(task = %task.name(), signal = %name, "unknown signal, sending SIGINT");
+    if is_exec && name.is_empty() {
         return "SIGINT".to_string();
     }
     name.to_string()
+}
+
+/// Refuses a signal name no driver can deliver. Nomad's exec drivers quietly send SIGINT for
+/// one and its docker driver answers 500; both hide a typo from the caller, so yurt answers
+/// 400 before anything is signalled.
+fn check_signal_name(name: &str) -> Result<(), HttpError> {
+    if name.is_empty() || yurt_drivers::supervisor::signals::parse_signal(name).is_some() {
+        return Ok(());
+    }
+    Err(HttpError::bad_request(format!(
+        "invalid signal: {name:?} is not a signal name (such as SIGHUP, SIGUSR1 or SIGTERM)"
+    )))
 }
 
 /// `POST|PUT /v1/client/allocation/:id/signal`.
@@ -54,8 +66,9 @@ pub async fn signal(
     if method != Method::POST && method != Method::PUT {
         return Err(HttpError::invalid_method());
     }
-    let req: SignalRequest = serde_json::from_slice(&body)
+    let req: SignalRequest = from_slice_null_absent(&body)
         .map_err(|e| HttpError::bad_request(format!("Failed to decode body: {e}")))?;
+    check_signal_name(&req.signal)?;
     let runner = app.runner(&id)?;
     if !req.task.is_empty() {
         let task = runner
@@ -91,7 +104,7 @@ pub async fn restart(
         RestartRequest::default()
     } else {
         // Nomad returns the decode failure uncoded, hence 500.
-        serde_json::from_slice(&body).map_err(|e| HttpError::internal(e.to_string()))?
+        from_slice_null_absent(&body).map_err(|e| HttpError::internal(e.to_string()))?
     };
     let runner = app.runner(&id)?;
     let name = if req.task_name.is_empty() {
