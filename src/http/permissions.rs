@@ -85,6 +85,18 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["allocation", _] => Need::Namespace(Alloc, &[C::READ_JOB]),
         ["allocation", _, "stop"] => Need::Namespace(Alloc, &[C::ALLOC_LIFECYCLE]),
 
+        // The handlers narrow these: Nomad wants list-scaling-policies, or list-jobs and
+        // read-job together, which one capability list cannot say.
+        ["scaling", "policies"] => Need::Namespace(Query, &[C::LIST_SCALING_POLICIES, C::READ_JOB]),
+        ["scaling", "policy", _] => Need::Namespace(
+            Query,
+            &[
+                C::READ_SCALING_POLICY,
+                C::LIST_SCALING_POLICIES,
+                C::READ_JOB,
+            ],
+        ),
+
         ["evaluations"] => Need::Namespace(Query, &[C::READ_JOB]),
         ["evaluation", _] | ["evaluation", _, "allocations"] => {
             Need::Namespace(Eval, &[C::READ_JOB])

@@ -137,6 +137,22 @@ pub fn canonicalize_job(job: &mut Job, region: &str) {
     for tg in job.task_groups.iter_mut().flatten() {
         canonicalize_group(tg, &job_type, job_update.as_ref());
     }
+    canonicalize_scaling(job);
+}
+
+/// Replaces each group's submitted `scaling` block with the policy it stands for (defaults,
+/// target, ID); a block that does not decode stays as sent for validation to refuse.
+fn canonicalize_scaling(job: &mut Job) {
+    let (ns, id) = (job.namespace.clone(), job.id.clone());
+    for tg in job.task_groups.iter_mut().flatten() {
+        let Some(raw) = tg.scaling.as_deref() else {
+            continue;
+        };
+        let policy = super::ScalingPolicy::from_submitted(raw, &ns, &id, &tg.name, tg.count);
+        if let Ok(v) = policy.and_then(|p| serde_json::to_value(p).map_err(|e| e.to_string())) {
+            tg.scaling = Some(Box::new(v));
+        }
+    }
 }
 
 fn canonicalize_group(tg: &mut TaskGroup, job_type: &str, job_update: Option<&UpdateStrategy>) {

@@ -212,6 +212,12 @@ fn validate_group(tg: &TaskGroup, job_type: &str) -> Vec<String> {
     if tasks.is_empty() {
         errs.push("Missing tasks for task group".to_string());
     }
+    if let Some(raw) = tg.scaling.as_deref() {
+        match serde_json::from_value::<super::ScalingPolicy>(raw.clone()) {
+            Ok(p) => errs.extend(p.problems(tg.count)),
+            Err(e) => errs.push(format!("Scaling policy invalid: {e}")),
+        }
+    }
     for c in tg.constraints.iter().flatten() {
         if let Err(e) = validate_constraint(c) {
             errs.push(format!(

@@ -14,6 +14,7 @@ mod namespaces;
 mod nodes;
 mod read;
 mod rpc;
+mod scaling;
 mod summary;
 
 use std::sync::Arc;
@@ -56,5 +57,6 @@ pub fn router(app: App) -> Router {
         .merge(evaluations::routes())
         .merge(namespaces::routes())
         .merge(acl::routes())
+        .merge(scaling::routes())
         .with_state(app)
 }

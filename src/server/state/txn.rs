@@ -104,8 +104,10 @@ impl Txn {
         if job.create_index == 0 {
             job.create_index = self.index;
         }
-        let job = Arc::new(job);
         let key = ns_key(&job.namespace, &job.id);
+        let previous = self.tables.jobs.get(&key).cloned();
+        crate::structs::carry_policy_identity(&mut job, previous.as_deref(), self.index);
+        let job = Arc::new(job);
         self.batch.put(
             Kind::Jobs,
             ns_disk_key(&job.namespace, &job.id),
