@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub rpc_advertise: String,
     /// ACL enforcement and token limits.
     pub acl: crate::acl::AclSettings,
+    /// The scheduler configuration a new cluster starts with.
+    pub default_scheduler_config: crate::structs::SchedulerConfiguration,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             heartbeat_grace: Duration::from_secs(10),
             rpc_advertise: "127.0.0.1:4647".to_string(),
             acl: crate::acl::AclSettings::default(),
+            default_scheduler_config: crate::structs::SchedulerConfiguration::default(),
         }
     }
 }
@@ -150,6 +153,13 @@ impl Server {
         }
         let launcher = self.clone();
         tokio::spawn(async move { periodic::run(launcher).await });
+        let server = self.clone();
+        tokio::spawn(async move {
+            let default = server.config.default_scheduler_config.clone();
+            if let Err(e) = server.ensure_scheduler_config(default).await {
+                tracing::error!(error = %e, "storing the initial scheduler configuration");
+            }
+        });
     }
 
     /// A new pending evaluation for a job.

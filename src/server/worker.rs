@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::Server;
 use super::plan_apply::PlanError;
 use super::scheduler;
+use super::state::Table;
 use crate::structs::{EvalStatus, Evaluation, time::now_nanos};
 
 /// How many times a plan is recomputed when the state moved under it.
@@ -16,6 +17,7 @@ const MAX_PLAN_ATTEMPTS: usize = 5;
 pub async fn run(server: Arc<Server>) {
     loop {
         let eval = server.broker.dequeue().await;
+        wait_while_paused(&server).await;
         tracing::debug!(target: "yurt::latency", step = "eval dequeued", job_id = %eval.job_id);
         let s = server.clone();
         let e = eval.clone();
@@ -32,6 +34,17 @@ pub async fn run(server: Arc<Server>) {
     }
 }
 
+/// Holds a worker while the scheduler configuration pauses the eval broker (an operator
+/// does this to delete evaluations safely), waking on each configuration change.
+async fn wait_while_paused(server: &Server) {
+    let mut changes = server.state.watch(Table::SchedulerConfig);
+    while server.state.snapshot().scheduler_config().pause_eval_broker {
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 impl Server {
     /// Schedules one evaluation to completion (or failure), committing its plan; runs on a
     /// blocking thread. Returns the blocked evaluations the outcome superseded, for the
@@ -40,8 +53,9 @@ impl Server {
         for attempt in 0..MAX_PLAN_ATTEMPTS {
             let snap = self.state.snapshot();
             // The broker may hold a copy older than the stored one (e.g. a re-queued blocked
-            // eval); skip evaluations that are already finished.
-            if snap.eval(&eval.id).is_some_and(|e| e.terminal()) {
+            // eval); skip evaluations that are already finished, or were deleted while the
+            // broker was paused.
+            if snap.eval(&eval.id).is_none_or(|e| e.terminal()) {
                 return Vec::new();
             }
             let started = std::time::Instant::now();

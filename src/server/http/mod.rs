@@ -12,6 +12,7 @@ mod job_versions;
 mod jobs;
 mod namespaces;
 mod nodes;
+mod operator;
 mod read;
 mod rpc;
 mod scaling;
@@ -58,5 +59,6 @@ pub fn router(app: App) -> Router {
         .merge(namespaces::routes())
         .merge(acl::routes())
         .merge(scaling::routes())
+        .merge(operator::routes())
         .with_state(app)
 }

@@ -43,6 +43,10 @@ pub trait SchedulerView: Send + Sync {
     fn allocs_by_node(&self, node_id: &str) -> Vec<Arc<Allocation>>;
     /// An allocation by ID.
     fn alloc(&self, id: &str) -> Option<Arc<Allocation>>;
+    /// The cluster's scheduler configuration (algorithm, memory oversubscription).
+    fn scheduler_config(&self) -> Arc<crate::structs::SchedulerConfiguration> {
+        Arc::default()
+    }
 }
 
 /// Changes a scheduler wants committed.

@@ -21,10 +21,9 @@ pub const SCORE_RESCHEDULE_PENALTY: &str = "node-reschedule-penalty";
 /// The best possible raw bin-packing fit (both dimensions fully used).
 const BINPACK_MAX_FIT: f64 = 18.0;
 
-/// Bin-packing score in [0, 1]: higher when the node is fuller after the placement.
-/// Uses Nomad's curve, `20 - (10^freeCpu + 10^freeMem)` scaled by its maximum of 18,
-/// so a node is preferred the less it would leave free in either dimension.
-pub fn binpack_score(capacity: &Usage, used_after: &Usage) -> f64 {
+/// `10^freeCpu + 10^freeMem`, the free fractions after the placement: 2 for a full node,
+/// 20 for an empty one. Both fit scores are read off this.
+fn free_exponents(capacity: &Usage, used_after: &Usage) -> f64 {
     let free = |used: i64, cap: i64| {
         if cap <= 0 {
             0.0
@@ -32,9 +31,23 @@ pub fn binpack_score(capacity: &Usage, used_after: &Usage) -> f64 {
             (1.0 - used as f64 / cap as f64).clamp(0.0, 1.0)
         }
     };
-    let total = 10f64.powf(free(used_after.cpu, capacity.cpu))
-        + 10f64.powf(free(used_after.memory_mb, capacity.memory_mb));
+    10f64.powf(free(used_after.cpu, capacity.cpu))
+        + 10f64.powf(free(used_after.memory_mb, capacity.memory_mb))
+}
+
+/// Bin-packing score in [0, 1]: higher when the node is fuller after the placement.
+/// Uses Nomad's curve, `20 - (10^freeCpu + 10^freeMem)` scaled by its maximum of 18,
+/// so a node is preferred the less it would leave free in either dimension.
+pub fn binpack_score(capacity: &Usage, used_after: &Usage) -> f64 {
+    let total = free_exponents(capacity, used_after);
     (20.0 - total).clamp(0.0, BINPACK_MAX_FIT) / BINPACK_MAX_FIT
+}
+
+/// The `spread` algorithm's fit score in [0, 1]: Nomad's mirror image of
+/// [`binpack_score`], `10^freeCpu + 10^freeMem - 2` scaled by 18, so emptier nodes win.
+pub fn spread_fit_score(capacity: &Usage, used_after: &Usage) -> f64 {
+    let total = free_exponents(capacity, used_after);
+    (total - 2.0).clamp(0.0, BINPACK_MAX_FIT) / BINPACK_MAX_FIT
 }
 
 /// Penalty for a node that already runs `collisions` allocations of the same job and group:
@@ -292,6 +305,28 @@ mod tests {
         assert!((0.0..=1.0).contains(&empty));
         // A node without capacity counts as full rather than dividing by zero.
         assert_eq!(binpack_score(&Usage::default(), &Usage::default()), 1.0);
+    }
+
+    #[test]
+    fn spread_fit_prefers_emptier_nodes() {
+        let cap = Usage {
+            cpu: 1000,
+            memory_mb: 1000,
+            ..Default::default()
+        };
+        let half = Usage {
+            cpu: 500,
+            memory_mb: 500,
+            ..Default::default()
+        };
+        let little = Usage {
+            cpu: 100,
+            memory_mb: 100,
+            ..Default::default()
+        };
+        assert!(spread_fit_score(&cap, &little) > spread_fit_score(&cap, &half));
+        assert_eq!(spread_fit_score(&cap, &cap), 0.0);
+        assert!(binpack_score(&cap, &little) < binpack_score(&cap, &half));
     }
 
     #[test]

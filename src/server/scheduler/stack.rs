@@ -25,7 +25,7 @@ use super::fit::{
 use super::rank::{
     AffinityScorer, SCORE_ANTI_AFFINITY, SCORE_BINPACK, SCORE_NODE_AFFINITY,
     SCORE_RESCHEDULE_PENALTY, SCORE_SPREAD, ScoreCard, SpreadScorer, anti_affinity_penalty,
-    binpack_score, candidate_limit,
+    binpack_score, candidate_limit, spread_fit_score,
 };
 use crate::structs::{
     AllocClientStatus, AllocDesiredStatus, AllocMetric, AllocatedResources,
@@ -58,6 +58,8 @@ pub struct Cluster<'a> {
     rng: SmallRng,
     /// Shared by the metric of every placement of the evaluation.
     nodes_available: Arc<VecMap<String, i64>>,
+    /// The cluster's scheduler configuration when the evaluation started.
+    config: Arc<crate::structs::SchedulerConfiguration>,
     nodes_in_pool: i64,
     /// Metric strings every placement that ranked a node repeats, made once per evaluation.
     score_keys: ScoreKeys,
@@ -164,6 +166,7 @@ impl<'a> Cluster<'a> {
             nodes_available,
             nodes_in_pool,
             score_keys: ScoreKeys::default(),
+            config: view.scheduler_config(),
         }
     }
 
@@ -267,7 +270,7 @@ impl<'j> GroupStack<'j> {
             spread,
             ask: group_usage(tg),
             net_ask: NetworkAsk::of(tg),
-            template: AllocTemplate::new(tg),
+            template: AllocTemplate::new(tg, cl.config.memory_oversubscription_enabled),
         }
     }
 
@@ -392,7 +395,13 @@ impl<'j> GroupStack<'j> {
         }
         let mut card = ScoreCard::default();
         let after = state.used.plus(self.ask);
-        card.push(SCORE_BINPACK, binpack_score(&state.capacity, &after), true);
+        // Nomad reports the fit under "binpack" whichever algorithm computed it.
+        let fit = if cl.config.spreads() {
+            spread_fit_score(&state.capacity, &after)
+        } else {
+            binpack_score(&state.capacity, &after)
+        };
+        card.push(SCORE_BINPACK, fit, true);
         match anti_affinity_penalty(cl.colloc.group_on(idx, &self.tg.name), self.tg.count) {
             Some(p) => card.push(SCORE_ANTI_AFFINITY, p, true),
             None => card.push(SCORE_ANTI_AFFINITY, 0.0, false),
@@ -607,7 +616,9 @@ pub struct AllocTemplate {
 
 impl AllocTemplate {
     /// Builds the skeleton from the group's tasks.
-    pub fn new(tg: &TaskGroup) -> AllocTemplate {
+    /// `MemoryMaxMB` is kept only where the cluster allows memory oversubscription, as
+    /// Nomad's scheduler does, so a task's hard limit is its `MemoryMB` otherwise.
+    pub fn new(tg: &TaskGroup, memory_oversubscription: bool) -> AllocTemplate {
         let disk_mb = tg.ephemeral_disk.as_ref().map_or(0, |d| d.size_mb);
         let mut total = Resources {
             disk_mb,
@@ -615,7 +626,10 @@ impl AllocTemplate {
         };
         let (mut tasks, mut lifecycles, mut legacy_tasks) = (Vec::new(), Vec::new(), Vec::new());
         for task in tg.tasks() {
-            let r = task.resources.clone().unwrap_or_default();
+            let mut r = task.resources.clone().unwrap_or_default();
+            if !memory_oversubscription {
+                r.memory_max_mb = 0;
+            }
             let mut atr = AllocatedTaskResources::default();
             atr.cpu.cpu_shares = r.cpu;
             atr.memory.memory_mb = r.memory_mb;

@@ -27,6 +27,10 @@ pub(super) fn decode<T: DeserializeOwned>(
 pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
     let mut t = Tables::default();
     for (key, bytes) in d.load(Kind::Meta)? {
+        if key == super::txn::SCHEDULER_CONFIG_KEY {
+            t.scheduler_config = Some(Arc::new(decode(Kind::Meta, &key, &bytes)?));
+            continue;
+        }
         let value: u64 = decode(Kind::Meta, &key, &bytes)?;
         if key == "index" {
             t.index = value;

@@ -9,6 +9,7 @@ use imbl::{HashMap, OrdMap, OrdSet, Vector};
 use crate::server::scheduler::SchedulerView;
 use crate::structs::{
     Allocation, Deployment, Evaluation, Job, JobScalingEvents, JobSubmission, Namespace, Node,
+    SchedulerConfiguration,
 };
 
 /// `(namespace, id)`.
@@ -28,11 +29,12 @@ pub enum Table {
     AclPolicies,
     AclTokens,
     AclRoles,
+    SchedulerConfig,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Jobs,
         Table::JobVersions,
         Table::Allocs,
@@ -44,6 +46,7 @@ impl Table {
         Table::AclPolicies,
         Table::AclTokens,
         Table::AclRoles,
+        Table::SchedulerConfig,
     ];
 
     /// Position in per-table arrays.
@@ -65,6 +68,7 @@ impl Table {
             Table::AclPolicies => "acl_policy",
             Table::AclTokens => "acl_token",
             Table::AclRoles => "acl_role",
+            Table::SchedulerConfig => "scheduler_config",
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct Tables {
     pub acl: super::acl::AclTables,
     /// The job files of each job's kept versions, newest first.
     pub job_submissions: OrdMap<NsKey, Arc<Vec<JobSubmission>>>,
+    /// The scheduler configuration; `None` until one is written.
+    pub scheduler_config: Option<Arc<SchedulerConfiguration>>,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }
@@ -148,6 +154,11 @@ impl Tables {
             .take_while(|(name, _)| name.starts_with(prefix))
             .map(|(_, n)| n.clone())
             .collect()
+    }
+
+    /// The scheduler configuration in force (Nomad's default until one is written).
+    pub fn scheduler_config(&self) -> Arc<SchedulerConfiguration> {
+        self.scheduler_config.clone().unwrap_or_default()
     }
 
     /// A job by namespace and ID.
@@ -327,5 +338,9 @@ impl SchedulerView for Tables {
 
     fn alloc(&self, id: &str) -> Option<Arc<Allocation>> {
         Tables::alloc(self, id)
+    }
+
+    fn scheduler_config(&self) -> Arc<SchedulerConfiguration> {
+        Tables::scheduler_config(self)
     }
 }

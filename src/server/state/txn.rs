@@ -12,7 +12,7 @@ use super::group_commit::Batch;
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 use crate::structs::{
     Allocation, Deployment, Evaluation, JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents,
-    JobStatus, JobSubmission, Namespace, Node, ScalingEvent,
+    JobStatus, JobSubmission, Namespace, Node, ScalingEvent, SchedulerConfiguration,
 };
 
 /// An allocation as stored on disk: without its job, which is stored once per version.
@@ -52,6 +52,9 @@ pub(super) fn version_disk_key(ns: &str, id: &str, version: i64) -> String {
 /// from serde_json's default 128 bytes took five reallocations each, which showed in a
 /// large plan's profile. The buffer lives only until the committer has stored it.
 const ENCODE_CAPACITY: usize = 4096;
+
+/// The meta record holding the scheduler configuration (every other meta record is an index).
+pub(super) const SCHEDULER_CONFIG_KEY: &str = "scheduler_config";
 
 pub(super) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StateError> {
     let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
@@ -403,6 +406,27 @@ impl Txn {
         self.batch.delete(Kind::Namespaces, name.to_string());
         self.touch(Table::Namespaces);
         true
+    }
+
+    /// Stores the scheduler configuration, stamping its indexes.
+    pub fn put_scheduler_config(
+        &mut self,
+        mut config: SchedulerConfiguration,
+    ) -> Result<Arc<SchedulerConfiguration>, StateError> {
+        config.create_index = match &self.tables.scheduler_config {
+            Some(old) => old.create_index,
+            None => self.index,
+        };
+        config.modify_index = self.index;
+        self.batch.put(
+            Kind::Meta,
+            SCHEDULER_CONFIG_KEY.to_string(),
+            encode(&config)?,
+        );
+        let config = Arc::new(config);
+        self.tables.scheduler_config = Some(config.clone());
+        self.touch(Table::SchedulerConfig);
+        Ok(config)
     }
 
     /// Recomputes the status of every job this write touched (Nomad's rules), then records
