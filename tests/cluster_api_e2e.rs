@@ -309,10 +309,21 @@ fn listing_startall_long_poll_counts_bad_input_and_stop() {
     });
     let index = wait_index(&settled);
     let poll = long_poll(&agent, index);
-    std::thread::sleep(Duration::from_secs(2));
+    // Writes that change nothing in the answer (a job that is no template, placed and
+    // running) do not wake it.
+    let r = http.put(
+        &agent.url("/v1/jobs"),
+        &json!({"Job": service_job("unrelated", 1)}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(Duration::from_secs(60), "unrelated running", || {
+        let allocs = http.get(&agent.url("/v1/job/unrelated/allocations")).json();
+        (allocs[0]["ClientStatus"] == "running").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
     assert!(
         poll.try_recv().is_err(),
-        "the long poll answered while nothing changed"
+        "the long poll answered while its answer did not change"
     );
     assert_eq!(change(&http, &agent, "updatecounts", 1), 2);
     let (status, next, body, took) = poll
@@ -453,7 +464,15 @@ fn start_with_and_without_force_after_the_template_changed_and_new_templates_app
         4
     );
 
-    // A template added while the agent runs appears; one removed disappears.
+    // A template added while the agent runs appears (waking a long poll); one removed
+    // disappears.
+    let settled = wait_for(Duration::from_secs(30), "a settled answer", || {
+        let first = http.get(&agent.url("/jobs"));
+        std::thread::sleep(Duration::from_millis(500));
+        let second = http.get(&agent.url("/jobs"));
+        (wait_index(&first) == wait_index(&second)).then_some(wait_index(&second))
+    });
+    let poll = long_poll(&agent, settled);
     std::fs::write(
         dir.path().join("late.json"),
         job_template("late", 1, json!({})),
@@ -468,6 +487,24 @@ fn start_with_and_without_force_after_the_template_changed_and_new_templates_app
         (names.contains(&"late".to_string()) && !names.contains(&"manual".to_string()))
             .then_some(())
     });
+    let (status, next, body, _) = poll
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the long poll answers when the template set changes");
+    assert_eq!(status, 200);
+    assert!(
+        next.is_some_and(|n| n > settled),
+        "{next:?} after {settled}"
+    );
+    let names: Vec<&str> = body
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|j| j["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"late") || !names.contains(&"manual"),
+        "{names:?}"
+    );
     let late = entry(&http, &agent, "late");
     assert_eq!(late["status"], "stopped");
     assert_seed_shape(&late);

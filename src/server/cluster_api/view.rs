@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::template::Template;
 use crate::server::http::job_summary;
 use crate::server::state::Tables;
+use crate::structs::TaskGroupSummary;
 
 /// `status` of a template whose job is not registered.
 pub const STATUS_STOPPED: &str = "stopped";
@@ -47,6 +48,20 @@ pub struct GroupSummary {
     pub lost: i64,
 }
 
+/// The seed's subset of a group's job summary (it has no `unknown`).
+impl From<&TaskGroupSummary> for GroupSummary {
+    fn from(s: &TaskGroupSummary) -> Self {
+        GroupSummary {
+            queued: s.queued,
+            complete: s.complete,
+            failed: s.failed,
+            running: s.running,
+            starting: s.starting,
+            lost: s.lost,
+        }
+    }
+}
+
 /// The view of `t` as of `tables`.
 pub fn job_view(tables: &Tables, t: &Template) -> JobView {
     let registered = t
@@ -65,14 +80,7 @@ pub fn job_view(tables: &Tables, t: &Template) -> JobView {
                     TaskGroupView {
                         name: g.name.clone(),
                         count: g.count,
-                        summary: GroupSummary {
-                            queued: s.queued,
-                            complete: s.complete,
-                            failed: s.failed,
-                            running: s.running,
-                            starting: s.starting,
-                            lost: s.lost,
-                        },
+                        summary: GroupSummary::from(&s),
                     }
                 })
                 .collect();

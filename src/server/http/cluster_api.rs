@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{HttpError, JsonReply, QueryOptions, QueryParams, blocking_query, decode_json};
+use crate::http::{
+    HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, blocking_query, decode_json,
+};
 use crate::server::ServerError;
 use crate::server::cluster_api::{ClusterApi, JobView, Template, job_view};
 use crate::server::ops::cluster_api::CountChange;
@@ -84,7 +86,7 @@ async fn start(
     State(api): State<Arc<ClusterApi>>,
     Path(name): Path<String>,
     params: QueryParams,
-    opts: QueryOptions,
+    opts: WriteOptions,
 ) -> Result<Response, HttpError> {
     let force = params.flag("force")?.unwrap_or(false);
     let t = template(&api, &opts.namespace, &name)?;
@@ -97,7 +99,7 @@ async fn stop(
     State(api): State<Arc<ClusterApi>>,
     Path(name): Path<String>,
     params: QueryParams,
-    opts: QueryOptions,
+    opts: WriteOptions,
 ) -> Result<Response, HttpError> {
     let purge = params.flag("purge")?.unwrap_or(false);
     let t = template(&api, &opts.namespace, &name)?;
@@ -150,7 +152,7 @@ impl BatchReply {
 async fn start_all(
     State(api): State<Arc<ClusterApi>>,
     params: QueryParams,
-    opts: QueryOptions,
+    opts: WriteOptions,
 ) -> Result<Response, HttpError> {
     let force = params.flag("force")?.unwrap_or(false);
     let mut reply = BatchReply::default();
@@ -169,7 +171,7 @@ async fn start_all(
 async fn stop_all(
     State(api): State<Arc<ClusterApi>>,
     params: QueryParams,
-    opts: QueryOptions,
+    opts: WriteOptions,
 ) -> Result<Response, HttpError> {
     let purge = params.flag("purge")?.unwrap_or(false);
     let mut reply = BatchReply::default();
@@ -197,7 +199,7 @@ struct CountRequest {
 /// `POST /jobs/updatecounts`: adds `count` to the group's count (never below 0; 0 sets 0).
 async fn update_counts(
     State(api): State<Arc<ClusterApi>>,
-    opts: QueryOptions,
+    opts: WriteOptions,
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let req: CountRequest = decode_json(&body)?;
@@ -214,7 +216,7 @@ async fn update_counts(
 /// `POST /jobs/settaskgroupcount`: sets the group's count.
 async fn set_count(
     State(api): State<Arc<ClusterApi>>,
-    opts: QueryOptions,
+    opts: WriteOptions,
     body: Bytes,
 ) -> Result<Response, HttpError> {
     let req: CountRequest = decode_json(&body)?;
@@ -236,7 +238,7 @@ async fn set_count(
 
 async fn change_count(
     api: &ClusterApi,
-    opts: &QueryOptions,
+    opts: &WriteOptions,
     job_id: String,
     group: String,
     change: CountChange,
