@@ -146,6 +146,15 @@ pub struct PluginConfig {
     pub args: Vec<String>,
 }
 
+/// `cluster_api { }` settings: the job-template API of seed 001 (`docs/cluster-api.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterApiConfig {
+    /// Serve it (default off).
+    pub enabled: bool,
+    /// The template directory (required when enabled).
+    pub jobs_dir: PathBuf,
+}
+
 /// `acl { }` settings.
 pub type AclConfig = crate::acl::AclSettings;
 
@@ -182,6 +191,8 @@ pub struct AgentConfig {
     pub acl: AclConfig,
     /// TLS settings.
     pub tls: TlsConfig,
+    /// Cluster API settings.
+    pub cluster_api: ClusterApiConfig,
     /// Started with `-dev`.
     pub dev_mode: bool,
     /// Non-fatal findings (unknown keys) to log once logging is up.
@@ -211,6 +222,33 @@ fn resolve_acl(file: crate::agent::config_file::AclFile) -> Result<AclConfig, Co
     Ok(acl)
 }
 
+/// `cluster_api { }`: off by default; when on it needs a `jobs_dir` and a server (it
+/// registers and scales jobs in the server's state).
+fn resolve_cluster_api(
+    file: Option<crate::agent::config_file::ClusterApiFile>,
+    server_enabled: bool,
+) -> Result<ClusterApiConfig, ConfigError> {
+    let file = file.unwrap_or_default();
+    if !file.enabled.unwrap_or(false) {
+        return Ok(ClusterApiConfig::default());
+    }
+    let Some(dir) = file.jobs_dir.filter(|d| !d.as_os_str().is_empty()) else {
+        return Err(ConfigError::Invalid(
+            "cluster_api.jobs_dir: required when cluster_api.enabled is true".into(),
+        ));
+    };
+    if !server_enabled {
+        return Err(ConfigError::Invalid(
+            "cluster_api.enabled: the Cluster API needs server { enabled = true } on this agent"
+                .into(),
+        ));
+    }
+    Ok(ClusterApiConfig {
+        enabled: true,
+        jobs_dir: absolute(dir)?,
+    })
+}
+
 impl AgentConfig {
     /// Applies defaults to merged sources and validates the result.
     pub fn resolve(
@@ -228,6 +266,7 @@ impl AgentConfig {
             ));
         }
         let acl = resolve_acl(file.acl.clone().unwrap_or_default())?;
+        let cluster_api = resolve_cluster_api(file.cluster_api.clone(), server_enabled)?;
         let data_dir = match file.data_dir {
             Some(dir) => absolute(dir)?,
             None if dev_mode => dev_data_dir(),
@@ -311,6 +350,7 @@ impl AgentConfig {
             plugins,
             acl,
             tls: TlsConfig::resolve(file.tls.unwrap_or_default())?,
+            cluster_api,
             data_dir,
             dev_mode,
             warnings,

@@ -59,6 +59,9 @@ pub struct ConfigFile {
     /// `tls { http rpc ca_file cert_file key_file ... }`.
     #[serde(deserialize_with = "block")]
     pub tls: Option<TlsFile>,
+    /// `cluster_api { enabled jobs_dir }`: the job-template API of seed 001.
+    #[serde(deserialize_with = "block")]
+    pub cluster_api: Option<ClusterApiFile>,
     /// Keys yurt does not know (Nomad keys it does not implement, typos).
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -231,6 +234,19 @@ pub struct TlsFile {
     pub unknown: Unknown,
 }
 
+/// `cluster_api { ... }`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ClusterApiFile {
+    /// Serve the Cluster API beside `/v1` (default off).
+    pub enabled: Option<bool>,
+    /// The directory of job templates (HCL or JSON job files).
+    pub jobs_dir: Option<PathBuf>,
+    /// Unrecognised keys.
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
 /// `plugin` blocks: `{name: body}`, `{name: [body, ...]}` or `[{name: body}, ...]`.
 fn plugins<'de, D>(d: D) -> Result<BTreeMap<String, PluginFile>, D::Error>
 where
@@ -303,6 +319,9 @@ impl ConfigFile {
         }
         if let Some(t) = &self.tls {
             add("tls.", &t.unknown);
+        }
+        if let Some(c) = &self.cluster_api {
+            add("cluster_api.", &c.unknown);
         }
         keys
     }

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::config_file::{
-    AclFile, AddressesFile, ClientFile, ConfigFile, PluginFile, PortsFile, ReservedFile,
-    ServerFile, TlsFile,
+    AclFile, AddressesFile, ClientFile, ClusterApiFile, ConfigFile, PluginFile, PortsFile,
+    ReservedFile, ServerFile, TlsFile,
 };
 
 /// Merges an optional block: both present → merged, otherwise whichever exists.
@@ -65,6 +65,7 @@ impl ConfigFile {
             plugin,
             acl: merge_opt(self.acl, over.acl, AclFile::merge),
             tls: merge_opt(self.tls, over.tls, TlsFile::merge),
+            cluster_api: merge_opt(self.cluster_api, over.cluster_api, ClusterApiFile::merge),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }
@@ -190,6 +191,17 @@ impl TlsFile {
             key_file: over.key_file.or(self.key_file),
             verify_server_hostname: over.verify_server_hostname.or(self.verify_server_hostname),
             verify_https_client: over.verify_https_client.or(self.verify_https_client),
+            unknown: merge_unknown(self.unknown, over.unknown),
+        }
+    }
+}
+
+impl ClusterApiFile {
+    /// Layers `over` on top of `self`, key by key.
+    pub fn merge(self, over: Self) -> Self {
+        Self {
+            enabled: over.enabled.or(self.enabled),
+            jobs_dir: over.jobs_dir.or(self.jobs_dir),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }

@@ -200,6 +200,33 @@ fn acl_block_is_read_with_nomad_defaults() {
 }
 
 #[test]
+fn cluster_api_block_is_off_by_default_and_needs_a_dir_and_a_server() {
+    let resolve = |text: &str| {
+        let loaded = parse_config(text, ConfigFormat::Hcl, "c.hcl").unwrap();
+        AgentConfig::resolve(loaded.config, false, loaded.warnings)
+    };
+    let c = resolve("data_dir = \"/tmp/y\"\nserver { enabled = true }\n").unwrap();
+    assert!(!c.cluster_api.enabled);
+    let c = resolve(
+        "data_dir = \"/tmp/y\"\nserver { enabled = true }\ncluster_api {\n enabled = true\n jobs_dir = \"/etc/yurt.d/jobs\"\n}\n",
+    )
+    .unwrap();
+    assert!(c.cluster_api.enabled);
+    assert_eq!(c.cluster_api.jobs_dir, PathBuf::from("/etc/yurt.d/jobs"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let err = resolve(
+        "data_dir = \"/tmp/y\"\nserver { enabled = true }\ncluster_api { enabled = true }\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("cluster_api.jobs_dir"), "{err}");
+    let err = resolve(
+        "data_dir = \"/tmp/y\"\nclient { enabled = true }\ncluster_api {\n enabled = true\n jobs_dir = \"/j\"\n}\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("server"), "{err}");
+}
+
+#[test]
 fn json_config_has_the_same_shape() {
     let text = r#"{
         "data_dir": "/tmp/y",

@@ -337,9 +337,20 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         client.as_ref().map(|(c, _, _)| c.clone()),
         remote_api,
     ));
+    let cluster_api = match (&server, config.cluster_api.enabled) {
+        (Some(s), true) => Some(
+            crate::server::cluster_api::ClusterApi::start(
+                s.clone(),
+                config.cluster_api.jobs_dir.clone(),
+            )
+            .await,
+        ),
+        _ => None,
+    };
     let api = api_router(
         info,
         server.as_ref(),
+        cluster_api.as_ref(),
         client.as_ref().map(|(c, _, _)| c),
         &forwarder,
         acl.clone(),

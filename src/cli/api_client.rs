@@ -250,6 +250,19 @@ impl ApiClient {
             .map(|(v, _)| v)
     }
 
+    /// POSTs `body` as JSON to `path` with query pairs and decodes the JSON answer.
+    pub async fn post_json_query<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let bytes = serde_json::to_vec(body).map_err(ApiError::Encode)?;
+        self.send(Method::POST, self.url(path, query), Some(bytes))
+            .await
+            .map(|(v, _)| v)
+    }
+
     /// GETs `path` and returns the successful response unread, for raw or streamed bodies
     /// (file contents, log follows).
     pub async fn get_stream(

@@ -1,5 +1,5 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `acl`, `agent`, `job`, `alloc`, `namespace` and `version`, and the API client they share.
+//! `acl`, `agent`, `cluster`, `job`, `alloc`, `namespace` and `version`, and the API client they share.
 
 pub mod acl;
 pub mod agent;
@@ -8,6 +8,7 @@ pub mod alloc_exec;
 pub mod api_client;
 pub mod api_flags;
 pub mod argv;
+pub mod cluster;
 pub mod eval_monitor;
 pub mod job;
 pub mod job_file;
@@ -43,6 +44,8 @@ pub enum Command {
     Agent(Box<agent::AgentArgs>),
     /// Inspect and act on allocations (status, signal, restart, stop, logs, fs).
     Alloc(alloc::AllocArgs),
+    /// Start, stop and scale the Cluster API's job templates.
+    Cluster(cluster::ClusterArgs),
     /// Run, inspect and stop jobs.
     Job(job::JobArgs),
     /// Create, list, inspect and delete namespaces.
@@ -75,6 +78,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Acl(args) => acl::main(args),
         Command::Agent(args) => agent::run(&args),
         Command::Alloc(args) => alloc::main(args),
+        Command::Cluster(args) => cluster::main(args),
         Command::Job(args) => job::main(args),
         Command::Namespace(args) => namespace::main(args),
         Command::Version => {

@@ -1,6 +1,7 @@
 //! What every route needs, in one table: the reader finds a route's requirement here, and a
 //! `/v1/` route missing from it needs a management token (a forgotten route is closed, not
-//! open). The ACL layer (`super::acl`) checks these before any handler runs.
+//! open). Outside `/v1/` only the Cluster API's routes (seed 001) need anything. The ACL
+//! layer (`super::acl`) checks these before any handler runs.
 
 use axum::http::Method;
 
@@ -57,7 +58,7 @@ pub fn need(method: &Method, path: &str) -> Need {
     let read = *method == Method::GET || *method == Method::HEAD;
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if seg.first() != Some(&"v1") {
-        return Need::Public;
+        return cluster_api_need(read, &seg);
     }
     match &seg[1..] {
         ["agent", "health"] | ["status", ..] | ["regions"] => Need::Public,
@@ -122,6 +123,23 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["client", "stats"] => Need::NodeRead,
 
         _ => Need::Management,
+    }
+}
+
+/// The Cluster API (seed 001) needs what the `/v1` calls it stands for need, in
+/// `?namespace` (the namespace whose templates it acts on): reads as `GET /v1/job/:id`,
+/// starts and stops as registering and deregistering, count changes as
+/// `POST /v1/job/:id/scale`. Every other path outside `/v1/` is public.
+fn cluster_api_need(read: bool, seg: &[&str]) -> Need {
+    match seg {
+        ["jobs"] | ["job", _, "summary"] if read => Need::Namespace(Query, &[C::READ_JOB]),
+        ["jobs", "start" | "stop", _] | ["jobs", "startall" | "stopall"] if !read => {
+            Need::Namespace(Query, &[C::SUBMIT_JOB])
+        }
+        ["jobs", "updatecounts" | "settaskgroupcount"] if !read => {
+            Need::Namespace(Query, &[C::SCALE_JOB, C::SUBMIT_JOB])
+        }
+        _ => Need::Public,
     }
 }
 
@@ -234,6 +252,23 @@ mod tests {
             Need::OperatorRead
         );
         assert_eq!(n(M::POST, "/v1/internal/node/register"), Need::Public);
+    }
+
+    #[test]
+    fn cluster_api_routes_need_what_their_v1_calls_need() {
+        use Method as M;
+        let read = Need::Namespace(Query, &[C::READ_JOB]);
+        let submit = Need::Namespace(Query, &[C::SUBMIT_JOB]);
+        let scale = Need::Namespace(Query, &[C::SCALE_JOB, C::SUBMIT_JOB]);
+        assert_eq!(n(M::GET, "/jobs"), read);
+        assert_eq!(n(M::GET, "/job/web/summary"), read);
+        assert_eq!(n(M::POST, "/jobs/start/web"), submit);
+        assert_eq!(n(M::POST, "/jobs/stop/web"), submit);
+        assert_eq!(n(M::POST, "/jobs/startall"), submit);
+        assert_eq!(n(M::POST, "/jobs/stopall"), submit);
+        assert_eq!(n(M::POST, "/jobs/updatecounts"), scale);
+        assert_eq!(n(M::POST, "/jobs/settaskgroupcount"), scale);
+        assert_eq!(n(M::GET, "/other"), Need::Public);
     }
 
     #[test]

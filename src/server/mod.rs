@@ -5,6 +5,7 @@
 pub mod acl_resolve;
 pub mod blocked;
 pub mod broker;
+pub mod cluster_api;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;

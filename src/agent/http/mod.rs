@@ -25,14 +25,17 @@ use crate::http::acl::enforce;
 use crate::http::error::PAGE_NOT_FOUND;
 use crate::http::{AclBackend, HttpError, apply_layers};
 use crate::server::Server;
-use crate::server::http::{App, router as server_router, rpc_router};
+use crate::server::cluster_api::ClusterApi;
+use crate::server::http::{App, cluster_api_router, router as server_router, rpc_router};
 
 /// The public API of this agent, with the shared layers applied: the agent-wide endpoints,
-/// the server's routes when it runs one, and the client routes (served here or forwarded).
-/// A client-only agent proxies every other `/v1/` path to a server.
+/// the server's routes when it runs one (with the Cluster API when it is enabled), and the
+/// client routes (served here or forwarded). A client-only agent proxies every other `/v1/`
+/// path to a server.
 pub fn api_router(
     info: Arc<AgentInfo>,
     server: Option<&Arc<Server>>,
+    cluster_api: Option<&Arc<ClusterApi>>,
     client: Option<&Client>,
     forwarder: &Forwarder,
     acl: Arc<dyn AclBackend>,
@@ -40,6 +43,9 @@ pub fn api_router(
     let mut api = Router::new().merge(agent_endpoints::routes(info));
     if let Some(s) = server {
         api = api.merge(server_router(App { server: s.clone() }));
+    }
+    if let Some(c) = cluster_api {
+        api = api.merge(cluster_api_router(c.clone()));
     }
     api = api.merge(client_api(forwarder, client));
     if server.is_none() {

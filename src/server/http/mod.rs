@@ -3,6 +3,7 @@
 
 mod acl;
 mod allocations;
+mod cluster_api;
 mod evaluations;
 mod job_dispatch;
 mod job_parse;
@@ -22,9 +23,11 @@ use std::sync::Arc;
 
 use axum::Router;
 
+pub use cluster_api::{WAIT_INDEX, routes as cluster_api_router};
 pub use job_dispatch::JobDispatchRequest;
 pub use job_versions::{JobPlanRequest, JobRevertRequest, JobStabilityRequest};
 pub use rpc::rpc_router;
+pub use summary::job_summary;
 
 use super::{Server, ServerError};
 use crate::http::HttpError;
