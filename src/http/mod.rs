@@ -16,6 +16,7 @@ pub mod acl;
 pub mod blocking;
 pub mod body;
 pub mod error;
+pub mod filter;
 pub mod layers;
 pub mod paging;
 pub mod permissions;

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::App;
+use crate::http::filter::filter_items;
 use crate::http::{HttpError, JsonReply, QueryOptions, blocking_query, paginate};
 use crate::server::state::{Table, Tables};
 
@@ -41,8 +42,8 @@ pub(super) async fn reply<T: Serialize>(
     Ok(JsonReply::query(opts, index, value).into_response())
 }
 
-/// A list answered one page at a time (`?per_page`, `?next_token`, `?reverse`); `items` must
-/// come in ascending `key` order.
+/// A list answered one page at a time (`?per_page`, `?next_token`, `?reverse`) and filtered
+/// by `?filter`; `items` must come in ascending `key` order.
 pub(super) async fn paged<T: Serialize>(
     app: &App,
     opts: &QueryOptions,
@@ -50,7 +51,11 @@ pub(super) async fn paged<T: Serialize>(
     items: impl Fn(&Tables) -> Vec<T>,
     key: impl Fn(&T) -> String,
 ) -> Result<Response, HttpError> {
-    let (index, items) = value(app, opts, tables, |snap| Ok(items(snap))).await?;
+    // Filtered before paging, as Nomad does: a page holds `per_page` items that pass.
+    let (index, items) = value(app, opts, tables, |snap| {
+        filter_items(&opts.filter, items(snap)).map_err(|e| HttpError::bad_request(e.to_string()))
+    })
+    .await?;
     let page = paginate(items, opts, key);
     Ok(JsonReply::query(opts, index, page.items)
         .next_token(page.next_token)
