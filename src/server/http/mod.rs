@@ -11,10 +11,12 @@ mod job_submission;
 mod job_versions;
 mod jobs;
 mod namespaces;
+mod node_admin;
 mod nodes;
 mod read;
 mod rpc;
 mod summary;
+mod system;
 
 use std::sync::Arc;
 
@@ -53,6 +55,8 @@ pub fn router(app: App) -> Router {
         .merge(job_parse::routes())
         .merge(allocations::routes())
         .merge(nodes::routes())
+        .merge(node_admin::routes())
+        .merge(system::routes())
         .merge(evaluations::routes())
         .merge(namespaces::routes())
         .merge(acl::routes())

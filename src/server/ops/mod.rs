@@ -12,4 +12,5 @@ pub mod job_scale;
 pub mod job_versions;
 pub mod jobs;
 pub mod namespaces;
+pub mod node_admin;
 pub mod nodes;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::feasible::{GroupFeasibility, datacenter_matches, node_pool_matches};
-use super::reconcile::{PlaceReason, Placement, ReconcileInput, reconcile};
+use super::reconcile::{DESC_MIGRATING, PlaceReason, Placement, ReconcileInput, reconcile};
 use super::stack::{Cluster, GroupStack, NewAlloc, stopped_copy};
 use super::{Plan, SchedulerOutcome, SchedulerView};
 use crate::structs::{
@@ -122,6 +122,7 @@ pub fn schedule_generic(
                 // Identical asks fail identically: count instead of searching again.
                 m.coalesced_failures += 1;
                 unplaced += 1;
+                stop_migrating(&mut out, p, now);
                 continue;
             }
             let prev = p.previous.as_deref();
@@ -134,6 +135,7 @@ pub fn schedule_generic(
                 }
                 failed = Some(sel.metric);
                 unplaced += 1;
+                stop_migrating(&mut out, p, now);
                 continue;
             };
             let alloc = NewAlloc {
@@ -169,6 +171,17 @@ pub fn schedule_generic(
         out.blocked_eval = Some(blocked_eval(eval, &job, class_eligibility, escaped, now));
     }
     out
+}
+
+/// A migrating allocation leaves its draining node even when no other node can take it
+/// now, as Nomad's migrations do; the replacement is placed when capacity appears.
+fn stop_migrating(out: &mut SchedulerOutcome, p: &Placement, now: i64) {
+    if let (PlaceReason::Migrate, Some(a)) = (p.reason, p.previous.as_deref()) {
+        push(
+            &mut out.plan.node_update,
+            stopped_copy(a, DESC_MIGRATING, None, now),
+        );
+    }
 }
 
 /// The reconciler's decisions counted per group, as a plan's `DesiredTGUpdates`: every live

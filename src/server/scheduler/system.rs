@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::feasible::{GroupFeasibility, datacenter_matches, node_pool_matches, node_serves_job};
 use super::generic::{inplace_update, job_allocs, new_plan, push};
 use super::reconcile::{
-    DESC_JOB_STOPPED, DESC_LOST, DESC_NOT_NEEDED, DESC_UPDATING, Update, update_kind,
+    DESC_JOB_STOPPED, DESC_LOST, DESC_MIGRATING, DESC_NOT_NEEDED, DESC_UPDATING, Update,
+    update_kind,
 };
 use super::stack::{Cluster, GroupStack, NewAlloc, Selection, stopped_copy};
 use super::{SchedulerOutcome, SchedulerView};
@@ -77,6 +78,11 @@ pub fn schedule(
         };
         if lost(&node) {
             stop(DESC_LOST, Some(AllocClientStatus::Lost));
+            continue;
+        }
+        if a.desired_transition.migrate == Some(true) {
+            // The drainer's last step: system allocations leave a draining node.
+            stop(DESC_MIGRATING, None);
             continue;
         }
         let (Some(node), Some(tg)) = (node, job.group(&a.task_group)) else {
