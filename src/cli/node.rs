@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use yurt_drivers::go_duration::parse_go_duration;
 
+use super::alloc::alloc_list;
 use super::api_client::ApiClient;
 use super::api_flags::ApiFlags;
 use super::output::{CliError, format_kv, format_list, run, short_id};
@@ -207,16 +208,18 @@ async fn status(api: &ApiClient, a: &StatusArgs) -> Result<(), CliError> {
     if a.json {
         return print_json(&node);
     }
-    let allocs: Vec<Allocation> = api
+    let mut allocs: Vec<Value> = api
         .get_json(&format!("/v1/node/{}/allocations", node.id), &[])
         .await
         .map_err(|e| CliError(format!("Error querying node allocations: {e}")))?;
+    // Newest first, as Nomad lists them.
+    allocs.reverse();
     println!("{}", node_text(&node, &allocs, a.verbose));
     Ok(())
 }
 
 /// What `node status <id>` prints.
-fn node_text(node: &Node, allocs: &[Allocation], verbose: bool) -> String {
+fn node_text(node: &Node, allocs: &[Value], verbose: bool) -> String {
     let drivers: Vec<String> = node
         .drivers
         .iter()
@@ -256,29 +259,7 @@ fn node_text(node: &Node, allocs: &[Allocation], verbose: bool) -> String {
     if allocs.is_empty() {
         out.push_str("No allocations placed");
     } else {
-        let mut rows = vec![
-            [
-                "ID",
-                "Node ID",
-                "Task Group",
-                "Version",
-                "Desired",
-                "Status",
-            ]
-            .map(str::to_string)
-            .to_vec(),
-        ];
-        rows.extend(allocs.iter().rev().map(|a| {
-            vec![
-                short_id(&a.id, verbose),
-                short_id(&a.node_id, verbose),
-                a.task_group.to_string(),
-                a.job.as_ref().map_or(0, |j| j.version).to_string(),
-                a.desired_status.to_string(),
-                a.client_status.to_string(),
-            ]
-        }));
-        out.push_str(&format_list(&rows));
+        out.push_str(&alloc_list(allocs, verbose));
     }
     out
 }

@@ -49,32 +49,27 @@ pub enum ReconcileWhat {
 
 /// Runs a `system` subcommand.
 pub fn main(args: SystemArgs) -> ExitCode {
+    match args.command {
+        SystemCommand::Gc(a) => put(a, "/v1/system/gc", "system garbage-collection"),
+        SystemCommand::Reconcile(ReconcileArgs {
+            what: ReconcileWhat::Summaries(a),
+        }) => put(
+            a,
+            "/v1/system/reconcile/summaries",
+            "system summary reconciliation",
+        ),
+    }
+}
+
+/// PUTs an empty request to `path`; Nomad prints nothing on success.
+fn put(a: ApiOnly, path: &'static str, what: &'static str) -> ExitCode {
     run(async move {
-        match args.command {
-            SystemCommand::Gc(a) => {
-                let _: Value = a
-                    .api
-                    .client()?
-                    .put_json("/v1/system/gc", &Value::Null)
-                    .await
-                    .map_err(|e| {
-                        CliError(format!("Error running system garbage-collection: {e}"))
-                    })?;
-                Ok(())
-            }
-            SystemCommand::Reconcile(ReconcileArgs {
-                what: ReconcileWhat::Summaries(a),
-            }) => {
-                let _: Value = a
-                    .api
-                    .client()?
-                    .put_json("/v1/system/reconcile/summaries", &Value::Null)
-                    .await
-                    .map_err(|e| {
-                        CliError(format!("Error running system summary reconciliation: {e}"))
-                    })?;
-                Ok(())
-            }
-        }
+        let _: Value = a
+            .api
+            .client()?
+            .put_json(path, &Value::Null)
+            .await
+            .map_err(|e| CliError(format!("Error running {what}: {e}")))?;
+        Ok(())
     })
 }

@@ -258,7 +258,10 @@ mod tests {
         sys.job_id = "sys".into();
         let service = alloc("1", "a", &j, false);
         let p = plan(&state(vec![sys.clone(), service.clone()], 0), Utc::now());
-        assert!(p.migrate.is_empty(), "the service allocation is still there");
+        assert!(
+            p.migrate.is_empty(),
+            "the service allocation is still there"
+        );
         assert!(p.complete.is_empty());
 
         let mut gone = service;

@@ -208,17 +208,7 @@ impl Server {
             .await
             .map_err(server_error)?;
         tracing::info!(node_id, eligibility = %node.scheduling_eligibility, "node eligibility changed");
-        self.enqueue_all(&evals);
-        if !evals.is_empty() {
-            self.unblock();
-        }
-        let (eval_ids, eval_create_index) = eval_summary(&evals);
-        Ok(NodeWriteResponse {
-            node_modify_index: node.modify_index,
-            eval_ids,
-            eval_create_index,
-            index,
-        })
+        Ok(self.node_written(&node, &evals, index))
     }
 
     /// Starts, updates or cancels a node's drain.
@@ -279,17 +269,7 @@ impl Server {
             draining = node.drain_strategy.is_some(),
             "node drain updated"
         );
-        self.enqueue_all(&evals);
-        if !evals.is_empty() {
-            self.unblock();
-        }
-        let (eval_ids, eval_create_index) = eval_summary(&evals);
-        Ok(NodeWriteResponse {
-            node_modify_index: index,
-            eval_ids,
-            eval_create_index,
-            index,
-        })
+        Ok(self.node_written(&node, &evals, index))
     }
 
     /// Removes a node from the cluster: its allocations are lost and replaced elsewhere.
@@ -349,6 +329,27 @@ impl Server {
             num_nodes: snap.nodes.len() as i64,
             scheduling_eligibility: node.scheduling_eligibility.clone(),
         })
+    }
+
+    /// After an eligibility or drain write: queues its evaluations (a node newly eligible
+    /// may unblock waiting ones) and builds the answer.
+    fn node_written(
+        &self,
+        node: &Node,
+        evals: &[Arc<Evaluation>],
+        index: u64,
+    ) -> NodeWriteResponse {
+        self.enqueue_all(evals);
+        if !evals.is_empty() {
+            self.unblock();
+        }
+        let (eval_ids, eval_create_index) = eval_summary(evals);
+        NodeWriteResponse {
+            node_modify_index: node.modify_index,
+            eval_ids,
+            eval_create_index,
+            index,
+        }
     }
 
     /// Hands freshly written evaluations to the broker.

@@ -1,5 +1,10 @@
 //! Deletions: what purge and garbage collection remove from the state.
 
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+use imbl::{HashMap, OrdSet};
+
 use super::Txn;
 use super::durable::Kind;
 use super::tables::{Table, ns_key};
@@ -20,13 +25,11 @@ impl Txn {
         let Some(eval) = self.tables.evals.remove(eval_id) else {
             return;
         };
-        let key = ns_key(&eval.namespace, &eval.job_id);
-        if let Some(set) = self.tables.evals_by_job.get_mut(&key) {
-            set.remove(eval_id);
-            if set.is_empty() {
-                self.tables.evals_by_job.remove(&key);
-            }
-        }
+        unindex(
+            &mut self.tables.evals_by_job,
+            &ns_key(&eval.namespace, &eval.job_id),
+            eval_id,
+        );
         self.batch.delete(Kind::Evals, eval_id.to_string());
         self.touch(Table::Evals);
     }
@@ -36,19 +39,16 @@ impl Txn {
         let Some(alloc) = self.tables.allocs.remove(alloc_id) else {
             return;
         };
-        if let Some(set) = self.tables.allocs_by_node.get_mut(&*alloc.node_id) {
-            set.remove(alloc_id);
-            if set.is_empty() {
-                self.tables.allocs_by_node.remove(&*alloc.node_id);
-            }
-        }
-        let key = ns_key(&alloc.namespace, &alloc.job_id);
-        if let Some(set) = self.tables.allocs_by_job.get_mut(&key) {
-            set.remove(alloc_id);
-            if set.is_empty() {
-                self.tables.allocs_by_job.remove(&key);
-            }
-        }
+        unindex(
+            &mut self.tables.allocs_by_node,
+            &alloc.node_id.to_string(),
+            alloc_id,
+        );
+        unindex(
+            &mut self.tables.allocs_by_job,
+            &ns_key(&alloc.namespace, &alloc.job_id),
+            alloc_id,
+        );
         self.batch.delete(Kind::Allocs, alloc_id.to_string());
         self.touch(Table::Allocs);
     }
@@ -75,6 +75,20 @@ impl Txn {
         for k in keys {
             self.tables.alloc_job_keys.remove(&k);
             self.batch.delete(Kind::AllocJobs, k);
+        }
+    }
+}
+
+/// Drops `id` from the set an index keeps under `key`, and the set once it is empty.
+fn unindex<K, V>(index: &mut HashMap<K, OrdSet<V>>, key: &K, id: &str)
+where
+    K: Hash + Eq + Clone,
+    V: Ord + Clone + Borrow<str>,
+{
+    if let Some(set) = index.get_mut(key) {
+        set.remove(id);
+        if set.is_empty() {
+            index.remove(key);
         }
     }
 }
