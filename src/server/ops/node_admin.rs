@@ -90,6 +90,22 @@ fn put_node_evals(
         .collect()
 }
 
+/// Stores the updated node; one that just became eligible gets evaluations, since system
+/// jobs may now belong on it.
+fn store_node(
+    txn: &mut Txn,
+    node: Node,
+    becomes_eligible: bool,
+) -> Result<(Arc<Node>, Vec<Arc<Evaluation>>), StateError> {
+    let stored = txn.put_node(node)?;
+    let evals = if becomes_eligible {
+        put_node_evals(txn, &stored.id, trigger::NODE_UPDATE)?
+    } else {
+        Vec::new()
+    };
+    Ok((stored, evals))
+}
+
 fn eval_summary(evals: &[Arc<Evaluation>]) -> (Option<Vec<String>>, u64) {
     if evals.is_empty() {
         return (None, 0);
@@ -196,14 +212,7 @@ impl Server {
                 node.add_event(SUBSYSTEM_CLUSTER, message, txn.index());
                 node.scheduling_eligibility = req.eligibility.clone();
                 node.status_updated_at = Utc::now().timestamp();
-                let stored = txn.put_node(node)?;
-                // Newly eligible: system jobs may now belong on it.
-                let evals = if becomes_eligible {
-                    put_node_evals(txn, node_id, trigger::NODE_UPDATE)?
-                } else {
-                    Vec::new()
-                };
-                Ok((stored, evals))
+                store_node(txn, node, becomes_eligible)
             })
             .await
             .map_err(server_error)?;
@@ -254,13 +263,7 @@ impl Server {
                     req.meta.clone(),
                     false,
                 );
-                let stored = txn.put_node(node)?;
-                let evals = if becomes_eligible {
-                    put_node_evals(txn, node_id, trigger::NODE_UPDATE)?
-                } else {
-                    Vec::new()
-                };
-                Ok((stored, evals))
+                store_node(txn, node, becomes_eligible)
             })
             .await
             .map_err(server_error)?;
