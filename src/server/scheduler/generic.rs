@@ -725,6 +725,35 @@ mod tests {
     }
 
     #[test]
+    fn migrating_allocs_leave_even_without_room_elsewhere() {
+        let mut v = view_with_nodes(2, 4000, 8192);
+        let job = v.upsert_job(mock_job("web", 2, 100, 100));
+        let out = run(&v, &job);
+        running(&mut v, &out);
+        // Both nodes drain: nowhere to put replacements, yet the migrations stop the old.
+        for n in ["node-0", "node-1"] {
+            let mut node = (*v.node(n).unwrap()).clone();
+            node.drain_strategy = Some(crate::structs::DrainStrategy::default());
+            v.upsert_node(node);
+        }
+        for a in v.all_allocs() {
+            let mut a = (*a).clone();
+            a.desired_transition.migrate = Some(true);
+            v.upsert_alloc(a);
+        }
+        let out = run(&v, &job);
+        let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
+        assert_eq!(stops.len(), 2);
+        assert!(
+            stops
+                .iter()
+                .all(|a| a.desired_description == DESC_MIGRATING)
+        );
+        assert!(placed(&out).is_empty());
+        assert!(out.failed_tg_allocs.contains_key("web"));
+    }
+
+    #[test]
     fn destructive_update_reuses_the_resources_it_frees() {
         let mut v = view_with_nodes(1, 1000, 1000);
         let job = v.upsert_job(mock_job("web", 2, 500, 500));

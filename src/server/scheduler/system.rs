@@ -320,6 +320,38 @@ mod tests {
     }
 
     #[test]
+    fn a_migrating_alloc_leaves_its_draining_node_and_is_not_replaced_there() {
+        let mut v = MemView::new();
+        for i in 0..2 {
+            v.upsert_node(mock_node(&format!("n{i}"), 4000, 8192));
+        }
+        let job = v.upsert_job(system_job());
+        let out = run(&v, &job);
+        apply_running(&mut v, &out);
+        let mut n0 = (*v.node("n0").unwrap()).clone();
+        n0.drain_strategy = Some(crate::structs::DrainStrategy::default());
+        n0.scheduling_eligibility = "ineligible".into();
+        v.upsert_node(n0);
+        let mut on_n0 = v
+            .all_allocs()
+            .into_iter()
+            .find(|a| &*a.node_id == "n0")
+            .map(|a| (*a).clone())
+            .unwrap();
+        on_n0.desired_transition.migrate = Some(true);
+        v.upsert_alloc(on_n0);
+        let out = run(&v, &job);
+        let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
+        assert_eq!(stops.len(), 1);
+        assert_eq!(&*stops[0].node_id, "n0");
+        assert_eq!(stops[0].desired_description, DESC_MIGRATING);
+        assert!(
+            placed(&out).is_empty(),
+            "nothing placed on the draining node"
+        );
+    }
+
+    #[test]
     fn job_stop_and_exhaustion() {
         let mut v = MemView::new();
         v.upsert_node(mock_node("big", 4000, 8192));
