@@ -337,6 +337,38 @@ mod tests {
     }
 
     #[test]
+    fn down_nodes_go_once_nothing_runs_on_them() {
+        let store = StateStore::in_memory();
+        let day_ago = now_nanos() / 1_000_000_000 - 86_400 - 10;
+        store
+            .write_blocking(|txn| {
+                for (id, status) in [
+                    ("down-empty", NodeStatus::Down),
+                    ("down-busy", NodeStatus::Down),
+                    ("ready", NodeStatus::Ready),
+                ] {
+                    txn.put_node(crate::structs::Node {
+                        id: id.into(),
+                        status,
+                        status_updated_at: day_ago,
+                        ..Default::default()
+                    })?;
+                }
+                txn.put_alloc_server(Allocation {
+                    id: "a".into(),
+                    node_id: "down-busy".into(),
+                    client_status: AllocClientStatus::Running,
+                    ..Default::default()
+                })?;
+                Ok(())
+            })
+            .unwrap();
+        let defaults = crate::server::gc::GcConfig::default().thresholds;
+        let g = collect(&store.snapshot(), now_nanos(), &defaults);
+        assert_eq!(g.nodes, vec!["down-empty".to_string()]);
+    }
+
+    #[test]
     fn a_running_job_and_its_allocs_stay() {
         let store = store_with_batch_job(JobStatus::Running, AllocClientStatus::Running);
         let g = collect(&store.snapshot(), now_nanos(), &Thresholds::forced());
