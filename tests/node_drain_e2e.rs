@@ -441,22 +441,6 @@ fn purge_loses_and_replaces_allocations_and_evaluate_creates_evals() {
     drop(client);
 }
 
-/// Runs the `yurt` CLI against `addr`; returns exit code, stdout and stderr.
-fn yurt(addr: &str, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yurt"))
-        .args(args)
-        .env("NOMAD_ADDR", addr)
-        .env_remove("NOMAD_TOKEN")
-        .env_remove("NOMAD_NAMESPACE")
-        .output()
-        .expect("run yurt");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn cli_node_status_eligibility_drain_and_system_gc() {
     let mut dirs = DirGuard::default();
@@ -470,7 +454,7 @@ fn cli_node_status_eligibility_drain_and_system_gc() {
             .then(|| n["ID"].as_str().map(str::to_string))
             .flatten()
     });
-    let (code, out, err) = yurt(&addr, &["node", "status"]);
+    let (code, out, err) = yurt_cli(&addr, &["node", "status"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.starts_with("ID        Node Pool  DC   Name"),
@@ -478,7 +462,7 @@ fn cli_node_status_eligibility_drain_and_system_gc() {
     );
     assert!(out.contains(&id[..8]) && out.contains("eligible"), "{out}");
 
-    let (code, out, err) = yurt(&addr, &["node", "eligibility", "-disable", &id[..8]]);
+    let (code, out, err) = yurt_cli(&addr, &["node", "eligibility", "-disable", &id[..8]]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out.trim(),
@@ -488,25 +472,25 @@ fn cli_node_status_eligibility_drain_and_system_gc() {
     assert_eq!(node["SchedulingEligibility"], "ineligible");
 
     // Nothing runs there: the drain completes at once and the monitor says so.
-    let (code, out, err) = yurt(
+    let (code, out, err) = yurt_cli(
         &addr,
         &["node", "drain", "-enable", "-yes", "-deadline", "30s", &id],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("drain strategy set"), "{out}");
     assert!(out.contains("Drain complete for node"), "{out}");
-    let (code, out, _) = yurt(&addr, &["node", "status", &id]);
+    let (code, out, _) = yurt_cli(&addr, &["node", "status", &id]);
     assert_eq!(code, 0);
     assert!(out.contains("Node drain complete"), "{out}");
     assert!(out.contains("Eligibility = ineligible"), "{out}");
 
-    let (code, _, err) = yurt(&addr, &["node", "drain", "-enable", "-disable", &id]);
+    let (code, _, err) = yurt_cli(&addr, &["node", "drain", "-enable", "-disable", &id]);
     assert_eq!(code, 1, "both flags refused");
     assert!(err.contains("-enable"), "{err}");
-    let (code, _, err) = yurt(&addr, &["node", "status", "zz"]);
+    let (code, _, err) = yurt_cli(&addr, &["node", "status", "zz"]);
     assert_eq!(code, 1);
     assert!(err.contains("No node(s) with prefix \"zz\" found"), "{err}");
 
-    let (code, _, err) = yurt(&addr, &["system", "gc"]);
+    let (code, _, err) = yurt_cli(&addr, &["system", "gc"]);
     assert_eq!(code, 0, "{err}");
 }
