@@ -91,6 +91,8 @@ pub struct ServerConfig {
     pub heartbeat_grace: Duration,
     /// Minimum heartbeat TTL given to clients (default 10s).
     pub min_heartbeat_ttl: Duration,
+    /// Garbage collection interval and thresholds (`job_gc_interval`, `*_gc_threshold`).
+    pub gc: crate::server::gc::GcConfig,
 }
 
 /// `client { reserved { } }` settings.
@@ -313,6 +315,7 @@ impl AgentConfig {
                 bootstrap_expect: server.bootstrap_expect.unwrap_or(1),
                 heartbeat_grace: server.heartbeat_grace.unwrap_or(Duration::from_secs(10)),
                 min_heartbeat_ttl: server.min_heartbeat_ttl.unwrap_or(Duration::from_secs(10)),
+                gc: gc_config(&server),
             },
             client: ClientConfig {
                 enabled: client_enabled,
@@ -446,4 +449,23 @@ pub fn hostname() -> String {
         .and_then(|h| h.into_string().ok())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The server's GC settings: each key given overrides Nomad's default.
+fn gc_config(server: &super::config_file::ServerFile) -> crate::server::gc::GcConfig {
+    let d = crate::server::gc::GcConfig::default();
+    crate::server::gc::GcConfig {
+        interval: server.job_gc_interval.unwrap_or(d.interval),
+        thresholds: crate::server::gc::collect::Thresholds {
+            eval: server.eval_gc_threshold.unwrap_or(d.thresholds.eval),
+            batch_eval: server
+                .batch_eval_gc_threshold
+                .unwrap_or(d.thresholds.batch_eval),
+            job: server.job_gc_threshold.unwrap_or(d.thresholds.job),
+            deployment: server
+                .deployment_gc_threshold
+                .unwrap_or(d.thresholds.deployment),
+            node: server.node_gc_threshold.unwrap_or(d.thresholds.node),
+        },
+    }
 }

@@ -111,6 +111,19 @@ pub struct ServerFile {
     /// Lower bound of the heartbeat TTL handed to clients.
     #[serde(deserialize_with = "duration")]
     pub min_heartbeat_ttl: Option<Duration>,
+    /// Garbage collection: how often, and how old each kind of object must be.
+    #[serde(deserialize_with = "duration")]
+    pub job_gc_interval: Option<Duration>,
+    #[serde(deserialize_with = "duration")]
+    pub job_gc_threshold: Option<Duration>,
+    #[serde(deserialize_with = "duration")]
+    pub eval_gc_threshold: Option<Duration>,
+    #[serde(deserialize_with = "duration")]
+    pub batch_eval_gc_threshold: Option<Duration>,
+    #[serde(deserialize_with = "duration")]
+    pub deployment_gc_threshold: Option<Duration>,
+    #[serde(deserialize_with = "duration")]
+    pub node_gc_threshold: Option<Duration>,
     /// Unrecognised keys.
     #[serde(flatten)]
     pub unknown: Unknown,

@@ -103,6 +103,16 @@ impl ServerFile {
             bootstrap_expect: over.bootstrap_expect.or(self.bootstrap_expect),
             heartbeat_grace: over.heartbeat_grace.or(self.heartbeat_grace),
             min_heartbeat_ttl: over.min_heartbeat_ttl.or(self.min_heartbeat_ttl),
+            job_gc_interval: over.job_gc_interval.or(self.job_gc_interval),
+            job_gc_threshold: over.job_gc_threshold.or(self.job_gc_threshold),
+            eval_gc_threshold: over.eval_gc_threshold.or(self.eval_gc_threshold),
+            batch_eval_gc_threshold: over
+                .batch_eval_gc_threshold
+                .or(self.batch_eval_gc_threshold),
+            deployment_gc_threshold: over
+                .deployment_gc_threshold
+                .or(self.deployment_gc_threshold),
+            node_gc_threshold: over.node_gc_threshold.or(self.node_gc_threshold),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }

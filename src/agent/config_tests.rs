@@ -429,3 +429,23 @@ fn packaged_default_config_parses_cleanly() {
         Some(&json!({"enabled": false}))
     );
 }
+
+#[test]
+fn server_gc_keys_override_nomads_defaults() {
+    let loaded = parse_config(
+        "data_dir = \"/d\"\nserver {\n  enabled = true\n  job_gc_interval = \"30s\"\n  job_gc_threshold = \"2s\"\n  eval_gc_threshold = \"5m\"\n  node_gc_threshold = \"48h\"\n}",
+        ConfigFormat::Hcl,
+        "gc.hcl",
+    )
+    .unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = AgentConfig::resolve(loaded.config, false, vec![]).unwrap();
+    let gc = c.server.gc;
+    assert_eq!(gc.interval, Duration::from_secs(30));
+    assert_eq!(gc.thresholds.job, Duration::from_secs(2));
+    assert_eq!(gc.thresholds.eval, Duration::from_secs(300));
+    assert_eq!(gc.thresholds.node, Duration::from_secs(48 * 3600));
+    // Unset keys keep Nomad's defaults.
+    assert_eq!(gc.thresholds.batch_eval, Duration::from_secs(24 * 3600));
+    assert_eq!(gc.thresholds.deployment, Duration::from_secs(3600));
+}

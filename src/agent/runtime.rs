@@ -273,6 +273,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             data_dir: Some(data_dir.join("server")),
             min_heartbeat_ttl: config.server.min_heartbeat_ttl,
             heartbeat_grace: config.server.heartbeat_grace,
+            gc: config.server.gc,
             rpc_advertise: rpc_advertise.clone(),
             acl: config.acl.clone(),
             ..ServerConfig::default()

@@ -1,5 +1,6 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `acl`, `agent`, `cluster`, `job`, `alloc`, `namespace` and `version`, and the API client they share.
+//! `acl`, `agent`, `alloc`, `cluster`, `job`, `namespace`, `node`, `system` and `version`, and the
+//! API client they share.
 
 pub mod acl;
 pub mod agent;
@@ -13,7 +14,9 @@ pub mod eval_monitor;
 pub mod job;
 pub mod job_file;
 pub mod namespace;
+pub mod node;
 pub mod output;
+pub mod system;
 pub mod terminal;
 pub mod version;
 
@@ -50,6 +53,10 @@ pub enum Command {
     Job(job::JobArgs),
     /// Create, list, inspect and delete namespaces.
     Namespace(namespace::NamespaceArgs),
+    /// List and inspect nodes; drain them and set their scheduling eligibility.
+    Node(node::NodeArgs),
+    /// Server maintenance: garbage collection, summary reconciliation.
+    System(system::SystemArgs),
     /// Print the yurt version and the Nomad API version it speaks.
     Version,
 }
@@ -81,6 +88,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Cluster(args) => cluster::main(args),
         Command::Job(args) => job::main(args),
         Command::Namespace(args) => namespace::main(args),
+        Command::Node(args) => node::main(args),
+        Command::System(args) => system::main(args),
         Command::Version => {
             println!("{}", version::version_text());
             ExitCode::SUCCESS

@@ -283,6 +283,20 @@ impl Client {
             _ => false,
         }
     }
+
+    /// Destroys every terminal allocation's runner and directory now (`/v1/client/gc`);
+    /// returns how many went.
+    pub async fn gc_terminal_allocs(&self) -> usize {
+        let finished: Vec<AllocRunnerHandle> = self
+            .allocs()
+            .into_iter()
+            .filter(|a| a.finished_at().is_some() && !a.is_destroyed())
+            .collect();
+        for a in &finished {
+            a.destroy().await;
+        }
+        finished.len()
+    }
 }
 
 impl Inner {

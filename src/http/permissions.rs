@@ -121,6 +121,11 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["client", "fs", "logs", _] => Need::Namespace(Alloc, &[C::READ_LOGS]),
         ["client", "fs", _, _] => Need::Namespace(Alloc, &[C::READ_FS]),
         ["client", "stats"] => Need::NodeRead,
+        ["client", "gc"] => Need::NodeWrite,
+        ["client", "allocation", _, "gc"] => Need::Namespace(Alloc, &[C::SUBMIT_JOB]),
+
+        // Forced garbage collection and summary repair are operator duties.
+        ["system", ..] => Need::Management,
 
         _ => Need::Management,
     }
@@ -230,6 +235,13 @@ mod tests {
             Need::Namespace(Alloc, &[C::ALLOC_LIFECYCLE])
         );
         assert_eq!(n(M::GET, "/v1/nodes"), Need::NodeRead);
+        assert_eq!(n(M::POST, "/v1/node/x/drain"), Need::NodeWrite);
+        assert_eq!(n(M::PUT, "/v1/system/gc"), Need::Management);
+        assert_eq!(n(M::PUT, "/v1/client/gc"), Need::NodeWrite);
+        assert_eq!(
+            n(M::PUT, "/v1/client/allocation/x/gc"),
+            Need::Namespace(Alloc, &[C::SUBMIT_JOB])
+        );
         assert_eq!(n(M::GET, "/v1/agent/self"), Need::AgentRead);
         assert_eq!(n(M::GET, "/v1/agent/health"), Need::Public);
         assert_eq!(n(M::POST, "/v1/acl/bootstrap"), Need::Public);

@@ -6,6 +6,8 @@ pub mod acl_resolve;
 pub mod blocked;
 pub mod broker;
 pub mod cluster_api;
+pub mod drainer;
+pub mod gc;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
@@ -49,6 +51,8 @@ pub struct ServerConfig {
     pub acl: crate::acl::AclSettings,
     /// The scheduler configuration a new cluster starts with.
     pub default_scheduler_config: crate::structs::SchedulerConfiguration,
+    /// Garbage collection interval and thresholds.
+    pub gc: gc::GcConfig,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +70,7 @@ impl Default for ServerConfig {
             rpc_advertise: "127.0.0.1:4647".to_string(),
             acl: crate::acl::AclSettings::default(),
             default_scheduler_config: crate::structs::SchedulerConfiguration::default(),
+            gc: gc::GcConfig::default(),
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct Server {
     pub heartbeats: Heartbeats,
     /// Compiled ACLs of the tokens seen lately.
     pub acl_cache: acl_resolve::AclCache,
+    /// The running leader duties (drainer, garbage collector).
+    leader_duties: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Server {
@@ -121,6 +128,7 @@ impl Server {
             broker: EvalBroker::default(),
             blocked: BlockedEvals::default(),
             acl_cache: acl_resolve::AclCache::default(),
+            leader_duties: std::sync::Mutex::new(Vec::new()),
         }))
     }
 
@@ -161,6 +169,26 @@ impl Server {
                 tracing::error!(error = %e, "storing the initial scheduler configuration");
             }
         });
+        self.start_leader_duties();
+    }
+
+    /// Starts the duties only a leader carries out: the drainer and the garbage collector.
+    /// A single server leads from the start; with Raft these follow leadership.
+    pub fn start_leader_duties(self: &Arc<Self>) {
+        let mut duties = self.leader_duties.lock().unwrap_or_else(|p| p.into_inner());
+        if !duties.is_empty() {
+            return;
+        }
+        duties.push(drainer::start(self.clone()));
+        duties.push(gc::start(self.clone()));
+    }
+
+    /// Stops the leader duties (leadership lost).
+    pub fn stop_leader_duties(&self) {
+        let mut duties = self.leader_duties.lock().unwrap_or_else(|p| p.into_inner());
+        for d in duties.drain(..) {
+            d.abort();
+        }
     }
 
     /// A new pending evaluation for a job.

@@ -7,11 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use super::de::{int, null_default as nd, uint};
 use super::job::{NetworkResource, Opaque, StrMap};
+use super::node_drain::{DrainMetadata, DrainStrategy};
 use super::status::{NodeStatus, blank_default};
 
 /// Scheduling eligibility values.
 pub const NODE_ELIGIBLE: &str = "eligible";
 pub const NODE_INELIGIBLE: &str = "ineligible";
+
+/// Events kept per node (Nomad's `MaxRetainedNodeEvents`).
+pub const MAX_NODE_EVENTS: usize = 10;
 
 /// A client node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -42,7 +46,7 @@ pub struct Node {
     pub cgroup_parent: String,
     #[serde(deserialize_with = "nd")]
     pub computed_class: String,
-    pub drain_strategy: Opaque,
+    pub drain_strategy: Option<DrainStrategy>,
     #[serde(deserialize_with = "nd")]
     pub scheduling_eligibility: String,
     /// `null` or `""` from a registering client means "initializing".
@@ -56,7 +60,7 @@ pub struct Node {
     pub drivers: Option<BTreeMap<String, DriverInfo>>,
     pub host_volumes: Opaque,
     pub host_networks: Opaque,
-    pub last_drain: Opaque,
+    pub last_drain: Option<DrainMetadata>,
     #[serde(deserialize_with = "nd")]
     pub drain: bool,
     #[serde(deserialize_with = "uint")]
@@ -80,7 +84,23 @@ impl Node {
     pub fn ready(&self) -> bool {
         self.status == NodeStatus::Ready
             && self.scheduling_eligibility != NODE_INELIGIBLE
+            && self.drain_strategy.is_none()
             && !self.drain
+    }
+
+    /// Records something that happened to the node, keeping the newest
+    /// [`MAX_NODE_EVENTS`] as Nomad does.
+    pub fn add_event(&mut self, subsystem: &str, message: &str, create_index: u64) {
+        let events = self.events.get_or_insert_with(Vec::new);
+        events.push(NodeEvent {
+            message: message.to_string(),
+            subsystem: subsystem.to_string(),
+            timestamp: Some(chrono::Utc::now()),
+            create_index,
+            ..Default::default()
+        });
+        let excess = events.len().saturating_sub(MAX_NODE_EVENTS);
+        events.drain(..excess);
     }
 
     /// Whether the named driver is detected and healthy.
@@ -223,7 +243,7 @@ pub struct NodeListStub {
     pub node_resources: Option<NodeResources>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reserved_resources: Option<NodeReservedResources>,
-    pub last_drain: Opaque,
+    pub last_drain: Option<DrainMetadata>,
     pub create_index: u64,
     pub modify_index: u64,
 }
@@ -250,7 +270,7 @@ impl NodeListStub {
             node_class: n.node_class.clone(),
             node_pool: n.node_pool.clone(),
             version: n.version(),
-            drain: n.drain,
+            drain: n.drain_strategy.is_some(),
             scheduling_eligibility: n.scheduling_eligibility.clone(),
             status: n.status,
             status_description: n.status_description.clone(),

@@ -889,3 +889,21 @@ impl Drop for DirGuard {
         }
     }
 }
+
+/// Runs the `yurt` CLI against the agent at `addr` (no token, namespace or region from the
+/// environment); returns the exit code, stdout and stderr.
+pub fn yurt_cli(addr: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_yurt"))
+        .args(args)
+        .env("NOMAD_ADDR", addr)
+        .env_remove("NOMAD_TOKEN")
+        .env_remove("NOMAD_NAMESPACE")
+        .env_remove("NOMAD_REGION")
+        .output()
+        .expect("run yurt");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

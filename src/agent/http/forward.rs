@@ -360,7 +360,7 @@ pub async fn route_to_owner(State(fwd): State<Forwarder>, req: Request, next: Ne
                 Err(e) => return e.into_response(),
             }
         }
-    } else if path == "/v1/client/stats" && !forwarded {
+    } else if (path == "/v1/client/stats" || path == "/v1/client/gc") && !forwarded {
         match node_id_param(req.uri().query()) {
             Some(node) => match fwd
                 .target_for_node(&node, token_of(req.headers()).as_deref())

@@ -1,4 +1,4 @@
-//! Deployment health from task states (`health_check = "task_states"`; `"checks"` is treated
+//! Deployment (and, outside deployments, migration) health from task states (`health_check = "task_states"`; `"checks"` is treated
 //! the same since yurt has no Consul): healthy once every task has run for MinHealthyTime,
 //! unhealthy when a task fails or the HealthyDeadline passes first.
 
@@ -26,22 +26,31 @@ impl HealthTracker {
     /// A tracker when the allocation belongs to a deployment that judges health from the
     /// client; `None` otherwise.
     pub fn for_alloc(alloc: &Allocation, now: Instant) -> Option<Self> {
-        if alloc.deployment_id.is_empty() {
-            return None;
-        }
         let job = alloc.job.as_ref()?;
-        if !matches!(job.r#type.as_str(), JOB_TYPE_SERVICE | JOB_TYPE_SYSTEM) {
-            return None;
-        }
-        let update = alloc.group()?.update.as_ref()?;
-        if update.health_check == "manual" {
+        let group = alloc.group()?;
+        // Outside a deployment, a service allocation's health is judged under its group's
+        // Migrate block, which is what the server's drainer waits for (as Nomad does).
+        let (check, min_healthy, deadline) = if alloc.deployment_id.is_empty() {
+            if job.r#type != JOB_TYPE_SERVICE {
+                return None;
+            }
+            let m = group.migrate.as_ref()?;
+            (&m.health_check, m.min_healthy_time, m.healthy_deadline)
+        } else {
+            if !matches!(job.r#type.as_str(), JOB_TYPE_SERVICE | JOB_TYPE_SYSTEM) {
+                return None;
+            }
+            let u = group.update.as_ref()?;
+            (&u.health_check, u.min_healthy_time, u.healthy_deadline)
+        };
+        if check == "manual" {
             return None;
         }
         let nanos = |n: i64| Duration::from_nanos(u64::try_from(n).unwrap_or(0));
         let already = alloc.deployment_status.as_ref().and_then(|d| d.healthy);
         Some(HealthTracker {
-            min_healthy: nanos(update.min_healthy_time),
-            deadline: now + nanos(update.healthy_deadline).max(Duration::from_secs(1)),
+            min_healthy: nanos(min_healthy),
+            deadline: now + nanos(deadline).max(Duration::from_secs(1)),
             healthy_since: None,
             result: already,
             canary: alloc.deployment_status.as_ref().is_some_and(|d| d.canary),
@@ -164,5 +173,30 @@ mod tests {
         let mut no_deploy = alloc();
         no_deploy.deployment_id.clear();
         assert!(HealthTracker::for_alloc(&no_deploy, t0).is_none());
+    }
+
+    #[test]
+    fn outside_a_deployment_the_migrate_block_judges() {
+        let t0 = Instant::now();
+        let mut a = alloc();
+        a.deployment_id.clear();
+        let mut job = (**a.job.as_ref().unwrap()).clone();
+        if let Some(g) = job.task_groups.as_mut().and_then(|g| g.first_mut()) {
+            g.migrate = Some(crate::structs::MigrateStrategy {
+                max_parallel: 1,
+                health_check: "task_states".into(),
+                min_healthy_time: 1_000_000_000,
+                healthy_deadline: 60_000_000_000,
+            });
+        }
+        a.job = Some(Arc::new(job));
+        let mut h = HealthTracker::for_alloc(&a, t0).unwrap();
+        let running = [(Stage::Main, st(TaskStateName::Running, false))];
+        assert!(h.observe(&running, t0).is_some());
+        assert!(
+            h.observe(&running, t0 + Duration::from_millis(1100))
+                .is_none()
+        );
+        assert_eq!(h.status().unwrap().healthy, Some(true));
     }
 }

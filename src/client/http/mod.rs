@@ -6,6 +6,7 @@
 mod alloc_lookup;
 mod fs;
 mod fs_path;
+mod gc;
 mod host_stats;
 mod lifecycle;
 mod logs;
@@ -39,6 +40,11 @@ pub fn client_routes(client: Client) -> Router {
         )
         .route("/v1/client/allocation/{id}/stats", get(stats::alloc_stats))
         .route("/v1/client/stats", get(stats::host_stats))
+        .route("/v1/client/gc", get(gc::gc_all).put(gc::gc_all))
+        .route(
+            "/v1/client/allocation/{id}/gc",
+            get(gc::gc_alloc).put(gc::gc_alloc),
+        )
         .route("/v1/client/fs/ls/{id}", get(fs::ls))
         .route("/v1/client/fs/stat/{id}", get(fs::stat))
         .route("/v1/client/fs/cat/{id}", get(fs::cat))

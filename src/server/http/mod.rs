@@ -12,12 +12,14 @@ mod job_submission;
 mod job_versions;
 mod jobs;
 mod namespaces;
+mod node_admin;
 mod nodes;
 mod operator;
 mod read;
 mod rpc;
 mod scaling;
 mod summary;
+mod system;
 
 use std::sync::Arc;
 
@@ -58,6 +60,8 @@ pub fn router(app: App) -> Router {
         .merge(job_parse::routes())
         .merge(allocations::routes())
         .merge(nodes::routes())
+        .merge(node_admin::routes())
+        .merge(system::routes())
         .merge(evaluations::routes())
         .merge(namespaces::routes())
         .merge(acl::routes())

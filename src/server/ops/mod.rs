@@ -13,5 +13,6 @@ pub mod job_scale;
 pub mod job_versions;
 pub mod jobs;
 pub mod namespaces;
+pub mod node_admin;
 pub mod nodes;
 pub mod operator;

@@ -51,7 +51,7 @@ fn node_not_found() -> StateError {
 
 /// Evaluations for every job with live allocations on a node, plus every system job (a node
 /// changing status changes where they should run).
-fn node_evals(
+pub(crate) fn node_evals(
     tables: &crate::server::state::Tables,
     node_id: &str,
     triggered_by: &str,
@@ -142,9 +142,11 @@ impl Server {
                     node.status = old.status;
                     node.create_index = old.create_index;
                     node.events = old.events.clone();
-                    if node.scheduling_eligibility.is_empty() {
-                        node.scheduling_eligibility = old.scheduling_eligibility.clone();
-                    }
+                    // Eligibility and drains are the operator's, not the client's.
+                    node.scheduling_eligibility = old.scheduling_eligibility.clone();
+                    node.drain_strategy = old.drain_strategy.clone();
+                    node.drain = old.drain_strategy.is_some();
+                    node.last_drain = old.last_drain.clone();
                 } else {
                     node.create_index = 0;
                     node.events = Some(vec![NodeEvent {

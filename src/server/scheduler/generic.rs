@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::feasible::{GroupFeasibility, datacenter_matches, node_pool_matches};
-use super::reconcile::{PlaceReason, Placement, ReconcileInput, reconcile};
+use super::reconcile::{DESC_MIGRATING, PlaceReason, Placement, ReconcileInput, reconcile};
 use super::stack::{Cluster, GroupStack, NewAlloc, stopped_copy};
 use super::{Plan, SchedulerOutcome, SchedulerView};
 use crate::structs::{
@@ -122,6 +122,7 @@ pub fn schedule_generic(
                 // Identical asks fail identically: count instead of searching again.
                 m.coalesced_failures += 1;
                 unplaced += 1;
+                stop_migrating(&mut out, p, now);
                 continue;
             }
             let prev = p.previous.as_deref();
@@ -134,6 +135,7 @@ pub fn schedule_generic(
                 }
                 failed = Some(sel.metric);
                 unplaced += 1;
+                stop_migrating(&mut out, p, now);
                 continue;
             };
             let alloc = NewAlloc {
@@ -169,6 +171,17 @@ pub fn schedule_generic(
         out.blocked_eval = Some(blocked_eval(eval, &job, class_eligibility, escaped, now));
     }
     out
+}
+
+/// A migrating allocation leaves its draining node even when no other node can take it
+/// now, as Nomad's migrations do; the replacement is placed when capacity appears.
+fn stop_migrating(out: &mut SchedulerOutcome, p: &Placement, now: i64) {
+    if let (PlaceReason::Migrate, Some(a)) = (p.reason, p.previous.as_deref()) {
+        push(
+            &mut out.plan.node_update,
+            stopped_copy(a, DESC_MIGRATING, None, now),
+        );
+    }
 }
 
 /// The reconciler's decisions counted per group, as a plan's `DesiredTGUpdates`: every live
@@ -709,6 +722,35 @@ mod tests {
         assert_eq!(&*new[0].node_id, "node-1");
         assert_eq!(new[0].name, lost[0].name);
         assert_eq!(new[0].previous_allocation, lost[0].id);
+    }
+
+    #[test]
+    fn migrating_allocs_leave_even_without_room_elsewhere() {
+        let mut v = view_with_nodes(2, 4000, 8192);
+        let job = v.upsert_job(mock_job("web", 2, 100, 100));
+        let out = run(&v, &job);
+        running(&mut v, &out);
+        // Both nodes drain: nowhere to put replacements, yet the migrations stop the old.
+        for n in ["node-0", "node-1"] {
+            let mut node = (*v.node(n).unwrap()).clone();
+            node.drain_strategy = Some(crate::structs::DrainStrategy::default());
+            v.upsert_node(node);
+        }
+        for a in v.all_allocs() {
+            let mut a = (*a).clone();
+            a.desired_transition.migrate = Some(true);
+            v.upsert_alloc(a);
+        }
+        let out = run(&v, &job);
+        let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
+        assert_eq!(stops.len(), 2);
+        assert!(
+            stops
+                .iter()
+                .all(|a| a.desired_description == DESC_MIGRATING)
+        );
+        assert!(placed(&out).is_empty());
+        assert!(out.failed_tg_allocs.contains_key("web"));
     }
 
     #[test]

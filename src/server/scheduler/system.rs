@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::feasible::{GroupFeasibility, datacenter_matches, node_pool_matches, node_serves_job};
 use super::generic::{inplace_update, job_allocs, new_plan, push};
 use super::reconcile::{
-    DESC_JOB_STOPPED, DESC_LOST, DESC_NOT_NEEDED, DESC_UPDATING, Update, update_kind,
+    DESC_JOB_STOPPED, DESC_LOST, DESC_MIGRATING, DESC_NOT_NEEDED, DESC_UPDATING, Update,
+    update_kind,
 };
 use super::stack::{Cluster, GroupStack, NewAlloc, Selection, stopped_copy};
 use super::{SchedulerOutcome, SchedulerView};
@@ -77,6 +78,11 @@ pub fn schedule(
         };
         if lost(&node) {
             stop(DESC_LOST, Some(AllocClientStatus::Lost));
+            continue;
+        }
+        if a.desired_transition.migrate == Some(true) {
+            // The drainer's last step: system allocations leave a draining node.
+            stop(DESC_MIGRATING, None);
             continue;
         }
         let (Some(node), Some(tg)) = (node, job.group(&a.task_group)) else {
@@ -311,6 +317,38 @@ mod tests {
         assert_eq!(upd.len(), 1);
         assert_eq!(&*upd[0].node_id, "n2");
         assert_eq!(upd[0].job.as_ref().unwrap().version, 1);
+    }
+
+    #[test]
+    fn a_migrating_alloc_leaves_its_draining_node_and_is_not_replaced_there() {
+        let mut v = MemView::new();
+        for i in 0..2 {
+            v.upsert_node(mock_node(&format!("n{i}"), 4000, 8192));
+        }
+        let job = v.upsert_job(system_job());
+        let out = run(&v, &job);
+        apply_running(&mut v, &out);
+        let mut n0 = (*v.node("n0").unwrap()).clone();
+        n0.drain_strategy = Some(crate::structs::DrainStrategy::default());
+        n0.scheduling_eligibility = "ineligible".into();
+        v.upsert_node(n0);
+        let mut on_n0 = v
+            .all_allocs()
+            .into_iter()
+            .find(|a| &*a.node_id == "n0")
+            .map(|a| (*a).clone())
+            .unwrap();
+        on_n0.desired_transition.migrate = Some(true);
+        v.upsert_alloc(on_n0);
+        let out = run(&v, &job);
+        let stops: Vec<_> = out.plan.node_update.values().flatten().collect();
+        assert_eq!(stops.len(), 1);
+        assert_eq!(&*stops[0].node_id, "n0");
+        assert_eq!(stops[0].desired_description, DESC_MIGRATING);
+        assert!(
+            placed(&out).is_empty(),
+            "nothing placed on the draining node"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod restore;
 mod sharing;
 mod tables;
 mod txn;
+mod txn_delete;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock, mpsc};
