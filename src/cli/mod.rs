@@ -1,5 +1,5 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `acl`, `agent`, `job`, `alloc`, `namespace` and `version`, and the API client they share.
+//! `acl`, `agent`, `deployment`, `job`, `alloc`, `namespace` and `version`, and the API client they share.
 
 pub mod acl;
 pub mod agent;
@@ -8,6 +8,7 @@ pub mod alloc_exec;
 pub mod api_client;
 pub mod api_flags;
 pub mod argv;
+pub mod deployment;
 pub mod eval_monitor;
 pub mod job;
 pub mod job_file;
@@ -41,6 +42,8 @@ pub enum Command {
     Acl(acl::AclArgs),
     /// Run a yurt agent (server and/or client).
     Agent(Box<agent::AgentArgs>),
+    /// List, inspect, promote, fail, pause and resume deployments.
+    Deployment(deployment::DeploymentArgs),
     /// Inspect and act on allocations (status, signal, restart, stop, logs, fs).
     Alloc(alloc::AllocArgs),
     /// Run, inspect and stop jobs.
@@ -74,6 +77,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match cli.command {
         Command::Acl(args) => acl::main(args),
         Command::Agent(args) => agent::run(&args),
+        Command::Deployment(args) => deployment::main(args),
         Command::Alloc(args) => alloc::main(args),
         Command::Job(args) => job::main(args),
         Command::Namespace(args) => namespace::main(args),

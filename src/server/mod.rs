@@ -5,6 +5,7 @@
 pub mod acl_resolve;
 pub mod blocked;
 pub mod broker;
+pub mod deployments;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
@@ -101,6 +102,8 @@ pub struct Server {
     pub heartbeats: Heartbeats,
     /// Compiled ACLs of the tokens seen lately.
     pub acl_cache: acl_resolve::AclCache,
+    /// The deployment watcher (a leader duty).
+    pub deployments: deployments::Watcher,
 }
 
 impl Server {
@@ -117,6 +120,7 @@ impl Server {
             broker: EvalBroker::default(),
             blocked: BlockedEvals::default(),
             acl_cache: acl_resolve::AclCache::default(),
+            deployments: deployments::Watcher::default(),
         }))
     }
 
@@ -150,6 +154,7 @@ impl Server {
         }
         let launcher = self.clone();
         tokio::spawn(async move { periodic::run(launcher).await });
+        self.deployments.start(self);
     }
 
     /// A new pending evaluation for a job.

@@ -3,6 +3,7 @@
 
 mod acl;
 mod allocations;
+mod deployments;
 mod evaluations;
 mod job_dispatch;
 mod job_parse;
@@ -54,6 +55,7 @@ pub fn router(app: App) -> Router {
         .merge(allocations::routes())
         .merge(nodes::routes())
         .merge(evaluations::routes())
+        .merge(deployments::routes())
         .merge(namespaces::routes())
         .merge(acl::routes())
         .with_state(app)
