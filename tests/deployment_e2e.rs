@@ -446,3 +446,67 @@ fn a_rollout_continues_after_the_agent_is_killed_mid_way() {
     assert!(live_now.iter().all(|a| tag(a) == "1"));
     assert!(c.version_stable(1));
 }
+
+fn yurt(c: &Cluster, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yurt"))
+        .args(args)
+        .env("NOMAD_ADDR", c.agent.url(""))
+        .env_remove("NOMAD_TOKEN")
+        .env_remove("NOMAD_NAMESPACE")
+        .output()
+        .expect("run yurt");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "yurt {args:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn the_cli_follows_a_deployment_and_shows_it() {
+    let c = Cluster::start();
+    let dir = TempDir::new("deploy-cli");
+    let file = dir.path().join("web.json");
+    let spec = json!({"Job": job(2, "v0", rolling(json!({"Canary": 1})))});
+    std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let path = file.to_str().unwrap();
+
+    // `job run` follows the deployment to its end.
+    let out = yurt(&c, &["job", "run", path]);
+    assert!(out.contains("Monitoring deployment"), "{out}");
+    assert!(out.contains("successful"), "{out}");
+    assert!(
+        out.contains("Task Group  Desired  Placed  Healthy  Unhealthy  Progress Deadline"),
+        "{out}"
+    );
+    let first = c.deployment_of(0).expect("v0 deployment");
+    let id = first["ID"].as_str().unwrap();
+
+    let out = yurt(&c, &["deployment", "list"]);
+    assert!(out.starts_with("ID"), "{out}");
+    assert!(
+        out.contains(&id[..8]) && out.contains("successful"),
+        "{out}"
+    );
+    let out = yurt(&c, &["deployment", "status", &id[..8]]);
+    assert!(out.contains("Deployment completed successfully"), "{out}");
+    assert!(out.contains("Deployed"), "{out}");
+
+    // A canary rollout waits for `deployment promote`.
+    let spec = json!({"Job": job(2, "v1", rolling(json!({"Canary": 1})))});
+    std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let out = yurt(&c, &["job", "run", "-detach", path]);
+    assert!(out.contains("Evaluation ID"), "{out}");
+    let d = wait_for(LONG, "healthy canary", || {
+        c.deployment_of(1)
+            .filter(|d| d["TaskGroups"]["web"]["HealthyAllocs"] == 1)
+    });
+    let id = d["ID"].as_str().unwrap();
+    let out = yurt(&c, &["deployment", "status", id]);
+    assert!(out.contains("Promoted  Desired  Canaries"), "{out}");
+    let out = yurt(&c, &["deployment", "promote", "-detach", &id[..8]]);
+    assert!(out.contains("Evaluation ID"), "{out}");
+    c.wait_deployment(1, "successful");
+}
