@@ -128,22 +128,31 @@ impl Server {
             index,
         };
         if let Some(target) = revert {
-            let req = JobRevertRequest {
-                job_id: d.job_id.clone(),
-                job_version: target.version,
-                enforce_prior_version: None,
-            };
-            match self.revert_job(&d.namespace, &d.job_id, &req).await {
-                Ok(r) => {
-                    resp.reverted_job_version = Some(target.version);
-                    resp.index = r.index;
-                }
-                Err(e) => {
-                    tracing::error!(deployment_id = %d.id, error = %e, "auto-revert failed")
-                }
-            }
+            self.revert_after_failure(d, &target, &mut resp).await;
         }
         Ok(resp)
+    }
+
+    /// Registers `target` (the last stable version) again as the job's new version, after
+    /// `d` failed. The failure is already recorded; a revert that cannot be made is logged.
+    async fn revert_after_failure(
+        &self,
+        d: &Deployment,
+        target: &Job,
+        resp: &mut DeploymentUpdateResponse,
+    ) {
+        let req = JobRevertRequest {
+            job_id: d.job_id.clone(),
+            job_version: target.version,
+            enforce_prior_version: None,
+        };
+        match self.revert_job(&d.namespace, &d.job_id, &req).await {
+            Ok(r) => {
+                resp.reverted_job_version = Some(target.version);
+                resp.index = r.index;
+            }
+            Err(e) => tracing::error!(deployment_id = %d.id, error = %e, "auto-revert failed"),
+        }
     }
 
     /// Fails a deployment with `base` as the reason, reverting the job to its last stable
@@ -395,18 +404,7 @@ impl Server {
             index,
         };
         if let Some(target) = revert {
-            let req = JobRevertRequest {
-                job_id: d.job_id.clone(),
-                job_version: target.version,
-                enforce_prior_version: None,
-            };
-            match self.revert_job(&d.namespace, &d.job_id, &req).await {
-                Ok(r) => {
-                    resp.reverted_job_version = Some(target.version);
-                    resp.index = r.index;
-                }
-                Err(e) => tracing::error!(deployment_id = %d.id, error = %e, "auto-revert failed"),
-            }
+            self.revert_after_failure(&d, &target, &mut resp).await;
         }
         Ok(resp)
     }
