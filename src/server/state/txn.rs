@@ -69,6 +69,9 @@ pub struct Txn {
     pub(super) touched: [bool; Table::ALL.len()],
     index: u64,
     jobs_to_refresh: BTreeSet<NsKey>,
+    /// Deployments changed by this write, encoded once when it finishes (a plan placing
+    /// thousands of allocations updates its deployment's counts once per allocation).
+    deployments_to_store: BTreeSet<String>,
 }
 
 impl Txn {
@@ -81,6 +84,7 @@ impl Txn {
             touched: [false; Table::ALL.len()],
             index,
             jobs_to_refresh: BTreeSet::new(),
+            deployments_to_store: BTreeSet::new(),
         }
     }
 
@@ -375,8 +379,8 @@ impl Txn {
         if d.create_index == 0 {
             d.create_index = self.index;
         }
-        self.batch.put(Kind::Deployments, d.id.clone(), encode(&d)?);
         let d = Arc::new(d);
+        self.deployments_to_store.insert(d.id.clone());
         self.tables.deployments.insert(d.id.clone(), d.clone());
         self.touch(Table::Deployments);
         Ok(d)
@@ -561,6 +565,11 @@ impl Txn {
             }
         }
         self.jobs_to_refresh.clear();
+        for id in std::mem::take(&mut self.deployments_to_store) {
+            if let Some(d) = self.tables.deployments.get(&id) {
+                self.batch.put(Kind::Deployments, id, encode(d.as_ref())?);
+            }
+        }
         self.batch
             .put(Kind::Meta, "index".to_string(), encode(&self.index)?);
         for t in Table::ALL {
