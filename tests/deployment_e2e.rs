@@ -96,10 +96,15 @@ impl Cluster {
         (d["JobVersion"] == version).then_some(d)
     }
 
+    /// Waits for the deployment of `version` (not necessarily the latest: an auto-revert
+    /// follows a failure at once) to reach `status`.
     fn wait_deployment(&self, version: i64, status: &str) -> Value {
         wait_for(LONG, &format!("deployment of v{version} {status}"), || {
-            self.deployment_of(version)
-                .filter(|d| d["Status"] == status)
+            self.get("/v1/job/web/deployments")
+                .as_array()?
+                .iter()
+                .find(|d| d["JobVersion"] == version && d["Status"] == status)
+                .cloned()
         })
     }
 
@@ -373,7 +378,12 @@ fn pause_holds_the_rollout_resume_continues_and_manual_health_drives_it() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["EvalID"], "", "pausing creates no evaluation");
     let paused = c.deployment_of(1).unwrap();
-    assert_eq!(paused["Status"], "paused");
+    assert_eq!(
+        paused["Status"],
+        "paused",
+        "{:#}",
+        c.get("/v1/job/web/deployments")
+    );
     assert_eq!(paused["StatusDescription"], "Deployment is paused");
     // Scaling is refused while the deployment is active.
     let r = c.post(

@@ -97,6 +97,18 @@ fn view() -> MemView {
     v
 }
 
+/// Version 0 deployed and healthy, then version 1 registered and scheduled once.
+fn update_a_deployed_job(canary: i64) -> (MemView, std::sync::Arc<Job>, SchedulerOutcome) {
+    let mut v = view();
+    let j1 = v.upsert_job(job(0, "a", rolling(canary)));
+    run(&mut v, &j1);
+    all_healthy(&mut v);
+    run(&mut v, &j1);
+    let j2 = v.upsert_job(job(1, "b", rolling(canary)));
+    let out = run(&mut v, &j2);
+    (v, j2, out)
+}
+
 #[test]
 fn a_first_run_places_everything_in_a_deployment_that_then_succeeds() {
     let mut v = view();
@@ -119,13 +131,7 @@ fn a_first_run_places_everything_in_a_deployment_that_then_succeeds() {
 
 #[test]
 fn a_destructive_update_rolls_one_at_a_time() {
-    let mut v = view();
-    let j1 = v.upsert_job(job(0, "a", rolling(0)));
-    run(&mut v, &j1);
-    all_healthy(&mut v);
-    run(&mut v, &j1);
-    let j2 = v.upsert_job(job(1, "b", rolling(0)));
-    let out = run(&mut v, &j2);
+    let (mut v, j2, out) = update_a_deployed_job(0);
     let d = out.plan.deployment.clone().expect("new deployment");
     assert_eq!(d.job_version, 1);
     assert_eq!(d.task_groups["web"].desired_total, 4);
@@ -156,13 +162,7 @@ fn a_destructive_update_rolls_one_at_a_time() {
 
 #[test]
 fn an_unhealthy_allocation_stops_the_rollout_and_a_new_version_cancels_it() {
-    let mut v = view();
-    let j1 = v.upsert_job(job(0, "a", rolling(0)));
-    run(&mut v, &j1);
-    all_healthy(&mut v);
-    run(&mut v, &j1);
-    let j2 = v.upsert_job(job(1, "b", rolling(0)));
-    let out = run(&mut v, &j2);
+    let (mut v, j2, out) = update_a_deployed_job(0);
     let mut new = placed(&out)[0].clone();
     new.deployment_status = Some(AllocDeploymentStatus {
         healthy: Some(false),
@@ -185,13 +185,7 @@ fn an_unhealthy_allocation_stops_the_rollout_and_a_new_version_cancels_it() {
 
 #[test]
 fn canaries_stand_beside_the_old_version_until_promoted() {
-    let mut v = view();
-    let j1 = v.upsert_job(job(0, "a", rolling(1)));
-    run(&mut v, &j1);
-    all_healthy(&mut v);
-    run(&mut v, &j1);
-    let j2 = v.upsert_job(job(1, "b", rolling(1)));
-    let out = run(&mut v, &j2);
+    let (mut v, j2, out) = update_a_deployed_job(1);
     let d = out.plan.deployment.clone().unwrap();
     assert_eq!(d.task_groups["web"].desired_canaries, 1);
     assert_eq!(d.status_description, DESC_RUNNING_NEEDS_PROMOTION);

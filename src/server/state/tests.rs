@@ -632,3 +632,34 @@ fn allocations_are_counted_into_their_deployment() {
     let bad = g(&s);
     assert_eq!((bad.healthy_allocs, bad.unhealthy_allocs), (0, 1));
 }
+
+#[test]
+fn a_write_that_only_changes_a_deployment_is_committed() {
+    use crate::structs::{Deployment, DeploymentStatus, DeploymentStatusUpdate};
+    let dir = tmpdir("deployment-only");
+    let d = Deployment::new(&job("dep"), 50, 0);
+    let id = d.id.clone();
+    {
+        let s = StateStore::open(&dir).unwrap();
+        s.write_blocking(|t| t.put_deployment(d)).unwrap();
+        let update = DeploymentStatusUpdate {
+            deployment_id: id.clone(),
+            status: DeploymentStatus::Paused,
+            status_description: "Deployment is paused".into(),
+        };
+        let (idx, _) = s
+            .write_blocking(|t| t.update_deployment_status(&update))
+            .unwrap();
+        let stored = s.snapshot().deployment(&id).unwrap();
+        assert_eq!(
+            (stored.status, stored.modify_index),
+            (DeploymentStatus::Paused, idx)
+        );
+    }
+    let s = StateStore::open(&dir).unwrap();
+    assert_eq!(
+        s.snapshot().deployment(&id).unwrap().status,
+        DeploymentStatus::Paused
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

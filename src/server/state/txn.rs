@@ -93,6 +93,12 @@ impl Txn {
         self.index
     }
 
+    /// True when nothing was written (deployments are encoded only when the write
+    /// finishes, so the batch alone does not say).
+    pub(super) fn writes_nothing(&self) -> bool {
+        self.batch.is_empty() && self.deployments_to_store.is_empty()
+    }
+
     /// The state as this transaction sees it (its own changes included).
     pub fn tables(&self) -> &Tables {
         &self.tables
