@@ -693,6 +693,9 @@ fn scale_changes_counts_and_records_events() {
     let _node = SimNode::register(&agent.rpc_addr(), "n0", "dc1", 8000, 16384);
     let mut job = service_job("sc", 1);
     job["TaskGroups"][0]["Scaling"] = json!({"Min": 1, "Max": 4, "Enabled": true});
+    // No deployments: the simulated node never reports health, and a running deployment
+    // refuses scaling (covered in deployment_e2e).
+    job["TaskGroups"][0]["Update"] = json!({"MaxParallel": 0});
     register(&http, &agent, job);
     wait_allocs(&http, &agent, "sc", 1);
     let url = agent.url("/v1/job/sc/scale");
@@ -897,7 +900,12 @@ fn plan_is_a_dry_run_with_annotations_and_diff() {
     // A changed task command replaces both allocations.
     let mut changed = service_job("pl", 2);
     changed["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = json!(["999"]);
-    assert_eq!(updates(&plan(changed))["DestructiveUpdate"], 2);
+    // Under Nomad's default update block (MaxParallel 1) one is replaced, one waits.
+    let u = updates(&plan(changed));
+    assert_eq!(
+        (u["DestructiveUpdate"].as_u64(), u["Ignore"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     // More than the node holds: the failure and the blocked evaluation it would create.
     let p = plan(service_job("pl", 100));

@@ -40,7 +40,7 @@ pub struct JobArgs {
 /// `yurt job run [-detach] [-var name=value]... [-var-file f]... <file>`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Print the evaluation ID instead of monitoring it.
+    /// Print the evaluation ID instead of monitoring it (and its deployment).
     #[arg(long)]
     detach: bool,
     /// Show full IDs.
@@ -128,7 +128,15 @@ async fn job_run(api: &ApiClient, a: RunArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    monitor(api, eval, a.verbose).await
+    monitor(api, eval, a.verbose).await?;
+    // A service job's evaluation starts (or continues) a deployment: follow it to its end.
+    let done: Value = api.get_json(&format!("/v1/evaluation/{eval}"), &[]).await?;
+    let deployment = done["DeploymentID"].as_str().unwrap_or_default();
+    if deployment.is_empty() {
+        return Ok(());
+    }
+    println!();
+    super::deployment::follow(api, deployment, a.verbose).await
 }
 
 /// Parses the file here (variables and all, as `job run` does) and asks the agent to

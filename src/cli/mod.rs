@@ -1,5 +1,5 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `acl`, `agent`, `alloc`, `cluster`, `job`, `namespace`, `node`, `system` and `version`, and the
+//! `acl`, `agent`, `alloc`, `cluster`, `deployment`, `job`, `namespace`, `node`, `system` and `version`, and the
 //! API client they share.
 
 pub mod acl;
@@ -10,6 +10,7 @@ pub mod api_client;
 pub mod api_flags;
 pub mod argv;
 pub mod cluster;
+pub mod deployment;
 pub mod eval_monitor;
 pub mod job;
 pub mod job_file;
@@ -45,6 +46,8 @@ pub enum Command {
     Acl(acl::AclArgs),
     /// Run a yurt agent (server and/or client).
     Agent(Box<agent::AgentArgs>),
+    /// List, inspect, promote, fail, pause and resume deployments.
+    Deployment(deployment::DeploymentArgs),
     /// Inspect and act on allocations (status, signal, restart, stop, logs, fs).
     Alloc(alloc::AllocArgs),
     /// Start, stop and scale the Cluster API's job templates.
@@ -84,6 +87,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match cli.command {
         Command::Acl(args) => acl::main(args),
         Command::Agent(args) => agent::run(&args),
+        Command::Deployment(args) => deployment::main(args),
         Command::Alloc(args) => alloc::main(args),
         Command::Cluster(args) => cluster::main(args),
         Command::Job(args) => job::main(args),

@@ -25,6 +25,7 @@ use crate::structs::DEFAULT_NAMESPACE;
 pub enum ObjectKind {
     Alloc,
     Eval,
+    Deployment,
 }
 
 /// What the ACL layer needs from the agent.
@@ -231,6 +232,14 @@ fn namespace(
             backend.namespace_of(ObjectKind::Alloc, id)
         }
         NsFrom::Eval => backend.namespace_of(ObjectKind::Eval, path_segment(path, 2)),
+        // `/v1/deployment/<id>`, `/v1/deployment/<op>/<id>`.
+        NsFrom::Deployment => {
+            let id = match path_segment(path, 3) {
+                "" => path_segment(path, 2),
+                id => id,
+            };
+            backend.namespace_of(ObjectKind::Deployment, id)
+        }
     }
 }
 

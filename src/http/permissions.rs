@@ -18,6 +18,8 @@ pub enum NsFrom {
     Alloc,
     /// The namespace of the evaluation named by the path.
     Eval,
+    /// The namespace of the deployment named by the path.
+    Deployment,
 }
 
 /// What a route needs from the caller.
@@ -51,7 +53,7 @@ pub enum Need {
 }
 
 use NsCap as C;
-use NsFrom::{Alloc, Eval, JobBody, Query};
+use NsFrom::{Alloc, Deployment, Eval, JobBody, Query};
 
 /// The requirement of `method path`.
 pub fn need(method: &Method, path: &str) -> Need {
@@ -102,6 +104,16 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["evaluation", _] | ["evaluation", _, "allocations"] => {
             Need::Namespace(Eval, &[C::READ_JOB])
         }
+
+        ["deployments"] => Need::Namespace(Query, &[C::READ_JOB]),
+        ["deployment", _] | ["deployment", "allocations", _] if read => {
+            Need::Namespace(Deployment, &[C::READ_JOB])
+        }
+        [
+            "deployment",
+            "fail" | "pause" | "promote" | "allocation-health" | "unblock",
+            _,
+        ] => Need::Namespace(Deployment, &[C::SUBMIT_JOB]),
 
         ["nodes"] | ["node", ..] if read => Need::NodeRead,
         ["node", ..] => Need::NodeWrite,
@@ -234,6 +246,20 @@ mod tests {
             n(M::POST, "/v1/client/allocation/x/restart"),
             Need::Namespace(Alloc, &[C::ALLOC_LIFECYCLE])
         );
+        assert_eq!(
+            n(M::GET, "/v1/deployments"),
+            Need::Namespace(Query, &[C::READ_JOB])
+        );
+        for p in ["/v1/deployment/d1", "/v1/deployment/allocations/d1"] {
+            assert_eq!(n(M::GET, p), Need::Namespace(Deployment, &[C::READ_JOB]));
+        }
+        for op in ["fail", "pause", "promote", "allocation-health", "unblock"] {
+            assert_eq!(
+                n(M::POST, &format!("/v1/deployment/{op}/d1")),
+                Need::Namespace(Deployment, &[C::SUBMIT_JOB])
+            );
+        }
+        assert_eq!(n(M::POST, "/v1/deployment/d1"), Need::Management);
         assert_eq!(n(M::GET, "/v1/nodes"), Need::NodeRead);
         assert_eq!(n(M::POST, "/v1/node/x/drain"), Need::NodeWrite);
         assert_eq!(n(M::PUT, "/v1/system/gc"), Need::Management);

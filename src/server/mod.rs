@@ -8,6 +8,7 @@ pub mod broker;
 pub mod cluster_api;
 pub mod drainer;
 pub mod gc;
+pub mod deployments;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
@@ -112,6 +113,8 @@ pub struct Server {
     pub acl_cache: acl_resolve::AclCache,
     /// The running leader duties (drainer, garbage collector).
     leader_duties: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The deployment watcher (a leader duty).
+    pub deployments: deployments::Watcher,
 }
 
 impl Server {
@@ -129,6 +132,7 @@ impl Server {
             blocked: BlockedEvals::default(),
             acl_cache: acl_resolve::AclCache::default(),
             leader_duties: std::sync::Mutex::new(Vec::new()),
+            deployments: deployments::Watcher::default(),
         }))
     }
 
@@ -172,7 +176,8 @@ impl Server {
         self.start_leader_duties();
     }
 
-    /// Starts the duties only a leader carries out: the drainer and the garbage collector.
+    /// Starts the duties only a leader carries out: the drainer, the garbage collector and
+    /// the deployment watcher.
     /// A single server leads from the start; with Raft these follow leadership.
     pub fn start_leader_duties(self: &Arc<Self>) {
         let mut duties = self.leader_duties.lock().unwrap_or_else(|p| p.into_inner());
@@ -181,6 +186,7 @@ impl Server {
         }
         duties.push(drainer::start(self.clone()));
         duties.push(gc::start(self.clone()));
+        self.deployments.start(self);
     }
 
     /// Stops the leader duties (leadership lost).
@@ -189,6 +195,7 @@ impl Server {
         for d in duties.drain(..) {
             d.abort();
         }
+        self.deployments.stop();
     }
 
     /// A new pending evaluation for a job.

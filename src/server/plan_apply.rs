@@ -36,6 +36,7 @@ impl Server {
             followup_evals,
             // Annotations only matter to a job plan (a dry run), never to a commit.
             desired_updates: _,
+            deployment_id,
         } = out;
         let reblock = eval.status == EvalStatus::Blocked && !failed_tg_allocs.is_empty();
         let stops_something = plan.node_update.values().any(|v| !v.is_empty());
@@ -69,12 +70,16 @@ impl Server {
                     return Err(StateError::Conflict(format!("node {node_id}: {dim}")));
                 }
             }
+            // The deployment goes first: the placements joining it are counted into it.
+            if let Some(d) = plan.deployment {
+                txn.put_plan_deployment(d)?;
+            }
+            for u in &plan.deployment_updates {
+                txn.update_deployment_status(u)?;
+            }
             let updates = plan.node_update.into_values().flatten();
             for a in updates.chain(plan.node_allocation.into_values().flatten()) {
                 txn.put_alloc_server(a)?;
-            }
-            if let Some(d) = plan.deployment {
-                txn.put_deployment(d)?;
             }
             let mut followups = Vec::new();
             for f in followup_evals {
@@ -85,9 +90,14 @@ impl Server {
                 _ => None,
             };
             let mut done = eval.clone();
-            done.snapshot_index = txn.tables().index;
+            // The index of the state the scheduler saw: the deployment watcher compares health
+            // changes against it to know whether a scheduler has seen them yet.
+            done.snapshot_index = snapshot_index;
             done.modify_time = now_nanos();
             done.queued_allocations = Some(queued_allocations);
+            if !deployment_id.is_empty() {
+                done.deployment_id = deployment_id;
+            }
             done.failed_tg_allocs = if failed_tg_allocs.is_empty() {
                 None
             } else {

@@ -66,7 +66,7 @@ pub fn default_reschedule_policy(job_type: &str) -> Option<ReschedulePolicy> {
 fn default_group_update() -> UpdateStrategy {
     UpdateStrategy {
         stagger: 30 * SECOND,
-        max_parallel: 1,
+        max_parallel: Some(1),
         health_check: "checks".to_string(),
         min_healthy_time: 10 * SECOND,
         healthy_deadline: 5 * MINUTE,
@@ -129,8 +129,8 @@ pub fn canonicalize_job(job: &mut Job, region: &str) {
     if job_level.stagger == 0 {
         job_level.stagger = 30 * SECOND;
     }
-    if job_level.max_parallel == 0 && job_update.is_none() {
-        job_level.max_parallel = 1;
+    if job_level.max_parallel.is_none() {
+        job_level.max_parallel = Some(1);
     }
 
     let job_type = job.r#type.clone();
@@ -238,7 +238,7 @@ fn merge_update(dst: &mut UpdateStrategy, src: &UpdateStrategy) {
     if src.stagger != 0 {
         dst.stagger = src.stagger;
     }
-    if src.max_parallel != 0 {
+    if src.max_parallel.is_some() {
         dst.max_parallel = src.max_parallel;
     }
     if !src.health_check.is_empty() {
@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(job.name, "example");
         assert_eq!(job.datacenters, Some(vec!["*".to_string()]));
         let u = job.update.as_ref().unwrap();
-        assert_eq!((u.stagger, u.max_parallel), (30 * SECOND, 1));
+        assert_eq!((u.stagger, u.max_parallel), (30 * SECOND, Some(1)));
     }
 
     #[test]
@@ -427,10 +427,26 @@ mod tests {
             (rp.attempts, rp.delay, rp.mode.as_str(), rp.interval),
             (5, 1000, "delay", 30 * MINUTE)
         );
-        assert_eq!(tg.update.as_ref().unwrap().max_parallel, 3);
+        assert_eq!(tg.update.as_ref().unwrap().max_parallel, Some(3));
         let t = &tg.tasks()[0];
         assert_eq!(t.kill_timeout, 7);
         let r = t.resources.as_ref().unwrap();
         assert_eq!((r.cpu, r.memory_mb), (250, 64));
+    }
+
+    #[test]
+    fn an_explicit_max_parallel_of_zero_turns_deployments_off() {
+        let canon = |v: serde_json::Value| {
+            let mut job: Job = serde_json::from_value(v).unwrap();
+            canonicalize_job(&mut job, "global");
+            job.groups()[0].update.as_ref().unwrap().max_parallel
+        };
+        let group = |update: serde_json::Value| serde_json::json!({"ID": "j", "TaskGroups": [{"Name": "g", "Update": update}]});
+        assert_eq!(canon(group(serde_json::json!({"MaxParallel": 0}))), Some(0));
+        assert_eq!(canon(group(serde_json::json!({"Canary": 1}))), Some(1));
+        assert_eq!(canon(group(serde_json::json!(null))), Some(1));
+        let job_level = serde_json::json!({"ID": "j", "Update": {"MaxParallel": 0},
+            "TaskGroups": [{"Name": "g", "Update": {"Canary": 1}}]});
+        assert_eq!(canon(job_level), Some(0));
     }
 }

@@ -1,11 +1,11 @@
-//! Evaluations and deployments.
+//! Evaluations.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::alloc::AllocMetric;
-use super::status::{DeploymentStatus, EvalStatus};
+use super::status::EvalStatus;
 
 /// What triggered an evaluation.
 pub mod trigger {
@@ -77,45 +77,4 @@ impl Evaluation {
             EvalStatus::Complete | EvalStatus::Failed | EvalStatus::Canceled
         )
     }
-}
-
-/// A rolling update of a job version.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Deployment {
-    #[serde(rename = "ID")]
-    pub id: String,
-    pub namespace: String,
-    #[serde(rename = "JobID")]
-    pub job_id: String,
-    pub job_version: i64,
-    pub job_modify_index: u64,
-    pub job_spec_modify_index: u64,
-    pub job_create_index: u64,
-    pub is_multiregion: bool,
-    pub task_groups: BTreeMap<String, DeploymentState>,
-    pub status: DeploymentStatus,
-    pub status_description: String,
-    pub eval_priority: i64,
-    pub create_index: u64,
-    pub modify_index: u64,
-    pub create_time: i64,
-    pub modify_time: i64,
-}
-
-/// Progress of one group in a deployment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct DeploymentState {
-    pub auto_revert: bool,
-    pub auto_promote: bool,
-    pub progress_deadline: i64,
-    pub require_progress_by: Option<chrono::DateTime<chrono::Utc>>,
-    pub promoted: bool,
-    pub placed_canaries: Option<Vec<String>>,
-    pub desired_canaries: i64,
-    pub desired_total: i64,
-    pub placed_allocs: i64,
-    pub healthy_allocs: i64,
-    pub unhealthy_allocs: i64,
 }

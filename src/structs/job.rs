@@ -416,8 +416,9 @@ pub struct ReschedulePolicy {
 pub struct UpdateStrategy {
     #[serde(deserialize_with = "int")]
     pub stagger: i64,
-    #[serde(deserialize_with = "int")]
-    pub max_parallel: i64,
+    /// `None` until canonicalized: an explicit 0 turns deployments off, absent means 1.
+    #[serde(deserialize_with = "super::de::opt_int")]
+    pub max_parallel: Option<i64>,
     #[serde(deserialize_with = "nd")]
     pub health_check: String,
     #[serde(deserialize_with = "int")]

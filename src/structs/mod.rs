@@ -4,6 +4,7 @@ pub mod acl;
 pub mod alloc;
 pub mod canonicalize;
 pub mod de;
+pub mod deployment;
 pub mod eval;
 pub mod job;
 pub mod namespace;
@@ -20,6 +21,7 @@ pub mod validate;
 pub mod vec_map;
 
 pub use alloc::*;
+pub use deployment::*;
 pub use eval::*;
 pub use job::*;
 pub use namespace::{Namespace, NamespaceCapabilities, NamespaceNodePoolConfiguration};

@@ -170,9 +170,14 @@ status_enum! {
     DeploymentStatus, "deployment Status" {
         #[default]
         Running = "running",
-        Successful = "successful",
+        Paused = "paused",
         Failed = "failed",
+        Successful = "successful",
         Cancelled = "cancelled",
+        Initializing = "initializing",
+        Pending = "pending",
+        Blocked = "blocked",
+        Unblocking = "unblocking",
     }
 }
 
@@ -271,9 +276,14 @@ mod tests {
         ]);
         round_trips(&[
             (DeploymentStatus::Running, "running"),
+            (DeploymentStatus::Paused, "paused"),
             (DeploymentStatus::Successful, "successful"),
             (DeploymentStatus::Failed, "failed"),
             (DeploymentStatus::Cancelled, "cancelled"),
+            (DeploymentStatus::Initializing, "initializing"),
+            (DeploymentStatus::Pending, "pending"),
+            (DeploymentStatus::Blocked, "blocked"),
+            (DeploymentStatus::Unblocking, "unblocking"),
         ]);
     }
 
@@ -285,7 +295,7 @@ mod tests {
         assert_eq!(TaskStateName::ALL.len(), 3);
         assert_eq!(EvalStatus::ALL.len(), 5);
         assert_eq!(NodeStatus::ALL.len(), 4);
-        assert_eq!(DeploymentStatus::ALL.len(), 4);
+        assert_eq!(DeploymentStatus::ALL.len(), 9);
         for s in EvalStatus::ALL {
             assert_eq!(s.to_string(), s.as_str());
             assert_eq!(s.as_str().parse::<EvalStatus>().unwrap(), *s);

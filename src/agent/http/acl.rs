@@ -148,6 +148,13 @@ impl AclBackend for AgentAcl {
                 .snapshot()
                 .eval(id)
                 .map(|e| e.namespace.clone()),
+            ObjectKind::Deployment => self
+                .server
+                .as_ref()?
+                .state
+                .snapshot()
+                .deployment(id)
+                .map(|d| d.namespace.clone()),
         }
     }
 

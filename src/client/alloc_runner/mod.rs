@@ -289,7 +289,11 @@ impl AllocRunner {
                     next_health_check = self.handle_task_state_updates();
                 }
                 cmd = self.cmd_rx.recv() => match cmd {
-                    Some(Command::Update(alloc)) => self.handle_update(*alloc),
+                    Some(Command::Update(alloc)) => {
+                        if self.handle_update(*alloc) {
+                            next_health_check = self.handle_task_state_updates();
+                        }
+                    }
                     Some(Command::ResetLifecycle(done)) => {
                         self.coordinator.reset();
                         let _ = done.send(());
@@ -444,7 +448,9 @@ impl AllocRunner {
         }
     }
 
-    fn handle_update(&mut self, alloc: Allocation) {
+    /// Takes a newer version of the allocation; true when it joined another deployment
+    /// (an in-place update), whose health is then judged afresh.
+    fn handle_update(&mut self, alloc: Allocation) -> bool {
         if let Err(e) = self.db.put_alloc(&alloc) {
             tracing::warn!(alloc_id = %alloc.id, error = %e, "persisting allocation");
         }
@@ -452,11 +458,18 @@ impl AllocRunner {
         let opts = KillOpts {
             no_shutdown_delay: alloc.desired_transition.no_shutdown_delay.unwrap_or(false),
         };
-        *self.shared.alloc.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(alloc);
+        let mut shared = self.shared.alloc.lock().unwrap_or_else(|p| p.into_inner());
+        let redeployed = shared.deployment_id != alloc.deployment_id;
+        if redeployed {
+            self.health = HealthTracker::for_alloc(&alloc, Instant::now());
+        }
+        *shared = Arc::new(alloc);
+        drop(shared);
         if terminal && !self.kill_issued {
             self.kill_issued = true;
             tokio::spawn(kill_tasks(self.tasks.clone(), self.max_kill_timeout, opts));
         }
+        redeployed
     }
 
     async fn destroy(&mut self) {

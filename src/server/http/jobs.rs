@@ -128,8 +128,10 @@ async fn job_dispatch(
         ("summary", Method::GET) => job_summary_handler(app, opts, id).await,
         ("submission", Method::GET) => job_submission::submission(app, opts, params, id).await,
         ("versions", Method::GET) => job_versions(app, opts, params, id).await,
-        ("deployments", Method::GET) => job_deployments(app, opts, id).await,
-        ("deployment", Method::GET) => latest_deployment(app, opts, id).await,
+        ("deployments", Method::GET) => {
+            super::deployments::job_deployments(app, opts, params, id).await
+        }
+        ("deployment", Method::GET) => super::deployments::latest_deployment(app, opts, id).await,
         ("evaluate", Method::POST | Method::PUT) => evaluate(app, opts, id, &body).await,
         ("revert", Method::POST | Method::PUT) => {
             job_versions::revert(&app, &wopts, id, &body).await
@@ -286,27 +288,6 @@ async fn job_versions(
         versions,
     };
     Ok(JsonReply::query(&opts, index, reply).into_response())
-}
-
-async fn job_deployments(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
-    read::reply(&app, &opts, &[Table::Deployments], |snap| {
-        Ok(snap
-            .deployments_by_job(&opts.namespace, id)
-            .iter()
-            .map(|d| d.as_ref().clone())
-            .collect::<Vec<_>>())
-    })
-    .await
-}
-
-async fn latest_deployment(app: App, opts: QueryOptions, id: &str) -> Result<Response, HttpError> {
-    read::reply(&app, &opts, &[Table::Deployments], |snap| {
-        Ok(snap
-            .deployments_by_job(&opts.namespace, id)
-            .first()
-            .map(|d| d.as_ref().clone()))
-    })
-    .await
 }
 
 /// Body of `POST /v1/job/:id/evaluate`.

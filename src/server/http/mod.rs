@@ -4,6 +4,7 @@
 mod acl;
 mod allocations;
 mod cluster_api;
+mod deployments;
 mod evaluations;
 mod job_dispatch;
 mod job_parse;
@@ -63,6 +64,7 @@ pub fn router(app: App) -> Router {
         .merge(node_admin::routes())
         .merge(system::routes())
         .merge(evaluations::routes())
+        .merge(deployments::routes())
         .merge(namespaces::routes())
         .merge(acl::routes())
         .merge(scaling::routes())

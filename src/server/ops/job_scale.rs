@@ -6,8 +6,8 @@ use crate::server::state::{StateError, Tables};
 use crate::server::{Server, ServerError};
 use crate::structs::eval::trigger;
 use crate::structs::{
-    AllocClientStatus, DeploymentStatus, JOB_TYPE_SYSTEM, JobScaleStatus, ScalingEvent,
-    ScalingRequest, TaskGroupScaleStatus, time::now_nanos,
+    AllocClientStatus, JOB_TYPE_SYSTEM, JobScaleStatus, ScalingEvent, ScalingRequest,
+    TaskGroupScaleStatus, time::now_nanos,
 };
 
 /// A refusal from inside the scale write, with the status Nomad answers it with.
@@ -233,12 +233,9 @@ fn policy_bounds(policy: Option<&serde_json::Value>, count: i64) -> Option<Strin
     None
 }
 
-/// Whether the job's latest deployment (of this incarnation of the job) is still running.
+/// Whether the job's latest deployment (of this incarnation of the job) is still active.
 fn deployment_active(tables: &Tables, job: &crate::structs::Job) -> bool {
     tables
-        .deployments_by_job(&job.namespace, &job.id)
-        .first()
-        .is_some_and(|d| {
-            d.status == DeploymentStatus::Running && d.job_create_index == job.create_index
-        })
+        .latest_deployment(&job.namespace, &job.id)
+        .is_some_and(|d| d.active() && d.job_create_index == job.create_index)
 }

@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod allocs;
 pub mod cluster_api;
+pub mod deployments;
 pub mod job_dispatch;
 pub mod job_plan;
 pub mod job_scale;

@@ -394,6 +394,22 @@ impl Server {
                     if update.deployment_status.is_some() {
                         merged.deployment_status = update.deployment_status.clone();
                     }
+                    // A failed allocation of a deployment is unhealthy even when its client
+                    // said nothing about health, so the deployment can react to it.
+                    if merged.client_status == AllocClientStatus::Failed
+                        && !merged.deployment_id.is_empty()
+                        && merged
+                            .deployment_status
+                            .as_ref()
+                            .and_then(|d| d.healthy)
+                            .is_none()
+                    {
+                        let ds = merged
+                            .deployment_status
+                            .get_or_insert_with(Default::default);
+                        ds.healthy = Some(false);
+                        ds.timestamp = Some(chrono::Utc::now());
+                    }
                     if update.network_status.is_some() {
                         merged.network_status = update.network_status.clone();
                     }

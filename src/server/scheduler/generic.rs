@@ -8,7 +8,8 @@ use super::reconcile::{DESC_MIGRATING, PlaceReason, Placement, ReconcileInput, r
 use super::stack::{Cluster, GroupStack, NewAlloc, stopped_copy};
 use super::{Plan, SchedulerOutcome, SchedulerView};
 use crate::structs::{
-    AllocMetric, Allocation, DesiredUpdates, EvalStatus, Evaluation, Job, Node, NodeStatus, trigger,
+    AllocDeploymentStatus, AllocMetric, Allocation, DesiredUpdates, EvalStatus, Evaluation, Job,
+    Node, NodeStatus, trigger,
 };
 
 /// Status description of the blocked evaluation created for unplaced allocations.
@@ -51,6 +52,7 @@ pub fn schedule_generic(
         .filter_map(|id| view.node(id).map(|n| (id.to_string(), n)))
         .collect();
     let node_lost = |id: &str| nodes.get(id).is_none_or(|n| n.status == NodeStatus::Down);
+    let latest = view.latest_deployment(&eval.namespace, &eval.job_id);
     let rec = reconcile(&ReconcileInput {
         eval,
         job: job.as_ref(),
@@ -58,15 +60,20 @@ pub fn schedule_generic(
         node_lost: &node_lost,
         batch,
         now,
+        deployment: latest.as_ref(),
     });
 
     let mut out = SchedulerOutcome {
         plan: new_plan(eval, job.as_ref()),
         followup_evals: rec.followup_evals,
         desired_updates: count_decisions(&allocs, &rec.stop, &rec.place, &rec.inplace),
+        deployment_id: rec.deployment_id.clone(),
         ..Default::default()
     };
     let plan = &mut out.plan;
+    plan.deployment = rec.deployment;
+    plan.deployment_updates = rec.deployment_updates;
+    let deployment_id = rec.deployment_id;
     let mut stopping = HashSet::new();
     for s in &rec.stop {
         stopping.insert(s.alloc.id.clone());
@@ -85,7 +92,14 @@ pub fn schedule_generic(
     let mut places = rec.place;
     for a in rec.inplace {
         match inplace_update(&job, &a, nodes.get(&*a.node_id), eval, now) {
-            Some(updated) => push(&mut out.plan.node_allocation, updated),
+            Some(mut updated) => {
+                // It joins the deployment and is judged healthy again under the new version.
+                if updated.deployment_id != deployment_id {
+                    updated.deployment_id = deployment_id.clone();
+                    updated.deployment_status = None;
+                }
+                push(&mut out.plan.node_allocation, updated)
+            }
             // The node no longer suits the new version: replace the allocation.
             None => {
                 let d = out
@@ -138,7 +152,7 @@ pub fn schedule_generic(
                 stop_migrating(&mut out, p, now);
                 continue;
             };
-            let alloc = NewAlloc {
+            let mut alloc = NewAlloc {
                 eval,
                 job: &job,
                 tg,
@@ -148,6 +162,13 @@ pub fn schedule_generic(
                 now,
             }
             .build(gs.template(), &mut cl, &choice, sel.metric);
+            alloc.deployment_id = deployment_id.clone();
+            if p.reason == PlaceReason::Canary && !deployment_id.is_empty() {
+                alloc.deployment_status = Some(AllocDeploymentStatus {
+                    canary: true,
+                    ..Default::default()
+                });
+            }
             gs.commit(&mut cl, &choice, &alloc.id);
             if let (Some(desc), Some(a)) = (p.reason.stop_description(), prev) {
                 let mut stopped = stopped_copy(a, desc, None, now);
@@ -203,6 +224,7 @@ fn count_decisions(
         match p.reason {
             PlaceReason::Destructive => d.destructive_update += 1,
             PlaceReason::Migrate => d.migrate += 1,
+            PlaceReason::Canary => d.canary += 1,
             PlaceReason::New | PlaceReason::Lost | PlaceReason::Reschedule => d.place += 1,
         }
         if let Some(prev) = &p.previous {

@@ -7,6 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub mod deployment;
+#[cfg(test)]
+mod deployment_tests;
 pub mod feasible;
 pub mod fit;
 pub mod generic;
@@ -23,8 +26,8 @@ pub use testing::MemView;
 
 use crate::structs::time::now_nanos;
 use crate::structs::{
-    AllocMetric, Allocation, Deployment, Evaluation, JOB_TYPE_BATCH, JOB_TYPE_SERVICE,
-    JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, Job, Node,
+    AllocMetric, Allocation, Deployment, DeploymentStatusUpdate, Evaluation, JOB_TYPE_BATCH,
+    JOB_TYPE_SERVICE, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, Job, Node,
 };
 
 /// Read access to the cluster state at one index.
@@ -47,6 +50,8 @@ pub trait SchedulerView: Send + Sync {
     fn scheduler_config(&self) -> Arc<crate::structs::SchedulerConfiguration> {
         Arc::default()
     }
+    /// The job's most recent deployment.
+    fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<Arc<Deployment>>;
 }
 
 /// Changes a scheduler wants committed.
@@ -62,6 +67,8 @@ pub struct Plan {
     pub node_allocation: BTreeMap<String, Vec<Allocation>>,
     /// A deployment to create or update.
     pub deployment: Option<Deployment>,
+    /// Deployment status changes (cancelled, successful).
+    pub deployment_updates: Vec<DeploymentStatusUpdate>,
 }
 
 impl Plan {
@@ -70,6 +77,7 @@ impl Plan {
         self.node_update.values().all(Vec::is_empty)
             && self.node_allocation.values().all(Vec::is_empty)
             && self.deployment.is_none()
+            && self.deployment_updates.is_empty()
     }
 }
 
@@ -87,6 +95,8 @@ pub struct SchedulerOutcome {
     pub followup_evals: Vec<Evaluation>,
     /// Group → what the scheduler decided, counted (a job plan's annotations).
     pub desired_updates: BTreeMap<String, crate::structs::DesiredUpdates>,
+    /// The deployment the evaluation worked on ("" for none), recorded on the evaluation.
+    pub deployment_id: String,
 }
 
 /// Scheduler faults (not placement failures, which are part of the outcome).

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::deployment::{self as deploy, DeployCtx};
 use super::reschedule::{self, RESCHEDULE_WINDOW_NS};
 use crate::structs::{
-    AllocClientStatus, Allocation, EvalStatus, Evaluation, Job, RescheduleTracker, TaskGroup,
-    alloc_name, trigger,
+    AllocClientStatus, Allocation, DESC_SUCCESSFUL, Deployment, DeploymentStatus,
+    DeploymentStatusUpdate, EvalStatus, Evaluation, Job, RescheduleTracker, TaskGroup, alloc_name,
+    trigger,
 };
 
 /// Stop reason: the job no longer wants this allocation.
@@ -45,6 +47,8 @@ pub enum PlaceReason {
     Destructive,
     /// Moves an allocation off a draining node.
     Migrate,
+    /// A canary of a new version, placed beside the old allocations.
+    Canary,
 }
 
 impl PlaceReason {
@@ -54,7 +58,7 @@ impl PlaceReason {
             PlaceReason::Reschedule => Some(DESC_RESCHEDULED),
             PlaceReason::Destructive => Some(DESC_UPDATING),
             PlaceReason::Migrate => Some(DESC_MIGRATING),
-            PlaceReason::New | PlaceReason::Lost => None,
+            PlaceReason::New | PlaceReason::Lost | PlaceReason::Canary => None,
         }
     }
 }
@@ -98,6 +102,12 @@ pub struct Reconciliation {
     pub updates: Vec<Allocation>,
     /// Delayed reschedule evaluations to create.
     pub followup_evals: Vec<Evaluation>,
+    /// The deployment placements join ("" for none).
+    pub deployment_id: String,
+    /// A deployment to create, or the current one with groups the scheduler changed.
+    pub deployment: Option<Deployment>,
+    /// Deployment status changes (cancelled, successful).
+    pub deployment_updates: Vec<DeploymentStatusUpdate>,
 }
 
 /// Inputs of [`reconcile`].
@@ -114,6 +124,8 @@ pub struct ReconcileInput<'a> {
     pub batch: bool,
     /// Now, in Unix nanoseconds.
     pub now: i64,
+    /// The job's latest deployment, if it has one.
+    pub deployment: Option<&'a Arc<Deployment>>,
 }
 
 /// How an existing allocation takes part in reconciliation.
@@ -152,15 +164,24 @@ pub fn reconcile(inp: &ReconcileInput<'_>) -> Reconciliation {
     for a in inp.allocs {
         by_group.entry(&*a.task_group).or_default().push(a);
     }
+    let mut ctx = DeployCtx::new(inp.job.map(|j| j.as_ref()), inp.deployment);
     let job = match inp.job {
         Some(j) if !j.stopped() => j,
         _ => {
             for a in inp.allocs.iter().filter(|a| !a.terminal()) {
                 stop_or_lose(&mut out, inp, a, DESC_JOB_STOPPED);
             }
+            out.deployment_updates = ctx.updates;
             return out;
         }
     };
+    let mut stopped: HashSet<String> = HashSet::new();
+    for id in ctx.canaries_to_stop() {
+        if let Some(a) = inp.allocs.iter().find(|a| a.id == id && !a.terminal()) {
+            stop_or_lose(&mut out, inp, a, DESC_NOT_NEEDED);
+            stopped.insert(id);
+        }
+    }
     for (group, allocs) in &by_group {
         if job.group(group).is_none() {
             for a in allocs.iter().filter(|a| !a.terminal()) {
@@ -169,12 +190,45 @@ pub fn reconcile(inp: &ReconcileInput<'_>) -> Reconciliation {
         }
     }
     for tg in job.groups() {
-        let allocs = by_group
+        let allocs: Vec<&Arc<Allocation>> = by_group
             .get(tg.name.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        reconcile_group(&mut out, inp, job, tg, allocs);
+            .into_iter()
+            .flatten()
+            .filter(|a| !stopped.contains(&a.id))
+            .copied()
+            .collect();
+        reconcile_group(&mut out, inp, job, tg, &allocs, &mut ctx);
     }
+    finish_deployment(&mut out, ctx);
     out
+}
+
+/// Moves the deployment decisions into the result: the created or changed deployment, its
+/// description when it waits for promotion, and success when every group is done.
+fn finish_deployment(out: &mut Reconciliation, mut ctx: DeployCtx) {
+    out.deployment_id = ctx.current_id().to_string();
+    if let Some(d) = ctx.current.as_mut() {
+        if ctx.created {
+            if d.requires_promotion() {
+                d.status_description = if d.has_auto_promote() {
+                    crate::structs::DESC_RUNNING_AUTO_PROMOTION
+                } else {
+                    crate::structs::DESC_RUNNING_NEEDS_PROMOTION
+                }
+                .to_string();
+            }
+        } else if ctx.complete && d.status != DeploymentStatus::Failed {
+            ctx.updates.push(DeploymentStatusUpdate {
+                deployment_id: d.id.clone(),
+                status: DeploymentStatus::Successful,
+                status_description: DESC_SUCCESSFUL.to_string(),
+            });
+        }
+    }
+    if ctx.created || ctx.changed {
+        out.deployment = ctx.current;
+    }
+    out.deployment_updates = ctx.updates;
 }
 
 fn stop_or_lose(
@@ -258,11 +312,43 @@ fn reconcile_group(
     job: &Arc<Job>,
     tg: &TaskGroup,
     allocs: &[&Arc<Allocation>],
+    ctx: &mut DeployCtx,
 ) {
-    let mut entries: Vec<(u64, Class, &Arc<Allocation>)> = allocs
-        .iter()
-        .filter_map(|a| classify(inp, tg, a).map(|c| (a.index(), c, *a)))
-        .collect();
+    let strategy = deploy::strategy(tg.update.as_ref());
+    let (mut dstate, existing) = ctx.group_state(&tg.name, strategy);
+    let current_id = ctx.current_id().to_string();
+    let deployment_running = ctx.current.is_some() && !ctx.failed;
+    let was_canarying = dstate.desired_canaries != 0 && !dstate.promoted;
+    let is_canary = |a: &Allocation| {
+        !current_id.is_empty()
+            && a.deployment_id == current_id
+            && a.deployment_status.as_ref().is_some_and(|d| d.canary)
+    };
+
+    // Canaries under test stand beside the old allocations: they hold no name until promoted.
+    let mut canaries: Vec<&Arc<Allocation>> = Vec::new();
+    let mut entries: Vec<(u64, Class, &Arc<Allocation>)> = Vec::new();
+    for a in allocs {
+        let Some(mut class) = classify(inp, tg, a) else {
+            continue;
+        };
+        if was_canarying && is_canary(a) && class == Class::Untainted {
+            canaries.push(a);
+            continue;
+        }
+        // A failure during an active deployment fails the deployment instead of being
+        // replaced (unless forced); the deployment's outcome decides what happens next.
+        let reschedule = matches!(class, Class::RescheduleNow | Class::RescheduleLater(_));
+        if reschedule
+            && deployment_running
+            && a.deployment_id == current_id
+            && a.desired_transition.force_reschedule != Some(true)
+            && a.desired_transition.reschedule != Some(true)
+        {
+            class = Class::Settled;
+        }
+        entries.push((a.index(), class, *a));
+    }
     entries.sort_by_key(|(idx, c, a)| (*idx, c.keep_rank(), std::cmp::Reverse(a.create_index)));
 
     // Keep the lowest `count` distinct indexes; everything else is extra.
@@ -296,20 +382,20 @@ fn reconcile_group(
     }
 
     let mut later: Vec<(i64, &Arc<Allocation>)> = Vec::new();
+    let mut destructive: Vec<&Arc<Allocation>> = Vec::new();
+    let mut inplace = 0usize;
+    let mut migrate = 0usize;
+    let mut places: Vec<Placement> = Vec::new();
     for (_, class, a) in &kept {
-        let replace = |reason, tracker| Placement {
-            group: tg.name.clone(),
-            name: a.name.clone(),
-            reason,
-            previous: Some((*a).clone()),
-            tracker,
-        };
         match class {
             Class::Settled => {}
             Class::Untainted => match update_kind(a, job, tg) {
                 Update::None => {}
-                Update::InPlace => out.inplace.push((*a).clone()),
-                Update::Destructive => out.place.push(replace(PlaceReason::Destructive, None)),
+                Update::InPlace => {
+                    inplace += 1;
+                    out.inplace.push((*a).clone());
+                }
+                Update::Destructive => destructive.push(a),
             },
             Class::Lost => {
                 out.stop.push(Stop {
@@ -317,21 +403,24 @@ fn reconcile_group(
                     description: DESC_LOST,
                     client_status: Some(AllocClientStatus::Lost),
                 });
-                out.place.push(replace(PlaceReason::Lost, None));
+                places.push(replacement(tg, a, PlaceReason::Lost, None));
             }
-            Class::Migrate => out.place.push(replace(PlaceReason::Migrate, None)),
+            Class::Migrate => {
+                migrate += 1;
+                places.push(replacement(tg, a, PlaceReason::Migrate, None));
+            }
             Class::RescheduleNow => {
                 let policy = a
                     .group()
                     .and_then(|g| g.reschedule_policy.as_ref())
                     .or(tg.reschedule_policy.as_ref());
                 let tracker = reschedule::replacement_tracker(a, policy, inp.now);
-                out.place
-                    .push(replace(PlaceReason::Reschedule, Some(tracker)));
+                places.push(replacement(tg, a, PlaceReason::Reschedule, Some(tracker)));
             }
             Class::RescheduleLater(at) => later.push((*at, a)),
         }
     }
+    let later_n = later.len();
     followups(out, inp, job, later);
 
     let missing = count.saturating_sub(kept.len());
@@ -341,7 +430,7 @@ fn reconcile_group(
             next += 1;
         }
         used.insert(next);
-        out.place.push(Placement {
+        places.push(Placement {
             group: tg.name.clone(),
             name: alloc_name(&job.id, &tg.name, next),
             reason: PlaceReason::New,
@@ -349,6 +438,150 @@ fn reconcile_group(
             tracker: None,
         });
     }
+
+    if !existing {
+        dstate.desired_total += (destructive.len() + inplace) as i64;
+    }
+    let requires_canaries = strategy.is_some_and(|u| {
+        !destructive.is_empty() && (canaries.len() as i64) < u.canary && !dstate.promoted
+    });
+    let mut canary_places = 0;
+    if let (true, Some(u)) = (requires_canaries, strategy) {
+        dstate.desired_canaries = u.canary;
+        if !ctx.paused && !ctx.failed {
+            let n = usize::try_from(u.canary).unwrap_or(0) - canaries.len();
+            for name in canary_names(job, tg, n, &canaries, &destructive) {
+                canary_places += 1;
+                out.place.push(Placement {
+                    group: tg.name.clone(),
+                    name,
+                    reason: PlaceReason::Canary,
+                    previous: None,
+                    tracker: None,
+                });
+            }
+        }
+    }
+
+    let canarying = dstate.desired_canaries != 0 && !dstate.promoted;
+    let live: Vec<&Arc<Allocation>> = kept
+        .iter()
+        .filter(|(_, c, _)| *c == Class::Untainted)
+        .map(|(_, _, a)| *a)
+        .collect();
+    let mut limit = deploy::limit(
+        strategy,
+        count,
+        destructive.len(),
+        migrate,
+        ctx,
+        canarying,
+        &live,
+    );
+    let place_ready = !ctx.paused && !ctx.failed && !canarying;
+    let pending = places.len();
+    if !existing {
+        dstate.desired_total += places
+            .iter()
+            .filter(|p| p.reason != PlaceReason::Migrate)
+            .count() as i64;
+    }
+    for p in places {
+        // Held back while the deployment waits, except what replaces lost allocations,
+        // migrations, and (unless the deployment failed) failed allocations.
+        let allowed = place_ready
+            || match p.reason {
+                PlaceReason::Lost | PlaceReason::Migrate => true,
+                PlaceReason::Reschedule => !ctx.failed,
+                _ => false,
+            };
+        if !allowed {
+            continue;
+        }
+        if place_ready && p.reason != PlaceReason::Migrate {
+            limit = limit.saturating_sub(1);
+        }
+        out.place.push(p);
+    }
+    if place_ready {
+        for a in destructive.iter().take(limit) {
+            out.place
+                .push(replacement(tg, a, PlaceReason::Destructive, None));
+        }
+    }
+
+    let had_running = allocs.iter().any(|a| {
+        !a.server_terminal()
+            && a.job
+                .as_ref()
+                .is_some_and(|j| j.version == job.version && j.create_index == job.create_index)
+    });
+    let nothing_left = destructive.is_empty()
+        && inplace == 0
+        && pending == 0
+        && canary_places == 0
+        && later_n == 0
+        && !requires_canaries;
+    ctx.complete &= if existing {
+        deploy::group_complete(&dstate, nothing_left)
+    } else {
+        nothing_left
+    };
+    let updating_spec = !destructive.is_empty() || inplace > 0;
+    ctx.record_group(
+        job,
+        inp.eval.priority,
+        inp.now,
+        &tg.name,
+        strategy,
+        dstate,
+        existing,
+        updating_spec,
+        had_running,
+    );
+}
+
+/// The placement that replaces `a` under its name.
+fn replacement(
+    tg: &TaskGroup,
+    a: &Arc<Allocation>,
+    reason: PlaceReason,
+    tracker: Option<RescheduleTracker>,
+) -> Placement {
+    Placement {
+        group: tg.name.clone(),
+        name: a.name.clone(),
+        reason,
+        previous: Some(a.clone()),
+        tracker,
+    }
+}
+
+/// Names for `n` new canaries: those of the allocations they will replace first (lowest
+/// index first), then indexes past the count; never one an existing canary holds.
+fn canary_names(
+    job: &Job,
+    tg: &TaskGroup,
+    n: usize,
+    canaries: &[&Arc<Allocation>],
+    destructive: &[&Arc<Allocation>],
+) -> Vec<String> {
+    let taken: HashSet<&str> = canaries.iter().map(|a| a.name.as_str()).collect();
+    let mut names: Vec<String> = destructive
+        .iter()
+        .map(|a| a.name.clone())
+        .filter(|name| !taken.contains(name.as_str()))
+        .take(n)
+        .collect();
+    let mut idx = u64::try_from(tg.count).unwrap_or(0);
+    while names.len() < n {
+        let name = alloc_name(&job.id, &tg.name, idx);
+        if !taken.contains(name.as_str()) && !names.contains(&name) {
+            names.push(name);
+        }
+        idx += 1;
+    }
+    names
 }
 
 /// Creates follow-up evaluations for delayed reschedules, one per 5 s window, and marks
@@ -540,6 +773,7 @@ mod tests {
             node_lost: &lost,
             batch,
             now: NOW,
+            deployment: None,
         })
     }
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use super::{Plan, SchedulerView};
 use crate::structs::{
-    Allocation, DEFAULT_NAMESPACE, DriverInfo, EphemeralDisk, EvalStatus, Evaluation, Job,
-    NetworkResource, Node, NodeResources, NodeStatus, ReschedulePolicy, Resources, Task, TaskGroup,
+    Allocation, DEFAULT_NAMESPACE, Deployment, DriverInfo, EphemeralDisk, EvalStatus, Evaluation,
+    Job, NetworkResource, Node, NodeResources, NodeStatus, ReschedulePolicy, Resources, Task,
+    TaskGroup,
 };
 
 /// In-memory cluster state implementing [`SchedulerView`].
@@ -19,6 +20,8 @@ pub struct MemView {
     allocs: HashMap<String, Arc<Allocation>>,
     by_job: HashMap<(String, String), HashSet<String>>,
     by_node: HashMap<String, HashSet<String>>,
+    /// The latest deployment of each job.
+    deployments: HashMap<(String, String), Arc<Deployment>>,
 }
 
 fn ns(namespace: &str) -> String {
@@ -80,8 +83,39 @@ impl MemView {
         self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
     }
 
-    /// Applies a plan without re-checking it: stops and placements are upserted.
+    /// Stores a job's latest deployment.
+    pub fn upsert_deployment(&mut self, d: Deployment) {
+        self.index += 1;
+        self.deployments
+            .insert((ns(&d.namespace), d.job_id.clone()), Arc::new(d));
+    }
+
+    /// The job's latest deployment.
+    pub fn deployment_of(&self, namespace: &str, job_id: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .get(&(ns(namespace), job_id.to_string()))
+            .cloned()
+    }
+
+    /// Applies a plan without re-checking it: stops and placements are upserted, the
+    /// deployment stored and its status changes applied (no health counting).
     pub fn apply_plan(&mut self, plan: &Plan) {
+        if let Some(d) = &plan.deployment {
+            self.upsert_deployment(d.clone());
+        }
+        for u in &plan.deployment_updates {
+            let found = self
+                .deployments
+                .values()
+                .find(|d| d.id == u.deployment_id)
+                .cloned();
+            if let Some(d) = found {
+                let mut d = (*d).clone();
+                d.status = u.status;
+                d.status_description = u.status_description.clone();
+                self.upsert_deployment(d);
+            }
+        }
         for a in plan.node_update.values().flatten() {
             self.upsert_alloc(a.clone());
         }
@@ -130,6 +164,10 @@ impl SchedulerView for MemView {
 
     fn alloc(&self, id: &str) -> Option<Arc<Allocation>> {
         self.allocs.get(id).cloned()
+    }
+
+    fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<Arc<Deployment>> {
+        self.deployment_of(namespace, job_id)
     }
 }
 

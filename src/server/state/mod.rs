@@ -271,7 +271,7 @@ impl StateStore {
                 return Err(Refused { error, pending });
             }
         };
-        if txn.batch.is_empty() {
+        if txn.writes_nothing() {
             // Nothing changed and the index does not move; but what `f` read may still be
             // waiting for its commit, and must not be answered from before it is durable.
             let index = head.index;

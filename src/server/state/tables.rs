@@ -278,6 +278,24 @@ impl Tables {
             .collect()
     }
 
+    /// Deployments whose ID starts with `prefix`, in ID order.
+    pub fn deployments_with_prefix(&self, ns: &str, prefix: &str) -> Vec<Arc<Deployment>> {
+        self.deployments
+            .range(prefix.to_string()..)
+            .take_while(|(id, _)| id.starts_with(prefix))
+            .filter(|(_, d)| in_namespace(ns, &d.namespace))
+            .map(|(_, d)| d.clone())
+            .collect()
+    }
+
+    /// Allocations that belong to a deployment.
+    pub fn allocs_by_deployment(&self, d: &Deployment) -> Vec<Arc<Allocation>> {
+        self.allocs_by_job(&d.namespace, &d.job_id)
+            .into_iter()
+            .filter(|a| a.deployment_id == d.id)
+            .collect()
+    }
+
     /// Evaluations of a job.
     pub fn evals_by_job(&self, ns: &str, job_id: &str) -> Vec<Arc<Evaluation>> {
         self.evals_by_job
@@ -296,6 +314,20 @@ impl Tables {
             .into_iter()
             .filter(|a| *a.eval_id == *eval.id)
             .collect()
+    }
+
+    /// A job's most recent deployment.
+    pub fn latest_deployment(&self, ns: &str, job_id: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .values()
+            .filter(|d| d.namespace == ns && d.job_id == job_id)
+            .max_by_key(|d| d.create_index)
+            .cloned()
+    }
+
+    /// A deployment by ID.
+    pub fn deployment(&self, id: &str) -> Option<Arc<Deployment>> {
+        self.deployments.get(id).cloned()
     }
 
     /// Deployments of a job, newest first.
@@ -342,5 +374,9 @@ impl SchedulerView for Tables {
 
     fn scheduler_config(&self) -> Arc<SchedulerConfiguration> {
         Tables::scheduler_config(self)
+    }
+
+    fn latest_deployment(&self, namespace: &str, job_id: &str) -> Option<Arc<Deployment>> {
+        Tables::latest_deployment(self, namespace, job_id)
     }
 }

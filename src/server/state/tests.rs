@@ -563,3 +563,103 @@ async fn a_write_failing_after_streaming_leaves_none_of_its_records() {
     drop(reopened);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn allocations_are_counted_into_their_deployment() {
+    use crate::structs::{AllocDeploymentStatus, Deployment, DeploymentState};
+    let s = StateStore::in_memory();
+    let j = job("dep");
+    let mut d = Deployment::new(&j, 50, 0);
+    d.task_groups.insert(
+        "g".into(),
+        DeploymentState {
+            progress_deadline: 60_000_000_000,
+            desired_total: 2,
+            ..Default::default()
+        },
+    );
+    let id = d.id.clone();
+    let alloc = |healthy: Option<bool>, canary: bool| Allocation {
+        id: "a1".into(),
+        namespace: "default".into(),
+        job_id: "dep".into(),
+        task_group: "g".into(),
+        deployment_id: id.clone(),
+        deployment_status: Some(AllocDeploymentStatus {
+            healthy,
+            canary,
+            timestamp: Some(chrono::Utc::now()),
+            modify_index: 0,
+        }),
+        modify_time: crate::structs::time::now_nanos(),
+        ..Default::default()
+    };
+    s.write_blocking(|t| {
+        t.put_deployment(d)?;
+        t.put_alloc_server(alloc(None, true))
+    })
+    .unwrap();
+    let g = |s: &StateStore| s.snapshot().deployment(&id).unwrap().task_groups["g"].clone();
+    let placed = g(&s);
+    assert_eq!(placed.placed_allocs, 1);
+    assert_eq!(placed.placed_canaries, Some(vec!["a1".to_string()]));
+    assert!(!crate::structs::time::is_zero(&placed.require_progress_by));
+
+    let (idx, _) = s
+        .write_blocking(|t| t.put_alloc_client(alloc(Some(true), true)))
+        .unwrap();
+    let healthy = g(&s);
+    assert_eq!((healthy.placed_allocs, healthy.healthy_allocs), (1, 1));
+    assert!(healthy.require_progress_by >= placed.require_progress_by);
+    let stamp = |s: &StateStore| {
+        s.snapshot()
+            .alloc("a1")
+            .unwrap()
+            .deployment_status
+            .clone()
+            .unwrap()
+            .modify_index
+    };
+    assert_eq!(stamp(&s), idx);
+    // The client repeating its verdict changes neither the counts nor the verdict's index.
+    s.write_blocking(|t| t.put_alloc_client(alloc(Some(true), true)))
+        .unwrap();
+    assert_eq!(g(&s).healthy_allocs, 1);
+    assert_eq!(stamp(&s), idx);
+    // Healthy to unhealthy moves the count over.
+    s.write_blocking(|t| t.put_alloc_client(alloc(Some(false), true)))
+        .unwrap();
+    let bad = g(&s);
+    assert_eq!((bad.healthy_allocs, bad.unhealthy_allocs), (0, 1));
+}
+
+#[test]
+fn a_write_that_only_changes_a_deployment_is_committed() {
+    use crate::structs::{Deployment, DeploymentStatus, DeploymentStatusUpdate};
+    let dir = tmpdir("deployment-only");
+    let d = Deployment::new(&job("dep"), 50, 0);
+    let id = d.id.clone();
+    {
+        let s = StateStore::open(&dir).unwrap();
+        s.write_blocking(|t| t.put_deployment(d)).unwrap();
+        let update = DeploymentStatusUpdate {
+            deployment_id: id.clone(),
+            status: DeploymentStatus::Paused,
+            status_description: "Deployment is paused".into(),
+        };
+        let (idx, _) = s
+            .write_blocking(|t| t.update_deployment_status(&update))
+            .unwrap();
+        let stored = s.snapshot().deployment(&id).unwrap();
+        assert_eq!(
+            (stored.status, stored.modify_index),
+            (DeploymentStatus::Paused, idx)
+        );
+    }
+    let s = StateStore::open(&dir).unwrap();
+    assert_eq!(
+        s.snapshot().deployment(&id).unwrap().status,
+        DeploymentStatus::Paused
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,9 +10,11 @@ use super::StateError;
 use super::durable::Kind;
 use super::group_commit::Batch;
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
+use crate::structs::time::{is_zero, now_nanos};
 use crate::structs::{
-    Allocation, Deployment, Evaluation, JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents,
-    JobStatus, JobSubmission, Namespace, Node, ScalingEvent, SchedulerConfiguration,
+    Allocation, Deployment, DeploymentStatus, DeploymentStatusUpdate, Evaluation,
+    JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents, JobStatus, JobSubmission, Namespace, Node,
+    ScalingEvent, SchedulerConfiguration,
 };
 
 /// An allocation as stored on disk: without its job, which is stored once per version.
@@ -70,6 +72,9 @@ pub struct Txn {
     pub(super) touched: [bool; Table::ALL.len()],
     index: u64,
     jobs_to_refresh: BTreeSet<NsKey>,
+    /// Deployments changed by this write, encoded once when it finishes (a plan placing
+    /// thousands of allocations updates its deployment's counts once per allocation).
+    deployments_to_store: BTreeSet<String>,
 }
 
 impl Txn {
@@ -82,12 +87,19 @@ impl Txn {
             touched: [false; Table::ALL.len()],
             index,
             jobs_to_refresh: BTreeSet::new(),
+            deployments_to_store: BTreeSet::new(),
         }
     }
 
     /// The index this write will be committed at.
     pub fn index(&self) -> u64 {
         self.index
+    }
+
+    /// True when nothing was written (deployments are encoded only when the write
+    /// finishes, so the batch alone does not say).
+    pub(super) fn writes_nothing(&self) -> bool {
+        self.batch.is_empty() && self.deployments_to_store.is_empty()
     }
 
     /// The state as this transaction sees it (its own changes included).
@@ -279,6 +291,8 @@ impl Txn {
     }
 
     fn put_alloc(&mut self, mut alloc: Allocation) -> Result<(), StateError> {
+        let old = self.tables.allocs.get(alloc.id.as_str()).cloned();
+        self.count_in_deployment(&mut alloc, old.as_deref())?;
         alloc.modify_index = self.index;
         if alloc.create_index == 0 {
             alloc.create_index = self.index;
@@ -371,14 +385,152 @@ impl Txn {
     }
 
     /// Stores a deployment, stamping its indexes.
-    pub fn put_deployment(&mut self, mut d: Deployment) -> Result<(), StateError> {
+    pub fn put_deployment(&mut self, mut d: Deployment) -> Result<Arc<Deployment>, StateError> {
         d.modify_index = self.index;
         if d.create_index == 0 {
             d.create_index = self.index;
         }
-        self.batch.put(Kind::Deployments, d.id.clone(), encode(&d)?);
-        self.tables.deployments.insert(d.id.clone(), Arc::new(d));
+        let d = Arc::new(d);
+        self.deployments_to_store.insert(d.id.clone());
+        self.tables.deployments.insert(d.id.clone(), d.clone());
         self.touch(Table::Deployments);
+        Ok(d)
+    }
+
+    /// Stores the deployment a plan created or changed. Of a stored one the scheduler owns
+    /// only the groups' desired numbers (and groups it adds); the counters, promotion and
+    /// status are the state's, which may have moved since the scheduler's snapshot.
+    pub fn put_plan_deployment(&mut self, d: Deployment) -> Result<Arc<Deployment>, StateError> {
+        let Some(stored) = self.tables.deployments.get(&d.id).cloned() else {
+            return self.put_deployment(d);
+        };
+        let mut merged = (*stored).clone();
+        for (name, g) in d.task_groups {
+            match merged.task_groups.get_mut(&name) {
+                Some(m) => {
+                    m.desired_canaries = g.desired_canaries;
+                    m.desired_total = g.desired_total;
+                }
+                None => {
+                    merged.task_groups.insert(name, g);
+                }
+            }
+        }
+        merged.modify_time = now_nanos();
+        self.put_deployment(merged)
+    }
+
+    /// Applies a status change; a successful deployment marks its job version stable.
+    /// None when the deployment is gone.
+    pub fn update_deployment_status(
+        &mut self,
+        u: &DeploymentStatusUpdate,
+    ) -> Result<Option<Arc<Deployment>>, StateError> {
+        let Some(stored) = self.tables.deployments.get(&u.deployment_id).cloned() else {
+            return Ok(None);
+        };
+        let mut d = (*stored).clone();
+        d.status = u.status;
+        d.status_description = u.status_description.clone();
+        d.modify_time = now_nanos();
+        if u.status == DeploymentStatus::Successful {
+            match self.set_version_stable(&d.namespace, &d.job_id, d.job_version, true) {
+                // The version may have been purged meanwhile; the deployment still ends.
+                Ok(()) | Err(StateError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.put_deployment(d).map(Some)
+    }
+
+    /// Nomad's `updateDeploymentWithAlloc`: counts a placement into its deployment's group,
+    /// and a first (or healthy-to-unhealthy) health verdict; moves the group's progress
+    /// deadline on a placement that starts it and on each healthy allocation.
+    fn count_in_deployment(
+        &mut self,
+        alloc: &mut Allocation,
+        old: Option<&Allocation>,
+    ) -> Result<(), StateError> {
+        if alloc.deployment_id.is_empty() {
+            return Ok(());
+        }
+        let Some(stored) = self.tables.deployments.get(&alloc.deployment_id).cloned() else {
+            return Ok(());
+        };
+        if !stored.task_groups.contains_key(&*alloc.task_group) {
+            return Ok(());
+        }
+        let health = |a: &Allocation| a.deployment_status.as_ref().and_then(|d| d.healthy);
+        // A client repeats its verdict with every update; the index of the verdict is the one
+        // it was first stored at (the deployment watcher compares it with what the scheduler
+        // has seen).
+        if let Some(o) = old.filter(|o| o.deployment_id == alloc.deployment_id)
+            && let (Some(prev), Some(ds)) = (
+                o.deployment_status.as_ref(),
+                alloc.deployment_status.as_mut(),
+            )
+            && prev.healthy == ds.healthy
+        {
+            ds.modify_index = prev.modify_index;
+        }
+        let (mut placed, mut healthy, mut unhealthy) = (0i64, 0i64, 0i64);
+        match old {
+            Some(o) if o.deployment_id == alloc.deployment_id => match (health(o), health(alloc)) {
+                (None, Some(true)) => healthy += 1,
+                (None, Some(false)) => unhealthy += 1,
+                (Some(true), Some(false)) => {
+                    healthy -= 1;
+                    unhealthy += 1;
+                }
+                _ => {}
+            },
+            _ => placed += 1,
+        }
+        let canary = alloc.deployment_status.as_ref().is_some_and(|d| d.canary);
+        let mut d = (*stored).clone();
+        let Some(g) = d.task_groups.get_mut(&*alloc.task_group) else {
+            return Ok(());
+        };
+        let new_canary = canary
+            && !g
+                .placed_canaries
+                .as_ref()
+                .is_some_and(|c| c.contains(&alloc.id));
+        if placed == 0 && healthy == 0 && unhealthy == 0 && !new_canary {
+            return Ok(());
+        }
+        if (healthy != 0 || unhealthy != 0)
+            && let Some(ds) = alloc.deployment_status.as_mut()
+        {
+            ds.modify_index = self.index;
+        }
+        g.placed_allocs += placed;
+        g.healthy_allocs += healthy;
+        g.unhealthy_allocs += unhealthy;
+        if new_canary {
+            g.placed_canaries
+                .get_or_insert_with(Vec::new)
+                .push(alloc.id.clone());
+        }
+        if g.progress_deadline > 0 {
+            let pd = chrono::Duration::nanoseconds(g.progress_deadline);
+            if placed != 0 && is_zero(&g.require_progress_by) {
+                g.require_progress_by =
+                    chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(alloc.modify_time) + pd;
+            } else if healthy > 0 {
+                let at = alloc
+                    .deployment_status
+                    .as_ref()
+                    .and_then(|s| s.timestamp)
+                    .unwrap_or_else(chrono::Utc::now)
+                    + pd;
+                if at > g.require_progress_by {
+                    g.require_progress_by = at;
+                }
+            }
+        }
+        d.modify_time = now_nanos();
+        self.put_deployment(d)?;
         Ok(())
     }
 
@@ -445,6 +597,11 @@ impl Txn {
             }
         }
         self.jobs_to_refresh.clear();
+        for id in std::mem::take(&mut self.deployments_to_store) {
+            if let Some(d) = self.tables.deployments.get(&id) {
+                self.batch.put(Kind::Deployments, id, encode(d.as_ref())?);
+            }
+        }
         self.batch
             .put(Kind::Meta, "index".to_string(), encode(&self.index)?);
         for t in Table::ALL {
