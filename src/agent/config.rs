@@ -91,6 +91,10 @@ pub struct ServerConfig {
     pub heartbeat_grace: Duration,
     /// Minimum heartbeat TTL given to clients (default 10s).
     pub min_heartbeat_ttl: Duration,
+    /// Publish state changes on `/v1/event/stream` (default true).
+    pub enable_event_broker: bool,
+    /// Writes whose events are kept for resuming subscribers (default 100).
+    pub event_buffer_size: usize,
 }
 
 /// `client { reserved { } }` settings.
@@ -274,6 +278,8 @@ impl AgentConfig {
                 bootstrap_expect: server.bootstrap_expect.unwrap_or(1),
                 heartbeat_grace: server.heartbeat_grace.unwrap_or(Duration::from_secs(10)),
                 min_heartbeat_ttl: server.min_heartbeat_ttl.unwrap_or(Duration::from_secs(10)),
+                enable_event_broker: server.enable_event_broker.unwrap_or(true),
+                event_buffer_size: event_buffer_size(server.event_buffer_size)?,
             },
             client: ClientConfig {
                 enabled: client_enabled,
@@ -361,6 +367,18 @@ impl From<PluginFile> for PluginConfig {
 }
 
 /// Parses an optional IP literal, naming the key on error.
+/// `server.event_buffer_size`: 0 or absent means Nomad's default.
+fn event_buffer_size(raw: Option<i64>) -> Result<usize, ConfigError> {
+    match raw {
+        None | Some(0) => Ok(crate::server::events::DEFAULT_EVENT_BUFFER_SIZE),
+        Some(n) => usize::try_from(n).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "server: event_buffer_size must be non-negative, got {n}"
+            ))
+        }),
+    }
+}
+
 fn parse_ip(key: &str, raw: Option<&str>) -> Result<Option<IpAddr>, ConfigError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),

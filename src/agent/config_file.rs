@@ -108,6 +108,10 @@ pub struct ServerFile {
     /// Lower bound of the heartbeat TTL handed to clients.
     #[serde(deserialize_with = "duration")]
     pub min_heartbeat_ttl: Option<Duration>,
+    /// Publish state changes on the event stream.
+    pub enable_event_broker: Option<bool>,
+    /// Writes whose events the event stream keeps for resuming subscribers.
+    pub event_buffer_size: Option<i64>,
     /// Unrecognised keys.
     #[serde(flatten)]
     pub unknown: Unknown,

@@ -102,6 +102,8 @@ impl ServerFile {
             bootstrap_expect: over.bootstrap_expect.or(self.bootstrap_expect),
             heartbeat_grace: over.heartbeat_grace.or(self.heartbeat_grace),
             min_heartbeat_ttl: over.min_heartbeat_ttl.or(self.min_heartbeat_ttl),
+            enable_event_broker: over.enable_event_broker.or(self.enable_event_broker),
+            event_buffer_size: over.event_buffer_size.or(self.event_buffer_size),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }

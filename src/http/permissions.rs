@@ -93,6 +93,11 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["nodes"] | ["node", ..] if read => Need::NodeRead,
         ["node", ..] => Need::NodeWrite,
 
+        // The handlers check the token against what is asked (topics and namespaces,
+        // search contexts) and filter what they answer, as Nomad does.
+        ["event", "stream"] => Need::Filtered,
+        ["search"] | ["search", "fuzzy"] => Need::Filtered,
+
         ["namespaces"] => Need::Filtered,
         ["namespace", _] if read => Need::NamespaceInPath,
         ["namespace", ..] => Need::Management,

@@ -5,6 +5,7 @@
 pub mod acl_resolve;
 pub mod blocked;
 pub mod broker;
+pub mod events;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
@@ -46,6 +47,11 @@ pub struct ServerConfig {
     pub rpc_advertise: String,
     /// ACL enforcement and token limits.
     pub acl: crate::acl::AclSettings,
+    /// Publish the events of state writes (`enable_event_broker`).
+    pub enable_event_broker: bool,
+    /// How many writes' events are kept for subscribers resuming from an index
+    /// (`event_buffer_size`).
+    pub event_buffer_size: usize,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +68,8 @@ impl Default for ServerConfig {
             heartbeat_grace: Duration::from_secs(10),
             rpc_advertise: "127.0.0.1:4647".to_string(),
             acl: crate::acl::AclSettings::default(),
+            enable_event_broker: true,
+            event_buffer_size: events::DEFAULT_EVENT_BUFFER_SIZE,
         }
     }
 }
@@ -106,9 +114,12 @@ pub struct Server {
 impl Server {
     /// Opens the state (restoring it from disk when a data dir is set).
     pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
+        let events = config
+            .enable_event_broker
+            .then(|| Arc::new(events::EventBroker::new(config.event_buffer_size)));
         let state = match &config.data_dir {
-            Some(dir) => StateStore::open(dir)?,
-            None => StateStore::in_memory(),
+            Some(dir) => StateStore::open_with(dir, events)?,
+            None => StateStore::in_memory_with(events),
         };
         Ok(Arc::new(Server {
             heartbeats: Heartbeats::new(config.min_heartbeat_ttl, config.heartbeat_grace),

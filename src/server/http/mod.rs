@@ -4,6 +4,7 @@
 mod acl;
 mod allocations;
 mod evaluations;
+mod events;
 mod job_dispatch;
 mod job_parse;
 mod job_scale;
@@ -54,6 +55,7 @@ pub fn router(app: App) -> Router {
         .merge(allocations::routes())
         .merge(nodes::routes())
         .merge(evaluations::routes())
+        .merge(events::routes())
         .merge(namespaces::routes())
         .merge(acl::routes())
         .with_state(app)

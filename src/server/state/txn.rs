@@ -10,6 +10,7 @@ use super::StateError;
 use super::durable::Kind;
 use super::group_commit::Batch;
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
+use crate::server::events::{Event, EventBatch, EventType, Object};
 use crate::structs::{
     Allocation, Deployment, Evaluation, JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents,
     JobStatus, JobSubmission, Namespace, Node, ScalingEvent,
@@ -67,10 +68,15 @@ pub struct Txn {
     pub(super) touched: [bool; Table::ALL.len()],
     index: u64,
     jobs_to_refresh: BTreeSet<NsKey>,
+    /// The objects this write changed, in order, each with whether it was removed; None
+    /// when the store publishes no events.
+    changes: Option<Vec<(Object, bool)>>,
+    /// Why this write changes what it does (see [`Txn::set_event_type`]).
+    event_type: Option<EventType>,
 }
 
 impl Txn {
-    pub(super) fn new(mut tables: Tables, batch: Batch) -> Self {
+    pub(super) fn new(mut tables: Tables, batch: Batch, record_changes: bool) -> Self {
         let index = tables.index + 1;
         tables.index = index;
         Txn {
@@ -79,7 +85,40 @@ impl Txn {
             touched: [false; Table::ALL.len()],
             index,
             jobs_to_refresh: BTreeSet::new(),
+            changes: record_changes.then(Vec::new),
+            event_type: None,
         }
+    }
+
+    /// Names the `Type` of the events this write yields (Nomad types every event of a
+    /// write by the operation: a job registration's evaluation is `JobRegistered` too).
+    /// A write that names none yields each object's usual type (a job `JobRegistered`,
+    /// an allocation `AllocationUpdated`, a node `NodeRegistration`, …).
+    pub fn set_event_type(&mut self, ty: EventType) {
+        self.event_type = Some(ty);
+    }
+
+    /// Records a changed object for the event stream: a shared pointer, nothing copied.
+    pub(super) fn record(&mut self, object: Object, deleted: bool) {
+        if let Some(changes) = self.changes.as_mut() {
+            changes.push((object, deleted));
+        }
+    }
+
+    /// The events of this write, to publish once it is visible.
+    pub(super) fn take_events(&mut self) -> Option<EventBatch> {
+        let changes = self.changes.take()?;
+        if changes.is_empty() {
+            return None;
+        }
+        let ty = self.event_type;
+        Some(EventBatch {
+            index: self.index,
+            events: changes
+                .into_iter()
+                .map(|(object, deleted)| Event::new(object, deleted, ty))
+                .collect(),
+        })
     }
 
     /// The index this write will be committed at.
@@ -139,6 +178,7 @@ impl Txn {
             self.touch(Table::JobVersions);
         }
         self.jobs_to_refresh.insert(key);
+        self.record(Object::Job(job.clone()), false);
         Ok(job)
     }
 
@@ -248,9 +288,10 @@ impl Txn {
             self.batch.delete(Kind::ScalingEvents, ns_disk_key(ns, id));
             self.touch(Table::ScalingEvents);
         }
-        if self.tables.jobs.remove(&key).is_some() {
+        if let Some(old) = self.tables.jobs.remove(&key) {
             self.batch.delete(Kind::Jobs, ns_disk_key(ns, id));
             self.touch(Table::Jobs);
+            self.record(Object::Job(old), true);
         }
         if let Some(versions) = self.tables.job_versions.remove(&key) {
             for v in versions.iter() {
@@ -326,7 +367,9 @@ impl Txn {
             .entry(job_key.clone())
             .or_default()
             .insert(id.clone());
-        self.tables.allocs.insert(id, Arc::new(alloc));
+        let alloc = Arc::new(alloc);
+        self.record(Object::Allocation(alloc.clone()), false);
+        self.tables.allocs.insert(id, alloc);
         self.touch(Table::Allocs);
         self.jobs_to_refresh.insert(job_key);
         Ok(())
@@ -342,6 +385,7 @@ impl Txn {
         let node = Arc::new(node);
         self.tables.nodes.insert(node.id.clone(), node.clone());
         self.touch(Table::Nodes);
+        self.record(Object::Node(node.clone()), false);
         Ok(node)
     }
 
@@ -361,6 +405,7 @@ impl Txn {
         let eval = Arc::new(eval);
         self.tables.evals.insert(eval.id.clone(), eval.clone());
         self.touch(Table::Evals);
+        self.record(Object::Evaluation(eval.clone()), false);
         self.jobs_to_refresh.insert(key);
         Ok(eval)
     }
@@ -372,8 +417,10 @@ impl Txn {
             d.create_index = self.index;
         }
         self.batch.put(Kind::Deployments, d.id.clone(), encode(&d)?);
-        self.tables.deployments.insert(d.id.clone(), Arc::new(d));
+        let d = Arc::new(d);
+        self.tables.deployments.insert(d.id.clone(), d.clone());
         self.touch(Table::Deployments);
+        self.record(Object::Deployment(d), false);
         Ok(())
     }
 
