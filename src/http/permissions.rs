@@ -211,6 +211,9 @@ mod tests {
         assert_eq!(n(M::GET, "/v1/acl/token/self"), Need::AnyToken);
         assert_eq!(n(M::GET, "/v1/acl/tokens"), Need::Management);
         assert_eq!(n(M::GET, "/v1/namespaces"), Need::Filtered);
+        assert_eq!(n(M::GET, "/v1/event/stream"), Need::Filtered);
+        assert_eq!(n(M::POST, "/v1/search"), Need::Filtered);
+        assert_eq!(n(M::PUT, "/v1/search/fuzzy"), Need::Filtered);
         assert_eq!(n(M::GET, "/v1/acl/policy/readers"), Need::AclHeld);
         assert_eq!(n(M::GET, "/v1/acl/role/name/ops"), Need::AclHeld);
         assert_eq!(n(M::GET, "/v1/acl/token/abc"), Need::AclHeld);

@@ -238,7 +238,7 @@ impl Event {
 /// One event per object: an object a write changed twice (a job registered, then its
 /// status recomputed) shows in its first place with its last state, as Nomad reports a
 /// transaction's changes.
-pub fn latest_per_object<'a>(events: Vec<&'a Event>) -> Vec<&'a Event> {
+pub fn latest_per_object(events: Vec<&Event>) -> Vec<&Event> {
     if events.len() < 2 {
         return events;
     }

@@ -15,6 +15,7 @@ mod namespaces;
 mod nodes;
 mod read;
 mod rpc;
+mod search;
 mod summary;
 
 use std::sync::Arc;
@@ -58,5 +59,6 @@ pub fn router(app: App) -> Router {
         .merge(events::routes())
         .merge(namespaces::routes())
         .merge(acl::routes())
+        .merge(search::routes())
         .with_state(app)
 }

@@ -13,3 +13,4 @@ pub mod job_versions;
 pub mod jobs;
 pub mod namespaces;
 pub mod nodes;
+pub mod search;
