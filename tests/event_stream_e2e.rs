@@ -1,7 +1,7 @@
 //! End to end: `GET /v1/event/stream` on real agents. A job's events in order with rising
 //! indexes, resuming from an index, topic and key filters, the heartbeat, a stalled
-//! subscriber that neither slows registrations nor stays subscribed, ACL checks, and the
-//! stream read through a client-only agent.
+//! subscriber that neither slows registrations nor stays subscribed, ACL checks (a deleted
+//! token's stream ends), and the stream read through a client-only agent.
 
 mod common;
 
@@ -338,13 +338,15 @@ fn a_token_sees_only_the_namespaces_and_topics_it_may_read() {
         "/v1/acl/policy/default-reader",
         json!({"Name": "default-reader", "Rules": "namespace \"default\" {\n  policy = \"read\"\n}\n"}),
     );
-    let token = post(
+    let created = post(
         "/v1/acl/token",
         json!({"Name": "reader", "Type": "client", "Policies": ["default-reader"]}),
     )
-    .json()["SecretID"]
+    .json();
+    let token = created["SecretID"].as_str().expect("SecretID").to_string();
+    let accessor = created["AccessorID"]
         .as_str()
-        .expect("SecretID")
+        .expect("AccessorID")
         .to_string();
 
     for (query, why) in [
@@ -389,6 +391,27 @@ fn a_token_sees_only_the_namespaces_and_topics_it_may_read() {
             "a prod event reached the reader: {e}"
         );
     }
+
+    // Deleting the reader's token ends its stream, with the reason.
+    let r = with_token(
+        &http,
+        reqwest::Method::DELETE,
+        &agent.url(&format!("/v1/acl/token/{accessor}")),
+        &mgmt,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "delete token: {}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let f = rx
+            .recv_timeout(left)
+            .expect("the stream of a deleted token went on");
+        if let Some(e) = f.get("Error") {
+            break e.to_string();
+        }
+    };
+    assert!(closed.contains("no longer allows it"), "{closed}");
 
     // A management token may read the ACL topic, and a token's secret never shows.
     let (status, acl_rx) = subscribe(&agent.url("/v1/event/stream?topic=ACLToken"), Some(&mgmt));

@@ -402,3 +402,24 @@ fn packaged_default_config_parses_cleanly() {
         Some(&json!({"enabled": false}))
     );
 }
+
+#[test]
+fn the_event_broker_settings_default_to_nomads_and_refuse_a_negative_buffer() {
+    let resolve = |hcl: &str| {
+        let loaded = parse_config(hcl, ConfigFormat::Hcl, "t").unwrap();
+        AgentConfig::resolve(loaded.config, false, vec![])
+    };
+    let c = resolve("data_dir = \"/d\"\nserver { enabled = true }").unwrap();
+    assert!(c.server.enable_event_broker);
+    assert_eq!(c.server.event_buffer_size, 100);
+    let c = resolve(
+        "data_dir = \"/d\"\nserver {\n  enabled = true\n  enable_event_broker = false\n  event_buffer_size = 7\n}",
+    )
+    .unwrap();
+    assert!(!c.server.enable_event_broker);
+    assert_eq!(c.server.event_buffer_size, 7);
+    let err = resolve("data_dir = \"/d\"\nserver {\n  enabled = true\n  event_buffer_size = -1\n}")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("event_buffer_size"), "{err}");
+}

@@ -6,9 +6,11 @@
 //! frames to the response body through a small queue. A subscriber that does not read
 //! fills the queue; the pump then drops it at once rather than wait, and lets go of the
 //! broker's feed, so a stalled connection holds nothing but the frames already queued.
+//! Before each write's frame the pump asks whether the subscriber's token still allows the
+//! subscription (it may have expired, been deleted, or lost a policy), and ends it if not.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +37,8 @@ enum Dropped {
     TooSlow,
     /// The subscriber fell further behind than the broker's buffer.
     Lagged,
+    /// The subscriber's token no longer allows the subscription.
+    Revoked,
 }
 
 impl Dropped {
@@ -46,6 +50,9 @@ impl Dropped {
             Dropped::Lagged => {
                 "subscription closed by server: the subscriber fell behind the event buffer"
             }
+            Dropped::Revoked => {
+                "subscription closed by server: its ACL token no longer allows it, client should resubscribe"
+            }
         };
         let mut out = serde_json::to_vec(&serde_json::json!({ "Error": message }))
             .unwrap_or_else(|_| b"{}".to_vec());
@@ -54,6 +61,9 @@ impl Dropped {
     }
 }
 
+/// Whether the subscriber's token still allows its subscription.
+pub type StillAllowed = Box<dyn Fn(&Filter) -> bool + Send + Sync>;
+
 /// Starts streaming `broker`'s events from `index` through `filter`; the returned stream
 /// is the response body. The pump stops when the body is dropped (the client left).
 pub fn subscribe(
@@ -61,79 +71,93 @@ pub fn subscribe(
     filter: Filter,
     index: u64,
     heartbeat: Duration,
+    allowed: StillAllowed,
 ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
     let sub = broker.subscribe(index);
     let (tx, rx) = mpsc::channel(FRAME_QUEUE);
     let dropped = Arc::new(DropFlag::default());
-    tokio::spawn(pump(sub.backlog, sub.live, filter, tx, dropped.clone()));
+    let pump = Pump {
+        filter,
+        allowed,
+        tx,
+        dropped: dropped.clone(),
+    };
+    tokio::spawn(pump.run(sub.backlog, sub.live));
     body(rx, dropped, heartbeat)
 }
 
+/// Why the pump stopped, for the body to say: 0 while it has not.
 #[derive(Default)]
-struct DropFlag {
-    set: AtomicBool,
-    lagged: AtomicBool,
-}
+struct DropFlag(AtomicU8);
 
 impl DropFlag {
     fn set(&self, why: Dropped) {
-        self.lagged.store(why == Dropped::Lagged, Ordering::Relaxed);
-        self.set.store(true, Ordering::Release);
+        self.0.store(why as u8 + 1, Ordering::Release);
     }
 
     fn get(&self) -> Option<Dropped> {
-        if !self.set.load(Ordering::Acquire) {
-            return None;
+        match self.0.load(Ordering::Acquire) {
+            1 => Some(Dropped::TooSlow),
+            2 => Some(Dropped::Lagged),
+            3 => Some(Dropped::Revoked),
+            _ => None,
         }
-        Some(if self.lagged.load(Ordering::Relaxed) {
-            Dropped::Lagged
-        } else {
-            Dropped::TooSlow
-        })
     }
 }
 
-async fn pump(
-    backlog: Vec<Arc<EventBatch>>,
-    mut live: broadcast::Receiver<Arc<EventBatch>>,
+struct Pump {
     filter: Filter,
+    allowed: StillAllowed,
     tx: mpsc::Sender<Bytes>,
     dropped: Arc<DropFlag>,
-) {
-    let offer = |batch: &EventBatch| -> Result<(), Dropped> {
-        let Some(frame) = frame(batch, &filter) else {
+}
+
+impl Pump {
+    async fn run(
+        self,
+        backlog: Vec<Arc<EventBatch>>,
+        mut live: broadcast::Receiver<Arc<EventBatch>>,
+    ) {
+        for batch in &backlog {
+            if let Err(why) = self.offer(batch) {
+                self.dropped.set(why);
+                return;
+            }
+        }
+        drop(backlog);
+        loop {
+            tokio::select! {
+                got = live.recv() => match got {
+                    Ok(batch) => {
+                        if let Err(why) = self.offer(&batch) {
+                            self.dropped.set(why);
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.dropped.set(Dropped::Lagged);
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                () = self.tx.closed() => return,
+            }
+        }
+    }
+
+    /// Queues the frame of `batch` for the subscriber.
+    fn offer(&self, batch: &EventBatch) -> Result<(), Dropped> {
+        if !(self.allowed)(&self.filter) {
+            return Err(Dropped::Revoked);
+        }
+        let Some(frame) = frame(batch, &self.filter) else {
             return Ok(());
         };
-        tx.try_send(frame).map_err(|e| match e {
+        self.tx.try_send(frame).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Dropped::TooSlow,
             // The body is gone: nobody to tell.
             mpsc::error::TrySendError::Closed(_) => Dropped::TooSlow,
         })
-    };
-    for batch in &backlog {
-        if let Err(why) = offer(batch) {
-            dropped.set(why);
-            return;
-        }
-    }
-    drop(backlog);
-    loop {
-        tokio::select! {
-            got = live.recv() => match got {
-                Ok(batch) => {
-                    if let Err(why) = offer(&batch) {
-                        dropped.set(why);
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    dropped.set(Dropped::Lagged);
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            () = tx.closed() => return,
-        }
     }
 }
 
@@ -220,6 +244,8 @@ fn body(
 mod tests {
     use futures::StreamExt;
 
+    use std::sync::atomic::AtomicBool;
+
     use super::*;
     use crate::acl::Acl;
     use crate::server::events::event::{Event, Object};
@@ -261,6 +287,7 @@ mod tests {
             filter(&["Job:web"]),
             0,
             Duration::from_secs(60),
+            Box::new(|_| true),
         ));
         assert_eq!(text(s.next().await.unwrap().unwrap()), "{}\n");
         let first = text(s.next().await.unwrap().unwrap());
@@ -275,7 +302,13 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_does_not_read_is_dropped_with_an_error_frame() {
         let broker = EventBroker::new(FRAME_QUEUE * 4);
-        let s = subscribe(&broker, filter(&[]), 0, Duration::from_secs(60));
+        let s = subscribe(
+            &broker,
+            filter(&[]),
+            0,
+            Duration::from_secs(60),
+            Box::new(|_| true),
+        );
         // Let the pump take its live feed before the burst.
         tokio::task::yield_now().await;
         for i in 1..=(FRAME_QUEUE as u64 + 10) {
@@ -287,5 +320,28 @@ mod tests {
         assert!(last.contains("\"Error\""), "{last}");
         assert!(frames.len() <= FRAME_QUEUE + 2, "{}", frames.len());
         assert_eq!(broker.subscribers(), 0, "the pump let go of the feed");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_whose_token_stops_allowing_it_is_dropped() {
+        let broker = EventBroker::new(10);
+        let allowed = Arc::new(AtomicBool::new(true));
+        let check = allowed.clone();
+        let mut s = Box::pin(subscribe(
+            &broker,
+            filter(&[]),
+            0,
+            Duration::from_secs(60),
+            Box::new(move |_| check.load(Ordering::SeqCst)),
+        ));
+        assert_eq!(text(s.next().await.unwrap().unwrap()), "{}\n");
+        tokio::task::yield_now().await;
+        broker.publish(batch(1, "web"));
+        assert!(text(s.next().await.unwrap().unwrap()).starts_with("{\"Index\":1"));
+        allowed.store(false, Ordering::SeqCst);
+        broker.publish(batch(2, "web"));
+        let last = text(s.next().await.unwrap().unwrap());
+        assert!(last.contains("no longer allows it"), "{last}");
+        assert!(s.next().await.is_none());
     }
 }

@@ -60,20 +60,26 @@ impl Filter {
         namespace: &str,
         existing: impl IntoIterator<Item = String>,
     ) -> Result<Self, Denied> {
-        let namespaces: Vec<String> = if namespace == ALL {
+        self.namespaces = if namespace == ALL {
             existing.into_iter().collect()
         } else {
             vec![namespace.to_string()]
         };
-        for ns in &namespaces {
+        self.check(acl)?;
+        Ok(self)
+    }
+
+    /// Whether `acl` still allows what this filter was authorized for (its token's
+    /// policies may have changed since).
+    pub fn check(&self, acl: &Acl) -> Result<(), Denied> {
+        for ns in &self.namespaces {
             for topic in self.topics.keys() {
                 if !may_read(acl, ns, topic) {
                     return Err(Denied);
                 }
             }
         }
-        self.namespaces = namespaces;
-        Ok(self)
+        Ok(())
     }
 
     /// Whether `event` is one the subscriber asked for.

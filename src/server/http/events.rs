@@ -19,7 +19,8 @@ pub fn routes() -> Router<App> {
 
 /// `?topic=Job:web&topic=Allocation` (none: every topic), `?namespace` (`*`: every
 /// namespace that exists now), `?index` (resume at the buffered writes from that index).
-/// The token must be allowed every topic in every namespace asked for, as in Nomad.
+/// The token must be allowed every topic in every namespace asked for, as in Nomad, for as
+/// long as the stream lasts.
 async fn stream(
     State(app): State<App>,
     Caller(acl): Caller,
@@ -48,7 +49,13 @@ async fn stream(
         .state
         .events()
         .ok_or_else(|| HttpError::internal("the event broker is disabled on this server"))?;
-    let frames = subscribe(broker, filter, opts.index, HEARTBEAT_INTERVAL);
+    let (server, token) = (app.server.clone(), opts.auth.token.clone());
+    let allowed = Box::new(move |f: &Filter| {
+        server
+            .resolve_acl(token.as_deref())
+            .is_ok_and(|acl| f.check(&acl).is_ok())
+    });
+    let frames = subscribe(broker, filter, opts.index, HEARTBEAT_INTERVAL, allowed);
     let resp = (
         StatusCode::OK,
         [
