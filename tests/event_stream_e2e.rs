@@ -256,6 +256,7 @@ fn a_stalled_subscriber_does_not_slow_registration_and_is_dropped() {
     )
     .expect("send request");
     let with = median_registration(&http, &agent, "during", 300);
+    eprintln!("registration p50: {without:?} without a stalled subscriber, {with:?} with one");
     assert!(
         with <= without * 3 + Duration::from_millis(20),
         "registration p50 {with:?} with a stalled subscriber, {without:?} without"
