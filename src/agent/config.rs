@@ -93,6 +93,10 @@ pub struct ServerConfig {
     pub min_heartbeat_ttl: Duration,
     /// Garbage collection interval and thresholds (`job_gc_interval`, `*_gc_threshold`).
     pub gc: crate::server::gc::GcConfig,
+    /// Publish state changes on `/v1/event/stream` (default true).
+    pub enable_event_broker: bool,
+    /// Writes whose events are kept for resuming subscribers (default 100).
+    pub event_buffer_size: usize,
 }
 
 /// `client { reserved { } }` settings.
@@ -316,6 +320,8 @@ impl AgentConfig {
                 heartbeat_grace: server.heartbeat_grace.unwrap_or(Duration::from_secs(10)),
                 min_heartbeat_ttl: server.min_heartbeat_ttl.unwrap_or(Duration::from_secs(10)),
                 gc: gc_config(&server),
+                enable_event_broker: server.enable_event_broker.unwrap_or(true),
+                event_buffer_size: event_buffer_size(server.event_buffer_size)?,
             },
             client: ClientConfig {
                 enabled: client_enabled,
@@ -404,6 +410,18 @@ impl From<PluginFile> for PluginConfig {
 }
 
 /// Parses an optional IP literal, naming the key on error.
+/// `server.event_buffer_size`: 0 or absent means Nomad's default.
+fn event_buffer_size(raw: Option<i64>) -> Result<usize, ConfigError> {
+    match raw {
+        None | Some(0) => Ok(crate::server::events::DEFAULT_EVENT_BUFFER_SIZE),
+        Some(n) => usize::try_from(n).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "server: event_buffer_size must be non-negative, got {n}"
+            ))
+        }),
+    }
+}
+
 fn parse_ip(key: &str, raw: Option<&str>) -> Result<Option<IpAddr>, ConfigError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),

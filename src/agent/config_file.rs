@@ -124,6 +124,10 @@ pub struct ServerFile {
     pub deployment_gc_threshold: Option<Duration>,
     #[serde(deserialize_with = "duration")]
     pub node_gc_threshold: Option<Duration>,
+    /// Publish state changes on the event stream.
+    pub enable_event_broker: Option<bool>,
+    /// Writes whose events the event stream keeps for resuming subscribers.
+    pub event_buffer_size: Option<i64>,
     /// Unrecognised keys.
     #[serde(flatten)]
     pub unknown: Unknown,

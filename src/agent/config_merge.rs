@@ -113,6 +113,8 @@ impl ServerFile {
                 .deployment_gc_threshold
                 .or(self.deployment_gc_threshold),
             node_gc_threshold: over.node_gc_threshold.or(self.node_gc_threshold),
+            enable_event_broker: over.enable_event_broker.or(self.enable_event_broker),
+            event_buffer_size: over.event_buffer_size.or(self.event_buffer_size),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }

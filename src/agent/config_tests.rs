@@ -449,3 +449,24 @@ fn server_gc_keys_override_nomads_defaults() {
     assert_eq!(gc.thresholds.batch_eval, Duration::from_secs(24 * 3600));
     assert_eq!(gc.thresholds.deployment, Duration::from_secs(3600));
 }
+
+#[test]
+fn the_event_broker_settings_default_to_nomads_and_refuse_a_negative_buffer() {
+    let resolve = |hcl: &str| {
+        let loaded = parse_config(hcl, ConfigFormat::Hcl, "t").unwrap();
+        AgentConfig::resolve(loaded.config, false, vec![])
+    };
+    let c = resolve("data_dir = \"/d\"\nserver { enabled = true }").unwrap();
+    assert!(c.server.enable_event_broker);
+    assert_eq!(c.server.event_buffer_size, 100);
+    let c = resolve(
+        "data_dir = \"/d\"\nserver {\n  enabled = true\n  enable_event_broker = false\n  event_buffer_size = 7\n}",
+    )
+    .unwrap();
+    assert!(!c.server.enable_event_broker);
+    assert_eq!(c.server.event_buffer_size, 7);
+    let err = resolve("data_dir = \"/d\"\nserver {\n  enabled = true\n  event_buffer_size = -1\n}")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("event_buffer_size"), "{err}");
+}

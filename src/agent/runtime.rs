@@ -276,6 +276,8 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             gc: config.server.gc,
             rpc_advertise: rpc_advertise.clone(),
             acl: config.acl.clone(),
+            enable_event_broker: config.server.enable_event_broker,
+            event_buffer_size: config.server.event_buffer_size,
             ..ServerConfig::default()
         };
         let server = Server::open(sc)?;

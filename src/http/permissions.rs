@@ -118,6 +118,11 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["nodes"] | ["node", ..] if read => Need::NodeRead,
         ["node", ..] => Need::NodeWrite,
 
+        // The handlers check the token against what is asked (topics and namespaces,
+        // search contexts) and filter what they answer, as Nomad does.
+        ["event", "stream"] => Need::Filtered,
+        ["search"] | ["search", "fuzzy"] => Need::Filtered,
+
         ["namespaces"] => Need::Filtered,
         ["namespace", _] if read => Need::NamespaceInPath,
         ["namespace", ..] => Need::Management,
@@ -274,6 +279,9 @@ mod tests {
         assert_eq!(n(M::GET, "/v1/acl/token/self"), Need::AnyToken);
         assert_eq!(n(M::GET, "/v1/acl/tokens"), Need::Management);
         assert_eq!(n(M::GET, "/v1/namespaces"), Need::Filtered);
+        assert_eq!(n(M::GET, "/v1/event/stream"), Need::Filtered);
+        assert_eq!(n(M::POST, "/v1/search"), Need::Filtered);
+        assert_eq!(n(M::PUT, "/v1/search/fuzzy"), Need::Filtered);
         assert_eq!(n(M::GET, "/v1/acl/policy/readers"), Need::AclHeld);
         assert_eq!(n(M::GET, "/v1/acl/role/name/ops"), Need::AclHeld);
         assert_eq!(n(M::GET, "/v1/acl/token/abc"), Need::AclHeld);

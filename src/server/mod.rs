@@ -9,6 +9,7 @@ pub mod cluster_api;
 pub mod drainer;
 pub mod gc;
 pub mod deployments;
+pub mod events;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
@@ -54,6 +55,11 @@ pub struct ServerConfig {
     pub default_scheduler_config: crate::structs::SchedulerConfiguration,
     /// Garbage collection interval and thresholds.
     pub gc: gc::GcConfig,
+    /// Publish the events of state writes (`enable_event_broker`).
+    pub enable_event_broker: bool,
+    /// How many writes' events are kept for subscribers resuming from an index
+    /// (`event_buffer_size`).
+    pub event_buffer_size: usize,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +78,8 @@ impl Default for ServerConfig {
             acl: crate::acl::AclSettings::default(),
             default_scheduler_config: crate::structs::SchedulerConfiguration::default(),
             gc: gc::GcConfig::default(),
+            enable_event_broker: true,
+            event_buffer_size: events::DEFAULT_EVENT_BUFFER_SIZE,
         }
     }
 }
@@ -120,9 +128,12 @@ pub struct Server {
 impl Server {
     /// Opens the state (restoring it from disk when a data dir is set).
     pub fn open(config: ServerConfig) -> Result<Arc<Self>, ServerError> {
+        let events = config
+            .enable_event_broker
+            .then(|| Arc::new(events::EventBroker::new(config.event_buffer_size)));
         let state = match &config.data_dir {
-            Some(dir) => StateStore::open(dir)?,
-            None => StateStore::in_memory(),
+            Some(dir) => StateStore::open_with(dir, events)?,
+            None => StateStore::in_memory_with(events),
         };
         Ok(Arc::new(Server {
             heartbeats: Heartbeats::new(config.min_heartbeat_ttl, config.heartbeat_grace),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::Server;
 use super::blocked::Blocked;
+use super::events::EventType;
 use super::scheduler::{self, SchedulerOutcome};
 use super::state::StateError;
 use crate::structs::{EvalStatus, Evaluation, time::now_nanos};
@@ -41,6 +42,7 @@ impl Server {
         let reblock = eval.status == EvalStatus::Blocked && !failed_tg_allocs.is_empty();
         let stops_something = plan.node_update.values().any(|v| !v.is_empty());
         let result = self.state.write_blocking(|txn| {
+            txn.set_event_type(EventType::PlanResult);
             // Re-check every node that receives placements against the current state.
             for (node_id, placed) in &plan.node_allocation {
                 if placed.is_empty() {

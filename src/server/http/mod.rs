@@ -6,6 +6,7 @@ mod allocations;
 mod cluster_api;
 mod deployments;
 mod evaluations;
+mod events;
 mod job_dispatch;
 mod job_parse;
 mod job_scale;
@@ -19,6 +20,7 @@ mod operator;
 mod read;
 mod rpc;
 mod scaling;
+mod search;
 mod summary;
 mod system;
 
@@ -69,5 +71,9 @@ pub fn router(app: App) -> Router {
         .merge(acl::routes())
         .merge(scaling::routes())
         .merge(operator::routes())
+        .merge(events::routes())
+        .merge(namespaces::routes())
+        .merge(acl::routes())
+        .merge(search::routes())
         .with_state(app)
 }

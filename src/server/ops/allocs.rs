@@ -1,5 +1,6 @@
 //! Allocation writes: `Alloc.Stop` (stop and reschedule one allocation).
 
+use crate::server::events::EventType;
 use crate::server::{Server, ServerError};
 use crate::structs::{DesiredTransition, trigger};
 
@@ -26,6 +27,7 @@ impl Server {
         let (index, eval) = self
             .state
             .write(|txn| {
+                txn.set_event_type(EventType::AllocationUpdateDesiredStatus);
                 let Some(alloc) = txn.tables().alloc(alloc_id) else {
                     return Err(crate::server::state::StateError::NotFound(format!(
                         "Unknown allocation \"{alloc_id}\""

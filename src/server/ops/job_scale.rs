@@ -2,6 +2,7 @@
 //! `job-scaling` evaluation) and records a scaling event; `GET` reads the scale status.
 
 use super::jobs::JobRegisterResponse;
+use crate::server::events::EventType;
 use crate::server::state::{StateError, Tables};
 use crate::server::{Server, ServerError};
 use crate::structs::eval::trigger;
@@ -55,6 +56,7 @@ impl Server {
 
         let mut refusal = None;
         let result = self.state.write(|txn| {
+            txn.set_event_type(EventType::JobRegistered);
             let refuse = |r: Refusal, slot: &mut Option<Refusal>| {
                 *slot = Some(r);
                 StateError::Conflict(String::new())

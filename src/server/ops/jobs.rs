@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::namespaces::{admit_job, default_node_pool};
+use crate::server::events::EventType;
 use crate::server::{Server, ServerError};
 use crate::structs::canonicalize::canonicalize_job;
 use crate::structs::eval::trigger;
@@ -141,6 +142,7 @@ impl Server {
         });
         let started = std::time::Instant::now();
         let (index, (eval, job_modify_index)) = self.state.write(|txn| {
+            txn.set_event_type(EventType::JobRegistered);
             admit_job(txn.tables(), &job).map_err(crate::server::state::StateError::Conflict)?;
             let existing = txn.tables().job(&job.namespace, &job.id);
             if req.enforce_index {
@@ -252,6 +254,7 @@ impl Server {
         let (index, (eval, job_modify_index)) = self
             .state
             .write(|txn| {
+                txn.set_event_type(EventType::JobDeregistered);
                 let Some(job) = txn.tables().job(namespace, job_id) else {
                     return Err(crate::server::state::StateError::NotFound(format!(
                         "job not found: {job_id}"
@@ -316,6 +319,7 @@ impl Server {
         let (index, eval) = self
             .state
             .write(|txn| {
+                txn.set_event_type(EventType::EvaluationUpdated);
                 let Some(job) = txn.tables().job(namespace, job_id) else {
                     return Err(crate::server::state::StateError::NotFound(format!(
                         "job not found: {job_id}"
@@ -377,6 +381,7 @@ impl Server {
         let res = self
             .state
             .write(|txn| {
+                txn.set_event_type(EventType::EvaluationUpdated);
                 for mut e in evals {
                     e.status = crate::structs::EvalStatus::Canceled;
                     e.status_description =

@@ -17,3 +17,4 @@ pub mod namespaces;
 pub mod node_admin;
 pub mod nodes;
 pub mod operator;
+pub mod search;

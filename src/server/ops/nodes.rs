@@ -12,6 +12,7 @@ use crate::rpc::{
     NodeUpdateResponse, RpcError, ServerApi, UpdateAllocsRequest, WriteResponse,
 };
 use crate::server::Server;
+use crate::server::events::EventType;
 use crate::server::state::{StateError, Table};
 use crate::structs::eval::trigger;
 use crate::structs::secret::secrets_equal;
@@ -132,6 +133,7 @@ impl Server {
         let (index, (stored, evals)) = self
             .state
             .write(|txn| {
+                txn.set_event_type(EventType::NodeRegistration);
                 let existing = txn.tables().node(&node.id);
                 if let Some(old) = existing.as_ref() {
                     if !secrets_equal(&old.secret_id, &node.secret_id) {
@@ -214,6 +216,7 @@ impl Server {
             let (index, (stored, evals)) = self
                 .state
                 .write(|txn| {
+                    txn.set_event_type(EventType::NodeEvent);
                     let Some(current) = txn.tables().node(&req.node_id) else {
                         return Err(node_not_found());
                     };
@@ -259,6 +262,7 @@ impl Server {
         let res = self
             .state
             .write(|txn| {
+                txn.set_event_type(EventType::NodeEvent);
                 let Some(node) = txn.tables().node(node_id) else {
                     return Ok(Vec::new());
                 };
@@ -370,6 +374,7 @@ impl Server {
         let (index, (evals, freed)) = self
             .state
             .write(|txn| {
+                txn.set_event_type(EventType::AllocationUpdated);
                 let mut evals: BTreeMap<(String, String), Evaluation> = BTreeMap::new();
                 let mut freed = false;
                 for update in &req.alloc {

@@ -10,6 +10,7 @@ use super::durable::{Durable, Kind};
 use super::restore::decode;
 use super::tables::Table;
 use super::txn::{Txn, encode};
+use crate::server::events::Object;
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::secret::secrets_equal;
 
@@ -76,21 +77,24 @@ impl Txn {
         policy.modify_index = index;
         self.batch
             .put(Kind::AclPolicies, policy.name.clone(), encode(&policy)?);
+        let policy = Arc::new(policy);
         self.tables
             .acl
             .policies
-            .insert(policy.name.clone(), Arc::new(policy));
+            .insert(policy.name.clone(), policy.clone());
         self.touch(Table::AclPolicies);
+        self.record(Object::AclPolicy(policy), false);
         Ok(())
     }
 
     /// Removes a policy; false when there was none.
     pub fn delete_acl_policy(&mut self, name: &str) -> bool {
-        if self.tables.acl.policies.remove(name).is_none() {
+        let Some(old) = self.tables.acl.policies.remove(name) else {
             return false;
-        }
+        };
         self.batch.delete(Kind::AclPolicies, name.to_string());
         self.touch(Table::AclPolicies);
+        self.record(Object::AclPolicy(old), true);
         true
     }
 
@@ -107,6 +111,7 @@ impl Txn {
         let token = Arc::new(token);
         self.tables.acl.insert_token(token.clone());
         self.touch(Table::AclTokens);
+        self.record(Object::AclToken(token.clone()), false);
         Ok(token)
     }
 
@@ -118,6 +123,7 @@ impl Txn {
         self.tables.acl.tokens_by_secret.remove(&old.secret_id);
         self.batch.delete(Kind::AclTokens, accessor.to_string());
         self.touch(Table::AclTokens);
+        self.record(Object::AclToken(old), true);
         true
     }
 
@@ -176,16 +182,18 @@ impl Txn {
         let role = Arc::new(role);
         self.tables.acl.roles.insert(role.id.clone(), role.clone());
         self.touch(Table::AclRoles);
+        self.record(Object::AclRole(role.clone()), false);
         Ok(role)
     }
 
     /// Removes a role; false when there was none.
     pub fn delete_acl_role(&mut self, id: &str) -> bool {
-        if self.tables.acl.roles.remove(id).is_none() {
+        let Some(old) = self.tables.acl.roles.remove(id) else {
             return false;
-        }
+        };
         self.batch.delete(Kind::AclRoles, id.to_string());
         self.touch(Table::AclRoles);
+        self.record(Object::AclRole(old), true);
         true
     }
 }

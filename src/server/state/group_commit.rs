@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use super::durable::{Durable, Kind, Op, Undo};
 use super::{Shared, StateError, Tables};
+use crate::server::events::EventBatch;
 
 /// What a writer sends the committer. Writers hold the store's head while they stream, so
 /// the messages of one write are never interleaved with another's.
@@ -33,6 +34,8 @@ pub(super) struct Queued {
     /// The state after this write; None for a write that changed nothing and only waits
     /// for what it read to become durable.
     pub tables: Option<Arc<Tables>>,
+    /// The events of this write, published once it is visible.
+    pub events: Option<EventBatch>,
     /// How many records it streamed.
     pub records: usize,
     pub reply: oneshot::Sender<Result<u64, StateError>>,
@@ -234,6 +237,7 @@ impl<'a> Committer<'a> {
             self.shared.publish(tables);
         }
         for q in group {
+            self.shared.publish_events(q.events);
             // A caller that stopped waiting still has its write made durable.
             let _ = q.reply.send(Ok(q.index));
         }

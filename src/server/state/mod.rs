@@ -24,6 +24,8 @@ pub use txn::{Txn, job_status};
 use durable::Durable;
 use group_commit::{Batch, Msg, Queued};
 
+use crate::server::events::{EventBatch, EventBroker};
+
 /// State store faults.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -56,6 +58,8 @@ struct Shared {
     /// waiting for it does not hold a runtime thread.
     head: tokio::sync::Mutex<Arc<Tables>>,
     watches: Vec<watch::Sender<u64>>,
+    /// Where the events of visible writes go; None when the server publishes none.
+    events: Option<Arc<EventBroker>>,
 }
 
 impl Shared {
@@ -80,6 +84,13 @@ impl Shared {
             if index != old.table_index(t) {
                 self.watches[t.pos()].send_replace(index);
             }
+        }
+    }
+
+    /// Hands the events of a write that is now visible to the broker.
+    fn publish_events(&self, batch: Option<EventBatch>) {
+        if let (Some(broker), Some(batch)) = (&self.events, batch) {
+            broker.publish(batch);
         }
     }
 }
@@ -130,15 +141,25 @@ impl Ack {
 impl StateStore {
     /// An empty store that keeps nothing on disk (tests, benchmarks).
     pub fn in_memory() -> Self {
-        Self::from_tables(Tables::default(), None)
+        Self::in_memory_with(None)
+    }
+
+    /// An in-memory store publishing the events of its writes to `events`.
+    pub fn in_memory_with(events: Option<Arc<EventBroker>>) -> Self {
+        Self::from_tables(Tables::default(), None, events)
             .unwrap_or_else(|_| unreachable!("an in-memory store starts no thread"))
     }
 
     /// Opens the store under `dir` (`data_dir/server`), restoring everything it holds.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
+        Self::open_with(dir, None)
+    }
+
+    /// [`StateStore::open`], publishing the events of its writes to `events`.
+    pub fn open_with(dir: &Path, events: Option<Arc<EventBroker>>) -> Result<Self, StateError> {
         let durable = Durable::open(dir)?;
         let tables = restore::restore(&durable)?;
-        Self::from_tables(tables, Some(durable))
+        Self::from_tables(tables, Some(durable), events)
     }
 
     /// [`StateStore::open`] with `hook` called at the start of every disk commit, and
@@ -156,10 +177,14 @@ impl StateStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(hook);
         let tables = restore::restore(&durable)?;
-        Self::from_tables(tables, Some(durable))
+        Self::from_tables(tables, Some(durable), None)
     }
 
-    fn from_tables(mut tables: Tables, durable: Option<Durable>) -> Result<Self, StateError> {
+    fn from_tables(
+        mut tables: Tables,
+        durable: Option<Durable>,
+        events: Option<Arc<EventBroker>>,
+    ) -> Result<Self, StateError> {
         // An empty cluster reports index 1, so the first write (index 2) is visibly newer
         // to a blocking query that started at 1.
         tables.index = tables.index.max(1);
@@ -173,6 +198,7 @@ impl StateStore {
             current: RwLock::new(tables.clone()),
             head: tokio::sync::Mutex::new(tables),
             watches,
+            events,
         });
         let (queue, committer) = match durable {
             Some(d) => {
@@ -191,6 +217,11 @@ impl StateStore {
     /// A consistent view of the current (durable) state; cheap (shared structure).
     pub fn snapshot(&self) -> Arc<Tables> {
         self.shared.snapshot()
+    }
+
+    /// The broker the events of this store's writes go to, when it publishes any.
+    pub fn events(&self) -> Option<&Arc<EventBroker>> {
+        self.shared.events.as_ref()
     }
 
     /// The latest durable write index.
@@ -254,7 +285,11 @@ impl StateStore {
     ) -> Result<(R, Ack), Refused> {
         // On an early return the transaction is dropped, and with it its batch, which has the
         // committer put back whatever records it streamed.
-        let mut txn = Txn::new((**head).clone(), Batch::new(self.queue.clone()));
+        let mut txn = Txn::new(
+            (**head).clone(),
+            Batch::new(self.queue.clone()),
+            self.shared.events.is_some(),
+        );
         let out = match f(&mut txn) {
             Ok(out) => out,
             Err(error) => {
@@ -266,7 +301,7 @@ impl StateStore {
                 let pending = if index == self.shared.snapshot().index {
                     None
                 } else {
-                    Some(self.enqueue(&mut head, index, None, self.empty_batch())?)
+                    Some(self.enqueue(&mut head, index, None, None, self.empty_batch())?)
                 };
                 return Err(Refused { error, pending });
             }
@@ -281,15 +316,16 @@ impl StateStore {
             drop(txn);
             return Ok((
                 out,
-                self.enqueue(&mut head, index, None, self.empty_batch())?,
+                self.enqueue(&mut head, index, None, None, self.empty_batch())?,
             ));
         }
         txn.finish().map_err(Refused::from)?;
         let index = txn.index();
+        let events = txn.take_events();
         let Txn { tables, batch, .. } = txn;
         let tables = Arc::new(tables);
         *head = tables.clone();
-        let ack = self.enqueue(&mut head, index, Some(tables), batch)?;
+        let ack = self.enqueue(&mut head, index, Some(tables), events, batch)?;
         Ok((out, ack))
     }
 
@@ -304,6 +340,7 @@ impl StateStore {
         head: &mut Arc<Tables>,
         index: u64,
         tables: Option<Arc<Tables>>,
+        events: Option<EventBatch>,
         batch: Batch,
     ) -> Result<Ack, StateError> {
         if self.queue.is_none() {
@@ -311,12 +348,14 @@ impl StateStore {
             if let Some(t) = tables {
                 self.shared.publish(t);
             }
+            self.shared.publish_events(events);
             return Ok(Ack::Durable(index));
         }
         let (reply, rx) = oneshot::channel();
         let queued = Queued {
             index,
             tables,
+            events,
             records: 0,
             reply,
         };

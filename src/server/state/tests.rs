@@ -663,3 +663,86 @@ fn a_write_that_only_changes_a_deployment_is_committed() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+mod events {
+    use super::*;
+    use crate::server::events::{EventBroker, EventType, Object};
+
+    fn broker() -> Arc<EventBroker> {
+        Arc::new(EventBroker::new(16))
+    }
+
+    #[tokio::test]
+    async fn a_durable_write_publishes_its_events_once_visible_with_its_index() {
+        let dir = tmpdir("events");
+        let b = broker();
+        let s = Arc::new(StateStore::open_with(&dir, Some(b.clone())).unwrap());
+        let mut live = b.subscribe(0).live;
+        let (index, ()) = s
+            .write(|t| {
+                t.set_event_type(EventType::JobRegistered);
+                t.put_job(job("web"), true)?;
+                t.put_eval(Evaluation {
+                    id: "e1".into(),
+                    namespace: "default".into(),
+                    job_id: "web".into(),
+                    ..Default::default()
+                })?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let batch = live.recv().await.unwrap();
+        assert_eq!(batch.index, index);
+        assert!(s.snapshot().index >= index, "published before visible");
+        let kinds: Vec<(&str, EventType)> = batch
+            .events
+            .iter()
+            .map(|e| (e.object.topic().as_str(), e.ty))
+            .collect();
+        // The job is recorded again when its status is recomputed; the stream shows it once.
+        assert_eq!(kinds[0], ("Job", EventType::JobRegistered));
+        assert!(kinds.contains(&("Evaluation", EventType::JobRegistered)));
+
+        let refused: Result<(u64, ()), _> = s
+            .write(|t| {
+                t.put_job(job("api"), true)?;
+                Err(StateError::Conflict("no".into()))
+            })
+            .await;
+        assert!(refused.is_err());
+        s.write(|t| {
+            t.delete_job("default", "web");
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let next = live.recv().await.unwrap();
+        assert_eq!(next.index, index + 1, "the refused write published nothing");
+        assert_eq!(next.events[0].ty, EventType::JobDeregistered);
+        assert!(next.events[0].deleted);
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_store_without_a_broker_records_nothing_and_writes_without_a_type_get_the_usual_one() {
+        let s = StateStore::in_memory();
+        assert!(s.events().is_none());
+        let b = broker();
+        let s = StateStore::in_memory_with(Some(b.clone()));
+        s.write_blocking(|t| {
+            t.put_node(Node {
+                id: "n1".into(),
+                secret_id: "s".into(),
+                ..Default::default()
+            })
+        })
+        .unwrap();
+        let backlog = b.subscribe(0).backlog;
+        assert_eq!(backlog.len(), 1);
+        let e = &backlog[0].events[0];
+        assert_eq!(e.ty, EventType::NodeRegistration);
+        assert!(matches!(&e.object, Object::Node(n) if n.id == "n1"));
+    }
+}

@@ -11,6 +11,7 @@ use super::durable::Kind;
 use super::group_commit::Batch;
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 use crate::structs::time::{is_zero, now_nanos};
+use crate::server::events::{Event, EventBatch, EventType, Object};
 use crate::structs::{
     Allocation, Deployment, DeploymentStatus, DeploymentStatusUpdate, Evaluation,
     JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents, JobStatus, JobSubmission, Namespace, Node,
@@ -75,10 +76,15 @@ pub struct Txn {
     /// Deployments changed by this write, encoded once when it finishes (a plan placing
     /// thousands of allocations updates its deployment's counts once per allocation).
     deployments_to_store: BTreeSet<String>,
+    /// The objects this write changed, in order, each with whether it was removed; None
+    /// when the store publishes no events.
+    changes: Option<Vec<(Object, bool)>>,
+    /// Why this write changes what it does (see [`Txn::set_event_type`]).
+    event_type: Option<EventType>,
 }
 
 impl Txn {
-    pub(super) fn new(mut tables: Tables, batch: Batch) -> Self {
+    pub(super) fn new(mut tables: Tables, batch: Batch, record_changes: bool) -> Self {
         let index = tables.index + 1;
         tables.index = index;
         Txn {
@@ -88,7 +94,40 @@ impl Txn {
             index,
             jobs_to_refresh: BTreeSet::new(),
             deployments_to_store: BTreeSet::new(),
+            changes: record_changes.then(Vec::new),
+            event_type: None,
         }
+    }
+
+    /// Names the `Type` of the events this write yields (Nomad types every event of a
+    /// write by the operation: a job registration's evaluation is `JobRegistered` too).
+    /// A write that names none yields each object's usual type (a job `JobRegistered`,
+    /// an allocation `AllocationUpdated`, a node `NodeRegistration`, …).
+    pub fn set_event_type(&mut self, ty: EventType) {
+        self.event_type = Some(ty);
+    }
+
+    /// Records a changed object for the event stream: a shared pointer, nothing copied.
+    pub(super) fn record(&mut self, object: Object, deleted: bool) {
+        if let Some(changes) = self.changes.as_mut() {
+            changes.push((object, deleted));
+        }
+    }
+
+    /// The events of this write, to publish once it is visible.
+    pub(super) fn take_events(&mut self) -> Option<EventBatch> {
+        let changes = self.changes.take()?;
+        if changes.is_empty() {
+            return None;
+        }
+        let ty = self.event_type;
+        Some(EventBatch {
+            index: self.index,
+            events: changes
+                .into_iter()
+                .map(|(object, deleted)| Event::new(object, deleted, ty))
+                .collect(),
+        })
     }
 
     /// The index this write will be committed at.
@@ -156,6 +195,7 @@ impl Txn {
             self.touch(Table::JobVersions);
         }
         self.jobs_to_refresh.insert(key);
+        self.record(Object::Job(job.clone()), false);
         Ok(job)
     }
 
@@ -265,9 +305,10 @@ impl Txn {
             self.batch.delete(Kind::ScalingEvents, ns_disk_key(ns, id));
             self.touch(Table::ScalingEvents);
         }
-        if self.tables.jobs.remove(&key).is_some() {
+        if let Some(old) = self.tables.jobs.remove(&key) {
             self.batch.delete(Kind::Jobs, ns_disk_key(ns, id));
             self.touch(Table::Jobs);
+            self.record(Object::Job(old), true);
         }
         if let Some(versions) = self.tables.job_versions.remove(&key) {
             for v in versions.iter() {
@@ -345,7 +386,9 @@ impl Txn {
             .entry(job_key.clone())
             .or_default()
             .insert(id.clone());
-        self.tables.allocs.insert(id, Arc::new(alloc));
+        let alloc = Arc::new(alloc);
+        self.record(Object::Allocation(alloc.clone()), false);
+        self.tables.allocs.insert(id, alloc);
         self.touch(Table::Allocs);
         self.jobs_to_refresh.insert(job_key);
         Ok(())
@@ -361,6 +404,7 @@ impl Txn {
         let node = Arc::new(node);
         self.tables.nodes.insert(node.id.clone(), node.clone());
         self.touch(Table::Nodes);
+        self.record(Object::Node(node.clone()), false);
         Ok(node)
     }
 
@@ -380,6 +424,7 @@ impl Txn {
         let eval = Arc::new(eval);
         self.tables.evals.insert(eval.id.clone(), eval.clone());
         self.touch(Table::Evals);
+        self.record(Object::Evaluation(eval.clone()), false);
         self.jobs_to_refresh.insert(key);
         Ok(eval)
     }
@@ -394,6 +439,7 @@ impl Txn {
         self.deployments_to_store.insert(d.id.clone());
         self.tables.deployments.insert(d.id.clone(), d.clone());
         self.touch(Table::Deployments);
+        self.record(Object::Deployment(d.clone()), false);
         Ok(d)
     }
 
