@@ -8,12 +8,14 @@ pub mod broker;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
+pub mod keyring;
 mod lookup;
 pub mod ops;
 pub mod periodic;
 pub mod plan_apply;
 pub mod scheduler;
 pub mod state;
+pub mod variable_locks;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -85,6 +87,12 @@ pub enum ServerError {
     /// a 500 with the message (e.g. reverting to a version that does not exist).
     #[error("{0}")]
     Refused(String),
+    /// The request conflicts with what the state holds (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The keyring failed (500).
+    #[error(transparent)]
+    Keyring(#[from] keyring::KeyringError),
 }
 
 /// The server: owns the state store and the scheduling machinery.
@@ -101,6 +109,10 @@ pub struct Server {
     pub heartbeats: Heartbeats,
     /// Compiled ACLs of the tokens seen lately.
     pub acl_cache: acl_resolve::AclCache,
+    /// The root keys that seal variables.
+    pub keyring: keyring::Keyring,
+    /// Lease timers of held variable locks.
+    pub var_locks: variable_locks::VariableLocks,
 }
 
 impl Server {
@@ -110,7 +122,10 @@ impl Server {
             Some(dir) => StateStore::open(dir)?,
             None => StateStore::in_memory(),
         };
+        let keyring = keyring::Keyring::open(config.data_dir.as_ref().map(|d| d.join("keystore")))?;
         Ok(Arc::new(Server {
+            keyring,
+            var_locks: variable_locks::VariableLocks::default(),
             heartbeats: Heartbeats::new(config.min_heartbeat_ttl, config.heartbeat_grace),
             config,
             state,
@@ -150,6 +165,15 @@ impl Server {
         }
         let launcher = self.clone();
         tokio::spawn(async move { periodic::run(launcher).await });
+        // Nomad makes the first root key when the server starts; held locks get their lease
+        // timers back.
+        let keys = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = keys.ensure_active_key().await {
+                tracing::error!(error = %e, "creating the first root key failed");
+            }
+        });
+        self.restore_lock_leases();
     }
 
     /// A new pending evaluation for a job.

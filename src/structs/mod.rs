@@ -6,6 +6,7 @@ pub mod canonicalize;
 pub mod de;
 pub mod eval;
 pub mod job;
+pub mod keyring;
 pub mod namespace;
 pub mod node;
 pub mod node_scores;
@@ -15,6 +16,7 @@ pub mod status;
 pub mod submission;
 pub mod time;
 pub mod validate;
+pub mod variable;
 pub mod vec_map;
 
 pub use alloc::*;

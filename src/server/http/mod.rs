@@ -10,11 +10,13 @@ mod job_scale;
 mod job_submission;
 mod job_versions;
 mod jobs;
+mod keyring;
 mod namespaces;
 mod nodes;
 mod read;
 mod rpc;
 mod summary;
+mod variables;
 
 use std::sync::Arc;
 
@@ -42,6 +44,8 @@ impl From<ServerError> for HttpError {
             ServerError::Forbidden(m) => HttpError::Forbidden(m),
             ServerError::State(s) => HttpError::internal(s.to_string()),
             ServerError::Refused(m) => HttpError::internal(m),
+            ServerError::Conflict(m) => HttpError::Status(axum::http::StatusCode::CONFLICT, m),
+            ServerError::Keyring(k) => HttpError::internal(k.to_string()),
         }
     }
 }
@@ -56,5 +60,7 @@ pub fn router(app: App) -> Router {
         .merge(evaluations::routes())
         .merge(namespaces::routes())
         .merge(acl::routes())
+        .merge(variables::routes())
+        .merge(keyring::routes())
         .with_state(app)
 }

@@ -11,5 +11,7 @@ pub mod job_plan;
 pub mod job_scale;
 pub mod job_versions;
 pub mod jobs;
+pub mod keyring;
 pub mod namespaces;
 pub mod nodes;
+pub mod variables;

@@ -9,6 +9,7 @@ mod restore;
 mod sharing;
 mod tables;
 mod txn;
+mod variables;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock, mpsc};
@@ -19,6 +20,7 @@ use tokio::sync::{MutexGuard, oneshot, watch};
 pub use acl::{AclTables, BOOTSTRAP_META_KEY};
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 pub use txn::{Txn, job_status};
+pub use variables::VariableTables;
 
 use durable::Durable;
 use group_commit::{Batch, Msg, Queued};

@@ -28,11 +28,13 @@ pub enum Table {
     AclPolicies,
     AclTokens,
     AclRoles,
+    Variables,
+    RootKeys,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 13] = [
         Table::Jobs,
         Table::JobVersions,
         Table::Allocs,
@@ -44,6 +46,8 @@ impl Table {
         Table::AclPolicies,
         Table::AclTokens,
         Table::AclRoles,
+        Table::Variables,
+        Table::RootKeys,
     ];
 
     /// Position in per-table arrays.
@@ -65,6 +69,8 @@ impl Table {
             Table::AclPolicies => "acl_policy",
             Table::AclTokens => "acl_token",
             Table::AclRoles => "acl_role",
+            Table::Variables => "variables",
+            Table::RootKeys => "root_keys",
         }
     }
 }
@@ -98,6 +104,8 @@ pub struct Tables {
     pub acl: super::acl::AclTables,
     /// The job files of each job's kept versions, newest first.
     pub job_submissions: OrdMap<NsKey, Arc<Vec<JobSubmission>>>,
+    /// Variables (items encrypted) and the root keys' metadata.
+    pub vars: super::variables::VariableTables,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }
