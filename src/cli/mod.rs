@@ -1,5 +1,5 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `acl`, `agent`, `job`, `alloc`, `namespace` and `version`, and the API client they share.
+//! `acl`, `agent`, `job`, `alloc`, `namespace`, `var` and `version`, and the API client they share.
 
 pub mod acl;
 pub mod agent;
@@ -14,6 +14,7 @@ pub mod job_file;
 pub mod namespace;
 pub mod output;
 pub mod terminal;
+pub mod var;
 pub mod version;
 
 use std::ffi::OsString;
@@ -47,6 +48,8 @@ pub enum Command {
     Job(job::JobArgs),
     /// Create, list, inspect and delete namespaces.
     Namespace(namespace::NamespaceArgs),
+    /// Read, write, list, purge and lock variables.
+    Var(var::VarArgs),
     /// Print the yurt version and the Nomad API version it speaks.
     Version,
 }
@@ -77,6 +80,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Alloc(args) => alloc::main(args),
         Command::Job(args) => job::main(args),
         Command::Namespace(args) => namespace::main(args),
+        Command::Var(args) => var::main(args),
         Command::Version => {
             println!("{}", version::version_text());
             ExitCode::SUCCESS
