@@ -297,9 +297,9 @@ fn put_spec(a: &PutArgs) -> Result<VariableDecrypted, CliError> {
         return Err("Must supply data".into());
     }
     for kv in rest {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| CliError(format!("Failed to parse K=V data: invalid argument {kv:?}")))?;
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            CliError(format!("Failed to parse K=V data: invalid argument {kv:?}"))
+        })?;
         if v.is_empty() {
             var.items.remove(k);
         } else {
@@ -571,10 +571,15 @@ mod tests {
         let a = put_args(&["/app/db/", "user=me", "pw=x=y", "gone="]);
         let var = put_spec(&a).unwrap();
         assert_eq!(var.meta.path, "app/db");
-        let want: BTreeMap<String, String> =
-            [("user", "me"), ("pw", "x=y")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let want: BTreeMap<String, String> = [("user", "me"), ("pw", "x=y")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         assert_eq!(var.items, want);
-        assert_eq!(put_spec(&put_args(&["p"])).unwrap_err().0, "Must supply data");
+        assert_eq!(
+            put_spec(&put_args(&["p"])).unwrap_err().0,
+            "Must supply data"
+        );
         assert!(put_spec(&put_args(&["p", "novalue"])).is_err());
         let mut hcl = put_args(&["p", "a=b"]);
         hcl.input = "hcl".into();

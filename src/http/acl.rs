@@ -422,7 +422,13 @@ mod tests {
         assert_eq!((status, echoed.as_str()), (StatusCode::OK, body));
         let elsewhere = r#"{"Namespace":"prod","Items":{"a":"b"}}"#;
         assert_eq!(
-            ok(call("PUT", "/v1/var/app/db?namespace=dev", Some("vars"), elsewhere).await),
+            ok(call(
+                "PUT",
+                "/v1/var/app/db?namespace=dev",
+                Some("vars"),
+                elsewhere
+            )
+            .await),
             StatusCode::FORBIDDEN
         );
     }

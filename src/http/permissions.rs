@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(n(M::POST, "/v1/var/a"), Need::Variable(VarOp::Write));
         assert_eq!(n(M::DELETE, "/v1/var/a"), Need::Variable(VarOp::Destroy));
         assert_eq!(n(M::GET, "/v1/operator/keyring/keys"), Need::OperatorRead);
-        assert_eq!(n(M::PUT, "/v1/operator/keyring/rotate"), Need::OperatorWrite);
+        assert_eq!(
+            n(M::PUT, "/v1/operator/keyring/rotate"),
+            Need::OperatorWrite
+        );
         assert_eq!(
             n(M::DELETE, "/v1/operator/keyring/key/abc"),
             Need::OperatorWrite

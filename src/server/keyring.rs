@@ -172,7 +172,9 @@ impl Keyring {
     pub fn encrypt(&self, id: &str, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, KeyringError> {
         let key = self.key(id)?;
         let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| KeyringError::Random)?;
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| KeyringError::Random)?;
         let mut sealed = plain.to_vec();
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
@@ -261,7 +263,10 @@ mod tests {
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
         assert_eq!(ring.decrypt(&a, b"ns\0p", &sealed).unwrap(), b"hunter2");
         assert!(ring.decrypt(&b, b"ns\0p", &sealed).is_err(), "wrong key");
-        assert!(ring.decrypt(&a, b"ns\0q", &sealed).is_err(), "moved elsewhere");
+        assert!(
+            ring.decrypt(&a, b"ns\0q", &sealed).is_err(),
+            "moved elsewhere"
+        );
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;

@@ -242,8 +242,16 @@ mod tests {
         for bad in ["", "a/../b", "a.b", "a b", "ü", &"x".repeat(129)] {
             assert!(validate_path(bad).is_err(), "{bad}");
         }
-        assert!(validate_path("nomad").unwrap_err().contains("reserved top-level"));
-        assert!(validate_path("nomad/other").unwrap_err().contains("only paths at"));
+        assert!(
+            validate_path("nomad")
+                .unwrap_err()
+                .contains("reserved top-level")
+        );
+        assert!(
+            validate_path("nomad/other")
+                .unwrap_err()
+                .contains("only paths at")
+        );
         assert!(validate_path("nomad/job-templates").is_err());
         assert!(validate_path("nomad/job-templates/a/b").is_err());
     }
@@ -270,7 +278,11 @@ mod tests {
         v.items.clear();
         v.items.insert("k".into(), "v".into());
         v.meta.namespace = "*".into();
-        assert!(validate_variable(&v, false).unwrap_err().contains("wildcard"));
+        assert!(
+            validate_variable(&v, false)
+                .unwrap_err()
+                .contains("wildcard")
+        );
     }
 
     #[test]
@@ -301,7 +313,10 @@ mod tests {
         let mut l = VariableLock::default();
         l.canonicalize();
         assert!(!l.id.is_empty());
-        assert_eq!((l.ttl, l.lock_delay), (DEFAULT_LOCK_TTL, DEFAULT_LOCK_DELAY));
+        assert_eq!(
+            (l.ttl, l.lock_delay),
+            (DEFAULT_LOCK_TTL, DEFAULT_LOCK_DELAY)
+        );
         assert_eq!(l.validate(), Ok(()));
         l.ttl = Duration::from_secs(5);
         assert!(l.validate().is_err());

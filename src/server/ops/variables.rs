@@ -80,7 +80,10 @@ fn locked_against(existing: &VariableEncrypted, lock: Option<&VariableLock>) -> 
 fn check_request(op: VarWrite, var: &mut VariableDecrypted) -> Result<(), ServerError> {
     match op {
         VarWrite::LockAcquire => {
-            var.meta.lock.get_or_insert_with(VariableLock::default).canonicalize();
+            var.meta
+                .lock
+                .get_or_insert_with(VariableLock::default)
+                .canonicalize();
             validate_variable(var, true).map_err(bad)
         }
         VarWrite::Set | VarWrite::Cas(_) => {
@@ -117,8 +120,7 @@ impl Server {
         meta: VariableMetadata,
         items: &VariableItems,
     ) -> Result<VariableEncrypted, StateError> {
-        let plain =
-            serde_json::to_vec(items).map_err(|e| StateError::Storage(e.to_string()))?;
+        let plain = serde_json::to_vec(items).map_err(|e| StateError::Storage(e.to_string()))?;
         let data = self
             .keyring
             .encrypt(key_id, &aad(&meta.namespace, &meta.path), &plain)
@@ -172,7 +174,9 @@ impl Server {
                 let conflict = |e: &Arc<VariableEncrypted>| Ok(Outcome::Conflict((**e).clone()));
                 match (op, &existing) {
                     (VarWrite::Cas(0) | VarWrite::DeleteCas(0), Some(e)) => return conflict(e),
-                    (VarWrite::Cas(i) | VarWrite::DeleteCas(i), Some(e)) if e.meta.modify_index != i => {
+                    (VarWrite::Cas(i) | VarWrite::DeleteCas(i), Some(e))
+                        if e.meta.modify_index != i =>
+                    {
                         return conflict(e);
                     }
                     (VarWrite::Cas(i) | VarWrite::DeleteCas(i), None) if i != 0 => {
@@ -196,7 +200,9 @@ impl Server {
                             return Err(StateError::NotFound("variable doesn't exist".into()));
                         };
                         let Some(held) = e.meta.lock_id() else {
-                            return Err(StateError::Conflict("variable doesn't hold a lock".into()));
+                            return Err(StateError::Conflict(
+                                "variable doesn't hold a lock".into(),
+                            ));
                         };
                         if lock.as_ref().is_some_and(|l| l.id != held) {
                             let mut shown = bare(&ns, &path);
@@ -425,7 +431,10 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        assert_eq!((missing.meta.path.as_str(), missing.items.len()), ("other", 0));
+        assert_eq!(
+            (missing.meta.path.as_str(), missing.items.len()),
+            ("other", 0)
+        );
 
         // A reader without read access sees only the metadata of a conflict.
         let writer = Acl::from_policies(&[crate::acl::parse(
@@ -463,8 +472,14 @@ mod tests {
             let m = m.clone();
             async move { s.apply_variable(op, v, &m).await.unwrap_err().to_string() }
         };
-        assert_eq!(err(VarWrite::Set, var("p", &[])).await, "empty variables are invalid");
-        assert_eq!(err(VarWrite::Set, var("a/../b", &[("k", "v")])).await, "invalid path \"a/../b\"");
+        assert_eq!(
+            err(VarWrite::Set, var("p", &[])).await,
+            "empty variables are invalid"
+        );
+        assert_eq!(
+            err(VarWrite::Set, var("a/../b", &[("k", "v")])).await,
+            "invalid path \"a/../b\""
+        );
         let mut with_lock = var("p", &[("k", "v")]);
         with_lock.meta.lock = Some(VariableLock {
             ttl: Duration::from_secs(20),
@@ -474,7 +489,10 @@ mod tests {
             err(VarWrite::Set, with_lock).await,
             "variable should not contain lock definition"
         );
-        assert_eq!(err(VarWrite::LockRelease, var("p", &[])).await, "missing lock information");
+        assert_eq!(
+            err(VarWrite::LockRelease, var("p", &[])).await,
+            "missing lock information"
+        );
         let mut short = var("p", &[]);
         short.meta.lock = Some(VariableLock {
             ttl: Duration::from_secs(1),
@@ -511,7 +529,11 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        conflict(s.apply_variable(VarWrite::Delete, var("leader", &[]), &m).await.unwrap());
+        conflict(
+            s.apply_variable(VarWrite::Delete, var("leader", &[]), &m)
+                .await
+                .unwrap(),
+        );
 
         // The holder may write, and keeps its lock.
         let mut mine = var("leader", &[("who", "a2")]);
@@ -522,7 +544,8 @@ mod tests {
         let (_, out) = done(s.apply_variable(VarWrite::Set, mine, &m).await.unwrap());
         assert_eq!(out.unwrap().meta.lock.unwrap().ttl, lock.ttl);
 
-        s.renew_variable_lock("default", "leader", &lock.id).unwrap();
+        s.renew_variable_lock("default", "leader", &lock.id)
+            .unwrap();
         assert!(matches!(
             s.renew_variable_lock("default", "leader", "other"),
             Err(ServerError::Conflict(_))
@@ -533,15 +556,27 @@ mod tests {
             id: "other".into(),
             ..VariableLock::default()
         });
-        let c = conflict(s.apply_variable(VarWrite::LockRelease, wrong, &m).await.unwrap());
+        let c = conflict(
+            s.apply_variable(VarWrite::LockRelease, wrong, &m)
+                .await
+                .unwrap(),
+        );
         assert!(c.meta.lock.is_some());
         let mut release = var("leader", &[]);
         release.meta.lock = Some(lock.clone());
-        let (_, out) = done(s.apply_variable(VarWrite::LockRelease, release, &m).await.unwrap());
+        let (_, out) = done(
+            s.apply_variable(VarWrite::LockRelease, release, &m)
+                .await
+                .unwrap(),
+        );
         assert!(out.unwrap().meta.lock.is_none());
         assert!(!s.var_locks.is_leased(&lock.id));
         let stored = s.state.snapshot().vars.get("default", "leader").unwrap();
-        assert_eq!(s.open_variable(&stored).unwrap().items["who"], "a2", "items kept");
+        assert_eq!(
+            s.open_variable(&stored).unwrap().items["who"],
+            "a2",
+            "items kept"
+        );
         assert!(matches!(
             s.renew_variable_lock("default", "leader", &lock.id),
             Err(ServerError::Conflict(_))
@@ -558,7 +593,11 @@ mod tests {
             lock_delay: Duration::from_secs(5),
             ..VariableLock::default()
         });
-        done(s.apply_variable(VarWrite::LockAcquire, v, &m).await.unwrap());
+        done(
+            s.apply_variable(VarWrite::LockAcquire, v, &m)
+                .await
+                .unwrap(),
+        );
         tokio::time::sleep(Duration::from_secs(21)).await;
         let held = s.state.snapshot().vars.get("default", "leader").unwrap();
         let id = held.meta.lock_id().unwrap().to_string();
@@ -567,7 +606,15 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5)).await;
         // Let the release write land.
         for _ in 0..100 {
-            if s.state.snapshot().vars.get("default", "leader").unwrap().meta.lock.is_none() {
+            if s.state
+                .snapshot()
+                .vars
+                .get("default", "leader")
+                .unwrap()
+                .meta
+                .lock
+                .is_none()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -579,13 +626,23 @@ mod tests {
     async fn full_rotation_reseals_every_variable() {
         let s = server();
         let m = Acl::management();
-        done(s.apply_variable(VarWrite::Set, var("a", &[("k", "v")]), &m).await.unwrap());
+        done(
+            s.apply_variable(VarWrite::Set, var("a", &[("k", "v")]), &m)
+                .await
+                .unwrap(),
+        );
         let old = s.state.snapshot().vars.active_key().unwrap().key_id.clone();
         let (_, new) = s.rotate_root_key(false).await.unwrap();
         let a = s.state.snapshot().vars.get("default", "a").unwrap();
-        assert_eq!(a.key_id, old, "a plain rotation leaves variables as they are");
+        assert_eq!(
+            a.key_id, old,
+            "a plain rotation leaves variables as they are"
+        );
         assert_eq!(s.open_variable(&a).unwrap().items["k"], "v");
-        assert!(s.delete_root_key(&old, false).await.is_err(), "still in use");
+        assert!(
+            s.delete_root_key(&old, false).await.is_err(),
+            "still in use"
+        );
 
         let (_, newest) = s.rotate_root_key(true).await.unwrap();
         let snap = s.state.snapshot();
@@ -594,7 +651,10 @@ mod tests {
         assert_eq!(s.open_variable(&a).unwrap().items["k"], "v");
         use crate::structs::keyring::RootKeyState;
         assert_eq!(snap.vars.root_keys[&old].state, RootKeyState::Inactive);
-        assert_eq!(snap.vars.root_keys[&new.key_id].state, RootKeyState::Inactive);
+        assert_eq!(
+            snap.vars.root_keys[&new.key_id].state,
+            RootKeyState::Inactive
+        );
         s.delete_root_key(&old, false).await.unwrap();
     }
 }

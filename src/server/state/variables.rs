@@ -89,7 +89,13 @@ impl Txn {
 
     /// Removes a variable; false when there was none.
     pub fn delete_variable(&mut self, ns: &str, path: &str) -> bool {
-        if self.tables.vars.variables.remove(&ns_key(ns, path)).is_none() {
+        if self
+            .tables
+            .vars
+            .variables
+            .remove(&ns_key(ns, path))
+            .is_none()
+        {
             return false;
         }
         self.batch.delete(Kind::Variables, ns_disk_key(ns, path));
@@ -148,7 +154,11 @@ impl Txn {
     }
 
     /// Sets the state of a stored key (a rekey done marks its keys inactive).
-    pub fn set_root_key_state(&mut self, key_id: &str, state: RootKeyState) -> Result<(), StateError> {
+    pub fn set_root_key_state(
+        &mut self,
+        key_id: &str,
+        state: RootKeyState,
+    ) -> Result<(), StateError> {
         let Some(old) = self.tables.vars.root_keys.get(key_id).cloned() else {
             return Err(StateError::NotFound("root key not found".to_string()));
         };
