@@ -141,6 +141,20 @@ fn variables_crud_cas_race_encryption_at_rest_and_keyring() {
     assert!(list[0].get("Items").is_none(), "{list}");
     let all = http.get(&agent.url("/v1/vars?namespace=*")).json();
     assert_eq!(all.as_array().map(Vec::len), Some(2));
+    let filtered = http.get(&agent.url(
+        "/v1/vars?namespace=*&filter=Path%20contains%20%22thing%22%20and%20Namespace%20%3D%3D%20default",
+    ));
+    assert_eq!(filtered.status, 200, "{}", filtered.body);
+    let filtered = filtered.json();
+    assert_eq!(filtered.as_array().map(Vec::len), Some(1), "{filtered}");
+    assert_eq!(filtered[0]["Path"], "other/thing");
+    let r = http.get(&agent.url("/v1/vars?filter=Path%20%3D%3D"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.starts_with("failed to read filter expression"),
+        "{}",
+        r.body
+    );
     let page = http.get(&agent.url("/v1/vars?per_page=1"));
     assert_eq!(
         page.header("X-Nomad-NextToken").as_deref(),

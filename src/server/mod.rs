@@ -95,6 +95,18 @@ pub enum ServerError {
     Keyring(#[from] keyring::KeyringError),
 }
 
+impl ServerError {
+    /// A state write refused for what the state holds, as the client's error: a missing
+    /// object is a 404, a conflict a 400.
+    pub fn refused_write(e: StateError) -> Self {
+        match e {
+            StateError::NotFound(m) => ServerError::NotFound(m),
+            StateError::Conflict(m) => ServerError::BadRequest(m),
+            other => ServerError::State(other),
+        }
+    }
+}
+
 /// The server: owns the state store and the scheduling machinery.
 pub struct Server {
     /// Settings.

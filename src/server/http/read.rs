@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::App;
-use crate::http::{HttpError, JsonReply, QueryOptions, blocking_query, paginate};
+use crate::http::{
+    Filter, HttpError, JsonReply, QueryOptions, blocking_query, paginate, retain_matching,
+};
 use crate::server::state::{Table, Tables};
 
 /// Reads `value(snapshot)` as a blocking query over `tables`, with the highest of their
@@ -41,8 +43,8 @@ pub(super) async fn reply<T: Serialize>(
     Ok(JsonReply::query(opts, index, value).into_response())
 }
 
-/// A list answered one page at a time (`?per_page`, `?next_token`, `?reverse`); `items` must
-/// come in ascending `key` order.
+/// A list answered one page at a time (`?per_page`, `?next_token`, `?reverse`), holding only
+/// what `?filter` matches; `items` must come in ascending `key` order.
 pub(super) async fn paged<T: Serialize>(
     app: &App,
     opts: &QueryOptions,
@@ -50,8 +52,9 @@ pub(super) async fn paged<T: Serialize>(
     items: impl Fn(&Tables) -> Vec<T>,
     key: impl Fn(&T) -> String,
 ) -> Result<Response, HttpError> {
+    let filter = Filter::from_query(&opts.filter)?;
     let (index, items) = value(app, opts, tables, |snap| Ok(items(snap))).await?;
-    let page = paginate(items, opts, key);
+    let page = paginate(retain_matching(items, filter.as_ref()), opts, key);
     Ok(JsonReply::query(opts, index, page.items)
         .next_token(page.next_token)
         .into_response())
