@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-pub use yurt_drivers::go_duration::format_go_duration as go_duration;
+pub use crate::structs::time::format_go_duration as go_duration;
 
 /// Adds up to `fraction` of `d` at random, so many agents retrying do not march in step.
 pub fn jitter(d: Duration, fraction: f64) -> Duration {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use yurt_drivers::go_duration::{format_go_duration, parse_go_duration_nanos};
 
 use super::de::{null_default, uint};
+use super::time::format_go_duration;
 
 /// Largest total size of a variable's items (keys plus values, unencrypted).
 pub const MAX_VARIABLE_SIZE: usize = 65536;
@@ -82,7 +82,11 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let nanos = match Option::<Raw>::deserialize(d)? {
         None => 0,
         Some(Raw::Text(t)) if t.is_empty() => 0,
-        Some(Raw::Text(t)) => parse_go_duration_nanos(&t).map_err(D::Error::custom)?,
+        Some(Raw::Text(t)) => humantime::parse_duration(&t)
+            .map_err(|e| D::Error::custom(format!("invalid duration {t:?}: {e}")))?
+            .as_nanos()
+            .try_into()
+            .map_err(|_| D::Error::custom(format!("duration {t:?} out of range")))?,
         Some(Raw::Nanos(n)) => n as i64,
     };
     u64::try_from(nanos)
