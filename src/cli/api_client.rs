@@ -227,6 +227,19 @@ impl ApiClient {
             .map(|(v, _)| v)
     }
 
+    /// PUTs `body` as JSON to `path` with query pairs and decodes the JSON answer.
+    pub async fn put_json_query<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let bytes = serde_json::to_vec(body).map_err(ApiError::Encode)?;
+        self.send(Method::PUT, self.url(path, query), Some(bytes))
+            .await
+            .map(|(v, _)| v)
+    }
+
     /// DELETEs `path` (with query pairs) and decodes the JSON answer.
     pub async fn delete_json<T: DeserializeOwned>(
         &self,

@@ -1,5 +1,5 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `acl`, `agent`, `alloc`, `cluster`, `deployment`, `job`, `namespace`, `node`, `system` and `version`, and the
+//! `acl`, `agent`, `alloc`, `cluster`, `deployment`, `job`, `namespace`, `node`, `system`, `var` and `version`, and the
 //! API client they share.
 
 pub mod acl;
@@ -19,6 +19,7 @@ pub mod node;
 pub mod output;
 pub mod system;
 pub mod terminal;
+pub mod var;
 pub mod version;
 
 use std::ffi::OsString;
@@ -60,6 +61,8 @@ pub enum Command {
     Node(node::NodeArgs),
     /// Server maintenance: garbage collection, summary reconciliation.
     System(system::SystemArgs),
+    /// Read, write, list, purge and lock variables.
+    Var(var::VarArgs),
     /// Print the yurt version and the Nomad API version it speaks.
     Version,
 }
@@ -94,6 +97,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Namespace(args) => namespace::main(args),
         Command::Node(args) => node::main(args),
         Command::System(args) => system::main(args),
+        Command::Var(args) => var::main(args),
         Command::Version => {
             println!("{}", version::version_text());
             ExitCode::SUCCESS

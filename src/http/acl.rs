@@ -17,7 +17,7 @@ use super::layers::DEFAULT_BODY_LIMIT;
 use super::permissions::{Need, NsFrom, need};
 use super::query::{ALL_NAMESPACES, QueryParams};
 use super::{AuthContext, HttpError};
-use crate::acl::{Acl, NsCap};
+use crate::acl::{Acl, NsCap, VarOp};
 use crate::structs::DEFAULT_NAMESPACE;
 
 /// The kinds of objects whose namespace a requirement may depend on.
@@ -123,7 +123,10 @@ async fn authorize(backend: Arc<dyn AclBackend>, req: Request) -> Result<Request
     let path = parts.uri.path().to_string();
     let body = if acl.is_management() {
         body
-    } else if matches!(need, Need::Namespace(NsFrom::JobBody, _)) {
+    } else if matches!(
+        need,
+        Need::Namespace(NsFrom::JobBody, _) | Need::Variable(VarOp::Write)
+    ) {
         let bytes = axum::body::to_bytes(body, DEFAULT_BODY_LIMIT)
             .await
             .map_err(|_| HttpError::payload_too_large())?;
@@ -172,6 +175,13 @@ fn check(
         Need::OperatorRead => acl.allow_operator_read(),
         Need::OperatorWrite => acl.allow_operator_write(),
         Need::NamespaceInPath => acl.allow_namespace(path_segment(path, 2)),
+        Need::Variable(op) => {
+            let ns = body
+                .and_then(body_namespace)
+                .unwrap_or_else(|| query_namespace(query));
+            let var_path = path.strip_prefix("/v1/var/").unwrap_or("");
+            acl.allow_variable_op(&ns, var_path, op)
+        }
         Need::Namespace(from, caps) => {
             let Some(ns) = namespace(backend, from, path, query, body) else {
                 // An object this agent does not know: whoever answers checks it.
@@ -263,6 +273,18 @@ fn job_namespace(body: &[u8]) -> Option<String> {
         .filter(|ns| !ns.is_empty() && ns != ALL_NAMESPACES)
 }
 
+/// The top-level `Namespace` of a variable body, when it names one.
+fn body_namespace(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Var {
+        #[serde(rename = "Namespace")]
+        namespace: Option<String>,
+    }
+    let var: Var = serde_json::from_slice(body).ok()?;
+    var.namespace
+        .filter(|ns| !ns.is_empty() && ns != ALL_NAMESPACES)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +303,9 @@ mod tests {
                 None => return Ok(Arc::new(Acl::deny_all())),
                 Some("mgmt") => return Ok(Arc::new(Acl::management())),
                 Some("dev-writer") => "namespace \"dev\" {\n policy = \"write\"\n}\n",
+                Some("vars") => {
+                    "namespace \"dev\" {\n variables {\n path \"app/*\" {\n capabilities = [\"write\", \"read\"]\n }\n }\n}\n"
+                }
                 Some("exec-only") => {
                     "namespace \"default\" {\n capabilities = [\"alloc-exec\"]\n}\n"
                 }
@@ -307,6 +332,10 @@ mod tests {
             )
             .route("/v1/client/allocation/{id}/exec", get(|| async { "exec" }))
             .route("/v1/agent/health", get(|| async { "ok" }))
+            .route(
+                "/v1/var/{*path}",
+                get(|| async { "var" }).put(|b: String| async move { b }),
+            )
             .route("/v1/new/thing", put(|| async { "new" }))
             .route_layer(axum::middleware::from_fn_with_state(backend, enforce))
     }
@@ -378,6 +407,38 @@ mod tests {
         assert_eq!(
             call("PUT", "/v1/new/thing", Some("mgmt"), "").await.0,
             StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn variable_paths_in_the_body_or_query_namespace() {
+        let ok = |r: (StatusCode, String)| r.0;
+        assert_eq!(
+            ok(call("GET", "/v1/var/app/db?namespace=dev", Some("vars"), "").await),
+            StatusCode::OK
+        );
+        assert_eq!(
+            ok(call("GET", "/v1/var/other?namespace=dev", Some("vars"), "").await),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            ok(call("GET", "/v1/var/app/db", Some("vars"), "").await),
+            StatusCode::FORBIDDEN,
+            "default namespace"
+        );
+        let body = r#"{"Namespace":"dev","Items":{"a":"b"}}"#;
+        let (status, echoed) = call("PUT", "/v1/var/app/db", Some("vars"), body).await;
+        assert_eq!((status, echoed.as_str()), (StatusCode::OK, body));
+        let elsewhere = r#"{"Namespace":"prod","Items":{"a":"b"}}"#;
+        assert_eq!(
+            ok(call(
+                "PUT",
+                "/v1/var/app/db?namespace=dev",
+                Some("vars"),
+                elsewhere
+            )
+            .await),
+            StatusCode::FORBIDDEN
         );
     }
 

@@ -5,7 +5,7 @@
 
 use axum::http::Method;
 
-use crate::acl::NsCap;
+use crate::acl::{NsCap, VarOp};
 
 /// Where the namespace of a namespace-scoped requirement comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub enum Need {
     AllocExec,
     /// Visibility of the namespace named by the path (any capability in it).
     NamespaceInPath,
+    /// This operation on the variable named by the path (`/v1/var/<path>`), in the
+    /// namespace a write's body names, else `?namespace`.
+    Variable(VarOp),
     NodeRead,
     NodeWrite,
     AgentRead,
@@ -127,6 +130,14 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["namespace", _] if read => Need::NamespaceInPath,
         ["namespace", ..] => Need::Management,
 
+        // A list shows only the paths the caller may list (the handler filters).
+        ["vars"] => Need::Filtered,
+        ["var", ..] if read => Need::Variable(VarOp::Read),
+        ["var", ..] if *method == Method::DELETE => Need::Variable(VarOp::Destroy),
+        // Lock acquire, renew and release are writes too, as in Nomad.
+        ["var", ..] => Need::Variable(VarOp::Write),
+
+        // `/v1/operator/keyring/keys` reads; `rotate` and `key/<id>` write.
         ["operator", ..] if read => Need::OperatorRead,
         ["operator", ..] => Need::OperatorWrite,
 
@@ -298,6 +309,20 @@ mod tests {
             Need::OperatorRead
         );
         assert_eq!(n(M::POST, "/v1/internal/node/register"), Need::Public);
+        assert_eq!(n(M::GET, "/v1/vars"), Need::Filtered);
+        assert_eq!(n(M::GET, "/v1/var/a/b"), Need::Variable(VarOp::Read));
+        assert_eq!(n(M::PUT, "/v1/var/a/b"), Need::Variable(VarOp::Write));
+        assert_eq!(n(M::POST, "/v1/var/a"), Need::Variable(VarOp::Write));
+        assert_eq!(n(M::DELETE, "/v1/var/a"), Need::Variable(VarOp::Destroy));
+        assert_eq!(n(M::GET, "/v1/operator/keyring/keys"), Need::OperatorRead);
+        assert_eq!(
+            n(M::PUT, "/v1/operator/keyring/rotate"),
+            Need::OperatorWrite
+        );
+        assert_eq!(
+            n(M::DELETE, "/v1/operator/keyring/key/abc"),
+            Need::OperatorWrite
+        );
     }
 
     #[test]

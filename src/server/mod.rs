@@ -13,12 +13,14 @@ pub mod events;
 pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
+pub mod keyring;
 mod lookup;
 pub mod ops;
 pub mod periodic;
 pub mod plan_apply;
 pub mod scheduler;
 pub mod state;
+pub mod variable_locks;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -103,6 +105,24 @@ pub enum ServerError {
     /// a 500 with the message (e.g. reverting to a version that does not exist).
     #[error("{0}")]
     Refused(String),
+    /// The request conflicts with what the state holds (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The keyring failed (500).
+    #[error(transparent)]
+    Keyring(#[from] keyring::KeyringError),
+}
+
+impl ServerError {
+    /// A state write refused for what the state holds, as the client's error: a missing
+    /// object is a 404, a conflict a 400.
+    pub fn refused_write(e: StateError) -> Self {
+        match e {
+            StateError::NotFound(m) => ServerError::NotFound(m),
+            StateError::Conflict(m) => ServerError::BadRequest(m),
+            other => ServerError::State(other),
+        }
+    }
 }
 
 /// The server: owns the state store and the scheduling machinery.
@@ -123,6 +143,10 @@ pub struct Server {
     leader_duties: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The deployment watcher (a leader duty).
     pub deployments: deployments::Watcher,
+    /// The root keys that seal variables.
+    pub keyring: keyring::Keyring,
+    /// Lease timers of held variable locks.
+    pub var_locks: variable_locks::VariableLocks,
 }
 
 impl Server {
@@ -135,7 +159,10 @@ impl Server {
             Some(dir) => StateStore::open_with(dir, events)?,
             None => StateStore::in_memory_with(events),
         };
+        let keyring = keyring::Keyring::open(config.data_dir.as_ref().map(|d| d.join("keystore")))?;
         Ok(Arc::new(Server {
+            keyring,
+            var_locks: variable_locks::VariableLocks::default(),
             heartbeats: Heartbeats::new(config.min_heartbeat_ttl, config.heartbeat_grace),
             config,
             state,
@@ -184,6 +211,15 @@ impl Server {
                 tracing::error!(error = %e, "storing the initial scheduler configuration");
             }
         });
+        // Nomad makes the first root key when the server starts; held locks get their lease
+        // timers back.
+        let keys = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = keys.ensure_active_key().await {
+                tracing::error!(error = %e, "creating the first root key failed");
+            }
+        });
+        self.restore_lock_leases();
         self.start_leader_duties();
     }
 

@@ -7,6 +7,7 @@ pub mod de;
 pub mod deployment;
 pub mod eval;
 pub mod job;
+pub mod keyring;
 pub mod namespace;
 pub mod node;
 pub mod node_drain;
@@ -18,6 +19,7 @@ pub mod status;
 pub mod submission;
 pub mod time;
 pub mod validate;
+pub mod variable;
 pub mod vec_map;
 
 pub use alloc::*;

@@ -13,6 +13,7 @@ mod job_scale;
 mod job_submission;
 mod job_versions;
 mod jobs;
+mod keyring;
 mod namespaces;
 mod node_admin;
 mod nodes;
@@ -23,6 +24,7 @@ mod scaling;
 mod search;
 mod summary;
 mod system;
+mod variables;
 
 use std::sync::Arc;
 
@@ -52,6 +54,8 @@ impl From<ServerError> for HttpError {
             ServerError::Forbidden(m) => HttpError::Forbidden(m),
             ServerError::State(s) => HttpError::internal(s.to_string()),
             ServerError::Refused(m) => HttpError::internal(m),
+            ServerError::Conflict(m) => HttpError::Status(axum::http::StatusCode::CONFLICT, m),
+            ServerError::Keyring(k) => HttpError::internal(k.to_string()),
         }
     }
 }
@@ -75,5 +79,7 @@ pub fn router(app: App) -> Router {
         .merge(namespaces::routes())
         .merge(acl::routes())
         .merge(search::routes())
+        .merge(variables::routes())
+        .merge(keyring::routes())
         .with_state(app)
 }

@@ -71,16 +71,27 @@ pub(super) async fn object<T: Serialize>(
     not_found: &'static str,
     find: impl Fn(&Tables) -> Option<(u64, T)>,
 ) -> Result<Response, HttpError> {
+    let (index, found) = find_object(app, opts, tables, find).await?;
+    let value = found.ok_or_else(|| HttpError::not_found(not_found))?;
+    Ok(JsonReply::query(opts, index, value).into_response())
+}
+
+/// [`object`] without the reply, for a handler that still has work to do on what it found:
+/// the index to report and the object, if there is one.
+pub(super) async fn find_object<T>(
+    app: &App,
+    opts: &QueryOptions,
+    tables: &[Table],
+    find: impl Fn(&Tables) -> Option<(u64, T)>,
+) -> Result<(u64, Option<T>), HttpError> {
     let state = &app.server.state;
     let watches: Vec<_> = tables.iter().map(|t| state.watch(*t)).collect();
-    let (index, found) = blocking_query(&watches, opts, || {
+    blocking_query(&watches, opts, || {
         let snap = state.snapshot();
         std::future::ready(Ok::<_, HttpError>(match find(&snap) {
             Some((modify_index, value)) => (modify_index, Some(value)),
             None => (tables.first().map_or(0, |t| snap.table_index(*t)), None),
         }))
     })
-    .await?;
-    let value = found.ok_or_else(|| HttpError::not_found(not_found))?;
-    Ok(JsonReply::query(opts, index, value).into_response())
+    .await
 }

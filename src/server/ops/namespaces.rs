@@ -111,11 +111,7 @@ impl Server {
                 Ok(())
             })
             .await
-            .map_err(|e| match e {
-                StateError::NotFound(m) => ServerError::NotFound(m),
-                StateError::Conflict(m) => ServerError::BadRequest(m),
-                other => ServerError::State(other),
-            })?;
+            .map_err(ServerError::refused_write)?;
         Ok(index)
     }
 }

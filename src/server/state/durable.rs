@@ -26,12 +26,14 @@ pub enum Kind {
     AclRoles,
     AclOneTimeTokens,
     JobSubmissions,
+    Variables,
+    RootKeys,
     Meta,
 }
 
 impl Kind {
     /// Every kind, in restore order (jobs before the allocations that point at them).
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Meta,
         Kind::Jobs,
         Kind::JobVersions,
@@ -47,6 +49,8 @@ impl Kind {
         Kind::AclRoles,
         Kind::AclOneTimeTokens,
         Kind::JobSubmissions,
+        Kind::Variables,
+        Kind::RootKeys,
     ];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -65,6 +69,8 @@ impl Kind {
             Kind::AclRoles => "acl_roles",
             Kind::AclOneTimeTokens => "acl_one_time_tokens",
             Kind::JobSubmissions => "job_submissions",
+            Kind::Variables => "variables",
+            Kind::RootKeys => "root_keys",
             Kind::Meta => "meta",
         })
     }

@@ -10,6 +10,7 @@ mod sharing;
 mod tables;
 mod txn;
 mod txn_delete;
+mod variables;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock, mpsc};
@@ -20,6 +21,7 @@ use tokio::sync::{MutexGuard, oneshot, watch};
 pub use acl::{AclTables, BOOTSTRAP_META_KEY};
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 pub use txn::{Txn, job_status};
+pub use variables::VariableTables;
 
 use durable::Durable;
 use group_commit::{Batch, Msg, Queued};

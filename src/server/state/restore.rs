@@ -111,5 +111,6 @@ pub(super) fn restore(d: &Durable) -> Result<Tables, StateError> {
         t.namespaces.insert(ns.name.clone(), Arc::new(ns));
     }
     super::acl::restore(d, &mut t.acl)?;
+    super::variables::restore(d, &mut t.vars)?;
     Ok(t)
 }

@@ -30,11 +30,13 @@ pub enum Table {
     AclTokens,
     AclRoles,
     SchedulerConfig,
+    Variables,
+    RootKeys,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 14] = [
         Table::Jobs,
         Table::JobVersions,
         Table::Allocs,
@@ -47,6 +49,8 @@ impl Table {
         Table::AclTokens,
         Table::AclRoles,
         Table::SchedulerConfig,
+        Table::Variables,
+        Table::RootKeys,
     ];
 
     /// Position in per-table arrays.
@@ -69,6 +73,8 @@ impl Table {
             Table::AclTokens => "acl_token",
             Table::AclRoles => "acl_role",
             Table::SchedulerConfig => "scheduler_config",
+            Table::Variables => "variables",
+            Table::RootKeys => "root_keys",
         }
     }
 }
@@ -104,6 +110,8 @@ pub struct Tables {
     pub job_submissions: OrdMap<NsKey, Arc<Vec<JobSubmission>>>,
     /// The scheduler configuration; `None` until one is written.
     pub scheduler_config: Option<Arc<SchedulerConfiguration>>,
+    /// Variables (items encrypted) and the root keys' metadata.
+    pub vars: super::variables::VariableTables,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }
