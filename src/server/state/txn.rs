@@ -10,8 +10,8 @@ use super::StateError;
 use super::durable::Kind;
 use super::group_commit::Batch;
 use super::tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
-use crate::structs::time::{is_zero, now_nanos};
 use crate::server::events::{Event, EventBatch, EventType, Object};
+use crate::structs::time::{is_zero, now_nanos};
 use crate::structs::{
     Allocation, Deployment, DeploymentStatus, DeploymentStatusUpdate, Evaluation,
     JOB_TRACKED_SCALING_EVENTS, Job, JobScalingEvents, JobStatus, JobSubmission, Namespace, Node,
