@@ -76,8 +76,6 @@ pub fn router(app: App) -> Router {
         .merge(scaling::routes())
         .merge(operator::routes())
         .merge(events::routes())
-        .merge(namespaces::routes())
-        .merge(acl::routes())
         .merge(search::routes())
         .merge(variables::routes())
         .merge(keyring::routes())
