@@ -65,6 +65,9 @@ job "legacy" {
 fn job_template(id: &str, count: i64, meta: Value) -> String {
     let mut job = service_job(id, count);
     job["Meta"] = meta;
+    // Without a deployment: Nomad refuses count changes while one is active, and a default
+    // update block would keep one active for MinHealthyTime after every change.
+    job["Update"] = json!({"MaxParallel": 0});
     serde_json::to_string_pretty(&json!({ "Job": job })).expect("json")
 }
 

@@ -201,7 +201,19 @@ impl Parser {
         let first = self
             .next()
             .ok_or_else(|| parse_err("expression ends early"))?;
-        if let Some(value) = literal(&first) {
+        // A bare word before `in` / `not in` is a value (`web in Tags`).
+        let before_in = match (self.peek(), self.tokens.get(self.pos + 1)) {
+            (Some(Token::Word(a)), _) if a == "in" => true,
+            (Some(Token::Word(a)), Some(Token::Word(b))) => a == "not" && b == "in",
+            _ => false,
+        };
+        let value = match &first {
+            Token::Word(w) if before_in => Some(w.clone()),
+            Token::Text(t) => Some(t.clone()),
+            Token::Word(_) => None,
+            other => return Err(parse_err(format!("unexpected {other:?}"))),
+        };
+        if let Some(value) = value {
             let negate = self.keyword("not");
             if !self.keyword("in") {
                 return Err(parse_err("expected \"in\" after a value"));
@@ -278,13 +290,17 @@ impl Parser {
     }
 }
 
-/// A value token as text (numbers and booleans compare by their text, as bexpr coerces).
+/// Words that are operators, never values.
+const KEYWORDS: [&str; 8] = [
+    "and", "or", "not", "in", "contains", "matches", "is", "empty",
+];
+
+/// A value token as text (numbers and booleans compare by their text, as bexpr coerces; a
+/// bare word such as `default` is a string).
 fn literal(t: &Token) -> Option<String> {
     match t {
         Token::Text(s) => Some(s.clone()),
-        Token::Word(w)
-            if w == "true" || w == "false" || w.parse::<f64>().is_ok_and(f64::is_finite) =>
-        {
+        Token::Word(w) if !KEYWORDS.contains(&w.as_str()) && !w.contains(['[', ']']) => {
             Some(w.clone())
         }
         _ => None,
@@ -475,6 +491,9 @@ mod tests {
         assert!(!check(r#"Meta.missing == "x""#));
         assert!(check(r#"Meta.missing != "x""#));
         assert!(check(r#""web" in Tags"#));
+        assert!(check("web in Tags"));
+        assert!(check("Namespace == default"));
+        assert!(check("edge not in Meta"));
         assert!(check(r#""db" not in Tags"#));
         assert!(check(r#"Tags contains "edge""#));
         assert!(check(r#""env" in Meta"#));
