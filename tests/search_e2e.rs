@@ -249,3 +249,54 @@ fn search_shows_a_token_only_what_it_may_read() {
     );
     assert_eq!(r.status, 403, "anonymous");
 }
+
+#[test]
+fn variables_are_found_by_path_prefix_and_only_where_a_token_may_list() {
+    let mut opts = AgentOpts::server();
+    opts.extra_hcl.push_str("acl {\n  enabled = true\n}\n");
+    let agent = Agent::start(opts);
+    let http = Http::default();
+    let r = http.post(&agent.url("/v1/acl/bootstrap"), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mgmt = Http::with_token(r.json()["SecretID"].as_str().expect("SecretID"));
+    for path in ["app/db", "app/cache", "other/x"] {
+        let r = mgmt.put(
+            &agent.url(&format!("/v1/var/{path}")),
+            &json!({"Items": {"k": "v"}}),
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    let search = |who: &Http, prefix: &str, ctx: &str| {
+        let r = who.post(
+            &agent.url("/v1/search"),
+            &json!({"Prefix": prefix, "Context": ctx}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    assert_eq!(
+        ids(&search(&mgmt, "app/", "vars")["Matches"]["vars"]),
+        vec!["app/cache", "app/db"]
+    );
+    assert_eq!(
+        ids(&search(&mgmt, "oth", "all")["Matches"]["vars"]),
+        vec!["other/x"]
+    );
+
+    let r = mgmt.post(
+        &agent.url("/v1/acl/policy/app"),
+        &json!({"Name": "app", "Rules":
+            "namespace \"default\" {\n  variables {\n    path \"app/*\" { capabilities = [\"list\"] }\n  }\n}\n"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = mgmt.post(
+        &agent.url("/v1/acl/token"),
+        &json!({"Type": "client", "Policies": ["app"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let app = Http::with_token(r.json()["SecretID"].as_str().expect("SecretID"));
+    assert_eq!(
+        ids(&search(&app, "", "vars")["Matches"]["vars"]),
+        vec!["app/cache", "app/db"]
+    );
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::acl::{Acl, NsCap};
+use crate::acl::{Acl, NsCap, VarOp};
 use crate::server::ServerError;
 use crate::server::state::{Table, Tables, ns_key};
 use crate::structs::de::null_default;
@@ -32,6 +32,8 @@ pub enum Context {
     Jobs,
     Namespaces,
     Nodes,
+    /// Variables, by path.
+    Vars,
     /// Fuzzy only: the parts of a job.
     Groups,
     Services,
@@ -42,13 +44,14 @@ pub enum Context {
 }
 
 /// The contexts this server holds objects of, in Nomad's order for `all`.
-const SEARCHABLE: [Context; 6] = [
+const SEARCHABLE: [Context; 7] = [
     Context::Allocs,
     Context::Jobs,
     Context::Nodes,
     Context::Evals,
     Context::Deployments,
     Context::Namespaces,
+    Context::Vars,
 ];
 
 impl Context {
@@ -60,6 +63,7 @@ impl Context {
             Context::Jobs => "jobs",
             Context::Namespaces => "namespaces",
             Context::Nodes => "nodes",
+            Context::Vars => "vars",
             Context::Groups => "groups",
             Context::Services => "services",
             Context::Tasks => "tasks",
@@ -77,6 +81,7 @@ impl Context {
             Context::Evals => Table::Evals,
             Context::Namespaces => Table::Namespaces,
             Context::Nodes => Table::Nodes,
+            Context::Vars => Table::Variables,
             _ => Table::Jobs,
         }
     }
@@ -103,6 +108,8 @@ impl Context {
         match self {
             Context::Nodes => acl.allow_node_read(),
             Context::Namespaces => acl.allow_namespace(ns),
+            // Each path is checked against the caller's variable rules instead.
+            Context::Vars => true,
             _ => acl.allow_ns_op(ns, NsCap::READ_JOB),
         }
     }
@@ -233,6 +240,15 @@ fn ids_with_prefix<'a>(
                 .take_while(move |(name, _)| name.starts_with(prefix))
                 .filter(move |(name, _)| acl.allow_namespace(name))
                 .map(|(name, _)| name.clone()),
+        ),
+        Context::Vars => Box::new(
+            t.vars
+                .with_prefix(ns, prefix)
+                .into_iter()
+                .filter(move |v| {
+                    acl.allow_variable_op(&v.meta.namespace, &v.meta.path, VarOp::List)
+                })
+                .map(|v| v.meta.path.clone()),
         ),
         _ => Box::new(std::iter::empty()),
     }
