@@ -11,7 +11,8 @@
 //! Run with `cargo bench --bench server_placement` (release build; 10 000 allocations in one
 //! job over 1 000 nodes). The load is set by environment variables:
 //! `YURT_BENCH_NODES` (default 1000), `YURT_BENCH_ALLOCS` (default 10000) and
-//! `YURT_BENCH_JOBS` (default 1; the allocations are split evenly over this many jobs), e.g.
+//! `YURT_BENCH_JOBS` (default 1; the allocations are split evenly over this many jobs;
+//! `YURT_BENCH_NO_DEPLOYMENT=1` submits the job without a deployment), e.g.
 //! `YURT_BENCH_NODES=5000 YURT_BENCH_ALLOCS=100000 YURT_BENCH_JOBS=10`.
 //! The scheduler alone is measured by `cargo bench --bench placement`.
 
@@ -113,6 +114,11 @@ fn place_job(http: &Http, agent: &Agent, id: &str, count: usize) -> Duration {
     let mut job = service_job(id, count as i64);
     job["TaskGroups"][0]["Networks"] = json!([{"DynamicPorts": [{"Label": "http"}]}]);
     job["TaskGroups"][0]["Tasks"][0]["Resources"] = json!({"CPU": 100, "MemoryMB": 128});
+    // YURT_BENCH_NO_DEPLOYMENT=1 places the job without a deployment (`MaxParallel = 0`), to
+    // tell the cost of deployment bookkeeping from the rest.
+    if std::env::var_os("YURT_BENCH_NO_DEPLOYMENT").is_some() {
+        job["Update"] = json!({"MaxParallel": 0});
+    }
     let t0 = Instant::now();
     let r = http.put(&agent.url("/v1/jobs"), &json!({"Job": job}));
     assert_eq!(r.status, 200, "{}", r.body);
