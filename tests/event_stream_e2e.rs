@@ -304,20 +304,7 @@ fn a_stalled_subscriber_does_not_slow_registration_and_is_dropped() {
 const ACL_HCL: &str = "acl {\n  enabled = true\n}\n";
 
 fn with_token(http: &Http, method: reqwest::Method, url: &str, token: &str, body: &Value) -> Resp {
-    let r = http
-        .client
-        .request(method, url)
-        .header("X-Nomad-Token", token)
-        .json(body)
-        .send()
-        .expect("request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    Resp {
-        status,
-        headers,
-        body: r.text().unwrap_or_default(),
-    }
+    http.request_as(method, url, token, body)
 }
 
 #[test]

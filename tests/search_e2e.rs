@@ -148,20 +148,7 @@ fn prefix_and_fuzzy_search_across_contexts() {
 }
 
 fn send(http: &Http, path_url: &str, token: &str, body: &Value) -> Resp {
-    let r = http
-        .client
-        .post(path_url)
-        .header("X-Nomad-Token", token)
-        .json(body)
-        .send()
-        .expect("request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    Resp {
-        status,
-        headers,
-        body: r.text().unwrap_or_default(),
-    }
+    http.request_as(reqwest::Method::POST, path_url, token, body)
 }
 
 #[test]
@@ -202,14 +189,13 @@ fn search_shows_a_token_only_what_it_may_read() {
     let mut hidden = service_job("secret-job", 0);
     hidden["Namespace"] = json!("prod");
     for job in [hidden, service_job("secret-plan", 0)] {
-        let r = http
-            .client
-            .put(agent.url("/v1/jobs"))
-            .header("X-Nomad-Token", &mgmt)
-            .json(&json!({"Job": job}))
-            .send()
-            .expect("register");
-        assert_eq!(r.status().as_u16(), 200);
+        let r = http.request_as(
+            reqwest::Method::PUT,
+            &agent.url("/v1/jobs"),
+            &mgmt,
+            &json!({"Job": job}),
+        );
+        assert_eq!(r.status, 200);
     }
 
     let search = |token: &str, body: Value| send(&http, &agent.url("/v1/search"), token, &body);

@@ -502,6 +502,24 @@ impl Http {
         }
     }
 
+    /// `method url` with a JSON `body`, sent as the holder of `token`.
+    pub fn request_as(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        token: &str,
+        body: &Value,
+    ) -> Resp {
+        Self::finish(
+            self.client
+                .request(method, url)
+                .header("X-Nomad-Token", token)
+                .json(body)
+                .send()
+                .expect("request"),
+        )
+    }
+
     fn finish(r: reqwest::blocking::Response) -> Resp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
