@@ -439,7 +439,6 @@ impl Txn {
         self.deployments_to_store.insert(d.id.clone());
         self.tables.deployments.insert(d.id.clone(), d.clone());
         self.touch(Table::Deployments);
-        self.record(Object::Deployment(d.clone()), false);
         Ok(d)
     }
 
@@ -533,18 +532,26 @@ impl Txn {
             _ => placed += 1,
         }
         let canary = alloc.deployment_status.as_ref().is_some_and(|d| d.canary);
-        let mut d = (*stored).clone();
-        let Some(g) = d.task_groups.get_mut(&*alloc.task_group) else {
-            return Ok(());
-        };
         let new_canary = canary
-            && !g
-                .placed_canaries
-                .as_ref()
+            && !stored
+                .task_groups
+                .get(&*alloc.task_group)
+                .and_then(|g| g.placed_canaries.as_ref())
                 .is_some_and(|c| c.contains(&alloc.id));
         if placed == 0 && healthy == 0 && unhealthy == 0 && !new_canary {
             return Ok(());
         }
+        drop(stored);
+        // A plan places thousands of allocations of one deployment: the deployment is copied
+        // once per write (the first change detaches it from the published tables) and then
+        // counted in place; it is stamped, recorded and stored once, in `finish`.
+        let Some(d) = self.tables.deployments.get_mut(&alloc.deployment_id) else {
+            return Ok(());
+        };
+        let d = Arc::make_mut(d);
+        let Some(g) = d.task_groups.get_mut(&*alloc.task_group) else {
+            return Ok(());
+        };
         if (healthy != 0 || unhealthy != 0)
             && let Some(ds) = alloc.deployment_status.as_mut()
         {
@@ -576,7 +583,9 @@ impl Txn {
             }
         }
         d.modify_time = now_nanos();
-        self.put_deployment(d)?;
+        self.deployments_to_store
+            .insert(alloc.deployment_id.clone());
+        self.touch(Table::Deployments);
         Ok(())
     }
 
@@ -644,9 +653,20 @@ impl Txn {
         }
         self.jobs_to_refresh.clear();
         for id in std::mem::take(&mut self.deployments_to_store) {
-            if let Some(d) = self.tables.deployments.get(&id) {
-                self.batch.put(Kind::Deployments, id, encode(d.as_ref())?);
+            let index = self.index;
+            let Some(d) = self.tables.deployments.get_mut(&id) else {
+                continue; // deleted later in the same write, which recorded that
+            };
+            if d.modify_index != index {
+                let d = Arc::make_mut(d);
+                d.modify_index = index;
+                if d.create_index == 0 {
+                    d.create_index = index;
+                }
             }
+            let d = d.clone();
+            self.batch.put(Kind::Deployments, id, encode(d.as_ref())?);
+            self.record(Object::Deployment(d), false);
         }
         self.batch
             .put(Kind::Meta, "index".to_string(), encode(&self.index)?);
