@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::config_file::{ClientFile, ConfigFile, PluginFile, ServerFile};
+use super::config_file::{ClientFile, ConfigFile, PluginFile, ServerFile, TelemetryFile};
 
 /// Loopback interface name whose address dev-mode tasks get their ports on.
 #[cfg(target_os = "linux")]
@@ -38,6 +38,13 @@ impl ConfigFile {
                 ..ClientFile::default()
             }),
             plugin,
+            // Nomad's dev mode publishes everything, Prometheus format included.
+            telemetry: Some(TelemetryFile {
+                prometheus_metrics: Some(true),
+                publish_allocation_metrics: Some(true),
+                publish_node_metrics: Some(true),
+                ..TelemetryFile::default()
+            }),
             ..Self::default()
         }
     }

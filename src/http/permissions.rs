@@ -66,7 +66,8 @@ pub fn need(method: &Method, path: &str) -> Need {
         return cluster_api_need(read, &seg);
     }
     match &seg[1..] {
-        ["agent", "health"] | ["status", ..] | ["regions"] => Need::Public,
+        // Nomad checks no token on its metrics endpoint.
+        ["agent", "health"] | ["status", ..] | ["regions"] | ["metrics"] => Need::Public,
         ["internal", ..] => Need::Public,
         ["agent", "self"] => Need::AgentRead,
         ["agent", "members"] => Need::NodeRead,
@@ -286,6 +287,7 @@ mod tests {
         );
         assert_eq!(n(M::GET, "/v1/agent/self"), Need::AgentRead);
         assert_eq!(n(M::GET, "/v1/agent/health"), Need::Public);
+        assert_eq!(n(M::GET, "/v1/metrics"), Need::Public);
         assert_eq!(n(M::POST, "/v1/acl/bootstrap"), Need::Public);
         assert_eq!(n(M::GET, "/v1/acl/token/self"), Need::AnyToken);
         assert_eq!(n(M::GET, "/v1/acl/tokens"), Need::Management);

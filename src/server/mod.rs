@@ -14,6 +14,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod job_diff;
 pub mod keyring;
+pub mod gauges;
 mod lookup;
 pub mod ops;
 pub mod periodic;
@@ -147,6 +148,8 @@ pub struct Server {
     pub keyring: keyring::Keyring,
     /// Lease timers of held variable locks.
     pub var_locks: variable_locks::VariableLocks,
+    /// Plans handed to the applier and not yet committed (`nomad.nomad.plan.queue_depth`).
+    pub plans_pending: gauges::PlanQueue,
 }
 
 impl Server {
@@ -163,6 +166,7 @@ impl Server {
         Ok(Arc::new(Server {
             keyring,
             var_locks: variable_locks::VariableLocks::default(),
+            plans_pending: gauges::PlanQueue::default(),
             heartbeats: Heartbeats::new(config.min_heartbeat_ttl, config.heartbeat_grace),
             config,
             state,

@@ -45,6 +45,11 @@ async fn wait_while_paused(server: &Server) {
     }
 }
 
+/// Milliseconds since `start`, the unit of Nomad's timing samples.
+fn millis(start: std::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
 impl Server {
     /// Schedules one evaluation to completion (or failure), committing its plan; runs on a
     /// blocking thread. Returns the blocked evaluations the outcome superseded, for the
@@ -67,8 +72,14 @@ impl Server {
                 }
             };
             tracing::debug!(target: "yurt::latency", step = "scheduled", job_id = %eval.job_id, us = started.elapsed().as_micros() as u64);
+            metrics::histogram!(format!("nomad.nomad.worker.invoke_scheduler.{}", eval.r#type))
+                .record(millis(started));
             let started = std::time::Instant::now();
-            let applied = self.apply_outcome(&eval, outcome, snap.index);
+            let applied = {
+                let _queued = self.plans_pending.enter();
+                self.apply_outcome(&eval, outcome, snap.index)
+            };
+            metrics::histogram!("nomad.nomad.plan.submit").record(millis(started));
             tracing::debug!(target: "yurt::latency", step = "plan committed", job_id = %eval.job_id, us = started.elapsed().as_micros() as u64);
             match applied {
                 Ok(superseded) => return superseded,
