@@ -87,7 +87,15 @@ fn node_labels(client: &Client) -> Vec<Label> {
         Label::new("datacenter", node.datacenter.clone()),
         Label::new("node_class", class),
         Label::new("node_pool", node.node_pool.clone()),
-        Label::new("node_status", node.status.to_string()),
+        // The client reports itself ready from its registration on, as Nomad's does.
+        Label::new(
+            "node_status",
+            if client.is_registered() {
+                crate::structs::NodeStatus::Ready.to_string()
+            } else {
+                node.status.to_string()
+            },
+        ),
         Label::new(
             "node_scheduling_eligibility",
             node.scheduling_eligibility.clone(),

@@ -55,6 +55,20 @@ async fn metrics(
         .into_response())
 }
 
+/// A route pattern as a label value: `/v1/job/{id}` → `/v1/job/:id`, `{*rest}` → `*rest`.
+/// Braces inside label values trip simple exposition parsers.
+fn route_label(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(wild) if wild.starts_with('*') => wild.to_string(),
+            Some(name) => format!(":{name}"),
+            None => seg.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Times every routed API request into `nomad.agent.http.request` (milliseconds), labelled
 /// with the method and the route's pattern — never the raw path, whose IDs would make a
 /// series per job and allocation. Nomad has no per-request timing; the name sits beside its
@@ -63,7 +77,7 @@ pub async fn time_request(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
+        .map(|p| route_label(p.as_str()));
     let method = req.method().as_str().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
@@ -72,4 +86,16 @@ pub async fn time_request(req: Request, next: Next) -> Response {
             .record(start.elapsed().as_secs_f64() * 1000.0);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn route_patterns_become_plain_labels() {
+        assert_eq!(route_label("/v1/job/{id}/allocations"), "/v1/job/:id/allocations");
+        assert_eq!(route_label("/v1/var/{*path}"), "/v1/var/*path");
+        assert_eq!(route_label("/v1/metrics"), "/v1/metrics");
+    }
 }
