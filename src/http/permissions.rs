@@ -104,7 +104,7 @@ pub fn need(method: &Method, path: &str) -> Need {
             ],
         ),
 
-        ["evaluations"] => Need::Namespace(Query, &[C::READ_JOB]),
+        ["evaluations"] | ["evaluations", "count"] => Need::Namespace(Query, &[C::READ_JOB]),
         ["evaluation", _] | ["evaluation", _, "allocations"] => {
             Need::Namespace(Eval, &[C::READ_JOB])
         }
@@ -288,6 +288,10 @@ mod tests {
         assert_eq!(n(M::GET, "/v1/agent/self"), Need::AgentRead);
         assert_eq!(n(M::GET, "/v1/agent/health"), Need::Public);
         assert_eq!(n(M::GET, "/v1/metrics"), Need::Public);
+        assert_eq!(
+            n(M::GET, "/v1/evaluations/count"),
+            Need::Namespace(Query, &[C::READ_JOB])
+        );
         assert_eq!(n(M::POST, "/v1/acl/bootstrap"), Need::Public);
         assert_eq!(n(M::GET, "/v1/acl/token/self"), Need::AnyToken);
         assert_eq!(n(M::GET, "/v1/acl/tokens"), Need::Management);
