@@ -1,4 +1,4 @@
-//! Small read endpoints of issue 15: `GET /v1/evaluations/count`.
+//! Small read endpoints of issue 15: `GET /v1/evaluations/count`, `GET|POST /v1/jobs/statuses`.
 
 mod common;
 
@@ -56,4 +56,85 @@ fn evaluation_count_agrees_with_the_list_under_the_same_query() {
     assert_eq!(r.status, 400, "{}", r.body);
     let r = http.put(&agent.url("/v1/evaluations/count"), &serde_json::json!({}));
     assert_eq!(r.status, 405, "{}", r.body);
+}
+
+fn ids(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|j| j["ID"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn job_statuses_list_jobs_with_their_allocations_newest_first() {
+    let agent = Agent::start(AgentOpts::dev());
+    let http = Http::default();
+    run_job_and_wait(&http, &agent.url(""), &service_job("st-a", 2));
+    run_job_and_wait(&http, &agent.url(""), &service_job("st-b", 1));
+
+    let list = wait_for(Duration::from_secs(30), "both jobs running", || {
+        let list = http.get(&agent.url("/v1/jobs/statuses")).json();
+        let running = list.as_array()?.iter().all(|j| {
+            j["Allocs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty() && a.iter().all(|a| a["ClientStatus"] == "running"))
+        });
+        (running && ids(&list).len() == 2).then_some(list)
+    });
+    let jobs = list.as_array().expect("list");
+    let indexes: Vec<u64> = jobs.iter().filter_map(|j| j["ModifyIndex"].as_u64()).collect();
+    assert!(indexes.windows(2).all(|w| w[0] >= w[1]), "newest first: {indexes:?}");
+    let a = jobs.iter().find(|j| j["ID"] == "st-a").expect("st-a");
+    assert_eq!(a["Namespace"], "default");
+    assert_eq!(a["Name"], "st-a");
+    assert_eq!(a["Type"], "service");
+    assert_eq!(a["Datacenters"], serde_json::json!(["dc1"]));
+    assert_eq!(a["GroupCountSum"], 2);
+    assert_eq!(a["Status"], "running");
+    assert_eq!(a["ParentID"], "");
+    assert!(a["ChildStatuses"].is_null(), "{a}");
+    let allocs = a["Allocs"].as_array().expect("Allocs");
+    assert_eq!(allocs.len(), 2, "{a}");
+    for alloc in allocs {
+        assert_eq!(alloc["Group"], "web");
+        assert!(alloc["NodeID"].as_str().is_some_and(|n| n.len() == 36), "{alloc}");
+        assert_eq!(alloc["JobVersion"], 0);
+        assert!(alloc["DeploymentStatus"]["Canary"].is_boolean(), "{alloc}");
+    }
+
+    // Paging by ModifyIndex, and the reverse order.
+    let r = http.get(&agent.url("/v1/jobs/statuses?per_page=1"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let first = ids(&r.json());
+    let token = r.header("X-Nomad-NextToken").expect("next token");
+    assert!(token.parse::<u64>().is_ok(), "{token}");
+    let second = ids(&http
+        .get(&agent.url(&format!("/v1/jobs/statuses?per_page=1&next_token={token}")))
+        .json());
+    assert_eq!([first.clone(), second.clone()].concat(), ids(&list));
+    let reversed = ids(&http.get(&agent.url("/v1/jobs/statuses?reverse=true")).json());
+    assert_eq!(reversed, [second, first].concat());
+
+    // Named jobs, a filter, bad input.
+    let r = http.post(
+        &agent.url("/v1/jobs/statuses"),
+        &serde_json::json!({"Jobs": [{"ID": "st-b"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ids(&r.json()), vec!["st-b".to_string()]);
+    let filtered = http.get(&agent.url("/v1/jobs/statuses?filter=Name%20%3D%3D%20%22st-a%22"));
+    assert_eq!(ids(&filtered.json()), vec!["st-a".to_string()]);
+    let r = http.post(&agent.url("/v1/jobs/statuses"), &serde_json::json!({"Jobs": []}));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body, "no jobs in request");
+    let r = http.get(&agent.url("/v1/jobs/statuses?next_token=soon"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = http.get(&agent.url("/v1/jobs/statuses?include_children=maybe"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = http.get(&agent.url("/v1/jobs/statuses?namespace=elsewhere"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), serde_json::json!([]));
 }

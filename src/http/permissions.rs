@@ -84,6 +84,8 @@ pub fn need(method: &Method, path: &str) -> Need {
 
         ["jobs"] if read => Need::Namespace(Query, &[C::LIST_JOBS]),
         ["jobs", "parse"] => Need::Namespace(Query, &[C::PARSE_JOB]),
+        // The handler also checks each listed job's namespace.
+        ["jobs", "statuses"] => Need::Namespace(Query, &[C::READ_JOB]),
         ["validate", "job"] => Need::Namespace(JobBody, &[C::READ_JOB]),
         ["jobs"] => Need::Namespace(JobBody, &[C::SUBMIT_JOB]),
         ["job", rest @ ..] => job_need(method, rest),
@@ -288,6 +290,10 @@ mod tests {
         assert_eq!(n(M::GET, "/v1/agent/self"), Need::AgentRead);
         assert_eq!(n(M::GET, "/v1/agent/health"), Need::Public);
         assert_eq!(n(M::GET, "/v1/metrics"), Need::Public);
+        assert_eq!(
+            n(M::POST, "/v1/jobs/statuses"),
+            Need::Namespace(Query, &[C::READ_JOB])
+        );
         assert_eq!(
             n(M::GET, "/v1/evaluations/count"),
             Need::Namespace(Query, &[C::READ_JOB])
