@@ -32,7 +32,11 @@ fn scrape(http: &Http, agent: &Agent) -> Vec<Sample> {
     let parsed = Scrape::parse(r.body.lines().map(|l| Ok(l.to_string()))).expect("parse");
     let names: std::collections::HashSet<&str> =
         parsed.samples.iter().map(|s| s.metric.as_str()).collect();
-    for line in r.body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in r
+        .body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let name = line.split(['{', ' ']).next().unwrap_or_default();
         let family = name.trim_end_matches("_sum").trim_end_matches("_count");
         assert!(
@@ -69,7 +73,11 @@ fn metrics_follow_a_running_task_in_both_formats() {
         has(&s, "nomad_client_allocations_running").then_some(s)
     });
     assert_eq!(
-        value(&before, "nomad_client_allocs_running", &[("job", "metered")]),
+        value(
+            &before,
+            "nomad_client_allocs_running",
+            &[("job", "metered")]
+        ),
         None,
         "no task has run yet"
     );
@@ -93,7 +101,9 @@ fn metrics_follow_a_running_task_in_both_formats() {
     // Nomad's labels on a task's series.
     let rss = after
         .iter()
-        .find(|s| s.metric == "nomad_client_allocs_memory_rss" && s.labels.get("alloc_id") == Some(&alloc))
+        .find(|s| {
+            s.metric == "nomad_client_allocs_memory_rss" && s.labels.get("alloc_id") == Some(&alloc)
+        })
         .expect("rss sample");
     for (k, v) in [
         ("job", "metered"),
@@ -103,7 +113,11 @@ fn metrics_follow_a_running_task_in_both_formats() {
     ] {
         assert_eq!(rss.labels.get(k), Some(v), "{:?}", rss.labels);
     }
-    assert!(rss.labels.get("host").is_some_and(|h| !h.is_empty()), "{:?}", rss.labels);
+    assert!(
+        rss.labels.get("host").is_some_and(|h| !h.is_empty()),
+        "{:?}",
+        rss.labels
+    );
     assert_eq!(
         value(&after, "nomad_client_allocs_memory_allocated", &task),
         Some(64.0 * 1024.0 * 1024.0)
@@ -120,7 +134,10 @@ fn metrics_follow_a_running_task_in_both_formats() {
         .filter(|s| matches!(s.value, PromValue::Counter(_)))
         .map(|s| (s.metric.as_str(), true))
         .collect();
-    assert!(counters.contains_key("nomad_client_allocs_running"), "typed as a counter");
+    assert!(
+        counters.contains_key("nomad_client_allocs_running"),
+        "typed as a counter"
+    );
 
     // The host, the client's allocations, the server's view, the runtime.
     for name in [
@@ -147,11 +164,19 @@ fn metrics_follow_a_running_task_in_both_formats() {
             .map(str::to_string)
     });
     assert_eq!(
-        value(&after, "nomad_client_allocations_running", &[("node_id", &node), ("datacenter", "dc1")]),
+        value(
+            &after,
+            "nomad_client_allocations_running",
+            &[("node_id", &node), ("datacenter", "dc1")]
+        ),
         Some(1.0)
     );
     assert!(value(&after, "nomad_nomad_heartbeat_active", &[]).unwrap_or(0.0) >= 1.0);
-    let job = [("job", "metered"), ("task_group", "g"), ("namespace", "default")];
+    let job = [
+        ("job", "metered"),
+        ("task_group", "g"),
+        ("namespace", "default"),
+    ];
     let summary_running = wait_for(Duration::from_secs(10), "job summary gauge", || {
         let s = scrape(&http, &agent);
         value(&s, "nomad_nomad_job_summary_running", &job).filter(|v| *v == 1.0)
@@ -165,7 +190,11 @@ fn metrics_follow_a_running_task_in_both_formats() {
         .iter()
         .find(|s| s.metric == "nomad_nomad_plan_submit")
         .expect("plan.submit summary");
-    assert!(matches!(&plan.value, PromValue::Summary(q) if q.len() == 3), "{:?}", plan.value);
+    assert!(
+        matches!(&plan.value, PromValue::Summary(q) if q.len() == 3),
+        "{:?}",
+        plan.value
+    );
     let scrapes = |s: &[Sample]| {
         value(
             s,
@@ -192,13 +221,21 @@ fn metrics_follow_a_running_task_in_both_formats() {
                 .find(|g| g["Name"] == name && g["Labels"][label.0] == label.1)
                 .cloned()
         };
-        let gauge = find("Gauges", "nomad.client.allocs.memory.rss", ("alloc_id", &alloc))?;
+        let gauge = find(
+            "Gauges",
+            "nomad.client.allocs.memory.rss",
+            ("alloc_id", &alloc),
+        )?;
         let counter = find(
             "Counters",
             "nomad.client.allocs.cpu.total_ticks_count",
             ("alloc_id", &alloc),
         )?;
-        let sample = find("Samples", "nomad.agent.http.request", ("path", "/v1/metrics"))?;
+        let sample = find(
+            "Samples",
+            "nomad.agent.http.request",
+            ("path", "/v1/metrics"),
+        )?;
         Some((body.clone(), gauge, counter, sample))
     });
     let ts = body["Timestamp"].as_str().expect("Timestamp");
@@ -221,7 +258,9 @@ fn metrics_follow_a_running_task_in_both_formats() {
 
 #[test]
 fn prometheus_format_needs_prometheus_metrics_and_hostname_can_be_left_off() {
-    let agent = agent_with("telemetry {\n  disable_hostname = true\n  collection_interval = \"250ms\"\n}\n");
+    let agent = agent_with(
+        "telemetry {\n  disable_hostname = true\n  collection_interval = \"250ms\"\n}\n",
+    );
     let http = Http::default();
     let r = http.get(&agent.url("/v1/metrics?format=prometheus"));
     assert_eq!(r.status, 415, "{}", r.body);
@@ -244,10 +283,16 @@ fn prometheus_format_needs_prometheus_metrics_and_hostname_can_be_left_off() {
     }
     // Off by default, like Nomad: no per-task or host gauges.
     assert!(
-        !gauges.iter().any(|g| g["Name"] == "nomad.client.host.memory.total"),
+        !gauges
+            .iter()
+            .any(|g| g["Name"] == "nomad.client.host.memory.total"),
         "{gauges:?}"
     );
-    assert!(gauges.iter().any(|g| g["Name"] == "nomad.client.allocations.running"));
+    assert!(
+        gauges
+            .iter()
+            .any(|g| g["Name"] == "nomad.client.allocations.running")
+    );
     let r = http.put(&agent.url("/v1/metrics"), &json!({}));
     assert_eq!(r.status, 405, "{}", r.body);
 }
@@ -295,9 +340,18 @@ fn a_bad_telemetry_value_stops_the_agent_naming_the_key() {
         free_port()
     );
     for (block, key) in [
-        ("telemetry {\n  collection_interval = \"often\"\n}\n", "collection_interval"),
-        ("telemetry {\n  prometheus_metrics = \"sure\"\n}\n", "prometheus_metrics"),
-        ("telemetry {\n  in_memory_collection_interval = \"0s\"\n}\n", "in_memory_collection_interval"),
+        (
+            "telemetry {\n  collection_interval = \"often\"\n}\n",
+            "collection_interval",
+        ),
+        (
+            "telemetry {\n  prometheus_metrics = \"sure\"\n}\n",
+            "prometheus_metrics",
+        ),
+        (
+            "telemetry {\n  in_memory_collection_interval = \"0s\"\n}\n",
+            "in_memory_collection_interval",
+        ),
     ] {
         let (code, out) = agent_exit(&format!("{base}{block}"));
         assert_ne!(code, 0, "{out}");

@@ -31,7 +31,9 @@ fn evaluation_count_agrees_with_the_list_under_the_same_query() {
     assert_eq!(body["KnownLeader"], true);
 
     let filter = "filter=JobID%20%3D%3D%20%22count-a%22";
-    let list = http.get(&agent.url(&format!("/v1/evaluations?{filter}"))).json();
+    let list = http
+        .get(&agent.url(&format!("/v1/evaluations?{filter}")))
+        .json();
     let count = http
         .get(&agent.url(&format!("/v1/evaluations/count?{filter}")))
         .json();
@@ -49,8 +51,14 @@ fn evaluation_count_agrees_with_the_list_under_the_same_query() {
         .get(&agent.url("/v1/evaluations/count?namespace=elsewhere"))
         .json();
     assert_eq!(count["Count"].as_u64(), Some(0), "{count}");
-    let count = http.get(&agent.url("/v1/evaluations/count?namespace=*")).json();
-    assert_eq!(count["Count"].as_u64(), Some(listed.len() as u64), "{count}");
+    let count = http
+        .get(&agent.url("/v1/evaluations/count?namespace=*"))
+        .json();
+    assert_eq!(
+        count["Count"].as_u64(),
+        Some(listed.len() as u64),
+        "{count}"
+    );
 
     let r = http.get(&agent.url("/v1/evaluations/count?filter=JobID%20%3D%3D"));
     assert_eq!(r.status, 400, "{}", r.body);
@@ -85,8 +93,14 @@ fn job_statuses_list_jobs_with_their_allocations_newest_first() {
         (running && ids(&list).len() == 2).then_some(list)
     });
     let jobs = list.as_array().expect("list");
-    let indexes: Vec<u64> = jobs.iter().filter_map(|j| j["ModifyIndex"].as_u64()).collect();
-    assert!(indexes.windows(2).all(|w| w[0] >= w[1]), "newest first: {indexes:?}");
+    let indexes: Vec<u64> = jobs
+        .iter()
+        .filter_map(|j| j["ModifyIndex"].as_u64())
+        .collect();
+    assert!(
+        indexes.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {indexes:?}"
+    );
     let a = jobs.iter().find(|j| j["ID"] == "st-a").expect("st-a");
     assert_eq!(a["Namespace"], "default");
     assert_eq!(a["Name"], "st-a");
@@ -100,7 +114,10 @@ fn job_statuses_list_jobs_with_their_allocations_newest_first() {
     assert_eq!(allocs.len(), 2, "{a}");
     for alloc in allocs {
         assert_eq!(alloc["Group"], "web");
-        assert!(alloc["NodeID"].as_str().is_some_and(|n| n.len() == 36), "{alloc}");
+        assert!(
+            alloc["NodeID"].as_str().is_some_and(|n| n.len() == 36),
+            "{alloc}"
+        );
         assert_eq!(alloc["JobVersion"], 0);
         assert!(alloc["DeploymentStatus"]["Canary"].is_boolean(), "{alloc}");
     }
@@ -115,7 +132,9 @@ fn job_statuses_list_jobs_with_their_allocations_newest_first() {
         .get(&agent.url(&format!("/v1/jobs/statuses?per_page=1&next_token={token}")))
         .json());
     assert_eq!([first.clone(), second.clone()].concat(), ids(&list));
-    let reversed = ids(&http.get(&agent.url("/v1/jobs/statuses?reverse=true")).json());
+    let reversed = ids(&http
+        .get(&agent.url("/v1/jobs/statuses?reverse=true"))
+        .json());
     assert_eq!(reversed, [second, first].concat());
 
     // Named jobs, a filter, bad input.
@@ -127,7 +146,10 @@ fn job_statuses_list_jobs_with_their_allocations_newest_first() {
     assert_eq!(ids(&r.json()), vec!["st-b".to_string()]);
     let filtered = http.get(&agent.url("/v1/jobs/statuses?filter=Name%20%3D%3D%20%22st-a%22"));
     assert_eq!(ids(&filtered.json()), vec!["st-a".to_string()]);
-    let r = http.post(&agent.url("/v1/jobs/statuses"), &serde_json::json!({"Jobs": []}));
+    let r = http.post(
+        &agent.url("/v1/jobs/statuses"),
+        &serde_json::json!({"Jobs": []}),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.body, "no jobs in request");
     let r = http.get(&agent.url("/v1/jobs/statuses?next_token=soon"));

@@ -199,14 +199,20 @@ fn telemetry_block_has_nomads_defaults_and_names_bad_keys() {
     assert_eq!(c.telemetry.collection_interval, Duration::from_secs(5));
     // Keys yurt does not implement are reported like any unknown key.
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("\"telemetry.statsd_address\""), "{warnings:?}");
+    assert!(
+        warnings[0].contains("\"telemetry.statsd_address\""),
+        "{warnings:?}"
+    );
 
     let err = resolve("telemetry {\n collection_interval = \"soon\"\n}\n").unwrap_err();
     assert!(err.to_string().contains("collection_interval"), "{err}");
     let err = resolve("telemetry {\n prometheus_metrics = \"yes please\"\n}\n").unwrap_err();
     assert!(err.to_string().contains("prometheus_metrics"), "{err}");
     let err = resolve("telemetry {\n collection_interval = \"0s\"\n}\n").unwrap_err();
-    assert!(err.to_string().contains("telemetry.collection_interval"), "{err}");
+    assert!(
+        err.to_string().contains("telemetry.collection_interval"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -415,7 +421,10 @@ fn missing_path_is_an_error() {
 fn dev_preset_resolves() {
     let c = AgentConfig::resolve(ConfigFile::dev(), true, vec![]).unwrap();
     assert!(c.dev_mode);
-    assert!(c.telemetry.prometheus_metrics, "Nomad's dev mode serves Prometheus");
+    assert!(
+        c.telemetry.prometheus_metrics,
+        "Nomad's dev mode serves Prometheus"
+    );
     assert!(c.telemetry.publish_allocation_metrics && c.telemetry.publish_node_metrics);
     assert!(c.server_enabled() && c.client_enabled());
     assert_eq!(

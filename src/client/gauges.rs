@@ -190,7 +190,10 @@ fn emit_host(stats: &host_stats::HostStats, labels: &[Label]) {
             ("nomad.client.host.disk.used", disk.used as f64),
             ("nomad.client.host.disk.available", disk.available as f64),
             ("nomad.client.host.disk.used_percent", disk.used_percent),
-            ("nomad.client.host.disk.inodes_percent", disk.inodes_used_percent),
+            (
+                "nomad.client.host.disk.inodes_percent",
+                disk.inodes_used_percent,
+            ),
         ] {
             gauge!(name, l.clone()).set(v);
         }
@@ -207,8 +210,16 @@ fn emit_task(alloc: &Allocation, task: &str, usage: &yurt_drivers::TaskResourceU
         ("nomad.client.allocs.memory.cache", m.cache, "Cache"),
         ("nomad.client.allocs.memory.swap", m.swap, "Swap"),
         ("nomad.client.allocs.memory.usage", m.usage, "Usage"),
-        ("nomad.client.allocs.memory.max_usage", m.max_usage, "Max Usage"),
-        ("nomad.client.allocs.memory.kernel_usage", m.kernel_usage, "Kernel Usage"),
+        (
+            "nomad.client.allocs.memory.max_usage",
+            m.max_usage,
+            "Max Usage",
+        ),
+        (
+            "nomad.client.allocs.memory.kernel_usage",
+            m.kernel_usage,
+            "Kernel Usage",
+        ),
         (
             "nomad.client.allocs.memory.kernel_max_usage",
             m.kernel_max_usage,
@@ -243,8 +254,14 @@ fn emit_task(alloc: &Allocation, task: &str, usage: &yurt_drivers::TaskResourceU
         ("nomad.client.allocs.cpu.total_percent", c.percent),
         ("nomad.client.allocs.cpu.system", c.system_mode),
         ("nomad.client.allocs.cpu.user", c.user_mode),
-        ("nomad.client.allocs.cpu.throttled_time", c.throttled_time as f64),
-        ("nomad.client.allocs.cpu.throttled_periods", c.throttled_periods as f64),
+        (
+            "nomad.client.allocs.cpu.throttled_time",
+            c.throttled_time as f64,
+        ),
+        (
+            "nomad.client.allocs.cpu.throttled_periods",
+            c.throttled_periods as f64,
+        ),
         ("nomad.client.allocs.cpu.total_ticks", c.total_ticks),
     ] {
         gauge!(name, labels.clone()).set(v);

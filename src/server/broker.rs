@@ -317,10 +317,27 @@ mod tests {
         assert_eq!(b.dequeue().await.id, "1");
         let s = b.stats();
         assert_eq!(
-            (s.total_ready, s.total_unacked, s.total_pending, s.total_waiting),
+            (
+                s.total_ready,
+                s.total_unacked,
+                s.total_pending,
+                s.total_waiting
+            ),
             (1, 1, 1, 1)
         );
-        assert_eq!(s.by_scheduler["service"], SchedulerStats { ready: 0, unacked: 1 });
-        assert_eq!(s.by_scheduler["batch"], SchedulerStats { ready: 1, unacked: 0 });
+        assert_eq!(
+            s.by_scheduler["service"],
+            SchedulerStats {
+                ready: 0,
+                unacked: 1
+            }
+        );
+        assert_eq!(
+            s.by_scheduler["batch"],
+            SchedulerStats {
+                ready: 1,
+                unacked: 0
+            }
+        );
     }
 }

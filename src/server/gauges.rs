@@ -142,7 +142,10 @@ mod tests {
         let l = summary_labels("default", "batch/dispatch-1700000000-abcd1234", "g");
         let pairs: Vec<(&str, &str)> = l.iter().map(|l| (l.key(), l.value())).collect();
         assert!(pairs.contains(&("parent_id", "batch")), "{pairs:?}");
-        assert!(pairs.contains(&("dispatch_id", "1700000000-abcd1234")), "{pairs:?}");
+        assert!(
+            pairs.contains(&("dispatch_id", "1700000000-abcd1234")),
+            "{pairs:?}"
+        );
         let l = summary_labels("default", "web", "g");
         assert_eq!(l.len(), 3);
     }

@@ -72,8 +72,11 @@ impl Server {
                 }
             };
             tracing::debug!(target: "yurt::latency", step = "scheduled", job_id = %eval.job_id, us = started.elapsed().as_micros() as u64);
-            metrics::histogram!(format!("nomad.nomad.worker.invoke_scheduler.{}", eval.r#type))
-                .record(millis(started));
+            metrics::histogram!(format!(
+                "nomad.nomad.worker.invoke_scheduler.{}",
+                eval.r#type
+            ))
+            .record(millis(started));
             let started = std::time::Instant::now();
             let applied = {
                 let _queued = self.plans_pending.enter();

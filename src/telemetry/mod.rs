@@ -26,7 +26,9 @@ pub fn install(settings: RegistrySettings) -> Registry {
         .get_or_init(|| {
             let registry = Registry::new(settings);
             if metrics::set_global_recorder(registry.clone()).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /v1/metrics will be empty");
+                tracing::warn!(
+                    "a metrics recorder was already installed; /v1/metrics will be empty"
+                );
             }
             registry
         })

@@ -59,7 +59,9 @@ impl ProcessStats {
                 .unwrap_or(0),
             ..ProcessStats::default()
         };
-        if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        if let Ok((soft, _)) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        {
             out.max_fds = soft;
         }
         // /proc/self/stat: fields after the parenthesised command name; utime, stime and
@@ -69,7 +71,11 @@ impl ProcessStats {
             .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.to_string()))
         {
             let f: Vec<&str> = rest.split_whitespace().collect();
-            let at = |n: usize| f.get(n - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            let at = |n: usize| {
+                f.get(n - 3)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
             let ticks = clock_ticks();
             out.cpu_seconds = (at(14) + at(15)) / ticks;
             out.start_time_seconds = boot_time() + at(22) / ticks;
@@ -81,12 +87,36 @@ impl ProcessStats {
     pub fn exposition(&self) -> Exposition {
         let mut exp = Exposition::default();
         let none: &[(String, String)] = &[];
-        exp.add("process_resident_memory_bytes", "gauge", "", none, self.rss_bytes as f64);
-        exp.add("process_virtual_memory_bytes", "gauge", "", none, self.virtual_bytes as f64);
-        exp.add("process_cpu_seconds_total", "counter", "", none, self.cpu_seconds);
+        exp.add(
+            "process_resident_memory_bytes",
+            "gauge",
+            "",
+            none,
+            self.rss_bytes as f64,
+        );
+        exp.add(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "",
+            none,
+            self.virtual_bytes as f64,
+        );
+        exp.add(
+            "process_cpu_seconds_total",
+            "counter",
+            "",
+            none,
+            self.cpu_seconds,
+        );
         exp.add("process_open_fds", "gauge", "", none, self.open_fds as f64);
         exp.add("process_max_fds", "gauge", "", none, self.max_fds as f64);
-        exp.add("process_start_time_seconds", "gauge", "", none, self.start_time_seconds);
+        exp.add(
+            "process_start_time_seconds",
+            "gauge",
+            "",
+            none,
+            self.start_time_seconds,
+        );
         exp.add("process_threads", "gauge", "", none, self.threads as f64);
         exp
     }
@@ -117,6 +147,9 @@ mod tests {
         assert!(p.open_fds >= 3, "{p:?}");
         assert!(p.start_time_seconds > 1.0e9, "{p:?}");
         let text = p.exposition().render();
-        assert!(text.contains("# TYPE process_cpu_seconds_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter"),
+            "{text}"
+        );
     }
 }

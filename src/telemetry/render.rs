@@ -83,7 +83,13 @@ pub fn labels_of(key: &Key) -> Vec<(String, String)> {
 pub fn prometheus_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -189,7 +195,13 @@ impl Registry {
             exp.add(key.name(), "gauge", "", &self.gauge_labels(&key), g.value());
         }
         for (key, c) in self.counters() {
-            exp.add(key.name(), "counter", "", &labels_of(&key), c.total() as f64);
+            exp.add(
+                key.name(),
+                "counter",
+                "",
+                &labels_of(&key),
+                c.total() as f64,
+            );
         }
         for (key, s) in self.samples() {
             let labels = labels_of(&key);
@@ -253,7 +265,10 @@ mod tests {
             "nomad_nomad_plan_submit_count 1",
         ];
         for line in expected {
-            assert!(text.lines().any(|l| l == line), "{line:?} missing in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
         }
         assert_eq!(text.matches("# TYPE nomad_nomad_plan_submit ").count(), 1);
     }

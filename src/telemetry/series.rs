@@ -54,7 +54,9 @@ impl Aggregate {
         if div <= 0.0 {
             return 0.0;
         }
-        ((n * self.sum_sq - self.sum * self.sum) / div).max(0.0).sqrt()
+        ((n * self.sum_sq - self.sum * self.sum) / div)
+            .max(0.0)
+            .sqrt()
     }
 }
 

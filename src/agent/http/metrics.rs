@@ -60,11 +60,13 @@ async fn metrics(
 fn route_label(pattern: &str) -> String {
     pattern
         .split('/')
-        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(wild) if wild.starts_with('*') => wild.to_string(),
-            Some(name) => format!(":{name}"),
-            None => seg.to_string(),
-        })
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(wild) if wild.starts_with('*') => wild.to_string(),
+                Some(name) => format!(":{name}"),
+                None => seg.to_string(),
+            },
+        )
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -94,7 +96,10 @@ mod tests {
 
     #[test]
     fn route_patterns_become_plain_labels() {
-        assert_eq!(route_label("/v1/job/{id}/allocations"), "/v1/job/:id/allocations");
+        assert_eq!(
+            route_label("/v1/job/{id}/allocations"),
+            "/v1/job/:id/allocations"
+        );
         assert_eq!(route_label("/v1/var/{*path}"), "/v1/var/*path");
         assert_eq!(route_label("/v1/metrics"), "/v1/metrics");
     }

@@ -3,8 +3,8 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use axum::routing::get;
+use serde_json::json;
 
 use super::{App, read};
 use crate::acl::NsCap;

@@ -16,9 +16,7 @@ use super::{App, read};
 use crate::acl::NsCap;
 use crate::http::filter::filter_items;
 use crate::http::paging::paginate_raw;
-use crate::http::{
-    Caller, HttpError, JsonReply, OptionalJsonBody, QueryOptions, QueryParams,
-};
+use crate::http::{Caller, HttpError, JsonReply, OptionalJsonBody, QueryOptions, QueryParams};
 use crate::server::state::{Table, Tables};
 use crate::structs::Job;
 
@@ -126,7 +124,10 @@ fn job_status(snap: &Tables, job: &Job) -> JobStatus {
         parent_id: job.parent_id.clone(),
         latest_deployment: None,
         stop: job.stop,
-        is_pack: job.meta.as_ref().is_some_and(|m| m.contains_key("pack.name")),
+        is_pack: job
+            .meta
+            .as_ref()
+            .is_some_and(|m| m.contains_key("pack.name")),
         status: job.status.map(|s| s.to_string()).unwrap_or_default(),
     };
     if job.is_parent() {
@@ -247,8 +248,8 @@ async fn statuses(
         if newest_first {
             jobs.reverse();
         }
-        let jobs = filter_items(&opts.filter, jobs)
-            .map_err(|e| HttpError::bad_request(e.to_string()))?;
+        let jobs =
+            filter_items(&opts.filter, jobs).map_err(|e| HttpError::bad_request(e.to_string()))?;
         let page = paginate_raw(jobs, per_page, token.as_deref(), newest_first, |j| {
             key(j.modify_index)
         });
