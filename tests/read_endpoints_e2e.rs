@@ -160,3 +160,71 @@ fn job_statuses_list_jobs_with_their_allocations_newest_first() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json(), serde_json::json!([]));
 }
+
+#[test]
+fn agent_schedulers_lists_the_servers_workers() {
+    let server = Agent::start(AgentOpts::server());
+    let http = Http::default();
+    let body = wait_for(Duration::from_secs(20), "workers waiting", || {
+        let r = http.get(&server.url("/v1/agent/schedulers"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let body = r.json();
+        body["schedulers"]
+            .as_array()?
+            .iter()
+            .all(|w| w["workload_status"] == "WaitingToDequeue")
+            .then_some(body)
+    });
+    assert!(
+        body["server_id"]
+            .as_str()
+            .is_some_and(|s| s.ends_with(".global")),
+        "{body}"
+    );
+    let workers = body["schedulers"].as_array().expect("schedulers");
+    assert!(!workers.is_empty(), "{body}");
+    for w in workers {
+        assert_eq!(w["id"].as_str().map(str::len), Some(36), "{w}");
+        assert_eq!(w["status"], "Started");
+        assert_eq!(
+            w["enabled_schedulers"],
+            serde_json::json!(["service", "batch", "system", "sysbatch"])
+        );
+        let started = w["started"].as_str().expect("started");
+        assert!(
+            started.ends_with('Z') && chrono_like(started),
+            "RFC 3339 UTC: {started}"
+        );
+    }
+
+    // Pausing the broker pauses the workers.
+    let r = http.put(
+        &server.url("/v1/operator/scheduler/configuration"),
+        &serde_json::json!({"SchedulerAlgorithm": "binpack", "PauseEvalBroker": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http.put(
+        &server.url("/v1/jobs"),
+        &serde_json::json!({ "Job": service_job("paused", 1) }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(Duration::from_secs(20), "a paused worker", || {
+        let body = http.get(&server.url("/v1/agent/schedulers")).json();
+        body["schedulers"]
+            .as_array()?
+            .iter()
+            .any(|w| w["status"] == "Paused" && w["workload_status"] == "Paused")
+            .then_some(())
+    });
+
+    let client = Agent::start(AgentOpts::client(vec![server.rpc_addr()], "c1"));
+    let r = http.get(&client.url("/v1/agent/schedulers"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body, "Server only endpoint");
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac]Z`.
+fn chrono_like(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':'
+}

@@ -324,6 +324,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         http_addr: http_advertise.clone(),
         rpc_addr: rpc_advertise.clone(),
         server: server.clone().map(|s| -> Arc<dyn ServerLookup> { s }),
+        workers: server.clone(),
         client_enabled: config.client_enabled(),
         config: config_json(&config),
     });
