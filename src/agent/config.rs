@@ -248,6 +248,8 @@ pub struct AgentConfig {
     pub log_level: String,
     /// JSON log lines.
     pub log_json: bool,
+    /// Serve the debugging endpoints when ACLs are off (`enable_debug`; on in `-dev`).
+    pub enable_debug: bool,
     /// Ports.
     pub ports: Ports,
     /// Per-listener bind addresses.
@@ -371,6 +373,7 @@ impl AgentConfig {
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             log_level: canonical_log_level(file.log_level.as_deref().unwrap_or("INFO"))?,
             log_json: file.log_json.unwrap_or(false),
+            enable_debug: file.enable_debug.unwrap_or(false),
             ports: Ports {
                 http: ports.http.unwrap_or(DEFAULT_HTTP_PORT),
                 rpc: ports.rpc.unwrap_or(DEFAULT_RPC_PORT),

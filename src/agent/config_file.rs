@@ -35,6 +35,8 @@ pub struct ConfigFile {
     pub log_level: Option<String>,
     /// `log_json`: structured log lines.
     pub log_json: Option<bool>,
+    /// `enable_debug`: without ACLs, serve the debugging endpoints (`/v1/agent/host`).
+    pub enable_debug: Option<bool>,
     /// `ports { http rpc serf }`.
     #[serde(deserialize_with = "block")]
     pub ports: Option<PortsFile>,

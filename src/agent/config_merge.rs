@@ -57,6 +57,7 @@ impl ConfigFile {
             bind_addr: over.bind_addr.or(self.bind_addr),
             log_level: over.log_level.or(self.log_level),
             log_json: over.log_json.or(self.log_json),
+            enable_debug: over.enable_debug.or(self.enable_debug),
             ports: merge_opt(self.ports, over.ports, PortsFile::merge),
             addresses: merge_opt(self.addresses, over.addresses, AddressesFile::merge),
             advertise: merge_opt(self.advertise, over.advertise, AddressesFile::merge),

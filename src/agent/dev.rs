@@ -27,6 +27,7 @@ impl ConfigFile {
         Self {
             bind_addr: Some("127.0.0.1".into()),
             log_level: Some("DEBUG".into()),
+            enable_debug: Some(true),
             server: Some(ServerFile {
                 enabled: Some(true),
                 bootstrap_expect: Some(1),

@@ -325,6 +325,8 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         rpc_addr: rpc_advertise.clone(),
         server: server.clone().map(|s| -> Arc<dyn ServerLookup> { s }),
         workers: server.clone(),
+        acl_enabled: config.acl.enabled,
+        enable_debug: config.enable_debug,
         client_enabled: config.client_enabled(),
         config: config_json(&config),
     });

@@ -29,6 +29,10 @@ pub struct AgentInfo {
     pub server: Option<Arc<dyn ServerLookup>>,
     /// The server's scheduler workers, when this agent runs a server.
     pub workers: Option<Arc<crate::server::Server>>,
+    /// ACLs are enforced (then `agent:read` opens the debugging endpoints).
+    pub acl_enabled: bool,
+    /// `enable_debug`: without ACLs, the debugging endpoints are open.
+    pub enable_debug: bool,
     /// Whether this agent runs a client.
     pub client_enabled: bool,
     /// The resolved agent configuration, as `/v1/agent/self` shows it.
@@ -42,6 +46,7 @@ pub fn routes(info: Arc<AgentInfo>) -> Router {
         .route("/v1/agent/members", get(members))
         .route("/v1/agent/health", get(health))
         .route("/v1/agent/schedulers", get(schedulers))
+        .route("/v1/agent/host", get(super::host::host))
         .route("/v1/status/leader", get(leader))
         .route("/v1/status/peers", get(peers))
         .route("/v1/regions", get(regions))

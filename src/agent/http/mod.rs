@@ -7,6 +7,7 @@ mod acl;
 mod agent_endpoints;
 mod forward;
 mod forward_ws;
+mod host;
 mod metrics;
 
 use std::sync::Arc;
