@@ -167,7 +167,11 @@ fn metrics_follow_a_running_task_in_both_formats() {
         value(
             &after,
             "nomad_client_allocations_running",
-            &[("node_id", &node), ("datacenter", "dc1")]
+            &[
+                ("node_id", &node),
+                ("datacenter", "dc1"),
+                ("node_status", "ready")
+            ]
         ),
         Some(1.0)
     );
