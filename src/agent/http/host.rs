@@ -142,9 +142,9 @@ fn disks() -> BTreeMap<String, DiskUsage> {
         let Ok(st) = nix::sys::statvfs::statvfs(Path::new(mount)) else {
             continue;
         };
-        let frag = st.fragment_size() as u64;
-        let total = st.blocks() as u64 * frag;
-        let free = st.blocks_free() as u64 * frag;
+        let frag = st.fragment_size();
+        let total = st.blocks() * frag;
+        let free = st.blocks_free() * frag;
         const MIB: u64 = 1024 * 1024;
         out.insert(
             mount.to_string(),
