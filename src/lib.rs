@@ -9,5 +9,6 @@ pub mod jobspec;
 pub mod rpc;
 pub mod server;
 pub mod structs;
+pub mod telemetry;
 pub mod tls;
 pub mod version;

@@ -8,8 +8,9 @@
 //!   `cli`, which starts it) knows both.
 //! - Nothing below the agent (`server`, `client`, `rpc`, `http`, `structs`) reaches `agent`
 //!   or `cli`.
-//! - `rpc` (the narrow server ↔ client interface), `http` (shared conventions) and `tls`
-//!   (shared TLS plumbing) reach neither side; `acl` (the ACL model) reaches none of them.
+//! - `rpc` (the narrow server ↔ client interface), `http` (shared conventions), `tls`
+//!   (shared TLS plumbing) and `telemetry` (the metrics registry) reach neither side; `acl`
+//!   (the ACL model) reaches none of them.
 //! - `structs` is plain data: from the crate only `structs` itself; from the dependencies only
 //!   the pure data ones in [`STRUCTS_DEPENDENCIES`]; from `std` nothing that does I/O
 //!   ([`STD_IO`]).
@@ -53,7 +54,7 @@ fn forbidden_modules(from: &str) -> &'static [&'static str] {
     match from {
         "client" => &["server", "agent", "cli"],
         "server" => &["client", "agent", "cli"],
-        "rpc" | "http" | "tls" => &["server", "client", "agent", "cli"],
+        "rpc" | "http" | "tls" | "telemetry" => &["server", "client", "agent", "cli"],
         // The ACL model is pure: policies in, answers out.
         "acl" => &["server", "client", "agent", "cli", "rpc", "http"],
         "structs" => &["server", "client", "agent", "cli", "rpc", "http", "version"],

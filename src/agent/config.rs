@@ -161,6 +161,73 @@ pub struct ClusterApiConfig {
     pub jobs_dir: PathBuf,
 }
 
+/// `telemetry { }` settings, with Nomad's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// Serve `/v1/metrics?format=prometheus` (otherwise it is refused with 415, as Nomad does).
+    pub prometheus_metrics: bool,
+    /// How often gauges are collected (default 1s).
+    pub collection_interval: Duration,
+    /// Leave the `host` label off gauges.
+    pub disable_hostname: bool,
+    /// The `host` label is the node name rather than the hostname.
+    pub use_node_name: bool,
+    /// Publish per-task resource usage gauges.
+    pub publish_allocation_metrics: bool,
+    /// Publish the host's resource usage gauges.
+    pub publish_node_metrics: bool,
+    /// The interval the JSON view aggregates over (default 10s).
+    pub in_memory_collection_interval: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            prometheus_metrics: false,
+            collection_interval: Duration::from_secs(1),
+            disable_hostname: false,
+            use_node_name: false,
+            publish_allocation_metrics: false,
+            publish_node_metrics: false,
+            in_memory_collection_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `telemetry { }`: intervals must be positive (a zero interval would spin the collectors).
+fn resolve_telemetry(
+    file: Option<crate::agent::config_file::TelemetryFile>,
+) -> Result<TelemetryConfig, ConfigError> {
+    let file = file.unwrap_or_default();
+    let d = TelemetryConfig::default();
+    let positive = |name: &str, v: Option<Duration>, default: Duration| match v {
+        Some(v) if v.is_zero() => Err(ConfigError::Invalid(format!(
+            "telemetry.{name}: must be greater than 0"
+        ))),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    Ok(TelemetryConfig {
+        prometheus_metrics: file.prometheus_metrics.unwrap_or(d.prometheus_metrics),
+        collection_interval: positive(
+            "collection_interval",
+            file.collection_interval,
+            d.collection_interval,
+        )?,
+        disable_hostname: file.disable_hostname.unwrap_or(d.disable_hostname),
+        use_node_name: file.use_node_name.unwrap_or(d.use_node_name),
+        publish_allocation_metrics: file
+            .publish_allocation_metrics
+            .unwrap_or(d.publish_allocation_metrics),
+        publish_node_metrics: file.publish_node_metrics.unwrap_or(d.publish_node_metrics),
+        in_memory_collection_interval: positive(
+            "in_memory_collection_interval",
+            file.in_memory_collection_interval,
+            d.in_memory_collection_interval,
+        )?,
+    })
+}
+
 /// `acl { }` settings.
 pub type AclConfig = crate::acl::AclSettings;
 
@@ -181,6 +248,8 @@ pub struct AgentConfig {
     pub log_level: String,
     /// JSON log lines.
     pub log_json: bool,
+    /// Serve the debugging endpoints when ACLs are off (`enable_debug`; on in `-dev`).
+    pub enable_debug: bool,
     /// Ports.
     pub ports: Ports,
     /// Per-listener bind addresses.
@@ -199,6 +268,8 @@ pub struct AgentConfig {
     pub tls: TlsConfig,
     /// Cluster API settings.
     pub cluster_api: ClusterApiConfig,
+    /// Telemetry settings.
+    pub telemetry: TelemetryConfig,
     /// Started with `-dev`.
     pub dev_mode: bool,
     /// Non-fatal findings (unknown keys) to log once logging is up.
@@ -273,6 +344,7 @@ impl AgentConfig {
         }
         let acl = resolve_acl(file.acl.clone().unwrap_or_default())?;
         let cluster_api = resolve_cluster_api(file.cluster_api.clone(), server_enabled)?;
+        let telemetry = resolve_telemetry(file.telemetry.clone())?;
         let data_dir = match file.data_dir {
             Some(dir) => absolute(dir)?,
             None if dev_mode => dev_data_dir(),
@@ -301,6 +373,7 @@ impl AgentConfig {
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             log_level: canonical_log_level(file.log_level.as_deref().unwrap_or("INFO"))?,
             log_json: file.log_json.unwrap_or(false),
+            enable_debug: file.enable_debug.unwrap_or(false),
             ports: Ports {
                 http: ports.http.unwrap_or(DEFAULT_HTTP_PORT),
                 rpc: ports.rpc.unwrap_or(DEFAULT_RPC_PORT),
@@ -360,6 +433,7 @@ impl AgentConfig {
             acl,
             tls: TlsConfig::resolve(file.tls.unwrap_or_default())?,
             cluster_api,
+            telemetry,
             data_dir,
             dev_mode,
             warnings,

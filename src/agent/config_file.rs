@@ -35,6 +35,8 @@ pub struct ConfigFile {
     pub log_level: Option<String>,
     /// `log_json`: structured log lines.
     pub log_json: Option<bool>,
+    /// `enable_debug`: without ACLs, serve the debugging endpoints (`/v1/agent/host`).
+    pub enable_debug: Option<bool>,
     /// `ports { http rpc serf }`.
     #[serde(deserialize_with = "block")]
     pub ports: Option<PortsFile>,
@@ -62,6 +64,9 @@ pub struct ConfigFile {
     /// `cluster_api { enabled jobs_dir }`: the job-template API of seed 001.
     #[serde(deserialize_with = "block")]
     pub cluster_api: Option<ClusterApiFile>,
+    /// `telemetry { prometheus_metrics collection_interval disable_hostname ... }`.
+    #[serde(deserialize_with = "block")]
+    pub telemetry: Option<TelemetryFile>,
     /// Keys yurt does not know (Nomad keys it does not implement, typos).
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -264,6 +269,31 @@ pub struct ClusterApiFile {
     pub unknown: Unknown,
 }
 
+/// `telemetry { ... }`: what `/v1/metrics` serves and how often gauges are collected.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TelemetryFile {
+    /// Serve `/v1/metrics?format=prometheus` (default off; on in `-dev`).
+    pub prometheus_metrics: Option<bool>,
+    /// How often host, allocation and server gauges are collected (default 1s).
+    #[serde(deserialize_with = "duration")]
+    pub collection_interval: Option<Duration>,
+    /// Leave the `host` label off gauges.
+    pub disable_hostname: Option<bool>,
+    /// Use the agent's node name as the `host` label instead of the machine's hostname.
+    pub use_node_name: Option<bool>,
+    /// Publish per-allocation resource usage (default off; on in `-dev`).
+    pub publish_allocation_metrics: Option<bool>,
+    /// Publish the host's resource usage (default off; on in `-dev`).
+    pub publish_node_metrics: Option<bool>,
+    /// Length of the interval the JSON view aggregates over (default 10s).
+    #[serde(deserialize_with = "duration")]
+    pub in_memory_collection_interval: Option<Duration>,
+    /// Unrecognised keys.
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
 /// `plugin` blocks: `{name: body}`, `{name: [body, ...]}` or `[{name: body}, ...]`.
 fn plugins<'de, D>(d: D) -> Result<BTreeMap<String, PluginFile>, D::Error>
 where
@@ -339,6 +369,9 @@ impl ConfigFile {
         }
         if let Some(c) = &self.cluster_api {
             add("cluster_api.", &c.unknown);
+        }
+        if let Some(t) = &self.telemetry {
+            add("telemetry.", &t.unknown);
         }
         keys
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::config_file::{
     AclFile, AddressesFile, ClientFile, ClusterApiFile, ConfigFile, PluginFile, PortsFile,
-    ReservedFile, ServerFile, TlsFile,
+    ReservedFile, ServerFile, TelemetryFile, TlsFile,
 };
 
 /// Merges an optional block: both present → merged, otherwise whichever exists.
@@ -57,6 +57,7 @@ impl ConfigFile {
             bind_addr: over.bind_addr.or(self.bind_addr),
             log_level: over.log_level.or(self.log_level),
             log_json: over.log_json.or(self.log_json),
+            enable_debug: over.enable_debug.or(self.enable_debug),
             ports: merge_opt(self.ports, over.ports, PortsFile::merge),
             addresses: merge_opt(self.addresses, over.addresses, AddressesFile::merge),
             advertise: merge_opt(self.advertise, over.advertise, AddressesFile::merge),
@@ -66,6 +67,7 @@ impl ConfigFile {
             acl: merge_opt(self.acl, over.acl, AclFile::merge),
             tls: merge_opt(self.tls, over.tls, TlsFile::merge),
             cluster_api: merge_opt(self.cluster_api, over.cluster_api, ClusterApiFile::merge),
+            telemetry: merge_opt(self.telemetry, over.telemetry, TelemetryFile::merge),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }
@@ -214,6 +216,26 @@ impl ClusterApiFile {
         Self {
             enabled: over.enabled.or(self.enabled),
             jobs_dir: over.jobs_dir.or(self.jobs_dir),
+            unknown: merge_unknown(self.unknown, over.unknown),
+        }
+    }
+}
+
+impl TelemetryFile {
+    /// Layers `over` on top of `self`.
+    pub fn merge(self, over: Self) -> Self {
+        Self {
+            prometheus_metrics: over.prometheus_metrics.or(self.prometheus_metrics),
+            collection_interval: over.collection_interval.or(self.collection_interval),
+            disable_hostname: over.disable_hostname.or(self.disable_hostname),
+            use_node_name: over.use_node_name.or(self.use_node_name),
+            publish_allocation_metrics: over
+                .publish_allocation_metrics
+                .or(self.publish_allocation_metrics),
+            publish_node_metrics: over.publish_node_metrics.or(self.publish_node_metrics),
+            in_memory_collection_interval: over
+                .in_memory_collection_interval
+                .or(self.in_memory_collection_interval),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }

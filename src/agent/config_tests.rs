@@ -126,12 +126,11 @@ fn parses_a_realistic_hcl_config() {
     let loaded = parse_config(FULL, ConfigFormat::Hcl, "full.hcl").unwrap();
     let mut warnings = loaded.warnings.clone();
     warnings.sort();
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains("\"server.raft_protocol\""),
         "{warnings:?}"
     );
-    assert!(warnings[1].contains("\"telemetry\""), "{warnings:?}");
 
     let c = AgentConfig::resolve(loaded.config, false, loaded.warnings).unwrap();
     assert_eq!(c.name, "worker-1");
@@ -175,6 +174,45 @@ fn parses_a_realistic_hcl_config() {
     );
     assert_eq!(c.plugin_config("exec"), None);
     assert!(!c.acl.enabled);
+    assert_eq!(c.telemetry.collection_interval, Duration::from_secs(1));
+    assert!(!c.telemetry.prometheus_metrics);
+}
+
+#[test]
+fn telemetry_block_has_nomads_defaults_and_names_bad_keys() {
+    let base = "data_dir = \"/tmp/y\"\nclient { enabled = true }\n";
+    let resolve = |extra: &str| {
+        let loaded = parse_config(&format!("{base}{extra}"), ConfigFormat::Hcl, "t.hcl")?;
+        let warnings = loaded.warnings.clone();
+        AgentConfig::resolve(loaded.config, false, loaded.warnings).map(|c| (c, warnings))
+    };
+    let (c, _) = resolve("").unwrap();
+    assert_eq!(c.telemetry, super::config::TelemetryConfig::default());
+    assert!(!c.telemetry.publish_allocation_metrics);
+    let (c, warnings) = resolve(
+        "telemetry {\n prometheus_metrics = true\n collection_interval = \"5s\"\n disable_hostname = true\n publish_allocation_metrics = true\n publish_node_metrics = true\n statsd_address = \"127.0.0.1:8125\"\n}\n",
+    )
+    .unwrap();
+    assert!(c.telemetry.prometheus_metrics);
+    assert!(c.telemetry.disable_hostname);
+    assert!(c.telemetry.publish_allocation_metrics && c.telemetry.publish_node_metrics);
+    assert_eq!(c.telemetry.collection_interval, Duration::from_secs(5));
+    // Keys yurt does not implement are reported like any unknown key.
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("\"telemetry.statsd_address\""),
+        "{warnings:?}"
+    );
+
+    let err = resolve("telemetry {\n collection_interval = \"soon\"\n}\n").unwrap_err();
+    assert!(err.to_string().contains("collection_interval"), "{err}");
+    let err = resolve("telemetry {\n prometheus_metrics = \"yes please\"\n}\n").unwrap_err();
+    assert!(err.to_string().contains("prometheus_metrics"), "{err}");
+    let err = resolve("telemetry {\n collection_interval = \"0s\"\n}\n").unwrap_err();
+    assert!(
+        err.to_string().contains("telemetry.collection_interval"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -383,6 +421,11 @@ fn missing_path_is_an_error() {
 fn dev_preset_resolves() {
     let c = AgentConfig::resolve(ConfigFile::dev(), true, vec![]).unwrap();
     assert!(c.dev_mode);
+    assert!(
+        c.telemetry.prometheus_metrics,
+        "Nomad's dev mode serves Prometheus"
+    );
+    assert!(c.telemetry.publish_allocation_metrics && c.telemetry.publish_node_metrics);
     assert!(c.server_enabled() && c.client_enabled());
     assert_eq!(
         c.http_addr(),

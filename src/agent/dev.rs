@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::config_file::{ClientFile, ConfigFile, PluginFile, ServerFile};
+use super::config_file::{ClientFile, ConfigFile, PluginFile, ServerFile, TelemetryFile};
 
 /// Loopback interface name whose address dev-mode tasks get their ports on.
 #[cfg(target_os = "linux")]
@@ -27,6 +27,7 @@ impl ConfigFile {
         Self {
             bind_addr: Some("127.0.0.1".into()),
             log_level: Some("DEBUG".into()),
+            enable_debug: Some(true),
             server: Some(ServerFile {
                 enabled: Some(true),
                 bootstrap_expect: Some(1),
@@ -38,6 +39,13 @@ impl ConfigFile {
                 ..ClientFile::default()
             }),
             plugin,
+            // Nomad's dev mode publishes everything, Prometheus format included.
+            telemetry: Some(TelemetryFile {
+                prometheus_metrics: Some(true),
+                publish_allocation_metrics: Some(true),
+                publish_node_metrics: Some(true),
+                ..TelemetryFile::default()
+            }),
             ..Self::default()
         }
     }

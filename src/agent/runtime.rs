@@ -9,7 +9,9 @@ use tokio::net::TcpListener;
 
 use super::config::AgentConfig;
 use super::docker;
-use super::http::{AgentAcl, AgentInfo, Directory, Forwarder, api_router, rpc_listener_router};
+use super::http::{
+    AgentAcl, AgentInfo, Directory, Forwarder, MetricsState, api_router, rpc_listener_router,
+};
 use super::logging;
 use super::tls::AgentTls;
 use crate::client::{Client, ClientConfig, ClientError, HttpServerApi, ShutdownMode};
@@ -246,6 +248,29 @@ fn client_config(config: &AgentConfig, http_advertise: &str) -> ClientConfig {
     cc
 }
 
+/// Installs the metrics registry and starts what feeds it that is neither server nor client:
+/// interval rotation and the process's own gauges.
+fn start_telemetry(config: &AgentConfig) -> MetricsState {
+    let t = &config.telemetry;
+    // go-metrics puts the host on every gauge, as a label, unless told not to.
+    let host = match (t.disable_hostname, t.use_node_name) {
+        (true, _) => None,
+        (false, true) => Some(config.name.clone()),
+        (false, false) => Some(super::config::hostname()),
+    };
+    let registry = crate::telemetry::install(crate::telemetry::RegistrySettings {
+        host,
+        interval: t.in_memory_collection_interval,
+        ..crate::telemetry::RegistrySettings::default()
+    });
+    registry.spawn_rotation();
+    crate::telemetry::spawn_runtime_collector(t.collection_interval);
+    MetricsState {
+        registry,
+        prometheus: t.prometheus_metrics,
+    }
+}
+
 /// Runs the agent until SIGINT/SIGTERM.
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     logging::init(&config.log_level, config.log_json);
@@ -261,6 +286,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         source,
     })?;
 
+    let metrics = start_telemetry(&config);
     let http_bind = config.http_addr();
     let rpc_bind = config.rpc_addr();
     let http_advertise = advertise(&config, config.advertise.http.as_ref(), http_bind);
@@ -282,6 +308,10 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         };
         let server = Server::open(sc)?;
         server.start();
+        crate::server::gauges::spawn_collector(
+            server.clone(),
+            config.telemetry.collection_interval,
+        );
         Some(server)
     } else {
         None
@@ -294,6 +324,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         http_addr: http_advertise.clone(),
         rpc_addr: rpc_advertise.clone(),
         server: server.clone().map(|s| -> Arc<dyn ServerLookup> { s }),
+        workers: server.clone(),
+        acl_enabled: config.acl.enabled,
+        enable_debug: config.enable_debug,
         client_enabled: config.client_enabled(),
         config: config_json(&config),
     });
@@ -319,6 +352,14 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         let runner = client.clone();
         let handle = tokio::spawn(async move { runner.run().await });
         let sweeper = tokio::spawn(docker::sweep_dangling(docker, client.clone(), alloc_root));
+        crate::client::gauges::spawn_collector(
+            client.clone(),
+            crate::client::gauges::GaugeSettings {
+                interval: config.telemetry.collection_interval,
+                publish_allocation_metrics: config.telemetry.publish_allocation_metrics,
+                publish_node_metrics: config.telemetry.publish_node_metrics,
+            },
+        );
         Some((client, handle, sweeper))
     } else {
         None
@@ -352,6 +393,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     };
     let api = api_router(
         info,
+        metrics,
         server.as_ref(),
         cluster_api.as_ref(),
         client.as_ref().map(|(c, _, _)| c),

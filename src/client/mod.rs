@@ -20,6 +20,7 @@ pub mod allocdir;
 pub mod config;
 mod driver_events;
 pub mod fingerprint;
+pub mod gauges;
 pub mod gc;
 pub mod heartbeat;
 pub mod http;

@@ -66,7 +66,8 @@ pub fn need(method: &Method, path: &str) -> Need {
         return cluster_api_need(read, &seg);
     }
     match &seg[1..] {
-        ["agent", "health"] | ["status", ..] | ["regions"] => Need::Public,
+        // Nomad checks no token on its metrics endpoint.
+        ["agent", "health"] | ["status", ..] | ["regions"] | ["metrics"] => Need::Public,
         ["internal", ..] => Need::Public,
         ["agent", "self"] => Need::AgentRead,
         ["agent", "members"] => Need::NodeRead,
@@ -83,6 +84,8 @@ pub fn need(method: &Method, path: &str) -> Need {
 
         ["jobs"] if read => Need::Namespace(Query, &[C::LIST_JOBS]),
         ["jobs", "parse"] => Need::Namespace(Query, &[C::PARSE_JOB]),
+        // The handler also checks each listed job's namespace.
+        ["jobs", "statuses"] => Need::Namespace(Query, &[C::READ_JOB]),
         ["validate", "job"] => Need::Namespace(JobBody, &[C::READ_JOB]),
         ["jobs"] => Need::Namespace(JobBody, &[C::SUBMIT_JOB]),
         ["job", rest @ ..] => job_need(method, rest),
@@ -103,7 +106,7 @@ pub fn need(method: &Method, path: &str) -> Need {
             ],
         ),
 
-        ["evaluations"] => Need::Namespace(Query, &[C::READ_JOB]),
+        ["evaluations"] | ["evaluations", "count"] => Need::Namespace(Query, &[C::READ_JOB]),
         ["evaluation", _] | ["evaluation", _, "allocations"] => {
             Need::Namespace(Eval, &[C::READ_JOB])
         }
@@ -286,6 +289,15 @@ mod tests {
         );
         assert_eq!(n(M::GET, "/v1/agent/self"), Need::AgentRead);
         assert_eq!(n(M::GET, "/v1/agent/health"), Need::Public);
+        assert_eq!(n(M::GET, "/v1/metrics"), Need::Public);
+        assert_eq!(
+            n(M::POST, "/v1/jobs/statuses"),
+            Need::Namespace(Query, &[C::READ_JOB])
+        );
+        assert_eq!(
+            n(M::GET, "/v1/evaluations/count"),
+            Need::Namespace(Query, &[C::READ_JOB])
+        );
         assert_eq!(n(M::POST, "/v1/acl/bootstrap"), Need::Public);
         assert_eq!(n(M::GET, "/v1/acl/token/self"), Need::AnyToken);
         assert_eq!(n(M::GET, "/v1/acl/tokens"), Need::Management);

@@ -185,6 +185,54 @@ impl EvalBroker {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// How many evaluations are in each stage, in Nomad's `BrokerStats` terms.
+    pub fn stats(&self) -> BrokerStats {
+        let inner = self.lock();
+        let ready: HashSet<&str> = inner.ready.iter().map(|r| r.id.as_str()).collect();
+        let waiting: HashSet<&str> = inner
+            .waiting_by_job
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let mut stats = BrokerStats {
+            total_waiting: inner.delayed.len(),
+            ..BrokerStats::default()
+        };
+        for (id, eval) in &inner.evals {
+            let by_type = stats.by_scheduler.entry(eval.r#type.clone()).or_default();
+            if ready.contains(id.as_str()) {
+                stats.total_ready += 1;
+                by_type.ready += 1;
+            } else if waiting.contains(id.as_str()) {
+                stats.total_pending += 1;
+            } else {
+                stats.total_unacked += 1;
+                by_type.unacked += 1;
+            }
+        }
+        stats
+    }
+}
+
+/// The broker's depths: ready for a worker, handed to one and not yet acknowledged, queued
+/// behind another evaluation of the same job, and delayed until their `WaitUntil`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BrokerStats {
+    pub total_ready: usize,
+    pub total_unacked: usize,
+    pub total_pending: usize,
+    pub total_waiting: usize,
+    /// Ready and unacknowledged evaluations by scheduler type.
+    pub by_scheduler: BTreeMap<String, SchedulerStats>,
+}
+
+/// One scheduler type's share of [`BrokerStats`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SchedulerStats {
+    pub ready: usize,
+    pub unacked: usize,
 }
 
 #[cfg(test)]
@@ -251,5 +299,45 @@ mod tests {
         );
         let got = tokio::time::timeout(Duration::from_secs(2), b.dequeue()).await;
         assert_eq!(got.map(|e| e.id).ok(), Some("1".to_string()));
+    }
+
+    #[tokio::test]
+    async fn stats_count_each_stage() {
+        let b = EvalBroker::default();
+        let typed = |id: &str, job: &str, t: &str| Evaluation {
+            r#type: t.into(),
+            ..eval(id, job, 50)
+        };
+        b.enqueue(typed("1", "a", "service"));
+        b.enqueue(typed("2", "a", "service")); // behind 1: same job
+        b.enqueue(typed("3", "b", "batch"));
+        let mut delayed = typed("4", "c", "service");
+        delayed.wait_until = Some(Utc::now() + chrono::Duration::hours(1));
+        b.enqueue(delayed);
+        assert_eq!(b.dequeue().await.id, "1");
+        let s = b.stats();
+        assert_eq!(
+            (
+                s.total_ready,
+                s.total_unacked,
+                s.total_pending,
+                s.total_waiting
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(
+            s.by_scheduler["service"],
+            SchedulerStats {
+                ready: 0,
+                unacked: 1
+            }
+        );
+        assert_eq!(
+            s.by_scheduler["batch"],
+            SchedulerStats {
+                ready: 1,
+                unacked: 0
+            }
+        );
     }
 }

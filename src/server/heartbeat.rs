@@ -60,6 +60,14 @@ impl Heartbeats {
         ttl
     }
 
+    /// Nodes with a running heartbeat timer (Nomad's `nomad.nomad.heartbeat.active`).
+    pub fn active(&self) -> usize {
+        match self.timers.lock() {
+            Ok(g) => g.len(),
+            Err(p) => p.into_inner().len(),
+        }
+    }
+
     /// Stops tracking a node.
     pub fn clear(&self, node_id: &str) {
         let mut timers = match self.timers.lock() {

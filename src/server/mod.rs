@@ -9,6 +9,7 @@ pub mod cluster_api;
 pub mod deployments;
 pub mod drainer;
 pub mod events;
+pub mod gauges;
 pub mod gc;
 pub mod heartbeat;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod scheduler;
 pub mod state;
 pub mod variable_locks;
 pub mod worker;
+pub mod worker_status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -147,6 +149,10 @@ pub struct Server {
     pub keyring: keyring::Keyring,
     /// Lease timers of held variable locks.
     pub var_locks: variable_locks::VariableLocks,
+    /// Plans handed to the applier and not yet committed (`nomad.nomad.plan.queue_depth`).
+    pub plans_pending: gauges::PlanQueue,
+    /// What each scheduler worker is doing (`/v1/agent/schedulers`).
+    pub workers: worker_status::WorkerStatuses,
 }
 
 impl Server {
@@ -163,6 +169,8 @@ impl Server {
         Ok(Arc::new(Server {
             keyring,
             var_locks: variable_locks::VariableLocks::default(),
+            plans_pending: gauges::PlanQueue::default(),
+            workers: worker_status::WorkerStatuses::default(),
             heartbeats: Heartbeats::new(config.min_heartbeat_ttl, config.heartbeat_grace),
             config,
             state,

@@ -8,6 +8,7 @@ use super::Server;
 use super::plan_apply::PlanError;
 use super::scheduler;
 use super::state::Table;
+use super::worker_status::{WorkerSlot, Workload};
 use crate::structs::{EvalStatus, Evaluation, time::now_nanos};
 
 /// How many times a plan is recomputed when the state moved under it.
@@ -15,9 +16,12 @@ const MAX_PLAN_ATTEMPTS: usize = 5;
 
 /// Runs one worker forever.
 pub async fn run(server: Arc<Server>) {
+    let slot = server.workers.register();
     loop {
+        slot.set(Workload::WaitingToDequeue);
         let eval = server.broker.dequeue().await;
-        wait_while_paused(&server).await;
+        wait_while_paused(&server, &slot).await;
+        slot.set(Workload::Scheduling);
         tracing::debug!(target: "yurt::latency", step = "eval dequeued", job_id = %eval.job_id);
         let s = server.clone();
         let e = eval.clone();
@@ -36,13 +40,19 @@ pub async fn run(server: Arc<Server>) {
 
 /// Holds a worker while the scheduler configuration pauses the eval broker (an operator
 /// does this to delete evaluations safely), waking on each configuration change.
-async fn wait_while_paused(server: &Server) {
+async fn wait_while_paused(server: &Server, slot: &WorkerSlot) {
     let mut changes = server.state.watch(Table::SchedulerConfig);
     while server.state.snapshot().scheduler_config().pause_eval_broker {
+        slot.set(Workload::Paused);
         if changes.changed().await.is_err() {
             return;
         }
     }
+}
+
+/// Milliseconds since `start`, the unit of Nomad's timing samples.
+fn millis(start: std::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
 }
 
 impl Server {
@@ -67,8 +77,17 @@ impl Server {
                 }
             };
             tracing::debug!(target: "yurt::latency", step = "scheduled", job_id = %eval.job_id, us = started.elapsed().as_micros() as u64);
+            metrics::histogram!(format!(
+                "nomad.nomad.worker.invoke_scheduler.{}",
+                eval.r#type
+            ))
+            .record(millis(started));
             let started = std::time::Instant::now();
-            let applied = self.apply_outcome(&eval, outcome, snap.index);
+            let applied = {
+                let _queued = self.plans_pending.enter();
+                self.apply_outcome(&eval, outcome, snap.index)
+            };
+            metrics::histogram!("nomad.nomad.plan.submit").record(millis(started));
             tracing::debug!(target: "yurt::latency", step = "plan committed", job_id = %eval.job_id, us = started.elapsed().as_micros() as u64);
             match applied {
                 Ok(superseded) => return superseded,

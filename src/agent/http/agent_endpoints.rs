@@ -27,6 +27,12 @@ pub struct AgentInfo {
     pub rpc_addr: String,
     /// The server, when this agent runs one.
     pub server: Option<Arc<dyn ServerLookup>>,
+    /// The server's scheduler workers, when this agent runs a server.
+    pub workers: Option<Arc<crate::server::Server>>,
+    /// ACLs are enforced (then `agent:read` opens the debugging endpoints).
+    pub acl_enabled: bool,
+    /// `enable_debug`: without ACLs, the debugging endpoints are open.
+    pub enable_debug: bool,
     /// Whether this agent runs a client.
     pub client_enabled: bool,
     /// The resolved agent configuration, as `/v1/agent/self` shows it.
@@ -39,6 +45,8 @@ pub fn routes(info: Arc<AgentInfo>) -> Router {
         .route("/v1/agent/self", get(agent_self))
         .route("/v1/agent/members", get(members))
         .route("/v1/agent/health", get(health))
+        .route("/v1/agent/schedulers", get(schedulers))
+        .route("/v1/agent/host", get(super::host::host))
         .route("/v1/status/leader", get(leader))
         .route("/v1/status/peers", get(peers))
         .route("/v1/regions", get(regions))
@@ -182,4 +190,69 @@ async fn regions(
     Ok(JsonReply::new(vec![info.region.clone()])
         .pretty(opts.pretty)
         .into_response())
+}
+
+/// Go's `time.RFC3339Nano`: UTC, fractional seconds without trailing zeros.
+fn rfc3339_nano(t: chrono::DateTime<chrono::Utc>) -> String {
+    let full = t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    match full.strip_suffix('Z').and_then(|s| s.split_once('.')) {
+        Some((secs, frac)) => {
+            let frac = frac.trim_end_matches('0');
+            if frac.is_empty() {
+                format!("{secs}Z")
+            } else {
+                format!("{secs}.{frac}Z")
+            }
+        }
+        None => full,
+    }
+}
+
+/// `GET /v1/agent/schedulers`: this server's scheduler workers, in the snake_case shape of
+/// Nomad's `AgentSchedulerWorkersInfo`; a client-only agent has none (400, as Nomad).
+async fn schedulers(
+    State(info): State<Arc<AgentInfo>>,
+    opts: QueryOptions,
+) -> Result<Response, HttpError> {
+    let Some(server) = &info.workers else {
+        return Err(HttpError::bad_request("Server only endpoint"));
+    };
+    let enabled = crate::server::scheduler::SCHEDULER_TYPES;
+    let workers: Vec<Value> = server
+        .workers
+        .snapshot()
+        .iter()
+        .map(|w| {
+            json!({
+                "id": w.id,
+                "enabled_schedulers": enabled,
+                "started": rfc3339_nano(w.started),
+                "status": w.status(),
+                "workload_status": w.workload(),
+            })
+        })
+        .collect();
+    let body = json!({
+        "server_id": format!("{}.{}", info.name, info.region),
+        "schedulers": workers,
+    });
+    Ok(JsonReply::new(body).pretty(opts.pretty).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339_nano;
+
+    #[test]
+    fn times_print_as_go_rfc3339_nano() {
+        let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        assert_eq!(
+            rfc3339_nano(t("2026-12-07T18:00:00.120000000Z")),
+            "2026-12-07T18:00:00.12Z"
+        );
+        assert_eq!(
+            rfc3339_nano(t("2026-12-07T18:00:00Z")),
+            "2026-12-07T18:00:00Z"
+        );
+    }
 }

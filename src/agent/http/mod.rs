@@ -7,6 +7,8 @@ mod acl;
 mod agent_endpoints;
 mod forward;
 mod forward_ws;
+mod host;
+mod metrics;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use axum::routing::any;
 pub use acl::AgentAcl;
 pub use agent_endpoints::AgentInfo;
 pub use forward::{Directory, Forwarder, ForwarderError};
+pub use metrics::MetricsState;
 
 use crate::client::Client;
 use crate::client::http::client_routes;
@@ -34,13 +37,16 @@ use crate::server::http::{App, cluster_api_router, router as server_router, rpc_
 /// path to a server.
 pub fn api_router(
     info: Arc<AgentInfo>,
+    metrics: MetricsState,
     server: Option<&Arc<Server>>,
     cluster_api: Option<&Arc<ClusterApi>>,
     client: Option<&Client>,
     forwarder: &Forwarder,
     acl: Arc<dyn AclBackend>,
 ) -> Router {
-    let mut api = Router::new().merge(agent_endpoints::routes(info));
+    let mut api = Router::new()
+        .merge(agent_endpoints::routes(info))
+        .merge(metrics::routes(metrics));
     if let Some(s) = server {
         api = api.merge(server_router(App { server: s.clone() }));
     }
@@ -55,7 +61,8 @@ pub fn api_router(
             any(forward::proxy_unknown).with_state(forwarder.clone()),
         );
     }
-    apply_layers(with_acl(api, acl))
+    let timed = with_acl(api, acl).route_layer(middleware::from_fn(metrics::time_request));
+    apply_layers(timed)
 }
 
 /// Every route behind the ACL check (`crate::http::acl`); unmatched paths stay 404s.

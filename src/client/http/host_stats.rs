@@ -14,49 +14,49 @@ use crate::structs::time::now_nanos;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HostStats {
-    memory: HostMemory,
+    pub(crate) memory: HostMemory,
     #[serde(rename = "CPU")]
-    cpu: Vec<HostCpu>,
-    disk_stats: Vec<HostDisk>,
-    alloc_dir_stats: Option<HostDisk>,
-    device_stats: Vec<serde_json::Value>,
-    uptime: u64,
-    timestamp: i64,
+    pub(crate) cpu: Vec<HostCpu>,
+    pub(crate) disk_stats: Vec<HostDisk>,
+    pub(crate) alloc_dir_stats: Option<HostDisk>,
+    pub(crate) device_stats: Vec<serde_json::Value>,
+    pub(crate) uptime: u64,
+    pub(crate) timestamp: i64,
     #[serde(rename = "CPUTicksConsumed")]
-    cpu_ticks_consumed: f64,
+    pub(crate) cpu_ticks_consumed: f64,
 }
 
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct HostMemory {
-    total: u64,
-    available: u64,
-    used: u64,
-    free: u64,
+pub(crate) struct HostMemory {
+    pub(crate) total: u64,
+    pub(crate) available: u64,
+    pub(crate) used: u64,
+    pub(crate) free: u64,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct HostCpu {
+pub(crate) struct HostCpu {
     #[serde(rename = "CPU")]
-    cpu: String,
-    user: f64,
-    system: f64,
-    idle: f64,
-    total_percent: f64,
-    total_ticks: f64,
+    pub(crate) cpu: String,
+    pub(crate) user: f64,
+    pub(crate) system: f64,
+    pub(crate) idle: f64,
+    pub(crate) total_percent: f64,
+    pub(crate) total_ticks: f64,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct HostDisk {
-    device: String,
-    mountpoint: String,
-    size: u64,
-    used: u64,
-    available: u64,
-    used_percent: f64,
-    inodes_used_percent: f64,
+pub(crate) struct HostDisk {
+    pub(crate) device: String,
+    pub(crate) mountpoint: String,
+    pub(crate) size: u64,
+    pub(crate) used: u64,
+    pub(crate) available: u64,
+    pub(crate) used_percent: f64,
+    pub(crate) inodes_used_percent: f64,
 }
 
 /// Jiffies of one CPU line of /proc/stat: (user incl. nice, system incl. irq, idle incl. iowait, total).

@@ -7,7 +7,7 @@ mod alloc_lookup;
 mod fs;
 mod fs_path;
 mod gc;
-mod host_stats;
+pub(crate) mod host_stats;
 mod lifecycle;
 mod logs;
 mod stats;

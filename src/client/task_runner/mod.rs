@@ -127,12 +127,18 @@ impl TaskRunner {
     /// Creates the runner and its handle, emitting `Received` (or, when restoring, taking
     /// over the persisted state and events).
     pub fn new(cfg: TaskRunnerConfig) -> (TaskRunner, TaskRunnerHandle) {
-        let shared = Arc::new(TaskShared::new(
-            &cfg.alloc.id,
-            &cfg.task.name,
-            cfg.db.clone(),
-            cfg.on_change.clone(),
-        ));
+        let shared = Arc::new(
+            TaskShared::new(
+                &cfg.alloc.id,
+                &cfg.task.name,
+                cfg.db.clone(),
+                cfg.on_change.clone(),
+            )
+            .with_metric_labels(crate::client::gauges::task_labels(
+                &cfg.alloc,
+                &cfg.task.name,
+            )),
+        );
         let mut task_dir_done = false;
         match &cfg.restore {
             Some(TaskRecord {

@@ -34,6 +34,8 @@ pub(crate) struct TaskShared {
     handle: Mutex<Option<TaskHandle>>,
     db: Arc<dyn StateDb>,
     on_change: Arc<Notify>,
+    /// The task's metric labels; empty counts nothing (tests).
+    metric_labels: Vec<metrics::Label>,
 }
 
 impl TaskShared {
@@ -50,7 +52,14 @@ impl TaskShared {
             handle: Mutex::new(None),
             db,
             on_change,
+            metric_labels: Vec::new(),
         }
+    }
+
+    /// Counts this task's state changes under `labels` (see `client::gauges`).
+    pub(crate) fn with_metric_labels(mut self, labels: Vec<metrics::Label>) -> Self {
+        self.metric_labels = labels;
+        self
     }
 
     /// Installs what an earlier agent process persisted, without writing it back or
@@ -102,6 +111,7 @@ impl TaskShared {
             if let Some(mut ev) = ev {
                 populate_display_message(&mut ev);
                 if ev.r#type == event::RESTARTING {
+                    crate::client::gauges::count_restart(&self.metric_labels);
                     st.restarts += 1;
                     st.last_restart = chrono::DateTime::from_timestamp_nanos(ev.time);
                 }
@@ -112,6 +122,12 @@ impl TaskShared {
             }
             if let Some(new_state) = new_state {
                 let old = std::mem::replace(&mut st.state, new_state);
+                crate::client::gauges::count_transition(
+                    &self.metric_labels,
+                    old,
+                    new_state,
+                    st.failed,
+                );
                 if new_state == TaskStateName::Running && old != TaskStateName::Running {
                     st.started_at = Utc::now();
                 }

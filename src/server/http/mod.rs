@@ -10,6 +10,7 @@ mod events;
 mod job_dispatch;
 mod job_parse;
 mod job_scale;
+mod job_statuses;
 mod job_submission;
 mod job_versions;
 mod jobs;
@@ -65,6 +66,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .merge(jobs::routes())
         .merge(job_parse::routes())
+        .merge(job_statuses::routes())
         .merge(allocations::routes())
         .merge(nodes::routes())
         .merge(node_admin::routes())

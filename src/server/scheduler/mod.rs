@@ -30,6 +30,14 @@ use crate::structs::{
     JOB_TYPE_SERVICE, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, Job, Node,
 };
 
+/// The evaluation types a worker schedules (`/v1/agent/schedulers`' `enabled_schedulers`).
+pub const SCHEDULER_TYPES: [&str; 4] = [
+    JOB_TYPE_SERVICE,
+    JOB_TYPE_BATCH,
+    JOB_TYPE_SYSTEM,
+    JOB_TYPE_SYSBATCH,
+];
+
 /// Read access to the cluster state at one index.
 pub trait SchedulerView: Send + Sync {
     /// The state index this view was taken at.
