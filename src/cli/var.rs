@@ -57,7 +57,7 @@ impl Common {
     }
 }
 
-/// `yurt var get [-item k] [-out json|table] <path>`.
+/// `yurt var get [-item k] [-out json|table|go-template] [-template T] <path>`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
     #[command(flatten)]
@@ -65,9 +65,13 @@ pub struct GetArgs {
     /// Print only the value of this item, without a trailing newline.
     #[arg(long)]
     item: Option<String>,
-    /// Output format: json or table (default: table on a terminal, json otherwise).
+    /// Output format: json, table or go-template (default: go-template with -template,
+    /// else table on a terminal, json otherwise).
     #[arg(long)]
     out: Option<String>,
+    /// A Go template to format the variable with (`-template '{{.Items.user}}'`).
+    #[arg(long)]
+    template: Option<String>,
     /// The variable's path.
     path: String,
 }
@@ -229,7 +233,16 @@ fn table(v: &VariableDecrypted) -> String {
 }
 
 async fn get(a: &GetArgs) -> Result<(), CliError> {
-    let out = out_format(&a.out, "table")?;
+    let out = match (a.out.as_deref(), &a.template) {
+        (None | Some("go-template"), Some(_)) => "go-template".to_string(),
+        (Some("go-template"), None) => {
+            return Err("A template must be supplied using '-template' when using go-template formatting".into());
+        }
+        (Some(_), Some(_)) => {
+            return Err("The '-template' flag is only valid when using 'go-template' formatting".into());
+        }
+        (_, None) => out_format(&a.out, "table")?,
+    };
     let client = a.common.client()?;
     let var: VariableDecrypted = match client.get_json(&var_url(&a.path), &[]).await {
         Ok(v) => v,
@@ -248,6 +261,13 @@ async fn get(a: &GetArgs) -> Result<(), CliError> {
     match out.as_str() {
         "json" => println!("{}", pretty(&var)?),
         "table" => println!("{}", table(&var)),
+        "go-template" => {
+            let format = crate::cli::output::FormatArgs {
+                json: false,
+                template: a.template.clone(),
+            };
+            println!("{}", format.render(&var)?);
+        }
         _ => {}
     }
     Ok(())
