@@ -252,7 +252,7 @@ mod tests {
                     \x20 +/- Count: \"2\" => \"3\"\n\
                     \x20 +   Task: \"sidecar\" (forces create/destroy update)\n\
                     \x20 +/- Task: \"redis\"\n\
-                    \x20   + Env[A]: \"1\"\n\
+                    \x20   +   Env[A]: \"1\"\n\
                     \x20   +/- Config {\n\
                     \x20     +/- image: \"r:6\" => \"r:7\"\n\
                     \x20       }\n\n";

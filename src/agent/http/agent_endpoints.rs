@@ -80,6 +80,8 @@ fn member(info: &AgentInfo) -> Member {
     tags.insert("role".to_string(), "nomad".to_string());
     tags.insert("rpc_addr".to_string(), addr.clone());
     tags.insert("bootstrap".to_string(), "1".to_string());
+    // The protocol `/v1/operator/raft/configuration` reports for this server.
+    tags.insert("raft_vsn".to_string(), "3".to_string());
     Member {
         name: format!("{}.{}", info.name, info.region),
         addr,
