@@ -307,6 +307,10 @@ fn plan_run_history_revert_scale_and_eval() {
         header,
         ["ID", "Node", "ID", "Task", "Group", "Version", "Desired", "Status", "Created", "Modified"]
     );
+    let out = ok(&addr, &["job", "allocs", "-verbose", "bat"]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(&header[..7], ["ID", "Eval", "ID", "Node", "ID", "Node", "Name"]);
+    assert!(out.contains(&alloc_id), "{out}");
     let listed = json_of(&ok(&addr, &["job", "allocs", "-json", "bat"]));
     assert!(listed.as_array().unwrap().iter().all(|a| a["JobID"] == "bat"));
     let ids = ok(&addr, &["job", "allocs", "-t", "{{range .}}{{.ID}} {{end}}", "bat"]);
@@ -454,6 +458,28 @@ fn parent_jobs_deployments_init_members_and_completion() {
     assert_eq!(children.as_array().unwrap().len(), 1, "{children}");
     let err = fails(&addr, &["job", "periodic", "force", "param"], 1);
     assert!(err.contains("No periodic job(s)"), "{err}");
+
+    // Parents say what they are in the job list.
+    let out = ok(&addr, &["job", "status"]);
+    let kind = |id: &str| {
+        out.lines()
+            .find_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                (cols.first() == Some(&id)).then(|| cols[1].to_string())
+            })
+            .unwrap_or_else(|| panic!("no {id} in {out}"))
+    };
+    assert_eq!(kind("per"), "batch/periodic");
+    assert_eq!(kind("param"), "batch/parameterized");
+
+    // var get renders a Go template over the variable.
+    ok(&addr, &["var", "put", "app/db", "user=me", "pw=secret"]);
+    assert_eq!(
+        ok(&addr, &["var", "get", "-template", "{{.Items.user}}@{{.Path}}", "app/db"]),
+        "me@app/db\n"
+    );
+    let err = fails(&addr, &["var", "get", "-out", "go-template", "app/db"], 1);
+    assert!(err.contains("-template"), "{err}");
 
     // A service job's deployments.
     let svc = write("svc.nomad.hcl", SERVICE_JOB);

@@ -305,11 +305,23 @@ pub fn jobs_table(jobs: &[Value]) -> String {
             .to_vec(),
     ];
     for j in jobs {
+        // Nomad's getTypeString and getStatusString: parents and stopped jobs say so.
+        let mut ty = j["Type"].as_str().unwrap_or_default().to_string();
+        if j["Periodic"] == true {
+            ty.push_str("/periodic");
+        }
+        if j["ParameterizedJob"] == true {
+            ty.push_str("/parameterized");
+        }
+        let mut status = j["Status"].as_str().unwrap_or_default().to_string();
+        if j["Stop"] == true {
+            status.push_str(" (stopped)");
+        }
         rows.push(vec![
             j["ID"].as_str().unwrap_or_default().to_string(),
-            j["Type"].as_str().unwrap_or_default().to_string(),
+            ty,
             j["Priority"].as_i64().unwrap_or(0).to_string(),
-            j["Status"].as_str().unwrap_or_default().to_string(),
+            status,
             super::output::format_unix_nanos(j["SubmitTime"].as_i64().unwrap_or(0)),
         ]);
     }

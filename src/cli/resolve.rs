@@ -87,9 +87,12 @@ pub async fn resolve(
 fn pick(
     kind: Kind,
     prefix: &str,
-    found: Vec<Value>,
+    mut found: Vec<Value>,
     table: impl Fn(&[Value]) -> String,
 ) -> Result<Value, CliError> {
+    // UUID prefixes are matched as whole bytes server-side (an odd-length prefix loses its
+    // last character), so the list can hold IDs the prefix does not start.
+    found.retain(|v| v["ID"].as_str().is_some_and(|id| id.starts_with(prefix)));
     if let Some(exact) = found.iter().find(|v| v["ID"] == prefix) {
         return Ok(exact.clone());
     }
@@ -139,6 +142,14 @@ mod tests {
         assert_eq!(many.0, "Prefix matched multiple evaluations\n\nabc,abd");
         let none = pick(ALLOC, "zz", vec![], ids).unwrap_err();
         assert_eq!(none.0, "No allocation(s) with prefix or id \"zz\" found");
+        let odd = pick(
+            EVAL,
+            "abc",
+            vec![json!({"ID": "abc1"}), json!({"ID": "abd2"})],
+            ids,
+        )
+        .unwrap();
+        assert_eq!(id_of(&odd), "abc1");
         let none = pick(NODE, "zz", vec![], ids).unwrap_err();
         assert_eq!(none.0, "No node(s) with prefix \"zz\" found");
     }
