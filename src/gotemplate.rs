@@ -59,7 +59,10 @@ mod tests {
     fn fields_ranges_and_conditionals() {
         let alloc = json!({"ID": "abc", "Count": 3, "Tags": ["a", "b"], "Nested": {"Name": "web"}});
         assert_eq!(render("{{.ID}}", &alloc).unwrap(), "abc");
-        assert_eq!(render("{{.Nested.Name}}:{{.Count}}", &alloc).unwrap(), "web:3");
+        assert_eq!(
+            render("{{.Nested.Name}}:{{.Count}}", &alloc).unwrap(),
+            "web:3"
+        );
         assert_eq!(
             render("{{range .Tags}}[{{.}}]{{end}}", &alloc).unwrap(),
             "[a][b]"
@@ -69,10 +72,7 @@ mod tests {
             "three"
         );
         let list = json!([{"ID": "a"}, {"ID": "b"}]);
-        assert_eq!(
-            render("{{range .}}{{.ID}} {{end}}", &list).unwrap(),
-            "a b "
-        );
+        assert_eq!(render("{{range .}}{{.ID}} {{end}}", &list).unwrap(), "a b ");
     }
 
     #[test]

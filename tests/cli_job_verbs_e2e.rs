@@ -196,7 +196,10 @@ fn plan_run_history_revert_scale_and_eval() {
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.starts_with("+ Job: \"bat\"\n"), "{out}");
     assert!(out.contains("+ Task Group: \"work\" (1 create)"), "{out}");
-    assert!(out.contains("Scheduler dry-run:\n- All tasks successfully allocated."), "{out}");
+    assert!(
+        out.contains("Scheduler dry-run:\n- All tasks successfully allocated."),
+        "{out}"
+    );
     assert!(out.contains("Job Modify Index: 0"), "{out}");
     assert!(out.contains("yurt job run -check-index 0 "), "{out}");
     // -diff=false leaves the diff out; -json-output prints the plan response.
@@ -212,7 +215,11 @@ fn plan_run_history_revert_scale_and_eval() {
     assert_eq!((code, out.as_str()), (1, "Added\n"));
 
     // -check-index: a job that does not exist yet is only registered with index 0.
-    let err = fails(&addr, &["job", "run", "-check-index", "7", "-detach", path], 1);
+    let err = fails(
+        &addr,
+        &["job", "run", "-check-index", "7", "-detach", path],
+        1,
+    );
     assert!(err.contains("Enforcing job modify index 7"), "{err}");
     assert!(err.contains("Job not updated"), "{err}");
     assert!(http.get(&agent.url("/v1/job/bat")).status == 404);
@@ -224,13 +231,19 @@ fn plan_run_history_revert_scale_and_eval() {
     // Unchanged: exit 0, the group's allocations ignored.
     let (code, out, err) = yurt(&addr, &["job", "plan", path]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.starts_with("Job: \"bat\"\nTask Group: \"work\" (1 ignore)"), "{out}");
+    assert!(
+        out.starts_with("Job: \"bat\"\nTask Group: \"work\" (1 ignore)"),
+        "{out}"
+    );
 
     // A count change: an edited field, one allocation to create, and the index to run with.
     let (code, out, _) = yurt(&addr, &["job", "plan", "-var", "count=2", path]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("+/- Job: \"bat\""), "{out}");
-    assert!(out.contains("+/- Task Group: \"work\" (1 create, 1 in-place update)"), "{out}");
+    assert!(
+        out.contains("+/- Task Group: \"work\" (1 create, 1 in-place update)"),
+        "{out}"
+    );
     assert!(out.contains("+/- Count: \"1\" => \"2\""), "{out}");
     let index = out
         .lines()
@@ -239,17 +252,37 @@ fn plan_run_history_revert_scale_and_eval() {
         .to_string();
     assert_ne!(index, "0");
     assert!(
-        out.contains(&format!("yurt job run -check-index {index} -var=\"count=2\" {path}")),
+        out.contains(&format!(
+            "yurt job run -check-index {index} -var=\"count=2\" {path}"
+        )),
         "{out}"
     );
     ok(
         &addr,
-        &["job", "run", "-check-index", &index, "-detach", "-var", "count=2", path],
+        &[
+            "job",
+            "run",
+            "-check-index",
+            &index,
+            "-detach",
+            "-var",
+            "count=2",
+            path,
+        ],
     );
     // The same index again is stale now.
     let err = fails(
         &addr,
-        &["job", "run", "-check-index", &index, "-detach", "-var", "count=3", path],
+        &[
+            "job",
+            "run",
+            "-check-index",
+            &index,
+            "-detach",
+            "-var",
+            "count=3",
+            path,
+        ],
         1,
     );
     assert!(err.contains("Job not updated"), "{err}");
@@ -262,24 +295,42 @@ fn plan_run_history_revert_scale_and_eval() {
         .filter_map(|l| l.strip_prefix("Version     = "))
         .collect();
     assert_eq!(versions, ["1", "0"], "{out}");
-    assert!(out.contains("Stable      = ") && out.contains("Submit Date = "), "{out}");
+    assert!(
+        out.contains("Stable      = ") && out.contains("Submit Date = "),
+        "{out}"
+    );
     let out = ok(&addr, &["job", "history", "-p", "ba"]);
     assert!(out.contains("Diff        = \n+/- Job: \"bat\""), "{out}");
     assert!(out.contains("+/- Count: \"1\" => \"2\""), "{out}");
     let all = json_of(&ok(&addr, &["job", "history", "-json", "bat"]));
     assert_eq!(all.as_array().unwrap().len(), 2);
     assert_eq!(
-        ok(&addr, &["job", "history", "-t", "{{range .}}{{.Version}} {{end}}", "bat"]),
+        ok(
+            &addr,
+            &[
+                "job",
+                "history",
+                "-t",
+                "{{range .}}{{.Version}} {{end}}",
+                "bat"
+            ]
+        ),
         "1 0 \n"
     );
-    let v0 = json_of(&ok(&addr, &["job", "history", "-json", "-version", "0", "bat"]));
+    let v0 = json_of(&ok(
+        &addr,
+        &["job", "history", "-json", "-version", "0", "bat"],
+    ));
     assert_eq!(v0["Version"], 0);
     let err = fails(&addr, &["job", "history", "-json", "-p", "bat"], 1);
     assert!(err.contains("exclusive"), "{err}");
 
     // Scale: the only group needs no name; a wrong group is named in the error.
     let out = ok(&addr, &["job", "scale", "-detach", "bat", "3"]);
-    assert!(out.contains("Job scale successful") && out.contains("Evaluation ID: "), "{out}");
+    assert!(
+        out.contains("Job scale successful") && out.contains("Evaluation ID: "),
+        "{out}"
+    );
     running_allocs(&http, &agent, "bat", 3);
     let err = fails(&addr, &["job", "scale", "bat", "nope", "2"], 1);
     assert!(err.contains("\"nope\""), "{err}");
@@ -290,7 +341,10 @@ fn plan_run_history_revert_scale_and_eval() {
     let out = ok(&addr, &["job", "revert", "bat", "0"]);
     assert!(out.contains("Monitoring evaluation"), "{out}");
     running_allocs(&http, &agent, "bat", 1);
-    assert_eq!(ok(&addr, &["job", "inspect", "-t", "{{.Version}}", "bat"]), "3\n");
+    assert_eq!(
+        ok(&addr, &["job", "inspect", "-t", "{{.Version}}", "bat"]),
+        "3\n"
+    );
     let inspected = json_of(&ok(&addr, &["job", "inspect", "bat"]));
     assert_eq!(inspected["Job"]["ID"], "bat");
 
@@ -305,37 +359,72 @@ fn plan_run_history_revert_scale_and_eval() {
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["ID", "Node", "ID", "Task", "Group", "Version", "Desired", "Status", "Created", "Modified"]
+        [
+            "ID", "Node", "ID", "Task", "Group", "Version", "Desired", "Status", "Created",
+            "Modified"
+        ]
     );
     let out = ok(&addr, &["job", "allocs", "-verbose", "bat"]);
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(&header[..7], ["ID", "Eval", "ID", "Node", "ID", "Node", "Name"]);
+    assert_eq!(
+        &header[..7],
+        ["ID", "Eval", "ID", "Node", "ID", "Node", "Name"]
+    );
     assert!(out.contains(&alloc_id), "{out}");
     let listed = json_of(&ok(&addr, &["job", "allocs", "-json", "bat"]));
-    assert!(listed.as_array().unwrap().iter().all(|a| a["JobID"] == "bat"));
-    let ids = ok(&addr, &["job", "allocs", "-t", "{{range .}}{{.ID}} {{end}}", "bat"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["JobID"] == "bat")
+    );
+    let ids = ok(
+        &addr,
+        &["job", "allocs", "-t", "{{range .}}{{.ID}} {{end}}", "bat"],
+    );
     assert!(ids.contains(&alloc_id), "{ids}");
-    assert_eq!(ok(&addr, &["job", "deployments", "bat"]), "No deployments found\n");
+    assert_eq!(
+        ok(&addr, &["job", "deployments", "bat"]),
+        "No deployments found\n"
+    );
 
     // job status -json / -t: Nomad's per-job summary, allocations, deployment, evaluations.
     let status = json_of(&ok(&addr, &["job", "status", "-json", "bat"]));
     assert_eq!(status[0]["Summary"]["JobID"], "bat");
     assert!(status[0]["Evaluations"].as_array().unwrap().len() >= 3);
     assert_eq!(
-        ok(&addr, &["job", "status", "-t", "{{range .}}{{.Summary.JobID}}{{end}}", "bat"]),
+        ok(
+            &addr,
+            &[
+                "job",
+                "status",
+                "-t",
+                "{{range .}}{{.Summary.JobID}}{{end}}",
+                "bat"
+            ]
+        ),
         "bat\n"
     );
     let err = fails(&addr, &["job", "status", "-json", "-t", "{{.}}", "bat"], 1);
-    assert!(err.contains("Both json and template formatting are not allowed"), "{err}");
-    let err = fails(&addr, &["job", "status", "-t", "{{range .}}{{.Nope}}{{end}}", "bat"], 1);
+    assert!(
+        err.contains("Both json and template formatting are not allowed"),
+        "{err}"
+    );
+    let err = fails(
+        &addr,
+        &["job", "status", "-t", "{{range .}}{{.Nope}}{{end}}", "bat"],
+        1,
+    );
     assert!(err.contains("Nope"), "{err}");
 
     // Evaluations: list, status by prefix, -json and -t.
     let out = ok(&addr, &["eval", "list"]);
     assert!(
-        out.lines().next().unwrap().starts_with(
-            "ID        Priority  Triggered By  "
-        ),
+        out.lines()
+            .next()
+            .unwrap()
+            .starts_with("ID        Priority  Triggered By  "),
         "{out}"
     );
     let evals = json_of(&ok(&addr, &["eval", "list", "-job", "bat", "-json"]));
@@ -346,18 +435,31 @@ fn plan_run_history_revert_scale_and_eval() {
     assert_eq!(kv(&out, "ID"), &eval_id[..8]);
     assert_eq!(kv(&out, "Job ID"), "bat");
     assert_eq!(kv(&out, "Namespace"), "default");
-    assert_eq!(ok(&addr, &["eval", "status", "-t", "{{.ID}}", &eval_id[..6]]), format!("{eval_id}\n"));
+    assert_eq!(
+        ok(&addr, &["eval", "status", "-t", "{{.ID}}", &eval_id[..6]]),
+        format!("{eval_id}\n")
+    );
     let one = json_of(&ok(&addr, &["eval", "status", "-json", &eval_id]));
     assert_eq!(one["ID"], eval_id.as_str());
     let err = fails(&addr, &["eval", "status", "a"], 1);
-    assert!(err.contains("must contain at least two characters"), "{err}");
-    let unknown = if eval_id.starts_with("ff") { "00ff00" } else { "ff00ff" };
+    assert!(
+        err.contains("must contain at least two characters"),
+        "{err}"
+    );
+    let unknown = if eval_id.starts_with("ff") {
+        "00ff00"
+    } else {
+        "ff00ff"
+    };
     let err = fails(&addr, &["eval", "status", unknown], 1);
     assert!(err.contains("No evaluation(s) with prefix or id"), "{err}");
 
     // Alloc, node and deployment read commands take -json and -t too.
     assert_eq!(
-        ok(&addr, &["alloc", "status", "-t", "{{.JobID}}", &alloc_id[..8]]),
+        ok(
+            &addr,
+            &["alloc", "status", "-t", "{{.JobID}}", &alloc_id[..8]]
+        ),
         "bat\n"
     );
     let nodes = json_of(&ok(&addr, &["node", "status", "-json"]));
@@ -371,13 +473,20 @@ fn plan_run_history_revert_scale_and_eval() {
     for id in ["amb-one", "amb-two"] {
         let mut job = service_job(id, 0);
         job["Type"] = json!("batch");
-        assert_eq!(http.put(&agent.url("/v1/jobs"), &json!({"Job": job})).status, 200);
+        assert_eq!(
+            http.put(&agent.url("/v1/jobs"), &json!({"Job": job}))
+                .status,
+            200
+        );
     }
     let err = fails(&addr, &["job", "status", "amb"], 1);
     assert!(err.starts_with("Prefix matched multiple jobs"), "{err}");
     assert!(err.contains("amb-one") && err.contains("amb-two"), "{err}");
     let err = fails(&addr, &["status", "amb"], 1);
-    assert!(err.starts_with("Multiple matches found for id \"amb\""), "{err}");
+    assert!(
+        err.starts_with("Multiple matches found for id \"amb\""),
+        "{err}"
+    );
     assert!(err.contains("Jobs:\namb-one, amb-two"), "{err}");
 
     // Top-level status: the job list, or whatever one prefix names.
@@ -385,7 +494,10 @@ fn plan_run_history_revert_scale_and_eval() {
     assert!(out.starts_with("ID "), "{out}");
     assert!(out.contains("Submit Date") && out.contains("bat"), "{out}");
     let out = ok(&addr, &["status", "bat"]);
-    assert!(out.contains("Allocations") && kv(&out, "ID") == "bat", "{out}");
+    assert!(
+        out.contains("Allocations") && kv(&out, "ID") == "bat",
+        "{out}"
+    );
     let out = ok(&addr, &["status", &alloc_id[..8]]);
     assert_eq!(kv(&out, "ID"), &alloc_id[..8]);
     assert!(out.contains("Client Status"), "{out}");
@@ -429,14 +541,14 @@ fn parent_jobs_deployments_init_members_and_completion() {
     let payload = write("payload.txt", "input data");
     let out = ok(
         &addr,
-        &["job", "dispatch", "-detach", "-meta", "who=me", "param", &payload],
+        &[
+            "job", "dispatch", "-detach", "-meta", "who=me", "param", &payload,
+        ],
     );
     let child = kv(&out, "Dispatched Job ID").to_string();
     assert!(child.starts_with("param/dispatch-"), "{out}");
     assert!(!kv(&out, "Evaluation ID").is_empty(), "{out}");
-    let stored = http
-        .get(&agent.url(&format!("/v1/job/{child}")))
-        .json();
+    let stored = http.get(&agent.url(&format!("/v1/job/{child}"))).json();
     assert_eq!(stored["Meta"]["who"], "me");
     let err = fails(&addr, &["job", "dispatch", "param"], 1);
     assert!(err.contains("Failed to dispatch job"), "{err}");
@@ -444,16 +556,30 @@ fn parent_jobs_deployments_init_members_and_completion() {
     assert!(err.contains("Error parsing meta value: novalue"), "{err}");
     let out = ok(
         &addr,
-        &["job", "dispatch", "-meta", "who=you", "-id-prefix-template", "run", "param"],
+        &[
+            "job",
+            "dispatch",
+            "-meta",
+            "who=you",
+            "-id-prefix-template",
+            "run",
+            "param",
+        ],
     );
-    assert!(kv(&out, "Dispatched Job ID").starts_with("param/dispatch-"), "{out}");
+    assert!(
+        kv(&out, "Dispatched Job ID").starts_with("param/dispatch-"),
+        "{out}"
+    );
     assert!(out.contains("Monitoring evaluation"), "{out}");
 
     // Periodic force launches a child now; a job that is not periodic is refused.
     let per = write("per.nomad.hcl", PERIODIC_JOB);
     ok(&addr, &["job", "run", "-detach", &per]);
     let out = ok(&addr, &["job", "periodic", "force", "-detach", "per"]);
-    assert!(out.contains("Force periodic successful") && out.contains("Evaluation ID: "), "{out}");
+    assert!(
+        out.contains("Force periodic successful") && out.contains("Evaluation ID: "),
+        "{out}"
+    );
     let children = http.get(&agent.url("/v1/jobs?prefix=per/periodic-")).json();
     assert_eq!(children.as_array().unwrap().len(), 1, "{children}");
     let err = fails(&addr, &["job", "periodic", "force", "param"], 1);
@@ -475,7 +601,16 @@ fn parent_jobs_deployments_init_members_and_completion() {
     // var get renders a Go template over the variable.
     ok(&addr, &["var", "put", "app/db", "user=me", "pw=secret"]);
     assert_eq!(
-        ok(&addr, &["var", "get", "-template", "{{.Items.user}}@{{.Path}}", "app/db"]),
+        ok(
+            &addr,
+            &[
+                "var",
+                "get",
+                "-template",
+                "{{.Items.user}}@{{.Path}}",
+                "app/db"
+            ]
+        ),
         "me@app/db\n"
     );
     let err = fails(&addr, &["var", "get", "-out", "go-template", "app/db"], 1);
@@ -489,18 +624,27 @@ fn parent_jobs_deployments_init_members_and_completion() {
         out.contains("svc").then_some(out)
     });
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["ID", "Job", "ID", "Job", "Version", "Status", "Description"]);
+    assert_eq!(
+        header,
+        ["ID", "Job", "ID", "Job", "Version", "Status", "Description"]
+    );
     let out = ok(&addr, &["job", "deployments", "-latest", "svc"]);
     assert_eq!(kv(&out, "Job ID"), "svc");
     assert!(out.contains("Deployed\nTask Group"), "{out}");
     let list = json_of(&ok(&addr, &["job", "deployments", "-json", "svc"]));
     let dep_id = list[0]["ID"].as_str().unwrap().to_string();
     assert_eq!(
-        ok(&addr, &["deployment", "list", "-t", "{{range .}}{{.JobID}}{{end}}"]),
+        ok(
+            &addr,
+            &["deployment", "list", "-t", "{{range .}}{{.JobID}}{{end}}"]
+        ),
         "svc\n"
     );
     assert_eq!(
-        ok(&addr, &["deployment", "status", "-t", "{{.ID}}", &dep_id[..8]]),
+        ok(
+            &addr,
+            &["deployment", "status", "-t", "{{.ID}}", &dep_id[..8]]
+        ),
         format!("{dep_id}\n")
     );
 
@@ -510,10 +654,21 @@ fn parent_jobs_deployments_init_members_and_completion() {
     assert_eq!(out, "Example job file written to example.nomad.hcl\n");
     let (code, _, err) = yurt_in(Some(dir.path()), &addr, &["job", "init", "-short"]);
     assert_eq!(code, 1);
-    assert!(err.contains("Job 'example.nomad.hcl' already exists"), "{err}");
-    let (code, _, err) = yurt_in(Some(dir.path()), &addr, &["job", "init", "-short", "short.hcl"]);
+    assert!(
+        err.contains("Job 'example.nomad.hcl' already exists"),
+        "{err}"
+    );
+    let (code, _, err) = yurt_in(
+        Some(dir.path()),
+        &addr,
+        &["job", "init", "-short", "short.hcl"],
+    );
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = yurt_in(Some(dir.path()), &addr, &["job", "init", "-connect", "c.hcl"]);
+    let (code, _, err) = yurt_in(
+        Some(dir.path()),
+        &addr,
+        &["job", "init", "-connect", "c.hcl"],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("Connect"), "{err}");
     let example = dir.path().join("example.nomad.hcl");
@@ -527,29 +682,87 @@ fn parent_jobs_deployments_init_members_and_completion() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["Name", "Address", "Port", "Status", "Leader", "Raft", "Version", "Build", "Datacenter", "Region"]
+        [
+            "Name",
+            "Address",
+            "Port",
+            "Status",
+            "Leader",
+            "Raft",
+            "Version",
+            "Build",
+            "Datacenter",
+            "Region"
+        ]
     );
-    assert!(lines[1].contains("alive") && lines[1].contains("true"), "{out}");
+    assert!(
+        lines[1].contains("alive") && lines[1].contains("true"),
+        "{out}"
+    );
     let members = json_of(&ok(&addr, &["server", "members", "-json"]));
     assert_eq!(members[0]["Tags"]["Leader"], "true");
     assert_eq!(
-        ok(&addr, &["server", "members", "-t", "{{range .}}{{.Status}}{{end}}"]),
+        ok(
+            &addr,
+            &["server", "members", "-t", "{{range .}}{{.Status}}{{end}}"]
+        ),
         "alive\n"
     );
-    let config = http.get(&agent.url("/v1/operator/raft/configuration")).json();
+    let config = http
+        .get(&agent.url("/v1/operator/raft/configuration"))
+        .json();
     assert!(config["Index"].as_u64().unwrap() > 0, "{config}");
     assert_eq!(config["Servers"][0]["Address"], agent.rpc_addr().as_str());
     let out = ok(&addr, &["operator", "raft", "list-peers"]);
-    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows[0], ["Node", "ID", "Address", "State", "Voter", "RaftProtocol"]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["Node", "ID", "Address", "State", "Voter", "RaftProtocol"]
+    );
     assert_eq!(rows.len(), 2, "{out}");
-    assert_eq!(&rows[1][2..], [agent.rpc_addr().as_str(), "leader", "true", "3"]);
+    assert_eq!(
+        &rows[1][2..],
+        [agent.rpc_addr().as_str(), "leader", "true", "3"]
+    );
 
     // Completion scripts need no agent.
     for shell in ["bash", "zsh", "fish"] {
         let out = ok("http://127.0.0.1:1", &["completion", shell]);
-        assert!(out.contains("yurt") && out.contains("list-peers"), "{shell}");
+        assert!(
+            out.contains("yurt") && out.contains("list-peers"),
+            "{shell}"
+        );
     }
     let err = fails("http://127.0.0.1:1", &["completion", "tcsh"], 1);
     assert!(err.contains("tcsh"), "{err}");
+}
+
+#[test]
+fn the_raft_configuration_needs_operator_read() {
+    let mut opts = AgentOpts::server();
+    opts.extra_hcl.push_str("acl {\n  enabled = true\n}\n");
+    let agent = Agent::start(opts);
+    let addr = agent.url("");
+    let http = Http::default();
+    let r = http.get(&agent.url("/v1/operator/raft/configuration"));
+    assert_eq!(r.status, 403, "{}", r.body);
+    let err = fails(&addr, &["operator", "raft", "list-peers"], 1);
+    assert!(
+        err.contains("Failed to retrieve raft configuration") && err.contains("403"),
+        "{err}"
+    );
+    let boot = http.post(&agent.url("/v1/acl/bootstrap"), &json!({}));
+    assert_eq!(boot.status, 200, "{}", boot.body);
+    let secret = boot.json()["SecretID"].as_str().unwrap().to_string();
+    let out = ok(
+        &addr,
+        &["operator", "raft", "list-peers", "-token", &secret],
+    );
+    assert!(
+        out.contains(&agent.rpc_addr()) && out.contains("leader"),
+        "{out}"
+    );
 }

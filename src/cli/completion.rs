@@ -56,7 +56,10 @@ mod tests {
         ] {
             let text = String::from_utf8(script(shell)).unwrap();
             assert!(text.contains("yurt"), "{shell:?}");
-            assert!(text.contains("plan") && text.contains("list-peers"), "{shell:?}");
+            assert!(
+                text.contains("plan") && text.contains("list-peers"),
+                "{shell:?}"
+            );
         }
     }
 }

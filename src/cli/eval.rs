@@ -221,7 +221,10 @@ fn format_eval(eval: &Value, placed: &[Value], verbose: bool) -> String {
         }
         _ => {}
     }
-    kv.push(("Priority", eval["Priority"].as_i64().unwrap_or(0).to_string()));
+    kv.push((
+        "Priority",
+        eval["Priority"].as_i64().unwrap_or(0).to_string(),
+    ));
     kv.push(("Placement Failures", failure_text));
     let wait_until = s(eval, "WaitUntil");
     if !wait_until.is_empty() && !wait_until.starts_with("0001-01-01") {
@@ -325,12 +328,7 @@ fn plan_annotations(updates: &serde_json::Map<String, Value>, verbose: bool) -> 
     let mut rows = vec![header];
     for (tg, d) in updates {
         let mut row = vec![tg.clone()];
-        row.extend(
-            fixed
-                .iter()
-                .chain(&shown)
-                .map(|(_, k)| n(d, k).to_string()),
-        );
+        row.extend(fixed.iter().chain(&shown).map(|(_, k)| n(d, k).to_string()));
         rows.push(row);
     }
     format_list(&rows)
@@ -340,7 +338,9 @@ fn plan_annotations(updates: &serde_json::Map<String, Value>, verbose: bool) -> 
 pub fn format_alloc_metrics(m: &Value, prefix: &str) -> String {
     let mut out = String::new();
     if m["NodesEvaluated"].as_u64().unwrap_or(0) == 0 {
-        out.push_str(&format!("{prefix}* No nodes were eligible for evaluation\n"));
+        out.push_str(&format!(
+            "{prefix}* No nodes were eligible for evaluation\n"
+        ));
     }
     let counts = |key: &str| -> Vec<(String, u64)> {
         m[key]

@@ -400,7 +400,10 @@ async fn job_json(api: &ApiClient, id: &str, all_allocs: bool) -> Result<Value, 
         .await
         .map_err(|e| CliError(format!("Error querying job summary: {e}")))?;
     let allocations: Value = api
-        .get_json(&format!("/v1/job/{id}/allocations"), &[("all", all.as_str())])
+        .get_json(
+            &format!("/v1/job/{id}/allocations"),
+            &[("all", all.as_str())],
+        )
         .await
         .map_err(|e| CliError(format!("Error querying job allocations: {e}")))?;
     let deployment: Value = api

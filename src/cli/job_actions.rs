@@ -152,8 +152,9 @@ pub async fn dispatch(api: &ApiClient, a: DispatchArgs) -> Result<(), CliError> 
                 .map_err(|e| CliError(format!("Error reading input data: {e}")))?;
             buf
         }
-        Some(path) => std::fs::read(path)
-            .map_err(|e| CliError(format!("Error reading input data: {e}")))?,
+        Some(path) => {
+            std::fs::read(path).map_err(|e| CliError(format!("Error reading input data: {e}")))?
+        }
     };
     let mut meta = Map::new();
     for m in &a.meta {
@@ -313,16 +314,16 @@ pub async fn deployments(api: &ApiClient, a: DeploymentsArgs) -> Result<(), CliE
         if d.is_null() {
             println!("No deployment found");
         } else {
-            println!(
-                "{}",
-                super::deployment::format_deployment(&d, a.verbose)
-            );
+            println!("{}", super::deployment::format_deployment(&d, a.verbose));
         }
         return Ok(());
     }
     let all = a.all.to_string();
     let list: Vec<Value> = api
-        .get_json(&format!("/v1/job/{id}/deployments"), &[("all", all.as_str())])
+        .get_json(
+            &format!("/v1/job/{id}/deployments"),
+            &[("all", all.as_str())],
+        )
         .await
         .map_err(|e| CliError(format!("Error retrieving deployments: {e}")))?;
     if a.format.print(&list)? {

@@ -64,7 +64,10 @@ pub async fn history(api: &ApiClient, a: HistoryArgs) -> Result<(), CliError> {
         .into_iter()
         .enumerate()
         .map(|(i, v)| (v, diffs.get(i).cloned()))
-        .filter(|(v, _)| a.version.is_none_or(|want| v["Version"].as_u64() == Some(want)))
+        .filter(|(v, _)| {
+            a.version
+                .is_none_or(|want| v["Version"].as_u64() == Some(want))
+        })
         .collect();
     if let Some(want) = a.version
         && entries.is_empty()
@@ -90,7 +93,10 @@ pub async fn history(api: &ApiClient, a: HistoryArgs) -> Result<(), CliError> {
 fn format_version(job: &Value, diff: Option<&Value>, full: bool) -> Result<String, CliError> {
     let mut kv: Vec<(&str, String)> = vec![
         ("Version", job["Version"].as_u64().unwrap_or(0).to_string()),
-        ("Stable", job["Stable"].as_bool().unwrap_or(false).to_string()),
+        (
+            "Stable",
+            job["Stable"].as_bool().unwrap_or(false).to_string(),
+        ),
         (
             "Submit Date",
             format_unix_nanos(job["SubmitTime"].as_i64().unwrap_or(0)),

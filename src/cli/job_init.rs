@@ -108,9 +108,11 @@ pub fn example(short: bool) -> &'static str {
 
 pub fn init(a: InitArgs) -> Result<(), CliError> {
     if a.connect {
-        return Err("yurt does not run Consul Connect sidecars, so it has no -connect example; \
+        return Err(
+            "yurt does not run Consul Connect sidecars, so it has no -connect example; \
                     `yurt job init` writes one that runs on yurt"
-            .into());
+                .into(),
+        );
     }
     let name = a.filename.as_deref().unwrap_or(DEFAULT_NAME);
     // create_new refuses an existing file without a window between a check and the write.

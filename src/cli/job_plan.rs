@@ -92,10 +92,7 @@ async fn plan(a: PlanArgs, flags: &ApiFlags) -> Result<u8, CliError> {
         return Ok(exit_code(&resp));
     }
     if a.diff {
-        println!(
-            "{}\n",
-            format_job_diff(&resp["Diff"], a.verbose).trim()
-        );
+        println!("{}\n", format_job_diff(&resp["Diff"], a.verbose).trim());
     }
     println!("Scheduler dry-run:");
     println!("{}", format_dry_run(&resp, &job));
@@ -180,7 +177,9 @@ fn format_dry_run(resp: &Value, job: &Value) -> String {
         let wait = eval["Wait"].as_i64().unwrap_or(0);
         out.push_str(&format!(
             "- Rolling update, next evaluation will be in {}.\n",
-            crate::structs::time::format_go_duration(std::time::Duration::from_nanos(wait.max(0) as u64))
+            crate::structs::time::format_go_duration(std::time::Duration::from_nanos(
+                wait.max(0) as u64
+            ))
         ));
     }
     let next = resp["NextPeriodicLaunch"].as_str().unwrap_or_default();
@@ -190,7 +189,9 @@ fn format_dry_run(resp: &Value, job: &Value) -> String {
             out.push_str(&format!(
                 "- If submitted now, next periodic launch would be at {} ({} from now).\n",
                 at.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%SZ"),
-                crate::structs::time::format_go_duration(std::time::Duration::from_secs(from_now.num_seconds().max(0) as u64))
+                crate::structs::time::format_go_duration(std::time::Duration::from_secs(
+                    from_now.num_seconds().max(0) as u64
+                ))
             ));
         }
     }

@@ -57,7 +57,10 @@ pub fn main(args: OperatorArgs) -> ExitCode {
 async fn list_peers(api: &ApiClient, a: &ListPeersArgs) -> Result<(), CliError> {
     let stale = a.stale.to_string();
     let config: Value = api
-        .get_json("/v1/operator/raft/configuration", &[("stale", stale.as_str())])
+        .get_json(
+            "/v1/operator/raft/configuration",
+            &[("stale", stale.as_str())],
+        )
         .await
         .map_err(|e| CliError(format!("Failed to retrieve raft configuration: {e}")))?;
     println!("{}", peers_table(&config));

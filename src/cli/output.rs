@@ -84,11 +84,12 @@ impl FormatArgs {
         let value = serde_json::to_value(data)
             .map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
         match &self.template {
-            Some(text) if !text.is_empty() => crate::gotemplate::render(text, &value)
-                .map_err(|e| CliError(e.to_string())),
-            Some(_) => Err(
-                "template needs to be specified in golang's text/template format.".into(),
-            ),
+            Some(text) if !text.is_empty() => {
+                crate::gotemplate::render(text, &value).map_err(|e| CliError(e.to_string()))
+            }
+            Some(_) => {
+                Err("template needs to be specified in golang's text/template format.".into())
+            }
             None => json_indented(&value),
         }
     }

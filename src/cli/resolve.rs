@@ -102,7 +102,12 @@ fn pick(
             Err(format!("No {}(s) with {what} {prefix:?} found", kind.noun).into())
         }
         1 => Ok(found.into_iter().next().unwrap_or_default()),
-        _ => Err(format!("Prefix matched multiple {}\n\n{}", kind.plural, table(&found)).into()),
+        _ => Err(format!(
+            "Prefix matched multiple {}\n\n{}",
+            kind.plural,
+            table(&found)
+        )
+        .into()),
     }
 }
 

@@ -105,7 +105,12 @@ fn members_table(list: &[Value], leader: &str, verbose: bool) -> String {
         if verbose {
             row.push(m["ProtocolCur"].as_u64().unwrap_or(0).to_string());
         }
-        row.extend([tag(m, "raft_vsn"), tag(m, "build"), tag(m, "dc"), tag(m, "region")]);
+        row.extend([
+            tag(m, "raft_vsn"),
+            tag(m, "build"),
+            tag(m, "dc"),
+            tag(m, "region"),
+        ]);
         if verbose {
             let tags: Vec<String> = m["Tags"]
                 .as_object()

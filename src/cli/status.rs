@@ -140,15 +140,25 @@ mod tests {
         assert_eq!(pick("ab", &m).unwrap(), ("alloc", "abcd-1".to_string()));
         let m = json!({"allocs": ["abcd-1"], "evals": ["abce-2"]});
         let err = pick("ab", &m).unwrap_err().0;
-        assert!(err.starts_with("Multiple matches found for id \"ab\""), "{err}");
-        assert!(err.contains("Allocs:\nabcd-1") && err.contains("Evals:\nabce-2"), "{err}");
+        assert!(
+            err.starts_with("Multiple matches found for id \"ab\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("Allocs:\nabcd-1") && err.contains("Evals:\nabce-2"),
+            "{err}"
+        );
         assert!(pick("zz", &json!({})).is_err());
     }
 
     #[test]
     fn the_status_command_is_rewritten_for_the_kind() {
         assert_eq!(
-            rewrite(&os(&["yurt", "status", "-verbose", "ab"]), "alloc", Some(("ab", "abcd"))),
+            rewrite(
+                &os(&["yurt", "status", "-verbose", "ab"]),
+                "alloc",
+                Some(("ab", "abcd"))
+            ),
             os(&["yurt", "alloc", "status", "-verbose", "abcd"])
         );
         assert_eq!(

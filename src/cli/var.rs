@@ -236,10 +236,15 @@ async fn get(a: &GetArgs) -> Result<(), CliError> {
     let out = match (a.out.as_deref(), &a.template) {
         (None | Some("go-template"), Some(_)) => "go-template".to_string(),
         (Some("go-template"), None) => {
-            return Err("A template must be supplied using '-template' when using go-template formatting".into());
+            return Err(
+                "A template must be supplied using '-template' when using go-template formatting"
+                    .into(),
+            );
         }
         (Some(_), Some(_)) => {
-            return Err("The '-template' flag is only valid when using 'go-template' formatting".into());
+            return Err(
+                "The '-template' flag is only valid when using 'go-template' formatting".into(),
+            );
         }
         (_, None) => out_format(&a.out, "table")?,
     };
