@@ -178,22 +178,26 @@ fn format_dry_run(resp: &Value, job: &Value) -> String {
         out.push_str(&format!(
             "- Rolling update, next evaluation will be in {}.\n",
             crate::structs::time::format_go_duration(std::time::Duration::from_nanos(
-                wait.max(0) as u64
+                u64::try_from(wait).unwrap_or(0)
             ))
         ));
     }
-    let next = resp["NextPeriodicLaunch"].as_str().unwrap_or_default();
-    if !next.is_empty() && !next.starts_with("0001-01-01") && job["ParameterizedJob"].is_null() {
-        if let Ok(at) = chrono::DateTime::parse_from_rfc3339(next) {
-            let from_now = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-            out.push_str(&format!(
-                "- If submitted now, next periodic launch would be at {} ({} from now).\n",
-                at.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%SZ"),
-                crate::structs::time::format_go_duration(std::time::Duration::from_secs(
-                    from_now.num_seconds().max(0) as u64
-                ))
-            ));
-        }
+    let next = resp["NextPeriodicLaunch"]
+        .as_str()
+        .filter(|n| !n.starts_with("0001-01-01"))
+        .and_then(|n| chrono::DateTime::parse_from_rfc3339(n).ok());
+    if let Some(at) = next
+        && job["ParameterizedJob"].is_null()
+    {
+        let at = at.with_timezone(&chrono::Utc);
+        let from_now = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        out.push_str(&format!(
+            "- If submitted now, next periodic launch would be at {} ({} from now).\n",
+            at.format("%Y-%m-%dT%H:%M:%SZ"),
+            crate::structs::time::format_go_duration(std::time::Duration::from_secs(
+                from_now.as_secs()
+            ))
+        ));
     }
     out.trim_end_matches('\n').to_string()
 }
