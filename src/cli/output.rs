@@ -106,13 +106,11 @@ impl FormatArgs {
 
 /// JSON indented by four spaces, as Nomad's CLI prints it.
 pub fn json_indented(value: &impl Serialize) -> Result<String, CliError> {
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    value
-        .serialize(&mut ser)
+    let bytes = crate::http::to_json_bytes(value, true)
         .map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
-    String::from_utf8(out).map_err(|e| CliError(format!("Error formatting the data: {e}")))
+    let text = String::from_utf8(bytes)
+        .map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
+    Ok(text.trim_end().to_string())
 }
 
 /// Nomad's `formatKV`: keys padded so the `=` signs line up.
@@ -164,11 +162,18 @@ pub fn short_id(id: &str, verbose: bool) -> String {
     }
 }
 
-/// Unix nanoseconds as Nomad's `01/02/06 15:04:05 UTC`.
+/// Nomad's `formatTime` of unix nanoseconds: ISO 8601 in local time, empty for the epoch
+/// and zero times (less confusing than 1970).
 pub fn format_unix_nanos(nanos: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(nanos)
-        .format("%m/%d/%y %H:%M:%S UTC")
-        .to_string()
+    if nanos < 1_000_000_000 {
+        return String::new();
+    }
+    let t = chrono::DateTime::from_timestamp_nanos(nanos).with_timezone(&chrono::Local);
+    if t.offset().local_minus_utc() == 0 {
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    }
 }
 
 /// Nomad's `prettyTimeDiff` for a past instant in unix nanoseconds (`5m3s ago`).

@@ -193,19 +193,6 @@ fn var_url(path: &str) -> String {
     format!("/v1/var/{}", path.trim_matches('/'))
 }
 
-/// Go's `formatTime` of unix nanoseconds: ISO 8601 in local time.
-fn iso_time(nanos: i64) -> String {
-    if nanos < 1_000_000_000 {
-        return String::new();
-    }
-    let t = chrono::DateTime::from_timestamp_nanos(nanos).with_timezone(&chrono::Local);
-    if t.offset().local_minus_utc() == 0 {
-        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
-    }
-}
-
 fn pretty(v: &impl serde::Serialize) -> Result<String, CliError> {
     let bytes =
         to_json_bytes(v, true).map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
@@ -218,10 +205,16 @@ fn table(v: &VariableDecrypted) -> String {
     let mut meta = vec![
         ("Namespace", m.namespace.clone()),
         ("Path", m.path.clone()),
-        ("Create Time", iso_time(m.create_time)),
+        (
+            "Create Time",
+            crate::cli::output::format_unix_nanos(m.create_time),
+        ),
     ];
     if m.create_time != m.modify_time {
-        meta.push(("Modify Time", iso_time(m.modify_time)));
+        meta.push((
+            "Modify Time",
+            crate::cli::output::format_unix_nanos(m.modify_time),
+        ));
     }
     meta.push(("Check Index", m.modify_index.to_string()));
     let items: Vec<(&str, String)> = v
@@ -344,7 +337,7 @@ fn cas_conflict(check_index: u64, body: &str) -> CliError {
     if current.modify_index > 0 {
         msg.push_str(&format!(
             "    The server-side item was last updated on {}.\n",
-            iso_time(current.modify_time)
+            crate::cli::output::format_unix_nanos(current.modify_time)
         ));
     }
     msg.push_str(&format!(
@@ -422,10 +415,13 @@ async fn list(a: &ListArgs) -> Result<(), CliError> {
             "Path".to_string(),
             "Last Updated".to_string(),
         ]];
-        rows.extend(
-            vars.iter()
-                .map(|v| vec![v.namespace.clone(), v.path.clone(), iso_time(v.modify_time)]),
-        );
+        rows.extend(vars.iter().map(|v| {
+            vec![
+                v.namespace.clone(),
+                v.path.clone(),
+                crate::cli::output::format_unix_nanos(v.modify_time),
+            ]
+        }));
         println!("{}", format_list(&rows));
     }
     if let Some(token) = next {
