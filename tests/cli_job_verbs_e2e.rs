@@ -347,6 +347,14 @@ fn plan_run_history_revert_scale_and_eval() {
     );
     let inspected = json_of(&ok(&addr, &["job", "inspect", "bat"]));
     assert_eq!(inspected["Job"]["ID"], "bat");
+    let bare = json_of(&ok(
+        &addr,
+        &["job", "inspect", "-json", "-version", "1", "bat"],
+    ));
+    assert_eq!(
+        (bare["ID"].as_str(), bare["Version"].as_u64()),
+        (Some("bat"), Some(1))
+    );
 
     // job eval: detached prints the new evaluation, else follows it.
     let out = ok(&addr, &["job", "eval", "-detach", "bat"]);

@@ -99,7 +99,7 @@ pub struct InspectArgs {
     /// Format the job with a Go template instead of printing `{"Job": …}`.
     #[arg(short = 't', value_name = "TEMPLATE")]
     template: Option<String>,
-    /// Print the job as JSON (the default output; accepted for Nomad's flag).
+    /// Print the job itself as JSON (the default output wraps it as `{"Job": …}`).
     #[arg(long)]
     json: bool,
     /// Job ID or prefix.
@@ -257,7 +257,9 @@ async fn job_inspect(api: &ApiClient, a: InspectArgs) -> Result<(), CliError> {
         None => current,
         Some(version) => {
             let id = current["ID"].as_str().unwrap_or(&a.job).to_string();
-            let versions: Value = api.get_json(&format!("/v1/job/{id}/versions"), &[]).await?;
+            let versions: Value = api
+                .get_json(&format!("/v1/job/{}/versions", path_escape(&id)), &[])
+                .await?;
             versions["Versions"]
                 .as_array()
                 .and_then(|all| {
@@ -268,8 +270,8 @@ async fn job_inspect(api: &ApiClient, a: InspectArgs) -> Result<(), CliError> {
                 .ok_or_else(|| CliError(format!("Job {id:?} has no version {version}")))?
         }
     };
-    if format.template.is_some() {
-        format.print(&job)?;
+    // -json and -t show the job itself; the default wraps it for `job run -json`.
+    if format.print(&job)? {
         return Ok(());
     }
     println!("{}", super::output::json_indented(&json!({"Job": job}))?);

@@ -260,6 +260,25 @@ mod tests {
     }
 
     #[test]
+    fn verbose_expands_added_tasks() {
+        let diff = json!({"Type": "Added", "ID": "new", "TaskGroups": [{
+            "Type": "Added", "Name": "g", "Updates": {"create": 1},
+            "Fields": [{"Type": "Added", "Name": "Count", "Old": "", "New": "1"}],
+            "Tasks": [{"Type": "Added", "Name": "t",
+                       "Fields": [{"Type": "Added", "Name": "Driver", "Old": "", "New": "raw_exec"}]}]
+        }]});
+        assert_eq!(
+            format_job_diff(&diff, false),
+            "+ Job: \"new\"\n+ Task Group: \"g\" (1 create)\n  + Task: \"t\"\n\n"
+        );
+        assert_eq!(
+            format_job_diff(&diff, true),
+            "+ Job: \"new\"\n+ Task Group: \"g\" (1 create)\n  + Count: \"1\"\n  \
+             + Task: \"t\"\n    + Driver: \"raw_exec\"\n\n"
+        );
+    }
+
+    #[test]
     fn an_unchanged_job_lists_its_groups_only() {
         let diff = json!({"Type": "None", "ID": "web", "TaskGroups": [
             {"Type": "None", "Name": "cache", "Updates": {"ignore": 3}, "Tasks": null}]});
