@@ -439,6 +439,31 @@ fn plan_run_history_revert_scale_and_eval() {
     let evals = evals.as_array().unwrap();
     assert!(evals.len() >= 5 && evals.iter().all(|e| e["JobID"] == "bat"));
     let eval_id = evals[0]["ID"].as_str().unwrap().to_string();
+    let out = ok(&addr, &["eval", "list", "-per-page", "2", "-job", "bat"]);
+    assert_eq!(
+        out.lines().take_while(|l| !l.is_empty()).count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        out.contains("Results have been paginated") && out.contains("-page-token "),
+        "{out}"
+    );
+    let token = out.trim_end().rsplit(' ').next().unwrap().to_string();
+    let next = ok(
+        &addr,
+        &[
+            "eval",
+            "list",
+            "-per-page",
+            "2",
+            "-job",
+            "bat",
+            "-page-token",
+            &token,
+        ],
+    );
+    assert!(next.starts_with("ID "), "{next}");
     let out = ok(&addr, &["eval", "status", &eval_id[..8]]);
     assert_eq!(kv(&out, "ID"), &eval_id[..8]);
     assert_eq!(kv(&out, "Job ID"), "bat");

@@ -158,12 +158,32 @@ async fn list(api: &ApiClient, a: &ListArgs) -> Result<(), CliError> {
     }
     println!("{}", eval_table(&evals, a.verbose));
     if let Some(token) = next {
+        let args: Vec<String> = std::env::args().collect();
         println!(
-            "\nResults have been paginated. To get the next page run:\n\n\
-             yurt eval list -page-token {token}"
+            "\nResults have been paginated. To get the next page run:\n\n{} -page-token {token}",
+            without_page_token(&args).join(" ")
         );
     }
     Ok(())
+}
+
+/// The command line as typed, less any `-page-token` (and its value), for the next page's.
+fn without_page_token(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut skip_value = false;
+    for arg in args {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        let bare = arg.trim_start_matches('-');
+        if arg.starts_with('-') && (bare == "page-token" || bare.starts_with("page-token=")) {
+            skip_value = !bare.contains('=');
+            continue;
+        }
+        out.push(arg.clone());
+    }
+    out
 }
 
 async fn status(api: &ApiClient, a: &StatusArgs) -> Result<(), CliError> {
@@ -392,6 +412,21 @@ pub fn format_alloc_metrics(m: &Value, prefix: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_next_page_command_drops_the_old_token() {
+        let args: Vec<String> = ["yurt", "eval", "list", "-page-token", "a", "-per-page=2"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            without_page_token(&args),
+            ["yurt", "eval", "list", "-per-page=2"]
+        );
+        let args: Vec<String> = ["yurt", "eval", "list", "--page-token=b"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(without_page_token(&args), ["yurt", "eval", "list"]);
+    }
 
     #[test]
     fn metrics_name_each_reason() {

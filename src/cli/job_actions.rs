@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use base64::Engine as _;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
@@ -165,7 +166,6 @@ pub async fn dispatch(api: &ApiClient, a: DispatchArgs) -> Result<(), CliError> 
     }
     let job = resolve_job(api, &a.job).await?;
     let id = job_id(&job);
-    use base64::Engine as _;
     let mut body = json!({"JobID": id, "Meta": meta});
     if !payload.is_empty() {
         body["Payload"] = base64::engine::general_purpose::STANDARD
