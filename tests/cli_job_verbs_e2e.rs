@@ -206,6 +206,9 @@ fn plan_run_history_revert_scale_and_eval() {
     let (code, out, _) = yurt(&addr, &["job", "plan", "-diff=false", path]);
     assert_eq!(code, 1);
     assert!(out.starts_with("Scheduler dry-run:"), "{out}");
+    let (code, out, err) = yurt(&addr, &["job", "plan", "-diff", "-verbose", path]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("  + Task: \"sleep\"\n    + Driver:"), "{out}");
     let (code, out, _) = yurt(&addr, &["job", "plan", "-json-output", path]);
     assert_eq!(code, 1);
     let plan = json_of(&out);
@@ -322,6 +325,9 @@ fn plan_run_history_revert_scale_and_eval() {
         &["job", "history", "-json", "-version", "0", "bat"],
     ));
     assert_eq!(v0["Version"], 0);
+    let out = ok(&addr, &["job", "history", "-full", "-version", "0", "bat"]);
+    assert!(out.contains("Full        = JSON Job:\n{"), "{out}");
+    assert!(out.contains("\"ID\": \"bat\""), "{out}");
     let err = fails(&addr, &["job", "history", "-json", "-p", "bat"], 1);
     assert!(err.contains("exclusive"), "{err}");
 
@@ -583,6 +589,29 @@ fn parent_jobs_deployments_init_members_and_completion() {
     assert!(!kv(&out, "Evaluation ID").is_empty(), "{out}");
     let stored = http.get(&agent.url(&format!("/v1/job/{child}"))).json();
     assert_eq!(stored["Meta"]["who"], "me");
+    // The payload may come from stdin.
+    let mut piped = Command::new(env!("CARGO_BIN_EXE_yurt"))
+        .args([
+            "job", "dispatch", "-detach", "-meta", "who=pipe", "param", "-",
+        ])
+        .env("NOMAD_ADDR", &addr)
+        .env_remove("NOMAD_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run yurt");
+    {
+        use std::io::Write;
+        let mut stdin = piped.stdin.take().unwrap();
+        stdin.write_all(b"from stdin").unwrap();
+    }
+    let done = piped.wait_with_output().unwrap();
+    assert!(done.status.success());
+    let out = String::from_utf8_lossy(&done.stdout).into_owned();
+    let from_pipe = kv(&out, "Dispatched Job ID").to_string();
+    let stored = http.get(&agent.url(&format!("/v1/job/{from_pipe}"))).json();
+    assert_eq!(stored["Meta"]["who"], "pipe");
+    assert!(!stored["Payload"].is_null(), "{stored}");
     let err = fails(&addr, &["job", "dispatch", "param"], 1);
     assert!(err.contains("Failed to dispatch job"), "{err}");
     let err = fails(&addr, &["job", "dispatch", "-meta", "novalue", "param"], 1);

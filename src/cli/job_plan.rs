@@ -19,7 +19,7 @@ use super::output::{CliError, FormatArgs};
 pub struct PlanArgs {
     /// Print the job diff (`-diff=false` leaves it out).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
-          default_missing_value = "true", value_parser = parse_bool)]
+          require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     diff: bool,
     /// Expand added and deleted groups and tasks in the diff.
     #[arg(long)]
