@@ -4,6 +4,7 @@ pub mod acl;
 pub mod agent;
 pub mod cli;
 pub mod client;
+pub mod gotemplate;
 pub mod http;
 pub mod jobspec;
 pub mod rpc;

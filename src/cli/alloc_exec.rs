@@ -24,8 +24,6 @@ use crate::http::query::parse_go_bool;
 
 /// Nomad's heartbeat period on exec sockets.
 const HEARTBEAT: Duration = Duration::from_secs(10);
-/// Length of a full allocation UUID.
-const UUID_LEN: usize = 36;
 /// Characters of an alloc ID shown in messages (Nomad's short ID).
 const SHORT_ID: usize = 8;
 
@@ -303,49 +301,20 @@ async fn recv_signal(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()
 
 /// The full allocation for an ID or unique prefix (Nomad's rules and messages).
 async fn resolve_alloc(api: &ApiClient, id: &str) -> Result<Value, ExecCliError> {
-    if id.len() < 2 {
-        return Err(ExecCliError::Usage(
-            "Alloc ID must contain at least two characters.".into(),
-        ));
-    }
-    let not_found =
-        || ExecCliError::Usage(format!("No allocation(s) with prefix or id {id:?} found"));
-    if !id.is_ascii() {
-        return Err(not_found());
-    }
-    let full_id = if id.len() == UUID_LEN {
-        id.to_string()
-    } else {
-        // The prefix is decoded to bytes server-side: an odd length loses its last character.
-        let prefix = &id[..id.len() - id.len() % 2];
-        let list: Vec<Value> = api
-            .get_json("/v1/allocations", &[("prefix", prefix)])
-            .await?;
-        match list.as_slice() {
-            [] => return Err(not_found()),
-            [one] => one["ID"].as_str().unwrap_or_default().to_string(),
-            many => {
-                let mut msg = String::from("Prefix matched multiple allocations\n\n");
-                for a in many {
-                    let aid = a["ID"].as_str().unwrap_or_default();
-                    msg.push_str(&format!(
-                        "{}  {}  {}  {}\n",
-                        aid.get(..SHORT_ID).unwrap_or(aid),
-                        a["Name"].as_str().unwrap_or_default(),
-                        a["DesiredStatus"].as_str().unwrap_or_default(),
-                        a["ClientStatus"].as_str().unwrap_or_default(),
-                    ));
-                }
-                return Err(ExecCliError::Usage(msg.trim_end().to_string()));
-            }
-        }
-    };
+    let stub = super::resolve::resolve(api, super::resolve::ALLOC, id, |many| {
+        super::alloc::alloc_list(many, false)
+    })
+    .await
+    .map_err(|e| ExecCliError::Usage(e.0))?;
+    let full_id = super::resolve::id_of(&stub);
     match api
         .get_json(&format!("/v1/allocation/{full_id}"), &[])
         .await
     {
         Ok(v) => Ok(v),
-        Err(ApiError::Status { status: 404, .. }) => Err(not_found()),
+        Err(ApiError::Status { status: 404, .. }) => Err(ExecCliError::Usage(format!(
+            "No allocation(s) with prefix or id {id:?} found"
+        ))),
         Err(e) => Err(e.into()),
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::api_flags::{ApiFlags, CliTls};
-use crate::http::respond::HEADER_INDEX;
+use crate::http::respond::{HEADER_INDEX, HEADER_NEXT_TOKEN};
 use crate::tls::{ClientConfig, TlsError};
 
 /// Agent address when `NOMAD_ADDR` is unset.
@@ -212,7 +212,20 @@ impl ApiClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<(T, u64), ApiError> {
-        self.send(Method::GET, self.url(path, query), None).await
+        self.send(Method::GET, self.url(path, query), None)
+            .await
+            .map(|(v, index, _)| (v, index))
+    }
+
+    /// GETs a paged list, returning it and the `X-Nomad-NextToken` of the next page, if any.
+    pub async fn get_json_paged<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(T, Option<String>), ApiError> {
+        self.send(Method::GET, self.url(path, query), None)
+            .await
+            .map(|(v, _, next)| (v, next))
     }
 
     /// PUTs `body` as JSON to `path` and decodes the JSON answer.
@@ -224,7 +237,7 @@ impl ApiClient {
         let bytes = serde_json::to_vec(body).map_err(ApiError::Encode)?;
         self.send(Method::PUT, self.url(path, &[]), Some(bytes))
             .await
-            .map(|(v, _)| v)
+            .map(|(v, _, _)| v)
     }
 
     /// PUTs `body` as JSON to `path` with query pairs and decodes the JSON answer.
@@ -237,7 +250,7 @@ impl ApiClient {
         let bytes = serde_json::to_vec(body).map_err(ApiError::Encode)?;
         self.send(Method::PUT, self.url(path, query), Some(bytes))
             .await
-            .map(|(v, _)| v)
+            .map(|(v, _, _)| v)
     }
 
     /// DELETEs `path` (with query pairs) and decodes the JSON answer.
@@ -248,7 +261,7 @@ impl ApiClient {
     ) -> Result<T, ApiError> {
         self.send(Method::DELETE, self.url(path, query), None)
             .await
-            .map(|(v, _)| v)
+            .map(|(v, _, _)| v)
     }
 
     /// POSTs `body` as JSON to `path` and decodes the JSON answer.
@@ -260,7 +273,7 @@ impl ApiClient {
         let bytes = serde_json::to_vec(body).map_err(ApiError::Encode)?;
         self.send(Method::POST, self.url(path, &[]), Some(bytes))
             .await
-            .map(|(v, _)| v)
+            .map(|(v, _, _)| v)
     }
 
     /// POSTs `body` as JSON to `path` with query pairs and decodes the JSON answer.
@@ -273,7 +286,7 @@ impl ApiClient {
         let bytes = serde_json::to_vec(body).map_err(ApiError::Encode)?;
         self.send(Method::POST, self.url(path, query), Some(bytes))
             .await
-            .map(|(v, _)| v)
+            .map(|(v, _, _)| v)
     }
 
     /// GETs `path` and returns the successful response unread, for raw or streamed bodies
@@ -310,7 +323,7 @@ impl ApiClient {
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
-    ) -> Result<(T, u64), ApiError> {
+    ) -> Result<(T, u64, Option<String>), ApiError> {
         let url_text = url.to_string();
         let transport = |source| ApiError::Transport {
             url: url_text.clone(),
@@ -333,6 +346,12 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        let next_token = resp
+            .headers()
+            .get(HEADER_NEXT_TOKEN)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
         let text = resp.text().await.map_err(transport)?;
         if !status.is_success() {
             return Err(ApiError::Status {
@@ -350,7 +369,7 @@ impl ApiClient {
             url: url_text.clone(),
             source,
         })?;
-        Ok((value, index))
+        Ok((value, index, next_token))
     }
 }
 

@@ -65,7 +65,9 @@ pub fn normalize_args(args: Vec<OsString>, root: &Command) -> Vec<OsString> {
             continue;
         };
         if flag.get_action().takes_values() {
-            value_pending = value.is_none();
+            // A flag whose value must follow `=` (a Go bool that defaults to true, like
+            // `job plan -diff=false`) leaves the next argument alone.
+            value_pending = value.is_none() && !flag.is_require_equals_set();
             out.push(arg_with_dashes(name, value));
             continue;
         }
@@ -139,6 +141,32 @@ mod tests {
             norm(&["yurt", "agent", "-servers", "1.2.3.4:4647,5.6.7.8:4647"]),
             ["yurt", "agent", "--servers", "1.2.3.4:4647,5.6.7.8:4647"]
         );
+    }
+
+    #[test]
+    fn a_value_after_equals_only_does_not_take_the_next_argument() {
+        let root = Command::new("yurt").subcommand(
+            Command::new("plan")
+                .arg(
+                    Arg::new("diff")
+                        .long("diff")
+                        .num_args(0..=1)
+                        .require_equals(true)
+                        .default_missing_value("true"),
+                )
+                .arg(
+                    Arg::new("verbose")
+                        .long("verbose")
+                        .action(ArgAction::SetTrue),
+                )
+                .arg(Arg::new("file")),
+        );
+        let args = ["yurt", "plan", "-diff", "-verbose", "f.hcl"];
+        let out: Vec<String> = normalize_args(args.iter().map(OsString::from).collect(), &root)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(out, ["yurt", "plan", "--diff", "--verbose", "f.hcl"]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::api_client::ApiClient;
 use super::api_flags::ApiFlags;
 use super::eval_monitor::monitor;
-use super::output::{CliError, format_kv, format_list, run, short_id};
+use super::output::{CliError, FormatArgs, format_kv, format_list, run, short_id};
 
 /// How long `job run` follows a deployment before leaving it to run on its own.
 const FOLLOW_LIMIT: Duration = Duration::from_secs(15 * 60);
@@ -45,23 +45,21 @@ pub struct DeploymentArgs {
     pub api: ApiFlags,
 }
 
-/// `yurt deployment list [-json] [-verbose]`.
+/// `yurt deployment list [-json|-t T] [-verbose]`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Output the deployments in JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatArgs,
     /// Show full IDs.
     #[arg(long)]
     verbose: bool,
 }
 
-/// `yurt deployment status [-json] [-verbose] <deployment>`.
+/// `yurt deployment status [-json|-t T] [-verbose] <deployment>`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Output the deployment in JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatArgs,
     /// Show full IDs.
     #[arg(long)]
     verbose: bool,
@@ -130,20 +128,10 @@ fn str_of(v: &Value, key: &str) -> String {
 
 /// The one deployment whose ID starts with `prefix`.
 async fn resolve(api: &ApiClient, prefix: &str) -> Result<Value, CliError> {
-    let found: Vec<Value> = api
-        .get_json("/v1/deployments", &[("prefix", prefix)])
-        .await
-        .map_err(|e| CliError(format!("Error retrieving deployment: {e}")))?;
-    match found.len() {
-        0 => Err(CliError(format!(
-            "No deployment(s) with prefix or id {prefix:?} found"
-        ))),
-        1 => Ok(found.into_iter().next().unwrap_or_default()),
-        _ => Err(CliError(format!(
-            "Prefix matched multiple deployments\n\n{}",
-            list_table(&found, true)
-        ))),
-    }
+    super::resolve::resolve(api, super::resolve::DEPLOYMENT, prefix, |many| {
+        list_table(many, true)
+    })
+    .await
 }
 
 async fn write(
@@ -231,9 +219,10 @@ async fn list(api: &ApiClient, a: &ListArgs) -> Result<(), CliError> {
         .get_json("/v1/deployments", &[])
         .await
         .map_err(|e| CliError(format!("Error retrieving deployments: {e}")))?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-    } else if all.is_empty() {
+    if a.format.print(&all)? {
+        return Ok(());
+    }
+    if all.is_empty() {
         println!("No deployments found");
     } else {
         println!("{}", list_table(&all, a.verbose));
@@ -242,17 +231,13 @@ async fn list(api: &ApiClient, a: &ListArgs) -> Result<(), CliError> {
 }
 
 async fn status(api: &ApiClient, a: &StatusArgs) -> Result<(), CliError> {
+    a.format.check()?;
     let d = resolve(api, &a.deployment).await?;
     let full: Value = api
         .get_json(&format!("/v1/deployment/{}", str_of(&d, "ID")), &[])
         .await
         .map_err(|e| CliError(format!("Error retrieving deployment: {e}")))?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&full).unwrap_or_default()
-        );
-    } else {
+    if !a.format.print(&full)? {
         println!("{}", format_deployment(&full, a.verbose));
     }
     Ok(())

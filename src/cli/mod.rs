@@ -1,6 +1,7 @@
 //! The `yurt` command line: Nomad-style flags (single or double dash), subcommands
-//! `acl`, `agent`, `alloc`, `cluster`, `deployment`, `job`, `namespace`, `node`, `system`, `var` and `version`, and the
-//! API client they share.
+//! `acl`, `agent`, `alloc`, `cluster`, `completion`, `deployment`, `eval`, `job`, `namespace`,
+//! `node`, `operator`, `server`, `status`, `system`, `var` and `version`, and the API client
+//! they share.
 
 pub mod acl;
 pub mod agent;
@@ -10,13 +11,24 @@ pub mod api_client;
 pub mod api_flags;
 pub mod argv;
 pub mod cluster;
+pub mod completion;
 pub mod deployment;
+pub mod eval;
 pub mod eval_monitor;
 pub mod job;
+pub mod job_actions;
+pub mod job_diff;
 pub mod job_file;
+pub mod job_history;
+pub mod job_init;
+pub mod job_plan;
 pub mod namespace;
 pub mod node;
+pub mod operator;
 pub mod output;
+pub mod resolve;
+pub mod server;
+pub mod status;
 pub mod system;
 pub mod terminal;
 pub mod var;
@@ -53,12 +65,22 @@ pub enum Command {
     Alloc(alloc::AllocArgs),
     /// Start, stop and scale the Cluster API's job templates.
     Cluster(cluster::ClusterArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(completion::CompletionArgs),
+    /// Show and list evaluations.
+    Eval(eval::EvalArgs),
     /// Run, inspect and stop jobs.
     Job(job::JobArgs),
     /// Create, list, inspect and delete namespaces.
     Namespace(namespace::NamespaceArgs),
     /// List and inspect nodes; drain them and set their scheduling eligibility.
     Node(node::NodeArgs),
+    /// Cluster operations (`raft list-peers`).
+    Operator(operator::OperatorArgs),
+    /// List the servers of the region.
+    Server(server::ServerArgs),
+    /// List jobs, or show the status of whatever a prefix names.
+    Status(status::StatusArgs),
     /// Server maintenance: garbage collection, summary reconciliation.
     System(system::SystemArgs),
     /// Read, write, list, purge and lock variables.
@@ -75,7 +97,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap:
 
 /// Entry point used by `main`: parse, dispatch, map the outcome to an exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match parse_args(args) {
+    let argv: Vec<OsString> = args.into_iter().collect();
+    let cli = match parse_args(argv.clone()) {
         Ok(cli) => cli,
         Err(err) => {
             // Prints help/version to stdout and usage errors to stderr, as clap decides.
@@ -93,6 +116,23 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Deployment(args) => deployment::main(args),
         Command::Alloc(args) => alloc::main(args),
         Command::Cluster(args) => cluster::main(args),
+        Command::Completion(args) => output::run(async move { completion::print(&args) }),
+        Command::Eval(args) => eval::main(args),
+        Command::Operator(args) => operator::main(args),
+        Command::Server(args) => server::main(args),
+        Command::Status(args) => {
+            // The search runs on its own runtime, which must end before the chosen command
+            // starts one of its own.
+            let mut target = None;
+            let code = output::run(async {
+                target = Some(status::target(&args, &argv).await?);
+                Ok(())
+            });
+            match target {
+                Some(next) => main_with_args(next),
+                None => code,
+            }
+        }
         Command::Job(args) => job::main(args),
         Command::Namespace(args) => namespace::main(args),
         Command::Node(args) => node::main(args),

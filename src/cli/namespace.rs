@@ -9,8 +9,7 @@ use serde::Deserialize;
 
 use super::api_client::{ApiClient, ApiError};
 use super::api_flags::ApiFlags;
-use super::output::{CliError, format_kv, format_list, run};
-use crate::http::to_json_bytes;
+use super::output::{CliError, FormatArgs, format_kv, format_list, run};
 use crate::structs::{Namespace, NamespaceCapabilities, NamespaceNodePoolConfiguration};
 
 /// `yurt namespace` subcommands.
@@ -53,24 +52,22 @@ pub struct ApplyArgs {
     input: String,
 }
 
-/// `yurt namespace list [-json]`.
+/// `yurt namespace list [-json|-t T]`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
     #[command(flatten)]
     api: ApiFlags,
-    /// Output the namespaces in JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatArgs,
 }
 
-/// `yurt namespace status [-json] <namespace>`.
+/// `yurt namespace status [-json|-t T] <namespace>`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     api: ApiFlags,
-    /// Output the namespace in JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatArgs,
     /// The namespace's name or a unique prefix of it.
     namespace: String,
 }
@@ -89,7 +86,7 @@ pub fn main(args: NamespaceArgs) -> ExitCode {
     run(async move {
         match args.command {
             NamespaceCommand::Apply(a) => apply(&a.api.client()?, &a).await,
-            NamespaceCommand::List(a) => list(&a.api.client()?, a.json).await,
+            NamespaceCommand::List(a) => list(&a.api.client()?, &a.format).await,
             NamespaceCommand::Status(a) => status(&a.api.client()?, &a).await,
             NamespaceCommand::Delete(a) => delete(&a.api.client()?, &a.namespace).await,
         }
@@ -205,14 +202,6 @@ async fn apply(api: &ApiClient, a: &ApplyArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `-json` output: indented like Nomad's.
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
-    let bytes = to_json_bytes(value, true)
-        .map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
-    print!("{}", String::from_utf8_lossy(&bytes));
-    Ok(())
-}
-
 fn namespaces_table(namespaces: &[Namespace]) -> String {
     if namespaces.is_empty() {
         return "No namespaces found".to_string();
@@ -228,13 +217,14 @@ fn namespaces_table(namespaces: &[Namespace]) -> String {
     format_list(&rows)
 }
 
-async fn list(api: &ApiClient, json: bool) -> Result<(), CliError> {
+async fn list(api: &ApiClient, format: &FormatArgs) -> Result<(), CliError> {
+    format.check()?;
     let namespaces: Vec<Namespace> = api
         .get_json("/v1/namespaces", &[])
         .await
         .map_err(|e| CliError(format!("Error retrieving namespaces: {e}")))?;
-    if json {
-        return print_json(&namespaces);
+    if format.print(&namespaces)? {
+        return Ok(());
     }
     println!("{}", namespaces_table(&namespaces));
     Ok(())
@@ -286,6 +276,7 @@ fn status_text(ns: &Namespace) -> String {
 }
 
 async fn status(api: &ApiClient, a: &StatusArgs) -> Result<(), CliError> {
+    a.format.check()?;
     let retrieving = |e: String| CliError(format!("Error retrieving namespaces: {e}"));
     let matches: Vec<Namespace> = api
         .get_json("/v1/namespaces", &[("prefix", a.namespace.as_str())])
@@ -309,8 +300,8 @@ async fn status(api: &ApiClient, a: &StatusArgs) -> Result<(), CliError> {
             }
         },
     };
-    if a.json {
-        return print_json(ns);
+    if a.format.print(ns)? {
+        return Ok(());
     }
     println!("{}", status_text(ns));
     Ok(())

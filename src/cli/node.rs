@@ -12,7 +12,7 @@ use yurt_drivers::go_duration::parse_go_duration;
 use super::alloc::alloc_list;
 use super::api_client::ApiClient;
 use super::api_flags::ApiFlags;
-use super::output::{CliError, format_kv, format_list, run, short_id};
+use super::output::{CliError, FormatArgs, format_kv, format_list, run, short_id};
 use crate::structs::{Allocation, Node, NodeListStub};
 
 /// `yurt node` subcommands.
@@ -34,7 +34,7 @@ pub struct NodeArgs {
     pub command: NodeCommand,
 }
 
-/// `yurt node status [-verbose] [-json] [node]`.
+/// `yurt node status [-verbose] [-json|-t T] [node]`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -42,9 +42,8 @@ pub struct StatusArgs {
     /// Show full IDs.
     #[arg(long)]
     verbose: bool,
-    /// Output the node(s) in JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatArgs,
     /// A node ID or a unique prefix of one.
     node: Option<String>,
 }
@@ -116,26 +115,13 @@ pub fn main(args: NodeArgs) -> ExitCode {
 
 /// The one node an ID prefix names, with Nomad's messages when it names none or several.
 async fn resolve(api: &ApiClient, prefix: &str) -> Result<NodeListStub, CliError> {
-    if prefix.len() == 1 {
-        return Err("Node ID must contain at least two characters.".into());
-    }
-    let nodes: Vec<NodeListStub> = api
-        .get_json("/v1/nodes", &[("prefix", prefix)])
-        .await
-        .map_err(|e| CliError(format!("Error querying node info: {e}")))?;
-    match nodes.len() {
-        0 => Err(CliError(format!("No node(s) with prefix {prefix:?} found"))),
-        1 => Ok(nodes.into_iter().next().unwrap_or_default()),
-        _ => {
-            if let Some(exact) = nodes.iter().find(|n| n.id == prefix) {
-                return Ok(exact.clone());
-            }
-            Err(CliError(format!(
-                "Prefix matched multiple nodes\n\n{}",
-                nodes_table(&nodes, true)
-            )))
-        }
-    }
+    let stub = super::resolve::resolve(api, super::resolve::NODE, prefix, |many| {
+        let nodes: Vec<NodeListStub> =
+            serde_json::from_value(Value::Array(many.to_vec())).unwrap_or_default();
+        nodes_table(&nodes, true)
+    })
+    .await?;
+    serde_json::from_value(stub).map_err(|e| CliError(format!("Error querying node info: {e}")))
 }
 
 fn or_none(s: &str) -> String {
@@ -177,21 +163,14 @@ fn nodes_table(nodes: &[NodeListStub], verbose: bool) -> String {
     format_list(&rows)
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
-    println!("{text}");
-    Ok(())
-}
-
 async fn status(api: &ApiClient, a: &StatusArgs) -> Result<(), CliError> {
     let Some(prefix) = a.node.as_deref() else {
         let nodes: Vec<NodeListStub> = api
             .get_json("/v1/nodes", &[])
             .await
             .map_err(|e| CliError(format!("Error querying node status: {e}")))?;
-        if a.json {
-            return print_json(&nodes);
+        if a.format.print(&nodes)? {
+            return Ok(());
         }
         if nodes.is_empty() {
             println!("No nodes registered");
@@ -205,8 +184,8 @@ async fn status(api: &ApiClient, a: &StatusArgs) -> Result<(), CliError> {
         .get_json(&format!("/v1/node/{}", stub.id), &[])
         .await
         .map_err(|e| CliError(format!("Error querying node info: {e}")))?;
-    if a.json {
-        return print_json(&node);
+    if a.format.print(&node)? {
+        return Ok(());
     }
     let mut allocs: Vec<Value> = api
         .get_json(&format!("/v1/node/{}/allocations", node.id), &[])

@@ -4,6 +4,9 @@
 use std::future::Future;
 use std::process::ExitCode;
 
+use clap::Args;
+use serde::Serialize;
+
 use super::api_client::ApiError;
 
 /// A command's failure: the message printed to stderr (exit code 1).
@@ -47,6 +50,67 @@ pub fn run(fut: impl Future<Output = Result<(), CliError>>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Nomad's machine-readable output flags of the read commands: `-json` prints the API
+/// object, `-t` renders it with a Go template.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FormatArgs {
+    /// Print the API object as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Format the API object with a Go template (`-t '{{.ID}}'`).
+    #[arg(short = 't', value_name = "TEMPLATE")]
+    pub template: Option<String>,
+}
+
+impl FormatArgs {
+    /// Whether machine-readable output was asked for (the human layout is skipped).
+    pub fn requested(&self) -> bool {
+        self.json || self.template.is_some()
+    }
+
+    /// Refuses `-json` with `-t`, as Nomad does; call before any request is made.
+    pub fn check(&self) -> Result<(), CliError> {
+        if self.json && self.template.is_some() {
+            return Err("Both json and template formatting are not allowed".into());
+        }
+        Ok(())
+    }
+
+    /// `data` as `-json` (4-space indented, as Nomad's encoder) or `-t` asks.
+    pub fn render(&self, data: &impl Serialize) -> Result<String, CliError> {
+        self.check()?;
+        let value = serde_json::to_value(data)
+            .map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
+        match &self.template {
+            Some(text) if !text.is_empty() => {
+                crate::gotemplate::render(text, &value).map_err(|e| CliError(e.to_string()))
+            }
+            Some(_) => {
+                Err("template needs to be specified in golang's text/template format.".into())
+            }
+            None => json_indented(&value),
+        }
+    }
+
+    /// Prints `data` when machine-readable output was asked for; returns whether it did.
+    pub fn print(&self, data: &impl Serialize) -> Result<bool, CliError> {
+        if !self.requested() {
+            return Ok(false);
+        }
+        println!("{}", self.render(data)?);
+        Ok(true)
+    }
+}
+
+/// JSON indented by four spaces, as Nomad's CLI prints it.
+pub fn json_indented(value: &impl Serialize) -> Result<String, CliError> {
+    let bytes = crate::http::to_json_bytes(value, true)
+        .map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
+    Ok(text.trim_end().to_string())
 }
 
 /// Nomad's `formatKV`: keys padded so the `=` signs line up.
@@ -98,11 +162,18 @@ pub fn short_id(id: &str, verbose: bool) -> String {
     }
 }
 
-/// Unix nanoseconds as Nomad's `01/02/06 15:04:05 UTC`.
+/// Nomad's `formatTime` of unix nanoseconds: ISO 8601 in local time, empty for the epoch
+/// and zero times (less confusing than 1970).
 pub fn format_unix_nanos(nanos: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(nanos)
-        .format("%m/%d/%y %H:%M:%S UTC")
-        .to_string()
+    if nanos < 1_000_000_000 {
+        return String::new();
+    }
+    let t = chrono::DateTime::from_timestamp_nanos(nanos).with_timezone(&chrono::Local);
+    if t.offset().local_minus_utc() == 0 {
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    }
 }
 
 /// Nomad's `prettyTimeDiff` for a past instant in unix nanoseconds (`5m3s ago`).
@@ -126,6 +197,30 @@ pub fn ago(nanos: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_and_template_output() {
+        let data = serde_json::json!({"ID": "abc", "N": 1});
+        let json = FormatArgs {
+            json: true,
+            template: None,
+        };
+        assert_eq!(
+            json.render(&data).unwrap(),
+            "{\n    \"ID\": \"abc\",\n    \"N\": 1\n}"
+        );
+        let tmpl = FormatArgs {
+            json: false,
+            template: Some("{{.ID}}/{{.N}}".into()),
+        };
+        assert_eq!(tmpl.render(&data).unwrap(), "abc/1");
+        let both = FormatArgs {
+            json: true,
+            template: Some("{{.ID}}".into()),
+        };
+        assert!(both.check().is_err());
+        assert!(!FormatArgs::default().requested());
+    }
 
     #[test]
     fn layouts() {

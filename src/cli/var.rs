@@ -57,7 +57,7 @@ impl Common {
     }
 }
 
-/// `yurt var get [-item k] [-out json|table] <path>`.
+/// `yurt var get [-item k] [-out json|table|go-template] [-template T] <path>`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
     #[command(flatten)]
@@ -65,9 +65,13 @@ pub struct GetArgs {
     /// Print only the value of this item, without a trailing newline.
     #[arg(long)]
     item: Option<String>,
-    /// Output format: json or table (default: table on a terminal, json otherwise).
+    /// Output format: json, table or go-template (default: go-template with -template,
+    /// else table on a terminal, json otherwise).
     #[arg(long)]
     out: Option<String>,
+    /// A Go template to format the variable with (`-template '{{.Items.user}}'`).
+    #[arg(long)]
+    template: Option<String>,
     /// The variable's path.
     path: String,
 }
@@ -189,19 +193,6 @@ fn var_url(path: &str) -> String {
     format!("/v1/var/{}", path.trim_matches('/'))
 }
 
-/// Go's `formatTime` of unix nanoseconds: ISO 8601 in local time.
-fn iso_time(nanos: i64) -> String {
-    if nanos < 1_000_000_000 {
-        return String::new();
-    }
-    let t = chrono::DateTime::from_timestamp_nanos(nanos).with_timezone(&chrono::Local);
-    if t.offset().local_minus_utc() == 0 {
-        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
-    }
-}
-
 fn pretty(v: &impl serde::Serialize) -> Result<String, CliError> {
     let bytes =
         to_json_bytes(v, true).map_err(|e| CliError(format!("Error formatting the data: {e}")))?;
@@ -214,10 +205,16 @@ fn table(v: &VariableDecrypted) -> String {
     let mut meta = vec![
         ("Namespace", m.namespace.clone()),
         ("Path", m.path.clone()),
-        ("Create Time", iso_time(m.create_time)),
+        (
+            "Create Time",
+            crate::cli::output::format_unix_nanos(m.create_time),
+        ),
     ];
     if m.create_time != m.modify_time {
-        meta.push(("Modify Time", iso_time(m.modify_time)));
+        meta.push((
+            "Modify Time",
+            crate::cli::output::format_unix_nanos(m.modify_time),
+        ));
     }
     meta.push(("Check Index", m.modify_index.to_string()));
     let items: Vec<(&str, String)> = v
@@ -229,7 +226,21 @@ fn table(v: &VariableDecrypted) -> String {
 }
 
 async fn get(a: &GetArgs) -> Result<(), CliError> {
-    let out = out_format(&a.out, "table")?;
+    let out = match (a.out.as_deref(), &a.template) {
+        (None | Some("go-template"), Some(_)) => "go-template".to_string(),
+        (Some("go-template"), None) => {
+            return Err(
+                "A template must be supplied using '-template' when using go-template formatting"
+                    .into(),
+            );
+        }
+        (Some(_), Some(_)) => {
+            return Err(
+                "The '-template' flag is only valid when using 'go-template' formatting".into(),
+            );
+        }
+        (_, None) => out_format(&a.out, "table")?,
+    };
     let client = a.common.client()?;
     let var: VariableDecrypted = match client.get_json(&var_url(&a.path), &[]).await {
         Ok(v) => v,
@@ -248,6 +259,13 @@ async fn get(a: &GetArgs) -> Result<(), CliError> {
     match out.as_str() {
         "json" => println!("{}", pretty(&var)?),
         "table" => println!("{}", table(&var)),
+        "go-template" => {
+            let format = crate::cli::output::FormatArgs {
+                json: false,
+                template: a.template.clone(),
+            };
+            println!("{}", format.render(&var)?);
+        }
         _ => {}
     }
     Ok(())
@@ -319,7 +337,7 @@ fn cas_conflict(check_index: u64, body: &str) -> CliError {
     if current.modify_index > 0 {
         msg.push_str(&format!(
             "    The server-side item was last updated on {}.\n",
-            iso_time(current.modify_time)
+            crate::cli::output::format_unix_nanos(current.modify_time)
         ));
     }
     msg.push_str(&format!(
@@ -397,10 +415,13 @@ async fn list(a: &ListArgs) -> Result<(), CliError> {
             "Path".to_string(),
             "Last Updated".to_string(),
         ]];
-        rows.extend(
-            vars.iter()
-                .map(|v| vec![v.namespace.clone(), v.path.clone(), iso_time(v.modify_time)]),
-        );
+        rows.extend(vars.iter().map(|v| {
+            vec![
+                v.namespace.clone(),
+                v.path.clone(),
+                crate::cli::output::format_unix_nanos(v.modify_time),
+            ]
+        }));
         println!("{}", format_list(&rows));
     }
     if let Some(token) = next {

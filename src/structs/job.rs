@@ -638,7 +638,9 @@ pub struct ParameterizedJobConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct PeriodicConfig {
-    #[serde(deserialize_with = "nd")]
+    /// Absent or null means enabled, as Nomad's API canonicalizes a periodic block that does
+    /// not say `enabled = false`.
+    #[serde(default = "enabled_by_default", deserialize_with = "null_true")]
     pub enabled: bool,
     #[serde(deserialize_with = "nd")]
     pub spec: String,
@@ -649,6 +651,14 @@ pub struct PeriodicConfig {
     pub prohibit_overlap: bool,
     #[serde(deserialize_with = "nd")]
     pub time_zone: String,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+fn null_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(true))
 }
 
 /// Per-group allocation counts by client status.
@@ -741,5 +751,19 @@ impl JobListStub {
             submit_time: job.submit_time,
             meta: if meta { job.meta.clone() } else { None },
         }
+    }
+}
+
+#[cfg(test)]
+mod periodic_tests {
+    use super::PeriodicConfig;
+    use serde_json::json;
+
+    #[test]
+    fn a_periodic_block_is_enabled_unless_it_says_otherwise() {
+        let parse = |v| serde_json::from_value::<PeriodicConfig>(v).unwrap().enabled;
+        assert!(parse(json!({"Specs": ["0 0 1 1 *"]})));
+        assert!(parse(json!({"Enabled": null, "Spec": "@daily"})));
+        assert!(!parse(json!({"Enabled": false, "Spec": "@daily"})));
     }
 }

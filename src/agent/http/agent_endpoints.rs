@@ -49,6 +49,7 @@ pub fn routes(info: Arc<AgentInfo>) -> Router {
         .route("/v1/agent/host", get(super::host::host))
         .route("/v1/status/leader", get(leader))
         .route("/v1/status/peers", get(peers))
+        .route("/v1/operator/raft/configuration", get(raft_configuration))
         .route("/v1/regions", get(regions))
         .with_state(info)
 }
@@ -87,6 +88,8 @@ fn member(info: &AgentInfo) -> Member {
     tags.insert("role".to_string(), "nomad".to_string());
     tags.insert("rpc_addr".to_string(), addr.clone());
     tags.insert("bootstrap".to_string(), "1".to_string());
+    // The protocol `/v1/operator/raft/configuration` reports for this server.
+    tags.insert("raft_vsn".to_string(), "3".to_string());
     Member {
         name: format!("{}.{}", info.name, info.region),
         addr,
@@ -181,6 +184,32 @@ async fn peers(
         Vec::new()
     };
     Ok(JsonReply::new(peers).pretty(opts.pretty).into_response())
+}
+
+/// `GET /v1/operator/raft/configuration` for a single server, which is the whole cluster and
+/// its leader. With no Raft log of its own, the server is named by its RPC address (as Raft
+/// protocol 2 named servers) and `Index` is the state's applied index.
+async fn raft_configuration(
+    State(info): State<Arc<AgentInfo>>,
+    opts: QueryOptions,
+) -> Result<Response, HttpError> {
+    let Some(server) = &info.server else {
+        return Err(HttpError::bad_request(
+            "agent is not a server; the Raft configuration is only known to servers",
+        ));
+    };
+    let body = json!({
+        "Index": server.applied_index(),
+        "Servers": [{
+            "ID": info.rpc_addr,
+            "Node": format!("{}.{}", info.name, info.region),
+            "Address": info.rpc_addr,
+            "Leader": true,
+            "Voter": true,
+            "RaftProtocol": "3",
+        }],
+    });
+    Ok(JsonReply::new(body).pretty(opts.pretty).into_response())
 }
 
 async fn regions(

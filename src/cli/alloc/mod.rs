@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::api_client::ApiClient;
 use super::api_flags::ApiFlags;
 use super::output::{CliError, format_list, run, short_id};
+use super::resolve::{ALLOC, id_of, resolve};
 
 /// `yurt alloc` subcommands.
 #[derive(Debug, Subcommand)]
@@ -70,59 +71,58 @@ pub fn main(args: AllocArgs) -> ExitCode {
 /// The allocation an ID or unique prefix names, as `/v1/allocation/:id` returns it. An
 /// ambiguous prefix lists the matches and fails, like Nomad.
 pub async fn resolve_alloc(api: &ApiClient, id: &str) -> Result<Value, CliError> {
-    if id.len() < 2 {
-        return Err("Alloc ID must contain at least two characters.".into());
-    }
-    let matches: Vec<Value> = api.get_json("/v1/allocations", &[("prefix", id)]).await?;
-    let full = match matches.as_slice() {
-        [] => {
-            return Err(format!("No allocation(s) with prefix or id {id:?} found").into());
-        }
-        [one] => one["ID"].as_str().unwrap_or(id).to_string(),
-        many => {
-            // An exact ID among several prefix matches is still that allocation.
-            if let Some(exact) = many.iter().find(|a| a["ID"] == id) {
-                exact["ID"].as_str().unwrap_or(id).to_string()
-            } else {
-                return Err(format!(
-                    "Prefix matched multiple allocations\n\n{}",
-                    alloc_list(many, false)
-                )
-                .into());
-            }
-        }
-    };
-    Ok(api.get_json(&format!("/v1/allocation/{full}"), &[]).await?)
+    let stub = resolve(api, ALLOC, id, |many| alloc_list(many, false)).await?;
+    Ok(api
+        .get_json(&format!("/v1/allocation/{}", id_of(&stub)), &[])
+        .await?)
 }
 
-/// Nomad's allocation table (`ID Eval ID Node ID Task Group Version Desired Status Created Modified`).
+/// Nomad's allocation table (`ID Node ID Task Group Version Desired Status Created
+/// Modified`); `-verbose` adds the evaluation and node name and shows full IDs and times.
 pub fn alloc_list(allocs: &[Value], verbose: bool) -> String {
-    let mut rows = vec![
-        [
-            "ID",
-            "Node ID",
-            "Task Group",
-            "Version",
-            "Desired",
-            "Status",
-            "Created",
-            "Modified",
-        ]
-        .map(str::to_string)
-        .to_vec(),
-    ];
+    let mut header = vec!["ID"];
+    if verbose {
+        header.push("Eval ID");
+    }
+    header.push("Node ID");
+    if verbose {
+        header.push("Node Name");
+    }
+    header.extend([
+        "Task Group",
+        "Version",
+        "Desired",
+        "Status",
+        "Created",
+        "Modified",
+    ]);
+    let mut rows = vec![header.into_iter().map(str::to_string).collect::<Vec<_>>()];
+    let time = |nanos: i64| {
+        if verbose {
+            super::output::format_unix_nanos(nanos)
+        } else {
+            super::output::ago(nanos)
+        }
+    };
     for a in allocs {
         let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
-        rows.push(vec![
-            short_id(&s("ID"), verbose),
-            short_id(&s("NodeID"), verbose),
+        let mut row = vec![short_id(&s("ID"), verbose)];
+        if verbose {
+            row.push(s("EvalID"));
+        }
+        row.push(short_id(&s("NodeID"), verbose));
+        if verbose {
+            row.push(s("NodeName"));
+        }
+        row.extend([
             s("TaskGroup"),
             a["JobVersion"].as_i64().unwrap_or(0).to_string(),
             s("DesiredStatus"),
             s("ClientStatus"),
-            super::output::ago(a["CreateTime"].as_i64().unwrap_or(0)),
-            super::output::ago(a["ModifyTime"].as_i64().unwrap_or(0)),
+            time(a["CreateTime"].as_i64().unwrap_or(0)),
+            time(a["ModifyTime"].as_i64().unwrap_or(0)),
         ]);
+        rows.push(row);
     }
     format_list(&rows)
 }

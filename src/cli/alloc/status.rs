@@ -5,17 +5,18 @@ use serde_json::Value;
 
 use super::resolve_alloc;
 use crate::cli::api_client::ApiClient;
-use crate::cli::output::{CliError, ago, format_kv, format_list, format_unix_nanos, short_id};
+use crate::cli::output::{
+    CliError, FormatArgs, ago, format_kv, format_list, format_unix_nanos, short_id,
+};
 
-/// `yurt alloc status [-verbose] <alloc>`.
+/// `yurt alloc status [-verbose] [-json|-t T] <alloc>`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Show full IDs.
     #[arg(long)]
     verbose: bool,
-    /// Print the allocation as JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatArgs,
     /// Allocation ID or prefix.
     alloc: String,
 }
@@ -52,12 +53,9 @@ fn describe(ev: &Value) -> String {
 
 /// Prints the status.
 pub async fn run(api: &ApiClient, a: StatusArgs) -> Result<(), CliError> {
+    a.format.check()?;
     let alloc = resolve_alloc(api, &a.alloc).await?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&alloc).unwrap_or_default()
-        );
+    if a.format.print(&alloc)? {
         return Ok(());
     }
     let s = |k: &str| alloc[k].as_str().unwrap_or_default().to_string();

@@ -1,0 +1,88 @@
+//! Go `text/template` rendering of JSON data, the one place yurt names a template engine
+//! (the CLI's `-t` flag today; task templates may share it). JSON objects become Go-struct-like
+//! values, so a misspelt field is an error naming it rather than an empty string.
+
+use std::collections::HashMap;
+
+use gtmpl::{Context, Template, Value};
+use serde_json::Value as Json;
+
+/// Why a template could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The template text does not parse.
+    #[error("template: {0}")]
+    Parse(String),
+    /// The template parsed but failed against the data (a missing field, a bad call).
+    #[error("template: {0}")]
+    Execute(String),
+}
+
+/// Renders `text` with `data` as its dot (`{{.ID}}`, `{{range .}}…{{end}}`).
+pub fn render(text: &str, data: &Json) -> Result<String, TemplateError> {
+    let mut tmpl = Template::default();
+    tmpl.parse(text)
+        .map_err(|e| TemplateError::Parse(e.to_string()))?;
+    tmpl.render(&Context::from(to_value(data)))
+        .map_err(|e| TemplateError::Execute(e.to_string()))
+}
+
+fn to_value(v: &Json) -> Value {
+    match v {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(to_value).collect()),
+        Json::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), to_value(v)))
+                .collect::<HashMap<_, _>>(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fields_ranges_and_conditionals() {
+        let alloc = json!({"ID": "abc", "Count": 3, "Tags": ["a", "b"], "Nested": {"Name": "web"}});
+        assert_eq!(render("{{.ID}}", &alloc).unwrap(), "abc");
+        assert_eq!(
+            render("{{.Nested.Name}}:{{.Count}}", &alloc).unwrap(),
+            "web:3"
+        );
+        assert_eq!(
+            render("{{range .Tags}}[{{.}}]{{end}}", &alloc).unwrap(),
+            "[a][b]"
+        );
+        assert_eq!(
+            render("{{if eq .Count 3}}three{{else}}other{{end}}", &alloc).unwrap(),
+            "three"
+        );
+        let list = json!([{"ID": "a"}, {"ID": "b"}]);
+        assert_eq!(render("{{range .}}{{.ID}} {{end}}", &list).unwrap(), "a b ");
+    }
+
+    #[test]
+    fn bad_templates_and_missing_fields_are_errors() {
+        assert!(matches!(
+            render("{{.ID", &json!({})),
+            Err(TemplateError::Parse(_))
+        ));
+        let err = render("{{.Nope}}", &json!({"ID": "x"})).unwrap_err();
+        assert!(matches!(err, TemplateError::Execute(_)), "{err}");
+        assert!(err.to_string().contains("Nope"), "{err}");
+    }
+}
