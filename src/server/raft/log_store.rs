@@ -72,6 +72,48 @@ struct Shared<C: RaftTypeConfig> {
     /// Lets a test hold the writer before its next commit (one token per commit).
     #[cfg(test)]
     gate: Mutex<Option<mpsc::Receiver<()>>>,
+    /// How the writes so far grouped (tests measure it).
+    #[cfg(test)]
+    stats: Arc<WriteStats>,
+}
+
+/// What the writer thread committed: transactions, the durable ones (one fsync each), append
+/// calls and entries.
+#[cfg(test)]
+#[derive(Default, Debug)]
+pub(crate) struct WriteStats {
+    pub transactions: std::sync::atomic::AtomicU64,
+    pub fsyncs: std::sync::atomic::AtomicU64,
+    pub appends: std::sync::atomic::AtomicU64,
+    pub entries: std::sync::atomic::AtomicU64,
+}
+
+#[cfg(test)]
+impl WriteStats {
+    fn count<C: RaftTypeConfig>(&self, group: &[Op<C>]) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.transactions.fetch_add(1, Relaxed);
+        if group.iter().any(|op| !matches!(op, Op::Committed(_))) {
+            self.fsyncs.fetch_add(1, Relaxed);
+        }
+        for op in group {
+            if let Op::Append(entries, _) = op {
+                self.appends.fetch_add(1, Relaxed);
+                self.entries.fetch_add(entries.len() as u64, Relaxed);
+            }
+        }
+    }
+
+    /// Transactions, fsyncs, appends and entries so far.
+    pub fn read(&self) -> [u64; 4] {
+        use std::sync::atomic::Ordering::Relaxed;
+        [
+            self.transactions.load(Relaxed),
+            self.fsyncs.load(Relaxed),
+            self.appends.load(Relaxed),
+            self.entries.load(Relaxed),
+        ]
+    }
 }
 
 /// The log store openraft writes through.
@@ -146,6 +188,8 @@ where
             pending: Mutex::new(BTreeMap::new()),
             #[cfg(test)]
             gate: Mutex::new(None),
+            #[cfg(test)]
+            stats: Arc::default(),
         });
         let (queue, rx) = mpsc::channel();
         let writer = {
@@ -171,6 +215,12 @@ where
         let (tx, rx) = mpsc::channel();
         *lock(&self.shared.gate) = Some(rx);
         tx
+    }
+
+    /// Counts what the writer commits.
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> Arc<WriteStats> {
+        self.shared.stats.clone()
     }
 
     fn send(&self, op: Op<C>) -> Result<(), C> {
@@ -329,6 +379,8 @@ fn write_loop<C: RaftTypeConfig>(shared: &Shared<C>, rx: &mpsc::Receiver<Op<C>>)
             let _ = gate.recv();
         }
         let result = commit_group(shared, &group);
+        #[cfg(test)]
+        shared.stats.count(&group);
         if result.is_ok() {
             let mut pending = lock(&shared.pending);
             for op in &group {

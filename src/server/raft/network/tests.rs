@@ -272,3 +272,73 @@ fn a_chunk_keeps_its_header_and_bytes() {
     assert_eq!(back.data, [0, 1, 2, 255]);
     assert!(unframe_chunk::<TestConfig>(&body[..6]).is_err());
 }
+
+/// Commit latency of a one-node cluster on the redb log store, with 1 and 16 concurrent
+/// writers, and how many log transactions (fsyncs) the writes took (`cargo test --lib
+/// one_node_commit -- --ignored --nocapture`). It prints; it asserts nothing about speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn one_node_commit_latency() {
+    let dir = TempDir::new("raft-one-node");
+    let log = LogStore::<TestConfig>::open(dir.path()).expect("log store");
+    let stats = log.stats();
+    let config = Config {
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
+        ..Config::default()
+    };
+    let raft = Raft::new(
+        1,
+        Arc::new(config.validate().expect("config")),
+        HttpNetwork::new(1, http_client()),
+        log,
+        TestStateMachine::default(),
+    )
+    .await
+    .expect("raft");
+    raft.initialize(BTreeMap::from([(1, BasicNode::new("127.0.0.1:1"))]))
+        .await
+        .expect("initialize");
+    raft.wait(Some(WAIT))
+        .state(ServerState::Leader, "leader")
+        .await
+        .expect("leader");
+    let payload = "x".repeat(2048);
+    for writers in [1usize, 16] {
+        let per_writer = 800 / writers;
+        let before = stats.read();
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..writers {
+            let raft = raft.clone();
+            let payload = payload.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut took = Vec::new();
+                for _ in 0..per_writer {
+                    let t = Instant::now();
+                    raft.client_write(payload.clone()).await.expect("write");
+                    took.push(t.elapsed());
+                }
+                took
+            }));
+        }
+        let mut took = Vec::new();
+        for t in tasks {
+            took.extend(t.await.expect("writer"));
+        }
+        let elapsed = start.elapsed();
+        took.sort();
+        let n = took.len();
+        let after = stats.read();
+        let [txns, fsyncs, appends, entries] = [0, 1, 2, 3].map(|i| after[i] - before[i]);
+        println!(
+            "1 node, {writers} writers, {n} writes of 2 KiB: p50 {:?} p99 {:?} {:.0} writes/s; \
+             log: {txns} transactions, {fsyncs} fsyncs, {appends} appends of {entries} entries",
+            took[n / 2],
+            took[n * 99 / 100],
+            n as f64 / elapsed.as_secs_f64()
+        );
+    }
+    let _ = raft.shutdown().await;
+}
