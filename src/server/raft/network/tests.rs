@@ -190,10 +190,16 @@ async fn three_nodes_elect_replicate_and_fail_over_over_http() {
     // Stop the leader: its routes go away with it, so the others find it unreachable.
     let pos = nodes.iter().position(|n| n.id == leader).expect("leader");
     let old = nodes.remove(pos);
+    let stopped = Instant::now();
     let _ = old.raft.shutdown().await;
     old.server.abort();
     let _ = old.server.await;
     let new_leader = wait_leader(&nodes, Some(leader)).await;
+    // Informational (`--nocapture`): the time to a new leader depends on the machine's load.
+    println!(
+        "node {new_leader} leads {:?} after node {leader} stopped",
+        stopped.elapsed()
+    );
     let w = "after failover".to_string();
     by_id(&nodes, new_leader)
         .client_write(w.clone())
