@@ -62,6 +62,25 @@ enum Op<C: RaftTypeConfig> {
 
 type Reply = oneshot::Sender<std::result::Result<(), String>>;
 
+const WRITER_STOPPED: &str = "the raft-log thread stopped";
+
+/// A failed read, kept small until a trait method turns it into openraft's (large) error.
+struct ReadFail {
+    /// The index being read, when the failure is about one entry.
+    index: Option<u64>,
+    message: String,
+}
+
+impl ReadFail {
+    fn into_storage<NID: openraft::NodeId>(self) -> StorageError<NID> {
+        match self.index {
+            Some(i) => StorageIOError::read_log_at_index(i, io_err(self.message)),
+            None => StorageIOError::read_logs(io_err(self.message)),
+        }
+        .into()
+    }
+}
+
 /// What the store, its readers and its writer thread share.
 struct Shared<C: RaftTypeConfig> {
     db: Database,
@@ -223,11 +242,9 @@ where
         self.shared.stats.clone()
     }
 
-    fn send(&self, op: Op<C>) -> Result<(), C> {
-        self.queue
-            .as_ref()
-            .and_then(|q| q.send(op).ok())
-            .ok_or_else(|| StorageIOError::write_logs(io_err("the raft-log thread stopped")).into())
+    /// Queues `op`; false when the writer thread is gone.
+    fn send(&self, op: Op<C>) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.send(op).is_ok())
     }
 
     /// Queues `op` and waits until the writer thread has made it durable.
@@ -237,11 +254,13 @@ where
         on_error: impl FnOnce(AnyError) -> StorageIOError<C::NodeId>,
     ) -> Result<(), C> {
         let (tx, rx) = oneshot::channel();
-        self.send(make(tx))?;
+        if !self.send(make(tx)) {
+            return Err(on_error(io_err(WRITER_STOPPED)).into());
+        }
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(on_error(io_err(e)).into()),
-            Err(_) => Err(on_error(io_err("the raft-log thread stopped")).into()),
+            Err(_) => Err(on_error(io_err(WRITER_STOPPED)).into()),
         }
     }
 }
@@ -306,13 +325,18 @@ impl<C: RaftTypeConfig> Shared<C>
 where
     C::Entry: Clone,
 {
-    fn read_error(&self, index: u64, e: impl std::fmt::Display) -> StorageError<C::NodeId> {
-        StorageIOError::read_log_at_index(index, io_err(format!("{}: {e}", self.path.display())))
-            .into()
+    fn read_error(&self, index: u64, e: impl std::fmt::Display) -> ReadFail {
+        ReadFail {
+            index: Some(index),
+            message: format!("{}: {e}", self.path.display()),
+        }
     }
 
     /// The entries in `range`: the flushed ones from the file, the rest from memory.
-    fn read_range(&self, range: impl RangeBounds<u64>) -> Result<Vec<C::Entry>, C> {
+    fn read_range(
+        &self,
+        range: impl RangeBounds<u64>,
+    ) -> std::result::Result<Vec<C::Entry>, ReadFail> {
         let (start, end) = half_open(&range);
         if start >= end {
             return Ok(Vec::new());
@@ -347,16 +371,17 @@ where
         Ok(out)
     }
 
-    fn decode_entry(&self, index: u64, record: &[u8]) -> Result<C::Entry, C> {
+    fn decode_entry(&self, index: u64, record: &[u8]) -> std::result::Result<C::Entry, ReadFail> {
         let (_, packed) = split_record(record).map_err(|e| self.read_error(index, e))?;
         let body = unpack(packed).map_err(|e| self.read_error(index, e))?;
         serde_json::from_slice(&body).map_err(|e| self.read_error(index, e))
     }
 
     /// The log ID of the last entry in the file.
-    fn last_flushed_id(&self) -> Result<Option<LogId<C::NodeId>>, C> {
-        let err = |e: &dyn std::fmt::Display| -> StorageError<C::NodeId> {
-            StorageIOError::read_logs(io_err(format!("{}: {e}", self.path.display()))).into()
+    fn last_flushed_id(&self) -> std::result::Result<Option<LogId<C::NodeId>>, ReadFail> {
+        let err = |e: &dyn std::fmt::Display| ReadFail {
+            index: None,
+            message: format!("{}: {e}", self.path.display()),
         };
         let txn = self.db.begin_read().map_err(|e| err(&e))?;
         let table = txn.open_table(ENTRIES).map_err(|e| err(&e))?;
@@ -490,7 +515,9 @@ where
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, C> {
-        self.shared.read_range(range)
+        self.shared
+            .read_range(range)
+            .map_err(ReadFail::into_storage)
     }
 }
 
@@ -503,7 +530,9 @@ where
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, C> {
-        self.shared.read_range(range)
+        self.shared
+            .read_range(range)
+            .map_err(ReadFail::into_storage)
     }
 }
 
@@ -521,7 +550,10 @@ where
             .map(|e| e.get_log_id().clone());
         let last = match last_pending {
             Some(id) => Some(id),
-            None => self.shared.last_flushed_id()?,
+            None => self
+                .shared
+                .last_flushed_id()
+                .map_err(ReadFail::into_storage)?,
         };
         Ok(LogState {
             last_purged_log_id: self.last_purged.clone(),
@@ -548,7 +580,9 @@ where
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Result<(), C> {
-        self.send(Op::Committed(committed.clone()))?;
+        if !self.send(Op::Committed(committed.clone())) {
+            return Err(StorageIOError::write_logs(io_err(WRITER_STOPPED)).into());
+        }
         self.committed = committed;
         Ok(())
     }
@@ -569,7 +603,10 @@ where
                 pending.insert(e.get_log_id().index, e.clone());
             }
         }
-        self.send(Op::Append(entries, callback))
+        if !self.send(Op::Append(entries, callback)) {
+            return Err(StorageIOError::write_logs(io_err(WRITER_STOPPED)).into());
+        }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), C> {
