@@ -56,7 +56,8 @@ enum Op<C: RaftTypeConfig> {
     Purge(LogId<C::NodeId>, Reply),
     Vote(Vote<C::NodeId>, Reply),
     /// Recorded without an fsync of its own: openraft only needs it to re-apply on restart
-    /// what was already committed, and it rides along with the next durable commit.
+    /// what was already committed, and it rides along with the next durable commit (or with
+    /// closing the database, which makes a pending non-durable commit durable).
     Committed(Option<LogId<C::NodeId>>),
 }
 

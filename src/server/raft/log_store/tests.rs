@@ -133,6 +133,28 @@ async fn vote_committed_and_log_bounds_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_committed_id_saved_last_survives_a_clean_shutdown() {
+    let dir = TempDir::new("raft-log-committed");
+    {
+        let mut store = Store::open(dir.path()).expect("open");
+        store
+            .blocking_append([entry(1, 1, "a"), entry(1, 2, "b")])
+            .await
+            .expect("append");
+        // Saved without an fsync of its own, and nothing durable follows it.
+        store
+            .save_committed(Some(log_id(1, 2)))
+            .await
+            .expect("commit");
+    }
+    let mut store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.read_committed().await.expect("committed"),
+        Some(log_id(1, 2))
+    );
+}
+
+#[tokio::test]
 async fn purging_everything_leaves_the_purged_id_as_last() {
     let dir = TempDir::new("raft-log-purge-all");
     let mut store = Store::open(dir.path()).expect("open");
