@@ -19,6 +19,7 @@ mod lookup;
 pub mod ops;
 pub mod periodic;
 pub mod plan_apply;
+pub mod raft;
 pub mod scheduler;
 pub mod state;
 pub mod variable_locks;

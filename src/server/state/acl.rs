@@ -6,7 +6,7 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdMap};
 
 use super::StateError;
-use super::durable::{Durable, Kind};
+use super::durable::Kind;
 use super::restore::decode;
 use super::tables::Table;
 use super::txn::{Txn, encode};
@@ -198,23 +198,35 @@ impl Txn {
     }
 }
 
-/// Loads the ACL records.
-pub(super) fn restore(d: &Durable, t: &mut AclTables) -> Result<(), StateError> {
-    for (key, bytes) in d.load(Kind::AclPolicies)? {
-        let p: AclPolicy = decode(Kind::AclPolicies, &key, &bytes)?;
-        t.policies.insert(p.name.clone(), Arc::new(p));
-    }
-    for (key, bytes) in d.load(Kind::AclTokens)? {
-        let tok: AclToken = decode(Kind::AclTokens, &key, &bytes)?;
-        t.insert_token(Arc::new(tok));
-    }
-    for (key, bytes) in d.load(Kind::AclOneTimeTokens)? {
-        let o: OneTimeToken = decode(Kind::AclOneTimeTokens, &key, &bytes)?;
-        t.one_time.insert(o.one_time_secret_id.clone(), Arc::new(o));
-    }
-    for (key, bytes) in d.load(Kind::AclRoles)? {
-        let r: AclRole = decode(Kind::AclRoles, &key, &bytes)?;
-        t.roles.insert(r.id.clone(), Arc::new(r));
+/// Puts one ACL record back into `t`.
+pub(super) fn restore_record(
+    t: &mut AclTables,
+    kind: Kind,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(), StateError> {
+    match kind {
+        Kind::AclPolicies => {
+            let p: AclPolicy = decode(kind, key, bytes)?;
+            t.policies.insert(p.name.clone(), Arc::new(p));
+        }
+        Kind::AclTokens => {
+            let tok: AclToken = decode(kind, key, bytes)?;
+            t.insert_token(Arc::new(tok));
+        }
+        Kind::AclOneTimeTokens => {
+            let o: OneTimeToken = decode(kind, key, bytes)?;
+            t.one_time.insert(o.one_time_secret_id.clone(), Arc::new(o));
+        }
+        Kind::AclRoles => {
+            let r: AclRole = decode(kind, key, bytes)?;
+            t.roles.insert(r.id.clone(), Arc::new(r));
+        }
+        other => {
+            return Err(StateError::Storage(format!(
+                "{other:?} record {key:?} is not an ACL record"
+            )));
+        }
     }
     Ok(())
 }

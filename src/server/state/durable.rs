@@ -252,7 +252,7 @@ const COMPRESS_FROM: usize = 256;
 const MAX_RECORD: usize = 64 << 20;
 
 /// The stored form of a record.
-fn pack(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+pub(crate) fn pack(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if value.len() < COMPRESS_FROM {
         return std::borrow::Cow::Borrowed(value);
     }
@@ -264,7 +264,7 @@ fn pack(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 /// A record as written by [`pack`] (or plain JSON from before compression).
-fn unpack(stored: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn unpack(stored: &[u8]) -> Result<Vec<u8>, String> {
     let Some((&LZ4_TAG, body)) = stored.split_first() else {
         return Ok(stored.to_vec());
     };

@@ -5,6 +5,7 @@
 mod acl;
 mod durable;
 mod group_commit;
+mod records;
 mod restore;
 mod sharing;
 mod tables;
@@ -19,11 +20,15 @@ use std::thread::JoinHandle;
 use tokio::sync::{MutexGuard, oneshot, watch};
 
 pub use acl::{AclTables, BOOTSTRAP_META_KEY};
+pub use durable::Kind;
+pub use records::for_each_record;
+pub use restore::Restorer;
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 pub use txn::{Txn, job_status};
 pub use variables::VariableTables;
 
 use durable::Durable;
+pub(crate) use durable::{pack, unpack};
 use group_commit::{Batch, Msg, Queued};
 
 use crate::server::events::{EventBatch, EventBroker};

@@ -30,9 +30,9 @@ pub(super) struct StoredAlloc {
 /// it is encoded) so a plan of thousands of allocations is not copied once more to be written.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct StoredAllocRef<'a> {
-    alloc: &'a Allocation,
-    job_key: Option<&'a str>,
+pub(super) struct StoredAllocRef<'a> {
+    pub alloc: &'a Allocation,
+    pub job_key: Option<&'a str>,
 }
 
 /// On-disk key of a job copy that allocations point at.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use imbl::OrdMap;
 
 use super::StateError;
-use super::durable::{Durable, Kind};
+use super::durable::Kind;
 use super::restore::decode;
 use super::tables::{NsKey, Table, ns_key};
 use super::txn::{Txn, encode, ns_disk_key};
@@ -178,16 +178,28 @@ impl Txn {
     }
 }
 
-/// Loads the variables and root key records.
-pub(super) fn restore(d: &Durable, t: &mut VariableTables) -> Result<(), StateError> {
-    for (key, bytes) in d.load(Kind::Variables)? {
-        let v: VariableEncrypted = decode(Kind::Variables, &key, &bytes)?;
-        t.variables
-            .insert(ns_key(&v.meta.namespace, &v.meta.path), Arc::new(v));
-    }
-    for (key, bytes) in d.load(Kind::RootKeys)? {
-        let k: RootKeyMeta = decode(Kind::RootKeys, &key, &bytes)?;
-        t.root_keys.insert(k.key_id.clone(), Arc::new(k));
+/// Puts one variable or root key record back into `t`.
+pub(super) fn restore_record(
+    t: &mut VariableTables,
+    kind: Kind,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(), StateError> {
+    match kind {
+        Kind::Variables => {
+            let v: VariableEncrypted = decode(kind, key, bytes)?;
+            t.variables
+                .insert(ns_key(&v.meta.namespace, &v.meta.path), Arc::new(v));
+        }
+        Kind::RootKeys => {
+            let k: RootKeyMeta = decode(kind, key, bytes)?;
+            t.root_keys.insert(k.key_id.clone(), Arc::new(k));
+        }
+        other => {
+            return Err(StateError::Storage(format!(
+                "{other:?} record {key:?} is not a variables record"
+            )));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,10 @@
+//! Raft for several servers (docs/raft.md): the pieces that keep openraft's types out of the
+//! rest of the server. Each is generic over openraft's `RaftTypeConfig` where it touches
+//! application data, so it serves the server's own type config and the tests' alike.
+
+pub mod http;
+pub mod log_store;
+pub mod network;
+pub mod snapshot;
+#[cfg(test)]
+pub(crate) mod testing;
