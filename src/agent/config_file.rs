@@ -35,6 +35,10 @@ pub struct ConfigFile {
     pub log_level: Option<String>,
     /// `log_json`: structured log lines.
     pub log_json: Option<bool>,
+    /// `leave_on_interrupt`: on SIGINT, leave the cluster gracefully (Nomad's switch).
+    pub leave_on_interrupt: Option<bool>,
+    /// `leave_on_terminate`: the same on SIGTERM.
+    pub leave_on_terminate: Option<bool>,
     /// `ports { http rpc serf }`.
     #[serde(deserialize_with = "block")]
     pub ports: Option<PortsFile>,
