@@ -36,7 +36,11 @@ pub fn init(level: &str, json: bool) -> bool {
         .with_writer(std::io::stderr)
         // Colour only on a terminal; journald and log files get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    let fmt = if json {
+        fmt.json().boxed()
+    } else {
+        fmt.boxed()
+    };
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(fmt)

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::ConfigError;
 use super::config::AgentConfig;
 use super::http::AgentInfo;
 use super::logging::{self, LevelChange};
 use super::tls::AgentTls;
-use super::ConfigError;
 use crate::tls::ServerConfig;
 
 /// Reads the agent's configuration again from the sources it started with (the `-config`
@@ -149,7 +149,9 @@ impl Reloader {
         let new = match (self.source)() {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!("configuration reload failed, the running configuration stays: {e}");
+                tracing::error!(
+                    "configuration reload failed, the running configuration stays: {e}"
+                );
                 return;
             }
         };
@@ -169,11 +171,11 @@ impl Reloader {
                 changes.need_restart.join(", ")
             );
         }
-        if changes.log_level.is_none() && !changes.reload_tls && changes.need_restart.is_empty()
-        {
+        if changes.log_level.is_none() && !changes.reload_tls && changes.need_restart.is_empty() {
             tracing::info!("configuration reloaded, nothing changed");
         }
-        self.info.set_config(super::runtime::config_json(&self.running));
+        self.info
+            .set_config(super::runtime::config_json(&self.running));
     }
 
     fn apply_log_level(&mut self, level: &str) {
@@ -273,7 +275,10 @@ mod tests {
         let c = changes(&old, &new);
         assert_eq!(c.log_level.as_deref(), Some("DEBUG"));
         assert!(!c.reload_tls);
-        assert_eq!(c.need_restart, vec!["leave_on_terminate", "ports", "client", "acl"]);
+        assert_eq!(
+            c.need_restart,
+            vec!["leave_on_terminate", "ports", "client", "acl"]
+        );
     }
 
     #[test]

@@ -417,9 +417,11 @@ pub async fn run(config: AgentConfig, source: Option<ConfigSource>) -> Result<()
     log_stop(stop, running);
     let _ = stop_tx.send(true);
     let shutdown = async {
-        if tokio::time::timeout(HTTP_DRAIN, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
+        if tokio::time::timeout(HTTP_DRAIN, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
         {
             tracing::info!("closing HTTP requests still open after {HTTP_DRAIN:?}");
             tasks.shutdown().await;
