@@ -1,6 +1,7 @@
 //! `yurt agent` and its signals, as systemd and an operator send them: SIGHUP re-reads the
-//! config files (the log level changes in place; settings a running agent cannot change are
-//! named in the log; a broken file leaves the running config alone), SIGTERM/SIGINT stop the
+//! config files (the log level changes in place, renewed TLS certificates reach new
+//! connections; settings a running agent cannot change are named in the log; a broken file
+//! leaves the running config alone), SIGTERM/SIGINT stop the
 //! agent with exit status 0, its HTTP listener closed, while its tasks keep running for the
 //! next agent to reattach.
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use common::pki::TestCa;
 use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -38,9 +40,15 @@ fn count(log: &str, needle: &str) -> usize {
 
 /// Waits until the agent's log has `n` lines containing `needle`.
 fn wait_log(agent: &Agent, needle: &str, n: usize) {
-    wait_for(LIMIT, &format!("{n}x {needle:?} in the agent log"), || {
-        (count(&agent.log(), needle) >= n).then_some(())
-    });
+    let deadline = Instant::now() + LIMIT;
+    while count(&agent.log(), needle) < n {
+        assert!(
+            Instant::now() < deadline,
+            "no {n}x {needle:?} in the agent log after {LIMIT:?}:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn agent_self(agent: &Agent) -> serde_json::Value {
@@ -162,6 +170,7 @@ fn sigterm_stops_the_agent_cleanly_and_its_tasks_keep_running() {
 
     // The next agent reattaches: same process, still running, started once.
     agent.restart();
+    wait_log(&agent, "reattached to task", 1);
     wait_for(LIMIT, "allocation running again", || {
         let a = http
             .get(&agent.url(&format!("/v1/allocation/{alloc}")))
@@ -182,7 +191,16 @@ fn sigterm_stops_the_agent_cleanly_and_its_tasks_keep_running() {
         .trim()
         .parse()
         .expect("pid");
-    assert_eq!(pid_now, pid);
+    assert_eq!(
+        pid_now,
+        pid,
+        "processes: {:?}; log:\n{}",
+        processes_under(agent.data_dir.path())
+            .into_iter()
+            .map(|p| (p, cmdline(p)))
+            .collect::<Vec<_>>(),
+        agent.log()
+    );
     assert_eq!(supervisors_under(agent.data_dir.path()), supervisors);
 }
 
@@ -197,4 +215,80 @@ fn sigint_with_leave_on_interrupt_leaves_gracefully() {
     let log = agent.log();
     assert!(log.contains("caught SIGINT, leaving gracefully"), "{log}");
     assert!(log.contains("yurt agent stopped"), "{log}");
+}
+
+/// A client that trusts only the CA in `ca_file`, checking the agent's name, with no pooled
+/// connection (every request makes a fresh handshake).
+fn trusting(ca_file: &std::path::Path) -> reqwest::blocking::Client {
+    use yurt::tls::{ClientTls, ServerCheck, client_config, load_roots};
+    let config = client_config(&ClientTls {
+        roots: Some(load_roots("ca", ca_file).expect("CA file")),
+        identity: None,
+        check: ServerCheck::Hostname,
+    })
+    .expect("client TLS config");
+    http_builder(Some(&config))
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client")
+}
+
+fn answers(client: &reqwest::blocking::Client, agent: &Agent) -> bool {
+    client
+        .get(agent.url("/v1/agent/health"))
+        .send()
+        .is_ok_and(|r| r.status().is_success())
+}
+
+#[test]
+fn sighup_serves_renewed_tls_certificates_on_new_connections() {
+    let pki = TempDir::new("tls-reload");
+    let dir = pki.path();
+    let (old_ca, new_ca) = (TestCa::new("old CA"), TestCa::new("new CA"));
+    let old_trust = old_ca.write_ca(dir, "old-ca");
+    let new_trust = new_ca.write_ca(dir, "new-ca");
+    // The agent's files keep their paths; a renewal rewrites them in place.
+    let ca_file = old_ca.write_ca(dir, "ca");
+    let cert = old_ca.issue(dir, "agent", &["server.global.nomad", "localhost"]);
+    let mut opts = AgentOpts::server();
+    opts.extra_hcl = format!(
+        "tls {{\n  http = true\n  ca_file = {:?}\n  cert_file = {:?}\n  key_file = {:?}\n}}\n",
+        ca_file.display().to_string(),
+        cert.cert.display().to_string(),
+        cert.key.display().to_string()
+    );
+    let old_client = trusting(&old_trust);
+    opts.tls = Some(TlsProbe {
+        http: true,
+        rpc: false,
+        client: yurt::tls::client_config(&yurt::tls::ClientTls {
+            roots: Some(yurt::tls::load_roots("ca", &old_trust).expect("CA file")),
+            identity: None,
+            check: yurt::tls::ServerCheck::Hostname,
+        })
+        .expect("probe TLS config"),
+    });
+    let agent = Agent::start(opts);
+    let new_client = trusting(&new_trust);
+    assert!(answers(&old_client, &agent));
+    assert!(
+        !answers(&new_client, &agent),
+        "not yet the new CA's certificate"
+    );
+
+    new_ca.write_ca(dir, "ca");
+    new_ca.issue(dir, "agent", &["server.global.nomad", "localhost"]);
+    signal(&agent, Signal::SIGHUP);
+    wait_for(LIMIT, "the renewed certificate served", || {
+        answers(&new_client, &agent).then_some(())
+    });
+    assert!(!answers(&old_client, &agent), "the old certificate is gone");
+    wait_log(&agent, "TLS certificates reloaded", 1);
+
+    // A renewal that went wrong (no key in the key file) keeps the working certificate.
+    std::fs::write(&cert.key, "not a key\n").expect("break the key file");
+    signal(&agent, Signal::SIGHUP);
+    wait_log(&agent, "TLS reload failed", 1);
+    assert!(answers(&new_client, &agent));
 }

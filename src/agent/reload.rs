@@ -250,8 +250,9 @@ mod tests {
         let (a, b) = (dev(""), dev(""));
         assert_ne!(a.data_dir, b.data_dir);
         assert_eq!(changes(&a, &b), Changes::default());
+        // A data dir given on purpose is a change, and moves the client's dirs with it.
         let c = changes(&a, &dev(r#"data_dir = "/srv/yurt""#));
-        assert_eq!(c.need_restart, vec!["data_dir"]);
+        assert_eq!(c.need_restart, vec!["data_dir", "client"]);
     }
 
     #[test]
