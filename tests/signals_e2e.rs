@@ -153,6 +153,10 @@ fn sigterm_stops_the_agent_cleanly_and_its_tasks_keep_running() {
     let supervisors = supervisors_under(agent.data_dir.path());
     assert_eq!(supervisors.len(), 1, "one supervisor: {supervisors:?}");
 
+    let events = http
+        .get(&agent.url(&format!("/v1/allocation/{alloc}")))
+        .json()["TaskStates"]["t"]["Events"]
+        .to_string();
     signal(&agent, Signal::SIGTERM);
     let status = wait_exit(&mut agent);
     assert_eq!(status.code(), Some(0), "log:\n{}", agent.log());
@@ -163,7 +167,13 @@ fn sigterm_stops_the_agent_cleanly_and_its_tasks_keep_running() {
         TcpStream::connect(("127.0.0.1", agent.http_port)).is_err(),
         "HTTP listener closed"
     );
-    assert!(alive(pid), "task {pid} kept running");
+    assert!(
+        alive(pid),
+        "task {pid} kept running; pid file now {:?}, processes {:?}, events before {events}; log:\n{}",
+        std::fs::read_to_string(&pid_file),
+        processes_under(agent.data_dir.path()),
+        agent.log()
+    );
     for s in &supervisors {
         assert!(alive(*s), "supervisor {s} kept running");
     }
