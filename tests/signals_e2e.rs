@@ -178,6 +178,22 @@ fn sigterm_stops_the_agent_cleanly_and_its_tasks_keep_running() {
         assert!(alive(*s), "supervisor {s} kept running");
     }
 
+    // What the next agent restores from: the task's record still holds its handle.
+    let record_path = agent
+        .data_dir
+        .path()
+        .join("data/client/state")
+        .join(&alloc)
+        .join("task-t.json");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).expect("task record"))
+            .expect("task record JSON");
+    assert!(
+        record["handle"].is_object() && record["state"]["State"] == "running",
+        "task record after SIGTERM: {record}\nlog:\n{}",
+        agent.log()
+    );
+
     // The next agent reattaches: same process, still running, started once.
     agent.restart();
     wait_log(&agent, "reattached to task", 1);
