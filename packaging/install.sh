@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs yurt as a systemd service. Idempotent: re-running upgrades the binaries and unit
+# Installs yurt as a systemd service from a build tree (`cargo deb` makes a .deb of the same
+# files, see Cargo.toml's [package.metadata.deb]). Idempotent: re-running upgrades the binaries and unit
 # but never overwrites an existing /etc/yurt.d/yurt.hcl.
 #
 # Usage: sudo packaging/install.sh [path/to/yurt]   (default: target/release/yurt)
@@ -41,7 +42,11 @@ fi
 
 install -d -m 0700 "$datadir"
 
-install -m 0644 "$here/yurt.service" "$unitdir/yurt.service"
+# The unit names the .deb's /usr/bin/yurt; point it at this prefix's.
+install -d -m 0755 "$unitdir"
+sed -e "s|/usr/bin/yurt |$prefix/bin/yurt |" -e "s|-config /etc/yurt.d|-config $confdir|" "$here/yurt.service" >"$unitdir/.yurt.service.new"
+chmod 0644 "$unitdir/.yurt.service.new"
+mv -f "$unitdir/.yurt.service.new" "$unitdir/yurt.service"
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
     systemctl enable yurt.service >/dev/null

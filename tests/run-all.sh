@@ -18,11 +18,25 @@ need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+# The packaging test: systemd-analyze verifies the unit, which calls /bin/kill (procps).
+command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)
+[ -x /bin/kill ] || need_pkgs+=(procps)
+command -v dpkg-deb >/dev/null 2>&1 || need_pkgs+=(dpkg)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update failed"
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null || die "apt-get install ${need_pkgs[*]} failed"
+fi
+
+# cargo-deb builds the .deb in tests/packaging_e2e.rs (from the test binaries, no release
+# build). Installing it compiles it once: about 140 CPU-seconds, ~2 minutes on a 2-core machine.
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version >/dev/null 2>&1; then
+  log "installing cargo-deb $CARGO_DEB_VERSION"
+  cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION" --quiet \
+    || die "cargo install cargo-deb failed"
+  cargo deb --version >/dev/null 2>&1 || die "cargo deb does not run after installing cargo-deb (is ~/.cargo/bin on PATH?)"
 fi
 
 # A Docker engine for the docker driver tests. dockerd is started in the background when none

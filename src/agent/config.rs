@@ -250,6 +250,10 @@ pub struct AgentConfig {
     pub log_json: bool,
     /// Serve the debugging endpoints when ACLs are off (`enable_debug`; on in `-dev`).
     pub enable_debug: bool,
+    /// `leave_on_interrupt`: SIGINT is a graceful leave rather than a plain stop.
+    pub leave_on_interrupt: bool,
+    /// `leave_on_terminate`: the same for SIGTERM.
+    pub leave_on_terminate: bool,
     /// Ports.
     pub ports: Ports,
     /// Per-listener bind addresses.
@@ -374,6 +378,8 @@ impl AgentConfig {
             log_level: canonical_log_level(file.log_level.as_deref().unwrap_or("INFO"))?,
             log_json: file.log_json.unwrap_or(false),
             enable_debug: file.enable_debug.unwrap_or(false),
+            leave_on_interrupt: file.leave_on_interrupt.unwrap_or(false),
+            leave_on_terminate: file.leave_on_terminate.unwrap_or(false),
             ports: Ports {
                 http: ports.http.unwrap_or(DEFAULT_HTTP_PORT),
                 rpc: ports.rpc.unwrap_or(DEFAULT_RPC_PORT),
@@ -528,10 +534,16 @@ pub(super) fn absolute(path: PathBuf) -> Result<PathBuf, ConfigError> {
     std::path::absolute(&path).map_err(|source| ConfigError::Io { path, source })
 }
 
+/// How the data dirs `-dev` makes up are named.
+pub const DEV_DATA_DIR_PREFIX: &str = "yurt-dev-";
+
 /// A fresh, unique data directory path for `-dev` under the system temp dir.
 fn dev_data_dir() -> PathBuf {
     let unique = crate::structs::generate_uuid();
-    std::env::temp_dir().join(format!("yurt-dev-{}", crate::structs::short_id(&unique)))
+    std::env::temp_dir().join(format!(
+        "{DEV_DATA_DIR_PREFIX}{}",
+        crate::structs::short_id(&unique)
+    ))
 }
 
 /// The machine's hostname, the default node name.

@@ -37,6 +37,10 @@ pub struct ConfigFile {
     pub log_json: Option<bool>,
     /// `enable_debug`: without ACLs, serve the debugging endpoints (`/v1/agent/host`).
     pub enable_debug: Option<bool>,
+    /// `leave_on_interrupt`: on SIGINT, leave the cluster gracefully (Nomad's switch).
+    pub leave_on_interrupt: Option<bool>,
+    /// `leave_on_terminate`: the same on SIGTERM.
+    pub leave_on_terminate: Option<bool>,
     /// `ports { http rpc serf }`.
     #[serde(deserialize_with = "block")]
     pub ports: Option<PortsFile>,

@@ -58,6 +58,8 @@ impl ConfigFile {
             log_level: over.log_level.or(self.log_level),
             log_json: over.log_json.or(self.log_json),
             enable_debug: over.enable_debug.or(self.enable_debug),
+            leave_on_interrupt: over.leave_on_interrupt.or(self.leave_on_interrupt),
+            leave_on_terminate: over.leave_on_terminate.or(self.leave_on_terminate),
             ports: merge_opt(self.ports, over.ports, PortsFile::merge),
             addresses: merge_opt(self.addresses, over.addresses, AddressesFile::merge),
             advertise: merge_opt(self.advertise, over.advertise, AddressesFile::merge),

@@ -13,6 +13,8 @@ pub mod dev;
 mod docker;
 pub mod http;
 pub mod logging;
+pub mod reload;
+pub mod signals;
 pub mod tls;
 
 #[cfg(test)]
@@ -24,4 +26,5 @@ pub use config_load::{ConfigFormat, Loaded, load_paths, parse_config};
 
 mod runtime;
 
+pub use reload::ConfigSource;
 pub use runtime::{AgentError, run};

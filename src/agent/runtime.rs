@@ -1,11 +1,13 @@
 //! The agent runtime: opens the server (when enabled), starts the client (when enabled),
-//! serves the HTTP API and the RPC listener, and shuts down on SIGINT/SIGTERM.
+//! serves the HTTP API and the RPC listener, reloads its configuration on SIGHUP and shuts
+//! down on SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::config::AgentConfig;
 use super::docker;
@@ -13,6 +15,8 @@ use super::http::{
     AgentAcl, AgentInfo, Directory, Forwarder, MetricsState, api_router, rpc_listener_router,
 };
 use super::logging;
+use super::reload::{ConfigSource, ListenerTls, Reloader};
+use super::signals::{Signals, StopSignal};
 use super::tls::AgentTls;
 use crate::client::{Client, ClientConfig, ClientError, HttpServerApi, ShutdownMode};
 use crate::rpc::{RpcError, ServerApi, ServerLookup};
@@ -57,6 +61,12 @@ pub enum AgentError {
     /// A `tls { }` file is missing or unusable.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The agent could not take over its signals.
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// A second SIGINT/SIGTERM arrived before the graceful shutdown finished.
+    #[error("{0} received again while shutting down; stopped without finishing the shutdown")]
+    Interrupted(&'static str),
     /// The data dir could not be prepared.
     #[error("preparing data dir {path}: {source}")]
     DataDir {
@@ -95,7 +105,7 @@ fn outbound_ip() -> std::net::IpAddr {
 }
 
 /// A JSON view of the resolved configuration for `/v1/agent/self`.
-fn config_json(c: &AgentConfig) -> serde_json::Value {
+pub(super) fn config_json(c: &AgentConfig) -> serde_json::Value {
     json!({
         "Region": c.region,
         "Datacenter": c.datacenter,
@@ -124,47 +134,30 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, AgentError> {
         .map_err(|source| AgentError::Bind { addr, source })
 }
 
-/// Serves `router` on `listener` until shutdown, over TLS when `tls` is given.
+/// Serves `router` on `listener` until `stop` turns true, over TLS when `tls` is given
+/// (taking each connection's TLS configuration from it, so a reload reaches new connections).
 async fn serve(
     listener: TcpListener,
-    tls: Option<crate::tls::ServerConfig>,
+    tls: Option<watch::Receiver<crate::tls::ServerConfig>>,
     router: axum::Router,
+    mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let stopped = async move {
+        // A dropped sender also means stop: nobody is left to say otherwise.
+        let _ = stop.wait_for(|s| *s).await;
+    };
     match tls {
         Some(config) => {
-            let listener = crate::tls::TlsListener::new(listener, config)?;
+            let listener = crate::tls::TlsListener::reloadable(listener, config)?;
             axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(stopped)
                 .await
         }
         None => {
             axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(stopped)
                 .await
         }
-    }
-}
-
-/// Resolves when the process is asked to stop.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 
@@ -271,8 +264,15 @@ fn start_telemetry(config: &AgentConfig) -> MetricsState {
     }
 }
 
-/// Runs the agent until SIGINT/SIGTERM.
-pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+/// How long open HTTP requests get to finish once the agent stops; long polls (blocking
+/// queries, event streams, followed logs) would otherwise hold the shutdown for minutes.
+const HTTP_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs the agent until SIGINT/SIGTERM; on SIGHUP it reads its configuration again from
+/// `source` (none: SIGHUP is logged and ignored).
+pub async fn run(config: AgentConfig, source: Option<ConfigSource>) -> Result<(), AgentError> {
+    // First, so a signal during start-up is queued rather than killing the process.
+    let mut signals = Signals::install().map_err(AgentError::Signals)?;
     logging::init(&config.log_level, config.log_json);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -328,7 +328,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         acl_enabled: config.acl.enabled,
         enable_debug: config.enable_debug,
         client_enabled: config.client_enabled(),
-        config: config_json(&config),
+        config: std::sync::RwLock::new(config_json(&config)),
     });
 
     let mut remote_api: Option<Arc<dyn ServerApi>> = None;
@@ -392,7 +392,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         _ => None,
     };
     let api = api_router(
-        info,
+        info.clone(),
         metrics,
         server.as_ref(),
         cluster_api.as_ref(),
@@ -414,39 +414,110 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         "yurt agent started"
     );
 
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut listener_tls = ListenerTls::default();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(s) = &server {
         // The RPC listener serves the public API too, so client-only agents can proxy to
         // the address they already know.
         let rpc = rpc_listener_router(s, acl.clone());
         let rpc_listener = bind(rpc_bind).await?;
-        tasks.spawn(serve(rpc_listener, tls.rpc_server.clone(), rpc));
+        let tls_rx = tls.rpc_server.clone().map(|c| {
+            let (tx, rx) = watch::channel(c);
+            listener_tls.rpc = Some(tx);
+            rx
+        });
+        tasks.spawn(serve(rpc_listener, tls_rx, rpc, stop_rx.clone()));
     }
-    tasks.spawn(serve(http_listener, tls.http_server.clone(), api));
-    while let Some(res) = tasks.join_next().await {
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(AgentError::Serve(e)),
-            Err(e) => tracing::error!(error = %e, "listener task failed"),
+    let tls_rx = tls.http_server.clone().map(|c| {
+        let (tx, rx) = watch::channel(c);
+        listener_tls.http = Some(tx);
+        rx
+    });
+    tasks.spawn(serve(http_listener, tls_rx, api, stop_rx));
+    let mut reloader = source.map(|s| Reloader::new(s, config.clone(), listener_tls, info));
+
+    let stop = loop {
+        tokio::select! {
+            signal = signals.recv() => match signal {
+                super::signals::AgentSignal::Reload => match reloader.as_mut() {
+                    Some(r) => r.reload(),
+                    None => tracing::warn!("SIGHUP received; this agent has no configuration source to reload"),
+                },
+                super::signals::AgentSignal::Stop(s) => break s,
+            },
+            res = tasks.join_next() => match res {
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(AgentError::Serve(e)),
+                Some(Err(e)) => tracing::error!(error = %e, "listener task failed"),
+                // Listeners only end when told to; nothing left to serve.
+                None => return Err(AgentError::Serve(std::io::Error::other("every listener stopped"))),
+            },
         }
-    }
-    if let Some((client, handle, sweeper)) = client {
-        sweeper.abort();
-        // A dev agent cleans up after itself like Nomad's; a real one leaves tasks running
-        // so the next agent process reattaches to them.
-        let mode = if config.dev_mode {
-            ShutdownMode::KillAllocs
-        } else {
-            ShutdownMode::Detach
-        };
-        client.shutdown(mode);
-        if tokio::time::timeout(std::time::Duration::from_secs(30), handle)
-            .await
-            .is_err()
+    };
+    let running = reloader.as_ref().map(Reloader::running).unwrap_or(&config);
+    log_stop(stop, running);
+    let _ = stop_tx.send(true);
+    let shutdown = async {
+        if tokio::time::timeout(HTTP_DRAIN, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
         {
-            tracing::warn!("client did not stop within 30s");
+            tracing::info!("closing HTTP requests still open after {HTTP_DRAIN:?}");
+            tasks.shutdown().await;
+        }
+        if let Some((client, handle, sweeper)) = client {
+            sweeper.abort();
+            // A dev agent cleans up after itself like Nomad's; a real one leaves tasks running
+            // so the next agent process reattaches to them.
+            let mode = if config.dev_mode {
+                ShutdownMode::KillAllocs
+            } else {
+                ShutdownMode::Detach
+            };
+            client.shutdown(mode);
+            if tokio::time::timeout(std::time::Duration::from_secs(30), handle)
+                .await
+                .is_err()
+            {
+                tracing::warn!("client did not stop within 30s");
+            }
+        }
+        if let Some(s) = &server {
+            s.stop_leader_duties();
+        }
+    };
+    tokio::select! {
+        () = shutdown => {}
+        again = signals.next_stop() => {
+            tracing::warn!("{} received again; exiting without finishing the shutdown", again.name());
+            return Err(AgentError::Interrupted(again.name()));
         }
     }
     tracing::info!("yurt agent stopped");
     Ok(())
+}
+
+/// Says how the agent stops. `leave_on_interrupt`/`leave_on_terminate` ask Nomad's agent
+/// to leave its gossip pool and, on a client with `drain_on_shutdown`, to drain the node
+/// first; yurt has no gossip pool, and without a drain Nomad's client leaves its tasks
+/// running exactly as a plain stop does.
+fn log_stop(signal: StopSignal, config: &AgentConfig) {
+    let tasks = if !config.client_enabled() {
+        ""
+    } else if config.dev_mode {
+        "; dev mode: stopping every allocation"
+    } else {
+        "; tasks keep running and the next agent reattaches to them"
+    };
+    if signal.leaves(config) {
+        tracing::info!(
+            "caught {}, leaving gracefully (there is no gossip pool to leave){tasks}",
+            signal.name()
+        );
+    } else {
+        tracing::info!("caught {}, shutting down{tasks}", signal.name());
+    }
 }

@@ -173,8 +173,15 @@ pub fn run(args: &AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::agent::run(config)) {
+    // SIGHUP reads the same `-config` paths again, under the same flags.
+    let again = args.clone();
+    let source: crate::agent::ConfigSource = Box::new(move || again.resolve());
+    match runtime.block_on(crate::agent::run(config, Some(source))) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err @ crate::agent::AgentError::Interrupted(_)) => {
+            eprintln!("==> {err}");
+            ExitCode::FAILURE
+        }
         Err(err) => {
             eprintln!("==> Error starting agent: {err}");
             ExitCode::FAILURE

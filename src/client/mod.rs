@@ -214,7 +214,17 @@ impl Client {
             .cloned()
             .collect();
         match mode {
-            ShutdownMode::Detach => runners.iter().for_each(AllocRunnerHandle::detach),
+            ShutdownMode::Detach => {
+                runners.iter().for_each(AllocRunnerHandle::detach);
+                // Returning sooner lets the agent tear the runtime down under running task
+                // runners, whose drivers' exit watchers it cancels: a runner that saw that
+                // as its task's exit would record it and forget the handle, and the next
+                // agent would start the task a second time.
+                let detached = runners
+                    .iter()
+                    .flat_map(|r| r.tasks().values().map(|t| t.wait_done()));
+                futures::future::join_all(detached).await;
+            }
             ShutdownMode::KillAllocs => {
                 futures::future::join_all(runners.iter().map(AllocRunnerHandle::destroy)).await;
             }

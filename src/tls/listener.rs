@@ -1,12 +1,13 @@
 //! A TLS listener for `axum::serve`: TCP connections are accepted and their handshakes run on
 //! their own tasks, so a slow or silent peer never holds up the next connection; only
-//! finished handshakes reach axum.
+//! finished handshakes reach axum. Each handshake uses the configuration current when its
+//! connection arrives, so new certificates can be swapped in without closing the listener.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -27,9 +28,18 @@ pub struct TlsListener {
 impl TlsListener {
     /// Starts accepting on `tcp` with `config`.
     pub fn new(tcp: TcpListener, config: ServerConfig) -> std::io::Result<Self> {
+        Self::reloadable(tcp, watch::channel(config).1)
+    }
+
+    /// Starts accepting on `tcp`; every handshake uses the configuration `config` holds at
+    /// that moment (an agent reload sends new certificates through it).
+    pub fn reloadable(
+        tcp: TcpListener,
+        config: watch::Receiver<ServerConfig>,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(BACKLOG);
-        let accept_task = tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), tx));
+        let accept_task = tokio::spawn(accept_loop(tcp, config, tx));
         Ok(TlsListener {
             ready,
             local,
@@ -46,7 +56,7 @@ impl Drop for TlsListener {
 
 async fn accept_loop(
     tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    config: watch::Receiver<ServerConfig>,
     ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     loop {
@@ -65,7 +75,7 @@ async fn accept_loop(
         if ready.is_closed() {
             return;
         }
-        let acceptor = acceptor.clone();
+        let acceptor = TlsAcceptor::from(config.borrow().clone());
         let ready = ready.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

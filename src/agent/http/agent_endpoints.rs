@@ -2,7 +2,7 @@
 //! Served by every agent; the server parts only when this agent runs a server.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -35,8 +35,22 @@ pub struct AgentInfo {
     pub enable_debug: bool,
     /// Whether this agent runs a client.
     pub client_enabled: bool,
-    /// The resolved agent configuration, as `/v1/agent/self` shows it.
-    pub config: Value,
+    /// The configuration in force, as `/v1/agent/self` shows it (a reload changes it).
+    pub config: RwLock<Value>,
+}
+
+impl AgentInfo {
+    /// Replaces the configuration `/v1/agent/self` shows.
+    pub fn set_config(&self, config: Value) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    fn config(&self) -> Value {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// The routes (they carry their own state so client-only agents can serve them too).
@@ -126,7 +140,7 @@ async fn agent_self(
             json!({"applied_index": server.applied_index().to_string(), "state": "Leader"});
     }
     let body = json!({
-        "config": info.config,
+        "config": info.config(),
         "member": if info.server.is_some() { serde_json::to_value(member(&info)).unwrap_or(Value::Null) } else { Value::Null },
         "stats": stats,
     });

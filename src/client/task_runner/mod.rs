@@ -284,10 +284,12 @@ impl TaskRunner {
                         TaskStateName::Pending,
                         Some(events::restarting(delay, &reason)),
                     );
+                    // Detach first: see `wait_or_kill`.
                     tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = self.kill_rx.wait_for(Option::is_some) => return Ending::Finished,
+                        biased;
                         _ = self.detach_rx.wait_for(|d| *d) => return Ending::Detached,
+                        _ = self.kill_rx.wait_for(Option::is_some) => return Ending::Finished,
+                        _ = tokio::time::sleep(delay) => {}
                     }
                 }
             }
@@ -297,10 +299,12 @@ impl TaskRunner {
     /// Waits for the gate, runs prestart and starts the task, then waits for it; the outcome
     /// is left in the restart tracker. `Some` ends the run loop.
     async fn start_and_wait(&mut self) -> Option<Ending> {
+        // Detach first: see `wait_or_kill`.
         tokio::select! {
-            _ = self.cfg.gate.wait_for(|open| *open) => {}
-            _ = self.kill_rx.wait_for(Option::is_some) => return Some(Ending::Finished),
+            biased;
             _ = self.detach_rx.wait_for(|d| *d) => return Some(Ending::Detached),
+            _ = self.kill_rx.wait_for(Option::is_some) => return Some(Ending::Finished),
+            _ = self.cfg.gate.wait_for(|open| *open) => {}
         }
         if self.killed() {
             return Some(Ending::Finished);
@@ -387,11 +391,15 @@ impl TaskRunner {
             Restart(RestartRequest),
             Detach,
         }
+        // A detaching alloc runner (agent shutdown) returns right after telling its tasks,
+        // which closes their kill channels too: detach must win over that "kill", or a
+        // task the agent means to leave running is stopped on the way out.
         let next = tokio::select! {
+            biased;
             res = &mut wait => Next::Exit(res),
+            _ = self.detach_rx.wait_for(|d| *d) => Next::Detach,
             opts = wait_kill(&mut self.kill_rx) => Next::Kill(opts),
             Some(req) = self.restart_rx.recv() => Next::Restart(req),
-            _ = self.detach_rx.wait_for(|d| *d) => Next::Detach,
         };
         match next {
             Next::Exit(res) => Waited::Exited(exit_result(res)),

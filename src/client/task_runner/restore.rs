@@ -75,10 +75,12 @@ impl TaskRunner {
             TaskStateName::Pending,
             Some(events::failed_restoring(&err.to_string())),
         );
+        // Detach first: a detaching alloc runner also closes the kill channel.
         tokio::select! {
-            _ = self.cfg.contacted.wait_for(|c| *c) => Restored::Start,
-            _ = self.kill_rx.wait_for(Option::is_some) => Restored::Ended(Ending::Finished),
+            biased;
             _ = self.detach_rx.wait_for(|d| *d) => Restored::Ended(Ending::Detached),
+            _ = self.kill_rx.wait_for(Option::is_some) => Restored::Ended(Ending::Finished),
+            _ = self.cfg.contacted.wait_for(|c| *c) => Restored::Start,
         }
     }
 }
