@@ -25,7 +25,9 @@ impl From<StateError> for RpcError {
     fn from(e: StateError) -> Self {
         match e {
             StateError::NotFound(m) if m == "node not found" => RpcError::NodeNotFound,
-            StateError::NotFound(m) | StateError::Conflict(m) => RpcError::BadRequest(m),
+            StateError::NotFound(m) | StateError::Conflict(m) | StateError::BadRequest(m) => {
+                RpcError::BadRequest(m)
+            }
             StateError::Storage(m) => RpcError::Unavailable(m),
         }
     }

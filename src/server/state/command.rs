@@ -1,0 +1,123 @@
+//! The state's writes as data: each write an op makes is a [`Command`], wrapped in a
+//! [`Request`] that carries the time and the seed of every ID its apply creates. A command
+//! holds everything its apply needs besides the state itself, so applying the same requests
+//! in the same order to the same state gives the same state on every server (docs/raft.md §2).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::apply::{RegisterOptions, ScaleRequest};
+use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
+use crate::structs::time::now_nanos;
+use crate::structs::{Evaluation, Job, Namespace, SchedulerConfiguration};
+
+/// One write to propose: a command with the time and the seed the proposer chose for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// When the write was proposed (unix nanoseconds): the only clock its apply reads.
+    pub at: i64,
+    /// What IDs the apply derives are made from (see `ApplyCtx::derive_id`).
+    pub seed: Uuid,
+    /// The write.
+    pub cmd: Command,
+}
+
+impl Request {
+    /// `cmd`, proposed now with a fresh seed.
+    pub fn new(cmd: Command) -> Self {
+        Request {
+            at: now_nanos(),
+            seed: Uuid::new_v4(),
+            cmd,
+        }
+    }
+}
+
+/// Every kind of write the state takes. Values are decided by the proposer (IDs, times,
+/// validation, canonical forms); what depends on the state at apply time (indexes,
+/// versions, statuses, conflict checks) is decided by the apply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Command {
+    /// Creates or replaces a namespace (validated by the proposer).
+    NamespaceUpsert { ns: Namespace },
+    /// Deletes a namespace that holds nothing still running; `region` names the region in
+    /// the refusal.
+    NamespaceDelete { name: String, region: String },
+
+    /// Creates the bootstrap management token; `reset_index` is the index an operator's
+    /// reset file names (0: none), which allows one more bootstrap after the one at it.
+    AclBootstrap { token: AclToken, reset_index: u64 },
+    /// Creates or replaces a policy (rules parsed by the proposer).
+    AclPolicyUpsert { policy: AclPolicy },
+    /// Deletes policies; unknown names are skipped.
+    AclPolicyDelete { names: Vec<String> },
+    /// Creates (`creating`: IDs and times already set) or updates a token.
+    AclTokenUpsert { token: AclToken, creating: bool },
+    /// Deletes tokens by accessor ID.
+    AclTokenDelete { accessors: Vec<String> },
+    /// Creates (`creating`: ID already set) or updates a role.
+    AclRoleUpsert { role: AclRole, creating: bool },
+    /// Deletes roles by ID.
+    AclRoleDelete { ids: Vec<String> },
+    /// Deletes the named tokens and one-time tokens that have expired by the request's time.
+    AclTokensReap {
+        accessors: Vec<String>,
+        one_time: Vec<String>,
+    },
+    /// Stores a one-time token (secret and expiry chosen by the proposer).
+    AclOneTimeCreate { token: OneTimeToken },
+    /// Consumes a one-time token, answering the token it was made for while both are live.
+    AclOneTimeExchange { secret: String },
+
+    /// Writes `config` as the scheduler configuration unless one is stored already.
+    SchedulerConfigEnsure { config: SchedulerConfiguration },
+    /// Replaces the scheduler configuration; with `cas`, only when the stored one's
+    /// ModifyIndex is `cas` (0: none stored).
+    SchedulerConfigSet {
+        config: SchedulerConfiguration,
+        cas: Option<u64>,
+    },
+
+    /// Registers a job (canonical and validated, its pool defaulted) and creates its
+    /// evaluation, unless the spec did not change or the job is a parent.
+    JobRegister { job: Job, opts: RegisterOptions },
+    /// Stops (a new version with `Stop`) or purges a job and creates the evaluation that
+    /// stops its allocations.
+    JobDeregister {
+        ns: String,
+        id: String,
+        purge: bool,
+        eval_priority: i64,
+        eval_id: String,
+    },
+    /// Creates an evaluation of a job; with `force_reschedule`, its failed allocations are
+    /// marked to be rescheduled now.
+    JobEvaluate {
+        ns: String,
+        id: String,
+        force_reschedule: bool,
+        eval_id: String,
+    },
+    /// Changes a group's count and records a scaling event.
+    JobScale(ScaleRequest),
+    /// Sets the `Stable` flag of one version of a job.
+    JobStability {
+        ns: String,
+        id: String,
+        version: i64,
+        stable: bool,
+    },
+    /// Marks an allocation for migration and creates the `alloc-stop` evaluation
+    /// (`eval_id`) that replaces it.
+    AllocStop {
+        alloc_id: String,
+        no_shutdown_delay: bool,
+        eval_id: String,
+    },
+
+    /// Stores evaluations as given (a worker recording a failed one).
+    EvalUpdate { evals: Vec<Evaluation> },
+    /// Marks evaluations cancelled, superseded by newer ones; those already terminal keep
+    /// what they have.
+    EvalsCancel { ids: Vec<String> },
+}
