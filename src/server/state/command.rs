@@ -6,10 +6,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::apply::{RegisterOptions, ScaleRequest};
+use super::apply::{AllocClientUpdate, DrainBatch, RegisterOptions, ScaleRequest};
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::time::now_nanos;
-use crate::structs::{Evaluation, Job, Namespace, SchedulerConfiguration};
+use crate::structs::{
+    DrainSpec, Evaluation, Job, Namespace, Node, NodeStatus, SchedulerConfiguration, StrMap,
+};
 
 /// One write to propose: a command with the time and the seed the proposer chose for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +116,37 @@ pub enum Command {
         no_shutdown_delay: bool,
         eval_id: String,
     },
+
+    /// Registers a node (validated, defaults and computed class set) and evaluates what
+    /// runs or may run on it.
+    NodeRegister { node: Node },
+    /// A heartbeat that changes a node's status.
+    NodeStatus { node_id: String, status: NodeStatus },
+    /// A missed heartbeat: the node goes down (no-op when it already is).
+    NodeDown { node_id: String },
+    /// A client's reports on its allocations (authenticated, none foreign).
+    AllocClientUpdate {
+        node_id: String,
+        updates: Vec<AllocClientUpdate>,
+    },
+    /// Marks a node eligible or ineligible (`eligibility` validated).
+    NodeEligibility {
+        node_id: String,
+        eligibility: String,
+    },
+    /// Starts, updates or (`spec: None`) cancels a node's drain.
+    NodeDrain {
+        node_id: String,
+        spec: Option<DrainSpec>,
+        mark_eligible: bool,
+        meta: StrMap,
+    },
+    /// Removes a node; its work is evaluated elsewhere.
+    NodePurge { node_id: String },
+    /// Evaluates every job with work on a node.
+    NodeEvaluate { node_id: String },
+    /// One pass of the drainer.
+    DrainBatch(DrainBatch),
 
     /// Stores evaluations as given (a worker recording a failed one).
     EvalUpdate { evals: Vec<Evaluation> },

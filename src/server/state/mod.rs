@@ -3,7 +3,7 @@
 //! queries.
 
 mod acl;
-mod apply;
+pub mod apply;
 mod command;
 mod durable;
 mod group_commit;
@@ -22,7 +22,8 @@ use tokio::sync::{MutexGuard, oneshot, watch};
 
 pub use acl::{AclTables, BOOTSTRAP_META_KEY};
 pub use apply::{
-    Applied, ApplyCtx, ApplyError, RegisterOptions, ScaleRequest, admit_job, apply, same_spec,
+    AllocClientUpdate, Applied, ApplyCtx, ApplyError, DrainBatch, RegisterOptions, ScaleRequest,
+    admit_job, apply, same_spec,
 };
 pub use command::{Command, Request};
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};

@@ -7,6 +7,7 @@ mod allocs;
 mod evals;
 mod jobs;
 mod namespaces;
+mod nodes;
 mod operator;
 
 use std::sync::Arc;
@@ -17,10 +18,15 @@ use uuid::Uuid;
 use super::command::Command;
 use super::{StateError, Txn};
 use crate::structs::acl::{AclRole, AclToken, OneTimeToken};
-use crate::structs::{EvalStatus, Evaluation};
+use crate::structs::{EvalStatus, Evaluation, Node};
 
 pub use jobs::{RegisterOptions, ScaleRequest, same_spec};
 pub use namespaces::admit_job;
+pub use nodes::{
+    AllocClientUpdate, DRAINING_NOT_ELIGIBLE, DrainBatch, EVENT_DRAIN_COMPLETE,
+    EVENT_DRAIN_DISABLED, EVENT_DRAIN_SET, EVENT_DRAIN_UPDATED, EVENT_ELIGIBLE, EVENT_INELIGIBLE,
+    SECRET_MISMATCH, SUBSYSTEM_CLUSTER, SUBSYSTEM_DRAIN, apply_drain,
+};
 
 /// Why a command changed nothing; the kinds call sites map to answers (a conflict, a
 /// missing object, or an internal fault).
@@ -99,12 +105,35 @@ pub enum Applied {
         eval: Option<Arc<Evaluation>>,
         job_modify_index: u64,
     },
+    /// A node write's node (None: removed, or left as it was) and the evaluations it made.
+    Node {
+        node: Option<Arc<Node>>,
+        evals: Vec<Arc<Evaluation>>,
+    },
+    /// A client update's evaluations, and whether some allocation stopped on its client.
+    ClientUpdate {
+        evals: Vec<Arc<Evaluation>>,
+        freed: bool,
+    },
+    /// A drainer pass: whether it changed anything, and its evaluations.
+    Drained {
+        changed: bool,
+        evals: Vec<Arc<Evaluation>>,
+    },
 }
 
 impl Applied {
     /// The fault of an op receiving an answer its command does not give.
     pub fn unexpected(self) -> StateError {
         StateError::Storage(format!("unexpected apply result: {self:?}"))
+    }
+
+    /// A node write's node and evaluations.
+    pub fn into_node(self) -> Result<(Option<Arc<Node>>, Vec<Arc<Evaluation>>), StateError> {
+        match self {
+            Applied::Node { node, evals } => Ok((node, evals)),
+            other => Err(other.unexpected()),
+        }
     }
 
     /// A job write's evaluation and JobModifyIndex.
@@ -169,6 +198,25 @@ pub fn apply(txn: &mut Txn, cmd: Command, ctx: &ApplyCtx) -> Result<Applied, App
             no_shutdown_delay,
             eval_id,
         } => allocs::stop(txn, &alloc_id, no_shutdown_delay, eval_id, ctx),
+        Command::NodeRegister { node } => nodes::register(txn, node, ctx),
+        Command::NodeStatus { node_id, status } => nodes::status(txn, &node_id, status, ctx),
+        Command::NodeDown { node_id } => nodes::down(txn, &node_id, ctx),
+        Command::AllocClientUpdate { node_id, updates } => {
+            nodes::client_update(txn, &node_id, updates, ctx)
+        }
+        Command::NodeEligibility {
+            node_id,
+            eligibility,
+        } => nodes::eligibility(txn, &node_id, &eligibility, ctx),
+        Command::NodeDrain {
+            node_id,
+            spec,
+            mark_eligible,
+            meta,
+        } => nodes::drain(txn, &node_id, spec, mark_eligible, meta, ctx),
+        Command::NodePurge { node_id } => nodes::purge(txn, &node_id, ctx),
+        Command::NodeEvaluate { node_id } => nodes::evaluate(txn, &node_id, ctx),
+        Command::DrainBatch(batch) => nodes::drain_batch(txn, batch, ctx),
         Command::EvalUpdate { evals } => evals::update(txn, evals),
         Command::EvalsCancel { ids } => evals::cancel(txn, &ids, ctx),
     }

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::server::state::{
-    Command, RegisterOptions, Request, ScaleRequest, StateError, StateStore, Tables, Txn,
+    Command, DrainBatch, RegisterOptions, Request, ScaleRequest, StateError, StateStore, Tables,
+    Txn,
 };
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::{Allocation, Evaluation, Job, Namespace, SchedulerConfiguration};
@@ -351,6 +352,71 @@ fn requests() -> Vec<Request> {
             no_shutdown_delay: true,
             eval_id: "stop-eval".into(),
         },
+        Command::NodeRegister {
+            node: from(json!({
+                "ID": "n3", "Name": "n3", "SecretID": "sec-n3", "Status": "ready",
+                "Datacenter": "dc1", "NodePool": "default", "ComputedClass": "v1:1",
+                "Attributes": {"kernel.name": "linux"}
+            })),
+        },
+        Command::NodeRegister {
+            node: from(json!({"ID": "n1", "Name": "n1", "SecretID": "wrong", "Status": "ready"})),
+        },
+        Command::NodeStatus {
+            node_id: "n2".into(),
+            status: crate::structs::NodeStatus::Initializing,
+        },
+        Command::NodeStatus {
+            node_id: "n2".into(),
+            status: crate::structs::NodeStatus::Ready,
+        },
+        Command::AllocClientUpdate {
+            node_id: "n2".into(),
+            updates: vec![
+                from(json!({"id": "a1", "client_status": "failed", "client_description": "oom"})),
+                from(json!({"id": "a3", "client_status": "running"})),
+                from(json!({"id": "a0", "client_status": "complete"})),
+            ],
+        },
+        Command::NodeEligibility {
+            node_id: "n3".into(),
+            eligibility: "ineligible".into(),
+        },
+        Command::NodeEligibility {
+            node_id: "gone".into(),
+            eligibility: "eligible".into(),
+        },
+        Command::NodeDrain {
+            node_id: "n2".into(),
+            spec: Some(from(json!({"Deadline": 3_600_000_000_000i64}))),
+            mark_eligible: false,
+            meta: Some([("reason".to_string(), "kernel".to_string())].into()),
+        },
+        Command::DrainBatch(DrainBatch {
+            migrate: vec!["a3".into(), "a1".into()],
+            complete: vec![("n2".into(), true), ("n1".into(), false)],
+        }),
+        Command::NodeDrain {
+            node_id: "n3".into(),
+            spec: None,
+            mark_eligible: true,
+            meta: None,
+        },
+        Command::NodeEvaluate {
+            node_id: "n1".into(),
+        },
+        Command::NodeDown {
+            node_id: "n1".into(),
+        },
+        Command::NodeDown {
+            node_id: "n1".into(),
+        },
+        Command::NodePurge {
+            node_id: "n3".into(),
+        },
+        Command::NodePurge {
+            node_id: "n3".into(),
+        },
         Command::EvalUpdate {
             evals: vec![failed],
         },
@@ -388,6 +454,15 @@ fn kind(c: &Command) -> &'static str {
         Command::JobScale(_) => "JobScale",
         Command::JobStability { .. } => "JobStability",
         Command::AllocStop { .. } => "AllocStop",
+        Command::NodeRegister { .. } => "NodeRegister",
+        Command::NodeStatus { .. } => "NodeStatus",
+        Command::NodeDown { .. } => "NodeDown",
+        Command::AllocClientUpdate { .. } => "AllocClientUpdate",
+        Command::NodeEligibility { .. } => "NodeEligibility",
+        Command::NodeDrain { .. } => "NodeDrain",
+        Command::NodePurge { .. } => "NodePurge",
+        Command::NodeEvaluate { .. } => "NodeEvaluate",
+        Command::DrainBatch(_) => "DrainBatch",
         Command::EvalUpdate { .. } => "EvalUpdate",
         Command::EvalsCancel { .. } => "EvalsCancel",
     }
@@ -414,6 +489,15 @@ const KINDS: &[&str] = &[
     "JobScale",
     "JobStability",
     "AllocStop",
+    "NodeRegister",
+    "NodeStatus",
+    "NodeDown",
+    "AllocClientUpdate",
+    "NodeEligibility",
+    "NodeDrain",
+    "NodePurge",
+    "NodeEvaluate",
+    "DrainBatch",
     "EvalUpdate",
     "EvalsCancel",
 ];
@@ -452,6 +536,44 @@ fn the_same_requests_give_the_same_state_whatever_the_fill_order() {
     assert!(out_a.iter().any(|o| o.starts_with("Err(NotFound")));
     assert!(out_a.iter().any(|o| o.starts_with("Err(Conflict")));
     assert!(out_a.iter().any(|o| o.starts_with("Err(BadRequest")));
+    // Each command did its part.
+    let t = a.snapshot();
+    assert!(t.namespace("c").is_some() && t.namespace("b").is_none());
+    assert_eq!(t.acl.bootstrap_index, 5);
+    assert!(t.acl.policies.contains_key("p3") && !t.acl.roles.contains_key("r1"));
+    assert!(!t.acl.tokens.contains_key("tok-old") && t.acl.tokens.contains_key("tok-later"));
+    assert!(t.acl.one_time_by_secret("ot-old").is_none());
+    assert!(t.acl.one_time_by_secret("ot-live").is_some());
+    assert!(t.acl.one_time_by_secret("ot-new").is_none(), "exchanged");
+    assert_eq!(t.scheduler_config().scheduler_algorithm, "spread");
+    assert!(t.evals.contains_key("reg-j3") && t.evals.contains_key("scale-j1"));
+    assert!(!t.evals.contains_key("refused"));
+    let j1 = t.job("default", "j1").expect("j1");
+    assert_eq!((j1.priority, j1.groups()[0].count), (70, 3));
+    assert!(t.job("default", "j2").expect("j2").stop);
+    assert_eq!(
+        t.alloc("a1").expect("a1").client_status.to_string(),
+        "failed"
+    );
+    assert_eq!(
+        t.alloc("a0").expect("a0").client_status.to_string(),
+        "running"
+    );
+    assert_eq!(
+        t.alloc("a3").expect("a3").desired_transition.migrate,
+        Some(true)
+    );
+    assert_eq!(t.node("n1").expect("n1").status.to_string(), "down");
+    assert!(t.node("n3").is_none());
+    let n2 = t.node("n2").expect("n2");
+    assert!(n2.drain_strategy.is_none());
+    assert_eq!(n2.last_drain.as_ref().expect("drained").status, "complete");
+    let node_evals = t
+        .evals
+        .values()
+        .filter(|e| e.triggered_by == "node-update")
+        .count();
+    assert!(node_evals >= 2, "{node_evals}");
 }
 
 #[test]
