@@ -6,11 +6,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::apply::{AllocClientUpdate, DrainBatch, RegisterOptions, ScaleRequest};
+use super::apply::{AllocClientUpdate, DrainBatch, Promotion, RegisterOptions, ScaleRequest};
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::time::now_nanos;
 use crate::structs::{
-    DrainSpec, Evaluation, Job, Namespace, Node, NodeStatus, SchedulerConfiguration, StrMap,
+    DeploymentStatusUpdate, DrainSpec, Evaluation, Job, Namespace, Node, NodeStatus,
+    SchedulerConfiguration, StrMap,
 };
 
 /// One write to propose: a command with the time and the seed the proposer chose for it.
@@ -147,6 +148,32 @@ pub enum Command {
     NodeEvaluate { node_id: String },
     /// One pass of the drainer.
     DrainBatch(DrainBatch),
+
+    /// Changes an active deployment's status, with its evaluation; `refusal` is the
+    /// conflict answered when the deployment ended meanwhile.
+    DeploymentStatus {
+        update: DeploymentStatusUpdate,
+        eval: Option<Evaluation>,
+        refusal: String,
+    },
+    /// Promotes canaries, with the evaluation that places the rest.
+    DeploymentPromote {
+        promotion: Promotion,
+        eval: Evaluation,
+        refusal: String,
+    },
+    /// Sets allocations' health by hand (true: healthy), failing the deployment with
+    /// `fail` when given.
+    DeploymentAllocHealth {
+        marks: Vec<(String, bool)>,
+        fail: Option<DeploymentStatusUpdate>,
+        eval: Evaluation,
+    },
+    /// The deployment watcher's replacement of unhealthy allocations.
+    DeploymentReschedule {
+        alloc_ids: Vec<String>,
+        eval: Evaluation,
+    },
 
     /// Stores evaluations as given (a worker recording a failed one).
     EvalUpdate { evals: Vec<Evaluation> },

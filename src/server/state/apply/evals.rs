@@ -7,10 +7,11 @@ use crate::structs::{EvalStatus, Evaluation};
 use super::{Applied, ApplyCtx, ApplyError};
 
 pub(super) fn update(txn: &mut Txn, evals: Vec<Evaluation>) -> Result<Applied, ApplyError> {
-    for e in evals {
-        txn.put_eval(e)?;
-    }
-    Ok(Applied::Done)
+    let stored = evals
+        .into_iter()
+        .map(|e| txn.put_eval(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Applied::Evals(stored))
 }
 
 /// Cancels the stored evaluations `ids` that have not finished (a superseded blocked one,

@@ -4,6 +4,7 @@
 
 mod acl;
 mod allocs;
+mod deployments;
 mod evals;
 mod jobs;
 mod namespaces;
@@ -20,6 +21,7 @@ use super::{StateError, Txn};
 use crate::structs::acl::{AclRole, AclToken, OneTimeToken};
 use crate::structs::{EvalStatus, Evaluation, Node};
 
+pub use deployments::Promotion;
 pub use jobs::{RegisterOptions, ScaleRequest, same_spec};
 pub use namespaces::admit_job;
 pub use nodes::{
@@ -115,6 +117,10 @@ pub enum Applied {
         evals: Vec<Arc<Evaluation>>,
         freed: bool,
     },
+    /// The evaluations a write stored.
+    Evals(Vec<Arc<Evaluation>>),
+    /// A deployment write's evaluation (None: the change makes none).
+    DeploymentEval(Option<Arc<Evaluation>>),
     /// A drainer pass: whether it changed anything, and its evaluations.
     Drained {
         changed: bool,
@@ -132,6 +138,14 @@ impl Applied {
     pub fn into_node(self) -> Result<(Option<Arc<Node>>, Vec<Arc<Evaluation>>), StateError> {
         match self {
             Applied::Node { node, evals } => Ok((node, evals)),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// A deployment write's evaluation.
+    pub fn into_deployment_eval(self) -> Result<Option<Arc<Evaluation>>, StateError> {
+        match self {
+            Applied::DeploymentEval(eval) => Ok(eval),
             other => Err(other.unexpected()),
         }
     }
@@ -217,6 +231,22 @@ pub fn apply(txn: &mut Txn, cmd: Command, ctx: &ApplyCtx) -> Result<Applied, App
         Command::NodePurge { node_id } => nodes::purge(txn, &node_id, ctx),
         Command::NodeEvaluate { node_id } => nodes::evaluate(txn, &node_id, ctx),
         Command::DrainBatch(batch) => nodes::drain_batch(txn, batch, ctx),
+        Command::DeploymentStatus {
+            update,
+            eval,
+            refusal,
+        } => deployments::status(txn, &update, eval, refusal),
+        Command::DeploymentPromote {
+            promotion,
+            eval,
+            refusal,
+        } => deployments::promote(txn, promotion, eval, refusal, ctx),
+        Command::DeploymentAllocHealth { marks, fail, eval } => {
+            deployments::alloc_health(txn, marks, fail, eval, ctx)
+        }
+        Command::DeploymentReschedule { alloc_ids, eval } => {
+            deployments::reschedule(txn, &alloc_ids, eval)
+        }
         Command::EvalUpdate { evals } => evals::update(txn, evals),
         Command::EvalsCancel { ids } => evals::cancel(txn, &ids, ctx),
     }

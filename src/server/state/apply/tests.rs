@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::server::state::{
-    Command, DrainBatch, RegisterOptions, Request, ScaleRequest, StateError, StateStore, Tables,
-    Txn,
+    Command, DrainBatch, Promotion, RegisterOptions, Request, ScaleRequest, StateError, StateStore,
+    Tables, Txn,
 };
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::{Allocation, Evaluation, Job, Namespace, SchedulerConfiguration};
@@ -107,6 +107,13 @@ fn setup(txn: &mut Txn, reversed: bool) -> Result<(), StateError> {
                 .map(drop)
         }),
         Box::new(|t| t.put_eval(eval("e1", "j1", "pending")).map(drop)),
+        Box::new(|t| {
+            t.put_deployment(from(json!({
+                "ID": "d1", "Namespace": "default", "JobID": "j1", "Status": "running",
+                "TaskGroups": {"g": {"DesiredCanaries": 1, "PlacedCanaries": ["a0"], "DesiredTotal": 2}}
+            })))
+            .map(drop)
+        }),
         Box::new(|t| t.put_eval(eval("e2", "j2", "blocked")).map(drop)),
         Box::new(|t| t.put_eval(eval("e3", "j2", "complete")).map(drop)),
     ];
@@ -352,6 +359,54 @@ fn requests() -> Vec<Request> {
             no_shutdown_delay: true,
             eval_id: "stop-eval".into(),
         },
+        Command::DeploymentAllocHealth {
+            marks: vec![("a0".into(), true), ("a9".into(), false)],
+            fail: None,
+            eval: eval("dep-health", "j1", "pending"),
+        },
+        Command::DeploymentPromote {
+            promotion: Promotion {
+                deployment_id: "d1".into(),
+                all: true,
+                groups: Vec::new(),
+            },
+            eval: eval("dep-promote", "j1", "pending"),
+            refusal: "can't promote terminal deployment".into(),
+        },
+        Command::DeploymentPromote {
+            promotion: Promotion {
+                deployment_id: "nope".into(),
+                all: true,
+                groups: Vec::new(),
+            },
+            eval: eval("refused", "j1", "pending"),
+            refusal: "can't promote terminal deployment".into(),
+        },
+        Command::DeploymentReschedule {
+            alloc_ids: vec!["a2".into()],
+            eval: eval("dep-replace", "j1", "pending"),
+        },
+        Command::DeploymentStatus {
+            update: from(
+                json!({"DeploymentID": "d1", "Status": "paused", "StatusDescription": "paused"}),
+            ),
+            eval: None,
+            refusal: "can't pause terminal deployment".into(),
+        },
+        Command::DeploymentStatus {
+            update: from(
+                json!({"DeploymentID": "d1", "Status": "failed", "StatusDescription": "by user"}),
+            ),
+            eval: Some(eval("dep-fail", "j1", "pending")),
+            refusal: "can't fail terminal deployment".into(),
+        },
+        Command::DeploymentStatus {
+            update: from(
+                json!({"DeploymentID": "d1", "Status": "running", "StatusDescription": ""}),
+            ),
+            eval: None,
+            refusal: "can't resume terminal deployment".into(),
+        },
         Command::NodeRegister {
             node: from(json!({
                 "ID": "n3", "Name": "n3", "SecretID": "sec-n3", "Status": "ready",
@@ -463,6 +518,10 @@ fn kind(c: &Command) -> &'static str {
         Command::NodePurge { .. } => "NodePurge",
         Command::NodeEvaluate { .. } => "NodeEvaluate",
         Command::DrainBatch(_) => "DrainBatch",
+        Command::DeploymentStatus { .. } => "DeploymentStatus",
+        Command::DeploymentPromote { .. } => "DeploymentPromote",
+        Command::DeploymentAllocHealth { .. } => "DeploymentAllocHealth",
+        Command::DeploymentReschedule { .. } => "DeploymentReschedule",
         Command::EvalUpdate { .. } => "EvalUpdate",
         Command::EvalsCancel { .. } => "EvalsCancel",
     }
@@ -498,6 +557,10 @@ const KINDS: &[&str] = &[
     "NodePurge",
     "NodeEvaluate",
     "DrainBatch",
+    "DeploymentStatus",
+    "DeploymentPromote",
+    "DeploymentAllocHealth",
+    "DeploymentReschedule",
     "EvalUpdate",
     "EvalsCancel",
 ];
