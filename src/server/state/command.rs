@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::server::gc::collect::{Garbage, Thresholds};
+
 use super::apply::{AllocClientUpdate, DrainBatch, Promotion, RegisterOptions, ScaleRequest};
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::time::now_nanos;
@@ -28,8 +30,13 @@ pub struct Request {
 impl Request {
     /// `cmd`, proposed now with a fresh seed.
     pub fn new(cmd: Command) -> Self {
+        Self::new_at(now_nanos(), cmd)
+    }
+
+    /// `cmd`, proposed at `at` (the time the proposer decided it at) with a fresh seed.
+    pub fn new_at(at: i64, cmd: Command) -> Self {
         Request {
-            at: now_nanos(),
+            at,
             seed: Uuid::new_v4(),
             cmd,
         }
@@ -173,6 +180,13 @@ pub enum Command {
     DeploymentReschedule {
         alloc_ids: Vec<String>,
         eval: Evaluation,
+    },
+
+    /// Removes the garbage the proposer found that is still eligible under `thresholds`
+    /// at the request's time.
+    GcReap {
+        garbage: Garbage,
+        thresholds: Thresholds,
     },
 
     /// Stores evaluations as given (a worker recording a failed one).

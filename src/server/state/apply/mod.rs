@@ -6,6 +6,7 @@ mod acl;
 mod allocs;
 mod deployments;
 mod evals;
+mod gc;
 mod jobs;
 mod namespaces;
 mod nodes;
@@ -117,6 +118,8 @@ pub enum Applied {
         evals: Vec<Arc<Evaluation>>,
         freed: bool,
     },
+    /// What a garbage collection removed.
+    Garbage(crate::server::gc::collect::Garbage),
     /// The evaluations a write stored.
     Evals(Vec<Arc<Evaluation>>),
     /// A deployment write's evaluation (None: the change makes none).
@@ -247,6 +250,10 @@ pub fn apply(txn: &mut Txn, cmd: Command, ctx: &ApplyCtx) -> Result<Applied, App
         Command::DeploymentReschedule { alloc_ids, eval } => {
             deployments::reschedule(txn, &alloc_ids, eval)
         }
+        Command::GcReap {
+            garbage,
+            thresholds,
+        } => gc::reap(txn, garbage, &thresholds, ctx),
         Command::EvalUpdate { evals } => evals::update(txn, evals),
         Command::EvalsCancel { ids } => evals::cancel(txn, &ids, ctx),
     }

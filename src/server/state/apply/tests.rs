@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::server::gc::collect::{Garbage, Thresholds};
 use crate::server::state::{
     Command, DrainBatch, Promotion, RegisterOptions, Request, ScaleRequest, StateError, StateStore,
     Tables, Txn,
@@ -478,6 +479,14 @@ fn requests() -> Vec<Request> {
         Command::EvalsCancel {
             ids: vec!["e2".into(), "e3".into(), "gone".into()],
         },
+        Command::GcReap {
+            garbage: Garbage {
+                evals: ["e3".to_string(), "not-there".to_string()].into(),
+                nodes: vec!["n2".into()],
+                ..Garbage::default()
+            },
+            thresholds: Thresholds::forced(),
+        },
     ];
     cmds.into_iter()
         .enumerate()
@@ -522,6 +531,7 @@ fn kind(c: &Command) -> &'static str {
         Command::DeploymentPromote { .. } => "DeploymentPromote",
         Command::DeploymentAllocHealth { .. } => "DeploymentAllocHealth",
         Command::DeploymentReschedule { .. } => "DeploymentReschedule",
+        Command::GcReap { .. } => "GcReap",
         Command::EvalUpdate { .. } => "EvalUpdate",
         Command::EvalsCancel { .. } => "EvalsCancel",
     }
@@ -561,6 +571,7 @@ const KINDS: &[&str] = &[
     "DeploymentPromote",
     "DeploymentAllocHealth",
     "DeploymentReschedule",
+    "GcReap",
     "EvalUpdate",
     "EvalsCancel",
 ];
