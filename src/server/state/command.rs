@@ -8,9 +8,13 @@ use uuid::Uuid;
 
 use crate::server::gc::collect::{Garbage, Thresholds};
 
-use super::apply::{AllocClientUpdate, DrainBatch, Promotion, RegisterOptions, ScaleRequest};
+use super::apply::{
+    AllocClientUpdate, DrainBatch, Promotion, RegisterOptions, ScaleRequest, VarWrite,
+};
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
+use crate::structs::keyring::RootKeyMeta;
 use crate::structs::time::now_nanos;
+use crate::structs::variable::{VariableEncrypted, VariableLock};
 use crate::structs::{
     DeploymentStatusUpdate, DrainSpec, Evaluation, Job, Namespace, Node, NodeStatus,
     SchedulerConfiguration, StrMap,
@@ -188,6 +192,31 @@ pub enum Command {
         garbage: Garbage,
         thresholds: Thresholds,
     },
+
+    /// A variable write on `ns`/`path`; `sealed` holds the items of a set or acquire.
+    VarApply {
+        op: VarWrite,
+        ns: String,
+        path: String,
+        lock: Option<VariableLock>,
+        sealed: Option<VariableEncrypted>,
+    },
+    /// Takes an expired lock off a variable still holding it.
+    VarLockExpire {
+        ns: String,
+        path: String,
+        lock_id: String,
+    },
+
+    /// Stores a new root key; with `rekey` (a full rotation), the variables `resealed`
+    /// with it replace those not written since the proposer read them.
+    RootKeyUpsert {
+        meta: RootKeyMeta,
+        rekey: bool,
+        resealed: Vec<VariableEncrypted>,
+    },
+    /// Deletes a root key that is not active (and, unless `force`, seals nothing).
+    RootKeyDelete { key_id: String, force: bool },
 
     /// Stores evaluations as given (a worker recording a failed one).
     EvalUpdate { evals: Vec<Evaluation> },

@@ -23,7 +23,7 @@ use tokio::sync::{MutexGuard, oneshot, watch};
 pub use acl::{AclTables, BOOTSTRAP_META_KEY};
 pub use apply::{
     AllocClientUpdate, Applied, ApplyCtx, ApplyError, DrainBatch, Promotion, RegisterOptions,
-    ScaleRequest, admit_job, apply, same_spec,
+    ScaleRequest, VarOutcome, VarWrite, admit_job, apply, same_spec,
 };
 pub use command::{Command, Request};
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};

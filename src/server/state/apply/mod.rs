@@ -11,6 +11,7 @@ mod jobs;
 mod namespaces;
 mod nodes;
 mod operator;
+mod variables;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub use nodes::{
     EVENT_DRAIN_DISABLED, EVENT_DRAIN_SET, EVENT_DRAIN_UPDATED, EVENT_ELIGIBLE, EVENT_INELIGIBLE,
     SECRET_MISMATCH, SUBSYSTEM_CLUSTER, SUBSYSTEM_DRAIN, apply_drain,
 };
+pub use variables::{VarOutcome, VarWrite};
 
 /// Why a command changed nothing; the kinds call sites map to answers (a conflict, a
 /// missing object, or an internal fault).
@@ -118,6 +120,10 @@ pub enum Applied {
         evals: Vec<Arc<Evaluation>>,
         freed: bool,
     },
+    /// The root key a write stored.
+    RootKey(Arc<crate::structs::keyring::RootKeyMeta>),
+    /// How a variable write ended.
+    Var(VarOutcome),
     /// What a garbage collection removed.
     Garbage(crate::server::gc::collect::Garbage),
     /// The evaluations a write stored.
@@ -254,6 +260,22 @@ pub fn apply(txn: &mut Txn, cmd: Command, ctx: &ApplyCtx) -> Result<Applied, App
             garbage,
             thresholds,
         } => gc::reap(txn, garbage, &thresholds, ctx),
+        Command::VarApply {
+            op,
+            ns,
+            path,
+            lock,
+            sealed,
+        } => variables::apply(txn, op, &ns, &path, lock, sealed, ctx),
+        Command::VarLockExpire { ns, path, lock_id } => {
+            variables::expire_lock(txn, &ns, &path, &lock_id, ctx)
+        }
+        Command::RootKeyUpsert {
+            meta,
+            rekey,
+            resealed,
+        } => variables::root_key_upsert(txn, meta, rekey, resealed),
+        Command::RootKeyDelete { key_id, force } => variables::root_key_delete(txn, &key_id, force),
         Command::EvalUpdate { evals } => evals::update(txn, evals),
         Command::EvalsCancel { ids } => evals::cancel(txn, &ids, ctx),
     }

@@ -12,9 +12,10 @@ use uuid::Uuid;
 use crate::server::gc::collect::{Garbage, Thresholds};
 use crate::server::state::{
     Command, DrainBatch, Promotion, RegisterOptions, Request, ScaleRequest, StateError, StateStore,
-    Tables, Txn,
+    Tables, Txn, VarWrite,
 };
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
+use crate::structs::variable::VariableEncrypted;
 use crate::structs::{Allocation, Evaluation, Job, Namespace, SchedulerConfiguration};
 
 fn from<T: DeserializeOwned>(v: Value) -> T {
@@ -23,6 +24,16 @@ fn from<T: DeserializeOwned>(v: Value) -> T {
 
 /// 2026-01-01, the time every test request is proposed at (plus its number in ns).
 const T0: i64 = 1_767_225_600_000_000_000;
+
+fn sealed(path: &str, key: &str, data: &[u8]) -> VariableEncrypted {
+    VariableEncrypted {
+        meta: from(
+            json!({"Namespace": "default", "Path": path, "CreateTime": T0, "ModifyTime": T0}),
+        ),
+        data: data.to_vec(),
+        key_id: key.into(),
+    }
+}
 
 fn req(n: u128, cmd: Command) -> Request {
     Request {
@@ -479,6 +490,69 @@ fn requests() -> Vec<Request> {
         Command::EvalsCancel {
             ids: vec!["e2".into(), "e3".into(), "gone".into()],
         },
+        Command::RootKeyUpsert {
+            meta: from(json!({"KeyID": "k1", "State": "active", "CreateTime": T0})),
+            rekey: false,
+            resealed: Vec::new(),
+        },
+        Command::VarApply {
+            op: VarWrite::Set,
+            ns: "default".into(),
+            path: "app/db".into(),
+            lock: None,
+            sealed: Some(sealed("app/db", "k1", b"one")),
+        },
+        Command::VarApply {
+            op: VarWrite::Cas(1),
+            ns: "default".into(),
+            path: "app/db".into(),
+            lock: None,
+            sealed: Some(sealed("app/db", "k1", b"refused")),
+        },
+        Command::VarApply {
+            op: VarWrite::LockAcquire,
+            ns: "default".into(),
+            path: "app/lock".into(),
+            lock: Some(from(json!({"ID": "l1", "TTL": "15s"}))),
+            sealed: Some(sealed("app/lock", "k1", b"held")),
+        },
+        Command::VarApply {
+            op: VarWrite::Delete,
+            ns: "default".into(),
+            path: "app/lock".into(),
+            lock: None,
+            sealed: None,
+        },
+        Command::VarLockExpire {
+            ns: "default".into(),
+            path: "app/lock".into(),
+            lock_id: "l1".into(),
+        },
+        Command::VarApply {
+            op: VarWrite::LockRelease,
+            ns: "default".into(),
+            path: "app/lock".into(),
+            lock: Some(from(json!({"ID": "l1"}))),
+            sealed: None,
+        },
+        Command::RootKeyUpsert {
+            meta: from(json!({"KeyID": "k2", "State": "active", "CreateTime": T0})),
+            rekey: true,
+            resealed: vec![{
+                // As read before the rotation: ModifyIndex of its last write.
+                let mut v = sealed("app/lock", "k2", b"held");
+                v.meta.modify_index = 999;
+                v
+            }],
+        },
+        Command::RootKeyDelete {
+            key_id: "k2".into(),
+            force: false,
+        },
+        Command::RootKeyDelete {
+            key_id: "k1".into(),
+            force: true,
+        },
         Command::GcReap {
             garbage: Garbage {
                 evals: ["e3".to_string(), "not-there".to_string()].into(),
@@ -531,6 +605,10 @@ fn kind(c: &Command) -> &'static str {
         Command::DeploymentPromote { .. } => "DeploymentPromote",
         Command::DeploymentAllocHealth { .. } => "DeploymentAllocHealth",
         Command::DeploymentReschedule { .. } => "DeploymentReschedule",
+        Command::VarApply { .. } => "VarApply",
+        Command::VarLockExpire { .. } => "VarLockExpire",
+        Command::RootKeyUpsert { .. } => "RootKeyUpsert",
+        Command::RootKeyDelete { .. } => "RootKeyDelete",
         Command::GcReap { .. } => "GcReap",
         Command::EvalUpdate { .. } => "EvalUpdate",
         Command::EvalsCancel { .. } => "EvalsCancel",
@@ -571,6 +649,10 @@ const KINDS: &[&str] = &[
     "DeploymentPromote",
     "DeploymentAllocHealth",
     "DeploymentReschedule",
+    "VarApply",
+    "VarLockExpire",
+    "RootKeyUpsert",
+    "RootKeyDelete",
     "GcReap",
     "EvalUpdate",
     "EvalsCancel",
