@@ -55,7 +55,7 @@ pub trait SchedulerView: Send + Sync {
 }
 
 /// Changes a scheduler wants committed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub eval_id: String,
     pub priority: i64,

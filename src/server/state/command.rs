@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::server::gc::collect::{Garbage, Thresholds};
 
 use super::apply::{
-    AllocClientUpdate, DrainBatch, Promotion, RegisterOptions, ScaleRequest, VarWrite,
+    AllocClientUpdate, DrainBatch, PlanApply, Promotion, RegisterOptions, ScaleRequest, VarWrite,
 };
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::keyring::RootKeyMeta;
@@ -217,6 +217,9 @@ pub enum Command {
     },
     /// Deletes a root key that is not active (and, unless `force`, seals nothing).
     RootKeyDelete { key_id: String, force: bool },
+
+    /// Commits a scheduler outcome (boxed: a plan is large, the other commands small).
+    PlanApply(Box<PlanApply>),
 
     /// Stores evaluations as given (a worker recording a failed one).
     EvalUpdate { evals: Vec<Evaluation> },

@@ -22,8 +22,8 @@ use tokio::sync::{MutexGuard, oneshot, watch};
 
 pub use acl::{AclTables, BOOTSTRAP_META_KEY};
 pub use apply::{
-    AllocClientUpdate, Applied, ApplyCtx, ApplyError, DrainBatch, Promotion, RegisterOptions,
-    ScaleRequest, VarOutcome, VarWrite, admit_job, apply, same_spec,
+    AllocClientUpdate, Applied, ApplyCtx, ApplyError, DrainBatch, PlanApply, Promotion,
+    RegisterOptions, ScaleRequest, VarOutcome, VarWrite, admit_job, apply, same_spec,
 };
 pub use command::{Command, Request};
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};

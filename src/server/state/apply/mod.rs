@@ -11,6 +11,7 @@ mod jobs;
 mod namespaces;
 mod nodes;
 mod operator;
+mod plan;
 mod variables;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use nodes::{
     EVENT_DRAIN_DISABLED, EVENT_DRAIN_SET, EVENT_DRAIN_UPDATED, EVENT_ELIGIBLE, EVENT_INELIGIBLE,
     SECRET_MISMATCH, SUBSYSTEM_CLUSTER, SUBSYSTEM_DRAIN, apply_drain,
 };
+pub use plan::PlanApply;
 pub use variables::{VarOutcome, VarWrite};
 
 /// Why a command changed nothing; the kinds call sites map to answers (a conflict, a
@@ -124,6 +126,13 @@ pub enum Applied {
     RootKey(Arc<crate::structs::keyring::RootKeyMeta>),
     /// How a variable write ended.
     Var(VarOutcome),
+    /// A committed plan: the evaluation as completed (or re-blocked), the blocked
+    /// evaluation it created and its follow-ups.
+    Plan {
+        done: Arc<Evaluation>,
+        blocked: Option<Arc<Evaluation>>,
+        followups: Vec<Arc<Evaluation>>,
+    },
     /// What a garbage collection removed.
     Garbage(crate::server::gc::collect::Garbage),
     /// The evaluations a write stored.
@@ -276,6 +285,7 @@ pub fn apply(txn: &mut Txn, cmd: Command, ctx: &ApplyCtx) -> Result<Applied, App
             resealed,
         } => variables::root_key_upsert(txn, meta, rekey, resealed),
         Command::RootKeyDelete { key_id, force } => variables::root_key_delete(txn, &key_id, force),
+        Command::PlanApply(p) => plan::apply(txn, *p, ctx),
         Command::EvalUpdate { evals } => evals::update(txn, evals),
         Command::EvalsCancel { ids } => evals::cancel(txn, &ids, ctx),
     }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::server::gc::collect::{Garbage, Thresholds};
 use crate::server::state::{
-    Command, DrainBatch, Promotion, RegisterOptions, Request, ScaleRequest, StateError, StateStore,
-    Tables, Txn, VarWrite,
+    Command, DrainBatch, PlanApply, Promotion, RegisterOptions, Request, ScaleRequest, StateError,
+    StateStore, Tables, Txn, VarWrite,
 };
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::variable::VariableEncrypted;
@@ -33,6 +33,24 @@ fn sealed(path: &str, key: &str, data: &[u8]) -> VariableEncrypted {
         data: data.to_vec(),
         key_id: key.into(),
     }
+}
+
+/// A plan placing one allocation of j1 on `node`, with a follow-up evaluation.
+fn plan(node: &str, alloc_id: &str, eval_id: &str) -> PlanApply {
+    let mut a: Allocation = from(json!({
+        "ID": alloc_id, "Namespace": "default", "JobID": "j1", "TaskGroup": "g",
+        "Name": "j1.g[9]", "NodeID": node, "DesiredStatus": "run", "ClientStatus": "pending"
+    }));
+    a.job = Some(Arc::new(job("j1")));
+    let mut p = PlanApply {
+        eval: eval(eval_id, "j1", "pending"),
+        followup_evals: vec![eval(&format!("{eval_id}-later"), "j1", "pending")],
+        queued_allocations: [("g".to_string(), 0)].into(),
+        snapshot_index: 7,
+        ..PlanApply::default()
+    };
+    p.plan.node_allocation.insert(node.to_string(), vec![a]);
+    p
 }
 
 fn req(n: u128, cmd: Command) -> Request {
@@ -553,6 +571,8 @@ fn requests() -> Vec<Request> {
             key_id: "k1".into(),
             force: true,
         },
+        Command::PlanApply(Box::new(plan("n2", "placed", "e-plan"))),
+        Command::PlanApply(Box::new(plan("gone", "never", "refused"))),
         Command::GcReap {
             garbage: Garbage {
                 evals: ["e3".to_string(), "not-there".to_string()].into(),
@@ -609,6 +629,7 @@ fn kind(c: &Command) -> &'static str {
         Command::VarLockExpire { .. } => "VarLockExpire",
         Command::RootKeyUpsert { .. } => "RootKeyUpsert",
         Command::RootKeyDelete { .. } => "RootKeyDelete",
+        Command::PlanApply(_) => "PlanApply",
         Command::GcReap { .. } => "GcReap",
         Command::EvalUpdate { .. } => "EvalUpdate",
         Command::EvalsCancel { .. } => "EvalsCancel",
@@ -653,6 +674,7 @@ const KINDS: &[&str] = &[
     "VarLockExpire",
     "RootKeyUpsert",
     "RootKeyDelete",
+    "PlanApply",
     "GcReap",
     "EvalUpdate",
     "EvalsCancel",
