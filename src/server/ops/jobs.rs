@@ -134,7 +134,10 @@ impl Server {
         };
         let (index, applied) = self
             .state
-            .commit(Request::new(Command::JobRegister { job, opts }))
+            .commit(Request::new(Command::JobRegister {
+                job: Box::new(job),
+                opts,
+            }))
             .await
             .map_err(|e| match e {
                 StateError::Conflict(m) => ServerError::BadRequest(m),

@@ -99,7 +99,9 @@ impl Server {
         node.computed_class = computed_class(&node);
         let (index, applied) = self
             .state
-            .commit(Request::new(Command::NodeRegister { node }))
+            .commit(Request::new(Command::NodeRegister {
+                node: Box::new(node),
+            }))
             .await
             .map_err(|e| match e {
                 StateError::Conflict(_) => RpcError::SecretMismatch,

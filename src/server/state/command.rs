@@ -51,6 +51,9 @@ impl Request {
 /// validation, canonical forms); what depends on the state at apply time (indexes,
 /// versions, statuses, conflict checks) is decided by the apply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+// Jobs, nodes and plans are boxed; what remains differs by an evaluation or so, and a
+// command is built once per write and moved, never copied in bulk.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Creates or replaces a namespace (validated by the proposer).
     NamespaceUpsert { ns: Namespace },
@@ -94,7 +97,10 @@ pub enum Command {
 
     /// Registers a job (canonical and validated, its pool defaulted) and creates its
     /// evaluation, unless the spec did not change or the job is a parent.
-    JobRegister { job: Job, opts: RegisterOptions },
+    JobRegister {
+        job: Box<Job>,
+        opts: RegisterOptions,
+    },
     /// Stops (a new version with `Stop`) or purges a job and creates the evaluation that
     /// stops its allocations.
     JobDeregister {
@@ -131,7 +137,7 @@ pub enum Command {
 
     /// Registers a node (validated, defaults and computed class set) and evaluates what
     /// runs or may run on it.
-    NodeRegister { node: Node },
+    NodeRegister { node: Box<Node> },
     /// A heartbeat that changes a node's status.
     NodeStatus { node_id: String, status: NodeStatus },
     /// A missed heartbeat: the node goes down (no-op when it already is).

@@ -89,6 +89,9 @@ impl ApplyCtx {
     }
 }
 
+/// A node write's node (None: removed, or left as it was) and the evaluations it made.
+pub type NodeWritten = (Option<Arc<Node>>, Vec<Arc<Evaluation>>);
+
 /// What an applied command reports back to the op that proposed it.
 #[derive(Debug, Clone)]
 pub enum Applied {
@@ -153,7 +156,7 @@ impl Applied {
     }
 
     /// A node write's node and evaluations.
-    pub fn into_node(self) -> Result<(Option<Arc<Node>>, Vec<Arc<Evaluation>>), StateError> {
+    pub fn into_node(self) -> Result<NodeWritten, StateError> {
         match self {
             Applied::Node { node, evals } => Ok((node, evals)),
             other => Err(other.unexpected()),
@@ -204,7 +207,7 @@ pub fn apply(txn: &mut Txn, cmd: Command, ctx: &ApplyCtx) -> Result<Applied, App
         Command::SchedulerConfigEnsure { config } => operator::ensure_config(txn, config),
         Command::SchedulerConfigSet { config, cas } => operator::set_config(txn, config, cas),
 
-        Command::JobRegister { job, opts } => jobs::register(txn, job, opts, ctx),
+        Command::JobRegister { job, opts } => jobs::register(txn, *job, opts, ctx),
         Command::JobDeregister {
             ns,
             id,
@@ -230,7 +233,7 @@ pub fn apply(txn: &mut Txn, cmd: Command, ctx: &ApplyCtx) -> Result<Applied, App
             no_shutdown_delay,
             eval_id,
         } => allocs::stop(txn, &alloc_id, no_shutdown_delay, eval_id, ctx),
-        Command::NodeRegister { node } => nodes::register(txn, node, ctx),
+        Command::NodeRegister { node } => nodes::register(txn, *node, ctx),
         Command::NodeStatus { node_id, status } => nodes::status(txn, &node_id, status, ctx),
         Command::NodeDown { node_id } => nodes::down(txn, &node_id, ctx),
         Command::AllocClientUpdate { node_id, updates } => {

@@ -199,26 +199,26 @@ fn fingerprint(t: &Tables) -> Value {
     json!({
         "index": t.index,
         "table_index": t.table_index.to_vec(),
-        "jobs": vals(t.jobs.values().map(|j| to(j)).collect()),
-        "job_versions": vals(t.job_versions.values().flat_map(|v| v.iter().map(|j| to(j)).collect::<Vec<_>>()).collect()),
-        "allocs": vals(t.allocs.values().map(|a| to(a)).collect()),
+        "jobs": vals(t.jobs.values().map(to).collect()),
+        "job_versions": vals(t.job_versions.values().flat_map(|v| v.iter().map(to).collect::<Vec<_>>()).collect()),
+        "allocs": vals(t.allocs.values().map(to).collect()),
         "allocs_by_node": sorted_set(&t.allocs_by_node),
         "allocs_by_job": sorted_set(&t.allocs_by_job),
-        "nodes": vals(t.nodes.values().map(|n| to(n)).collect()),
-        "evals": vals(t.evals.values().map(|e| to(e)).collect()),
+        "nodes": vals(t.nodes.values().map(to).collect()),
+        "evals": vals(t.evals.values().map(to).collect()),
         "evals_by_job": sorted_set(&t.evals_by_job),
-        "deployments": vals(t.deployments.values().map(|d| to(d)).collect()),
-        "scaling_events": vals(t.scaling_events.values().map(|s| to(s)).collect()),
-        "namespaces": vals(t.namespaces.values().map(|n| to(n)).collect()),
-        "acl_policies": vals(t.acl.policies.values().map(|p| to(p)).collect()),
-        "acl_tokens": vals(t.acl.tokens.values().map(|p| to(p)).collect()),
-        "acl_roles": vals(t.acl.roles.values().map(|p| to(p)).collect()),
-        "acl_one_time": vals(one_time.into_iter().map(|p| to(p)).collect()),
+        "deployments": vals(t.deployments.values().map(to).collect()),
+        "scaling_events": vals(t.scaling_events.values().map(to).collect()),
+        "namespaces": vals(t.namespaces.values().map(to).collect()),
+        "acl_policies": vals(t.acl.policies.values().map(to).collect()),
+        "acl_tokens": vals(t.acl.tokens.values().map(to).collect()),
+        "acl_roles": vals(t.acl.roles.values().map(to).collect()),
+        "acl_one_time": vals(one_time.into_iter().map(to).collect()),
         "acl_bootstrap": t.acl.bootstrap_index,
-        "job_submissions": vals(t.job_submissions.values().map(|s| to(s)).collect()),
-        "scheduler_config": t.scheduler_config.as_ref().map(|c| to(c)),
-        "variables": vals(t.vars.variables.values().map(|v| to(v)).collect()),
-        "root_keys": vals(t.vars.root_keys.values().map(|k| to(k)).collect()),
+        "job_submissions": vals(t.job_submissions.values().map(to).collect()),
+        "scheduler_config": t.scheduler_config.as_ref().map(to),
+        "variables": vals(t.vars.variables.values().map(to).collect()),
+        "root_keys": vals(t.vars.root_keys.values().map(to).collect()),
         "alloc_job_keys": alloc_job_keys,
     })
 }
@@ -306,7 +306,7 @@ fn requests() -> Vec<Request> {
         },
         Command::SchedulerConfigSet { config, cas: None },
         Command::JobRegister {
-            job: job("j3"),
+            job: Box::new(job("j3")),
             opts: RegisterOptions {
                 eval_id: "reg-j3".into(),
                 submission: Some(from(json!({"Source": "job \"j3\" {}", "Format": "hcl2"}))),
@@ -314,7 +314,7 @@ fn requests() -> Vec<Request> {
             },
         },
         Command::JobRegister {
-            job: job("j1"),
+            job: Box::new(job("j1")),
             opts: RegisterOptions {
                 enforce_index: true,
                 job_modify_index: 999,
@@ -323,11 +323,11 @@ fn requests() -> Vec<Request> {
             },
         },
         Command::JobRegister {
-            job: {
+            job: Box::new({
                 let mut j = job("j1");
                 j.priority = 70;
                 j
-            },
+            }),
             opts: RegisterOptions {
                 preserve_counts: true,
                 eval_priority: 90,
