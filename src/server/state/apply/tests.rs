@@ -752,6 +752,50 @@ fn the_same_requests_give_the_same_state_whatever_the_fill_order() {
         .filter(|e| e.triggered_by == "node-update")
         .count();
     assert!(node_evals >= 2, "{node_evals}");
+    // Deployments.
+    let d1 = t.deployment("d1").expect("d1");
+    assert!(d1.task_groups["g"].promoted);
+    assert_eq!(d1.status.to_string(), "failed");
+    let failed_at = requests().into_iter().find_map(|r| match &r.cmd {
+        Command::DeploymentStatus { update, .. }
+            if update.status == crate::structs::DeploymentStatus::Failed =>
+        {
+            Some(r.at)
+        }
+        _ => None,
+    });
+    assert_eq!(
+        Some(d1.modify_time),
+        failed_at,
+        "stamped by the request that failed it"
+    );
+    let a2 = t.alloc("a2").expect("a2");
+    assert_eq!(a2.desired_transition.reschedule, Some(true));
+    assert!(t.evals.contains_key("dep-fail") && t.evals.contains_key("dep-replace"));
+    // Variables and root keys.
+    let db = t.vars.get("default", "app/db").expect("app/db");
+    assert_eq!(
+        (db.data.as_slice(), db.key_id.as_str()),
+        (&b"one"[..], "k1")
+    );
+    let lock = t.vars.get("default", "app/lock").expect("app/lock");
+    assert!(lock.meta.lock.is_none(), "expired");
+    assert_eq!(
+        lock.key_id, "k1",
+        "written since it was read for the rotation"
+    );
+    assert!(t.vars.root_keys.contains_key("k2") && !t.vars.root_keys.contains_key("k1"));
+    // The plan and the garbage collection.
+    assert_eq!(t.alloc("placed").expect("placed").node_id.to_string(), "n2");
+    assert!(t.alloc("never").is_none());
+    let planned = t.evals.get("e-plan").expect("e-plan");
+    assert_eq!(planned.status.to_string(), "complete");
+    assert_eq!(planned.next_eval, "e-plan-later");
+    assert!(!t.evals.contains_key("e3"), "collected");
+    assert!(
+        t.node("n2").is_some(),
+        "a ready node is not garbage, whatever was proposed"
+    );
 }
 
 #[test]
