@@ -122,7 +122,7 @@ impl ServerError {
     pub fn refused_write(e: StateError) -> Self {
         match e {
             StateError::NotFound(m) => ServerError::NotFound(m),
-            StateError::Conflict(m) => ServerError::BadRequest(m),
+            StateError::Conflict(m) | StateError::BadRequest(m) => ServerError::BadRequest(m),
             other => ServerError::State(other),
         }
     }

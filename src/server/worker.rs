@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Server;
 use super::plan_apply::PlanError;
 use super::scheduler;
-use super::state::Table;
+use super::state::{Command, Request, Table};
 use super::worker_status::{WorkerSlot, Workload};
 use crate::structs::{EvalStatus, Evaluation, time::now_nanos};
 
@@ -110,7 +110,8 @@ impl Server {
         e.status = EvalStatus::Failed;
         e.status_description = why.to_string();
         e.modify_time = now_nanos();
-        if let Err(err) = self.state.write_blocking(|txn| txn.put_eval(e)) {
+        let update = Request::new(Command::EvalUpdate { evals: vec![e] });
+        if let Err(err) = self.state.commit_blocking(update) {
             tracing::error!(eval_id = %eval.id, error = %err, "recording failed evaluation");
         }
     }

@@ -164,8 +164,10 @@ impl Default for DeploymentState {
 }
 
 /// A status change of a deployment a plan or an operator makes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct DeploymentStatusUpdate {
+    #[serde(rename = "DeploymentID")]
     pub deployment_id: String,
     pub status: DeploymentStatus,
     pub status_description: String,

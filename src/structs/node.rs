@@ -91,11 +91,22 @@ impl Node {
     /// Records something that happened to the node, keeping the newest
     /// [`MAX_NODE_EVENTS`] as Nomad does.
     pub fn add_event(&mut self, subsystem: &str, message: &str, create_index: u64) {
+        self.add_event_at(subsystem, message, create_index, chrono::Utc::now());
+    }
+
+    /// [`Node::add_event`] stamped `at` (a state write's time, the same on every server).
+    pub fn add_event_at(
+        &mut self,
+        subsystem: &str,
+        message: &str,
+        create_index: u64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
         let events = self.events.get_or_insert_with(Vec::new);
         events.push(NodeEvent {
             message: message.to_string(),
             subsystem: subsystem.to_string(),
-            timestamp: Some(chrono::Utc::now()),
+            timestamp: Some(at),
             create_index,
             ..Default::default()
         });

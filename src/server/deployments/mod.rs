@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::Server;
 use super::ops::deployments::deployment_eval;
-use super::state::Table;
+use super::state::{Applied, Command, Request, Table};
 use crate::structs::{Deployment, DeploymentStatus};
 use decide::{Action, decide};
 
@@ -124,26 +124,28 @@ async fn act(
         Action::Replace(ids) => {
             let job = server.state.snapshot().job(&d.namespace, &d.job_id);
             let ev = deployment_eval(d, job.as_deref());
-            let (_, stored) = server
+            let (_, applied) = server
                 .state
-                .write(|txn| {
-                    for id in &ids {
-                        if let Some(a) = txn.tables().alloc(id) {
-                            let mut a = (*a).clone();
-                            a.desired_transition.reschedule = Some(true);
-                            txn.put_alloc_server(a)?;
-                        }
-                    }
-                    txn.put_eval(ev)
-                })
+                .commit(Request::new(Command::DeploymentReschedule {
+                    alloc_ids: ids,
+                    eval: ev,
+                }))
                 .await?;
-            server.broker.enqueue((*stored).clone());
+            if let Some(stored) = applied.into_deployment_eval()? {
+                server.broker.enqueue((*stored).clone());
+            }
         }
         Action::Evaluate => {
             let job = server.state.snapshot().job(&d.namespace, &d.job_id);
             let ev = deployment_eval(d, job.as_deref());
-            let (_, stored) = server.state.write(|txn| txn.put_eval(ev)).await?;
-            server.broker.enqueue((*stored).clone());
+            let (_, applied) = server
+                .state
+                .commit(Request::new(Command::EvalUpdate { evals: vec![ev] }))
+                .await?;
+            match applied {
+                Applied::Evals(stored) => server.enqueue_all(&stored),
+                other => return Err(other.unexpected().into()),
+            }
         }
     }
     Ok(())

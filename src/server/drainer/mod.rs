@@ -5,20 +5,14 @@
 
 pub mod plan;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
 use super::Server;
-use super::ops::node_admin::{EVENT_DRAIN_COMPLETE, SUBSYSTEM_DRAIN, apply_drain};
-use super::state::{StateError, Table, Tables};
-use crate::structs::eval::trigger;
-use crate::structs::{DrainDeadline, Evaluation};
-
-/// Node event detail Nomad adds when the deadline ended a drain.
-const DETAIL_DEADLINED: &str = "deadline_reached";
+use super::state::{Applied, Command, DrainBatch, Request, StateError, Table, Tables};
+use crate::structs::DrainDeadline;
 /// Longest the drainer sleeps while a node drains (clock changes, missed wake-ups).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
@@ -75,65 +69,22 @@ fn next_deadline(snap: &Tables) -> Option<Duration> {
 
 /// Marks the allocations for migration (one evaluation per job) and ends finished drains.
 async fn apply(server: &Arc<Server>, decided: plan::DrainPlan) -> Result<bool, StateError> {
-    let (_, (changed, evals)) = server
+    let complete = decided.complete.clone();
+    let batch = DrainBatch {
+        migrate: decided.migrate.iter().map(|a| a.id.clone()).collect(),
+        complete: decided.complete,
+    };
+    let (_, applied) = server
         .state
-        .write(|txn| {
-            let mut evals: BTreeMap<(String, String), Evaluation> = BTreeMap::new();
-            let mut changed = false;
-            for a in &decided.migrate {
-                // Re-read: the plan came from a snapshot that may be a write behind.
-                let Some(current) = txn.tables().alloc(&a.id) else {
-                    continue;
-                };
-                if current.terminal() || current.desired_transition.migrate == Some(true) {
-                    continue;
-                }
-                let mut updated = (*current).clone();
-                updated.desired_transition.migrate = Some(true);
-                txn.put_alloc_server(updated)?;
-                changed = true;
-                let key = (current.namespace.to_string(), current.job_id.to_string());
-                if evals.contains_key(&key) {
-                    continue;
-                }
-                let Some(job) = txn.tables().job(&key.0, &key.1) else {
-                    continue;
-                };
-                let mut e = Server::new_eval(
-                    &job.namespace,
-                    &job.id,
-                    &job.r#type,
-                    job.priority,
-                    trigger::NODE_DRAIN,
-                );
-                e.job_modify_index = job.job_modify_index;
-                e.node_id = current.node_id.to_string();
-                evals.insert(key, e);
-            }
-            for (node_id, deadlined) in &decided.complete {
-                let Some(node) = txn.tables().node(node_id) else {
-                    continue;
-                };
-                if node.drain_strategy.is_none() {
-                    continue;
-                }
-                let mut node = (*node).clone();
-                node.add_event(SUBSYSTEM_DRAIN, EVENT_DRAIN_COMPLETE, txn.index());
-                if *deadlined && let Some(e) = node.events.as_mut().and_then(|e| e.last_mut()) {
-                    e.details = Some([(DETAIL_DEADLINED.to_string(), "true".to_string())].into());
-                }
-                apply_drain(&mut node, None, false, None, true);
-                txn.put_node(node)?;
-                changed = true;
-                tracing::info!(node_id, deadlined, "node drain complete");
-            }
-            let evals = evals
-                .into_values()
-                .map(|e| txn.put_eval(e))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((changed, evals))
-        })
+        .commit(Request::new(Command::DrainBatch(batch)))
         .await?;
+    let (changed, evals) = match applied {
+        Applied::Drained { changed, evals } => (changed, evals),
+        other => return Err(other.unexpected()),
+    };
+    for (node_id, deadlined) in &complete {
+        tracing::info!(node_id, deadlined, "node drain complete");
+    }
     server.enqueue_all(&evals);
     Ok(changed)
 }

@@ -13,7 +13,7 @@ use crate::structs::{
 };
 
 /// How old each kind of object must be before it is collected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Thresholds {
     pub eval: Duration,
     pub batch_eval: Duration,
@@ -37,7 +37,7 @@ impl Thresholds {
 }
 
 /// What one collection removes.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Garbage {
     /// `(namespace, id)` of jobs to remove with their versions.
     pub jobs: Vec<(String, String)>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use collect::{Garbage, Thresholds};
 
 use super::Server;
-use super::state::StateError;
+use super::state::{Applied, Command, Request, StateError};
 use crate::structs::time::now_nanos;
 
 /// GC settings from the agent's `server {}` block, with Nomad's defaults.
@@ -56,33 +56,20 @@ pub fn start(server: Arc<Server>) -> tokio::task::JoinHandle<()> {
 impl Server {
     /// Removes everything eligible under `thresholds`; returns what was removed.
     pub async fn collect_garbage(&self, thresholds: &Thresholds) -> Result<Garbage, StateError> {
-        let garbage = collect::collect(&self.state.snapshot(), now_nanos(), thresholds);
-        if garbage.is_empty() {
-            return Ok(garbage);
+        let now = now_nanos();
+        let candidates = collect::collect(&self.state.snapshot(), now, thresholds);
+        if candidates.is_empty() {
+            return Ok(candidates);
         }
-        self.state
-            .write(|txn| {
-                for id in &garbage.allocs {
-                    txn.delete_alloc(id);
-                }
-                for id in &garbage.evals {
-                    txn.delete_eval(id);
-                }
-                for (ns, id) in &garbage.jobs {
-                    txn.delete_job(ns, id);
-                    if txn.tables().allocs_by_job(ns, id).is_empty() {
-                        txn.delete_alloc_jobs(ns, id);
-                    }
-                }
-                for id in &garbage.deployments {
-                    txn.delete_deployment(id);
-                }
-                for id in &garbage.nodes {
-                    txn.delete_node(id);
-                }
-                Ok(())
-            })
-            .await?;
+        let reap = Command::GcReap {
+            garbage: candidates,
+            thresholds: *thresholds,
+        };
+        let (_, applied) = self.state.commit(Request::new_at(now, reap)).await?;
+        let garbage = match applied {
+            Applied::Garbage(g) => g,
+            other => return Err(other.unexpected()),
+        };
         for id in &garbage.nodes {
             self.heartbeats.clear(id);
         }

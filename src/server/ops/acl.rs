@@ -9,11 +9,10 @@ use chrono::Utc;
 
 use crate::acl::parse;
 use crate::server::acl_resolve::{ResolveError, lookup_token};
-use crate::server::state::StateError;
+use crate::server::state::{Applied, Command, Request, StateError};
 use crate::server::{Server, ServerError};
 use crate::structs::acl::{
-    AclPolicy, AclRole, AclRoleLink, AclToken, OneTimeToken, TOKEN_TYPE_CLIENT,
-    TOKEN_TYPE_MANAGEMENT,
+    AclPolicy, AclRole, AclToken, OneTimeToken, TOKEN_TYPE_CLIENT, TOKEN_TYPE_MANAGEMENT,
 };
 use crate::structs::generate_uuid;
 
@@ -73,30 +72,18 @@ impl Server {
             create_time: Some(Utc::now()),
             ..AclToken::default()
         };
-        let (_, token) = self
+        let (_, applied) = self
             .state
-            .write(|txn| {
-                let done = txn.tables().acl.bootstrap_index;
-                if done != 0 {
-                    if reset == 0 {
-                        return Err(StateError::Conflict(format!(
-                            "ACL bootstrap already done (reset index: {done})"
-                        )));
-                    }
-                    if reset != done {
-                        return Err(StateError::Conflict(format!(
-                            "Invalid bootstrap reset index (specified {reset}, reset index: {done})"
-                        )));
-                    }
-                }
-                if txn.tables().acl.token_by_secret(&token.secret_id).is_some() {
-                    return Err(StateError::Conflict("invalid acl token".into()));
-                }
-                txn.set_acl_bootstrapped()?;
-                txn.put_acl_token(token)
-            })
+            .commit(Request::new(Command::AclBootstrap {
+                token,
+                reset_index: reset,
+            }))
             .await
             .map_err(conflict_is_bad_request)?;
+        let token = match applied {
+            Applied::Token(Some(token)) => token,
+            other => return Err(other.unexpected().into()),
+        };
         tracing::info!(accessor = %token.accessor_id, "ACL system bootstrapped");
         Ok((*token).clone())
     }
@@ -113,7 +100,10 @@ impl Server {
             )));
         }
         parse(&policy.rules).map_err(|e| bad(format!("failed to parse rules: {e}")))?;
-        let (index, ()) = self.state.write(|txn| txn.put_acl_policy(policy)).await?;
+        let (index, _) = self
+            .state
+            .commit(Request::new(Command::AclPolicyUpsert { policy }))
+            .await?;
         Ok(index)
     }
 
@@ -122,7 +112,9 @@ impl Server {
         self.require_acl_enabled()?;
         let (index, _) = self
             .state
-            .write(|txn| Ok(txn.delete_acl_policy(name)))
+            .commit(Request::new(Command::AclPolicyDelete {
+                names: vec![name.to_string()],
+            }))
             .await?;
         Ok(index)
     }
@@ -169,51 +161,27 @@ impl Server {
                 }
             }
         }
-        let (_, token) = self
+        let (_, applied) = self
             .state
-            .write(|txn| {
-                let acl = &txn.tables().acl;
-                if !creating {
-                    let Some(existing) = acl.tokens.get(&token.accessor_id) else {
-                        return Err(StateError::Conflict(format!(
-                            "cannot find token {}",
-                            token.accessor_id
-                        )));
-                    };
-                    if existing.global != token.global {
-                        return Err(StateError::Conflict("cannot toggle global mode".into()));
-                    }
-                    if token.expiration_ttl != 0 && token.expiration_ttl != existing.expiration_ttl
-                    {
-                        return Err(StateError::Conflict("cannot update expiration TTL".into()));
-                    }
-                    if token.expiration_time.is_some()
-                        && token.expiration_time != existing.expiration_time
-                    {
-                        return Err(StateError::Conflict("cannot update expiration time".into()));
-                    }
-                    // What a caller cannot change comes from the stored token.
-                    token.secret_id = existing.secret_id.clone();
-                    token.create_time = existing.create_time;
-                    token.expiration_time = existing.expiration_time;
-                    token.expiration_ttl = existing.expiration_ttl;
-                }
-                token.roles = resolve_role_links(&txn.tables().acl, &token.roles)?;
-                txn.put_acl_token(token)
-            })
+            .commit(Request::new(Command::AclTokenUpsert { token, creating }))
             .await
             .map_err(conflict_is_bad_request)?;
-        Ok((*token).clone())
+        match applied {
+            Applied::Token(Some(token)) => Ok((*token).clone()),
+            other => Err(other.unexpected().into()),
+        }
     }
 
     /// Deletes a token; 404-worthy when it does not exist.
     pub async fn acl_delete_token(&self, accessor: &str) -> Result<u64, ServerError> {
         self.require_acl_enabled()?;
-        let (index, found) = self
+        let (index, applied) = self
             .state
-            .write(|txn| Ok(txn.delete_acl_token(accessor)))
+            .commit(Request::new(Command::AclTokenDelete {
+                accessors: vec![accessor.to_string()],
+            }))
             .await?;
-        if !found {
+        if !matches!(applied, Applied::Deleted(n) if n > 0) {
             return Err(ServerError::NotFound("ACL token not found".into()));
         }
         Ok(index)
@@ -237,46 +205,27 @@ impl Server {
         if creating {
             role.id = generate_uuid();
         }
-        let (_, role) = self
+        let (_, applied) = self
             .state
-            .write(|txn| {
-                let acl = &txn.tables().acl;
-                if !creating && !acl.roles.contains_key(&role.id) {
-                    return Err(StateError::Conflict(format!(
-                        "cannot find role {}",
-                        role.id
-                    )));
-                }
-                if let Some(other) = acl.role_by_name(&role.name)
-                    && other.id != role.id
-                {
-                    return Err(StateError::Conflict(format!(
-                        "role with name {} already exists",
-                        role.name
-                    )));
-                }
-                if let Some(missing) = role
-                    .policies
-                    .iter()
-                    .find(|p| !acl.policies.contains_key(&p.name))
-                {
-                    return Err(StateError::Conflict(format!(
-                        "cannot find policy {}",
-                        missing.name
-                    )));
-                }
-                txn.put_acl_role(role)
-            })
+            .commit(Request::new(Command::AclRoleUpsert { role, creating }))
             .await
             .map_err(conflict_is_bad_request)?;
-        Ok((*role).clone())
+        match applied {
+            Applied::Role(role) => Ok((*role).clone()),
+            other => Err(other.unexpected().into()),
+        }
     }
 
     /// Deletes a role; 404-worthy when it does not exist.
     pub async fn acl_delete_role(&self, id: &str) -> Result<u64, ServerError> {
         self.require_acl_enabled()?;
-        let (index, found) = self.state.write(|txn| Ok(txn.delete_acl_role(id))).await?;
-        if !found {
+        let (index, applied) = self
+            .state
+            .commit(Request::new(Command::AclRoleDelete {
+                ids: vec![id.to_string()],
+            }))
+            .await?;
+        if !matches!(applied, Applied::Deleted(n) if n > 0) {
             return Err(ServerError::NotFound("ACL role not found".into()));
         }
         Ok(index)
@@ -303,18 +252,17 @@ impl Server {
         if expired.is_empty() && expired_once.is_empty() {
             return Ok(0);
         }
-        let (_, n) = self
+        let (_, applied) = self
             .state
-            .write(|txn| {
-                let tokens = expired.iter().filter(|a| txn.delete_acl_token(a)).count();
-                let once = expired_once
-                    .iter()
-                    .filter(|s| txn.delete_one_time_token(s))
-                    .count();
-                Ok(tokens + once)
-            })
+            .commit(Request::new(Command::AclTokensReap {
+                accessors: expired,
+                one_time: expired_once,
+            }))
             .await?;
-        Ok(n)
+        match applied {
+            Applied::Deleted(n) => Ok(n),
+            other => Err(other.unexpected().into()),
+        }
     }
 
     /// A one-time token for the caller's token (`secret`), valid for ten minutes.
@@ -335,8 +283,14 @@ impl Server {
             expires_at: Some(Utc::now() + chrono::Duration::minutes(10)),
             ..OneTimeToken::default()
         };
-        let (_, once) = self.state.write(|txn| txn.put_one_time_token(once)).await?;
-        Ok((*once).clone())
+        let (_, applied) = self
+            .state
+            .commit(Request::new(Command::AclOneTimeCreate { token: once }))
+            .await?;
+        match applied {
+            Applied::OneTime(once) => Ok((*once).clone()),
+            other => Err(other.unexpected().into()),
+        }
     }
 
     /// Swaps a one-time secret for the token it was made for; the one-time token is gone
@@ -347,21 +301,16 @@ impl Server {
     ) -> Result<AclToken, ServerError> {
         self.require_acl_enabled()?;
         let denied = || ServerError::Forbidden("Permission denied".into());
-        let now = Utc::now();
-        let (_, token) = self
+        let (_, applied) = self
             .state
-            .write(|txn| {
-                let acl = &txn.tables().acl;
-                let Some(once) = acl.one_time_by_secret(one_time_secret) else {
-                    return Ok(None);
-                };
-                let token = acl.tokens.get(&once.accessor_id).cloned();
-                txn.delete_one_time_token(one_time_secret);
-                let live = once.expires_at.is_some_and(|at| at > now);
-                Ok(token.filter(|t| live && !t.is_expired(now)))
-            })
+            .commit(Request::new(Command::AclOneTimeExchange {
+                secret: one_time_secret.to_string(),
+            }))
             .await?;
-        token.map(|t| (*t).clone()).ok_or_else(denied)
+        match applied {
+            Applied::Token(token) => token.map(|t| (*t).clone()).ok_or_else(denied),
+            other => Err(other.unexpected().into()),
+        }
     }
 }
 
@@ -408,30 +357,6 @@ fn validate_token_shape(token: &AclToken) -> Result<(), ServerError> {
         _ => return Err(bad("token type must be client or management")),
     }
     Ok(())
-}
-
-/// Completes role links given by ID or by name; an unknown role is refused.
-fn resolve_role_links(
-    acl: &crate::server::state::AclTables,
-    links: &[AclRoleLink],
-) -> Result<Vec<AclRoleLink>, StateError> {
-    links
-        .iter()
-        .map(|l| {
-            let role = if !l.id.is_empty() {
-                acl.roles.get(&l.id).cloned()
-            } else {
-                acl.role_by_name(&l.name)
-            };
-            let ident = if l.id.is_empty() { &l.name } else { &l.id };
-            let role =
-                role.ok_or_else(|| StateError::Conflict(format!("cannot find role {ident}")))?;
-            Ok(AclRoleLink {
-                id: role.id.clone(),
-                name: role.name.clone(),
-            })
-        })
-        .collect()
 }
 
 fn round_secs(d: Duration) -> Duration {

@@ -1,8 +1,8 @@
 //! Allocation writes: `Alloc.Stop` (stop and reschedule one allocation).
 
-use crate::server::events::EventType;
+use crate::server::state::{Applied, Command, Request};
 use crate::server::{Server, ServerError};
-use crate::structs::{DesiredTransition, trigger};
+use crate::structs::generate_uuid;
 
 /// `Alloc.Stop`'s answer: the evaluation that places the replacement.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -24,42 +24,22 @@ impl Server {
         alloc_id: &str,
         no_shutdown_delay: bool,
     ) -> Result<AllocStopResponse, ServerError> {
-        let (index, eval) = self
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                txn.set_event_type(EventType::AllocationUpdateDesiredStatus);
-                let Some(alloc) = txn.tables().alloc(alloc_id) else {
-                    return Err(crate::server::state::StateError::NotFound(format!(
-                        "Unknown allocation \"{alloc_id}\""
-                    )));
-                };
-                let mut alloc = (*alloc).clone();
-                let (job_type, priority, job_modify_index) = alloc
-                    .job
-                    .as_ref()
-                    .map(|j| (j.r#type.clone(), j.priority, j.job_modify_index))
-                    .unwrap_or_default();
-                let mut eval = Server::new_eval(
-                    &alloc.namespace,
-                    &alloc.job_id,
-                    &job_type,
-                    priority,
-                    trigger::ALLOC_STOP,
-                );
-                eval.job_modify_index = job_modify_index;
-                alloc.desired_transition = DesiredTransition {
-                    migrate: Some(true),
-                    no_shutdown_delay: Some(no_shutdown_delay),
-                    ..alloc.desired_transition
-                };
-                txn.put_alloc_server(alloc)?;
-                txn.put_eval(eval)
-            })
+            .commit(Request::new(Command::AllocStop {
+                alloc_id: alloc_id.to_string(),
+                no_shutdown_delay,
+                eval_id: generate_uuid(),
+            }))
             .await
             .map_err(|e| match e {
                 crate::server::state::StateError::NotFound(m) => ServerError::NotFound(m),
                 other => ServerError::State(other),
             })?;
+        let eval = match applied {
+            Applied::Eval(eval) => eval,
+            other => return Err(other.unexpected().into()),
+        };
         self.broker.enqueue((*eval).clone());
         Ok(AllocStopResponse {
             eval_id: eval.id.clone(),

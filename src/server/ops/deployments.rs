@@ -3,21 +3,16 @@
 //! unblock. Each is one state write with the evaluation that lets the scheduler act on it;
 //! a revert registers the last stable version afterwards as a new version.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-
-use chrono::Utc;
 
 use super::jobs::same_spec;
 use crate::server::http::JobRevertRequest;
-use crate::server::state::{StateError, Tables};
+use crate::server::state::{Applied, Command, Promotion, Request, StateError, Tables};
 use crate::server::{Server, ServerError};
-use crate::structs::time::now_nanos;
 use crate::structs::{
-    AllocDeploymentStatus, DESC_FAILED_ALLOCATIONS, DESC_FAILED_BY_USER, DESC_PAUSED, DESC_RUNNING,
-    DESC_SUCCESSFUL, Deployment, DeploymentStatus, DeploymentStatusUpdate,
-    DeploymentUpdateResponse, Evaluation, Job, desc_no_rollback_target, desc_rollback,
-    desc_rollback_noop, trigger,
+    DESC_FAILED_ALLOCATIONS, DESC_FAILED_BY_USER, DESC_PAUSED, DESC_RUNNING, DESC_SUCCESSFUL,
+    Deployment, DeploymentStatus, DeploymentStatusUpdate, DeploymentUpdateResponse, Evaluation,
+    Job, desc_no_rollback_target, desc_rollback, desc_rollback_noop, trigger,
 };
 
 const TERMINAL_NO_FAIL: &str = "can't fail terminal deployment";
@@ -102,21 +97,16 @@ impl Server {
             status,
             status_description: desc,
         };
-        let (index, stored) = self
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                let Some(updated) = txn.tables().deployment(&update.deployment_id) else {
-                    return Err(StateError::NotFound("deployment not found".into()));
-                };
-                // Refused when something else ended it since it was read.
-                if !updated.active() {
-                    return Err(StateError::Conflict(refusal.into()));
-                }
-                txn.update_deployment_status(&update)?;
-                ev.map(|e| txn.put_eval(e)).transpose()
-            })
+            .commit(Request::new(Command::DeploymentStatus {
+                update,
+                eval: ev,
+                refusal: refusal.to_string(),
+            }))
             .await
             .map_err(state_error)?;
+        let stored = applied.into_deployment_eval()?;
         if let Some(e) = &stored {
             self.broker.enqueue((**e).clone());
         }
@@ -254,57 +244,23 @@ impl Server {
         if !d.active() {
             return Err(ServerError::Refused(TERMINAL_NO_PROMOTE.into()));
         }
-        let wanted: HashSet<&str> = groups.iter().map(String::as_str).collect();
         let job = self.state.snapshot().job(&d.namespace, &d.job_id);
         let ev = deployment_eval(&d, job.as_deref());
-        let id = d.id.clone();
-        let (index, stored) = self
+        let promotion = Promotion {
+            deployment_id: d.id.clone(),
+            all,
+            groups: groups.to_vec(),
+        };
+        let (index, applied) = self
             .state
-            .write(move |txn| {
-                let Some(current) = txn.tables().deployment(&id) else {
-                    return Err(StateError::NotFound("deployment not found".into()));
-                };
-                if !current.active() {
-                    return Err(StateError::Conflict(TERMINAL_NO_PROMOTE.into()));
-                }
-                let mut unhealthy = Vec::new();
-                let mut d = (*current).clone();
-                for (name, g) in d.task_groups.iter_mut() {
-                    if (!all && !wanted.contains(name.as_str())) || g.desired_canaries == 0 {
-                        continue;
-                    }
-                    let healthy = g
-                        .placed_canaries
-                        .iter()
-                        .flatten()
-                        .filter_map(|a| txn.tables().alloc(a))
-                        .filter(|a| {
-                            a.deployment_status
-                                .as_ref()
-                                .is_some_and(|s| s.healthy == Some(true))
-                        })
-                        .count() as i64;
-                    if healthy < g.desired_canaries {
-                        unhealthy.push(format!(
-                            "Task group {name:?} has {healthy}/{} healthy allocations",
-                            g.desired_canaries
-                        ));
-                        continue;
-                    }
-                    g.promoted = true;
-                }
-                if !unhealthy.is_empty() {
-                    return Err(StateError::Conflict(multi_error(&unhealthy)));
-                }
-                if d.status == DeploymentStatus::Running && !d.requires_promotion() {
-                    d.status_description = DESC_RUNNING.to_string();
-                }
-                d.modify_time = now_nanos();
-                txn.put_deployment(d)?;
-                txn.put_eval(ev)
-            })
+            .commit(Request::new(Command::DeploymentPromote {
+                promotion,
+                eval: ev,
+                refusal: TERMINAL_NO_PROMOTE.to_string(),
+            }))
             .await
             .map_err(state_error)?;
+        let stored = created_eval(applied)?;
         self.broker.enqueue((*stored).clone());
         Ok(DeploymentUpdateResponse {
             eval_id: stored.id.clone(),
@@ -369,32 +325,16 @@ impl Server {
             .map(|a| (a.clone(), true))
             .chain(unhealthy.iter().map(|a| (a.clone(), false)))
             .collect();
-        let (index, stored) = self
+        let (index, applied) = self
             .state
-            .write(move |txn| {
-                let now = Utc::now();
-                for (alloc_id, ok) in &marks {
-                    let Some(a) = txn.tables().alloc(alloc_id) else {
-                        continue;
-                    };
-                    let mut a = (*a).clone();
-                    let prior = a.deployment_status.take().unwrap_or_default();
-                    a.deployment_status = Some(AllocDeploymentStatus {
-                        healthy: Some(*ok),
-                        timestamp: Some(now),
-                        ..prior
-                    });
-                    a.modify_time = now_nanos();
-                    // Server-side, so the client learns the verdict and reports it back.
-                    txn.put_alloc_server(a)?;
-                }
-                if let Some(u) = &fail {
-                    txn.update_deployment_status(u)?;
-                }
-                txn.put_eval(ev)
-            })
+            .commit(Request::new(Command::DeploymentAllocHealth {
+                marks,
+                fail,
+                eval: ev,
+            }))
             .await
             .map_err(state_error)?;
+        let stored = created_eval(applied)?;
         self.broker.enqueue((*stored).clone());
         let mut resp = DeploymentUpdateResponse {
             eval_id: stored.id.clone(),
@@ -424,15 +364,13 @@ fn running_description(d: &Deployment) -> String {
     .to_string()
 }
 
-/// Several refusals as Go's multierror prints them.
-fn multi_error(errs: &[String]) -> String {
-    let head = if errs.len() == 1 {
-        "1 error occurred:".to_string()
-    } else {
-        format!("{} errors occurred:", errs.len())
-    };
-    let body: String = errs.iter().map(|e| format!("\n\t* {e}")).collect();
-    format!("{head}{body}\n\n")
+/// The evaluation a deployment write that always makes one made.
+fn created_eval(applied: Applied) -> Result<Arc<Evaluation>, ServerError> {
+    applied.into_deployment_eval()?.ok_or_else(|| {
+        ServerError::State(StateError::Storage(
+            "deployment write created no evaluation".into(),
+        ))
+    })
 }
 
 /// A refusal found inside the write (a concurrent change) reads like the one found before.

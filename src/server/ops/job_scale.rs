@@ -2,21 +2,11 @@
 //! `job-scaling` evaluation) and records a scaling event; `GET` reads the scale status.
 
 use super::jobs::JobRegisterResponse;
-use crate::server::events::EventType;
-use crate::server::state::{StateError, Tables};
+use crate::server::state::{Command, Request, ScaleRequest, StateError, Tables};
 use crate::server::{Server, ServerError};
-use crate::structs::eval::trigger;
 use crate::structs::{
-    AllocClientStatus, JOB_TYPE_SYSTEM, JobScaleStatus, ScalingEvent, ScalingRequest,
-    TaskGroupScaleStatus, time::now_nanos,
+    AllocClientStatus, JobScaleStatus, ScalingRequest, TaskGroupScaleStatus, generate_uuid,
 };
-
-/// A refusal from inside the scale write, with the status Nomad answers it with.
-enum Refusal {
-    BadRequest(String),
-    NotFound(String),
-    Internal(String),
-}
 
 impl Server {
     /// Carries out a scaling request against group `Target.Group` of job `job_id`.
@@ -54,107 +44,29 @@ impl Server {
             }
         }
 
-        let mut refusal = None;
-        let result = self.state.write(|txn| {
-            txn.set_event_type(EventType::JobRegistered);
-            let refuse = |r: Refusal, slot: &mut Option<Refusal>| {
-                *slot = Some(r);
-                StateError::Conflict(String::new())
-            };
-            let Some(job) = txn.tables().job(namespace, job_id) else {
-                return Err(refuse(
-                    Refusal::NotFound(format!("job {job_id:?} not found")),
-                    &mut refusal,
-                ));
-            };
-            if job.r#type == JOB_TYPE_SYSTEM && req.count.is_some_and(|c| !(0..=1).contains(&c))
-            {
-                return Err(refuse(
-                    Refusal::BadRequest(
-                        "jobs of type \"system\" can only be scaled between 0 and 1".into(),
-                    ),
-                    &mut refusal,
-                ));
-            }
-            let Some(tg) = job.group(&group) else {
-                return Err(refuse(
-                    Refusal::BadRequest(format!(
-                        "task group {group:?} specified for scaling does not exist in job"
-                    )),
-                    &mut refusal,
-                ));
-            };
-            let previous_count = tg.count;
-            let mut eval = None;
-            let mut job_modify_index = job.modify_index;
-            if let Some(count) = req.count {
-                if let Some(r) = policy_bounds(tg.scaling.as_deref(), count) {
-                    return Err(refuse(Refusal::BadRequest(r), &mut refusal));
-                }
-                if deployment_active(txn.tables(), &job) {
-                    return Err(refuse(
-                        Refusal::BadRequest("job scaling blocked due to active deployment".into()),
-                        &mut refusal,
-                    ));
-                }
-                if req.job_modify_index != 0 && req.job_modify_index != job.job_modify_index {
-                    return Err(refuse(
-                        Refusal::Internal(format!(
-                            "Enforcing job modify index {}: job exists with conflicting job modify index: {}",
-                            req.job_modify_index, job.job_modify_index
-                        )),
-                        &mut refusal,
-                    ));
-                }
-                // Like Nomad: a new version even when the count does not change.
-                let mut scaled = (*job).clone();
-                for g in scaled.task_groups.iter_mut().flatten() {
-                    if g.name == group {
-                        g.count = count;
-                    }
-                }
-                scaled.version = job.version + 1;
-                scaled.job_modify_index = txn.index();
-                scaled.submit_time = now_nanos();
-                txn.put_job(scaled, true)?;
-                job_modify_index = txn.index();
-                if !job.is_parent() {
-                    let mut e = Server::new_eval(
-                        namespace,
-                        job_id,
-                        &job.r#type,
-                        job.priority,
-                        trigger::SCALING,
-                    );
-                    e.job_modify_index = job_modify_index;
-                    eval = Some(txn.put_eval(e)?);
-                }
-            }
-            let event = ScalingEvent {
-                time: now_nanos(),
-                count: req.count,
-                previous_count,
-                message: req.message.clone(),
-                error: req.error,
-                meta: req.meta.clone(),
-                eval_id: eval.as_ref().map(|e| e.id.clone()),
-                create_index: 0,
-            };
-            txn.add_scaling_event(namespace, job_id, &group, event)?;
-            Ok((eval, job_modify_index))
-        })
-        .await;
-        let (index, (eval, job_modify_index)) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(match refusal {
-                    Some(Refusal::BadRequest(m)) => ServerError::BadRequest(m),
-                    Some(Refusal::NotFound(m)) => ServerError::NotFound(m),
-                    Some(Refusal::Internal(m)) => ServerError::Refused(m),
-                    None => ServerError::State(e),
-                });
-            }
+        let scale = ScaleRequest {
+            ns: namespace.to_string(),
+            id: job_id.to_string(),
+            group,
+            count: req.count,
+            message: req.message.clone(),
+            error: req.error,
+            meta: req.meta.clone(),
+            job_modify_index: req.job_modify_index,
+            eval_id: generate_uuid(),
         };
+        let (index, applied) = self
+            .state
+            .commit(Request::new(Command::JobScale(scale)))
+            .await
+            .map_err(|e| match e {
+                StateError::BadRequest(m) => ServerError::BadRequest(m),
+                StateError::NotFound(m) => ServerError::NotFound(m),
+                // Nomad reports a lost check-and-set race as a 500 carrying the message.
+                StateError::Conflict(m) => ServerError::Refused(m),
+                other => ServerError::State(other),
+            })?;
+        let (eval, job_modify_index) = applied.into_job()?;
         let (eval_id, eval_create_index) = self.enqueue_created(eval);
         Ok(JobRegisterResponse {
             eval_id,
@@ -212,32 +124,4 @@ pub fn scale_status(tables: &Tables, namespace: &str, job_id: &str) -> Option<Jo
         job_stopped: job.stop,
         task_groups: groups,
     })
-}
-
-/// The group's scaling policy bounds (`scaling { min max }`), checked against `count`.
-fn policy_bounds(policy: Option<&serde_json::Value>, count: i64) -> Option<String> {
-    let policy = policy?;
-    let bound = |k: &str| policy.get(k).and_then(serde_json::Value::as_i64);
-    if let Some(min) = bound("Min")
-        && count < min
-    {
-        return Some(format!(
-            "group count was less than scaling policy minimum: {count} < {min}"
-        ));
-    }
-    if let Some(max) = bound("Max")
-        && count > max
-    {
-        return Some(format!(
-            "group count was greater than scaling policy maximum: {count} > {max}"
-        ));
-    }
-    None
-}
-
-/// Whether the job's latest deployment (of this incarnation of the job) is still active.
-fn deployment_active(tables: &Tables, job: &crate::structs::Job) -> bool {
-    tables
-        .latest_deployment(&job.namespace, &job.id)
-        .is_some_and(|d| d.active() && d.job_create_index == job.create_index)
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::{JobRegisterRequest, JobRegisterResponse};
 use crate::server::http::{JobRevertRequest, JobStabilityRequest};
-use crate::server::state::StateError;
+use crate::server::state::{Command, Request, StateError};
 use crate::server::{Server, ServerError};
 
 /// Answer to a stability change: the write's index.
@@ -76,18 +76,14 @@ impl Server {
         job_id: &str,
         req: &JobStabilityRequest,
     ) -> Result<JobStabilityResponse, ServerError> {
-        let (index, ()) = self
+        let (index, _) = self
             .state
-            .write(|txn| {
-                let Some(version) = txn.tables().job_version(namespace, job_id, req.job_version)
-                else {
-                    return Err(StateError::NotFound(String::new()));
-                };
-                if version.stable != req.stable {
-                    txn.set_version_stable(namespace, job_id, req.job_version, req.stable)?;
-                }
-                Ok(())
-            })
+            .commit(Request::new(Command::JobStability {
+                ns: namespace.to_string(),
+                id: job_id.to_string(),
+                version: req.job_version,
+                stable: req.stable,
+            }))
             .await
             .map_err(|e| match e {
                 StateError::NotFound(_) => version_not_found(namespace, job_id, req.job_version),

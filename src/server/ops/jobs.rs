@@ -2,13 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::namespaces::{admit_job, default_node_pool};
-use crate::server::events::EventType;
+use super::namespaces::default_node_pool;
+use crate::server::state::{Command, RegisterOptions, Request, StateError};
 use crate::server::{Server, ServerError};
 use crate::structs::canonicalize::canonicalize_job;
-use crate::structs::eval::trigger;
 use crate::structs::validate::validate_job;
-use crate::structs::{Job, time::now_nanos};
+use crate::structs::{Job, generate_uuid};
 
 /// Body of `PUT /v1/jobs` and `PUT /v1/job/:id`. It stays beside the operation (unlike the
 /// other request bodies, which live with their HTTP handlers) because periodic launches,
@@ -54,24 +53,7 @@ pub struct JobDeregisterResponse {
 }
 
 /// True when two versions of a job describe the same thing (server-set fields ignored).
-pub fn same_spec(a: &Job, b: &Job) -> bool {
-    let strip = |j: &Job| {
-        let mut j = Job {
-            status: None,
-            status_description: String::new(),
-            stable: false,
-            version: 0,
-            submit_time: 0,
-            create_index: 0,
-            modify_index: 0,
-            job_modify_index: 0,
-            ..j.clone()
-        };
-        crate::structs::clear_policy_identity(&mut j);
-        j
-    };
-    strip(a) == strip(b)
-}
+pub use crate::server::state::same_spec;
 
 impl Server {
     /// Hands an evaluation a write created to the broker; its ID and CreateIndex, or empty
@@ -141,96 +123,29 @@ impl Server {
             fits
         });
         let started = std::time::Instant::now();
-        let (index, (eval, job_modify_index)) = self.state.write(|txn| {
-            txn.set_event_type(EventType::JobRegistered);
-            admit_job(txn.tables(), &job).map_err(crate::server::state::StateError::Conflict)?;
-            let existing = txn.tables().job(&job.namespace, &job.id);
-            if req.enforce_index {
-                let current = existing.as_ref().map(|j| j.job_modify_index).unwrap_or(0);
-                if req.job_modify_index == 0 && existing.is_some() {
-                    return Err(crate::server::state::StateError::Conflict(format!(
-                        "Enforcing job modify index 0: job {:?} already exists",
-                        job.id
-                    )));
-                }
-                if req.job_modify_index != 0 && req.job_modify_index != current {
-                    return Err(crate::server::state::StateError::Conflict(format!(
-                        "Enforcing job modify index {}: job exists with conflicting job modify index: {current}",
-                        req.job_modify_index
-                    )));
-                }
-            }
-            if req.preserve_counts
-                && let Some(old) = existing.as_ref() {
-                    for tg in job.task_groups.iter_mut().flatten() {
-                        if let Some(old_tg) = old.group(&tg.name) {
-                            tg.count = old_tg.count;
-                        }
-                    }
-                }
-            let job_modify_index = match existing.as_ref() {
-                Some(old) if same_spec(old, &job) => old.job_modify_index,
-                Some(old) => {
-                    let mut new = job.clone();
-                    new.version = old.version + 1;
-                    new.create_index = old.create_index;
-                    new.job_modify_index = txn.index();
-                    new.submit_time = now_nanos();
-                    new.status = old.status;
-                    txn.put_job(new, true)?;
-                    txn.index()
-                }
-                None => {
-                    let mut new = job.clone();
-                    new.version = 0;
-                    new.create_index = 0;
-                    new.job_modify_index = txn.index();
-                    new.submit_time = now_nanos();
-                    new.status = None;
-                    txn.put_job(new, true)?;
-                    txn.index()
-                }
-            };
-            if let Some(sub) = submission.clone() {
-                let version = txn
-                    .tables()
-                    .job(&job.namespace, &job.id)
-                    .map_or(0, |j| j.version);
-                txn.put_job_submission(crate::structs::JobSubmission {
-                    namespace: job.namespace.clone(),
-                    job_id: job.id.clone(),
-                    version: version.max(0) as u64,
-                    job_modify_index,
-                    ..sub
-                })?;
-            }
-            // Parent jobs (periodic, parameterized) only spawn children; they are not placed.
-            if job.is_parent() {
-                return Ok((None, job_modify_index));
-            }
-            let priority = if req.eval_priority != 0 {
-                req.eval_priority
-            } else {
-                job.priority
-            };
-            let mut eval = Server::new_eval(
-                &job.namespace,
-                &job.id,
-                &job.r#type,
-                priority,
-                trigger::JOB_REGISTER,
-            );
-            eval.job_modify_index = job_modify_index;
-            let eval = txn.put_eval(eval)?;
-            Ok((Some(eval), job_modify_index))
-        })
-        .await
-        .map_err(|e| match e {
-            crate::server::state::StateError::Conflict(m) => ServerError::BadRequest(m),
-            other => ServerError::State(other),
-        })?;
+        let job_id = job.id.clone();
+        let opts = RegisterOptions {
+            enforce_index: req.enforce_index,
+            job_modify_index: req.job_modify_index,
+            preserve_counts: req.preserve_counts,
+            submission,
+            eval_priority: req.eval_priority,
+            eval_id: generate_uuid(),
+        };
+        let (index, applied) = self
+            .state
+            .commit(Request::new(Command::JobRegister {
+                job: Box::new(job),
+                opts,
+            }))
+            .await
+            .map_err(|e| match e {
+                StateError::Conflict(m) => ServerError::BadRequest(m),
+                other => ServerError::State(other),
+            })?;
+        let (eval, job_modify_index) = applied.into_job()?;
 
-        tracing::debug!(target: "yurt::latency", step = "job registered", job_id = %job.id, index, us = started.elapsed().as_micros() as u64);
+        tracing::debug!(target: "yurt::latency", step = "job registered", job_id = %job_id, index, us = started.elapsed().as_micros() as u64);
         let (eval_id, eval_index) = self.enqueue_created(eval);
         Ok(JobRegisterResponse {
             eval_id,
@@ -251,52 +166,21 @@ impl Server {
         purge: bool,
         eval_priority: i64,
     ) -> Result<JobDeregisterResponse, ServerError> {
-        let (index, (eval, job_modify_index)) = self
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                txn.set_event_type(EventType::JobDeregistered);
-                let Some(job) = txn.tables().job(namespace, job_id) else {
-                    return Err(crate::server::state::StateError::NotFound(format!(
-                        "job not found: {job_id}"
-                    )));
-                };
-                let job_modify_index = if purge {
-                    txn.delete_job(namespace, job_id);
-                    txn.index()
-                } else if job.stop {
-                    job.job_modify_index
-                } else {
-                    let mut stopped = (*job).clone();
-                    stopped.stop = true;
-                    stopped.version = job.version + 1;
-                    stopped.job_modify_index = txn.index();
-                    stopped.submit_time = now_nanos();
-                    txn.put_job(stopped, true)?;
-                    txn.index()
-                };
-                if job.is_parent() {
-                    return Ok((None, job_modify_index));
-                }
-                let priority = if eval_priority != 0 {
-                    eval_priority
-                } else {
-                    job.priority
-                };
-                let mut eval = Server::new_eval(
-                    namespace,
-                    job_id,
-                    &job.r#type,
-                    priority,
-                    trigger::JOB_DEREGISTER,
-                );
-                eval.job_modify_index = job_modify_index;
-                Ok((Some(txn.put_eval(eval)?), job_modify_index))
-            })
+            .commit(Request::new(Command::JobDeregister {
+                ns: namespace.to_string(),
+                id: job_id.to_string(),
+                purge,
+                eval_priority,
+                eval_id: generate_uuid(),
+            }))
             .await
             .map_err(|e| match e {
-                crate::server::state::StateError::NotFound(m) => ServerError::NotFound(m),
+                StateError::NotFound(m) => ServerError::NotFound(m),
                 other => ServerError::State(other),
             })?;
+        let (eval, job_modify_index) = applied.into_job()?;
         if let Some(old) = self.blocked.untrack(namespace, job_id) {
             self.cancel_evals(vec![old]).await;
         }
@@ -316,54 +200,25 @@ impl Server {
         job_id: &str,
         force_reschedule: bool,
     ) -> Result<JobDeregisterResponse, ServerError> {
-        let (index, eval) = self
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                txn.set_event_type(EventType::EvaluationUpdated);
-                let Some(job) = txn.tables().job(namespace, job_id) else {
-                    return Err(crate::server::state::StateError::NotFound(format!(
-                        "job not found: {job_id}"
-                    )));
-                };
-                if job.is_parent() {
-                    return Err(crate::server::state::StateError::Conflict(
-                        "can't evaluate periodic or parameterized job".to_string(),
-                    ));
-                }
-                if force_reschedule {
-                    for a in txn.tables().allocs_by_job(namespace, job_id) {
-                        if a.client_status == crate::structs::AllocClientStatus::Failed
-                            && a.next_allocation.is_empty()
-                            && !a.server_terminal()
-                        {
-                            let mut a = (*a).clone();
-                            a.desired_transition.force_reschedule = Some(true);
-                            txn.put_alloc_server(a)?;
-                        }
-                    }
-                }
-                let mut eval = Server::new_eval(
-                    namespace,
-                    job_id,
-                    &job.r#type,
-                    job.priority,
-                    trigger::JOB_REGISTER,
-                );
-                eval.job_modify_index = job.job_modify_index;
-                txn.put_eval(eval)
-            })
+            .commit(Request::new(Command::JobEvaluate {
+                ns: namespace.to_string(),
+                id: job_id.to_string(),
+                force_reschedule,
+                eval_id: generate_uuid(),
+            }))
             .await
             .map_err(|e| match e {
-                crate::server::state::StateError::NotFound(m) => ServerError::NotFound(m),
-                crate::server::state::StateError::Conflict(m) => ServerError::BadRequest(m),
+                StateError::NotFound(m) => ServerError::NotFound(m),
+                StateError::Conflict(m) => ServerError::BadRequest(m),
                 other => ServerError::State(other),
             })?;
-        let job_modify_index = self
-            .state
-            .snapshot()
-            .job(namespace, job_id)
-            .map(|j| j.job_modify_index)
-            .unwrap_or_default();
+        let (Some(eval), job_modify_index) = applied.into_job()? else {
+            return Err(ServerError::State(StateError::Storage(
+                "job evaluation created no evaluation".into(),
+            )));
+        };
         self.broker.enqueue((*eval).clone());
         Ok(JobDeregisterResponse {
             eval_id: eval.id.clone(),
@@ -378,19 +233,10 @@ impl Server {
         if evals.is_empty() {
             return;
         }
+        let ids = evals.into_iter().map(|e| e.id).collect();
         let res = self
             .state
-            .write(|txn| {
-                txn.set_event_type(EventType::EvaluationUpdated);
-                for mut e in evals {
-                    e.status = crate::structs::EvalStatus::Canceled;
-                    e.status_description =
-                        "canceled after more recent eval was processed".to_string();
-                    e.modify_time = now_nanos();
-                    txn.put_eval(e)?;
-                }
-                Ok(())
-            })
+            .commit(Request::new(Command::EvalsCancel { ids }))
             .await;
         if let Err(e) = res {
             tracing::error!(error = %e, "cancelling superseded evaluations");

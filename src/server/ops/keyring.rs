@@ -2,12 +2,11 @@
 //! key, rotation (with `full`, every variable sealed again with the new key), and deletion
 //! of keys nothing needs any more.
 
-use std::sync::Arc;
-
-use crate::server::state::{StateError, Txn};
+use crate::server::state::{Applied, Command, Request, StateError, Tables};
 use crate::server::{Server, ServerError};
 use crate::structs::keyring::{RootKeyMeta, RootKeyState};
 use crate::structs::time::now_nanos;
+use crate::structs::variable::VariableEncrypted;
 
 impl Server {
     /// Makes sure a key is active, creating the first one when there is none.
@@ -21,7 +20,11 @@ impl Server {
         }
         let id = self.keyring.generate()?;
         self.state
-            .write(|txn| txn.put_root_key(RootKeyMeta::new_active(id.clone(), now_nanos()), false))
+            .commit(Request::new(Command::RootKeyUpsert {
+                meta: RootKeyMeta::new_active(id.clone(), now_nanos()),
+                rekey: false,
+                resealed: Vec::new(),
+            }))
             .await?;
         tracing::info!(key_id = %id, "created the first root key");
         Ok(())
@@ -32,47 +35,51 @@ impl Server {
     pub async fn rotate_root_key(&self, full: bool) -> Result<(u64, RootKeyMeta), ServerError> {
         let _creating = self.keyring.creating.lock().await;
         let id = self.keyring.generate()?;
-        let (index, meta) = self
+        let resealed = if full {
+            self.reseal_variables(&self.state.snapshot(), &id)?
+        } else {
+            Vec::new()
+        };
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                txn.put_root_key(RootKeyMeta::new_active(id.clone(), now_nanos()), full)?;
-                if full {
-                    self.rekey_variables(txn, &id)?;
-                }
-                txn.tables()
-                    .vars
-                    .root_keys
-                    .get(&id)
-                    .map(|k| (**k).clone())
-                    .ok_or_else(|| StateError::NotFound("root key not found".into()))
-            })
+            .commit(Request::new(Command::RootKeyUpsert {
+                meta: RootKeyMeta::new_active(id.clone(), now_nanos()),
+                rekey: full,
+                resealed,
+            }))
             .await?;
+        let meta = match applied {
+            Applied::RootKey(meta) => (*meta).clone(),
+            other => return Err(other.unexpected().into()),
+        };
         tracing::info!(key_id = %id, full, "rotated the root key");
         Ok((index, meta))
     }
 
-    /// Seals again with `new_key` every variable of a key in the `rekeying` state; a key
-    /// all of whose variables were sealed again becomes inactive. A variable that cannot be
-    /// opened (its key was deleted with `force`) is left as it is, and so is its key's state.
-    fn rekey_variables(&self, txn: &mut Txn, new_key: &str) -> Result<(), StateError> {
-        let rekeying: Vec<Arc<RootKeyMeta>> = txn
-            .tables()
-            .vars
-            .root_keys
-            .values()
-            .filter(|k| k.state == RootKeyState::Rekeying)
-            .cloned()
-            .collect();
-        for key in rekeying {
-            let mut all_done = true;
-            for var in txn.tables().vars.sealed_with(&key.key_id) {
+    /// Every variable sealed with a key other than `new_key`, sealed again with `new_key`
+    /// (the keys a full rotation puts in the `rekeying` state). A variable that cannot be
+    /// opened (its key was deleted with `force`) is left out, so its key stays `rekeying`.
+    fn reseal_variables(
+        &self,
+        snap: &Tables,
+        new_key: &str,
+    ) -> Result<Vec<VariableEncrypted>, StateError> {
+        let mut out = Vec::new();
+        let rekeyed = |k: &RootKeyMeta| {
+            k.key_id != new_key
+                && matches!(
+                    k.state,
+                    RootKeyState::Active | RootKeyState::Inactive | RootKeyState::Rekeying
+                )
+        };
+        for key in snap.vars.root_keys.values().filter(|k| rekeyed(k)) {
+            for var in snap.vars.sealed_with(&key.key_id) {
                 let aad = super::variables::aad(&var.meta.namespace, &var.meta.path);
                 let plain = match self.keyring.decrypt(&var.key_id, &aad, &var.data) {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::warn!(namespace = %var.meta.namespace, path = %var.meta.path,
                             error = %e, "variable left sealed with its old key");
-                        all_done = false;
                         continue;
                     }
                 };
@@ -83,13 +90,10 @@ impl Server {
                 let mut resealed = (*var).clone();
                 resealed.data = data;
                 resealed.key_id = new_key.to_string();
-                txn.put_variable(resealed)?;
-            }
-            if all_done {
-                txn.set_root_key_state(&key.key_id, RootKeyState::Inactive)?;
+                out.push(resealed);
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Deletes a key that is not active and, unless `force`, seals no variable.
@@ -97,24 +101,10 @@ impl Server {
         let _creating = self.keyring.creating.lock().await;
         let (index, _) = self
             .state
-            .write(|txn| {
-                let vars = &txn.tables().vars;
-                let Some(key) = vars.root_keys.get(key_id) else {
-                    return Err(StateError::NotFound("root key not found".into()));
-                };
-                if key.is_active() {
-                    return Err(StateError::Conflict(
-                        "active root key cannot be deleted - call rotate first".into(),
-                    ));
-                }
-                if !force && !vars.sealed_with(key_id).is_empty() {
-                    return Err(StateError::Conflict(
-                        "root key in use, cannot delete".into(),
-                    ));
-                }
-                txn.delete_root_key(key_id);
-                Ok(())
-            })
+            .commit(Request::new(Command::RootKeyDelete {
+                key_id: key_id.to_string(),
+                force,
+            }))
             .await
             .map_err(ServerError::refused_write)?;
         self.keyring.remove(key_id)?;
@@ -125,6 +115,7 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn server() -> Arc<Server> {
         Server::open(crate::server::ServerConfig::default()).unwrap()

@@ -1,22 +1,11 @@
 //! Namespace writes (Nomad's Namespace.UpsertNamespaces and Namespace.DeleteNamespaces), and
 //! the admission check every job write makes against the job's namespace.
 
-use crate::server::state::{StateError, Tables};
+use crate::server::state::{Command, Request, Tables};
 use crate::server::{Server, ServerError};
-use crate::structs::validate::ValidationErrors;
 use crate::structs::{DEFAULT_NAMESPACE, Job, Namespace};
 
-/// Refuses a job whose namespace does not exist or whose capabilities forbid what it uses,
-/// with Nomad's messages.
-pub fn admit_job(tables: &Tables, job: &Job) -> Result<(), String> {
-    let Some(ns) = tables.namespace(&job.namespace) else {
-        return Err(format!(
-            "job {:?} is in nonexistent namespace {:?}",
-            job.id, job.namespace
-        ));
-    };
-    ns.check_job(job)
-}
+pub use crate::server::state::admit_job;
 
 /// The node pool a job without one gets from its namespace's configuration, if any.
 pub fn default_node_pool(tables: &Tables, job: &Job) -> Option<String> {
@@ -26,17 +15,6 @@ pub fn default_node_pool(tables: &Tables, job: &Job) -> Option<String> {
     let ns = tables.namespace(&job.namespace)?;
     let pool = &ns.node_pool_configuration.as_ref()?.default;
     (!pool.is_empty()).then(|| pool.clone())
-}
-
-/// True when every allocation of `ns` has stopped on its client.
-fn allocs_terminal(tables: &Tables, ns: &str) -> bool {
-    tables
-        .allocs_by_job
-        .iter()
-        .filter(|((alloc_ns, _), _)| alloc_ns == ns)
-        .flat_map(|(_, ids)| ids.iter())
-        .filter_map(|id| tables.alloc(id))
-        .all(|a| a.client_terminal())
 }
 
 impl Server {
@@ -68,7 +46,7 @@ impl Server {
         }
         let (index, _) = self
             .state
-            .write(|txn| txn.put_namespace(ns))
+            .commit(Request::new(Command::NamespaceUpsert { ns }))
             .await
             .map_err(ServerError::State)?;
         Ok(index)
@@ -84,32 +62,10 @@ impl Server {
         let region = self.config.region.clone();
         let (index, _) = self
             .state
-            .write(|txn| {
-                let tables = txn.tables();
-                if tables.namespace(name).is_none() {
-                    return Err(StateError::NotFound("namespace not found".to_string()));
-                }
-                let mut errs = Vec::new();
-                let jobs_terminal = tables
-                    .jobs_with_prefix(name, "")
-                    .iter()
-                    .all(|j| j.status == Some(crate::structs::JobStatus::Dead));
-                if !jobs_terminal {
-                    errs.push(format!(
-                        "namespace {name:?} has non-terminal jobs in regions: [{region}]"
-                    ));
-                }
-                if !allocs_terminal(tables, name) {
-                    errs.push(format!(
-                        "namespace {name:?} has non-terminal allocations in regions: [{region}]"
-                    ));
-                }
-                if !errs.is_empty() {
-                    return Err(StateError::Conflict(ValidationErrors(errs).to_string()));
-                }
-                txn.delete_namespace(name);
-                Ok(())
-            })
+            .commit(Request::new(Command::NamespaceDelete {
+                name: name.to_string(),
+                region,
+            }))
             .await
             .map_err(ServerError::refused_write)?;
         Ok(index)

@@ -4,34 +4,19 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::nodes::node_evals;
 use crate::rpc::NodeUpdateResponse;
-use crate::server::state::{StateError, Tables, Txn};
+use crate::server::state::{Applied, Command, Request, StateError};
 use crate::server::{Server, ServerError};
 use crate::structs::de::null_default as nd;
-use crate::structs::eval::trigger;
-use crate::structs::{
-    DRAIN_STATUS_CANCELED, DRAIN_STATUS_COMPLETE, DRAIN_STATUS_DRAINING, DrainMetadata, DrainSpec,
-    DrainStrategy, Evaluation, NODE_ELIGIBLE, NODE_INELIGIBLE, Node, StrMap,
+use crate::structs::{DrainSpec, Evaluation, NODE_ELIGIBLE, NODE_INELIGIBLE, Node, StrMap};
+
+use crate::server::state::apply::DRAINING_NOT_ELIGIBLE;
+pub use crate::server::state::apply::{
+    EVENT_DRAIN_COMPLETE, EVENT_DRAIN_DISABLED, EVENT_DRAIN_SET, EVENT_DRAIN_UPDATED,
+    EVENT_ELIGIBLE, EVENT_INELIGIBLE, SUBSYSTEM_CLUSTER, SUBSYSTEM_DRAIN, apply_drain,
 };
-
-/// Node event subsystem of drain events.
-pub const SUBSYSTEM_DRAIN: &str = "Drain";
-/// Node event subsystem of eligibility and membership events.
-pub const SUBSYSTEM_CLUSTER: &str = "Cluster";
-pub const EVENT_DRAIN_SET: &str = "Node drain strategy set";
-pub const EVENT_DRAIN_UPDATED: &str = "Node drain strategy updated";
-pub const EVENT_DRAIN_DISABLED: &str = "Node drain disabled";
-pub const EVENT_DRAIN_COMPLETE: &str = "Node drain complete";
-pub const EVENT_ELIGIBLE: &str = "Node marked as eligible for scheduling";
-pub const EVENT_INELIGIBLE: &str = "Node marked as ineligible for scheduling";
-
-/// Nomad's refusal to make a draining node eligible.
-const DRAINING_NOT_ELIGIBLE: &str =
-    "can not set node's scheduling eligibility to eligible while it is draining";
 
 /// `POST /v1/node/:id/eligibility`'s body.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -78,32 +63,14 @@ fn server_error(e: StateError) -> ServerError {
     }
 }
 
-/// Stores the evaluations `node_evals` finds for the node.
-fn put_node_evals(
-    txn: &mut Txn,
-    node_id: &str,
-    triggered_by: &str,
-) -> Result<Vec<Arc<Evaluation>>, StateError> {
-    node_evals(txn.tables(), node_id, triggered_by)
-        .into_iter()
-        .map(|e| txn.put_eval(e))
-        .collect()
-}
-
-/// Stores the updated node; one that just became eligible gets evaluations, since system
-/// jobs may now belong on it.
-fn store_node(
-    txn: &mut Txn,
-    node: Node,
-    becomes_eligible: bool,
-) -> Result<(Arc<Node>, Vec<Arc<Evaluation>>), StateError> {
-    let stored = txn.put_node(node)?;
-    let evals = if becomes_eligible {
-        put_node_evals(txn, &stored.id, trigger::NODE_UPDATE)?
-    } else {
-        Vec::new()
-    };
-    Ok((stored, evals))
+/// The node and evaluations of a write that stores a node.
+fn stored_node(applied: Applied) -> Result<(Arc<Node>, Vec<Arc<Evaluation>>), ServerError> {
+    match applied.into_node()? {
+        (Some(node), evals) => Ok((node, evals)),
+        (None, _) => Err(ServerError::State(StateError::Storage(
+            "node write stored no node".into(),
+        ))),
+    }
 }
 
 fn eval_summary(evals: &[Arc<Evaluation>]) -> (Option<Vec<String>>, u64) {
@@ -115,60 +82,6 @@ fn eval_summary(evals: &[Arc<Evaluation>]) -> (Option<Vec<String>>, u64) {
         Some(ids),
         evals.iter().map(|e| e.create_index).max().unwrap_or(0),
     )
-}
-
-/// Sets a node's drain, keeping LastDrain as Nomad's state store does: a new drain starts a
-/// new record, an update or the end of one updates it. `completed` tells a drain the drainer
-/// finished from one the operator cancelled.
-pub(crate) fn apply_drain(
-    node: &mut Node,
-    drain: Option<DrainStrategy>,
-    mark_eligible: bool,
-    meta: StrMap,
-    completed: bool,
-) {
-    let now = Utc::now();
-    let was_draining = node.drain_strategy.is_some();
-    node.status_updated_at = now.timestamp();
-    if drain.is_some() {
-        node.scheduling_eligibility = NODE_INELIGIBLE.to_string();
-    } else if mark_eligible {
-        node.scheduling_eligibility = NODE_ELIGIBLE.to_string();
-    }
-    let draining = drain.is_some();
-    node.drain = draining;
-    node.drain_strategy = drain;
-    if !was_draining && !draining {
-        return;
-    }
-    let last = match (was_draining, node.last_drain.take()) {
-        (true, Some(last)) => last,
-        _ => DrainMetadata {
-            started_at: now,
-            ..Default::default()
-        },
-    };
-    let mut last = last;
-    last.updated_at = now;
-    if meta.as_ref().is_some_and(|m| !m.is_empty()) {
-        last.meta = meta;
-    }
-    last.status = if draining {
-        DRAIN_STATUS_DRAINING
-    } else if completed {
-        DRAIN_STATUS_COMPLETE
-    } else {
-        DRAIN_STATUS_CANCELED
-    }
-    .to_string();
-    node.last_drain = Some(last);
-}
-
-fn node_in(tables: &Tables, node_id: &str) -> Result<Node, StateError> {
-    tables
-        .node(node_id)
-        .map(|n| (*n).clone())
-        .ok_or_else(not_found)
 }
 
 impl Server {
@@ -195,27 +108,15 @@ impl Server {
             // Nothing to do; Nomad answers with an empty response.
             return Ok(NodeWriteResponse::default());
         }
-        let (index, (node, evals)) = self
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                let mut node = node_in(txn.tables(), node_id)?;
-                if node.drain_strategy.is_some() && req.eligibility == NODE_ELIGIBLE {
-                    return Err(StateError::Conflict(DRAINING_NOT_ELIGIBLE.to_string()));
-                }
-                let becomes_eligible = node.scheduling_eligibility == NODE_INELIGIBLE
-                    && req.eligibility == NODE_ELIGIBLE;
-                let message = if req.eligibility == NODE_ELIGIBLE {
-                    EVENT_ELIGIBLE
-                } else {
-                    EVENT_INELIGIBLE
-                };
-                node.add_event(SUBSYSTEM_CLUSTER, message, txn.index());
-                node.scheduling_eligibility = req.eligibility.clone();
-                node.status_updated_at = Utc::now().timestamp();
-                store_node(txn, node, becomes_eligible)
-            })
+            .commit(Request::new(Command::NodeEligibility {
+                node_id: node_id.to_string(),
+                eligibility: req.eligibility,
+            }))
             .await
             .map_err(server_error)?;
+        let (node, evals) = stored_node(applied)?;
         tracing::info!(node_id, eligibility = %node.scheduling_eligibility, "node eligibility changed");
         Ok(self.node_written(&node, &evals, index))
     }
@@ -226,47 +127,17 @@ impl Server {
         node_id: &str,
         req: NodeDrainRequest,
     ) -> Result<NodeWriteResponse, ServerError> {
-        let (index, (node, evals)) = self
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                let mut node = node_in(txn.tables(), node_id)?;
-                let now = Utc::now();
-                let strategy = req.drain_spec.as_ref().map(|spec| DrainStrategy {
-                    deadline: spec.deadline,
-                    ignore_system_jobs: spec.ignore_system_jobs,
-                    force_deadline: if spec.deadline > 0 {
-                        now + chrono::Duration::nanoseconds(spec.deadline)
-                    } else {
-                        crate::structs::time::zero_time()
-                    },
-                    started_at: node
-                        .drain_strategy
-                        .as_ref()
-                        .map_or(now, |old| old.started_at),
-                });
-                let message = match (node.drain_strategy.is_some(), strategy.is_some()) {
-                    (false, true) => Some(EVENT_DRAIN_SET),
-                    (true, true) => Some(EVENT_DRAIN_UPDATED),
-                    (true, false) => Some(EVENT_DRAIN_DISABLED),
-                    (false, false) => None,
-                };
-                if let Some(m) = message {
-                    node.add_event(SUBSYSTEM_DRAIN, m, txn.index());
-                }
-                let becomes_eligible = node.scheduling_eligibility == NODE_INELIGIBLE
-                    && req.mark_eligible
-                    && strategy.is_none();
-                apply_drain(
-                    &mut node,
-                    strategy,
-                    req.mark_eligible,
-                    req.meta.clone(),
-                    false,
-                );
-                store_node(txn, node, becomes_eligible)
-            })
+            .commit(Request::new(Command::NodeDrain {
+                node_id: node_id.to_string(),
+                spec: req.drain_spec,
+                mark_eligible: req.mark_eligible,
+                meta: req.meta,
+            }))
             .await
             .map_err(server_error)?;
+        let (node, evals) = stored_node(applied)?;
         tracing::info!(
             node_id,
             draining = node.drain_strategy.is_some(),
@@ -280,17 +151,14 @@ impl Server {
         self: &Arc<Self>,
         node_id: &str,
     ) -> Result<NodeUpdateResponse, ServerError> {
-        let (index, evals) = self
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                if txn.tables().node(node_id).is_none() {
-                    return Err(not_found());
-                }
-                txn.delete_node(node_id);
-                put_node_evals(txn, node_id, trigger::NODE_UPDATE)
-            })
+            .commit(Request::new(Command::NodePurge {
+                node_id: node_id.to_string(),
+            }))
             .await
             .map_err(server_error)?;
+        let (_, evals) = applied.into_node()?;
         self.heartbeats.clear(node_id);
         tracing::info!(node_id, "node purged");
         self.enqueue_all(&evals);
@@ -311,14 +179,14 @@ impl Server {
         self: &Arc<Self>,
         node_id: &str,
     ) -> Result<NodeUpdateResponse, ServerError> {
-        let (_, (node, evals)) = self
+        let (_, applied) = self
             .state
-            .write(|txn| {
-                let node = txn.tables().node(node_id).ok_or_else(not_found)?;
-                Ok((node, put_node_evals(txn, node_id, trigger::NODE_UPDATE)?))
-            })
+            .commit(Request::new(Command::NodeEvaluate {
+                node_id: node_id.to_string(),
+            }))
             .await
             .map_err(server_error)?;
+        let (node, evals) = stored_node(applied)?;
         self.enqueue_all(&evals);
         let (eval_ids, eval_create_index) = eval_summary(&evals);
         let snap = self.state.snapshot();
@@ -366,9 +234,13 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::structs::{
+        DRAIN_STATUS_CANCELED, DRAIN_STATUS_COMPLETE, DRAIN_STATUS_DRAINING, DrainStrategy,
+    };
 
     #[test]
     fn last_drain_follows_the_drain() {
+        let now = chrono::Utc::now();
         let mut n = Node::default();
         apply_drain(
             &mut n,
@@ -376,6 +248,7 @@ mod tests {
             false,
             Some([("reason".to_string(), "kernel".to_string())].into()),
             false,
+            now,
         );
         assert_eq!(n.scheduling_eligibility, NODE_INELIGIBLE);
         assert!(n.drain);
@@ -383,7 +256,7 @@ mod tests {
         assert_eq!(last.status, DRAIN_STATUS_DRAINING);
         assert_eq!(last.meta.as_ref().unwrap()["reason"], "kernel");
 
-        apply_drain(&mut n, None, false, None, false);
+        apply_drain(&mut n, None, false, None, false, now);
         let done = n.last_drain.clone().unwrap();
         assert_eq!(done.status, DRAIN_STATUS_CANCELED);
         assert_eq!(done.started_at, last.started_at);
@@ -393,8 +266,15 @@ mod tests {
             "not marked eligible"
         );
 
-        apply_drain(&mut n, Some(DrainStrategy::default()), false, None, false);
-        apply_drain(&mut n, None, true, None, true);
+        apply_drain(
+            &mut n,
+            Some(DrainStrategy::default()),
+            false,
+            None,
+            false,
+            now,
+        );
+        apply_drain(&mut n, None, true, None, true, now);
         assert_eq!(n.last_drain.unwrap().status, DRAIN_STATUS_COMPLETE);
         assert_eq!(n.scheduling_eligibility, NODE_ELIGIBLE);
         assert!(!n.drain);

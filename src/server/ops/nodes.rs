@@ -1,7 +1,6 @@
 //! The server side of the server ↔ client interface: node registration, heartbeats, the
 //! blocking allocation fetch and client status updates; plus what happens when a node dies.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,20 +11,17 @@ use crate::rpc::{
     NodeUpdateResponse, RpcError, ServerApi, UpdateAllocsRequest, WriteResponse,
 };
 use crate::server::Server;
-use crate::server::events::EventType;
-use crate::server::state::{StateError, Table};
-use crate::structs::eval::trigger;
+use crate::server::state::{AllocClientUpdate, Applied, Command, Request, StateError, Table};
 use crate::structs::secret::secrets_equal;
-use crate::structs::{
-    AllocClientStatus, Allocation, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE,
-    Node, NodeEvent, NodeStatus, time::now_nanos,
-};
+use crate::structs::{Evaluation, Node, NodeStatus};
 
 impl From<StateError> for RpcError {
     fn from(e: StateError) -> Self {
         match e {
             StateError::NotFound(m) if m == "node not found" => RpcError::NodeNotFound,
-            StateError::NotFound(m) | StateError::Conflict(m) => RpcError::BadRequest(m),
+            StateError::NotFound(m) | StateError::Conflict(m) | StateError::BadRequest(m) => {
+                RpcError::BadRequest(m)
+            }
             StateError::Storage(m) => RpcError::Unavailable(m),
         }
     }
@@ -44,39 +40,6 @@ fn authenticate(
         return Err(RpcError::SecretMismatch);
     }
     Ok(node)
-}
-
-fn node_not_found() -> StateError {
-    StateError::NotFound("node not found".to_string())
-}
-
-/// Evaluations for every job with live allocations on a node, plus every system job (a node
-/// changing status changes where they should run).
-pub(crate) fn node_evals(
-    tables: &crate::server::state::Tables,
-    node_id: &str,
-    triggered_by: &str,
-) -> Vec<Evaluation> {
-    let mut jobs = BTreeSet::new();
-    for a in tables.allocs_by_node(node_id) {
-        if !a.terminal() {
-            jobs.insert((a.namespace.to_string(), a.job_id.to_string()));
-        }
-    }
-    for job in tables.jobs.values() {
-        if matches!(job.r#type.as_str(), JOB_TYPE_SYSTEM | JOB_TYPE_SYSBATCH) && !job.stop {
-            jobs.insert((job.namespace.clone(), job.id.clone()));
-        }
-    }
-    jobs.into_iter()
-        .filter_map(|(ns, id)| {
-            let job = tables.job(&ns, &id)?;
-            let mut e = Server::new_eval(&ns, &id, &job.r#type, job.priority, triggered_by);
-            e.node_id = node_id.to_string();
-            e.job_modify_index = job.job_modify_index;
-            Some(e)
-        })
-        .collect()
 }
 
 impl Server {
@@ -130,58 +93,25 @@ impl Server {
                 "missing node secret ID for client registration".into(),
             ));
         }
-        let (index, (stored, evals)) = self
+        if node.node_pool.is_empty() {
+            node.node_pool = "default".to_string();
+        }
+        node.computed_class = computed_class(&node);
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                txn.set_event_type(EventType::NodeRegistration);
-                let existing = txn.tables().node(&node.id);
-                if let Some(old) = existing.as_ref() {
-                    if !secrets_equal(&old.secret_id, &node.secret_id) {
-                        return Err(StateError::Conflict(
-                            "node secret ID does not match. Not registering node.".to_string(),
-                        ));
-                    }
-                    node.status = old.status;
-                    node.create_index = old.create_index;
-                    node.events = old.events.clone();
-                    // Eligibility and drains are the operator's, not the client's.
-                    node.scheduling_eligibility = old.scheduling_eligibility.clone();
-                    node.drain_strategy = old.drain_strategy.clone();
-                    node.drain = old.drain_strategy.is_some();
-                    node.last_drain = old.last_drain.clone();
-                } else {
-                    node.create_index = 0;
-                    node.events = Some(vec![NodeEvent {
-                        message: "Node registered".to_string(),
-                        subsystem: "Cluster".to_string(),
-                        timestamp: Some(chrono::Utc::now()),
-                        ..Default::default()
-                    }]);
-                }
-                if node.scheduling_eligibility.is_empty() {
-                    node.scheduling_eligibility = NODE_ELIGIBLE.to_string();
-                }
-                if node.node_pool.is_empty() {
-                    node.node_pool = "default".to_string();
-                }
-                node.computed_class = computed_class(&node);
-                node.status_updated_at = now_nanos() / 1_000_000_000;
-                let stored = txn.put_node(node.clone())?;
-                let evals = if stored.status == NodeStatus::Ready {
-                    node_evals(txn.tables(), &stored.id, trigger::NODE_UPDATE)
-                        .into_iter()
-                        .map(|e| txn.put_eval(e))
-                        .collect::<Result<Vec<_>, _>>()?
-                } else {
-                    Vec::new()
-                };
-                Ok((stored, evals))
-            })
+            .commit(Request::new(Command::NodeRegister {
+                node: Box::new(node),
+            }))
             .await
             .map_err(|e| match e {
                 StateError::Conflict(_) => RpcError::SecretMismatch,
                 other => other.into(),
             })?;
+        let (Some(stored), evals) = applied.into_node()? else {
+            return Err(RpcError::Unavailable(
+                "node registration stored no node".into(),
+            ));
+        };
         for e in &evals {
             self.broker.enqueue((**e).clone());
         }
@@ -213,33 +143,16 @@ impl Server {
         let snap = self.state.snapshot();
         let node = authenticate(&snap, &req.node_id, &req.secret_id)?;
         let (index, node, evals) = if node.status != status {
-            let (index, (stored, evals)) = self
+            let (index, applied) = self
                 .state
-                .write(|txn| {
-                    txn.set_event_type(EventType::NodeEvent);
-                    let Some(current) = txn.tables().node(&req.node_id) else {
-                        return Err(node_not_found());
-                    };
-                    let mut n = (*current).clone();
-                    let was_down = n.status == NodeStatus::Down;
-                    n.status = status;
-                    n.status_updated_at = now_nanos() / 1_000_000_000;
-                    if was_down {
-                        n.events.get_or_insert_with(Vec::new).push(NodeEvent {
-                            message: "Node re-registered".to_string(),
-                            subsystem: "Cluster".to_string(),
-                            timestamp: Some(chrono::Utc::now()),
-                            ..Default::default()
-                        });
-                    }
-                    let stored = txn.put_node(n)?;
-                    let evals = node_evals(txn.tables(), &stored.id, trigger::NODE_UPDATE)
-                        .into_iter()
-                        .map(|e| txn.put_eval(e))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok((stored, evals))
-                })
+                .commit(Request::new(Command::NodeStatus {
+                    node_id: req.node_id.clone(),
+                    status,
+                }))
                 .await?;
+            let (Some(stored), evals) = applied.into_node()? else {
+                return Err(RpcError::Unavailable("node status stored no node".into()));
+            };
             for e in &evals {
                 self.broker.enqueue((**e).clone());
             }
@@ -261,32 +174,14 @@ impl Server {
     pub async fn node_heartbeat_expired(self: &Arc<Self>, node_id: &str) {
         let res = self
             .state
-            .write(|txn| {
-                txn.set_event_type(EventType::NodeEvent);
-                let Some(node) = txn.tables().node(node_id) else {
-                    return Ok(Vec::new());
-                };
-                if node.status == NodeStatus::Down {
-                    return Ok(Vec::new());
-                }
-                let mut n = (*node).clone();
-                n.status = NodeStatus::Down;
-                n.status_updated_at = now_nanos() / 1_000_000_000;
-                n.events.get_or_insert_with(Vec::new).push(NodeEvent {
-                    message: "Node heartbeat missed".to_string(),
-                    subsystem: "Cluster".to_string(),
-                    timestamp: Some(chrono::Utc::now()),
-                    ..Default::default()
-                });
-                txn.put_node(n)?;
-                node_evals(txn.tables(), node_id, trigger::NODE_UPDATE)
-                    .into_iter()
-                    .map(|e| txn.put_eval(e))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await;
+            .commit(Request::new(Command::NodeDown {
+                node_id: node_id.to_string(),
+            }))
+            .await
+            .and_then(|(_, applied)| applied.into_node());
         match res {
-            Ok((_, evals)) => {
+            Ok((None, _)) => {}
+            Ok((Some(_), evals)) => {
                 tracing::warn!(node_id, "node missed its heartbeat; marked down");
                 for e in evals {
                     self.broker.enqueue((*e).clone());
@@ -371,83 +266,24 @@ impl Server {
             )));
         }
         let started = std::time::Instant::now();
-        let (index, (evals, freed)) = self
+        let (first_id, first_status, count) = (
+            req.alloc[0].id.clone(),
+            req.alloc[0].client_status,
+            req.alloc.len(),
+        );
+        let updates = req.alloc.into_iter().map(AllocClientUpdate::from).collect();
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                txn.set_event_type(EventType::AllocationUpdated);
-                let mut evals: BTreeMap<(String, String), Evaluation> = BTreeMap::new();
-                let mut freed = false;
-                for update in &req.alloc {
-                    let Some(current) = txn.tables().alloc(&update.id) else {
-                        continue;
-                    };
-                    if *current.node_id != *req.node_id {
-                        continue;
-                    }
-                    let newly_failed = update.client_status == AllocClientStatus::Failed
-                        && current.client_status != AllocClientStatus::Failed;
-                    let mut merged: Allocation = (*current).clone();
-                    // An allocation the server declared lost (its node went down) stays lost: a
-                    // client that comes back only reports how it wound the allocation down.
-                    let server_says_lost = current.client_status == AllocClientStatus::Lost
-                        && current.server_terminal();
-                    if !server_says_lost {
-                        merged.client_status = update.client_status;
-                        merged.client_description = update.client_description.clone();
-                    }
-                    merged.task_states = update.task_states.clone();
-                    if update.deployment_status.is_some() {
-                        merged.deployment_status = update.deployment_status.clone();
-                    }
-                    // A failed allocation of a deployment is unhealthy even when its client
-                    // said nothing about health, so the deployment can react to it.
-                    if merged.client_status == AllocClientStatus::Failed
-                        && !merged.deployment_id.is_empty()
-                        && merged
-                            .deployment_status
-                            .as_ref()
-                            .and_then(|d| d.healthy)
-                            .is_none()
-                    {
-                        let ds = merged
-                            .deployment_status
-                            .get_or_insert_with(Default::default);
-                        ds.healthy = Some(false);
-                        ds.timestamp = Some(chrono::Utc::now());
-                    }
-                    if update.network_status.is_some() {
-                        merged.network_status = update.network_status.clone();
-                    }
-                    merged.modify_time = now_nanos();
-                    if merged.client_terminal() && !current.client_terminal() {
-                        freed = true;
-                    }
-                    txn.put_alloc_client(merged)?;
-                    if newly_failed
-                        && !current.server_terminal()
-                        && let Some(job) = txn.tables().job(&current.namespace, &current.job_id)
-                        && !job.stop
-                    {
-                        let mut e = Server::new_eval(
-                            &job.namespace,
-                            &job.id,
-                            &job.r#type,
-                            job.priority,
-                            trigger::RETRY_FAILED_ALLOC,
-                        );
-                        e.job_modify_index = job.job_modify_index;
-                        e.node_id = req.node_id.clone();
-                        evals.insert((job.namespace.clone(), job.id.clone()), e);
-                    }
-                }
-                let stored = evals
-                    .into_values()
-                    .map(|e| txn.put_eval(e))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((stored, freed))
-            })
+            .commit(Request::new(Command::AllocClientUpdate {
+                node_id: req.node_id,
+                updates,
+            }))
             .await?;
-        tracing::debug!(target: "yurt::latency", step = "client update committed", alloc_id = %req.alloc[0].id, status = %req.alloc[0].client_status, count = req.alloc.len(), us = started.elapsed().as_micros() as u64);
+        let (evals, freed) = match applied {
+            Applied::ClientUpdate { evals, freed } => (evals, freed),
+            other => return Err(other.unexpected().into()),
+        };
+        tracing::debug!(target: "yurt::latency", step = "client update committed", alloc_id = %first_id, status = %first_status, count, us = started.elapsed().as_micros() as u64);
         for e in evals {
             self.broker.enqueue((*e).clone());
         }

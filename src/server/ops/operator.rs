@@ -1,8 +1,7 @@
 //! The scheduler configuration (Nomad's Operator.SchedulerGetConfiguration and
 //! Operator.SchedulerSetConfiguration).
 
-use std::sync::Arc;
-
+use crate::server::state::{Applied, Command, Request};
 use crate::server::{Server, ServerError};
 use crate::structs::SchedulerConfiguration;
 
@@ -17,12 +16,9 @@ impl Server {
             return Ok(());
         }
         self.state
-            .write(|txn| {
-                if txn.tables().scheduler_config.is_none() {
-                    txn.put_scheduler_config(default)?;
-                }
-                Ok(())
-            })
+            .commit(Request::new(Command::SchedulerConfigEnsure {
+                config: default,
+            }))
             .await
             .map_err(ServerError::State)?;
         Ok(())
@@ -40,21 +36,14 @@ impl Server {
             config.scheduler_algorithm =
                 crate::structs::operator::SCHEDULER_ALGORITHM_BINPACK.into();
         }
-        let (index, updated) = self
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                let current: Option<Arc<SchedulerConfiguration>> =
-                    txn.tables().scheduler_config.clone();
-                if let Some(cas) = cas
-                    && current.as_ref().map_or(0, |c| c.modify_index) != cas
-                {
-                    return Ok(false);
-                }
-                txn.put_scheduler_config(config)?;
-                Ok(true)
-            })
+            .commit(Request::new(Command::SchedulerConfigSet { config, cas }))
             .await
             .map_err(ServerError::State)?;
-        Ok((updated, index))
+        match applied {
+            Applied::Written(updated) => Ok((updated, index)),
+            other => Err(other.unexpected().into()),
+        }
     }
 }

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use crate::acl::{Acl, VarOp};
-use crate::server::state::StateError;
+use crate::server::state::{
+    Applied as StateApplied, Command, Request, StateError, VarOutcome as Outcome,
+};
 use crate::server::{Server, ServerError};
 use crate::structs::DEFAULT_NAMESPACE;
 use crate::structs::time::now_nanos;
@@ -15,18 +17,7 @@ use crate::structs::variable::{
     validate_path, validate_variable,
 };
 
-/// What a write does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VarWrite {
-    Set,
-    /// Set only if the variable's ModifyIndex is this (0: only if it does not exist).
-    Cas(u64),
-    Delete,
-    /// Delete only if the variable's ModifyIndex is this (0: only if it does not exist).
-    DeleteCas(u64),
-    LockAcquire,
-    LockRelease,
-}
+pub use crate::server::state::VarWrite;
 
 /// How a write ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,13 +35,6 @@ pub enum Applied {
     },
 }
 
-/// What the state write decided.
-enum Outcome {
-    Written(Arc<VariableEncrypted>),
-    Deleted,
-    Conflict(VariableEncrypted),
-}
-
 /// The associated data that binds a sealed variable to its namespace and path.
 pub fn aad(namespace: &str, path: &str) -> Vec<u8> {
     format!("{namespace}\0{path}").into_bytes()
@@ -58,22 +42,6 @@ pub fn aad(namespace: &str, path: &str) -> Vec<u8> {
 
 fn bad(m: impl Into<String>) -> ServerError {
     ServerError::BadRequest(m.into())
-}
-
-/// A conflict showing only where the variable is (Nomad's zero value).
-fn bare(namespace: &str, path: &str) -> VariableEncrypted {
-    VariableEncrypted {
-        meta: VariableMetadata::bare(namespace, path),
-        ..VariableEncrypted::default()
-    }
-}
-
-/// True when `existing` is locked by someone other than the holder of `lock`.
-fn locked_against(existing: &VariableEncrypted, lock: Option<&VariableLock>) -> bool {
-    match existing.meta.lock_id() {
-        Some(held) => lock.is_none_or(|l| l.id != held),
-        None => false,
-    }
 }
 
 /// Nomad's canonicalization and validation of a write, per operation.
@@ -166,85 +134,40 @@ impl Server {
         }
         let (ns, path) = (var.meta.namespace.clone(), var.meta.path.clone());
         let lock = var.meta.lock.clone();
-        let now = now_nanos();
-        let (index, outcome) = self
+        let sealed = if seals {
+            let key = self
+                .state
+                .snapshot()
+                .vars
+                .active_key()
+                .ok_or_else(|| StateError::Storage("no active root key".into()))?;
+            let now = now_nanos();
+            let mut meta = var.meta.clone();
+            meta.create_time = now;
+            meta.modify_time = now;
+            Some(self.seal(&key.key_id, meta, &var.items)?)
+        } else {
+            None
+        };
+        let (index, applied) = self
             .state
-            .write(|txn| {
-                let existing = txn.tables().vars.get(&ns, &path);
-                let conflict = |e: &Arc<VariableEncrypted>| Ok(Outcome::Conflict((**e).clone()));
-                match (op, &existing) {
-                    (VarWrite::Cas(0) | VarWrite::DeleteCas(0), Some(e)) => return conflict(e),
-                    (VarWrite::Cas(i) | VarWrite::DeleteCas(i), Some(e))
-                        if e.meta.modify_index != i =>
-                    {
-                        return conflict(e);
-                    }
-                    (VarWrite::Cas(i) | VarWrite::DeleteCas(i), None) if i != 0 => {
-                        return Ok(Outcome::Conflict(bare(&ns, &path)));
-                    }
-                    _ => {}
-                }
-                match op {
-                    VarWrite::Delete | VarWrite::DeleteCas(_) => {
-                        let Some(e) = existing else {
-                            return Ok(Outcome::Deleted);
-                        };
-                        if locked_against(&e, None) {
-                            return Ok(Outcome::Conflict(bare(&ns, &path)));
-                        }
-                        txn.delete_variable(&ns, &path);
-                        Ok(Outcome::Deleted)
-                    }
-                    VarWrite::LockRelease => {
-                        let Some(e) = existing else {
-                            return Err(StateError::NotFound("variable doesn't exist".into()));
-                        };
-                        let Some(held) = e.meta.lock_id() else {
-                            return Err(StateError::Conflict(
-                                "variable doesn't hold a lock".into(),
-                            ));
-                        };
-                        if lock.as_ref().is_some_and(|l| l.id != held) {
-                            let mut shown = bare(&ns, &path);
-                            shown.meta.lock = Some(VariableLock::default());
-                            return Ok(Outcome::Conflict(shown));
-                        }
-                        // Releasing keeps the items: a delayed release must not drop data.
-                        let mut released = (*e).clone();
-                        released.meta.lock = None;
-                        released.meta.modify_time = now;
-                        txn.put_variable(released).map(Outcome::Written)
-                    }
-                    VarWrite::Set | VarWrite::Cas(_) | VarWrite::LockAcquire => {
-                        if let Some(e) = &existing
-                            && locked_against(e, lock.as_ref())
-                        {
-                            return Ok(Outcome::Conflict(bare(&ns, &path)));
-                        }
-                        let key = txn
-                            .tables()
-                            .vars
-                            .active_key()
-                            .ok_or_else(|| StateError::Storage("no active root key".into()))?;
-                        let mut meta = var.meta.clone();
-                        meta.create_time = now;
-                        meta.modify_time = now;
-                        // The holder writing its locked variable keeps the lock as acquired.
-                        meta.lock = match op {
-                            VarWrite::LockAcquire => lock.clone(),
-                            _ => existing.as_ref().and_then(|e| e.meta.lock.clone()),
-                        };
-                        let sealed = self.seal(&key.key_id, meta, &var.items)?;
-                        txn.put_variable(sealed).map(Outcome::Written)
-                    }
-                }
-            })
+            .commit(Request::new(Command::VarApply {
+                op,
+                ns: ns.clone(),
+                path: path.clone(),
+                lock: lock.clone(),
+                sealed,
+            }))
             .await
             .map_err(|e| match e {
                 StateError::NotFound(m) => ServerError::NotFound(m),
                 StateError::Conflict(m) => ServerError::Conflict(m),
                 other => ServerError::State(other),
             })?;
+        let outcome = match applied {
+            StateApplied::Var(o) => o,
+            other => return Err(other.unexpected().into()),
+        };
         match outcome {
             Outcome::Deleted => Ok(Applied::Done {
                 index,
@@ -336,20 +259,12 @@ impl Server {
         path: &str,
         lock_id: &str,
     ) -> Result<(), ServerError> {
-        let now = now_nanos();
         self.state
-            .write(|txn| {
-                let Some(var) = txn.tables().vars.get(namespace, path) else {
-                    return Ok(());
-                };
-                if var.meta.lock_id() != Some(lock_id) {
-                    return Ok(());
-                }
-                let mut released = (*var).clone();
-                released.meta.lock = None;
-                released.meta.modify_time = now;
-                txn.put_variable(released).map(drop)
-            })
+            .commit(Request::new(Command::VarLockExpire {
+                ns: namespace.to_string(),
+                path: path.to_string(),
+                lock_id: lock_id.to_string(),
+            }))
             .await?;
         tracing::debug!(%namespace, %path, "expired variable lock removed");
         Ok(())

@@ -63,7 +63,7 @@ pub trait SchedulerView: Send + Sync {
 }
 
 /// Changes a scheduler wants committed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub eval_id: String,
     pub priority: i64,

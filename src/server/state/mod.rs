@@ -3,6 +3,8 @@
 //! queries.
 
 mod acl;
+pub mod apply;
+mod command;
 mod durable;
 mod group_commit;
 mod records;
@@ -23,6 +25,11 @@ pub use acl::{AclTables, BOOTSTRAP_META_KEY};
 pub use durable::Kind;
 pub use records::for_each_record;
 pub use restore::Restorer;
+pub use apply::{
+    AllocClientUpdate, Applied, ApplyCtx, ApplyError, DrainBatch, PlanApply, Promotion,
+    RegisterOptions, ScaleRequest, VarOutcome, VarWrite, admit_job, apply, same_spec,
+};
+pub use command::{Command, Request};
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 pub use txn::{Txn, job_status};
 pub use variables::VariableTables;
@@ -33,8 +40,9 @@ use group_commit::{Batch, Msg, Queued};
 
 use crate::server::events::{EventBatch, EventBroker};
 
-/// State store faults.
-#[derive(Debug, thiserror::Error)]
+/// State store faults. Serializable because a refused command's error is what every
+/// server's apply of it answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StateError {
     /// The durable store failed; the write was not applied.
     #[error("state storage: {0}")]
@@ -45,6 +53,9 @@ pub enum StateError {
     /// A named object does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The request does not fit what the state holds (e.g. a task group the job lacks).
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 /// The store. Readers take snapshots of durable state; writers are applied one at a time
@@ -264,6 +275,29 @@ impl StateStore {
                 Err(error)
             }
         }
+    }
+
+    /// Applies `req` (see [`apply`]) as one atomic, durable write, as [`StateStore::write`]
+    /// runs a closure; returns its index and what the apply answered.
+    pub async fn commit(&self, req: Request) -> Result<(u64, Applied), StateError> {
+        let Request { at, seed, cmd } = req;
+        let ctx = ApplyCtx { now: at, seed };
+        self.write(|txn| {
+            txn.set_now(at);
+            apply(txn, cmd, &ctx)
+        })
+        .await
+    }
+
+    /// [`StateStore::commit`] for a thread outside the async runtime; panics if called
+    /// from async code.
+    pub fn commit_blocking(&self, req: Request) -> Result<(u64, Applied), StateError> {
+        let Request { at, seed, cmd } = req;
+        let ctx = ApplyCtx { now: at, seed };
+        self.write_blocking(|txn| {
+            txn.set_now(at);
+            apply(txn, cmd, &ctx)
+        })
     }
 
     /// [`StateStore::write`] for a thread outside the async runtime (e.g. a scheduler

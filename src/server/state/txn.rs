@@ -81,6 +81,9 @@ pub struct Txn {
     changes: Option<Vec<(Object, bool)>>,
     /// Why this write changes what it does (see [`Txn::set_event_type`]).
     event_type: Option<EventType>,
+    /// The time this write stamps on what it changes (a command's apply sets its
+    /// request's, so every server stamps the same).
+    now: i64,
 }
 
 impl Txn {
@@ -96,7 +99,13 @@ impl Txn {
             deployments_to_store: BTreeSet::new(),
             changes: record_changes.then(Vec::new),
             event_type: None,
+            now: now_nanos(),
         }
+    }
+
+    /// Makes `now` (unix nanoseconds) the time this write stamps.
+    pub(super) fn set_now(&mut self, now: i64) {
+        self.now = now;
     }
 
     /// Names the `Type` of the events this write yields (Nomad types every event of a
@@ -461,7 +470,7 @@ impl Txn {
                 }
             }
         }
-        merged.modify_time = now_nanos();
+        merged.modify_time = self.now;
         self.put_deployment(merged)
     }
 
@@ -477,7 +486,7 @@ impl Txn {
         let mut d = (*stored).clone();
         d.status = u.status;
         d.status_description = u.status_description.clone();
-        d.modify_time = now_nanos();
+        d.modify_time = self.now;
         if u.status == DeploymentStatus::Successful {
             match self.set_version_stable(&d.namespace, &d.job_id, d.job_version, true) {
                 // The version may have been purged meanwhile; the deployment still ends.
@@ -542,6 +551,7 @@ impl Txn {
             return Ok(());
         }
         drop(stored);
+        let now = self.now;
         // A plan places thousands of allocations of one deployment: the deployment is copied
         // once per write (the first change detaches it from the published tables) and then
         // counted in place; it is stamped, recorded and stored once, in `finish`.
@@ -575,14 +585,14 @@ impl Txn {
                     .deployment_status
                     .as_ref()
                     .and_then(|s| s.timestamp)
-                    .unwrap_or_else(chrono::Utc::now)
+                    .unwrap_or_else(|| chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(now))
                     + pd;
                 if at > g.require_progress_by {
                     g.require_progress_by = at;
                 }
             }
         }
-        d.modify_time = now_nanos();
+        d.modify_time = now;
         self.deployments_to_store
             .insert(alloc.deployment_id.clone());
         self.touch(Table::Deployments);
