@@ -22,14 +22,14 @@ use std::thread::JoinHandle;
 use tokio::sync::{MutexGuard, oneshot, watch};
 
 pub use acl::{AclTables, BOOTSTRAP_META_KEY};
-pub use durable::Kind;
-pub use records::for_each_record;
-pub use restore::Restorer;
 pub use apply::{
     AllocClientUpdate, Applied, ApplyCtx, ApplyError, DrainBatch, PlanApply, Promotion,
     RegisterOptions, ScaleRequest, VarOutcome, VarWrite, admit_job, apply, same_spec,
 };
 pub use command::{Command, Request};
+pub use durable::Kind;
+pub use records::for_each_record;
+pub use restore::Restorer;
 pub use tables::{JOB_TRACKED_VERSIONS, NsKey, Table, Tables, ns_key};
 pub use txn::{Txn, job_status};
 pub use variables::VariableTables;
