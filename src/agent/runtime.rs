@@ -133,15 +133,9 @@ async fn serve(
     match tls {
         Some(config) => {
             let listener = crate::tls::TlsListener::new(listener, config)?;
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
+            crate::http::serve::serve(listener, router, shutdown_signal()).await
         }
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
+        None => crate::http::serve::serve(listener, router, shutdown_signal()).await,
     }
 }
 
