@@ -8,15 +8,20 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Value, json};
 
+use yurt::acl::policy::parse as parse_policy;
 use yurt::agent::{AgentConfig, ConfigFormat, parse_config};
 use yurt::client::http::exec_frames::{Handshake, parse_input};
 use yurt::http::filter::Filter;
 use yurt::http::query::{QueryOptions, QueryParams, WriteOptions, parse_wait};
 use yurt::http::{HttpError, decode_json};
 use yurt::jobspec::{ParseConfig, parse};
+use yurt::rpc::{ClientAllocsRequest, GetAllocsRequest, NodeStatusRequest, UpdateAllocsRequest};
 use yurt::server::ops::jobs::JobRegisterRequest;
+use yurt::structs::Node;
+use yurt::structs::acl::{AclPolicy, AclRole, AclToken};
 use yurt::structs::canonicalize::canonicalize_job;
 use yurt::structs::validate::validate_job;
+use yurt::structs::variable::VariableDecrypted;
 use yurt_drivers::supervisor::protocol::{MAX_REQUEST_LINE, Request, Response, decode_request};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jobspec");
@@ -426,6 +431,95 @@ proptest! {
     }
 }
 
+/// Decodes `body` as each of the other request bodies the HTTP API and the client RPC take.
+fn other_bodies_case(body: &[u8]) -> Result<(), TestCaseError> {
+    fn one<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(), TestCaseError> {
+        if let Err(e) = decode_json::<T>(body) {
+            assert_client_error(&e)?;
+        }
+        Ok(())
+    }
+    one::<Node>(body)?;
+    one::<NodeStatusRequest>(body)?;
+    one::<ClientAllocsRequest>(body)?;
+    one::<GetAllocsRequest>(body)?;
+    one::<UpdateAllocsRequest>(body)?;
+    one::<AclToken>(body)?;
+    one::<AclRole>(body)?;
+    one::<VariableDecrypted>(body)?;
+    match decode_json::<AclPolicy>(body) {
+        Err(e) => assert_client_error(&e)?,
+        Ok(p) => policy_case(&p.rules)?,
+    }
+    Ok(())
+}
+
+const POLICY: &str = r#"
+namespace "default" {
+  policy       = "write"
+  capabilities = ["alloc-exec"]
+  variables {
+    path "app/*" {
+      capabilities = ["read", "list"]
+    }
+  }
+}
+namespace "prod-*" {
+  policy = "read"
+}
+node {
+  policy = "read"
+}
+agent {
+  policy = "deny"
+}
+operator {
+  policy = "read"
+}
+host_volume "data" {
+  capabilities = ["mount-readonly"]
+}
+"#;
+
+fn policy_case(rules: &str) -> Result<(), TestCaseError> {
+    if let Err(e) = parse_policy(rules) {
+        prop_assert!(!e.to_string().trim().is_empty());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn other_request_bodies_json_trees(doc in json_value()) {
+        other_bodies_case(doc.to_string().as_bytes())?;
+    }
+
+    #[test]
+    fn other_request_bodies_wrapped(key in prop::sample::select(&["Node", "Allocs", "Alloc",
+        "Name", "Rules", "Policies", "Items", "Path", "Status", "NodeID", "SecretID"][..]),
+        inner in json_value()) {
+        other_bodies_case(json!({ key: inner }).to_string().as_bytes())?;
+    }
+
+    #[test]
+    fn acl_policy_rules_text(rules in ".{0,128}") {
+        policy_case(&rules)?;
+    }
+
+    #[test]
+    fn acl_policy_rules_mutated(edits in prop::collection::vec(edit(), 1..6)) {
+        policy_case(&apply(POLICY, &edits))?;
+    }
+
+    #[test]
+    fn acl_policy_rules_json(doc in json_value()) {
+        policy_case(&doc.to_string())?;
+        policy_case(&json!({ "namespace": { "default": doc } }).to_string())?;
+    }
+}
+
 fn jobspec_case(body: String, var_content: String) -> Result<(), TestCaseError> {
     let cfg = ParseConfig {
         path: "input.hcl".into(),
@@ -577,6 +671,7 @@ fn supervisor_case(line: &[u8]) -> Result<(), TestCaseError> {
 #[test]
 fn fixtures_parse_so_mutations_start_from_valid_input() {
     assert_eq!(job_bodies().len(), job_files().len());
+    parse_policy(POLICY).expect("the policy mutations start from parses");
     let loaded = parse_config(AGENT_CONFIG, ConfigFormat::Hcl, "fuzz.hcl").expect("parses");
     assert_eq!(loaded.warnings, Vec::<String>::new());
     AgentConfig::resolve(loaded.config, false, loaded.warnings).expect("resolves");
