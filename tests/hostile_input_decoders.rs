@@ -26,9 +26,13 @@ use yurt_drivers::supervisor::protocol::{MAX_REQUEST_LINE, Request, Response, de
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jobspec");
 
+/// 256 cases per property by default; `PROPTEST_CASES=20000` for a deeper hunt.
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 256,
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256),
         // A failing case is shrunk, but not for minutes on a shared 2-core machine.
         max_shrink_iters: 2_000,
         ..ProptestConfig::default()
