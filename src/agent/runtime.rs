@@ -149,15 +149,9 @@ async fn serve(
     match tls {
         Some(config) => {
             let listener = crate::tls::TlsListener::reloadable(listener, config)?;
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stopped)
-                .await
+            crate::http::serve::serve(listener, router, stopped).await
         }
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stopped)
-                .await
-        }
+        None => crate::http::serve::serve(listener, router, stopped).await,
     }
 }
 

@@ -140,9 +140,20 @@ fn parse_err(m: impl Into<String>) -> FilterError {
     FilterError::Parse(m.into())
 }
 
+/// Deepest nesting of parentheses and `not` accepted. The parser and the evaluator recurse
+/// once per level, and the expression comes from a query string: without a bound a few
+/// kilobytes of `(` overflow the stack of the thread serving the request, aborting the agent.
+const MAX_DEPTH: usize = 64;
+
+/// Longest expression accepted, in tokens. `and`/`or` chains are built as nested nodes too,
+/// so their length is bounded here, well within what the evaluator's recursion can take.
+const MAX_TOKENS: usize = 2048;
+
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Current nesting of parentheses and `not`.
+    depth: usize,
 }
 
 impl Parser {
@@ -183,17 +194,32 @@ impl Parser {
 
     fn not(&mut self) -> Result<Expr, FilterError> {
         if self.keyword("not") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.descend()?;
+            let e = Expr::Not(Box::new(self.not()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         if self.peek() == Some(&Token::Open) {
             self.pos += 1;
+            self.descend()?;
             let e = self.or()?;
             if self.next() != Some(Token::Close) {
                 return Err(parse_err("missing closing parenthesis"));
             }
+            self.depth -= 1;
             return Ok(e);
         }
         self.matcher()
+    }
+
+    fn descend(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(parse_err(format!(
+                "expression nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(())
     }
 
     /// `selector op value`, `selector is [not] empty` or `value [not] in selector`.
@@ -365,7 +391,16 @@ impl Filter {
         if tokens.is_empty() {
             return Err(parse_err("empty expression"));
         }
-        let mut p = Parser { tokens, pos: 0 };
+        if tokens.len() > MAX_TOKENS {
+            return Err(parse_err(format!(
+                "expression is longer than {MAX_TOKENS} tokens"
+            )));
+        }
+        let mut p = Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+        };
         let e = p.or()?;
         if p.pos < p.tokens.len() {
             return Err(parse_err(format!(

@@ -22,6 +22,7 @@ pub mod paging;
 pub mod permissions;
 pub mod query;
 pub mod respond;
+pub mod serve;
 
 pub use acl::{AclBackend, Caller, DeferredCheck, ObjectKind};
 pub use blocking::{WaitOutcome, blocking_query, wait_for_index};

@@ -16,7 +16,7 @@ use nix::sys::signalfd::SignalFd;
 use super::exit_record::{self, ExitRecord};
 use super::oom;
 use super::proctree::{children_of, send_signal};
-use super::protocol::{MAX_REQUEST_LINE, Request, Response, Status};
+use super::protocol::{MAX_REQUEST_LINE, Request, Response, Status, decode_request};
 use super::signals::is_known;
 use crate::logrotate::FileRotator;
 
@@ -446,16 +446,13 @@ impl Supervisor {
                 let c = &self.clients[i];
                 c.buf[..c.len].iter().position(|&b| b == b'\n')
             } {
-                let parsed = serde_json::from_slice::<Request>(&self.clients[i].buf[..nl]);
+                let parsed = decode_request(&self.clients[i].buf[..nl]);
                 let c = &mut self.clients[i];
                 c.buf.copy_within(nl + 1..c.len, 0);
                 c.len -= nl + 1;
                 match parsed {
                     Ok(req) => self.handle(i, req),
-                    Err(e) => {
-                        let msg = format!("bad request: {e}");
-                        self.answer(i, Err(&msg));
-                    }
+                    Err(msg) => self.answer(i, Err(&msg)),
                 }
             }
         }

@@ -92,3 +92,9 @@ pub struct Ready {
 
 /// Longest request line the supervisor accepts.
 pub const MAX_REQUEST_LINE: usize = 512;
+
+/// Decodes one request line (its newline already stripped). The error is the text the
+/// supervisor answers with: the line came from a socket, so it may be anything.
+pub fn decode_request(line: &[u8]) -> Result<Request, String> {
+    serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))
+}
