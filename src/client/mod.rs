@@ -17,6 +17,7 @@
 pub mod alloc_runner;
 pub mod alloc_watcher;
 pub mod allocdir;
+pub mod artifact;
 pub mod config;
 mod driver_events;
 pub mod fingerprint;
