@@ -92,8 +92,10 @@ async fn archives_unpack_unless_archive_false_and_mode_file_names_the_file() {
     get(&file, &task, &ArtifactConfig::default()).await.unwrap();
     assert!(task.join("local/named.tgz").is_file());
 
-    let mut tight = ArtifactConfig::default();
-    tight.decompression_size_limit = 2;
+    let tight = ArtifactConfig {
+        decompression_size_limit: 2,
+        ..ArtifactConfig::default()
+    };
     let err = get(&spec(&src, "local/tight"), &task, &tight)
         .await
         .unwrap_err();
