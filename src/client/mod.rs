@@ -375,6 +375,7 @@ impl Inner {
             status: self.status.clone(),
             restore,
             contacted: self.contacted.subscribe(),
+            artifact: Arc::new(self.cfg.artifact.clone()),
         })?;
         self.allocs
             .lock()

@@ -15,7 +15,7 @@ pub use checksum::{Algorithm, Checksum};
 pub use unpack::Format;
 
 /// The client's `artifact {}` limits (Nomad's defaults).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactConfig {
     /// Longest wait for the next bytes of an HTTP body.
     pub http_read_timeout: Duration,
@@ -36,6 +36,36 @@ impl Default for ArtifactConfig {
             decompression_file_count_limit: 4096,
         }
     }
+}
+
+/// A humanized byte count ("100GB", "512 MiB", "4096"): decimal units are powers of 1000 and
+/// `i` units powers of 1024, as the Go `humanize` package Nomad uses reads them.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like \"100GB\""))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "ki" | "kib" => 1 << 10,
+        "mi" | "mib" => 1 << 20,
+        "gi" | "gib" => 1 << 30,
+        "ti" | "tib" => 1 << 40,
+        other => return Err(format!("{s:?} has an unknown size unit {other:?}")),
+    };
+    let bytes = num * mult as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("{s:?} is too large"));
+    }
+    Ok(bytes as u64)
 }
 
 /// How the artifact lands at its destination (`mode`).

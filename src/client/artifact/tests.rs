@@ -125,6 +125,16 @@ async fn destinations_outside_the_task_dir_are_refused() {
 }
 
 #[test]
+fn sizes_parse_like_go_humanize() {
+    assert_eq!(parse_size("100GB"), Ok(100_000_000_000));
+    assert_eq!(parse_size("1 MiB"), Ok(1 << 20));
+    assert_eq!(parse_size("4096"), Ok(4096));
+    assert_eq!(parse_size("1.5kb"), Ok(1500));
+    assert!(parse_size("ten GB").is_err());
+    assert!(parse_size("5 parsecs").unwrap_err().contains("parsecs"));
+}
+
+#[test]
 fn sources_and_modes_are_validated() {
     assert!(matches!(
         parse_source("https://example.com/a.zip", &BTreeMap::new()),

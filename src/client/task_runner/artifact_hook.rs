@@ -17,6 +17,7 @@ pub(crate) async fn prestart(
     task: &Task,
     env: &TaskEnv,
     task_dir: &Path,
+    cfg: &ArtifactConfig,
     done: &mut BTreeSet<usize>,
 ) -> Result<(), String> {
     let artifacts = task.artifacts.as_deref().unwrap_or_default();
@@ -24,9 +25,6 @@ pub(crate) async fn prestart(
         return Ok(());
     }
     shared.emit(events::downloading_artifacts());
-    // The client's `artifact {}` block is not plumbed to the task runner yet: Nomad's
-    // defaults apply.
-    let cfg = ArtifactConfig::default();
     for (i, a) in artifacts.iter().enumerate() {
         if done.contains(&i) {
             continue;
@@ -45,7 +43,7 @@ pub(crate) async fn prestart(
             destination: env.replace(&a.relative_dest),
             insecure: a.getter_insecure,
         };
-        artifact::get(&spec, task_dir, &cfg)
+        artifact::get(&spec, task_dir, cfg)
             .await
             .map_err(|e| format!("failed to download artifact {:?}: {e}", a.getter_source))?;
         done.insert(i);

@@ -77,6 +77,8 @@ pub struct TaskRunnerConfig {
     /// Becomes `true` once the servers have been contacted (a task that failed to restore
     /// waits for it before starting again).
     pub contacted: watch::Receiver<bool>,
+    /// Limits on artifact downloads (`client.artifact`).
+    pub artifact: Arc<crate::client::artifact::ArtifactConfig>,
 }
 
 struct RestartRequest {
@@ -373,6 +375,7 @@ impl TaskRunner {
             &self.cfg.task,
             &env,
             task_dir.path(),
+            &self.cfg.artifact,
             &mut self.artifacts_done,
         )
         .await
