@@ -16,14 +16,22 @@ pub async fn http(
     to: &Path,
     cfg: &ArtifactConfig,
 ) -> Result<(), String> {
-    if insecure && url.scheme() == "https" {
-        return Err("insecure (unverified TLS) artifact downloads are not supported".into());
-    }
     let mut builder = reqwest::Client::builder()
         .read_timeout(cfg.http_read_timeout)
         .connect_timeout(std::time::Duration::from_secs(30));
     if url.scheme() == "https" {
-        builder = crate::tls::reqwest_tls(builder, None).map_err(|e| format!("TLS: {e}"))?;
+        // `insecure` skips only the certificate check; the handshake is still verified.
+        let tls = insecure
+            .then(|| {
+                crate::tls::client_config(&crate::tls::ClientTls {
+                    check: crate::tls::ServerCheck::SkipVerify,
+                    ..Default::default()
+                })
+            })
+            .transpose()
+            .map_err(|e| format!("TLS: {e}"))?;
+        builder =
+            crate::tls::reqwest_tls(builder, tls.as_ref()).map_err(|e| format!("TLS: {e}"))?;
     }
     let client = builder
         .build()
@@ -91,4 +99,65 @@ pub fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::test_pki::TestCa;
+
+    /// Serves `/a.txt` over HTTPS with a certificate from a CA nobody trusts; the handler
+    /// answers only when the `X-Token` header is right.
+    async fn serve_untrusted(dir: &Path) -> u16 {
+        use axum::routing::get;
+        let ca = TestCa::new("untrusted artifact CA");
+        let files = ca.issue(dir, "srv", &["localhost"]);
+        let identity = crate::tls::load_identity("cert", &files.cert, "key", &files.key).unwrap();
+        let config = crate::tls::server_config(&identity, None).unwrap();
+        let app = axum::Router::new().route(
+            "/a.txt",
+            get(|h: axum::http::HeaderMap| async move {
+                if h.get("x-token").is_some_and(|v| v == "s3cret") {
+                    (axum::http::StatusCode::OK, "secure bytes")
+                } else {
+                    (axum::http::StatusCode::FORBIDDEN, "no")
+                }
+            }),
+        );
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        let listener = crate::tls::TlsListener::new(tcp, config).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        port
+    }
+
+    #[tokio::test]
+    async fn insecure_skips_the_certificate_check_and_headers_are_sent() {
+        let dir = std::env::temp_dir().join(format!("yurt-fetch-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = serve_untrusted(&dir).await;
+        let url = reqwest::Url::parse(&format!("https://localhost:{port}/a.txt")).unwrap();
+        let to = dir.join("out");
+        let cfg = ArtifactConfig::default();
+        let headers = BTreeMap::from([("X-Token".to_string(), "s3cret".to_string())]);
+
+        let err = http(&url, &headers, false, &to, &cfg).await.unwrap_err();
+        assert!(err.to_lowercase().contains("certificate"), "{err}");
+
+        http(&url, &headers, true, &to, &cfg).await.unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"secure bytes");
+
+        let err = http(&url, &BTreeMap::new(), true, &to, &cfg)
+            .await
+            .unwrap_err();
+        assert_eq!(err, "bad response code: 403");
+
+        let small = ArtifactConfig {
+            http_max_size: 4,
+            ..ArtifactConfig::default()
+        };
+        let err = http(&url, &headers, true, &to, &small).await.unwrap_err();
+        assert!(err.contains("http_max_size"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
