@@ -104,9 +104,8 @@ pub fn unpack(archive: &Path, format: Format, dest: &Path, limits: Limits) -> Re
         Format::Tar => unpack_tar(file, dest, &mut budget),
         Format::TarGz => unpack_tar(flate2::read::GzDecoder::new(file), dest, &mut budget),
         Format::Zip => unpack_zip(file, dest, &mut budget),
-        Format::TarBz2 | Format::TarXz => Err(format!(
-            "{format:?} archives are not supported; set archive=false to fetch the file as is"
-        )),
+        Format::TarBz2 => unpack_tar(bzip2::read::BzDecoder::new(file), dest, &mut budget),
+        Format::TarXz => unpack_tar(xz2::read::XzDecoder::new(file), dest, &mut budget),
     }
 }
 
@@ -405,6 +404,24 @@ mod tests {
         let (d, res) = unpack_bytes(&zip_with("../z.txt"), Format::Zip, NO_LIMITS);
         assert!(res.unwrap_err().contains("escapes"));
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn bz2_and_xz_tars_unpack() {
+        let t = tar_with(&[("f.txt", tar::EntryType::Regular, b"compressed", "")]);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&t).unwrap();
+        let mut xz = xz2::write::XzEncoder::new(Vec::new(), 1);
+        xz.write_all(&t).unwrap();
+        for (bytes, format) in [
+            (bz.finish().unwrap(), Format::TarBz2),
+            (xz.finish().unwrap(), Format::TarXz),
+        ] {
+            let (d, res) = unpack_bytes(&bytes, format, NO_LIMITS);
+            res.unwrap();
+            assert_eq!(std::fs::read(d.join("out/f.txt")).unwrap(), b"compressed");
+            std::fs::remove_dir_all(d).unwrap();
+        }
     }
 
     #[test]
