@@ -141,6 +141,8 @@ pub struct ClientConfig {
     pub alloc_dir: PathBuf,
     /// Client state directory (default `<data_dir>/client`).
     pub state_dir: PathBuf,
+    /// `artifact { }` download limits.
+    pub artifact: crate::client::artifact::ArtifactConfig,
 }
 
 /// One `plugin "<name>" { }` block.
@@ -192,6 +194,33 @@ impl Default for TelemetryConfig {
             in_memory_collection_interval: Duration::from_secs(10),
         }
     }
+}
+
+/// `client { artifact { } }` over Nomad's defaults; sizes are humanized byte counts.
+fn artifact_config(
+    file: crate::agent::config_file::ArtifactFile,
+) -> Result<crate::client::artifact::ArtifactConfig, ConfigError> {
+    use crate::client::artifact::{ArtifactConfig, parse_size};
+    let mut cfg = ArtifactConfig::default();
+    let size = |key: &str, v: Option<String>, default: u64| match v {
+        None => Ok(default),
+        Some(v) => {
+            parse_size(&v).map_err(|e| ConfigError::Invalid(format!("client.artifact.{key}: {e}")))
+        }
+    };
+    if let Some(t) = file.http_read_timeout {
+        cfg.http_read_timeout = t;
+    }
+    cfg.http_max_size = size("http_max_size", file.http_max_size, cfg.http_max_size)?;
+    cfg.decompression_size_limit = size(
+        "decompression_size_limit",
+        file.decompression_size_limit,
+        cfg.decompression_size_limit,
+    )?;
+    if let Some(n) = file.decompression_file_count_limit {
+        cfg.decompression_file_count_limit = n;
+    }
+    Ok(cfg)
 }
 
 /// `telemetry { }`: intervals must be positive (a zero interval would spin the collectors).
@@ -362,6 +391,7 @@ impl AgentConfig {
         let advertise = file.advertise.unwrap_or_default();
         let ports = file.ports.unwrap_or_default();
         let reserved = client.reserved.unwrap_or_default();
+        let artifact = artifact_config(client.artifact.clone().unwrap_or_default())?;
         let plugins = file
             .plugin
             .into_iter()
@@ -434,6 +464,7 @@ impl AgentConfig {
                     .map(absolute)
                     .transpose()?
                     .unwrap_or_else(|| data_dir.join("client")),
+                artifact,
             },
             plugins,
             acl,

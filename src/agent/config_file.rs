@@ -177,6 +177,29 @@ pub struct ClientFile {
     pub alloc_dir: Option<PathBuf>,
     /// Where client state is kept.
     pub state_dir: Option<PathBuf>,
+    /// `artifact { ... }`: limits on task artifact downloads.
+    #[serde(deserialize_with = "block")]
+    pub artifact: Option<ArtifactFile>,
+    /// Unrecognised keys.
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+/// `client { artifact { ... } }`; sizes are strings like "100GB", as in Nomad.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ArtifactFile {
+    /// Longest wait for more bytes of an HTTP download.
+    #[serde(deserialize_with = "duration")]
+    pub http_read_timeout: Option<Duration>,
+    /// Largest HTTP download.
+    pub http_max_size: Option<String>,
+    /// Most bytes one archive may unpack to.
+    pub decompression_size_limit: Option<String>,
+    /// Most files one archive may hold.
+    pub decompression_file_count_limit: Option<u64>,
+    /// Accepted for compatibility: yurt fetches in-process, without Nomad's sandbox.
+    pub disable_filesystem_isolation: Option<bool>,
     /// Unrecognised keys.
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -360,6 +383,9 @@ impl ConfigFile {
             add("client.", &c.unknown);
             if let Some(r) = &c.reserved {
                 add("client.reserved.", &r.unknown);
+            }
+            if let Some(a) = &c.artifact {
+                add("client.artifact.", &a.unknown);
             }
         }
         for (name, p) in &self.plugin {

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::config_file::{
-    AclFile, AddressesFile, ClientFile, ClusterApiFile, ConfigFile, PluginFile, PortsFile,
-    ReservedFile, ServerFile, TelemetryFile, TlsFile,
+    AclFile, AddressesFile, ArtifactFile, ClientFile, ClusterApiFile, ConfigFile, PluginFile,
+    PortsFile, ReservedFile, ServerFile, TelemetryFile, TlsFile,
 };
 
 /// Merges an optional block: both present → merged, otherwise whichever exists.
@@ -149,6 +149,27 @@ impl ClientFile {
             options: merge_map(self.options, over.options),
             alloc_dir: over.alloc_dir.or(self.alloc_dir),
             state_dir: over.state_dir.or(self.state_dir),
+            artifact: merge_opt(self.artifact, over.artifact, ArtifactFile::merge),
+            unknown: merge_unknown(self.unknown, over.unknown),
+        }
+    }
+}
+
+impl ArtifactFile {
+    /// Layers `over` on top of `self`.
+    pub fn merge(self, over: Self) -> Self {
+        Self {
+            http_read_timeout: over.http_read_timeout.or(self.http_read_timeout),
+            http_max_size: over.http_max_size.or(self.http_max_size),
+            decompression_size_limit: over
+                .decompression_size_limit
+                .or(self.decompression_size_limit),
+            decompression_file_count_limit: over
+                .decompression_file_count_limit
+                .or(self.decompression_file_count_limit),
+            disable_filesystem_isolation: over
+                .disable_filesystem_isolation
+                .or(self.disable_filesystem_isolation),
             unknown: merge_unknown(self.unknown, over.unknown),
         }
     }

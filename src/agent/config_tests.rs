@@ -216,6 +216,40 @@ fn telemetry_block_has_nomads_defaults_and_names_bad_keys() {
 }
 
 #[test]
+fn client_artifact_block_overrides_nomads_limits_and_names_bad_sizes() {
+    let resolve = |client: &str| {
+        let loaded = parse_config(
+            &format!("data_dir = \"/tmp/y\"\nclient {{\n enabled = true\n{client}}}\n"),
+            ConfigFormat::Hcl,
+            "t.hcl",
+        )?;
+        AgentConfig::resolve(loaded.config, false, loaded.warnings)
+    };
+    let c = resolve("").unwrap();
+    assert_eq!(
+        c.client.artifact,
+        crate::client::artifact::ArtifactConfig::default()
+    );
+    assert_eq!(c.client.artifact.decompression_file_count_limit, 4096);
+    let c = resolve(
+        "artifact {\n http_read_timeout = \"5m\"\n http_max_size = \"1GB\"\n decompression_size_limit = \"2MiB\"\n decompression_file_count_limit = 10\n disable_filesystem_isolation = true\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.client.artifact.http_read_timeout,
+        Duration::from_secs(300)
+    );
+    assert_eq!(c.client.artifact.http_max_size, 1_000_000_000);
+    assert_eq!(c.client.artifact.decompression_size_limit, 2 << 20);
+    assert_eq!(c.client.artifact.decompression_file_count_limit, 10);
+    let err = resolve("artifact {\n http_max_size = \"lots\"\n}\n").unwrap_err();
+    assert!(
+        err.to_string().contains("client.artifact.http_max_size"),
+        "{err}"
+    );
+}
+
+#[test]
 fn acl_block_is_read_with_nomad_defaults() {
     let text = "data_dir = \"/tmp/y\"\nclient { enabled = true }\nacl {\n enabled = true\n token_ttl = \"5s\"\n token_min_expiration_ttl = \"1s\"\n}\n";
     let loaded = parse_config(text, ConfigFormat::Hcl, "acl.hcl").unwrap();

@@ -224,6 +224,7 @@ fn client_config(config: &AgentConfig, http_advertise: &str) -> ClientConfig {
         dev_mode: config.dev_mode,
         cpu_total_compute: (c.cpu_total_compute > 0).then_some(c.cpu_total_compute as i64),
         memory_total_mb: (c.memory_total_mb > 0).then_some(c.memory_total_mb as i64),
+        artifact: c.artifact.clone(),
         ..ClientConfig::default()
     };
     if !c.alloc_dir.as_os_str().is_empty() {

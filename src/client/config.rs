@@ -52,6 +52,8 @@ pub struct ClientConfig {
     pub gc: GcConfig,
     /// Loop timings (shortened in tests).
     pub timings: Timings,
+    /// Limits on task artifact downloads (`client.artifact`).
+    pub artifact: crate::client::artifact::ArtifactConfig,
 }
 
 /// When terminal allocations' directories are removed.
@@ -112,6 +114,7 @@ impl Default for ClientConfig {
             driver_fingerprint_interval: Duration::from_secs(30),
             gc: GcConfig::default(),
             timings: Timings::default(),
+            artifact: Default::default(),
         }
     }
 }

@@ -17,6 +17,7 @@
 pub mod alloc_runner;
 pub mod alloc_watcher;
 pub mod allocdir;
+pub mod artifact;
 pub mod config;
 mod driver_events;
 pub mod fingerprint;
@@ -384,6 +385,7 @@ impl Inner {
             status: self.status.clone(),
             restore,
             contacted: self.contacted.subscribe(),
+            artifact: Arc::new(self.cfg.artifact.clone()),
         })?;
         self.allocs
             .lock()

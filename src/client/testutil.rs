@@ -114,6 +114,7 @@ impl Harness {
             status,
             restore: None,
             contacted: tokio::sync::watch::Sender::new(true).subscribe(),
+            artifact: Default::default(),
         })
         .unwrap();
         tokio::spawn(runner.run());

@@ -521,6 +521,8 @@ pub struct Artifact {
     #[serde(deserialize_with = "nd")]
     pub relative_dest: String,
     #[serde(deserialize_with = "nd")]
+    pub getter_insecure: bool,
+    #[serde(deserialize_with = "nd")]
     pub chown: bool,
 }
 

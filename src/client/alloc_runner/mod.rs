@@ -73,6 +73,8 @@ pub struct AllocRunnerConfig {
     pub restore: Option<BTreeMap<String, TaskRecord>>,
     /// Becomes `true` once the servers have been contacted.
     pub contacted: watch::Receiver<bool>,
+    /// Limits on task artifact downloads.
+    pub artifact: Arc<crate::client::artifact::ArtifactConfig>,
 }
 
 enum Command {
@@ -186,6 +188,7 @@ impl AllocRunner {
                     .as_ref()
                     .map(|r| r.get(&task.name).cloned().unwrap_or_default()),
                 contacted: cfg.contacted.clone(),
+                artifact: cfg.artifact.clone(),
             });
             runners.push(runner);
             handles.insert(task.name.clone(), handle);

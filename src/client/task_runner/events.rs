@@ -92,6 +92,18 @@ pub fn driver_message(msg: &str, annotations: &BTreeMap<String, String>) -> Task
     ev
 }
 
+/// `Downloading Artifacts`: the artifact hook started fetching.
+pub fn downloading_artifacts() -> TaskEvent {
+    TaskEvent::new(event::DOWNLOADING_ARTIFACTS)
+}
+
+/// `Failed Artifact Download` with the error (`download_error`).
+pub fn artifact_failed(err: &str) -> TaskEvent {
+    let mut ev = TaskEvent::new(event::ARTIFACT_DOWNLOAD_FAILED).detail("download_error", err);
+    ev.download_error = err.to_string();
+    ev
+}
+
 /// `Task hook failed` with `<hook>: <err>`.
 pub fn hook_failed(hook: &str, err: &str) -> TaskEvent {
     message(

@@ -2,6 +2,7 @@
 //! the task through its driver, waits for it, and applies the restart policy and the kill
 //! sequence, emitting Nomad's task events along the way.
 
+mod artifact_hook;
 mod dispatch_hook;
 pub mod driver_config;
 mod env_hook;
@@ -76,6 +77,8 @@ pub struct TaskRunnerConfig {
     /// Becomes `true` once the servers have been contacted (a task that failed to restore
     /// waits for it before starting again).
     pub contacted: watch::Receiver<bool>,
+    /// Limits on artifact downloads (`client.artifact`).
+    pub artifact: Arc<crate::client::artifact::ArtifactConfig>,
 }
 
 struct RestartRequest {
@@ -106,6 +109,8 @@ pub struct TaskRunner {
     restart_rx: mpsc::UnboundedReceiver<RestartRequest>,
     done_tx: watch::Sender<bool>,
     task_dir_done: bool,
+    /// Indexes of the task's artifacts already fetched; a restart does not fetch them again.
+    artifacts_done: std::collections::BTreeSet<usize>,
     kill_error: Option<String>,
 }
 
@@ -186,6 +191,7 @@ impl TaskRunner {
             restart_rx,
             done_tx,
             task_dir_done,
+            artifacts_done: Default::default(),
             kill_error: None,
         };
         (runner, handle)
@@ -310,7 +316,7 @@ impl TaskRunner {
             return Some(Ending::Finished);
         }
         let started = std::time::Instant::now();
-        let prestart = self.prestart();
+        let prestart = self.prestart().await;
         tracing::debug!(target: "yurt::latency", step = "prestart done", alloc_id = %self.cfg.alloc.id, us = started.elapsed().as_micros() as u64);
         match prestart {
             Err((ev, recoverable)) => {
@@ -361,13 +367,24 @@ impl TaskRunner {
     /// Runs the prestart hooks and builds the driver config; on failure returns the event to
     /// emit and whether retrying could help.
     #[allow(clippy::result_large_err)] // built once per start; boxing buys nothing
-    fn prestart(&mut self) -> Result<yurt_drivers::TaskConfig, (TaskEvent, bool)> {
+    async fn prestart(&mut self) -> Result<yurt_drivers::TaskConfig, (TaskEvent, bool)> {
         let task_dir = self.cfg.alloc_dir.task_dir(&self.cfg.task.name);
         task_dir_hook::prestart(&self.shared, &task_dir, &mut self.task_dir_done)
             .map_err(|e| (events::hook_failed("task_dir", &e.to_string()), false))?;
         dispatch_hook::prestart(self.cfg.alloc.job.as_deref(), &self.cfg.task, &task_dir)
             .map_err(|e| (events::hook_failed("dispatch_payload", &e), false))?;
         let env = env_hook::build(&self.cfg);
+        artifact_hook::prestart(
+            &self.shared,
+            &self.cfg.task,
+            &env,
+            task_dir.path(),
+            &self.cfg.artifact,
+            &mut self.artifacts_done,
+        )
+        .await
+        // Like Nomad, every download failure is worth retrying under the restart policy.
+        .map_err(|e| (events::artifact_failed(&e), true))?;
         let task_cfg =
             driver_config::build(&self.cfg.alloc, &self.cfg.task, &self.cfg.alloc_dir, &env);
         if let Err(e) = self.cfg.driver.validate_config(&task_cfg.driver_config) {

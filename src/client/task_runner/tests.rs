@@ -261,3 +261,67 @@ async fn signal_and_user_restart() {
         Err(super::TaskRunnerError::NotRunning)
     ));
 }
+
+#[tokio::test]
+async fn artifacts_are_fetched_before_start_and_not_again_on_restart() {
+    let src = super::super::testutil::tempdir("artifact-src");
+    std::fs::write(src.join("data.txt"), "from artifact").unwrap();
+    let mut t = task("fetcher", "cat \"$NOMAD_TASK_DIR/data.txt\"; exit 1");
+    t.artifacts = Some(vec![Artifact {
+        getter_source: format!("file://{}/data.txt", src.display()),
+        relative_dest: "local/".into(),
+        getter_mode: "any".into(),
+        ..Default::default()
+    }]);
+    let h = Harness::start(alloc("batch", vec![t], restart(1, 10, "fail")));
+    h.wait_terminal(Duration::from_secs(20)).await;
+    let events = h.events("fetcher");
+    assert_eq!(
+        events,
+        vec![
+            "Received",
+            "Task Setup",
+            "Downloading Artifacts",
+            "Started",
+            "Terminated",
+            "Restarting",
+            "Started",
+            "Terminated",
+            "Not Restarting"
+        ]
+    );
+    let log =
+        std::fs::read_to_string(h.handle.alloc_dir().logs_dir().join("fetcher.stdout.0")).unwrap();
+    assert!(log.starts_with("from artifact"), "{log}");
+}
+
+#[tokio::test]
+async fn a_failed_artifact_download_never_starts_the_task() {
+    let mut t = task("nofetch", "exit 0");
+    t.artifacts = Some(vec![Artifact {
+        getter_source: "/nonexistent/yurt-artifact".into(),
+        relative_dest: "local/".into(),
+        ..Default::default()
+    }]);
+    let h = Harness::start(alloc("batch", vec![t], restart(0, 10, "fail")));
+    h.wait_terminal(Duration::from_secs(20)).await;
+    assert_eq!(
+        h.events("nofetch"),
+        vec![
+            "Received",
+            "Task Setup",
+            "Downloading Artifacts",
+            "Failed Artifact Download",
+            "Not Restarting"
+        ]
+    );
+    let st = h.state("nofetch");
+    assert!(st.failed);
+    let evs = st.events.unwrap();
+    let err = detail(&evs[3], "download_error");
+    assert!(
+        err.starts_with("failed to download artifact \"/nonexistent/yurt-artifact\""),
+        "{err}"
+    );
+    assert_eq!(evs[3].download_error, err);
+}
