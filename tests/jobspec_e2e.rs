@@ -233,3 +233,251 @@ fn strip_nulls(v: &mut Value) {
         _ => {}
     }
 }
+
+/// A job generated for the property test below: the values it sets, rendered both as an HCL2
+/// job file and as the API fields those values must become.
+#[derive(Debug, Clone)]
+struct GenJob {
+    id: String,
+    batch: bool,
+    priority: i64,
+    datacenters: Vec<String>,
+    meta: std::collections::BTreeMap<String, String>,
+    groups: Vec<GenGroup>,
+}
+
+#[derive(Debug, Clone)]
+struct GenGroup {
+    count: i64,
+    attempts: i64,
+    delay_s: i64,
+    constrained: bool,
+    tasks: Vec<GenTask>,
+}
+
+#[derive(Debug, Clone)]
+struct GenTask {
+    args: Vec<String>,
+    env: std::collections::BTreeMap<String, String>,
+    cpu: i64,
+    memory_mb: i64,
+    kill_timeout_s: i64,
+}
+
+/// An HCL2 quoted string for `s`: quotes and backslashes escaped, and `${` / `%{` doubled so
+/// they stay literal text rather than becoming interpolations or directives.
+fn hcl_str(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace("${", "$${")
+        .replace("%{", "%%{");
+    format!("\"{escaped}\"")
+}
+
+fn hcl_map(name: &str, m: &std::collections::BTreeMap<String, String>, indent: &str) -> String {
+    let mut out = format!("{indent}{name} {{\n");
+    for (k, v) in m {
+        out += &format!("{indent}  {k} = {}\n", hcl_str(v));
+    }
+    out + &format!("{indent}}}\n")
+}
+
+impl GenJob {
+    fn hcl(&self) -> String {
+        let mut out = format!("job {} {{\n", hcl_str(&self.id));
+        out += &format!(
+            "  type = \"{}\"\n",
+            if self.batch { "batch" } else { "service" }
+        );
+        out += &format!("  priority = {}\n", self.priority);
+        let dcs: Vec<String> = self.datacenters.iter().map(|d| hcl_str(d)).collect();
+        out += &format!("  datacenters = [{}]\n", dcs.join(", "));
+        out += &hcl_map("meta", &self.meta, "  ");
+        for (gi, g) in self.groups.iter().enumerate() {
+            out += &format!("  group \"g{gi}\" {{\n    count = {}\n", g.count);
+            out += &format!(
+                "    restart {{\n      attempts = {}\n      delay = \"{}s\"\n      mode = \"fail\"\n    }}\n",
+                g.attempts, g.delay_s
+            );
+            if g.constrained {
+                // A runtime interpolation: kept as text for the client to resolve.
+                out += "    constraint {\n      attribute = \"${attr.kernel.name}\"\n      value = \"linux\"\n    }\n";
+            }
+            for (ti, t) in g.tasks.iter().enumerate() {
+                out += &format!("    task \"t{ti}\" {{\n      driver = \"raw_exec\"\n");
+                let args: Vec<String> = t.args.iter().map(|a| hcl_str(a)).collect();
+                out += &format!(
+                    "      config {{\n        command = \"/bin/sleep\"\n        args = [{}]\n      }}\n",
+                    args.join(", ")
+                );
+                out += &hcl_map("env", &t.env, "      ");
+                out += &format!(
+                    "      resources {{\n        cpu = {}\n        memory = {}\n      }}\n",
+                    t.cpu, t.memory_mb
+                );
+                out += &format!("      kill_timeout = \"{}s\"\n    }}\n", t.kill_timeout_s);
+            }
+            out += "  }\n";
+        }
+        out + "}\n"
+    }
+
+    /// The API fields the file sets, as `/v1/jobs/parse` and `/v1/job/:id` must show them.
+    fn api(&self) -> Value {
+        const S: i64 = 1_000_000_000;
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(gi, g)| {
+                let tasks: Vec<Value> = g
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(ti, t)| {
+                        json!({
+                            "Name": format!("t{ti}"),
+                            "Driver": "raw_exec",
+                            "Config": {"command": "/bin/sleep", "args": t.args},
+                            "Env": t.env,
+                            "Resources": {"CPU": t.cpu, "MemoryMB": t.memory_mb},
+                            "KillTimeout": t.kill_timeout_s * S,
+                        })
+                    })
+                    .collect();
+                let mut group = json!({
+                    "Name": format!("g{gi}"),
+                    "Count": g.count,
+                    "RestartPolicy": {"Attempts": g.attempts, "Delay": g.delay_s * S, "Mode": "fail"},
+                    "Tasks": tasks,
+                });
+                if g.constrained {
+                    group["Constraints"] = json!([
+                        {"LTarget": "${attr.kernel.name}", "RTarget": "linux", "Operand": "="}
+                    ]);
+                }
+                group
+            })
+            .collect();
+        json!({
+            "ID": self.id,
+            "Name": self.id,
+            "Type": if self.batch { "batch" } else { "service" },
+            "Priority": self.priority,
+            "Datacenters": self.datacenters,
+            "Meta": self.meta,
+            "TaskGroups": groups,
+        })
+    }
+}
+
+fn gen_job() -> impl proptest::strategy::Strategy<Value = GenJob> {
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+    // Text with the characters HCL must escape or keep literal: quotes, backslashes, `${`,
+    // `%{`, spaces and punctuation.
+    let text = "[a-zA-Z0-9 _.:/\"\\\\${}%-]{0,12}";
+    let task = (
+        vec(text, 0..3),
+        btree_map("[A-Z][A-Z0-9_]{0,7}", text, 0..3),
+        20i64..2000,
+        10i64..1024,
+        1i64..60,
+    )
+        .prop_map(|(args, env, cpu, memory_mb, kill_timeout_s)| GenTask {
+            args,
+            env,
+            cpu,
+            memory_mb,
+            kill_timeout_s,
+        });
+    let group = (0i64..5, 0i64..5, 1i64..60, any::<bool>(), vec(task, 1..3)).prop_map(
+        |(count, attempts, delay_s, constrained, tasks)| GenGroup {
+            count,
+            attempts,
+            delay_s,
+            constrained,
+            tasks,
+        },
+    );
+    (
+        "[a-z][a-z0-9-]{0,15}",
+        any::<bool>(),
+        1i64..=100,
+        vec("[a-z][a-z0-9]{0,7}", 1..3),
+        btree_map("[a-z][a-z0-9_]{0,7}", text, 0..4),
+        vec(group, 1..3),
+    )
+        .prop_map(|(id, batch, priority, datacenters, meta, groups)| GenJob {
+            id,
+            batch,
+            priority,
+            datacenters,
+            meta,
+            groups,
+        })
+}
+
+/// Property: any job file built from the generated values parses to exactly those values,
+/// and registering the parsed job and reading it back keeps every one of them.
+#[test]
+fn generated_job_files_keep_every_field_through_parse_register_and_read_back() {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let agent = Agent::start(AgentOpts::server());
+    let http = Http::default();
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    // Each case registers a job of its own, so a shrunk case never updates an earlier one.
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    let result = runner.run(&gen_job(), |mut job| {
+        let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        job.id = format!("p{n}-{}", job.id);
+        let hcl = job.hcl();
+        let want = job.api();
+        let r = http.post(&agent.url("/v1/jobs/parse"), &json!({"JobHCL": hcl}));
+        if r.status != 200 {
+            return Err(TestCaseError::fail(format!(
+                "parse {}: {}\n{hcl}",
+                r.status, r.body
+            )));
+        }
+        let parsed = r.json();
+        let mut lost = Vec::new();
+        missing_leaves(&want, &parsed, "", &[], &mut lost);
+        if !lost.is_empty() {
+            return Err(TestCaseError::fail(format!(
+                "parse lost fields:\n{}\n{hcl}",
+                lost.join("\n")
+            )));
+        }
+        let r = http.put(&agent.url("/v1/jobs"), &json!({"Job": parsed}));
+        if r.status != 200 {
+            return Err(TestCaseError::fail(format!(
+                "register {}: {}\n{hcl}",
+                r.status, r.body
+            )));
+        }
+        let r = http.get(&agent.url(&format!("/v1/job/{}", job.id)));
+        if r.status != 200 {
+            return Err(TestCaseError::fail(format!(
+                "read {}: {}",
+                r.status, r.body
+            )));
+        }
+        missing_leaves(&want, &r.json(), "", &[], &mut lost);
+        if !lost.is_empty() {
+            return Err(TestCaseError::fail(format!(
+                "register/read back lost fields:\n{}\n{hcl}",
+                lost.join("\n")
+            )));
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
