@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::AgentInfo;
 use crate::client::fingerprint::network::interface_addrs;
+use crate::client::taskenv::DEFAULT_ENV_DENYLIST;
 use crate::http::{HttpError, JsonReply, QueryOptions, QueryParams};
 
 /// Nomad's `HostData`.
@@ -37,35 +38,16 @@ struct DiskUsage {
     used_mb: i64,
 }
 
-/// Variables whose values are never shown (Nomad's default env deny list).
-const REDACTED: [&str; 17] = [
-    "CONSUL_TOKEN",
-    "CONSUL_HTTP_TOKEN",
-    "CONSUL_HTTP_TOKEN_FILE",
-    "NOMAD_TOKEN",
-    "VAULT_TOKEN",
-    "CONSUL_LICENSE",
-    "NOMAD_LICENSE",
-    "VAULT_LICENSE",
-    "CONSUL_LICENSE_PATH",
-    "NOMAD_LICENSE_PATH",
-    "VAULT_LICENSE_PATH",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_METADATA_URL",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-    "GOOGLE_OAUTH_ACCESS_TOKEN",
-];
-
-/// The environment, with known secrets and anything named like a token or secret redacted.
+/// The environment, with the variables Nomad keeps out of tasks (its default env deny list)
+/// and anything named like a token or secret redacted.
 fn environment() -> BTreeMap<String, String> {
     std::env::vars_os()
         .map(|(k, v)| {
             let k = k.to_string_lossy().into_owned();
             let up = k.to_uppercase();
-            let secret =
-                REDACTED.contains(&k.as_str()) || up.contains("TOKEN") || up.contains("SECRET");
+            let secret = DEFAULT_ENV_DENYLIST.contains(&k.as_str())
+                || up.contains("TOKEN")
+                || up.contains("SECRET");
             let v = if secret {
                 "<redacted>".to_string()
             } else {
