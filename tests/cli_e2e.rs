@@ -165,3 +165,26 @@ fn unreachable_agent_is_an_error() {
     assert_eq!(code, 1);
     assert!(err.contains("Error querying"), "{err}");
 }
+
+/// `yurt … | head`: when the reader closes the pipe, a command ends by SIGPIPE as other Unix
+/// tools do, not with a panic and a backtrace on the user's terminal.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // A pipe whose read end is closed before the command starts: its first write fails.
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    let out = Command::new(env!("CARGO_BIN_EXE_yurt"))
+        .args(["completion", "bash"])
+        .stdout(std::process::Stdio::from(write))
+        .output()
+        .expect("run yurt");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        out.status.signal(),
+        Some(nix::libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
+}

@@ -95,6 +95,19 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap:
     Cli::try_parse_from(argv)
 }
 
+/// A user command piped into `head` (or any reader that stops early) ends quietly, as Nomad's
+/// commands and other Unix tools do. Rust starts with SIGPIPE ignored, which turns the closed
+/// pipe into a write error that `println!` panics on. The agent keeps it ignored: a peer
+/// closing a socket must not kill it.
+fn end_quietly_on_closed_stdout() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: the default disposition runs no handler code, and no other thread exists yet
+    // (no runtime has been started by this process).
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        eprintln!("warning: could not restore SIGPIPE: {e}");
+    }
+}
+
 /// Entry point used by `main`: parse, dispatch, map the outcome to an exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let argv: Vec<OsString> = args.into_iter().collect();
@@ -110,6 +123,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             };
         }
     };
+    if !matches!(cli.command, Command::Agent(_)) {
+        end_quietly_on_closed_stdout();
+    }
     match cli.command {
         Command::Acl(args) => acl::main(args),
         Command::Agent(args) => agent::run(&args),
