@@ -110,8 +110,8 @@ pub async fn ls(
 ) -> Result<Response, HttpError> {
     let runner = app.runner(&id)?;
     let rel = params.non_empty("path").unwrap_or("/").to_string();
-    let dir =
-        resolve(runner.alloc_dir().path(), &rel).map_err(|e| HttpError::internal(e.to_string()))?;
+    let dir = resolve(runner.alloc_dir().path(), &rel)
+        .map_err(|e| HttpError::bad_request(e.to_string()))?;
     let mut entries = tokio::fs::read_dir(&dir)
         .await
         .map_err(|e| lookup_error("open", &rel, &e))?;
@@ -143,8 +143,8 @@ pub async fn stat(
 ) -> Result<Response, HttpError> {
     let runner = app.runner(&id)?;
     let rel = required_path(&params)?;
-    let full =
-        resolve(runner.alloc_dir().path(), &rel).map_err(|e| HttpError::internal(e.to_string()))?;
+    let full = resolve(runner.alloc_dir().path(), &rel)
+        .map_err(|e| HttpError::bad_request(e.to_string()))?;
     let meta = tokio::fs::metadata(&full)
         .await
         .map_err(|e| lookup_error("stat", &rel, &e))?;
