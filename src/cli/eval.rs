@@ -298,15 +298,9 @@ fn format_eval(eval: &Value, placed: &[Value], verbose: bool) -> String {
     if failures && let Some(groups) = eval["FailedTGAllocs"].as_object() {
         out.push_str("\n\nFailed Placements");
         for (tg, metrics) in groups {
-            let coalesced = metrics["CoalescedFailures"].as_u64().unwrap_or(0);
-            let noun = if coalesced > 0 {
-                "allocations"
-            } else {
-                "allocation"
-            };
             out.push_str(&format!(
-                "\nTask Group {tg:?} (failed to place {} {noun}):\n{}",
-                coalesced + 1,
+                "\n{}:\n{}",
+                failed_group_heading(tg, metrics),
                 format_alloc_metrics(metrics, "  ").trim_end()
             ));
         }
@@ -352,6 +346,18 @@ fn plan_annotations(updates: &serde_json::Map<String, Value>, verbose: bool) -> 
         rows.push(row);
     }
     format_list(&rows)
+}
+
+/// `Task Group "web" (failed to place 3 allocations)`: the group and how many of its
+/// allocations one failure stands for (itself and those coalesced into it).
+pub fn failed_group_heading(tg: &str, metrics: &Value) -> String {
+    let count = metrics["CoalescedFailures"].as_u64().unwrap_or(0) + 1;
+    let noun = if count > 1 {
+        "allocations"
+    } else {
+        "allocation"
+    };
+    format!("Task Group {tg:?} (failed to place {count} {noun})")
 }
 
 /// Nomad's `formatAllocMetrics`: why a group could not be placed, one `* …` line per reason.

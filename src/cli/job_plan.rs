@@ -152,15 +152,9 @@ fn format_dry_run(resp: &Value, job: &Value) -> String {
                 out.push_str("- WARNING: Failed to place all allocations.\n");
             }
             for (tg, metrics) in groups {
-                let coalesced = metrics["CoalescedFailures"].as_u64().unwrap_or(0);
-                let noun = if coalesced > 0 {
-                    "allocations"
-                } else {
-                    "allocation"
-                };
                 out.push_str(&format!(
-                    "  Task Group {tg:?} (failed to place {} {noun}):\n",
-                    coalesced + 1
+                    "  {}:\n",
+                    super::eval::failed_group_heading(tg, metrics)
                 ));
                 out.push_str(&super::eval::format_alloc_metrics(metrics, "    "));
                 out.push_str("\n\n");
