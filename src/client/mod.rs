@@ -33,6 +33,7 @@ pub mod state_db;
 pub mod status_sync;
 pub mod task_runner;
 pub mod taskenv;
+pub mod template;
 pub mod util;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -365,6 +366,16 @@ impl Inner {
         }
     }
 
+    /// The servers as task templates reach them: with this node's identity.
+    fn server_access(&self) -> template::source::ServerAccess {
+        let node = self.node.node();
+        template::source::ServerAccess {
+            server: self.server.clone(),
+            node_id: node.id,
+            secret_id: node.secret_id,
+        }
+    }
+
     /// Builds an alloc runner (restoring it from `restore` if given), registers it and
     /// starts it.
     fn spawn_runner(
@@ -386,6 +397,7 @@ impl Inner {
             restore,
             contacted: self.contacted.subscribe(),
             artifact: Arc::new(self.cfg.artifact.clone()),
+            servers: Some(self.server_access()),
         })?;
         self.allocs
             .lock()

@@ -198,6 +198,24 @@ impl ServerApi for HttpServerApi {
         self.post("/v1/internal/acl/resolve", &req, CALL_TIMEOUT)
             .await
     }
+
+    async fn read_workload_var(
+        &self,
+        req: crate::rpc::WorkloadVarRequest,
+    ) -> Result<crate::rpc::WorkloadVarResponse, RpcError> {
+        let wait = Duration::from_nanos(u64::try_from(req.max_query_time).unwrap_or(0));
+        self.post("/v1/internal/var/read", &req, wait + POLL_GRACE)
+            .await
+    }
+
+    async fn list_workload_vars(
+        &self,
+        req: crate::rpc::WorkloadVarRequest,
+    ) -> Result<crate::rpc::WorkloadVarListResponse, RpcError> {
+        let wait = Duration::from_nanos(u64::try_from(req.max_query_time).unwrap_or(0));
+        self.post("/v1/internal/var/list", &req, wait + POLL_GRACE)
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -230,6 +230,12 @@ impl TaskEnv {
         out
     }
 
+    /// Adds what the task's `env = true` templates set; like Nomad, they override every
+    /// other source.
+    pub fn set_template_env(&mut self, vars: BTreeMap<String, String>) {
+        self.env.extend(vars);
+    }
+
     /// The variables to pass to the driver.
     pub fn env(&self) -> &BTreeMap<String, String> {
         &self.env

@@ -147,6 +147,23 @@ impl ServerApi for FakeServer {
         Ok(WriteResponse { index: 1 })
     }
 
+    async fn read_workload_var(
+        &self,
+        _req: WorkloadVarRequest,
+    ) -> Result<WorkloadVarResponse, RpcError> {
+        self.check()?;
+        // The client tests run no templates that read variables.
+        Err(RpcError::BadRequest("the fake server holds no variables".into()))
+    }
+
+    async fn list_workload_vars(
+        &self,
+        _req: WorkloadVarRequest,
+    ) -> Result<WorkloadVarListResponse, RpcError> {
+        self.check()?;
+        Err(RpcError::BadRequest("the fake server holds no variables".into()))
+    }
+
     async fn resolve_token(
         &self,
         _req: crate::rpc::ResolveTokenRequest,

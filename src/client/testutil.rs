@@ -115,6 +115,7 @@ impl Harness {
             restore: None,
             contacted: tokio::sync::watch::Sender::new(true).subscribe(),
             artifact: Default::default(),
+            servers: None,
         })
         .unwrap();
         tokio::spawn(runner.run());

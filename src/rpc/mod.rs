@@ -181,6 +181,43 @@ impl ResolvedToken {
     }
 }
 
+/// A task's template reading a variable, with its allocation as its identity (Nomad's
+/// workload identity): the server checks that the allocation runs on the asking node and
+/// that the task may read the path. Blocks until the variable changes past
+/// `MinQueryIndex` when that is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WorkloadVarRequest {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    #[serde(rename = "SecretID")]
+    pub secret_id: String,
+    #[serde(rename = "AllocID")]
+    pub alloc_id: String,
+    pub task: String,
+    /// The variable's path (a read) or the prefix to list.
+    pub path: String,
+    pub min_query_index: u64,
+    /// Longest wait for a change, in nanoseconds; 0 answers at once.
+    pub max_query_time: i64,
+}
+
+/// A variable a workload read: `Data` is null when there is none at the path.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WorkloadVarResponse {
+    pub data: Option<crate::structs::variable::VariableDecrypted>,
+    pub index: u64,
+}
+
+/// The variables under a prefix that a workload may list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WorkloadVarListResponse {
+    pub data: Vec<crate::structs::variable::VariableMetadata>,
+    pub index: u64,
+}
+
 /// What a client agent needs from the servers.
 #[async_trait]
 pub trait ServerApi: Send + Sync {
@@ -205,4 +242,18 @@ pub trait ServerApi: Send + Sync {
 
     /// What a token grants, for a client agent enforcing ACLs on its own endpoints.
     async fn resolve_token(&self, req: ResolveTokenRequest) -> Result<ResolvedToken, RpcError>;
+
+    /// A variable read by a task's template; blocks up to `req.max_query_time` for a
+    /// change past `req.min_query_index`.
+    async fn read_workload_var(
+        &self,
+        req: WorkloadVarRequest,
+    ) -> Result<WorkloadVarResponse, RpcError>;
+
+    /// The variables under `req.path` a task's template may list; blocks like
+    /// [`ServerApi::read_workload_var`].
+    async fn list_workload_vars(
+        &self,
+        req: WorkloadVarRequest,
+    ) -> Result<WorkloadVarListResponse, RpcError>;
 }

@@ -556,9 +556,16 @@ pub struct Template {
     #[serde(deserialize_with = "int")]
     pub vault_grace: i64,
     pub wait: Opaque,
-    /// Nomad's API spells it `ErrMissingKey`; both are read.
-    #[serde(alias = "ErrMissingKey", deserialize_with = "nd")]
+    /// Nomad's API spells it `ErrMissingKey` (written so); `ErrorOnMissingKey` is read too.
+    #[serde(
+        rename = "ErrMissingKey",
+        alias = "ErrorOnMissingKey",
+        deserialize_with = "nd"
+    )]
     pub error_on_missing_key: bool,
+    /// Render once and never again (no watching, no change mode).
+    #[serde(deserialize_with = "nd")]
+    pub once: bool,
 }
 
 /// A service the task or group registers.

@@ -211,6 +211,18 @@ mod tests {
         async fn update_allocs(&self, _: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {
             unimplemented!("not used")
         }
+        async fn read_workload_var(
+            &self,
+            _: crate::rpc::WorkloadVarRequest,
+        ) -> Result<crate::rpc::WorkloadVarResponse, RpcError> {
+            unimplemented!("not used")
+        }
+        async fn list_workload_vars(
+            &self,
+            _: crate::rpc::WorkloadVarRequest,
+        ) -> Result<crate::rpc::WorkloadVarListResponse, RpcError> {
+            unimplemented!("not used")
+        }
         async fn resolve_token(&self, req: ResolveTokenRequest) -> Result<ResolvedToken, RpcError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(match req.secret_id.as_deref() {

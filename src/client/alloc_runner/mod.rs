@@ -75,6 +75,8 @@ pub struct AllocRunnerConfig {
     pub contacted: watch::Receiver<bool>,
     /// Limits on task artifact downloads.
     pub artifact: Arc<crate::client::artifact::ArtifactConfig>,
+    /// The servers, for task templates that read variables (None: no template may).
+    pub servers: Option<crate::client::template::source::ServerAccess>,
 }
 
 enum Command {
@@ -189,6 +191,7 @@ impl AllocRunner {
                     .map(|r| r.get(&task.name).cloned().unwrap_or_default()),
                 contacted: cfg.contacted.clone(),
                 artifact: cfg.artifact.clone(),
+                vars: cfg.servers.as_ref().map(|s| s.for_task(&alloc.id, &task.name)),
             });
             runners.push(runner);
             handles.insert(task.name.clone(), handle);

@@ -12,6 +12,7 @@ pub mod restart;
 mod restore;
 mod state;
 mod task_dir_hook;
+mod template_hook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -79,6 +80,9 @@ pub struct TaskRunnerConfig {
     pub contacted: watch::Receiver<bool>,
     /// Limits on artifact downloads (`client.artifact`).
     pub artifact: Arc<crate::client::artifact::ArtifactConfig>,
+    /// Where the task's templates read Nomad variables (None: nowhere; a template that
+    /// reads one fails).
+    pub vars: Option<Arc<dyn crate::client::template::VarSource>>,
 }
 
 struct RestartRequest {
@@ -111,7 +115,108 @@ pub struct TaskRunner {
     task_dir_done: bool,
     /// Indexes of the task's artifacts already fetched; a restart does not fetch them again.
     artifacts_done: std::collections::BTreeSet<usize>,
+    templates: template_hook::TemplateHook,
+    /// What template change modes may do to the task.
+    actions: ChangeActions,
     kill_error: Option<String>,
+}
+
+/// What a template watcher may do to its task: restart it, signal it, run a command in it,
+/// or kill it. Holds only weak ends of the runner's channels, so it never keeps a finished
+/// runner's channels open.
+#[derive(Clone)]
+pub(crate) struct ChangeActions {
+    shared: Arc<TaskShared>,
+    driver: Arc<dyn TaskDriver>,
+    restart_tx: mpsc::WeakUnboundedSender<RestartRequest>,
+    kill_tx: std::sync::Weak<watch::Sender<Option<KillOpts>>>,
+}
+
+impl ChangeActions {
+    fn running_id(&self) -> Result<String, TaskRunnerError> {
+        let st = self.shared.state();
+        match self.shared.handle() {
+            Some(h) if st.state == TaskStateName::Running => Ok(h.task_id),
+            _ => Err(TaskRunnerError::NotRunning),
+        }
+    }
+
+    /// Restarts the running task in place (no restart attempt used), after `ev`.
+    pub(crate) async fn restart(&self, ev: TaskEvent) -> Result<(), TaskRunnerError> {
+        self.running_id()?;
+        let tx = self.restart_tx.upgrade().ok_or(TaskRunnerError::NotRunning)?;
+        self.shared.emit(ev);
+        let (done, rx) = oneshot::channel();
+        tx.send(RestartRequest { force: false, done })
+            .map_err(|_| TaskRunnerError::NotRunning)?;
+        rx.await.map_err(|_| TaskRunnerError::NotRunning)
+    }
+
+    /// Sends `signal` to the running task, after `ev`.
+    pub(crate) async fn signal(&self, ev: TaskEvent, signal: &str) -> Result<(), TaskRunnerError> {
+        let id = self.running_id()?;
+        self.shared.emit(ev);
+        self.driver.signal_task(&id, signal).await?;
+        Ok(())
+    }
+
+    /// Runs `command` inside the running task; its exit code, or an error when it could
+    /// not run or outlived `timeout` (it is then killed).
+    pub(crate) async fn exec(
+        &self,
+        command: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<i32, TaskRunnerError> {
+        use yurt_drivers::exec_session::{ExecInput, ExecOutput, ExecRequest};
+        let id = self.running_id()?;
+        let mut argv = vec![command.to_string()];
+        argv.extend(args.iter().cloned());
+        let mut session = self
+            .driver
+            .exec_task(
+                &id,
+                ExecRequest {
+                    command: argv,
+                    tty: false,
+                    env: Default::default(),
+                    tty_size: None,
+                },
+            )
+            .await?;
+        let _ = session.input.send(ExecInput::CloseStdin).await;
+        let wait = async {
+            while let Some(out) = session.output.recv().await {
+                if let ExecOutput::Exited(res) = out {
+                    return Ok(res.exit_code);
+                }
+            }
+            Err(DriverError::Failed("the command's output ended without an exit".into()))
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(res) => Ok(res?),
+            Err(_) => Err(TaskRunnerError::Driver(DriverError::Failed(format!(
+                "timed out after {}",
+                super::util::go_duration(timeout)
+            )))),
+        }
+    }
+
+    /// Kills the task (it fails), after `ev`.
+    pub(crate) fn kill(&self, ev: TaskEvent) {
+        let Some(kill_tx) = self.kill_tx.upgrade() else {
+            return;
+        };
+        self.shared.emit(ev);
+        kill_tx.send_if_modified(|k| {
+            if k.is_none() {
+                *k = Some(KillOpts::default());
+                true
+            } else {
+                false
+            }
+        });
+    }
 }
 
 /// How the main loop ended.
@@ -173,11 +278,18 @@ impl TaskRunner {
         let (detach_tx, detach_rx) = watch::channel(false);
         let (restart_tx, restart_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = watch::channel(false);
+        let kill_tx = Arc::new(kill_tx);
+        let actions = ChangeActions {
+            shared: shared.clone(),
+            driver: cfg.driver.clone(),
+            restart_tx: restart_tx.downgrade(),
+            kill_tx: Arc::downgrade(&kill_tx),
+        };
         let handle = TaskRunnerHandle {
             task: Arc::new(cfg.task.clone()),
             shared: shared.clone(),
             driver: cfg.driver.clone(),
-            kill_tx: Arc::new(kill_tx),
+            kill_tx,
             detach_tx: Arc::new(detach_tx),
             restart_tx,
             done_rx,
@@ -192,6 +304,8 @@ impl TaskRunner {
             done_tx,
             task_dir_done,
             artifacts_done: Default::default(),
+            templates: Default::default(),
+            actions,
             kill_error: None,
         };
         (runner, handle)
@@ -201,7 +315,10 @@ impl TaskRunner {
     pub async fn run(mut self) {
         let mut ending = match self.restore().await {
             restore::Restored::Start => self.main_loop(None).await,
-            restore::Restored::Running(task_id) => self.main_loop(Some(task_id)).await,
+            restore::Restored::Running(task_id) => {
+                self.restore_templates();
+                self.main_loop(Some(task_id)).await
+            }
             restore::Restored::Ended(ending) => ending,
         };
         loop {
@@ -229,6 +346,7 @@ impl TaskRunner {
             }
             break;
         }
+        self.templates.stop();
         self.done_tx.send_replace(true);
     }
 
@@ -316,7 +434,15 @@ impl TaskRunner {
             return Some(Ending::Finished);
         }
         let started = std::time::Instant::now();
-        let prestart = self.prestart().await;
+        // Prestart may wait (for a template's variable): a kill or a detach ends the wait.
+        let mut kill_rx = self.kill_rx.clone();
+        let mut detach_rx = self.detach_rx.clone();
+        let prestart = tokio::select! {
+            biased;
+            _ = detach_rx.wait_for(|d| *d) => return Some(Ending::Detached),
+            _ = kill_rx.wait_for(Option::is_some) => return Some(Ending::Finished),
+            p = self.prestart() => p,
+        };
         tracing::debug!(target: "yurt::latency", step = "prestart done", alloc_id = %self.cfg.alloc.id, us = started.elapsed().as_micros() as u64);
         match prestart {
             Err((ev, recoverable)) => {
@@ -364,6 +490,38 @@ impl TaskRunner {
         None
     }
 
+    /// The variable source of the task's templates.
+    fn var_source(&self) -> Arc<dyn crate::client::template::VarSource> {
+        self.cfg
+            .vars
+            .clone()
+            .unwrap_or_else(|| Arc::new(crate::client::template::source::NoServers))
+    }
+
+    /// Watches the templates of a task reattached after an agent restart.
+    fn restore_templates(&mut self) {
+        if self.cfg.task.templates.as_ref().is_none_or(|t| t.is_empty()) {
+            return;
+        }
+        let task_dir = self.cfg.alloc_dir.task_dir(&self.cfg.task.name);
+        let env = env_hook::build(&self.cfg);
+        let source = self.var_source();
+        template_hook::restore(
+            &mut self.templates,
+            template_hook::Inputs {
+                shared: &self.shared,
+                task: &self.cfg.task,
+                env: &env,
+                task_dir: task_dir.path(),
+                alloc_dir: self.cfg.alloc_dir.path(),
+                source,
+                actions: self.actions.clone(),
+                namespace: &self.cfg.alloc.namespace,
+                region: &self.cfg.region,
+            },
+        );
+    }
+
     /// Runs the prestart hooks and builds the driver config; on failure returns the event to
     /// emit and whether retrying could help.
     #[allow(clippy::result_large_err)] // built once per start; boxing buys nothing
@@ -385,6 +543,28 @@ impl TaskRunner {
         .await
         // Like Nomad, every download failure is worth retrying under the restart policy.
         .map_err(|e| (events::artifact_failed(&e), true))?;
+        let mut env = env;
+        if self.cfg.task.templates.as_ref().is_some_and(|t| !t.is_empty()) {
+            let source = self.var_source();
+            let template_env = template_hook::prestart(
+                &mut self.templates,
+                template_hook::Inputs {
+                    shared: &self.shared,
+                    task: &self.cfg.task,
+                    env: &env,
+                    task_dir: task_dir.path(),
+                    alloc_dir: self.cfg.alloc_dir.path(),
+                    source,
+                    actions: self.actions.clone(),
+                    namespace: &self.cfg.alloc.namespace,
+                    region: &self.cfg.region,
+                },
+            )
+            .await
+            // Like Nomad, a template that cannot render fails the task.
+            .map_err(|ev| (ev, false))?;
+            env.set_template_env(template_env);
+        }
         let task_cfg =
             driver_config::build(&self.cfg.alloc, &self.cfg.task, &self.cfg.alloc_dir, &env);
         if let Err(e) = self.cfg.driver.validate_config(&task_cfg.driver_config) {

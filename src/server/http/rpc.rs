@@ -41,6 +41,8 @@ pub fn rpc_router(server: Arc<Server>) -> Router {
         .route("/v1/internal/allocs", post(get_allocs))
         .route("/v1/internal/allocs/update", post(update_allocs))
         .route("/v1/internal/acl/resolve", post(resolve_token))
+        .route("/v1/internal/var/read", post(read_workload_var))
+        .route("/v1/internal/var/list", post(list_workload_vars))
         .with_state(server)
 }
 
@@ -92,6 +94,26 @@ async fn update_allocs(State(s): State<Arc<Server>>, body: Bytes) -> Result<Resp
 async fn resolve_token(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
     let req: crate::rpc::ResolveTokenRequest = decode_json(&body)?;
     Ok(JsonReply::new(s.resolve_token_grant(req.secret_id.as_deref())).into_response())
+}
+
+async fn read_workload_var(
+    State(s): State<Arc<Server>>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let req: crate::rpc::WorkloadVarRequest = decode_json(&body)?;
+    let resp = s.read_workload_var(req).await?;
+    let index = resp.index;
+    Ok(JsonReply::new(resp).index(index).into_response())
+}
+
+async fn list_workload_vars(
+    State(s): State<Arc<Server>>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let req: crate::rpc::WorkloadVarRequest = decode_json(&body)?;
+    let resp = s.list_workload_vars(req).await?;
+    let index = resp.index;
+    Ok(JsonReply::new(resp).index(index).into_response())
 }
 
 #[cfg(test)]

@@ -20,3 +20,4 @@ pub mod nodes;
 pub mod operator;
 pub mod search;
 pub mod variables;
+pub mod workload_vars;
