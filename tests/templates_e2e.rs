@@ -140,9 +140,12 @@ fn a_variable_change_re_renders_and_signals_the_task_once() {
     assert!(out.contains("file: greeting=two"), "{out}");
     // Settled: one change, one signal; the env template's output did not change, so its
     // noop mode was not even considered.
-    std::thread::sleep(Duration::from_millis(500));
+    // Events reach the server in the client's next status batch.
+    let alloc = wait_for(Duration::from_secs(30), "the Signaling event", || {
+        let a = alloc_of(&http, &agent, "tmplsig")?;
+        (count(&events(&a), "Signaling", "Template re-rendered") > 0).then_some(a)
+    });
     assert_eq!(std::fs::read_to_string(&hups).expect("hups"), "hup\n");
-    let alloc = alloc_of(&http, &agent, "tmplsig").expect("alloc");
     let evs = events(&alloc);
     assert_eq!(count(&evs, "Signaling", "Template re-rendered"), 1, "{evs:?}");
     assert_eq!(alloc["TaskStates"]["t"]["State"], "running", "{evs:?}");
