@@ -261,3 +261,56 @@ fn a_missing_variable_holds_the_start_and_bad_destinations_fail_the_task() {
     );
     assert!(!evs.iter().any(|(t, _)| t == "Started"), "{evs:?}");
 }
+
+#[test]
+fn with_acls_a_task_reads_its_own_paths_and_what_its_jobs_policy_grants() {
+    let mut dirs = DirGuard::default();
+    let mut opts = AgentOpts::dev();
+    opts.extra_hcl.push_str("acl {\n  enabled = true\n}\n");
+    let agent = dirs.start(opts);
+    let r = Http::default().post(&agent.url("/v1/acl/bootstrap"), &json!({}));
+    assert_eq!(r.status, 200, "bootstrap: {}", r.body);
+    let token = r.json()["SecretID"].as_str().expect("SecretID").to_string();
+    let http = Http::with_token(&token);
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=tmplacl".into(), "NOMAD_JOB_ID=tmpldeny".into()]);
+    put_var(&http, &agent, "nomad/jobs/tmplacl", json!({"a": "own"}));
+    put_var(&http, &agent, "app/shared", json!({"b": "granted"}));
+    let rules = "namespace \"default\" {\n  variables {\n    path \"app/shared\" {\n      capabilities = [\"read\"]\n    }\n  }\n}\n";
+    let r = http.post(
+        &agent.url("/v1/acl/policy/tmplacl-vars"),
+        &json!({"Name": "tmplacl-vars", "Rules": rules,
+                "JobACL": {"Namespace": "default", "JobID": "tmplacl"}}),
+    );
+    assert_eq!(r.status, 200, "policy: {}", r.body);
+    let both = "{{ with nomadVar \"nomad/jobs/tmplacl\" }}{{ .a }}{{ end }} {{ with nomadVar \"app/shared\" }}{{ .b }}{{ end }}";
+    let templates = json!([{"EmbeddedTmpl": both, "DestPath": "local/out", "ChangeMode": "noop"}]);
+    let alloc_id = run_job_and_wait(
+        &http,
+        &agent.url(""),
+        &job("tmplacl", "exec sleep 1000", templates.clone()),
+    );
+    assert_eq!(
+        std::fs::read_to_string(alloc_dir(&agent, &alloc_id).join("t/local/out")).expect("out"),
+        "own granted"
+    );
+
+    // Another job has no policy attached: the shared variable is not its to read.
+    let templates = json!([{"EmbeddedTmpl": "{{ with nomadVar \"app/shared\" }}{{ .b }}{{ end }}",
+                            "DestPath": "local/out", "ChangeMode": "noop"}]);
+    let r = http.put(
+        &agent.url("/v1/jobs"),
+        &json!({"Job": job("tmpldeny", "exec sleep 1000", templates)}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alloc = wait_for(Duration::from_secs(30), "the task failed", || {
+        let a = alloc_of(&http, &agent, "tmpldeny")?;
+        (a["TaskStates"]["t"]["State"] == "dead").then_some(a)
+    });
+    let evs = events(&alloc);
+    assert!(
+        evs.iter().any(|(t, m)| t == "Killing"
+            && m == "Template failed: nomadVar \"app/shared\": Permission denied"),
+        "{evs:?}"
+    );
+    assert!(!evs.iter().any(|(t, _)| t == "Started"), "{evs:?}");
+}

@@ -279,7 +279,7 @@ impl TemplateSet {
                 for dep in unfetched {
                     let update = fetch(self.source.clone(), dep.clone(), 0, Duration::ZERO)
                         .await
-                        .map_err(|e| format!("reading {dep:?}: {e}"))?;
+                        .map_err(|e| format!("{dep}: {e}"))?;
                     self.apply(update);
                 }
                 continue;

@@ -21,6 +21,16 @@ pub enum Dep {
     List(String),
 }
 
+impl std::fmt::Display for Dep {
+    /// The call that asked for it, for error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dep::Var(p) => write!(f, "nomadVar {p:?}"),
+            Dep::List(p) => write!(f, "nomadVarList {p:?}"),
+        }
+    }
+}
+
 impl Dep {
     /// consul-template's name for the dependency, as `Missing:` events show it.
     pub fn describe(&self, namespace: &str, region: &str) -> String {
