@@ -314,3 +314,58 @@ fn with_acls_a_task_reads_its_own_paths_and_what_its_jobs_policy_grants() {
     );
     assert!(!evs.iter().any(|(t, _)| t == "Started"), "{evs:?}");
 }
+
+#[test]
+fn script_change_mode_runs_in_the_task_and_once_templates_never_re_render() {
+    let mut dirs = DirGuard::default();
+    let agent = dirs.start(AgentOpts::dev());
+    let http = Http::default();
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=tmplscript".into(), "NOMAD_JOB_ID=tmplonce".into()]);
+    put_var(&http, &agent, "nomad/jobs/tmplscript", json!({"v": "1"}));
+    put_var(&http, &agent, "nomad/jobs/tmplonce", json!({"v": "1"}));
+    let templates = json!([{
+        "EmbeddedTmpl": "v={{ with nomadVar \"nomad/jobs/tmplscript\" }}{{ .v }}{{ end }}",
+        "DestPath": "local/conf", "ChangeMode": "script", "Splay": 0,
+        "ChangeScript": {"Command": "/bin/sh",
+                         "Args": ["-c", "cat ${NOMAD_TASK_DIR}/conf >> ${NOMAD_TASK_DIR}/script.log"],
+                         "Timeout": 10 * SEC, "FailOnError": true},
+    }]);
+    let script_alloc = run_job_and_wait(
+        &http,
+        &agent.url(""),
+        &job("tmplscript", "exec sleep 1000", templates),
+    );
+    let templates = json!([{
+        "EmbeddedTmpl": "v={{ with nomadVar \"nomad/jobs/tmplonce\" }}{{ .v }}{{ end }}",
+        "DestPath": "local/conf", "ChangeMode": "restart", "Once": true, "Splay": 0,
+    }]);
+    let once_alloc = run_job_and_wait(
+        &http,
+        &agent.url(""),
+        &job("tmplonce", "exec sleep 1000", templates),
+    );
+    put_var(&http, &agent, "nomad/jobs/tmplscript", json!({"v": "2"}));
+    put_var(&http, &agent, "nomad/jobs/tmplonce", json!({"v": "2"}));
+
+    let log = alloc_dir(&agent, &script_alloc).join("t/local/script.log");
+    wait_for(Duration::from_secs(30), "the change script's output", || {
+        std::fs::read_to_string(&log).ok().filter(|s| s == "v=2")
+    });
+    let alloc = wait_for(Duration::from_secs(30), "the script's event", || {
+        let a = alloc_of(&http, &agent, "tmplscript")?;
+        events(&a)
+            .iter()
+            .any(|(t, m)| t == "Task hook message" && m.starts_with("Template successfully ran script /bin/sh"))
+            .then_some(a)
+    });
+    assert_eq!(alloc["TaskStates"]["t"]["State"], "running");
+    assert_eq!(alloc["TaskStates"]["t"]["Restarts"], 0);
+
+    // The once template was rendered for the start and is left alone since.
+    std::thread::sleep(Duration::from_millis(500));
+    let conf = alloc_dir(&agent, &once_alloc).join("t/local/conf");
+    assert_eq!(std::fs::read_to_string(&conf).expect("conf"), "v=1");
+    let alloc = alloc_of(&http, &agent, "tmplonce").expect("alloc");
+    assert_eq!(alloc["TaskStates"]["t"]["Restarts"], 0);
+    assert_eq!(alloc["TaskStates"]["t"]["State"], "running");
+}
