@@ -115,7 +115,10 @@ fn a_variable_change_re_renders_and_signals_the_task_once() {
         let s = stdout(&dir);
         s.contains("env: ").then_some(s)
     });
-    assert!(out.contains(&format!("file: greeting=one alloc={alloc_id}")), "{out}");
+    assert!(
+        out.contains(&format!("file: greeting=one alloc={alloc_id}")),
+        "{out}"
+    );
     assert!(out.contains("env: APP_USER=ann"), "{out}");
 
     put_var(
@@ -131,12 +134,18 @@ fn a_variable_change_re_renders_and_signals_the_task_once() {
     });
     let hups = dir.join("t/local/hups");
     wait_for(Duration::from_secs(30), "the task signalled", || {
-        std::fs::read_to_string(&hups).ok().filter(|s| !s.is_empty())
+        std::fs::read_to_string(&hups)
+            .ok()
+            .filter(|s| !s.is_empty())
     });
-    let out = wait_for(Duration::from_secs(30), "the task printing the new file", || {
-        let s = stdout(&dir);
-        s.contains("file: greeting=two").then_some(s)
-    });
+    let out = wait_for(
+        Duration::from_secs(30),
+        "the task printing the new file",
+        || {
+            let s = stdout(&dir);
+            s.contains("file: greeting=two").then_some(s)
+        },
+    );
     assert!(out.contains("file: greeting=two"), "{out}");
     // Settled: one change, one signal; the env template's output did not change, so its
     // noop mode was not even considered.
@@ -147,7 +156,11 @@ fn a_variable_change_re_renders_and_signals_the_task_once() {
     });
     assert_eq!(std::fs::read_to_string(&hups).expect("hups"), "hup\n");
     let evs = events(&alloc);
-    assert_eq!(count(&evs, "Signaling", "Template re-rendered"), 1, "{evs:?}");
+    assert_eq!(
+        count(&evs, "Signaling", "Template re-rendered"),
+        1,
+        "{evs:?}"
+    );
     assert_eq!(alloc["TaskStates"]["t"]["State"], "running", "{evs:?}");
     assert_eq!(alloc["TaskStates"]["t"]["Restarts"], 0, "{evs:?}");
 }
@@ -168,7 +181,12 @@ fn a_restart_template_restarts_the_task_once_with_its_new_env_through_a_remote_s
             .any(|n| n["Status"] == "ready")
             .then_some(())
     });
-    put_var(&http, &server, "nomad/jobs/tmplrst/g/t", json!({"user": "ann"}));
+    put_var(
+        &http,
+        &server,
+        "nomad/jobs/tmplrst/g/t",
+        json!({"user": "ann"}),
+    );
     let script = r#"echo "env: APP_USER=$APP_USER"; exec sleep 1000"#;
     let templates = json!([
         {"EmbeddedTmpl": "APP_USER={{ with nomadVar \"nomad/jobs/tmplrst/g/t\" }}{{ .user | toUpper }}{{ end }}\n",
@@ -176,7 +194,12 @@ fn a_restart_template_restarts_the_task_once_with_its_new_env_through_a_remote_s
     ]);
     run_job_and_wait(&http, &server.url(""), &job("tmplrst", script, templates));
 
-    put_var(&http, &server, "nomad/jobs/tmplrst/g/t", json!({"user": "bob"}));
+    put_var(
+        &http,
+        &server,
+        "nomad/jobs/tmplrst/g/t",
+        json!({"user": "bob"}),
+    );
     let alloc = wait_for(Duration::from_secs(60), "the task restarted", || {
         let a = alloc_of(&http, &server, "tmplrst")?;
         let st = &a["TaskStates"]["t"];
@@ -212,7 +235,10 @@ fn a_missing_variable_holds_the_start_and_bad_destinations_fail_the_task() {
     let mut dirs = DirGuard::default();
     let agent = dirs.start(AgentOpts::dev());
     let http = Http::default();
-    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=tmplwait".into(), "NOMAD_JOB_ID=tmplbad".into()]);
+    let _guard = ProcGuard(vec![
+        "NOMAD_JOB_ID=tmplwait".into(),
+        "NOMAD_JOB_ID=tmplbad".into(),
+    ]);
     let templates = json!([
         {"EmbeddedTmpl": "[[ with nomadVar \"nomad/jobs/tmplwait\" ]][[ .k ]][[ end ]] {{ kept }}",
          "LeftDelim": "[[", "RightDelim": "]]", "DestPath": "local/out", "ChangeMode": "noop"},
@@ -226,7 +252,10 @@ fn a_missing_variable_holds_the_start_and_bad_destinations_fail_the_task() {
         let a = alloc_of(&http, &agent, "tmplwait")?;
         events(&a)
             .iter()
-            .any(|(t, m)| t == "Template" && m == "Missing: nomad.var.block(nomad/jobs/tmplwait@default.global)")
+            .any(|(t, m)| {
+                t == "Template"
+                    && m == "Missing: nomad.var.block(nomad/jobs/tmplwait@default.global)"
+            })
             .then_some(a)
     });
     assert_eq!(alloc["TaskStates"]["t"]["State"], "pending");
@@ -235,14 +264,16 @@ fn a_missing_variable_holds_the_start_and_bad_destinations_fail_the_task() {
     put_var(&http, &agent, "nomad/jobs/tmplwait", json!({"k": "v"}));
     let alloc_id = wait_for(Duration::from_secs(30), "the task started", || {
         let a = alloc_of(&http, &agent, "tmplwait")?;
-        (a["TaskStates"]["t"]["State"] == "running").then(|| a["ID"].as_str().map(str::to_string))?
+        (a["TaskStates"]["t"]["State"] == "running")
+            .then(|| a["ID"].as_str().map(str::to_string))?
     });
     assert_eq!(
         std::fs::read_to_string(alloc_dir(&agent, &alloc_id).join("t/local/out")).expect("out"),
         "v {{ kept }}"
     );
 
-    let templates = json!([{"EmbeddedTmpl": "x", "DestPath": "../../../escaped", "ChangeMode": "noop"}]);
+    let templates =
+        json!([{"EmbeddedTmpl": "x", "DestPath": "../../../escaped", "ChangeMode": "noop"}]);
     let r = http.put(
         &agent.url("/v1/jobs"),
         &json!({"Job": job("tmplbad", "exec sleep 1000", templates)}),
@@ -272,7 +303,10 @@ fn with_acls_a_task_reads_its_own_paths_and_what_its_jobs_policy_grants() {
     assert_eq!(r.status, 200, "bootstrap: {}", r.body);
     let token = r.json()["SecretID"].as_str().expect("SecretID").to_string();
     let http = Http::with_token(&token);
-    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=tmplacl".into(), "NOMAD_JOB_ID=tmpldeny".into()]);
+    let _guard = ProcGuard(vec![
+        "NOMAD_JOB_ID=tmplacl".into(),
+        "NOMAD_JOB_ID=tmpldeny".into(),
+    ]);
     put_var(&http, &agent, "nomad/jobs/tmplacl", json!({"a": "own"}));
     put_var(&http, &agent, "app/shared", json!({"b": "granted"}));
     let rules = "namespace \"default\" {\n  variables {\n    path \"app/shared\" {\n      capabilities = [\"read\"]\n    }\n  }\n}\n";
@@ -320,7 +354,10 @@ fn script_change_mode_runs_in_the_task_and_once_templates_never_re_render() {
     let mut dirs = DirGuard::default();
     let agent = dirs.start(AgentOpts::dev());
     let http = Http::default();
-    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=tmplscript".into(), "NOMAD_JOB_ID=tmplonce".into()]);
+    let _guard = ProcGuard(vec![
+        "NOMAD_JOB_ID=tmplscript".into(),
+        "NOMAD_JOB_ID=tmplonce".into(),
+    ]);
     put_var(&http, &agent, "nomad/jobs/tmplscript", json!({"v": "1"}));
     put_var(&http, &agent, "nomad/jobs/tmplonce", json!({"v": "1"}));
     let templates = json!([{
@@ -348,14 +385,19 @@ fn script_change_mode_runs_in_the_task_and_once_templates_never_re_render() {
     put_var(&http, &agent, "nomad/jobs/tmplonce", json!({"v": "2"}));
 
     let log = alloc_dir(&agent, &script_alloc).join("t/local/script.log");
-    wait_for(Duration::from_secs(30), "the change script's output", || {
-        std::fs::read_to_string(&log).ok().filter(|s| s == "v=2")
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the change script's output",
+        || std::fs::read_to_string(&log).ok().filter(|s| s == "v=2"),
+    );
     let alloc = wait_for(Duration::from_secs(30), "the script's event", || {
         let a = alloc_of(&http, &agent, "tmplscript")?;
         events(&a)
             .iter()
-            .any(|(t, m)| t == "Task hook message" && m.starts_with("Template successfully ran script /bin/sh"))
+            .any(|(t, m)| {
+                t == "Task hook message"
+                    && m.starts_with("Template successfully ran script /bin/sh")
+            })
             .then_some(a)
     });
     assert_eq!(alloc["TaskStates"]["t"]["State"], "running");

@@ -153,7 +153,9 @@ impl ServerApi for FakeServer {
     ) -> Result<WorkloadVarResponse, RpcError> {
         self.check()?;
         // The client tests run no templates that read variables.
-        Err(RpcError::BadRequest("the fake server holds no variables".into()))
+        Err(RpcError::BadRequest(
+            "the fake server holds no variables".into(),
+        ))
     }
 
     async fn list_workload_vars(
@@ -161,7 +163,9 @@ impl ServerApi for FakeServer {
         _req: WorkloadVarRequest,
     ) -> Result<WorkloadVarListResponse, RpcError> {
         self.check()?;
-        Err(RpcError::BadRequest("the fake server holds no variables".into()))
+        Err(RpcError::BadRequest(
+            "the fake server holds no variables".into(),
+        ))
     }
 
     async fn resolve_token(

@@ -22,7 +22,10 @@ pub fn translate<'a>(text: &'a str, left: &str, right: &str) -> Result<Cow<'a, s
         push_text(&mut out, &rest[..start]);
         let action = &rest[start + left.len()..];
         let end = action_end(action, right).ok_or_else(|| {
-            let line = text[..text.len() - rest.len() + start].matches('\n').count() + 1;
+            let line = text[..text.len() - rest.len() + start]
+                .matches('\n')
+                .count()
+                + 1;
             format!("unclosed action starting with {left:?} on line {line}")
         })?;
         out.push_str(STD_LEFT);
@@ -101,10 +104,7 @@ mod tests {
             translate("a [[ .x ]] b {{ y }}", "[[", "]]").unwrap(),
             "a {{ .x }} b {{\"{{\"}} y }}"
         );
-        assert_eq!(
-            translate("[[- .x -]]", "[[", "]]").unwrap(),
-            "{{- .x -}}"
-        );
+        assert_eq!(translate("[[- .x -]]", "[[", "]]").unwrap(), "{{- .x -}}");
         // A delimiter inside a string or a comment does not close the action.
         assert_eq!(
             translate(r#"<% print "%>" %>"#, "<%", "%>").unwrap(),

@@ -84,11 +84,7 @@ pub fn text(name: &str, args: &[Value], i: usize) -> Result<String, FuncError> {
     }
 }
 
-fn string_fn(
-    name: &str,
-    args: &[Value],
-    f: impl Fn(&str) -> String,
-) -> Result<Value, FuncError> {
+fn string_fn(name: &str, args: &[Value], f: impl Fn(&str) -> String) -> Result<Value, FuncError> {
     exactly(name, args, 1)?;
     Ok(Value::String(f(&text(name, args, 0)?)))
 }
@@ -183,7 +179,10 @@ fn join(args: &[Value]) -> Result<Value, FuncError> {
     exactly("join", args, 2)?;
     let sep = text("join", args, 0)?;
     let Value::Array(items) = &args[1] else {
-        return Err(err(format!("join: argument 2 must be a list, got {}", args[1])));
+        return Err(err(format!(
+            "join: argument 2 must be a list, got {}",
+            args[1]
+        )));
     };
     let parts: Vec<String> = items.iter().map(ToString::to_string).collect();
     Ok(Value::String(parts.join(&sep)))
@@ -220,7 +219,9 @@ fn regex_replace_all(args: &[Value]) -> Result<Value, FuncError> {
 /// Whether `list` (a list, or a string searched for a substring) holds `v`.
 fn holds(name: &str, list: &Value, v: &Value) -> Result<bool, FuncError> {
     match list {
-        Value::Array(items) => Ok(items.iter().any(|i| i == v || i.to_string() == v.to_string())),
+        Value::Array(items) => Ok(items
+            .iter()
+            .any(|i| i == v || i.to_string() == v.to_string())),
         Value::String(s) => Ok(s.contains(&v.to_string())),
         Value::Map(m) | Value::Object(m) => Ok(m.contains_key(&v.to_string())),
         Value::NoValue | Value::Nil => Ok(false),
@@ -281,11 +282,7 @@ fn base64_url_encode(args: &[Value]) -> Result<Value, FuncError> {
     string_fn("base64URLEncode", args, |s| URL_SAFE.encode(s))
 }
 
-fn decode(
-    name: &str,
-    args: &[Value],
-    engine: &impl base64::Engine,
-) -> Result<Value, FuncError> {
+fn decode(name: &str, args: &[Value], engine: &impl base64::Engine) -> Result<Value, FuncError> {
     exactly(name, args, 1)?;
     let bytes = engine
         .decode(text(name, args, 0)?.trim())
@@ -505,19 +502,28 @@ fn sprig_squote(args: &[Value]) -> Result<Value, FuncError> {
 
 fn sprig_contains(args: &[Value]) -> Result<Value, FuncError> {
     exactly("sprig_contains", args, 2)?;
-    let (sub, s) = (text("sprig_contains", args, 0)?, text("sprig_contains", args, 1)?);
+    let (sub, s) = (
+        text("sprig_contains", args, 0)?,
+        text("sprig_contains", args, 1)?,
+    );
     Ok(Value::Bool(s.contains(&sub)))
 }
 
 fn sprig_has_prefix(args: &[Value]) -> Result<Value, FuncError> {
     exactly("sprig_hasPrefix", args, 2)?;
-    let (p, s) = (text("sprig_hasPrefix", args, 0)?, text("sprig_hasPrefix", args, 1)?);
+    let (p, s) = (
+        text("sprig_hasPrefix", args, 0)?,
+        text("sprig_hasPrefix", args, 1)?,
+    );
     Ok(Value::Bool(s.starts_with(&p)))
 }
 
 fn sprig_has_suffix(args: &[Value]) -> Result<Value, FuncError> {
     exactly("sprig_hasSuffix", args, 2)?;
-    let (p, s) = (text("sprig_hasSuffix", args, 0)?, text("sprig_hasSuffix", args, 1)?);
+    let (p, s) = (
+        text("sprig_hasSuffix", args, 0)?,
+        text("sprig_hasSuffix", args, 1)?,
+    );
     Ok(Value::Bool(s.ends_with(&p)))
 }
 
@@ -554,17 +560,25 @@ mod tests {
         assert_eq!(render(r#"{{ "  x  " | trimSpace }}"#), "x");
         assert_eq!(render(r#"{{ "v1.2" | trimPrefix "v" }}"#), "1.2");
         assert_eq!(render(r#"{{ "xxhixx" | trim "x" }}"#), "hi");
-        assert_eq!(render(r#"{{ "ab12" | regexReplaceAll "[0-9]+" "N" }}"#), "abN");
+        assert_eq!(
+            render(r#"{{ "ab12" | regexReplaceAll "[0-9]+" "N" }}"#),
+            "abN"
+        );
         assert_eq!(render(r#"{{ "ab12" | regexMatch "^ab" }}"#), "true");
         assert_eq!(render(r#"{{ "a\nb" | indent 2 }}"#), "  a\n  b");
         assert_eq!(render(r#"{{ "hi" | base64Encode | base64Decode }}"#), "hi");
-        assert_eq!(render(r#"{{ if "a,b" | split "," | contains "b" }}y{{ end }}"#), "y");
+        assert_eq!(
+            render(r#"{{ if "a,b" | split "," | contains "b" }}y{{ end }}"#),
+            "y"
+        );
     }
 
     #[test]
     fn json_round_trips_with_sorted_keys() {
         assert_eq!(
-            render(r#"{{ with parseJSON "{\"b\":1,\"a\":[true,\"x\"]}" }}{{ .a | toJSON }} {{ . | toJSON }} {{ .missing }}{{ end }}"#),
+            render(
+                r#"{{ with parseJSON "{\"b\":1,\"a\":[true,\"x\"]}" }}{{ .a | toJSON }} {{ . | toJSON }} {{ .missing }}{{ end }}"#
+            ),
             r#"[true,"x"] {"a":[true,"x"],"b":1} <no value>"#
         );
         assert!(render(r#"{{ parseJSON "{\"a\":1}" | toJSONPretty }}"#).contains("\n  \"a\": 1\n"));

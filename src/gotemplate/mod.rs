@@ -8,8 +8,8 @@ pub mod funcs;
 
 use std::collections::HashMap;
 
-pub use gtmpl::{Func, FuncError, Value};
 use gtmpl::{Context, Template};
+pub use gtmpl::{Func, FuncError, Value};
 use serde_json::Value as Json;
 
 /// Why a template could not be rendered.
@@ -44,8 +44,8 @@ pub struct Options<'a> {
 
 /// Renders `text` with `dot` as its data, the extra functions and delimiters of `opts`.
 pub fn render_with(text: &str, dot: Value, opts: &Options<'_>) -> Result<String, TemplateError> {
-    let text = delims::translate(text, opts.left_delim, opts.right_delim)
-        .map_err(TemplateError::Parse)?;
+    let text =
+        delims::translate(text, opts.left_delim, opts.right_delim).map_err(TemplateError::Parse)?;
     let mut tmpl = Template::default();
     tmpl.add_funcs(opts.funcs);
     tmpl.parse(text.as_ref())

@@ -191,7 +191,10 @@ impl AllocRunner {
                     .map(|r| r.get(&task.name).cloned().unwrap_or_default()),
                 contacted: cfg.contacted.clone(),
                 artifact: cfg.artifact.clone(),
-                vars: cfg.servers.as_ref().map(|s| s.for_task(&alloc.id, &task.name)),
+                vars: cfg
+                    .servers
+                    .as_ref()
+                    .map(|s| s.for_task(&alloc.id, &task.name)),
             });
             runners.push(runner);
             handles.insert(task.name.clone(), handle);

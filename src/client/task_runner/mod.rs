@@ -144,7 +144,10 @@ impl ChangeActions {
     /// Restarts the running task in place (no restart attempt used), after `ev`.
     pub(crate) async fn restart(&self, ev: TaskEvent) -> Result<(), TaskRunnerError> {
         self.running_id()?;
-        let tx = self.restart_tx.upgrade().ok_or(TaskRunnerError::NotRunning)?;
+        let tx = self
+            .restart_tx
+            .upgrade()
+            .ok_or(TaskRunnerError::NotRunning)?;
         self.shared.emit(ev);
         let (done, rx) = oneshot::channel();
         tx.send(RestartRequest { force: false, done })
@@ -191,7 +194,9 @@ impl ChangeActions {
                     return Ok(res.exit_code);
                 }
             }
-            Err(DriverError::Failed("the command's output ended without an exit".into()))
+            Err(DriverError::Failed(
+                "the command's output ended without an exit".into(),
+            ))
         };
         match tokio::time::timeout(timeout, wait).await {
             Ok(res) => Ok(res?),
@@ -500,7 +505,13 @@ impl TaskRunner {
 
     /// Watches the templates of a task reattached after an agent restart.
     fn restore_templates(&mut self) {
-        if self.cfg.task.templates.as_ref().is_none_or(|t| t.is_empty()) {
+        if self
+            .cfg
+            .task
+            .templates
+            .as_ref()
+            .is_none_or(|t| t.is_empty())
+        {
             return;
         }
         let task_dir = self.cfg.alloc_dir.task_dir(&self.cfg.task.name);
@@ -544,7 +555,13 @@ impl TaskRunner {
         // Like Nomad, every download failure is worth retrying under the restart policy.
         .map_err(|e| (events::artifact_failed(&e), true))?;
         let mut env = env;
-        if self.cfg.task.templates.as_ref().is_some_and(|t| !t.is_empty()) {
+        if self
+            .cfg
+            .task
+            .templates
+            .as_ref()
+            .is_some_and(|t| !t.is_empty())
+        {
             let source = self.var_source();
             let template_env = template_hook::prestart(
                 &mut self.templates,

@@ -391,9 +391,6 @@ mod tests {
     fn missing_lists_three_then_counts_the_rest() {
         let set = |n: usize| -> BTreeSet<String> { (0..n).map(|i| format!("d{i}")).collect() };
         assert_eq!(missing_message(&set(2)), "Missing: d0, d1");
-        assert_eq!(
-            missing_message(&set(5)),
-            "Missing: d0, d1, d2, and 2 more"
-        );
+        assert_eq!(missing_message(&set(5)), "Missing: d0, d1, d2, and 2 more");
     }
 }

@@ -157,7 +157,10 @@ mod tests {
         let r = |p: &str| resolve(task, Some(alloc), p);
         assert_eq!(r("local/app.conf").unwrap(), task.join("local/app.conf"));
         assert_eq!(r("/local/app.conf").unwrap(), task.join("local/app.conf"));
-        assert_eq!(r("../alloc/shared.txt").unwrap(), alloc.join("alloc/shared.txt"));
+        assert_eq!(
+            r("../alloc/shared.txt").unwrap(),
+            alloc.join("alloc/shared.txt")
+        );
         assert_eq!(
             r("/a/alloc1/web/secrets/x").unwrap(),
             task.join("secrets/x"),
@@ -197,7 +200,10 @@ mod tests {
         };
         let dest = alloc.join("web/local/a.conf");
         assert!(write(&dest, "one", mode, Some(&alloc)).unwrap());
-        assert!(!write(&dest, "one", mode, Some(&alloc)).unwrap(), "unchanged");
+        assert!(
+            !write(&dest, "one", mode, Some(&alloc)).unwrap(),
+            "unchanged"
+        );
         assert!(write(&dest, "two", mode, Some(&alloc)).unwrap());
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "two");
         let m = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o7777;

@@ -310,7 +310,10 @@ impl TemplateSet {
         let fetched = Arc::make_mut(&mut self.fetched);
         match update {
             Update::Var(path, new) => {
-                let changed = fetched.vars.get(&path).is_none_or(|old| !old.same_data(&new));
+                let changed = fetched
+                    .vars
+                    .get(&path)
+                    .is_none_or(|old| !old.same_data(&new));
                 fetched.vars.insert(path, new);
                 changed
             }

@@ -258,7 +258,13 @@ fn nomad_var(args: &[Value]) -> Result<Value, FuncError> {
     with_active(|a| {
         let dep = Dep::Var(path.clone());
         a.reads.used.insert(dep.clone());
-        match a.scope.fetched.vars.get(&path).and_then(|v| v.items.as_ref()) {
+        match a
+            .scope
+            .fetched
+            .vars
+            .get(&path)
+            .and_then(|v| v.items.as_ref())
+        {
             Some((_, value)) => Ok(match (value, a.scope.err_missing_key) {
                 // Go's missingkey=error: a struct-like value refuses unknown fields.
                 (Value::Map(m), true) => Value::Object(m.clone()),

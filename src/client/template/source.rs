@@ -93,7 +93,9 @@ impl VarSource for NoServers {
         _min_index: u64,
         _wait: Duration,
     ) -> Result<(u64, Option<VariableDecrypted>), RpcError> {
-        Err(RpcError::Unavailable("this client has no servers to read variables from".into()))
+        Err(RpcError::Unavailable(
+            "this client has no servers to read variables from".into(),
+        ))
     }
 
     async fn list(
@@ -102,7 +104,9 @@ impl VarSource for NoServers {
         _min_index: u64,
         _wait: Duration,
     ) -> Result<(u64, Vec<VariableMetadata>), RpcError> {
-        Err(RpcError::Unavailable("this client has no servers to read variables from".into()))
+        Err(RpcError::Unavailable(
+            "this client has no servers to read variables from".into(),
+        ))
     }
 }
 

@@ -46,7 +46,10 @@ impl VarSource for FakeVars {
         min_index: u64,
         wait: Duration,
     ) -> Result<(u64, Option<VariableDecrypted>), RpcError> {
-        self.reads.lock().unwrap().push((path.to_string(), min_index));
+        self.reads
+            .lock()
+            .unwrap()
+            .push((path.to_string(), min_index));
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.changed.notified();
@@ -84,16 +87,15 @@ impl VarSource for FakeVars {
             let notified = self.changed.notified();
             let (index, metas) = {
                 let g = self.vars.lock().unwrap();
-                let metas = g
-                    .1
-                    .iter()
-                    .filter(|(p, _)| p.starts_with(prefix))
-                    .map(|(p, (i, _))| {
-                        let mut m = VariableMetadata::bare("default", p);
-                        m.modify_index = *i;
-                        m
-                    })
-                    .collect();
+                let metas =
+                    g.1.iter()
+                        .filter(|(p, _)| p.starts_with(prefix))
+                        .map(|(p, (i, _))| {
+                            let mut m = VariableMetadata::bare("default", p);
+                            m.modify_index = *i;
+                            m
+                        })
+                        .collect();
                 (g.0, metas)
             };
             if index > min_index || tokio::time::Instant::now() >= deadline {
@@ -233,7 +235,10 @@ async fn a_missing_variable_blocks_only_its_template() {
         &dirs,
         &[
             tmpl("static", "local/a"),
-            tmpl(r#"{{ with nomadVar "app/db" }}{{ .pw }}{{ end }}"#, "local/b"),
+            tmpl(
+                r#"{{ with nomadVar "app/db" }}{{ .pw }}{{ end }}"#,
+                "local/b",
+            ),
         ],
         vars.clone(),
     );
@@ -290,7 +295,11 @@ async fn custom_delimiters_and_bad_templates() {
     assert!(err.contains("template 1"), "{err}");
 
     // `file` cannot read outside the alloc dir.
-    let mut set = set_of(&dirs, &[tmpl(r#"{{ file "../../../etc/passwd" }}"#, "local/f")], vars);
+    let mut set = set_of(
+        &dirs,
+        &[tmpl(r#"{{ file "../../../etc/passwd" }}"#, "local/f")],
+        vars,
+    );
     let err = set.render().await.unwrap_err();
     assert!(err.contains("escapes"), "{err}");
 }
@@ -318,11 +327,15 @@ fn specs_check_their_fields() {
     t.change_signal = "sighup".into();
     assert_eq!(spec(t).unwrap().change, ChangeMode::Signal("SIGHUP".into()));
     let mut t = tmpl("x", "local/x");
-    t.wait = Some(Box::new(serde_json::json!({"Min": 5_000_000_000u64, "Max": 1_000_000_000u64})));
+    t.wait = Some(Box::new(
+        serde_json::json!({"Min": 5_000_000_000u64, "Max": 1_000_000_000u64}),
+    ));
     assert!(spec(t).unwrap_err().contains("greater than max"));
     let mut t = tmpl("x", "local/x");
     t.change_mode = "script".into();
-    t.change_script = Some(Box::new(serde_json::json!({"Command": "/bin/reload", "Args": ["-a"]})));
+    t.change_script = Some(Box::new(
+        serde_json::json!({"Command": "/bin/reload", "Args": ["-a"]}),
+    ));
     match spec(t).unwrap().change {
         ChangeMode::Script(s) => {
             assert_eq!((s.command.as_str(), s.args.len()), ("/bin/reload", 1));
@@ -330,7 +343,11 @@ fn specs_check_their_fields() {
         }
         other => panic!("{other:?}"),
     }
-    std::fs::write(dirs.task.join("local/in.tpl"), "from {{ env \"GREETING\" }}").unwrap();
+    std::fs::write(
+        dirs.task.join("local/in.tpl"),
+        "from {{ env \"GREETING\" }}",
+    )
+    .unwrap();
     let mut t = tmpl("", "local/out");
     t.source_path = "local/in.tpl".into();
     assert_eq!(spec(t).unwrap().text, "from {{ env \"GREETING\" }}");

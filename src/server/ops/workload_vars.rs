@@ -70,9 +70,9 @@ impl Server {
     /// its tasks; answers the task's claim and what its job's policies grant.
     fn workload(&self, snap: &Tables, req: &WorkloadVarRequest) -> Result<(Claim, Acl), RpcError> {
         let node = authenticate(snap, &req.node_id, &req.secret_id)?;
-        let alloc = snap
-            .alloc(&req.alloc_id)
-            .ok_or_else(|| RpcError::BadRequest(format!("unknown allocation {:?}", req.alloc_id)))?;
+        let alloc = snap.alloc(&req.alloc_id).ok_or_else(|| {
+            RpcError::BadRequest(format!("unknown allocation {:?}", req.alloc_id))
+        })?;
         if *alloc.node_id != *node.id {
             tracing::warn!(node_id = %node.id, alloc_id = %alloc.id, "node asked for variables as an allocation of another node");
             return Err(RpcError::PermissionDenied);
@@ -129,9 +129,10 @@ impl Server {
                 return Err(RpcError::PermissionDenied);
             }
             let found = snap.vars.get(&claim.namespace, &req.path);
-            let index = found
-                .as_ref()
-                .map_or_else(|| snap.table_index(Table::Variables), |v| v.meta.modify_index);
+            let index = found.as_ref().map_or_else(
+                || snap.table_index(Table::Variables),
+                |v| v.meta.modify_index,
+            );
             if index > req.min_query_index || tokio::time::Instant::now() >= deadline {
                 let data = match found {
                     Some(v) => {
@@ -172,7 +173,13 @@ impl Server {
                     .with_prefix(&claim.namespace, &req.path)
                     .iter()
                     .filter(|v| {
-                        Self::workload_may(&acl, &claim, &v.meta.namespace, &v.meta.path, VarOp::List)
+                        Self::workload_may(
+                            &acl,
+                            &claim,
+                            &v.meta.namespace,
+                            &v.meta.path,
+                            VarOp::List,
+                        )
                     })
                     .map(|v| {
                         let mut meta = v.meta.clone();
@@ -208,7 +215,12 @@ mod tests {
     #[test]
     fn a_task_reads_its_own_job_paths_and_nothing_else_by_default() {
         let c = claim();
-        for ok in ["nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g", "nomad/jobs/web/g/t"] {
+        for ok in [
+            "nomad/jobs",
+            "nomad/jobs/web",
+            "nomad/jobs/web/g",
+            "nomad/jobs/web/g/t",
+        ] {
             assert!(c.implicit("default", ok), "{ok}");
         }
         for no in [
@@ -228,9 +240,15 @@ mod tests {
         let c = claim();
         let j = |v: serde_json::Value| c.attached(&v);
         assert!(j(serde_json::json!({"JobID": "web"})));
-        assert!(j(serde_json::json!({"Namespace": "default", "JobID": "web", "Group": "g"})));
-        assert!(j(serde_json::json!({"JobID": "web", "Group": "g", "Task": "t"})));
-        assert!(!j(serde_json::json!({"JobID": "web", "Group": "g", "Task": "u"})));
+        assert!(j(
+            serde_json::json!({"Namespace": "default", "JobID": "web", "Group": "g"})
+        ));
+        assert!(j(
+            serde_json::json!({"JobID": "web", "Group": "g", "Task": "t"})
+        ));
+        assert!(!j(
+            serde_json::json!({"JobID": "web", "Group": "g", "Task": "u"})
+        ));
         assert!(!j(serde_json::json!({"JobID": "api"})));
         assert!(!j(serde_json::json!({"Namespace": "prod", "JobID": "web"})));
     }
