@@ -96,7 +96,7 @@ fn missing_message(missing: &BTreeSet<String>) -> String {
 }
 
 /// The task's templates checked and ready to render; None when it has none.
-fn build(inputs: &Inputs<'_>) -> Result<Option<(TemplateSet, bool)>, TaskEvent> {
+fn build(inputs: &Inputs<'_>) -> Result<Option<(TemplateSet, bool)>, String> {
     let templates = inputs.task.templates.as_deref().unwrap_or_default();
     if templates.is_empty() {
         return Ok(None);
@@ -108,12 +108,9 @@ fn build(inputs: &Inputs<'_>) -> Result<Option<(TemplateSet, bool)>, TaskEvent> 
                 inputs.env.replace(s)
             })
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| failed(&format!("Template failed: {e}")))?;
+        .collect::<Result<Vec<_>, _>>()?;
     if specs.iter().any(|s| s.once) && !specs.iter().all(|s| s.once) {
-        return Err(failed(
-            "Template failed: All templates should have same Once value",
-        ));
+        return Err("All templates should have same Once value".into());
     }
     let once = specs.iter().all(|s| s.once);
     let set = TemplateSet::new(
@@ -176,7 +173,9 @@ pub(crate) async fn prestart(
     if let Some(env) = &hook.env {
         return Ok(env.lock().unwrap_or_else(|p| p.into_inner()).clone());
     }
-    let Some((mut set, once)) = build(&inputs)? else {
+    let Some((mut set, once)) =
+        build(&inputs).map_err(|e| failed(&format!("Template failed: {e}")))?
+    else {
         return Ok(BTreeMap::new());
     };
     first_render(&mut set, inputs.shared, inputs.namespace, inputs.region).await?;
@@ -202,8 +201,10 @@ pub(crate) fn restore(hook: &mut TemplateHook, inputs: Inputs<'_>) {
     let built = match build(&inputs) {
         Ok(Some(b)) => b,
         Ok(None) => return,
-        Err(ev) => {
-            inputs.actions.kill(ev);
+        Err(e) => {
+            inputs
+                .actions
+                .kill(failed(&format!("Template failed: {e}")));
             return;
         }
     };

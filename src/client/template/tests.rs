@@ -9,11 +9,14 @@ use tokio::sync::Notify;
 use super::*;
 use crate::structs::variable::{VariableDecrypted, VariableMetadata};
 
+/// The store's index and, by path, each variable's index and items.
+type Store = (u64, BTreeMap<String, (u64, BTreeMap<String, String>)>);
+
 /// Variables in memory, with an index that grows on every write; reads block like the
 /// server's until the index passes the caller's.
 #[derive(Default)]
 struct FakeVars {
-    vars: Mutex<(u64, BTreeMap<String, (u64, BTreeMap<String, String>)>)>,
+    vars: Mutex<Store>,
     changed: Notify,
     reads: Mutex<Vec<(String, u64)>>,
 }
