@@ -198,6 +198,14 @@ impl ServerApi for HttpServerApi {
         self.post("/v1/internal/acl/resolve", &req, CALL_TIMEOUT)
             .await
     }
+
+    async fn sync_services(
+        &self,
+        req: crate::rpc::ServiceSyncRequest,
+    ) -> Result<WriteResponse, RpcError> {
+        self.post("/v1/internal/services/sync", &req, CALL_TIMEOUT)
+            .await
+    }
 }
 
 #[cfg(test)]

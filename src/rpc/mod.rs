@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{Acl, parse};
 use crate::structs::acl::AclPolicy;
+use crate::structs::service::ServiceRegistration;
 use crate::structs::{Allocation, Node};
 
 /// Why an RPC failed; the client decides between retrying and re-registering.
@@ -125,6 +126,28 @@ pub struct UpdateAllocsRequest {
     pub alloc: Vec<Allocation>,
 }
 
+/// One service registration by its key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServiceKey {
+    pub namespace: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+}
+
+/// A client's changes to the service registrations of its allocations: what to register
+/// (or refresh) and what to remove, in one write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServiceSyncRequest {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    #[serde(rename = "SecretID")]
+    pub secret_id: String,
+    pub upsert: Vec<ServiceRegistration>,
+    pub delete: Vec<ServiceKey>,
+}
+
 /// Generic write acknowledgement.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -205,4 +228,7 @@ pub trait ServerApi: Send + Sync {
 
     /// What a token grants, for a client agent enforcing ACLs on its own endpoints.
     async fn resolve_token(&self, req: ResolveTokenRequest) -> Result<ResolvedToken, RpcError>;
+
+    /// Registers and deregisters the native services of the node's allocations.
+    async fn sync_services(&self, req: ServiceSyncRequest) -> Result<WriteResponse, RpcError>;
 }

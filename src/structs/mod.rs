@@ -15,6 +15,7 @@ pub mod node_scores;
 pub mod operator;
 pub mod scaling;
 pub mod secret;
+pub mod service;
 pub mod status;
 pub mod submission;
 pub mod time;

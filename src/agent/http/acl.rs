@@ -211,6 +211,12 @@ mod tests {
         async fn update_allocs(&self, _: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {
             unimplemented!("not used")
         }
+        async fn sync_services(
+            &self,
+            _: crate::rpc::ServiceSyncRequest,
+        ) -> Result<WriteResponse, RpcError> {
+            unimplemented!("not used")
+        }
         async fn resolve_token(&self, req: ResolveTokenRequest) -> Result<ResolvedToken, RpcError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(match req.secret_id.as_deref() {

@@ -19,4 +19,5 @@ pub mod node_admin;
 pub mod nodes;
 pub mod operator;
 pub mod search;
+pub mod services;
 pub mod variables;

@@ -30,7 +30,7 @@ impl From<StateError> for RpcError {
 /// The node a request names, when the request carries that node's SecretID: every call a
 /// client makes after registering proves which node it is this way (as Nomad's clients do
 /// with their secret as the RPC auth token), ACLs or not.
-fn authenticate(
+pub(super) fn authenticate(
     tables: &crate::server::state::Tables,
     node_id: &str,
     secret_id: &str,
@@ -362,5 +362,12 @@ impl ServerApi for Arc<Server> {
 
     async fn update_allocs(&self, req: UpdateAllocsRequest) -> Result<WriteResponse, RpcError> {
         self.update_allocs_from_client(req).await
+    }
+
+    async fn sync_services(
+        &self,
+        req: crate::rpc::ServiceSyncRequest,
+    ) -> Result<WriteResponse, RpcError> {
+        Server::sync_services(self, req).await
     }
 }
