@@ -240,15 +240,15 @@ fn an_http_check_goes_critical_and_check_restart_restarts_the_task() {
         "Name": "alive",
         "Type": "http",
         "Path": "/health",
-        "Interval": 500_000_000i64,
-        "Timeout": 500_000_000i64,
+        "Interval": 1_000_000_000i64,
+        "Timeout": 1_000_000_000i64,
         "TaskName": "server",
         "CheckRestart": {"Limit": 2, "Grace": 0},
     }, {
         "Name": "port-open",
         "Type": "tcp",
-        "Interval": 500_000_000i64,
-        "Timeout": 500_000_000i64,
+        "Interval": 1_000_000_000i64,
+        "Timeout": 1_000_000_000i64,
     }]);
     let alloc = run_job_and_wait(&http, base, &job("chkjob", checks));
 
@@ -322,6 +322,47 @@ fn an_http_check_goes_critical_and_check_restart_restarts_the_task() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// Nomad refuses what its own checks do not do (script and grpc checks, Consul's pass/fail
+/// thresholds, sub-second intervals) when the job is registered.
+#[test]
+fn checks_nomad_does_not_run_are_refused_at_registration() {
+    let mut dirs = DirGuard::default();
+    let agent = dirs.start(AgentOpts::server());
+    let http = Http::default();
+    let base = agent.url("");
+    let base = base.trim_end_matches('/');
+    for (check, want) in [
+        (
+            json!({"Name": "s", "Type": "script", "Command": "/bin/true",
+                   "Interval": 1_000_000_000i64, "Timeout": 1_000_000_000i64}),
+            "invalid check type (\"script\"), must be one of tcp, http",
+        ),
+        (
+            json!({"Name": "g", "Type": "grpc",
+                   "Interval": 1_000_000_000i64, "Timeout": 1_000_000_000i64}),
+            "invalid check type (\"grpc\"), must be one of tcp, http",
+        ),
+        (
+            json!({"Name": "t", "Type": "tcp", "Interval": 1_000_000_000i64,
+                   "Timeout": 1_000_000_000i64, "SuccessBeforePassing": 2}),
+            "success_before_passing may only be set for Consul service checks",
+        ),
+        (
+            json!({"Name": "f", "Type": "tcp", "Interval": 200_000_000i64,
+                   "Timeout": 1_000_000_000i64}),
+            "interval (200ms) cannot be lower than 1s",
+        ),
+    ] {
+        let r = http.put(
+            &format!("{base}/v1/jobs"),
+            &json!({"Job": job("refused", json!([check]))}),
+        );
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains(want), "{want:?} not in {:?}", r.body);
+        assert!(r.body.contains("service[0] \"refused-web\""), "{}", r.body);
+    }
+}
+
 /// The check goes critical without a check_restart: the failure shows in the results.
 #[test]
 fn a_failing_check_reports_failure_with_the_response() {
@@ -335,9 +376,8 @@ fn a_failing_check_reports_failure_with_the_response() {
         "Name": "alive",
         "Type": "http",
         "Path": "/health",
-        "Interval": 300_000_000i64,
-        "Timeout": 300_000_000i64,
-        "FailuresBeforeCritical": 2,
+        "Interval": 1_000_000_000i64,
+        "Timeout": 1_000_000_000i64,
     }]);
     let alloc = run_job_and_wait(&http, base, &job("failjob", checks));
     let url = format!("{base}/v1/allocation/{alloc}/checks");

@@ -20,6 +20,7 @@ pub mod status;
 pub mod submission;
 pub mod time;
 pub mod validate;
+pub mod validate_services;
 pub mod variable;
 pub mod vec_map;
 

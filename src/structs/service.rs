@@ -13,9 +13,6 @@ pub const PROVIDER_NOMAD: &str = "nomad";
 /// Prefix of the IDs of services registered for allocation tasks and groups.
 const SERVICE_ID_PREFIX: &str = "_nomad-task-";
 
-/// Nomad's refusal of a malformed `?choose=`.
-pub const MALFORMED_CHOOSE: &str = "Parameter for choose must be in form '<number>|<key>'";
-
 /// One instance of a service: where an allocation serves it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -59,7 +56,7 @@ impl ServiceRegistration {
     /// Nomad refuses a registration whose address listens on every interface: nobody can
     /// reach it there.
     pub fn validate(&self) -> Result<(), String> {
-        match self.address.parse::<std::net::IpAddr>() {
+        match self.address.parse::<core::net::IpAddr>() {
             Ok(ip) if ip.is_unspecified() => Err("invalid service registration address".into()),
             _ => Ok(()),
         }
@@ -74,46 +71,6 @@ impl ServiceRegistration {
         };
         bare(self) == bare(other)
     }
-
-    /// The rendezvous-hash rank of this instance for `key` (Nomad's `HashWith`): the same
-    /// key ranks the same instances first on every call and every server.
-    pub fn hash_with(&self, key: &str) -> String {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(&(self.port as u64).to_be_bytes());
-        ctx.update(self.alloc_id.as_bytes());
-        ctx.update(self.id.as_bytes());
-        ctx.update(self.namespace.as_bytes());
-        ctx.update(self.address.as_bytes());
-        ctx.update(self.service_name.as_bytes());
-        for tag in &self.tags {
-            ctx.update(tag.as_bytes());
-        }
-        ctx.update(key.as_bytes());
-        ctx.finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-}
-
-/// `?choose=<n>|<key>`: the `n` instances that rank first for `key` (all of them when there
-/// are fewer), as Nomad's rendezvous hashing picks them.
-pub fn choose(
-    services: Vec<ServiceRegistration>,
-    param: &str,
-) -> Result<Vec<ServiceRegistration>, &'static str> {
-    let (n, key) = param.split_once('|').ok_or(MALFORMED_CHOOSE)?;
-    let n: usize = n.parse().map_err(|_| MALFORMED_CHOOSE)?;
-    if key.is_empty() {
-        return Err(MALFORMED_CHOOSE);
-    }
-    let mut ranked: Vec<(String, ServiceRegistration)> = services
-        .into_iter()
-        .map(|s| (s.hash_with(key), s))
-        .collect();
-    ranked.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(ranked.into_iter().take(n).map(|(_, s)| s).collect())
 }
 
 /// One service name in a `/v1/services` listing, with the union of its instances' tags.
@@ -217,40 +174,6 @@ fn is_zero_code(c: &i64) -> bool {
     *c == 0
 }
 
-/// Nomad's ID of a check of an allocation: a hash of what identifies the check, so it stays
-/// the same across agent restarts and changes when the check does.
-pub fn check_id(alloc_id: &str, group: &str, c: &ServiceCheck) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    // Go's hashString writes the bytes only; durations as their decimal nanoseconds.
-    for s in [
-        alloc_id,
-        group,
-        &c.task_name,
-        &c.name,
-        &c.r#type,
-        &c.port_label,
-        &c.on_update,
-        &c.address_mode,
-    ] {
-        ctx.update(s.as_bytes());
-    }
-    ctx.update(c.interval.to_string().as_bytes());
-    ctx.update(c.timeout.to_string().as_bytes());
-    for s in [&c.protocol, &c.path, &c.method] {
-        ctx.update(s.as_bytes());
-    }
-    ctx.update(if c.tls_skip_verify {
-        b"true" as &[u8]
-    } else {
-        b"false"
-    });
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,39 +187,6 @@ mod tests {
             address: "127.0.0.1".into(),
             port,
             ..Default::default()
-        }
-    }
-
-    #[test]
-    fn choose_is_stable_and_bounded() {
-        let all: Vec<_> = (0..6).map(|i| reg(&format!("s{i}"), 8000 + i)).collect();
-        let a = choose(all.clone(), "2|client-a").unwrap();
-        let b = choose(all.iter().rev().cloned().collect(), "2|client-a").unwrap();
-        assert_eq!(a.len(), 2);
-        assert_eq!(
-            a, b,
-            "the same key picks the same instances whatever the order"
-        );
-        assert_eq!(choose(all.clone(), "10|k").unwrap().len(), 6);
-        // Different keys spread the load: not every key picks the same first instance.
-        let firsts: std::collections::BTreeSet<String> = (0..20)
-            .map(|k| {
-                choose(all.clone(), &format!("1|key{k}")).unwrap()[0]
-                    .id
-                    .clone()
-            })
-            .collect();
-        assert!(firsts.len() > 1);
-    }
-
-    #[test]
-    fn choose_refuses_malformed_parameters() {
-        for bad in ["", "2", "x|key", "2|", "-1|key"] {
-            assert_eq!(
-                choose(vec![reg("a", 1)], bad),
-                Err(MALFORMED_CHOOSE),
-                "{bad}"
-            );
         }
     }
 

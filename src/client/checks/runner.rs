@@ -1,8 +1,8 @@
 //! The checks of one allocation: one loop per check of each registered native service,
 //! started when its service is registered and stopped when it is not. Each loop probes at
-//! the check's interval, holds a result back until `success_before_passing` or
-//! `failures_before_critical` consecutive outcomes agree, and restarts the check's task
-//! when `check_restart`'s limit of consecutive failures is reached after its grace.
+//! the check's interval and restarts the check's task when `check_restart`'s limit of
+//! consecutive failures is reached after its grace. (Nomad refuses pass/fail thresholds on
+//! its own checks, so every outcome shows as it is.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::client::services::build::{Owned, native_services, service_name};
 use crate::client::services::{Running, address};
 use crate::client::task_runner::TaskRunnerHandle;
-use crate::structs::service::{CheckMode, CheckQueryResult, CheckStatus, check_id};
+use crate::structs::service::{CheckMode, CheckQueryResult, CheckStatus};
 use crate::structs::{Allocation, CheckRestart, ServiceCheck};
 
 use super::probe::{self, Probe};
@@ -115,6 +115,40 @@ fn headers(check: &ServiceCheck) -> Vec<(String, String)> {
             };
             values.into_iter().map(move |v| (k.clone(), v))
         })
+        .collect()
+}
+
+/// Nomad's ID of a check of an allocation: a hash of what identifies the check, so it stays
+/// the same across agent restarts and changes when the check does.
+pub fn check_id(alloc_id: &str, group: &str, c: &ServiceCheck) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    // Go's hashString writes the bytes only; durations as their decimal nanoseconds.
+    for s in [
+        alloc_id,
+        group,
+        &c.task_name,
+        &c.name,
+        &c.r#type,
+        &c.port_label,
+        &c.on_update,
+        &c.address_mode,
+    ] {
+        ctx.update(s.as_bytes());
+    }
+    ctx.update(c.interval.to_string().as_bytes());
+    ctx.update(c.timeout.to_string().as_bytes());
+    for s in [&c.protocol, &c.path, &c.method] {
+        ctx.update(s.as_bytes());
+    }
+    ctx.update(if c.tls_skip_verify {
+        b"true" as &[u8]
+    } else {
+        b"false"
+    });
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
         .collect()
 }
 
@@ -258,24 +292,6 @@ impl Drop for AllocChecks {
     }
 }
 
-/// The status a check shows after an outcome, given the consecutive outcomes so far.
-fn shown_status(
-    previous: CheckStatus,
-    outcome: CheckStatus,
-    consecutive: i64,
-    check: &ServiceCheck,
-) -> CheckStatus {
-    let needed = match outcome {
-        CheckStatus::Success => check.success_before_passing,
-        _ => check.failures_before_critical,
-    };
-    if consecutive >= needed.max(1) {
-        outcome
-    } else {
-        previous
-    }
-}
-
 async fn run_check(
     spec: CheckSpec,
     alloc_id: String,
@@ -308,12 +324,10 @@ async fn run_check(
             ..Default::default()
         }),
     );
-    let mut last_outcome = CheckStatus::Pending;
-    let mut consecutive = 0i64;
     let mut unhealthy = 0i64;
     let mut counting_from = Instant::now();
     loop {
-        let mut r = match &spec.probe {
+        let r = match &spec.probe {
             Ok(p) => probe::run(p, timeout, &http).await,
             Err(e) => CheckQueryResult {
                 status: CheckStatus::Failure,
@@ -322,15 +336,8 @@ async fn run_check(
                 ..Default::default()
             },
         };
-        consecutive = if r.status == last_outcome {
-            consecutive + 1
-        } else {
-            1
-        };
-        last_outcome = r.status;
         let before = shown;
-        shown = shown_status(shown, r.status, consecutive, &spec.check);
-        r.status = shown;
+        shown = r.status;
         store.set(&alloc_id, stamp(r));
         if shown != before {
             on_change.notify_one();
@@ -436,21 +443,5 @@ mod tests {
         assert!(s[2].probe.is_err());
         assert_eq!(http.id.len(), 64, "a hex SHA-256");
         assert_ne!(http.id, s[1].id);
-    }
-
-    #[test]
-    fn thresholds_hold_a_result_back() {
-        let check = ServiceCheck {
-            success_before_passing: 2,
-            failures_before_critical: 3,
-            ..Default::default()
-        };
-        use CheckStatus::*;
-        assert_eq!(shown_status(Pending, Success, 1, &check), Pending);
-        assert_eq!(shown_status(Pending, Success, 2, &check), Success);
-        assert_eq!(shown_status(Success, Failure, 2, &check), Success);
-        assert_eq!(shown_status(Success, Failure, 3, &check), Failure);
-        let plain = ServiceCheck::default();
-        assert_eq!(shown_status(Success, Failure, 1, &plain), Failure);
     }
 }

@@ -13,8 +13,9 @@ use crate::http::filter::filter_items;
 use crate::http::{
     Caller, HttpError, JsonReply, QueryOptions, QueryParams, WriteOptions, paginate,
 };
+use crate::server::service_choose::choose;
 use crate::server::state::{Table, Tables};
-use crate::structs::service::{ServiceRegistration, choose, list_stubs};
+use crate::structs::service::{ServiceRegistration, list_stubs};
 
 pub fn routes() -> Router<App> {
     Router::new()
