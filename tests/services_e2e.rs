@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 
-/// A tiny HTTP server on `$NOMAD_PORT_http`: `/health` answers 200 while
+/// A tiny HTTP server on `$NOMAD_IP_http:$NOMAD_PORT_http` (the address the service is
+/// registered with): `/health` answers 200 while
 /// `$NOMAD_TASK_DIR/healthy` exists and hangs once it is gone (a server that stopped
 /// answering); any other path answers 200 with the task's run marker.
 const SERVER: &str = r#"
@@ -26,7 +27,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"hello from the task")
     def log_message(self, *a):
         pass
-http.server.HTTPServer(("127.0.0.1", int(os.environ["NOMAD_PORT_http"])), H).serve_forever()
+http.server.HTTPServer((os.environ["NOMAD_IP_http"], int(os.environ["NOMAD_PORT_http"])), H).serve_forever()
 "#;
 
 fn job(id: &str, checks: Value) -> Value {
@@ -113,10 +114,12 @@ fn services_are_registered_with_the_host_port_and_removed_on_stop() {
     let node_id = http.get(&format!("{base}/v1/allocation/{alloc}")).json()["NodeID"].clone();
     assert_eq!(reg["NodeID"], node_id);
     assert!(reg["CreateIndex"].as_u64().unwrap() > 0);
-    // What is registered really serves there.
-    let addr = reg["Address"].as_str().unwrap();
-    let served = http.get(&format!("http://{addr}:{port}/"));
-    assert_eq!(served.body, "hello from the task");
+    // What is registered really serves there (once the task's server has bound it).
+    let url = format!("http://{}:{port}/", reg["Address"].as_str().unwrap());
+    let served = wait_for(Duration::from_secs(30), "the task serving", || {
+        http.client.get(&url).send().ok()?.text().ok()
+    });
+    assert_eq!(served, "hello from the task");
 
     // The task service registers under its task.
     let task_regs = wait_for(Duration::from_secs(30), "task service", || {
