@@ -410,3 +410,59 @@ fn a_failing_check_reports_failure_with_the_response() {
     let r = http.delete(&format!("{base}/v1/job/failjob?purge=true"));
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Across machines: a client agent registers through the server's RPC port, the server
+/// answers for the services, and asks the client for the check results.
+#[test]
+fn a_separate_client_agent_registers_and_reports_checks_through_the_server() {
+    let mut dirs = DirGuard::default();
+    let server = dirs.start(AgentOpts::server());
+    let client = dirs.start(AgentOpts::client(vec![server.rpc_addr()], "svc-client"));
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=remotejob".into()]);
+    let http = Http::default();
+    let sbase = server.url("");
+    let sbase = sbase.trim_end_matches('/');
+    wait_for(Duration::from_secs(30), "client node ready", || {
+        let nodes = http.get(&format!("{sbase}/v1/nodes")).json();
+        nodes
+            .as_array()
+            .filter(|n| n.iter().any(|n| n["Status"] == "ready"))
+            .map(|_| ())
+    });
+    let checks = json!([{"Name": "port-open", "Type": "tcp",
+                         "Interval": 1_000_000_000i64, "Timeout": 1_000_000_000i64}]);
+    let alloc = run_job_and_wait(&http, sbase, &job("remotejob", checks));
+    let port = host_port(&http, sbase, &alloc);
+    let regs = wait_for(Duration::from_secs(30), "registered through RPC", || {
+        let r = instances(&http, &format!("{sbase}/v1/service/remotejob-web"));
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(regs[0]["Port"], port);
+    let node = http.get(&format!("{sbase}/v1/allocation/{alloc}")).json()["NodeID"].clone();
+    assert_eq!(regs[0]["NodeID"], node);
+    // The client agent answers the same as the server.
+    let via_client = http.get(&client.url("/v1/service/remotejob-web"));
+    assert_eq!(via_client.status, 200, "{}", via_client.body);
+    let results = wait_for(
+        Duration::from_secs(30),
+        "check result via the server",
+        || {
+            let r = http.get(&format!("{sbase}/v1/allocation/{alloc}/checks"));
+            assert_eq!(r.status, 200, "{}", r.body);
+            let all = r.json();
+            let ok = all
+                .as_object()?
+                .values()
+                .any(|c| c["Check"] == "port-open" && c["Status"] == "success");
+            ok.then_some(all)
+        },
+    );
+    assert_eq!(results.as_object().map(|m| m.len()), Some(1));
+    let r = http.delete(&format!("{sbase}/v1/job/remotejob"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(Duration::from_secs(30), "deregistered", || {
+        instances(&http, &format!("{sbase}/v1/service/remotejob-web"))
+            .is_empty()
+            .then_some(())
+    });
+}

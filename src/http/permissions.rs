@@ -327,6 +327,23 @@ mod tests {
             Need::OperatorRead
         );
         assert_eq!(n(M::POST, "/v1/internal/node/register"), Need::Public);
+        assert_eq!(n(M::POST, "/v1/internal/services/sync"), Need::Public);
+        let read_job = Need::Namespace(Query, &[C::READ_JOB]);
+        assert_eq!(n(M::GET, "/v1/services"), read_job);
+        assert_eq!(n(M::GET, "/v1/service/web"), read_job);
+        assert_eq!(n(M::GET, "/v1/job/web/services"), read_job);
+        assert_eq!(
+            n(M::DELETE, "/v1/service/web/id-1"),
+            Need::Namespace(Query, &[C::SUBMIT_JOB])
+        );
+        assert_eq!(n(M::PUT, "/v1/service/web/id-1"), Need::Management);
+        for path in [
+            "/v1/allocation/a1/services",
+            "/v1/allocation/a1/checks",
+            "/v1/client/allocation/a1/checks",
+        ] {
+            assert_eq!(n(M::GET, path), Need::Namespace(Alloc, &[C::READ_JOB]));
+        }
         assert_eq!(n(M::GET, "/v1/vars"), Need::Filtered);
         assert_eq!(n(M::GET, "/v1/var/a/b"), Need::Variable(VarOp::Read));
         assert_eq!(n(M::PUT, "/v1/var/a/b"), Need::Variable(VarOp::Write));

@@ -390,6 +390,38 @@ mod tests {
     }
 
     #[test]
+    fn a_service_event_has_nomads_shape_and_names_its_own_type() {
+        let reg = ServiceRegistration {
+            id: "_nomad-task-a1-web-api-http".into(),
+            service_name: "api".into(),
+            namespace: "prod".into(),
+            job_id: "web".into(),
+            port: 8080,
+            ..Default::default()
+        };
+        let reg = Arc::new(reg);
+        // A registration removed by an allocation update is still a deregistration.
+        let gone = Event::new(
+            Object::Service(reg.clone()),
+            true,
+            Some(EventType::AllocationUpdated),
+        );
+        let v = json(&gone, 7);
+        assert_eq!(v["Topic"], "Service");
+        assert_eq!(v["Type"], "ServiceDeregistration");
+        assert_eq!(v["Key"], "_nomad-task-a1-web-api-http");
+        assert_eq!(v["Namespace"], "prod");
+        assert_eq!(v["FilterKeys"], serde_json::json!(["web", "api"]));
+        assert_eq!(v["Payload"]["Service"]["Port"], 8080);
+        let added = Event::new(Object::Service(reg), false, None);
+        assert_eq!(json(&added, 8)["Type"], "ServiceRegistration");
+        assert!(
+            added.object.matches_key("api"),
+            "a service name is a filter key"
+        );
+    }
+
+    #[test]
     fn secrets_never_reach_a_payload() {
         let token = AclToken {
             accessor_id: "acc".into(),

@@ -53,6 +53,7 @@ async fn list_services(
 /// `?tag` (repeatable: all of them), paged, then narrowed by `?choose=<n>|<key>`.
 async fn read_service(
     State(app): State<App>,
+    Caller(acl): Caller,
     Path(name): Path<String>,
     opts: QueryOptions,
     params: QueryParams,
@@ -73,6 +74,9 @@ async fn read_service(
         let regs: Vec<ServiceRegistration> = owned(snap.services.by_name(&opts.namespace, &name))
             .into_iter()
             .filter(|r| tags.iter().all(|t| r.tags.contains(t)))
+            .filter(|r| {
+                opts.namespace != ALL_NAMESPACES || acl.allow_ns_op(&r.namespace, NsCap::READ_JOB)
+            })
             .collect();
         filter_items(&opts.filter, regs).map_err(|e| HttpError::bad_request(e.to_string()))
     })
