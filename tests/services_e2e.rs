@@ -31,10 +31,18 @@ http.server.HTTPServer((os.environ["NOMAD_IP_http"], int(os.environ["NOMAD_PORT_
 "#;
 
 fn job(id: &str, checks: Value) -> Value {
-    let script = format!(
-        "touch \"$NOMAD_TASK_DIR/healthy\"; exec python3 -c '{}'",
-        SERVER.replace('\'', "\"")
-    );
+    job_with(id, checks, true)
+}
+
+/// [`job`]; without `healthy_at_start` the task never creates its health marker, so its
+/// `/health` never answers.
+fn job_with(id: &str, checks: Value, healthy_at_start: bool) -> Value {
+    let marker = if healthy_at_start {
+        "touch \"$NOMAD_TASK_DIR/healthy\"; "
+    } else {
+        ""
+    };
+    let script = format!("{marker}exec python3 -c '{}'", SERVER.replace('\'', "\""));
     json!({
         "ID": id,
         "Name": id,
@@ -465,4 +473,73 @@ fn a_separate_client_agent_registers_and_reports_checks_through_the_server() {
             .is_empty()
             .then_some(())
     });
+}
+
+/// `HealthCheck = "checks"`: an allocation of a deployment is healthy once its service checks
+/// pass, and unhealthy when they never do before the healthy deadline.
+#[test]
+fn deployment_health_follows_the_checks() {
+    let mut dirs = DirGuard::default();
+    let agent = dirs.start(AgentOpts::dev());
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=depjob".into()]);
+    let http = Http::default();
+    let base = agent.url("");
+    let base = base.trim_end_matches('/');
+    let checks = json!([{"Name": "alive", "Type": "http", "Path": "/health",
+                         "Interval": 1_000_000_000i64, "Timeout": 1_000_000_000i64}]);
+    let with_update = |healthy: bool, tag: &str| {
+        let mut j = job_with("depjob", checks.clone(), healthy);
+        j["TaskGroups"][0]["Update"] = json!({
+            "MaxParallel": 1,
+            "HealthCheck": "checks",
+            "MinHealthyTime": 1_000_000_000i64,
+            "HealthyDeadline": 8_000_000_000i64,
+            "ProgressDeadline": 20_000_000_000i64,
+        });
+        j["TaskGroups"][0]["Tasks"][0]["Env"] = json!({"TAG": tag});
+        j
+    };
+    let deployment = |version: i64, status: &'static str| {
+        wait_for(Duration::from_secs(60), status, || {
+            http.get(&format!("{base}/v1/job/depjob/deployments"))
+                .json()
+                .as_array()?
+                .iter()
+                .find(|d| d["JobVersion"] == version && d["Status"] == status)
+                .cloned()
+        })
+    };
+    let r = http.put(
+        &format!("{base}/v1/jobs"),
+        &json!({"Job": with_update(true, "v0")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ok = deployment(0, "successful");
+    assert_eq!(ok["TaskGroups"]["front"]["HealthyAllocs"], 1, "{ok}");
+
+    // Version 1's server never answers its health path: its allocation is judged
+    // unhealthy and the deployment fails, though the task itself runs fine.
+    let r = http.put(
+        &format!("{base}/v1/jobs"),
+        &json!({"Job": with_update(false, "v1")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let failed = deployment(1, "failed");
+    assert_eq!(
+        failed["TaskGroups"]["front"]["UnhealthyAllocs"], 1,
+        "{failed}"
+    );
+    let allocs = http
+        .get(&format!("{base}/v1/job/depjob/allocations"))
+        .json();
+    let v1 = allocs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["JobVersion"] == 1)
+        .expect("the version 1 allocation");
+    assert_eq!(v1["DeploymentStatus"]["Healthy"], false);
+    assert_eq!(v1["TaskStates"]["server"]["State"], "running");
+    let r = http.delete(&format!("{base}/v1/job/depjob?purge=true"));
+    assert_eq!(r.status, 200, "{}", r.body);
 }
