@@ -201,7 +201,6 @@ pub struct AllocChecks {
     tasks: Arc<BTreeMap<String, TaskRunnerHandle>>,
     /// Woken when a check's shown status changes (deployment health may follow).
     on_change: Arc<Notify>,
-    http: reqwest::Client,
     running: HashMap<String, (CheckSpec, JoinHandle<()>)>,
 }
 
@@ -214,17 +213,11 @@ impl AllocChecks {
         tasks: Arc<BTreeMap<String, TaskRunnerHandle>>,
         on_change: Arc<Notify>,
     ) -> Self {
-        crate::tls::install_default_provider();
         AllocChecks {
             alloc_id: alloc_id.to_string(),
             store,
             tasks,
             on_change,
-            // Checks reach tasks on loopback and private addresses; proxies are not theirs.
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .unwrap_or_default(),
             running: HashMap::new(),
         }
     }
@@ -251,7 +244,7 @@ impl AllocChecks {
                 self.store.clone(),
                 self.tasks.clone(),
                 self.on_change.clone(),
-                self.http.clone(),
+                self.store.http(),
             ));
             self.running.insert(id, (spec, handle));
         }

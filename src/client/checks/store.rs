@@ -2,7 +2,7 @@
 //! `/v1/client/allocation/:id/checks` answers them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::structs::service::CheckQueryResult;
 
@@ -10,9 +10,26 @@ use crate::structs::service::CheckQueryResult;
 #[derive(Debug, Clone, Default)]
 pub struct CheckStore {
     results: Arc<Mutex<HashMap<String, BTreeMap<String, CheckQueryResult>>>>,
+    /// The HTTP client every check of the node shares, built when the first one runs: an
+    /// agent whose allocations have no checks never pays for it.
+    http: Arc<OnceLock<reqwest::Client>>,
 }
 
 impl CheckStore {
+    /// The HTTP client checks probe with.
+    pub fn http(&self) -> reqwest::Client {
+        self.http
+            .get_or_init(|| {
+                crate::tls::install_default_provider();
+                // Checks reach tasks on loopback and private addresses; proxies are not theirs.
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+
     fn lock(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<String, BTreeMap<String, CheckQueryResult>>> {
