@@ -173,12 +173,11 @@ fn parse_register_read_back_keeps_every_field() {
     let http = Http::default();
     // What yurt's job type does not keep from Nomad's API shape (listed so a new loss shows
     // up as a failure): job-level reschedule/migrate (the CLI's parse folds them into the
-    // groups, the JSON register path does not), a check's check_restart, and ErrMissingKey,
-    // which yurt reads but writes back as ErrorOnMissingKey.
+    // groups, the JSON register path does not), and ErrMissingKey, which yurt reads but
+    // writes back as ErrorOnMissingKey.
     let skip = [
         "/Reschedule",
         "/Migrate",
-        "/TaskGroups/0/Services/0/Checks/0/CheckRestart",
         "/TaskGroups/0/Tasks/0/Templates/0/ErrMissingKey",
         "/TaskGroups/0/Tasks/1/Templates/0/ErrMissingKey",
     ];
