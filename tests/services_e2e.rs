@@ -235,6 +235,27 @@ fn delete_removes_one_instance() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.index() > 0);
     assert!(instances(&http, &url).is_empty());
+
+    // The `Service` topic carried both: replayed from the broker's buffer.
+    let (status, body) = read_stream_until(
+        &format!("{base}/v1/event/stream?topic=Service&index=0"),
+        Duration::from_secs(30),
+        |b| String::from_utf8_lossy(b).contains("ServiceDeregistration"),
+    );
+    assert_eq!(status, 200);
+    let events: Vec<Value> = String::from_utf8_lossy(&body)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|f| f["Events"].as_array().cloned())
+        .flatten()
+        .filter(|e| e["Key"] == id)
+        .collect();
+    let types: Vec<&str> = events.iter().filter_map(|e| e["Type"].as_str()).collect();
+    assert_eq!(types.first(), Some(&"ServiceRegistration"), "{types:?}");
+    assert_eq!(types.last(), Some(&"ServiceDeregistration"), "{types:?}");
+    assert!(events.iter().all(|e| e["Topic"] == "Service"));
+    assert_eq!(events[0]["Payload"]["Service"]["ServiceName"], "deljob-web");
+    assert_eq!(events[0]["FilterKeys"], json!(["deljob", "deljob-web"]));
     let r = http.delete(&format!("{base}/v1/job/deljob?purge=true"));
     assert_eq!(r.status, 200, "{}", r.body);
 }
