@@ -566,3 +566,37 @@ fn deployment_health_follows_the_checks() {
     let r = http.delete(&format!("{base}/v1/job/depjob?purge=true"));
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// An agent killed and restarted keeps the registrations of the tasks it reattaches to: the
+/// restarted client's sync finds them as they were and moves no index.
+#[test]
+fn registrations_survive_an_agent_restart_unchanged() {
+    let mut dirs = DirGuard::default();
+    let mut agent = dirs.start(AgentOpts::dev());
+    let _guard = ProcGuard(vec!["NOMAD_JOB_ID=keepjob".into()]);
+    let http = Http::default();
+    let base = agent.url("");
+    let base = base.trim_end_matches('/').to_string();
+    let alloc = run_job_and_wait(&http, &base, &job("keepjob", json!(null)));
+    let url = format!("{base}/v1/service/keepjob-web");
+    let before = wait_for(Duration::from_secs(30), "registered", || {
+        let r = instances(&http, &url);
+        (!r.is_empty()).then_some(r)
+    });
+    agent.restart();
+    // The reattached task keeps running and keeps its registration as it was.
+    wait_for(Duration::from_secs(30), "client back", || {
+        let a = http.get(&format!("{base}/v1/allocation/{alloc}"));
+        (a.status == 200 && a.json()["TaskStates"]["server"]["State"] == "running").then_some(())
+    });
+    let after = instances(&http, &url);
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["ID"], before[0]["ID"]);
+    assert_eq!(after[0]["Port"], before[0]["Port"]);
+    assert_eq!(after[0]["ModifyIndex"], before[0]["ModifyIndex"]);
+    let r = http.delete(&format!("{base}/v1/job/keepjob?purge=true"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for(Duration::from_secs(30), "deregistered", || {
+        instances(&http, &url).is_empty().then_some(())
+    });
+}
