@@ -92,8 +92,8 @@ async fn read_service(
         .into_response())
 }
 
-/// `DELETE /v1/service/:name/:id`: removes one registration (its client registers it again
-/// while its allocation runs, as with Nomad).
+/// `DELETE /v1/service/:name/:id`: removes one registration. Its client does not put it back
+/// until the registration changes (its task restarts) or the agent restarts.
 async fn delete_service(
     State(app): State<App>,
     Path((_name, id)): Path<(String, String)>,
