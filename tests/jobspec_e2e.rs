@@ -173,11 +173,10 @@ fn parse_register_read_back_keeps_every_field() {
     let http = Http::default();
     // What yurt's job type does not keep from Nomad's API shape (listed so a new loss shows
     // up as a failure): job-level reschedule/migrate (the CLI's parse folds them into the
-    // groups, the JSON register path does not) and a check's check_restart.
+    // groups, the JSON register path does not).
     let skip = [
         "/Reschedule",
         "/Migrate",
-        "/TaskGroups/0/Services/0/Checks/0/CheckRestart",
     ];
     for file in [
         "webcache.nomad.hcl",

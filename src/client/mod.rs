@@ -18,6 +18,7 @@ pub mod alloc_runner;
 pub mod alloc_watcher;
 pub mod allocdir;
 pub mod artifact;
+pub mod checks;
 pub mod config;
 mod driver_events;
 pub mod fingerprint;
@@ -29,6 +30,7 @@ pub mod node_state;
 pub mod registration;
 mod restore;
 pub mod server_http;
+pub mod services;
 pub mod state_db;
 pub mod status_sync;
 pub mod task_runner;
@@ -96,6 +98,8 @@ pub(crate) struct Inner {
     allocs: Mutex<BTreeMap<String, AllocRunnerHandle>>,
     invalid: Mutex<HashSet<String>>,
     status: StatusSync,
+    services: services::ServiceSync,
+    checks: checks::CheckStore,
     host_env: Arc<BTreeMap<String, String>>,
     node_values: taskenv::SharedNodeValues,
     shutdown: watch::Sender<bool>,
@@ -153,6 +157,8 @@ impl Client {
                 allocs: Mutex::new(BTreeMap::new()),
                 invalid: Mutex::new(HashSet::new()),
                 status: StatusSync::new(),
+                services: services::ServiceSync::new(),
+                checks: checks::CheckStore::default(),
                 host_env: Arc::new(host_env),
                 node_values: taskenv::SharedNodeValues::default(),
                 shutdown: watch::Sender::new(false),
@@ -196,6 +202,13 @@ impl Client {
                 batch_ticks: t.status_sync_batch_ticks,
                 backoff: (t.retry_backoff_min, t.retry_backoff_max),
             },
+            rx(),
+        ));
+        set.spawn(inner.services.clone().run(
+            inner.server.clone(),
+            inner.node.clone(),
+            inner.contacted.subscribe(),
+            (t.retry_backoff_min, t.retry_backoff_max),
             rx(),
         ));
         set.spawn(fingerprint::run_driver_fingerprinter(
@@ -279,6 +292,21 @@ impl Client {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// The node's service registrations (for inspection).
+    pub fn service_sync(&self) -> &services::ServiceSync {
+        &self.inner.services
+    }
+
+    /// The latest results of an allocation's checks, by check ID; None when this client
+    /// does not run the allocation.
+    pub fn check_results(
+        &self,
+        alloc_id: &str,
+    ) -> Option<BTreeMap<String, crate::structs::service::CheckQueryResult>> {
+        self.alloc(alloc_id)?;
+        Some(self.inner.checks.results(alloc_id))
     }
 
     /// The outgoing status queue (for inspection).
@@ -394,6 +422,8 @@ impl Inner {
             db: self.db.clone(),
             max_kill_timeout: self.cfg.max_kill_timeout,
             status: self.status.clone(),
+            services: self.services.clone(),
+            checks: self.checks.clone(),
             restore,
             contacted: self.contacted.subscribe(),
             artifact: Arc::new(self.cfg.artifact.clone()),

@@ -216,6 +216,13 @@ impl ServerApi for HttpServerApi {
         self.post("/v1/internal/var/list", &req, wait + POLL_GRACE)
             .await
     }
+    async fn sync_services(
+        &self,
+        req: crate::rpc::ServiceSyncRequest,
+    ) -> Result<WriteResponse, RpcError> {
+        self.post("/v1/internal/services/sync", &req, CALL_TIMEOUT)
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub(super) struct FakeServer {
     index: AtomicUsize,
     changed: Notify,
     updates: Mutex<Vec<Allocation>>,
+    /// Service registrations by ID, as the client's syncs left them.
+    pub(super) services: Mutex<BTreeMap<String, crate::structs::service::ServiceRegistration>>,
 }
 
 impl FakeServer {
@@ -177,6 +179,21 @@ impl ServerApi for FakeServer {
             management: true,
             ..Default::default()
         })
+    }
+
+    async fn sync_services(
+        &self,
+        req: crate::rpc::ServiceSyncRequest,
+    ) -> Result<WriteResponse, RpcError> {
+        self.check()?;
+        let mut services = self.services.lock().unwrap();
+        for key in req.delete {
+            services.remove(&key.id);
+        }
+        for reg in req.upsert {
+            services.insert(reg.id.clone(), reg);
+        }
+        Ok(WriteResponse { index: 1 })
     }
 }
 

@@ -112,6 +112,8 @@ impl Harness {
             db: Arc::new(JsonStateDb::open(dir.join("state")).unwrap()),
             max_kill_timeout: Duration::from_secs(30),
             status,
+            services: Default::default(),
+            checks: Default::default(),
             restore: None,
             contacted: tokio::sync::watch::Sender::new(true).subscribe(),
             artifact: Default::default(),

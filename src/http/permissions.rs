@@ -93,6 +93,13 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["allocations"] => Need::Namespace(Query, &[C::READ_JOB]),
         ["allocation", _] => Need::Namespace(Alloc, &[C::READ_JOB]),
         ["allocation", _, "stop"] => Need::Namespace(Alloc, &[C::ALLOC_LIFECYCLE]),
+        ["allocation", _, "services" | "checks"] => Need::Namespace(Alloc, &[C::READ_JOB]),
+
+        // Native service discovery: reads need `read-job`, removing an instance
+        // `submit-job`, in the namespace asked about, as Nomad has it.
+        ["services"] => Need::Namespace(Query, &[C::READ_JOB]),
+        ["service", _] if read => Need::Namespace(Query, &[C::READ_JOB]),
+        ["service", _, _] if *method == Method::DELETE => Need::Namespace(Query, &[C::SUBMIT_JOB]),
 
         // The handlers narrow these: Nomad wants list-scaling-policies, or list-jobs and
         // read-job together, which one capability list cannot say.
@@ -148,7 +155,7 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["client", "allocation", _, "signal" | "restart"] => {
             Need::Namespace(Alloc, &[C::ALLOC_LIFECYCLE])
         }
-        ["client", "allocation", _, "stats"] => Need::Namespace(Alloc, &[C::READ_JOB]),
+        ["client", "allocation", _, "stats" | "checks"] => Need::Namespace(Alloc, &[C::READ_JOB]),
         ["client", "fs", "logs", _] => Need::Namespace(Alloc, &[C::READ_LOGS]),
         ["client", "fs", _, _] => Need::Namespace(Alloc, &[C::READ_FS]),
         ["client", "stats"] => Need::NodeRead,
@@ -191,9 +198,8 @@ fn job_need(method: &Method, rest: &[&str]) -> Need {
     let sub = if rest.len() < 2 { "" } else { last };
     match sub {
         "force" if before == Some("periodic") => Need::Namespace(Query, &[C::SUBMIT_JOB]),
-        "allocations" | "evaluations" | "summary" | "versions" | "deployments" | "deployment" => {
-            Need::Namespace(Query, &[C::READ_JOB])
-        }
+        "allocations" | "evaluations" | "summary" | "versions" | "deployments" | "deployment"
+        | "services" => Need::Namespace(Query, &[C::READ_JOB]),
         "scale" if read => Need::Namespace(Query, &[C::READ_JOB_SCALING, C::READ_JOB]),
         "scale" => Need::Namespace(Query, &[C::SCALE_JOB, C::SUBMIT_JOB]),
         "dispatch" => Need::Namespace(Query, &[C::DISPATCH_JOB]),
@@ -321,6 +327,23 @@ mod tests {
             Need::OperatorRead
         );
         assert_eq!(n(M::POST, "/v1/internal/node/register"), Need::Public);
+        assert_eq!(n(M::POST, "/v1/internal/services/sync"), Need::Public);
+        let read_job = Need::Namespace(Query, &[C::READ_JOB]);
+        assert_eq!(n(M::GET, "/v1/services"), read_job);
+        assert_eq!(n(M::GET, "/v1/service/web"), read_job);
+        assert_eq!(n(M::GET, "/v1/job/web/services"), read_job);
+        assert_eq!(
+            n(M::DELETE, "/v1/service/web/id-1"),
+            Need::Namespace(Query, &[C::SUBMIT_JOB])
+        );
+        assert_eq!(n(M::PUT, "/v1/service/web/id-1"), Need::Management);
+        for path in [
+            "/v1/allocation/a1/services",
+            "/v1/allocation/a1/checks",
+            "/v1/client/allocation/a1/checks",
+        ] {
+            assert_eq!(n(M::GET, path), Need::Namespace(Alloc, &[C::READ_JOB]));
+        }
         assert_eq!(n(M::GET, "/v1/vars"), Need::Filtered);
         assert_eq!(n(M::GET, "/v1/var/a/b"), Need::Variable(VarOp::Read));
         assert_eq!(n(M::PUT, "/v1/var/a/b"), Need::Variable(VarOp::Write));

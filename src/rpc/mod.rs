@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{Acl, parse};
 use crate::structs::acl::AclPolicy;
+use crate::structs::service::ServiceRegistration;
 use crate::structs::{Allocation, Node};
 
 /// Why an RPC failed; the client decides between retrying and re-registering.
@@ -123,6 +124,28 @@ pub struct UpdateAllocsRequest {
     #[serde(rename = "SecretID")]
     pub secret_id: String,
     pub alloc: Vec<Allocation>,
+}
+
+/// One service registration by its key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServiceKey {
+    pub namespace: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+}
+
+/// A client's changes to the service registrations of its allocations: what to register
+/// (or refresh) and what to remove, in one write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServiceSyncRequest {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    #[serde(rename = "SecretID")]
+    pub secret_id: String,
+    pub upsert: Vec<ServiceRegistration>,
+    pub delete: Vec<ServiceKey>,
 }
 
 /// Generic write acknowledgement.
@@ -256,4 +279,6 @@ pub trait ServerApi: Send + Sync {
         &self,
         req: WorkloadVarRequest,
     ) -> Result<WorkloadVarListResponse, RpcError>;
+    /// Registers and deregisters the native services of the node's allocations.
+    async fn sync_services(&self, req: ServiceSyncRequest) -> Result<WriteResponse, RpcError>;
 }

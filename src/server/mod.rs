@@ -21,6 +21,7 @@ pub mod periodic;
 pub mod plan_apply;
 pub mod raft;
 pub mod scheduler;
+pub mod service_choose;
 pub mod state;
 pub mod variable_locks;
 pub mod worker;

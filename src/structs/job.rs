@@ -589,6 +589,24 @@ pub struct Service {
     #[serde(deserialize_with = "nd")]
     pub provider: String,
     pub connect: Opaque,
+    /// Restarts the task when the service's checks stay unhealthy (checks inherit it).
+    pub check_restart: Option<CheckRestart>,
+    #[serde(deserialize_with = "nd")]
+    pub on_update: String,
+}
+
+/// When unhealthy checks restart their task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CheckRestart {
+    /// Consecutive unhealthy results that restart the task (0: never).
+    #[serde(deserialize_with = "int")]
+    pub limit: i64,
+    /// Nanoseconds after the task (re)starts during which results are not counted.
+    #[serde(deserialize_with = "int")]
+    pub grace: i64,
+    #[serde(deserialize_with = "nd")]
+    pub ignore_warnings: bool,
 }
 
 /// A health check of a service.
@@ -623,6 +641,21 @@ pub struct ServiceCheck {
     pub header: Opaque,
     #[serde(deserialize_with = "nd")]
     pub task_name: String,
+    #[serde(deserialize_with = "nd")]
+    pub body: String,
+    #[serde(rename = "GRPCService", deserialize_with = "nd")]
+    pub grpc_service: String,
+    #[serde(rename = "GRPCUseTLS", deserialize_with = "nd")]
+    pub grpc_use_tls: bool,
+    #[serde(deserialize_with = "int")]
+    pub success_before_passing: i64,
+    #[serde(deserialize_with = "int")]
+    pub failures_before_critical: i64,
+    #[serde(deserialize_with = "int")]
+    pub failures_before_warning: i64,
+    pub check_restart: Option<CheckRestart>,
+    #[serde(deserialize_with = "nd")]
+    pub on_update: String,
 }
 
 /// Where a dispatched job's payload is written.

@@ -15,10 +15,12 @@ pub mod node_scores;
 pub mod operator;
 pub mod scaling;
 pub mod secret;
+pub mod service;
 pub mod status;
 pub mod submission;
 pub mod time;
 pub mod validate;
+pub mod validate_services;
 pub mod variable;
 pub mod vec_map;
 

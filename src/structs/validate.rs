@@ -303,6 +303,9 @@ fn validate_group(tg: &TaskGroup, job_type: &str) -> Vec<String> {
     if leaders > 1 {
         errs.push("Only one task may be marked as leader".to_string());
     }
+    errs.extend(super::validate_services::nomad_service_errors(
+        tg.services.as_deref().unwrap_or(&[]),
+    ));
     errs
 }
 
@@ -404,6 +407,9 @@ fn validate_task(task: &Task, disk_mb: i64) -> Vec<String> {
             errs.push(format!("Artifact {}: source must be specified", i + 1));
         }
     }
+    errs.extend(super::validate_services::nomad_service_errors(
+        task.services.as_deref().unwrap_or(&[]),
+    ));
     errs
 }
 

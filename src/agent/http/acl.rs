@@ -223,6 +223,12 @@ mod tests {
         ) -> Result<crate::rpc::WorkloadVarListResponse, RpcError> {
             unimplemented!("not used")
         }
+        async fn sync_services(
+            &self,
+            _: crate::rpc::ServiceSyncRequest,
+        ) -> Result<WriteResponse, RpcError> {
+            unimplemented!("not used")
+        }
         async fn resolve_token(&self, req: ResolveTokenRequest) -> Result<ResolvedToken, RpcError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(match req.secret_id.as_deref() {

@@ -116,6 +116,13 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
 
 /// The allocation ID of a per-allocation client path (exec's WebSocket included).
 fn alloc_id_of(path: &str) -> Option<&str> {
+    // The one server path answered by the client that runs the allocation.
+    if let Some(id) = path
+        .strip_prefix("/v1/allocation/")
+        .and_then(|r| r.strip_suffix("/checks"))
+    {
+        return (!id.is_empty() && !id.contains('/')).then_some(id);
+    }
     let rest = path.strip_prefix("/v1/client/")?;
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
@@ -426,6 +433,8 @@ mod tests {
         assert_eq!(alloc_id_of("/v1/client/allocation/abc/signal"), Some("abc"));
         // exec is forwarded too (as a WebSocket).
         assert_eq!(alloc_id_of("/v1/client/allocation/abc/exec"), Some("abc"));
+        assert_eq!(alloc_id_of("/v1/allocation/abc/checks"), Some("abc"));
+        assert_eq!(alloc_id_of("/v1/allocation/abc/services"), None);
         assert_eq!(alloc_id_of("/v1/client/fs/logs/abc"), Some("abc"));
         assert_eq!(alloc_id_of("/v1/client/stats"), None);
         assert_eq!(alloc_id_of("/v1/jobs"), None);

@@ -89,6 +89,7 @@ fn client_api(forwarder: &Forwarder, client: Option<&Client>) -> Router {
             let unknown = || async { HttpError::not_found(PAGE_NOT_FOUND) };
             Router::new()
                 .route("/v1/client/allocation/{id}/{action}", any(unknown))
+                .route("/v1/allocation/{id}/checks", any(unknown))
                 .route("/v1/client/fs/{op}/{id}", any(unknown))
                 .route("/v1/client/stats", any(unknown))
         }

@@ -1,6 +1,8 @@
-//! Deployment (and, outside deployments, migration) health from task states (`health_check = "task_states"`; `"checks"` is treated
-//! the same since yurt has no Consul): healthy once every task has run for MinHealthyTime,
-//! unhealthy when a task fails or the HealthyDeadline passes first.
+//! Deployment (and, outside deployments, migration) health from task states
+//! (`health_check = "task_states"`) or from task states and the checks of the allocation's
+//! native services (`"checks"`): healthy once every task has run, and every check has
+//! passed, for MinHealthyTime; unhealthy when a task fails or the HealthyDeadline passes
+//! first.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,8 @@ pub struct HealthTracker {
     healthy_since: Option<Instant>,
     result: Option<bool>,
     canary: bool,
+    /// `health_check = "checks"`: the service checks must pass too.
+    uses_checks: bool,
 }
 
 impl HealthTracker {
@@ -54,11 +58,18 @@ impl HealthTracker {
             healthy_since: None,
             result: already,
             canary: alloc.deployment_status.as_ref().is_some_and(|d| d.canary),
+            uses_checks: check == "checks",
         })
     }
 
-    /// Looks at the task states; returns when to look again if undecided.
-    pub fn observe(&mut self, tasks: &[(Stage, TaskState)], now: Instant) -> Option<Duration> {
+    /// Looks at the task states and whether every check passes; returns when to look again
+    /// if undecided.
+    pub fn observe(
+        &mut self,
+        tasks: &[(Stage, TaskState)],
+        checks_passing: bool,
+        now: Instant,
+    ) -> Option<Duration> {
         if self.result.is_some() {
             return None;
         }
@@ -72,7 +83,7 @@ impl HealthTracker {
                 st.state == TaskStateName::Dead && !st.failed
             }
             _ => st.state == TaskStateName::Running,
-        });
+        }) && (checks_passing || !self.uses_checks);
         if !ready {
             self.healthy_since = None;
             return Some(self.deadline - now);
@@ -143,16 +154,25 @@ mod tests {
         let t0 = Instant::now();
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
         assert!(
-            h.observe(&[(Stage::Main, st(TaskStateName::Pending, false))], t0)
-                .is_some()
+            h.observe(
+                &[(Stage::Main, st(TaskStateName::Pending, false))],
+                true,
+                t0
+            )
+            .is_some()
         );
         let wait = h
-            .observe(&[(Stage::Main, st(TaskStateName::Running, false))], t0)
+            .observe(
+                &[(Stage::Main, st(TaskStateName::Running, false))],
+                true,
+                t0,
+            )
             .unwrap();
         assert_eq!(wait, Duration::from_secs(2));
         assert!(h.status().is_none());
         h.observe(
             &[(Stage::Main, st(TaskStateName::Running, false))],
+            true,
             t0 + Duration::from_secs(2),
         );
         assert_eq!(h.status().unwrap().healthy, Some(true));
@@ -162,11 +182,12 @@ mod tests {
     fn unhealthy_on_failure_or_deadline() {
         let t0 = Instant::now();
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
-        h.observe(&[(Stage::Main, st(TaskStateName::Pending, true))], t0);
+        h.observe(&[(Stage::Main, st(TaskStateName::Pending, true))], true, t0);
         assert_eq!(h.status().unwrap().healthy, Some(false));
         let mut h = HealthTracker::for_alloc(&alloc(), t0).unwrap();
         h.observe(
             &[(Stage::Main, st(TaskStateName::Pending, false))],
+            true,
             t0 + Duration::from_secs(11),
         );
         assert_eq!(h.status().unwrap().healthy, Some(false));
@@ -192,11 +213,40 @@ mod tests {
         a.job = Some(Arc::new(job));
         let mut h = HealthTracker::for_alloc(&a, t0).unwrap();
         let running = [(Stage::Main, st(TaskStateName::Running, false))];
-        assert!(h.observe(&running, t0).is_some());
+        assert!(h.observe(&running, true, t0).is_some());
         assert!(
-            h.observe(&running, t0 + Duration::from_millis(1100))
+            h.observe(&running, true, t0 + Duration::from_millis(1100))
                 .is_none()
         );
         assert_eq!(h.status().unwrap().healthy, Some(true));
+    }
+
+    #[test]
+    fn checks_mode_waits_for_passing_checks() {
+        let t0 = Instant::now();
+        let mut a = alloc();
+        let mut job = (**a.job.as_ref().unwrap()).clone();
+        if let Some(u) = job
+            .task_groups
+            .as_mut()
+            .and_then(|g| g.first_mut())
+            .and_then(|g| g.update.as_mut())
+        {
+            u.health_check = "checks".into();
+        }
+        a.job = Some(Arc::new(job));
+        let mut h = HealthTracker::for_alloc(&a, t0).unwrap();
+        let running = [(Stage::Main, st(TaskStateName::Running, false))];
+        h.observe(&running, false, t0);
+        h.observe(&running, false, t0 + Duration::from_secs(3));
+        assert!(h.status().is_none(), "failing checks keep it undecided");
+        h.observe(&running, true, t0 + Duration::from_secs(3));
+        h.observe(&running, true, t0 + Duration::from_secs(5));
+        assert_eq!(h.status().unwrap().healthy, Some(true));
+        // Task-states mode ignores the checks.
+        let mut plain = HealthTracker::for_alloc(&alloc(), t0).unwrap();
+        plain.observe(&running, false, t0);
+        plain.observe(&running, false, t0 + Duration::from_secs(2));
+        assert_eq!(plain.status().unwrap().healthy, Some(true));
     }
 }

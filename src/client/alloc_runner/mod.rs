@@ -21,6 +21,8 @@ use crate::structs::{Allocation, Task, TaskState, TaskStateName};
 use yurt_drivers::TaskDriver;
 
 use super::allocdir::AllocDir;
+use super::checks::{AllocChecks, CheckStore};
+use super::services::{Running, ServiceSync, registrations};
 use super::state_db::{StateDb, TaskRecord};
 use super::status_sync::StatusSync;
 use super::task_runner::{KillOpts, Stage, TaskRunner, TaskRunnerConfig, TaskRunnerHandle, events};
@@ -68,6 +70,10 @@ pub struct AllocRunnerConfig {
     pub max_kill_timeout: Duration,
     /// Where status updates go.
     pub status: StatusSync,
+    /// Where the allocation's service registrations go.
+    pub services: ServiceSync,
+    /// Where the results of its services' checks go.
+    pub checks: CheckStore,
     /// Task records persisted by an earlier agent process, by task name: `Some` restores
     /// the allocation (reattaching to its tasks) instead of starting it.
     pub restore: Option<BTreeMap<String, TaskRecord>>,
@@ -119,6 +125,10 @@ pub struct AllocRunner {
     shared: Arc<Shared>,
     db: Arc<dyn StateDb>,
     status: StatusSync,
+    services: ServiceSync,
+    checks: AllocChecks,
+    /// The service address errors last logged, so a state change does not repeat them.
+    service_errors: Vec<String>,
     max_kill_timeout: Duration,
     kill_issued: bool,
     restoring: bool,
@@ -213,6 +223,7 @@ impl AllocRunner {
             tasks: tasks.clone(),
             cmd_tx,
         };
+        let checks = AllocChecks::new(&alloc.id, cfg.checks, tasks.clone(), on_change.clone());
         let runner = AllocRunner {
             health: HealthTracker::for_alloc(&alloc, Instant::now()),
             alloc,
@@ -226,6 +237,9 @@ impl AllocRunner {
             shared,
             db: cfg.db,
             status: cfg.status,
+            services: cfg.services,
+            checks,
+            service_errors: Vec::new(),
             max_kill_timeout: cfg.max_kill_timeout,
             kill_issued: false,
             restoring,
@@ -302,6 +316,8 @@ impl AllocRunner {
                         if self.handle_update(*alloc) {
                             next_health_check = self.handle_task_state_updates();
                         }
+                        // A stop takes the services down before the tasks are killed.
+                        self.sync_services();
                     }
                     Some(Command::ResetLifecycle(done)) => {
                         self.coordinator.reset();
@@ -379,10 +395,49 @@ impl AllocRunner {
         let next = self
             .health
             .as_mut()
-            .and_then(|h| h.observe(&staged, Instant::now()))
+            .and_then(|h| h.observe(&staged, self.checks.passing(), Instant::now()))
             .map(|d| Instant::now() + d);
         self.report();
+        self.sync_services();
         next
+    }
+
+    /// Says which services the allocation has registered now: the group's while its main
+    /// tasks run, each task's while it runs, none once a kill is under way (Nomad
+    /// deregisters before it kills, so nobody is sent to a task that is going away).
+    fn sync_services(&mut self) {
+        let alloc = self
+            .shared
+            .alloc
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let running = if self.kill_issued || alloc.server_terminal() {
+            Running::default()
+        } else {
+            let states: BTreeMap<String, TaskState> = self
+                .tasks
+                .iter()
+                .map(|(n, t)| (n.clone(), t.state()))
+                .collect();
+            Running {
+                group: client_status(&states).0 == crate::structs::AllocClientStatus::Running,
+                tasks: states
+                    .iter()
+                    .filter(|(_, s)| s.state == TaskStateName::Running)
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            }
+        };
+        self.checks.update(super::checks::specs(&alloc, &running));
+        let (regs, errors) = registrations(&alloc, &running);
+        if errors != self.service_errors {
+            for e in &errors {
+                tracing::warn!(alloc_id = %alloc.id, error = %e, "service not registered");
+            }
+            self.service_errors = errors;
+        }
+        self.services.set(&alloc.id, regs);
     }
 
     /// Builds the client's view of the allocation and queues it for the servers.
@@ -503,6 +558,7 @@ impl AllocRunner {
             }
         }
         self.handle_task_state_updates();
+        self.checks.stop_all();
         if let Err(e) = self.alloc_dir.destroy() {
             tracing::warn!(alloc_id = %self.alloc.id, error = %e, "removing alloc dir");
         }

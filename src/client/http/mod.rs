@@ -4,6 +4,7 @@
 //! agents' allocations before they reach these handlers.
 
 mod alloc_lookup;
+mod checks;
 mod fs;
 mod fs_path;
 mod gc;
@@ -39,6 +40,13 @@ pub fn client_routes(client: Client) -> Router {
             any(lifecycle::restart),
         )
         .route("/v1/client/allocation/{id}/stats", get(stats::alloc_stats))
+        .route(
+            "/v1/client/allocation/{id}/checks",
+            get(checks::alloc_checks),
+        )
+        // Nomad's server API answers this from the client running the allocation; the
+        // agent's forwarding layer routes it there like the client paths.
+        .route("/v1/allocation/{id}/checks", get(checks::alloc_checks))
         .route("/v1/client/stats", get(stats::host_stats))
         .route("/v1/client/gc", get(gc::gc_all).put(gc::gc_all))
         .route(

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 
 use crate::structs::acl::{AclPolicy, AclRole, AclToken};
+use crate::structs::service::ServiceRegistration;
 use crate::structs::{Allocation, Deployment, Evaluation, Job, Node};
 
 /// Why objects changed: one per write, as Nomad names its event `Type`s (each is the
@@ -90,6 +91,7 @@ pub enum Topic {
     AclToken,
     AclPolicy,
     AclRole,
+    Service,
 }
 
 impl Topic {
@@ -103,6 +105,7 @@ impl Topic {
             Topic::AclToken => "ACLToken",
             Topic::AclPolicy => "ACLPolicy",
             Topic::AclRole => "ACLRole",
+            Topic::Service => "Service",
         }
     }
 }
@@ -118,6 +121,7 @@ pub enum Object {
     AclToken(Arc<AclToken>),
     AclPolicy(Arc<AclPolicy>),
     AclRole(Arc<AclRole>),
+    Service(Arc<ServiceRegistration>),
 }
 
 impl Object {
@@ -131,6 +135,7 @@ impl Object {
             Object::AclToken(_) => Topic::AclToken,
             Object::AclPolicy(_) => Topic::AclPolicy,
             Object::AclRole(_) => Topic::AclRole,
+            Object::Service(_) => Topic::Service,
         }
     }
 
@@ -145,6 +150,7 @@ impl Object {
             Object::AclToken(t) => &t.accessor_id,
             Object::AclPolicy(p) => &p.name,
             Object::AclRole(r) => &r.id,
+            Object::Service(s) => &s.id,
         }
     }
 
@@ -155,6 +161,7 @@ impl Object {
             Object::Evaluation(e) => &e.namespace,
             Object::Allocation(a) => &a.namespace,
             Object::Deployment(d) => &d.namespace,
+            Object::Service(s) => &s.namespace,
             Object::Node(_) | Object::AclToken(_) | Object::AclPolicy(_) | Object::AclRole(_) => "",
         }
     }
@@ -165,6 +172,7 @@ impl Object {
         match self {
             Object::Evaluation(e) => Some([&e.job_id, &e.deployment_id]),
             Object::Allocation(a) => Some([&a.job_id, &a.deployment_id]),
+            Object::Service(s) => Some([&s.job_id, &s.service_name]),
             _ => None,
         }
     }
@@ -202,6 +210,8 @@ impl Object {
             (Object::AclPolicy(_), true) => EventType::AclPolicyDeleted,
             (Object::AclRole(_), false) => EventType::AclRoleUpserted,
             (Object::AclRole(_), true) => EventType::AclRoleDeleted,
+            (Object::Service(_), false) => EventType::ServiceRegistration,
+            (Object::Service(_), true) => EventType::ServiceDeregistration,
         }
     }
 }
@@ -217,11 +227,12 @@ pub struct Event {
 
 impl Event {
     /// The event for a change, typed by its write's type when the write named one. ACL
-    /// objects always name their own type: upserted or deleted is all their events say.
+    /// objects and service registrations always name their own type (a registration
+    /// removed by an allocation update is still a `ServiceDeregistration`).
     pub fn new(object: Object, deleted: bool, write_type: Option<EventType>) -> Self {
         let own = matches!(
             object,
-            Object::AclToken(_) | Object::AclPolicy(_) | Object::AclRole(_)
+            Object::AclToken(_) | Object::AclPolicy(_) | Object::AclRole(_) | Object::Service(_)
         );
         let ty = match write_type {
             Some(t) if !own => t,
@@ -338,6 +349,7 @@ impl Serialize for Payload<'_> {
             }
             Object::AclPolicy(p) => m.serialize_entry("ACLPolicy", p.as_ref())?,
             Object::AclRole(r) => m.serialize_entry("ACLRole", r.as_ref())?,
+            Object::Service(r) => m.serialize_entry("Service", r.as_ref())?,
         }
         m.end()
     }
@@ -375,6 +387,38 @@ mod tests {
         assert_eq!(v["Index"], 42);
         assert_eq!(v["Payload"]["Allocation"]["ID"], "a1");
         assert!(v["Payload"]["Allocation"]["Job"].is_null());
+    }
+
+    #[test]
+    fn a_service_event_has_nomads_shape_and_names_its_own_type() {
+        let reg = ServiceRegistration {
+            id: "_nomad-task-a1-web-api-http".into(),
+            service_name: "api".into(),
+            namespace: "prod".into(),
+            job_id: "web".into(),
+            port: 8080,
+            ..Default::default()
+        };
+        let reg = Arc::new(reg);
+        // A registration removed by an allocation update is still a deregistration.
+        let gone = Event::new(
+            Object::Service(reg.clone()),
+            true,
+            Some(EventType::AllocationUpdated),
+        );
+        let v = json(&gone, 7);
+        assert_eq!(v["Topic"], "Service");
+        assert_eq!(v["Type"], "ServiceDeregistration");
+        assert_eq!(v["Key"], "_nomad-task-a1-web-api-http");
+        assert_eq!(v["Namespace"], "prod");
+        assert_eq!(v["FilterKeys"], serde_json::json!(["web", "api"]));
+        assert_eq!(v["Payload"]["Service"]["Port"], 8080);
+        let added = Event::new(Object::Service(reg), false, None);
+        assert_eq!(json(&added, 8)["Type"], "ServiceRegistration");
+        assert!(
+            added.object.matches_key("api"),
+            "a service name is a filter key"
+        );
     }
 
     #[test]

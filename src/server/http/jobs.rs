@@ -96,6 +96,7 @@ const SUB_RESOURCES: &[&str] = &[
     "plan",
     "dispatch",
     "submission",
+    "services",
 ];
 
 async fn job_dispatch(
@@ -132,6 +133,7 @@ async fn job_dispatch(
             super::deployments::job_deployments(app, opts, params, id).await
         }
         ("deployment", Method::GET) => super::deployments::latest_deployment(app, opts, id).await,
+        ("services", Method::GET) => super::services::job_services(app, opts, id).await,
         ("evaluate", Method::POST | Method::PUT) => evaluate(app, opts, id, &body).await,
         ("revert", Method::POST | Method::PUT) => {
             job_versions::revert(&app, &wopts, id, &body).await

@@ -23,6 +23,7 @@ mod read;
 mod rpc;
 mod scaling;
 mod search;
+mod services;
 mod summary;
 mod system;
 mod variables;
@@ -78,6 +79,7 @@ pub fn router(app: App) -> Router {
         .merge(scaling::routes())
         .merge(operator::routes())
         .merge(events::routes())
+        .merge(services::routes())
         .merge(search::routes())
         .merge(variables::routes())
         .merge(keyring::routes())

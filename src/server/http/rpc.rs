@@ -43,6 +43,7 @@ pub fn rpc_router(server: Arc<Server>) -> Router {
         .route("/v1/internal/acl/resolve", post(resolve_token))
         .route("/v1/internal/var/read", post(read_workload_var))
         .route("/v1/internal/var/list", post(list_workload_vars))
+        .route("/v1/internal/services/sync", post(sync_services))
         .with_state(server)
 }
 
@@ -87,6 +88,13 @@ async fn get_allocs(State(s): State<Arc<Server>>, body: Bytes) -> Result<Respons
 async fn update_allocs(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
     let req: UpdateAllocsRequest = decode_json(&body)?;
     let resp = s.update_allocs_from_client(req).await?;
+    let index = resp.index;
+    Ok(JsonReply::new(resp).index(index).into_response())
+}
+
+async fn sync_services(State(s): State<Arc<Server>>, body: Bytes) -> Result<Response, HttpError> {
+    let req: crate::rpc::ServiceSyncRequest = decode_json(&body)?;
+    let resp = s.sync_services(req).await?;
     let index = resp.index;
     Ok(JsonReply::new(resp).index(index).into_response())
 }

@@ -19,5 +19,6 @@ pub mod node_admin;
 pub mod nodes;
 pub mod operator;
 pub mod search;
+pub mod services;
 pub mod variables;
 pub mod workload_vars;

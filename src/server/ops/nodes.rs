@@ -377,4 +377,10 @@ impl ServerApi for Arc<Server> {
     ) -> Result<crate::rpc::WorkloadVarListResponse, RpcError> {
         Server::list_workload_vars(self, req).await
     }
+    async fn sync_services(
+        &self,
+        req: crate::rpc::ServiceSyncRequest,
+    ) -> Result<WriteResponse, RpcError> {
+        Server::sync_services(self, req).await
+    }
 }

@@ -45,6 +45,7 @@ fn code(kind: Kind) -> u8 {
         Kind::JobSubmissions => 15,
         Kind::Variables => 16,
         Kind::RootKeys => 17,
+        Kind::Services => 18,
     }
 }
 

@@ -13,6 +13,7 @@ use super::apply::{
 };
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::keyring::RootKeyMeta;
+use crate::structs::service::ServiceRegistration;
 use crate::structs::time::now_nanos;
 use crate::structs::variable::{VariableEncrypted, VariableLock};
 use crate::structs::{
@@ -232,4 +233,14 @@ pub enum Command {
     /// Marks evaluations cancelled, superseded by newer ones; those already terminal keep
     /// what they have.
     EvalsCancel { ids: Vec<String> },
+
+    /// A client's sync of its allocations' service registrations: stores `upsert` and
+    /// removes `delete` (`(namespace, ID)`), all checked by the proposer to belong to the
+    /// client's node.
+    ServicesSync {
+        upsert: Vec<ServiceRegistration>,
+        delete: Vec<(String, String)>,
+    },
+    /// Removes one service registration.
+    ServiceDelete { ns: String, id: String },
 }

@@ -28,12 +28,13 @@ pub enum Kind {
     JobSubmissions,
     Variables,
     RootKeys,
+    Services,
     Meta,
 }
 
 impl Kind {
     /// Every kind, in restore order (jobs before the allocations that point at them).
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Meta,
         Kind::Jobs,
         Kind::JobVersions,
@@ -51,6 +52,7 @@ impl Kind {
         Kind::JobSubmissions,
         Kind::Variables,
         Kind::RootKeys,
+        Kind::Services,
     ];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -71,6 +73,7 @@ impl Kind {
             Kind::JobSubmissions => "job_submissions",
             Kind::Variables => "variables",
             Kind::RootKeys => "root_keys",
+            Kind::Services => "service_registrations",
             Kind::Meta => "meta",
         })
     }

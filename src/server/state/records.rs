@@ -145,6 +145,15 @@ pub fn for_each_record(
                     put(kind, &k.key_id, &encode(k.as_ref())?)?;
                 }
             }
+            Kind::Services => {
+                for r in t.services.regs.values() {
+                    put(
+                        kind,
+                        &ns_disk_key(&r.namespace, &r.id),
+                        &encode(r.as_ref())?,
+                    )?;
+                }
+            }
         }
     }
     Ok(())

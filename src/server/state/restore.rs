@@ -151,6 +151,7 @@ impl Restorer {
             Kind::Variables | Kind::RootKeys => {
                 super::variables::restore_record(&mut t.vars, kind, key, bytes)?;
             }
+            Kind::Services => t.services.insert(Arc::new(decode(kind, key, bytes)?)),
         }
         Ok(())
     }

@@ -32,11 +32,12 @@ pub enum Table {
     SchedulerConfig,
     Variables,
     RootKeys,
+    Services,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 15] = [
         Table::Jobs,
         Table::JobVersions,
         Table::Allocs,
@@ -51,6 +52,7 @@ impl Table {
         Table::SchedulerConfig,
         Table::Variables,
         Table::RootKeys,
+        Table::Services,
     ];
 
     /// Position in per-table arrays.
@@ -75,6 +77,7 @@ impl Table {
             Table::SchedulerConfig => "scheduler_config",
             Table::Variables => "variables",
             Table::RootKeys => "root_keys",
+            Table::Services => "service_registrations",
         }
     }
 }
@@ -112,6 +115,8 @@ pub struct Tables {
     pub scheduler_config: Option<Arc<SchedulerConfiguration>>,
     /// Variables (items encrypted) and the root keys' metadata.
     pub vars: super::variables::VariableTables,
+    /// Native service registrations.
+    pub services: super::services::ServiceTables,
     /// Keys of job copies already persisted for allocations (see `txn::alloc_job_key`).
     pub alloc_job_keys: imbl::HashSet<String>,
 }

@@ -395,6 +395,11 @@ impl Txn {
             .entry(job_key.clone())
             .or_default()
             .insert(id.clone());
+        // An allocation that stopped running serves nothing any more, whatever its
+        // client managed to deregister.
+        if alloc.client_terminal() {
+            self.delete_alloc_services(&alloc.id);
+        }
         let alloc = Arc::new(alloc);
         self.record(Object::Allocation(alloc.clone()), false);
         self.tables.allocs.insert(id, alloc);

@@ -51,6 +51,7 @@ impl Txn {
         );
         self.batch.delete(Kind::Allocs, alloc_id.to_string());
         self.touch(Table::Allocs);
+        self.delete_alloc_services(alloc_id);
     }
 
     /// Removes a deployment.

@@ -12,6 +12,7 @@ mod namespaces;
 mod nodes;
 mod operator;
 mod plan;
+mod services;
 mod variables;
 
 use std::sync::Arc;
@@ -291,6 +292,8 @@ pub fn apply(txn: &mut Txn, cmd: Command, ctx: &ApplyCtx) -> Result<Applied, App
         Command::PlanApply(p) => plan::apply(txn, *p, ctx),
         Command::EvalUpdate { evals } => evals::update(txn, evals),
         Command::EvalsCancel { ids } => evals::cancel(txn, &ids, ctx),
+        Command::ServicesSync { upsert, delete } => services::sync(txn, upsert, delete),
+        Command::ServiceDelete { ns, id } => services::delete(txn, &ns, &id),
     }
 }
 

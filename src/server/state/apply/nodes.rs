@@ -195,6 +195,8 @@ pub(super) fn down(txn: &mut Txn, node_id: &str, ctx: &ApplyCtx) -> Result<Appli
         ..Default::default()
     });
     let stored = txn.put_node(n)?;
+    // Nobody can reach what a node that stopped answering serves, as Nomad has it.
+    txn.delete_node_services(node_id);
     let evals = put_node_evals(txn, node_id, ctx)?;
     Ok(Applied::Node {
         node: Some(stored),

@@ -573,6 +573,25 @@ fn requests() -> Vec<Request> {
         },
         Command::PlanApply(Box::new(plan("n2", "placed", "e-plan"))),
         Command::PlanApply(Box::new(plan("gone", "never", "refused"))),
+        Command::ServicesSync {
+            upsert: vec![
+                from(
+                    json!({"ID": "s1", "ServiceName": "web", "Namespace": "default",
+                    "NodeID": "n2", "JobID": "j1", "AllocID": "placed",
+                    "Address": "10.0.0.2", "Port": 8080}),
+                ),
+                // An allocation that is not there registers nothing.
+                from(
+                    json!({"ID": "s2", "ServiceName": "web", "Namespace": "default",
+                    "NodeID": "n2", "JobID": "j1", "AllocID": "never", "Port": 1}),
+                ),
+            ],
+            delete: vec![("default".into(), "not-there".into())],
+        },
+        Command::ServiceDelete {
+            ns: "default".into(),
+            id: "missing".into(),
+        },
         Command::GcReap {
             garbage: Garbage {
                 evals: ["e3".to_string(), "not-there".to_string()].into(),
@@ -633,6 +652,8 @@ fn kind(c: &Command) -> &'static str {
         Command::GcReap { .. } => "GcReap",
         Command::EvalUpdate { .. } => "EvalUpdate",
         Command::EvalsCancel { .. } => "EvalsCancel",
+        Command::ServicesSync { .. } => "ServicesSync",
+        Command::ServiceDelete { .. } => "ServiceDelete",
     }
 }
 
@@ -678,6 +699,8 @@ const KINDS: &[&str] = &[
     "GcReap",
     "EvalUpdate",
     "EvalsCancel",
+    "ServicesSync",
+    "ServiceDelete",
 ];
 
 /// Applies `reqs` one by one; what each answered (refusals included), as text.
