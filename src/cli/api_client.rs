@@ -157,6 +157,15 @@ impl ApiClient {
         self
     }
 
+    /// Sends requests to `region` instead of the `-region` flag's (a job file's own region
+    /// wins, as in Nomad's `job run` and `job plan`).
+    pub fn with_region(mut self, region: Option<String>) -> Self {
+        if region.is_some() {
+            self.region = region;
+        }
+        self
+    }
+
     /// The ACL token sent with requests (`NOMAD_TOKEN`), if any.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()

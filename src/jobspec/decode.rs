@@ -219,6 +219,9 @@ impl Decoder<'_> {
                 },
             ));
         }
+        if self.hcl1 && blk.hcl == "port" {
+            self.hcl1_port_label(&item, out)?;
+        }
         let mut obj = Map::new();
         let task_scaling = std::ptr::eq(blk.spec, &schema::TASK_SCALING);
         if let (Some(field), Some(label)) = (blk.label, item.labels.first())
@@ -339,6 +342,43 @@ impl Decoder<'_> {
             ));
         }
         obj.insert("Type".to_string(), Json::String(policy_type.to_string()));
+        Ok(())
+    }
+
+    /// HCL1 port labels are letters, digits and `_`, unique regardless of case.
+    fn hcl1_port_label(&self, item: &Item, out: &Map<String, Json>) -> Result<()> {
+        let label = item.labels.first().map_or("", String::as_str);
+        if label.is_empty()
+            || !label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(self.err(
+                item.ident_span.clone(),
+                ErrorKind::InvalidValue {
+                    field: "port".to_string(),
+                    message: format!(
+                        "port label {label:?} must be letters, digits and underscores"
+                    ),
+                },
+            ));
+        }
+        let taken = out
+            .get("DynamicPorts")
+            .and_then(Json::as_array)
+            .is_some_and(|ports| {
+                ports.iter().any(|p| {
+                    p["Label"]
+                        .as_str()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(label))
+                })
+            });
+        if taken {
+            return Err(self.err(
+                item.ident_span.clone(),
+                ErrorKind::Duplicate(format!("port {label:?} (port labels ignore case)")),
+            ));
+        }
         Ok(())
     }
 

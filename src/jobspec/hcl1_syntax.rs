@@ -122,11 +122,9 @@ pub fn hcl1_form(text: &str) -> Option<Hcl1Form> {
                     _ => Scope::Object,
                 };
                 scopes.push(scope);
-                prev = if scope == Scope::Block {
-                    Prev::LineStart
-                } else {
-                    Prev::ValueStart
-                };
+                // Both a block body and an object start with a key (a block inside an
+                // object is found by the key before its `{`).
+                prev = Prev::LineStart;
                 i += 1;
             }
             '[' | '(' => {
@@ -272,6 +270,18 @@ mod tests {
             Some((
                 "a block inside an assignment",
                 text.find("tmpfs_options").expect("in text")
+            ))
+        );
+    }
+
+    #[test]
+    fn a_block_first_in_an_object_is_hcl1() {
+        let text = "job \"a\" {\n  config = {\n    port_map { http = 80 }\n  }\n}\n";
+        assert_eq!(
+            hcl1_form(text).map(|f| (f.what, f.offset)),
+            Some((
+                "a block inside an assignment",
+                text.find("port_map").expect("in text")
             ))
         );
     }
