@@ -132,8 +132,8 @@ fn parse_endpoint_returns_the_api_job_and_400s_bad_hcl() {
         "input.hcl:3,5: this HCL1 file uses a quoted attribute name in a block",
     );
     bad(
-        json!({"JobHCL": "job \"a\" {\n  count = var.n\n}\n", "HCLv1": true}),
-        "input.hcl:2,11: a variable reference is HCL2",
+        json!({"JobHCL": "job \"a\" {\n  priority = var.n\n}\n", "HCLv1": true}),
+        "input.hcl:2,14: a variable reference is HCL2",
     );
     bad(
         json!({"JobHCL": fixture("variables.nomad.hcl")}),

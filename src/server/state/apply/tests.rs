@@ -693,6 +693,7 @@ const KINDS: &[&str] = &[
     "JobEvaluate",
     "JobScale",
     "JobStability",
+    "JobVersionTag",
     "AllocStop",
     "NodeRegister",
     "NodeStatus",
