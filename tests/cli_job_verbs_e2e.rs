@@ -593,9 +593,16 @@ fn plan_run_history_revert_scale_and_eval() {
     let current = http.get(&agent.url("/v1/job/bat")).json();
     assert_eq!(current["Version"], 4);
     assert_eq!(current["TaskGroups"][0]["Count"], 2, "version 1's count");
-    assert_eq!(current["VersionTag"], Value::Null, "a revert is a new, untagged version");
+    assert_eq!(
+        current["VersionTag"],
+        Value::Null,
+        "a revert is a new, untagged version"
+    );
     let err = fails(&addr, &["job", "revert", "bat", "nosuch"], 1);
-    assert!(err.contains("version tag nosuch not found for job bat"), "{err}");
+    assert!(
+        err.contains("version tag nosuch not found for job bat"),
+        "{err}"
+    );
 
     // The HTTP API: Latest tags the current version; unknown versions and jobs are 404s.
     let r = http.put(
@@ -607,7 +614,10 @@ fn plan_run_history_revert_scale_and_eval() {
     let current = http.get(&agent.url("/v1/job/bat")).json();
     assert_eq!(current["VersionTag"]["Name"], "now");
     assert_eq!(current["VersionTag"]["Description"], "current");
-    let r = http.put(&agent.url("/v1/job/bat/versions/x/tag"), &json!({"Version": 99}));
+    let r = http.put(
+        &agent.url("/v1/job/bat/versions/x/tag"),
+        &json!({"Version": 99}),
+    );
     assert_eq!(r.status, 404, "{}", r.body);
     let r = http.put(&agent.url("/v1/job/nosuch/versions/x/tag"), &json!({}));
     assert_eq!(r.status, 404, "{}", r.body);
@@ -616,6 +626,15 @@ fn plan_run_history_revert_scale_and_eval() {
         &json!({"Version": 1, "Latest": true}),
     );
     assert_eq!(r.status, 400, "{}", r.body);
+
+    // Nomad's Sprig functions in -t templates.
+    assert_eq!(
+        ok(
+            &addr,
+            &["job", "inspect", "-t", "{{ .ID | sprig_upper }}", "bat"]
+        ),
+        "BAT\n"
+    );
 
     let out = ok(&addr, &["job", "tag", "unset", "-name", "two", "bat"]);
     assert_eq!(out, "Tag \"two\" removed from job \"bat\"\n");
@@ -722,7 +741,15 @@ fn parent_jobs_deployments_init_members_and_completion() {
     assert_eq!(child["DispatchIdempotencyToken"], "tok-1", "{child}");
     let err = fails(
         &addr,
-        &["job", "dispatch", "-meta", "who=x", "-priority", "101", "param"],
+        &[
+            "job",
+            "dispatch",
+            "-meta",
+            "who=x",
+            "-priority",
+            "101",
+            "param",
+        ],
         1,
     );
     assert!(err.contains("priority must be between [1, 100]"), "{err}");

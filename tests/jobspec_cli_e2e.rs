@@ -237,8 +237,15 @@ fn job_run_plan_and_validate_read_hcl1_files_with_the_flag() {
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("Job validation successful"), "{out}");
 
-    let (code, out, err) = yurt(&addr, &["job", "plan", "-hcl1", legacy], &[]);
-    assert_eq!(code, 1, "a new job is a change\nstdout: {out}\nstderr: {err}");
+    let (code, out, err) = yurt(
+        &addr,
+        &["job", "plan", "-region", "global", "-hcl1", legacy],
+        &[],
+    );
+    assert_eq!(
+        code, 1,
+        "a new job is a change\nstdout: {out}\nstderr: {err}"
+    );
     assert!(out.contains("+ Job: \"legacy\""), "{out}");
 
     let (code, out, err) = yurt(&addr, &["job", "run", "-detach", "-hcl1", legacy], &[]);
@@ -269,7 +276,9 @@ fn job_run_plan_and_validate_read_hcl1_files_with_the_flag() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
     assert!(
-        err.contains(&format!("{quoted}:3,5: this HCL1 file uses a quoted attribute name in a block")),
+        err.contains(&format!(
+            "{quoted}:3,5: this HCL1 file uses a quoted attribute name in a block"
+        )),
         "{err}"
     );
 }

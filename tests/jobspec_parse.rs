@@ -565,7 +565,13 @@ fn hcl1_file_with_literal_values_weak_types_and_blocks_as_assignments() {
         matches!(e.kind, ErrorKind::WrongType { ref field, .. } if field == "datacenters"),
         "{e}"
     );
-    assert_eq!(e.pos, Pos { line: 5, column: 17 });
+    assert_eq!(
+        e.pos,
+        Pos {
+            line: 5,
+            column: 17
+        }
+    );
 }
 
 #[test]
@@ -590,7 +596,10 @@ fn hcl1_errors_name_the_construct_file_line_and_column() {
         (
             "job \"a\" {\n  affinity {\n    weight = .5\n  }\n}\n",
             "a decimal without its leading zero",
-            Pos { line: 3, column: 14 },
+            Pos {
+                line: 3,
+                column: 14,
+            },
         ),
     ] {
         let e = parse_err(&hcl1(text(body)));
@@ -603,10 +612,20 @@ fn hcl1_errors_name_the_construct_file_line_and_column() {
     }
 
     // HCL2 constructs in an HCL1 file.
-    let e = parse_err(&hcl1(text("job \"a\" {\n  group \"g\" {\n    count = var.n\n  }\n}\n")));
-    assert_eq!(e.pos, Pos { line: 3, column: 13 });
+    let e = parse_err(&hcl1(text(
+        "job \"a\" {\n  group \"g\" {\n    count = var.n\n  }\n}\n",
+    )));
+    assert_eq!(
+        e.pos,
+        Pos {
+            line: 3,
+            column: 13
+        }
+    );
     assert!(e.to_string().contains("variable reference is HCL2"), "{e}");
-    let e = parse_err(&hcl1(text("job \"a\" {\n  meta {\n    x = upper(\"a\")\n  }\n}\n")));
+    let e = parse_err(&hcl1(text(
+        "job \"a\" {\n  meta {\n    x = upper(\"a\")\n  }\n}\n",
+    )));
     assert_eq!(e.pos, Pos { line: 3, column: 9 });
     assert!(e.to_string().contains("function call is HCL2"), "{e}");
     let e = parse_err(&hcl1(text("variable \"n\" {}\njob \"a\" {}\n")));
@@ -618,7 +637,10 @@ fn hcl1_errors_name_the_construct_file_line_and_column() {
         "job \"a\" {\n  group \"g\" {\n    network {}\n    network {}\n  }\n}\n",
     )));
     assert_eq!(e.pos, Pos { line: 4, column: 5 });
-    assert!(matches!(e.kind, ErrorKind::Duplicate(ref n) if n == "network"), "{e}");
+    assert!(
+        matches!(e.kind, ErrorKind::Duplicate(ref n) if n == "network"),
+        "{e}"
+    );
     let e = parse_err(&hcl1(text(
         "job \"a\" {\n  group \"g\" {\n    network {\n      port \"Http\" {}\n      port \"hTTP\" {}\n    }\n  }\n}\n",
     )));
@@ -626,7 +648,10 @@ fn hcl1_errors_name_the_construct_file_line_and_column() {
     let e = parse_err(&hcl1(text(
         "job \"a\" {\n  group \"g\" {\n    network {\n      port \"a-b\" {}\n    }\n  }\n}\n",
     )));
-    assert!(e.to_string().contains("letters, digits and underscores"), "{e}");
+    assert!(
+        e.to_string().contains("letters, digits and underscores"),
+        "{e}"
+    );
     let e = parse_err(&hcl1(text(
         "job \"a\" {\n  task \"t\" {\n    scaling \"disk\" {\n      max = 1\n    }\n  }\n}\n",
     )));
@@ -720,7 +745,11 @@ fn nomad_hcl1_fixtures_when_a_nomad_repo_is_given() {
             .args(args)
             .output()
             .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     // HCL1 was removed from Nomad in 1.9: the fixtures live in the commit before that.
@@ -738,7 +767,8 @@ fn nomad_hcl1_fixtures_when_a_nomad_repo_is_given() {
     };
     let ok = |name: &str| match parse_fixture(name) {
         Ok(p) => {
-            p.to_job().unwrap_or_else(|e| panic!("{name} does not fit the job type: {e}"));
+            p.to_job()
+                .unwrap_or_else(|e| panic!("{name} does not fit the job type: {e}"));
             p.job
         }
         Err(e) => panic!("{name}: {e}"),
@@ -754,24 +784,42 @@ fn nomad_hcl1_fixtures_when_a_nomad_repo_is_given() {
     assert_eq!(basic["ConsulToken"], "abc");
     assert_eq!(basic["Constraints"][1]["Operand"], "semver");
     assert_eq!(basic["Affinities"][0]["Weight"], 50);
-    assert_eq!(basic["Spreads"][0]["SpreadTarget"][1], json!({"Value": "r2", "Percent": 60}));
+    assert_eq!(
+        basic["Spreads"][0]["SpreadTarget"][1],
+        json!({"Value": "r2", "Percent": 60})
+    );
     assert_eq!(basic["Update"]["Stagger"], 60 * S);
     assert_eq!(basic["TaskGroups"][0]["Name"], "outside");
-    assert_eq!(basic["TaskGroups"][0]["Tasks"][0]["Meta"], json!({"my-cool-key": "foobar"}));
+    assert_eq!(
+        basic["TaskGroups"][0]["Tasks"][0]["Meta"],
+        json!({"my-cool-key": "foobar"})
+    );
     let g = &basic["TaskGroups"][1];
     assert_eq!(g["Name"], "binsl");
     assert_eq!(g["Count"], 5);
     assert_eq!(g["Volumes"]["baz"]["PerAlloc"], true);
     assert_eq!(g["StopAfterClientDisconnect"], 120 * S);
     assert_eq!(g["Disconnect"]["Reconcile"], "best_score");
-    assert_eq!(g["Meta"], json!({"elb_mode": "tcp", "elb_interval": "10", "elb_checks": "3"}));
+    assert_eq!(
+        g["Meta"],
+        json!({"elb_mode": "tcp", "elb_interval": "10", "elb_checks": "3"})
+    );
     let t = &g["Tasks"][0];
     assert_eq!(t["User"], "bob");
     assert_eq!(t["Kind"], "connect-proxy:test");
-    assert_eq!(t["Config"], json!({"image": "hashicorp/binstore", "labels": [{"FOO": "bar"}]}));
-    assert_eq!(t["LogConfig"], json!({"Disabled": false, "MaxFiles": 14, "MaxFileSizeMB": 101}));
+    assert_eq!(
+        t["Config"],
+        json!({"image": "hashicorp/binstore", "labels": [{"FOO": "bar"}]})
+    );
+    assert_eq!(
+        t["LogConfig"],
+        json!({"Disabled": false, "MaxFiles": 14, "MaxFileSizeMB": 101})
+    );
     assert_eq!(t["Services"][0]["Checks"][0]["GRPCUseTLS"], true);
-    assert_eq!(t["Services"][0]["Checks"][0]["CheckRestart"]["Grace"], 10 * S);
+    assert_eq!(
+        t["Services"][0]["Checks"][0]["CheckRestart"]["Grace"],
+        10 * S
+    );
     let net = &t["Resources"]["Networks"][0];
     assert_eq!(net["MBits"], 100);
     assert_eq!(net["ReservedPorts"].as_array().map(Vec::len), Some(3));
@@ -787,18 +835,33 @@ fn nomad_hcl1_fixtures_when_a_nomad_repo_is_given() {
     );
     assert_eq!(t["Templates"][0]["VaultGrace"], 33 * S);
     assert_eq!(t["Templates"][1]["ChangeScript"]["Command"], "/bin/foo");
-    assert_eq!(g["Tasks"][1]["Lifecycle"], json!({"Hook": "prestart", "Sidecar": true}));
+    assert_eq!(
+        g["Tasks"][1]["Lifecycle"],
+        json!({"Hook": "prestart", "Sidecar": true})
+    );
 
     assert_eq!(ok("default-job.hcl")["ID"], "foo");
     let specify = ok("specify-job.hcl");
-    assert_eq!((&specify["ID"], &specify["Name"]), (&json!("job1"), &json!("My Job")));
+    assert_eq!(
+        (&specify["ID"], &specify["Name"]),
+        (&json!("job1"), &json!("My Job"))
+    );
     assert_eq!(
         ok("distinctHosts-constraint.hcl")["Constraints"],
         json!([{"LTarget": "", "RTarget": "true", "Operand": "distinct_hosts"}])
     );
-    assert_eq!(ok("regexp-constraint.hcl")["Constraints"][0]["Operand"], "regexp");
-    assert_eq!(ok("set-contains-constraint.hcl")["Constraints"][0]["RTarget"], "foo,bar,baz");
-    assert_eq!(ok("periodic-crons.hcl")["Periodic"]["Specs"], json!(["*/5 * * *", "*/7 * * *"]));
+    assert_eq!(
+        ok("regexp-constraint.hcl")["Constraints"][0]["Operand"],
+        "regexp"
+    );
+    assert_eq!(
+        ok("set-contains-constraint.hcl")["Constraints"][0]["RTarget"],
+        "foo,bar,baz"
+    );
+    assert_eq!(
+        ok("periodic-crons.hcl")["Periodic"]["Specs"],
+        json!(["*/5 * * *", "*/7 * * *"])
+    );
     assert_eq!(
         ok("task-nested-config.hcl")["TaskGroups"][0]["Tasks"][0]["Config"],
         json!({"image": "hashicorp/image", "port_map": [{"db": 1234}]})
@@ -814,7 +877,10 @@ fn nomad_hcl1_fixtures_when_a_nomad_repo_is_given() {
         .unwrap_or_default();
     assert_eq!(types, [&json!("vertical_cpu"), &json!("vertical_mem")]);
     let ports = ok("parse-ports.hcl");
-    assert_eq!(ports["TaskGroups"][0]["Networks"][0]["ReservedPorts"][0]["Value"], 9000);
+    assert_eq!(
+        ports["TaskGroups"][0]["Networks"][0]["ReservedPorts"][0]["Value"],
+        9000
+    );
 
     // Nomad's HCL1 parser refuses these; so does yurt.
     for name in [
@@ -849,7 +915,10 @@ fn nomad_hcl1_fixtures_when_a_nomad_repo_is_given() {
             Err(_) => panic!("the parser panicked on {name}"),
         }
     }
-    eprintln!("Nomad HCL1 fixtures: {parsed} parsed, {} refused:", refused.len());
+    eprintln!(
+        "Nomad HCL1 fixtures: {parsed} parsed, {} refused:",
+        refused.len()
+    );
     for e in &refused {
         eprintln!("  {e}");
     }

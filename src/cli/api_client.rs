@@ -423,6 +423,18 @@ mod tests {
             "http://10.0.0.1:5646/v1/jobs?namespace=*&region=eu"
         );
 
+        // A job file's region replaces -region/NOMAD_REGION for `job run` and `job plan`.
+        let job_region = c.clone().with_region(Some("west".to_string()));
+        assert_eq!(
+            job_region.url("/v1/job/a/plan", &[]).as_str(),
+            "http://10.0.0.1:5646/v1/job/a/plan?region=west&namespace=prod"
+        );
+        let unset = c.clone().with_region(None);
+        assert_eq!(
+            unset.url("/v1/job/a/plan", &[]).as_str(),
+            "http://10.0.0.1:5646/v1/job/a/plan?region=eu&namespace=prod"
+        );
+
         let https = ApiClient::from_lookup(env(&[("NOMAD_ADDR", "https://x:4646")])).unwrap();
         assert_eq!(https.base_url().as_str(), "https://x:4646/");
         assert!(https.tls_config().is_some());

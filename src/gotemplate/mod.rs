@@ -93,7 +93,10 @@ mod tests {
             ("{{ .ID | sprig_quote }}", "\"example-web\""),
             ("{{ sprig_add .Count 2 }}", "5"),
             ("{{ .Tags | sprig_toJson }}", "[\"a\",\"b\"]"),
-            ("{{ range sprig_splitList \"-\" .ID }}[{{ . }}]{{ end }}", "[example][web]"),
+            (
+                "{{ range sprig_splitList \"-\" .ID }}[{{ . }}]{{ end }}",
+                "[example][web]",
+            ),
         ] {
             assert_eq!(render(tmpl, &job).ok().as_deref(), Some(want), "{tmpl}");
         }

@@ -146,7 +146,9 @@ fn replace(args: &[Value]) -> Result<Value, FuncError> {
 
 fn contains(args: &[Value]) -> Result<Value, FuncError> {
     arity("sprig_contains", args, 2)?;
-    Ok(Value::Bool(text(&args[1]).contains(text(&args[0]).as_str())))
+    Ok(Value::Bool(
+        text(&args[1]).contains(text(&args[0]).as_str()),
+    ))
 }
 
 fn has_prefix(args: &[Value]) -> Result<Value, FuncError> {
@@ -158,7 +160,9 @@ fn has_prefix(args: &[Value]) -> Result<Value, FuncError> {
 
 fn has_suffix(args: &[Value]) -> Result<Value, FuncError> {
     arity("sprig_hasSuffix", args, 2)?;
-    Ok(Value::Bool(text(&args[1]).ends_with(text(&args[0]).as_str())))
+    Ok(Value::Bool(
+        text(&args[1]).ends_with(text(&args[0]).as_str()),
+    ))
 }
 
 /// `join sep list`.

@@ -238,10 +238,7 @@ impl Decoder<'_> {
         }
         // HCL1 reads one network per group or task resources.
         if self.hcl1 && std::ptr::eq(blk.spec, &schema::NETWORK) && out.contains_key(blk.api) {
-            return Err(self.err(
-                item.ident_span,
-                ErrorKind::Duplicate("network".to_string()),
-            ));
+            return Err(self.err(item.ident_span, ErrorKind::Duplicate("network".to_string())));
         }
         if std::ptr::eq(blk.spec, &schema::CONSTRAINT) || std::ptr::eq(blk.spec, &schema::AFFINITY)
         {
@@ -348,11 +345,7 @@ impl Decoder<'_> {
     /// HCL1 port labels are letters, digits and `_`, unique regardless of case.
     fn hcl1_port_label(&self, item: &Item, out: &Map<String, Json>) -> Result<()> {
         let label = item.labels.first().map_or("", String::as_str);
-        if label.is_empty()
-            || !label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(self.err(
                 item.ident_span.clone(),
                 ErrorKind::InvalidValue {
@@ -895,9 +888,11 @@ impl Decoder<'_> {
                 _ => return Err(wrong("bool")),
             },
             // HCL1 takes a single value where a list is expected.
-            Ty::StrList if self.hcl1 && !matches!(v, Value::Array(_)) => Json::Array(vec![
-                Json::String(super::functions::to_str(v).map_err(|_| wrong("list of strings"))?),
-            ]),
+            Ty::StrList if self.hcl1 && !matches!(v, Value::Array(_)) => {
+                Json::Array(vec![Json::String(
+                    super::functions::to_str(v).map_err(|_| wrong("list of strings"))?,
+                )])
+            }
             Ty::Dur => match v {
                 Value::String(s) => {
                     let ns =

@@ -56,7 +56,10 @@ pub fn hcl1_form(text: &str) -> Option<Hcl1Form> {
     let found = |what: &'static str, at: usize| {
         Some(Hcl1Form {
             what,
-            offset: chars[..at.min(chars.len())].iter().map(|c| c.len_utf8()).sum(),
+            offset: chars[..at.min(chars.len())]
+                .iter()
+                .map(|c| c.len_utf8())
+                .sum(),
         })
     };
     let mut start = 0;

@@ -185,7 +185,10 @@ fn heredoc(raw: &str) -> Option<String> {
     Some(
         lines
             .iter()
-            .map(|l| l.get(indent..).unwrap_or_else(|| l.trim_start_matches([' ', '\t'])))
+            .map(|l| {
+                l.get(indent..)
+                    .unwrap_or_else(|| l.trim_start_matches([' ', '\t']))
+            })
             .collect(),
     )
 }
@@ -205,16 +208,15 @@ mod tests {
     fn strings_keep_interpolations_verbatim_and_apply_escapes_outside_them() {
         assert_eq!(
             value_of("x = \"a\\tb ${attr.kernel.name} ${env[\"HOME\"]} \\\"q\\\"\"\n").ok(),
-            Some(Value::from("a\tb ${attr.kernel.name} ${env[\"HOME\"]} \"q\""))
+            Some(Value::from(
+                "a\tb ${attr.kernel.name} ${env[\"HOME\"]} \"q\""
+            ))
         );
         assert_eq!(
             value_of("x = \"${var.x}-${lookup(meta, \"k\", \"d\")}\"\n").ok(),
             Some(Value::from("${var.x}-${lookup(meta, \"k\", \"d\")}"))
         );
-        assert_eq!(
-            value_of("x = \"\\u00e9\"\n").ok(),
-            Some(Value::from("é"))
-        );
+        assert_eq!(value_of("x = \"\\u00e9\"\n").ok(), Some(Value::from("é")));
     }
 
     #[test]

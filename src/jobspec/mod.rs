@@ -149,7 +149,9 @@ fn parse_hcl1(src: &Source) -> Result<Parsed, JobspecError> {
     for s in body.iter() {
         match s {
             Structure::Block(b) if b.ident.as_str() == "job" => {}
-            Structure::Block(b) if matches!(b.ident.as_str(), "variable" | "variables" | "locals") => {
+            Structure::Block(b)
+                if matches!(b.ident.as_str(), "variable" | "variables" | "locals") =>
+            {
                 return Err(src.error(
                     b.ident.span(),
                     ErrorKind::Unsupported(format!(

@@ -55,7 +55,9 @@ pub async fn tag(
     body: &[u8],
 ) -> Result<Response, HttpError> {
     let resp = if delete {
-        app.server.unset_job_version_tag(&opts.namespace, id, name).await?
+        app.server
+            .unset_job_version_tag(&opts.namespace, id, name)
+            .await?
     } else {
         let req: JobTagRequest = decode_optional_json(body)?.unwrap_or_default();
         app.server
