@@ -560,6 +560,92 @@ fn plan_run_history_revert_scale_and_eval() {
     // -address wins over a NOMAD_ADDR that points nowhere.
     let out = ok(&dead, &["job", "status", "-address", &addr, "bat"]);
     assert_eq!(kv(&out, "ID"), "bat");
+
+    // Version tags: name version 1 (count 2), see it in the history, revert to it by name.
+    let out = ok(
+        &addr,
+        &[
+            "job",
+            "tag",
+            "apply",
+            "-name",
+            "two",
+            "-description",
+            "count two",
+            "-version",
+            "1",
+            "bat",
+        ],
+    );
+    assert_eq!(out, "Job version 1 tagged with name \"two\"\n");
+    let out = ok(&addr, &["job", "history", "-version", "1", "bat"]);
+    assert_eq!(kv(&out, "Tag Name"), "two", "{out}");
+    assert_eq!(kv(&out, "Tag Description"), "count two", "{out}");
+    let err = fails(&addr, &["job", "tag", "apply", "-name", "two", "bat"], 1);
+    assert!(
+        err.contains("already exists on a different version"),
+        "{err}"
+    );
+    let err = fails(&addr, &["job", "tag", "apply", "bat"], 1);
+    assert!(err.contains("A version tag name is required"), "{err}");
+    let out = ok(&addr, &["job", "revert", "-detach", "bat", "two"]);
+    assert!(out.contains("Evaluation ID: "), "{out}");
+    let current = http.get(&agent.url("/v1/job/bat")).json();
+    assert_eq!(current["Version"], 4);
+    assert_eq!(current["TaskGroups"][0]["Count"], 2, "version 1's count");
+    assert_eq!(
+        current["VersionTag"],
+        Value::Null,
+        "a revert is a new, untagged version"
+    );
+    let err = fails(&addr, &["job", "revert", "bat", "nosuch"], 1);
+    assert!(
+        err.contains("version tag nosuch not found for job bat"),
+        "{err}"
+    );
+
+    // The HTTP API: Latest tags the current version; unknown versions and jobs are 404s.
+    let r = http.put(
+        &agent.url("/v1/job/bat/versions/now/tag"),
+        &json!({"Latest": true, "Description": "current"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["Name"], "now");
+    let current = http.get(&agent.url("/v1/job/bat")).json();
+    assert_eq!(current["VersionTag"]["Name"], "now");
+    assert_eq!(current["VersionTag"]["Description"], "current");
+    let r = http.put(
+        &agent.url("/v1/job/bat/versions/x/tag"),
+        &json!({"Version": 99}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = http.put(&agent.url("/v1/job/nosuch/versions/x/tag"), &json!({}));
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = http.put(
+        &agent.url("/v1/job/bat/versions/x/tag"),
+        &json!({"Version": 1, "Latest": true}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // Nomad's Sprig functions in -t templates.
+    assert_eq!(
+        ok(
+            &addr,
+            &["job", "inspect", "-t", "{{ .ID | sprig_upper }}", "bat"]
+        ),
+        "BAT\n"
+    );
+
+    let out = ok(&addr, &["job", "tag", "unset", "-name", "two", "bat"]);
+    assert_eq!(out, "Tag \"two\" removed from job \"bat\"\n");
+    let err = fails(&addr, &["job", "tag", "unset", "-name", "two", "bat"], 1);
+    assert!(err.contains("tag \"two\" not found"), "{err}");
+    let r = http.delete(&agent.url("/v1/job/bat/versions/now/tag"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        http.get(&agent.url("/v1/job/bat")).json()["VersionTag"],
+        Value::Null
+    );
 }
 
 #[test]
@@ -634,6 +720,40 @@ fn parent_jobs_deployments_init_members_and_completion() {
     );
     assert!(out.contains("Monitoring evaluation"), "{out}");
 
+    // -idempotency-token and -priority reach the dispatched child.
+    // (Nomad answers a repeated token with the same child only while that child is live;
+    // this one finishes at once, so the server side is shown in `parent_jobs_e2e`.)
+    let tokened = [
+        "job",
+        "dispatch",
+        "-detach",
+        "-meta",
+        "who=once",
+        "-idempotency-token",
+        "tok-1",
+        "-priority",
+        "80",
+        "param",
+    ];
+    let first = kv(&ok(&addr, &tokened), "Dispatched Job ID").to_string();
+    let child = http.get(&agent.url(&format!("/v1/job/{first}"))).json();
+    assert_eq!(child["Priority"], 80, "{child}");
+    assert_eq!(child["DispatchIdempotencyToken"], "tok-1", "{child}");
+    let err = fails(
+        &addr,
+        &[
+            "job",
+            "dispatch",
+            "-meta",
+            "who=x",
+            "-priority",
+            "101",
+            "param",
+        ],
+        1,
+    );
+    assert!(err.contains("priority must be between [1, 100]"), "{err}");
+
     // Periodic force launches a child now; a job that is not periodic is refused.
     let per = write("per.nomad.hcl", PERIODIC_JOB);
     ok(&addr, &["job", "run", "-detach", &per]);
@@ -646,6 +766,17 @@ fn parent_jobs_deployments_init_members_and_completion() {
     assert_eq!(children.as_array().unwrap().len(), 1, "{children}");
     let err = fails(&addr, &["job", "periodic", "force", "param"], 1);
     assert!(err.contains("No periodic job(s)"), "{err}");
+    let r = http.post(
+        &agent.url("/v1/job/param/periodic/force"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("non-periodic"), "{}", r.body);
+    let r = http.post(
+        &agent.url("/v1/job/nosuch/periodic/force"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
 
     // Parents say what they are in the job list.
     let out = ok(&addr, &["job", "status"]);

@@ -219,3 +219,66 @@ fn job_validate_and_inspect() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("No job(s) with prefix or id"), "{err}");
 }
+
+#[test]
+fn job_run_plan_and_validate_read_hcl1_files_with_the_flag() {
+    let agent = Agent::start(AgentOpts::server());
+    let addr = agent.url("");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jobspec");
+    let legacy = fixtures.join("legacy.hcl1.nomad");
+    let legacy = legacy.to_str().expect("utf-8 path");
+
+    // Without -hcl1 the file is read as HCL2, where a single string is not a list.
+    let (code, out, err) = yurt(&addr, &["job", "validate", legacy], &[]);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    assert!(err.contains("datacenters: wrong type"), "{err}");
+
+    let (code, out, err) = yurt(&addr, &["job", "validate", "-hcl1", legacy], &[]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("Job validation successful"), "{out}");
+
+    let (code, out, err) = yurt(
+        &addr,
+        &["job", "plan", "-region", "global", "-hcl1", legacy],
+        &[],
+    );
+    assert_eq!(
+        code, 1,
+        "a new job is a change\nstdout: {out}\nstderr: {err}"
+    );
+    assert!(out.contains("+ Job: \"legacy\""), "{out}");
+
+    let (code, out, err) = yurt(&addr, &["job", "run", "-detach", "-hcl1", legacy], &[]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let http = Http::default();
+    let job = http.get(&agent.url("/v1/job/legacy")).json();
+    assert_eq!(job["Priority"], 60);
+    assert_eq!(job["Datacenters"], serde_json::json!(["dc1"]));
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Env"]["ALLOC"],
+        "${NOMAD_ALLOC_ID}"
+    );
+    let sub = http.get(&agent.url("/v1/job/legacy/submission?version=0"));
+    assert_eq!(sub.status, 200, "{}", sub.body);
+    assert_eq!(sub.json()["Format"], "hcl1");
+
+    // HCL1-only syntax hcl-rs cannot read: the form, file, line and column on stderr.
+    let dir = std::env::temp_dir().join(format!("yurt-hcl1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let quoted = dir.join("quoted.nomad");
+    std::fs::write(
+        &quoted,
+        "job \"q\" {\n  meta {\n    \"team.name\" = \"x\"\n  }\n}\n",
+    )
+    .expect("write job file");
+    let quoted = quoted.to_str().expect("utf-8 path");
+    let (code, out, err) = yurt(&addr, &["job", "run", "-hcl1", quoted], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains(&format!(
+            "{quoted}:3,5: this HCL1 file uses a quoted attribute name in a block"
+        )),
+        "{err}"
+    );
+}

@@ -92,8 +92,22 @@ fn parse_endpoint_returns_the_api_job_and_400s_bad_hcl() {
         "${node.unique.name}"
     );
 
+    // HCLv1: read with HCL1 semantics (literal strings, blocks as assignments).
+    let r = http.post(
+        &url,
+        &json!({"HCLv1": true, "JobHCL": "job \"old\" {\n  datacenters = \"dc1\"\n  update = { max_parallel = 2 }\n  task \"t\" {\n    driver = \"raw_exec\"\n    config { command = \"${NOMAD_TASK_DIR}/run\" }\n  }\n}\n"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let job = r.json();
+    assert_eq!(job["Datacenters"], json!(["dc1"]));
+    assert_eq!(job["Update"]["MaxParallel"], 2);
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["command"],
+        "${NOMAD_TASK_DIR}/run"
+    );
+
     // 400s: empty, syntax error with its position, unknown argument, file() through the API,
-    // HCLv1, a missing required variable.
+    // HCL1-only syntax and HCL2 expressions in an HCLv1 file, a missing required variable.
     let bad = |body: Value, want: &str| {
         let r = http.post(&url, &body);
         assert_eq!(r.status, 400, "{body} → {} {}", r.status, r.body);
@@ -113,7 +127,14 @@ fn parse_endpoint_returns_the_api_job_and_400s_bad_hcl() {
         json!({"JobHCL": "job \"a\" {\n  meta {\n    x = file(\"/etc/passwd\")\n  }\n}\n"}),
         "disabled",
     );
-    bad(json!({"JobHCL": "job \"a\" {}\n", "HCLv1": true}), "HCLv1");
+    bad(
+        json!({"JobHCL": "job \"a\" {\n  meta {\n    \"a.b\" = \"x\"\n  }\n}\n", "HCLv1": true}),
+        "input.hcl:3,5: this HCL1 file uses a quoted attribute name in a block",
+    );
+    bad(
+        json!({"JobHCL": "job \"a\" {\n  priority = var.n\n}\n", "HCLv1": true}),
+        "input.hcl:2,14: a variable reference is HCL2",
+    );
     bad(
         json!({"JobHCL": fixture("variables.nomad.hcl")}),
         "\"env_name\" is required",

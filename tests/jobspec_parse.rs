@@ -464,7 +464,7 @@ fn file_functions_read_beside_the_job_file_only_when_allowed() {
 }
 
 #[test]
-fn top_level_tasks_become_groups_and_hcl1_is_refused() {
+fn top_level_tasks_become_groups() {
     let job = parse_ok(&text(
         "job \"solo\" {\n  task \"only\" {\n    driver = \"exec\"\n  }\n}\n",
     ));
@@ -472,14 +472,456 @@ fn top_level_tasks_become_groups_and_hcl1_is_refused() {
         job["TaskGroups"],
         json!([{"Name": "only", "Tasks": [{"Name": "only", "Driver": "exec"}]}])
     );
+}
 
-    let mut cfg = text("job \"a\" {}\n");
+fn hcl1(mut cfg: ParseConfig) -> ParseConfig {
     cfg.hcl1 = true;
-    let e = parse_err(&cfg);
+    cfg
+}
+
+#[test]
+fn hcl1_file_with_literal_values_weak_types_and_blocks_as_assignments() {
+    let job = parse_ok(&hcl1(config("legacy.hcl1.nomad")));
+    assert_eq!(job["ID"], "legacy");
+    assert_eq!(job["Name"], "legacy");
+    assert_eq!(job["Datacenters"], json!(["dc1"]));
+    assert_eq!(job["Priority"], 60);
+    assert_eq!(job["AllAtOnce"], false);
+    assert_eq!(job["Meta"], json!({"owner": "ops", "tier": "2"}));
+    assert_eq!(
+        job["Constraints"],
+        json!([
+            {"LTarget": "${attr.kernel.name}", "RTarget": "linux", "Operand": "="},
+            {"LTarget": "", "RTarget": "true", "Operand": "distinct_hosts"}
+        ])
+    );
+    assert_eq!(
+        job["Update"],
+        json!({"Stagger": 30 * S, "MaxParallel": 2, "AutoRevert": true})
+    );
+    let g = &job["TaskGroups"][0];
+    assert_eq!(g["Name"], "cache");
+    assert_eq!(g["Count"], 3);
+    assert_eq!(
+        g["Networks"],
+        json!([{
+            "DynamicPorts": [{"Label": "http", "Value": 0, "To": 0, "HostNetwork": ""}],
+            "ReservedPorts": [{"Label": "db", "Value": 5432, "To": 0, "HostNetwork": ""}]
+        }])
+    );
+    assert_eq!(
+        g["RestartPolicy"],
+        json!({"Attempts": 2, "Interval": 300 * S, "Delay": 15 * S, "Mode": "fail"})
+    );
+    let t = &g["Tasks"][0];
+    assert_eq!(t["Name"], "redis");
+    assert_eq!(
+        t["Config"],
+        json!({
+            "image": "redis:${NOMAD_META_version}",
+            "command": "/bin/sh",
+            "args": ["-c", "echo ${env[\"HOME\"]} && exec redis-server"],
+            "port_map": [{"db": 6379}],
+            "logging": [{"syslog": [{"tag": "redis"}]}]
+        })
+    );
+    assert_eq!(
+        t["Env"],
+        json!({"ALLOC": "${NOMAD_ALLOC_ID}", "REGION": "${node.region}"})
+    );
+    assert_eq!(
+        t["Templates"],
+        json!([{
+            "DestPath": "local/redis.conf",
+            "EmbeddedTmpl": "port {{ env \"NOMAD_PORT_db\" }}\ndir ${NOMAD_TASK_DIR}\n",
+            "ChangeMode": "restart", "Perms": "0644", "Splay": 5 * S, "ErrMissingKey": false
+        }])
+    );
+    assert_eq!(
+        t["Artifacts"],
+        json!([{"GetterSource": "https://example.com/redis.tgz", "RelativeDest": "local/",
+                "GetterOptions": {"checksum": "sha256:abcd"}}])
+    );
+    assert_eq!(t["Resources"], json!({"CPU": 500, "MemoryMB": 256}));
+    assert_eq!(
+        t["ScalingPolicies"],
+        json!([{"Min": 100, "Max": 1000, "Type": "vertical_cpu", "Policy": {"cooldown": "5m"}}])
+    );
+    assert_eq!(
+        t["Services"],
+        json!([{"Name": "redis-cache", "PortLabel": "db", "Tags": ["cache", "${NOMAD_DC}"],
+                "Checks": [{"Type": "tcp", "Interval": 10 * S, "Timeout": 2 * S}]}])
+    );
+    assert_eq!(t["KillTimeout"], 20 * S);
+    // The parsed job fits the API job type.
+    parse(&hcl1(config("legacy.hcl1.nomad")))
+        .expect("parses")
+        .to_job()
+        .expect("fits the job type");
+
+    // HCL2 semantics refuse the file: a single string is not a list there.
+    let e = parse_err(&config("legacy.hcl1.nomad"));
     assert!(
-        matches!(e.kind, ErrorKind::Unsupported(ref m) if m.contains("HCLv1")),
+        matches!(e.kind, ErrorKind::WrongType { ref field, .. } if field == "datacenters"),
         "{e}"
     );
+    assert_eq!(
+        e.pos,
+        Pos {
+            line: 5,
+            column: 17
+        }
+    );
+}
+
+#[test]
+fn hcl1_errors_name_the_construct_file_line_and_column() {
+    // Syntax HCL1 allows and hcl-rs does not: the form is named, with its position.
+    for (body, what, pos) in [
+        (
+            "job \"a\" {\n  meta {\n    \"team.name\" = \"x\"\n  }\n}\n",
+            "a quoted attribute name in a block",
+            Pos { line: 3, column: 5 },
+        ),
+        (
+            "job \"a\" {\n  meta {\n    team.name = \"x\"\n  }\n}\n",
+            "a dotted attribute name",
+            Pos { line: 3, column: 5 },
+        ),
+        (
+            "job \"a\" {\n  task \"t\" {\n    config = {\n      port_map { http = 80 }\n    }\n  }\n}\n",
+            "a block inside an assignment",
+            Pos { line: 4, column: 7 },
+        ),
+        (
+            "job \"a\" {\n  affinity {\n    weight = .5\n  }\n}\n",
+            "a decimal without its leading zero",
+            Pos {
+                line: 3,
+                column: 14,
+            },
+        ),
+    ] {
+        let e = parse_err(&hcl1(text(body)));
+        assert_eq!(e.file, "t.nomad.hcl");
+        assert_eq!(e.pos, pos, "{body}: {e}");
+        assert!(
+            matches!(e.kind, ErrorKind::Unsupported(ref m) if m.contains(what) && m.contains("HCL1")),
+            "{body}: {e}"
+        );
+    }
+
+    // HCL2 constructs in an HCL1 file.
+    let e = parse_err(&hcl1(text(
+        "job \"a\" {\n  group \"g\" {\n    count = var.n\n  }\n}\n",
+    )));
+    assert_eq!(
+        e.pos,
+        Pos {
+            line: 3,
+            column: 13
+        }
+    );
+    assert!(e.to_string().contains("variable reference is HCL2"), "{e}");
+    let e = parse_err(&hcl1(text(
+        "job \"a\" {\n  meta {\n    x = upper(\"a\")\n  }\n}\n",
+    )));
+    assert_eq!(e.pos, Pos { line: 3, column: 9 });
+    assert!(e.to_string().contains("function call is HCL2"), "{e}");
+    let e = parse_err(&hcl1(text("variable \"n\" {}\njob \"a\" {}\n")));
+    assert_eq!(e.pos, Pos { line: 1, column: 1 });
+    assert!(e.to_string().contains("no variables"), "{e}");
+
+    // HCL1's own rules: one network, port labels, scaling names.
+    let e = parse_err(&hcl1(text(
+        "job \"a\" {\n  group \"g\" {\n    network {}\n    network {}\n  }\n}\n",
+    )));
+    assert_eq!(e.pos, Pos { line: 4, column: 5 });
+    assert!(
+        matches!(e.kind, ErrorKind::Duplicate(ref n) if n == "network"),
+        "{e}"
+    );
+    let e = parse_err(&hcl1(text(
+        "job \"a\" {\n  group \"g\" {\n    network {\n      port \"Http\" {}\n      port \"hTTP\" {}\n    }\n  }\n}\n",
+    )));
+    assert_eq!(e.pos, Pos { line: 5, column: 7 });
+    let e = parse_err(&hcl1(text(
+        "job \"a\" {\n  group \"g\" {\n    network {\n      port \"a-b\" {}\n    }\n  }\n}\n",
+    )));
+    assert!(
+        e.to_string().contains("letters, digits and underscores"),
+        "{e}"
+    );
+    let e = parse_err(&hcl1(text(
+        "job \"a\" {\n  task \"t\" {\n    scaling \"disk\" {\n      max = 1\n    }\n  }\n}\n",
+    )));
+    assert_eq!(e.pos, Pos { line: 3, column: 5 });
+    assert!(e.to_string().contains("\"cpu\" or \"mem\""), "{e}");
+}
+
+#[test]
+fn hcl1_job_level_forms_nomad_documents() {
+    let job = parse_ok(&hcl1(text(
+        r#"job "default" {
+  id   = "job1"
+  name = "My Job"
+
+  periodic {
+    cron             = "*/5 * * *"
+    prohibit_overlap = "true"
+    time_zone        = "Europe/Minsk"
+  }
+
+  parameterized {
+    payload       = "required"
+    meta_required = "dispatcher_email"
+    meta_optional = ["pager"]
+  }
+
+  constraint {
+    distinct_property = "${meta.rack}"
+  }
+
+  constraint {
+    attribute = "$attr.kernel.version"
+    version   = "~> 3.2"
+  }
+
+  task "bar" {
+    driver = "docker"
+
+    scaling "mem" {
+      enabled = false
+      min     = 128
+      max     = 1024
+    }
+
+    dispatch_payload {
+      file = "input.txt"
+    }
+  }
+}
+"#,
+    )));
+    assert_eq!(job["ID"], "job1");
+    assert_eq!(job["Name"], "My Job");
+    assert_eq!(
+        job["Periodic"],
+        json!({"SpecType": "cron", "Spec": "*/5 * * *", "ProhibitOverlap": true, "TimeZone": "Europe/Minsk"})
+    );
+    assert_eq!(
+        job["ParameterizedJob"],
+        json!({"Payload": "required", "MetaRequired": ["dispatcher_email"], "MetaOptional": ["pager"]})
+    );
+    assert_eq!(
+        job["Constraints"],
+        json!([
+            {"LTarget": "${meta.rack}", "RTarget": "", "Operand": "distinct_property"},
+            {"LTarget": "$attr.kernel.version", "RTarget": "~> 3.2", "Operand": "version"}
+        ])
+    );
+    let t = &job["TaskGroups"][0]["Tasks"][0];
+    assert_eq!(
+        t["ScalingPolicies"],
+        json!([{"Enabled": false, "Min": 128, "Max": 1024, "Type": "vertical_mem"}])
+    );
+    assert_eq!(t["DispatchPayload"], json!({"File": "input.txt"}));
+}
+
+/// Opt-in: Nomad's own HCL1 parser fixtures (`jobspec/test-fixtures` in a hashicorp/nomad
+/// clone given as `YURT_NOMAD_REPO`, read at the last commit that has them), each parsed with
+/// HCL1 semantics and compared with the fields the file sets; the fixtures Nomad's HCL1
+/// parser refuses must be refused too. Reports the files hcl-rs cannot read.
+#[test]
+fn nomad_hcl1_fixtures_when_a_nomad_repo_is_given() {
+    let Ok(repo) = std::env::var("YURT_NOMAD_REPO") else {
+        eprintln!("YURT_NOMAD_REPO not set: skipping Nomad's HCL1 fixtures");
+        return;
+    };
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // HCL1 was removed from Nomad in 1.9: the fixtures live in the commit before that.
+    let removed = git(&["log", "-1", "--format=%H", "HEAD", "--", "jobspec/parse.go"]);
+    let at = format!("{}^", removed.trim());
+    let list = git(&["ls-tree", "--name-only", &at, "jobspec/test-fixtures/"]);
+    let read = |name: &str| git(&["show", &format!("{at}:jobspec/test-fixtures/{name}")]);
+    let parse_fixture = |name: &str| {
+        parse(&ParseConfig {
+            path: name.to_string(),
+            body: read(name),
+            hcl1: true,
+            ..ParseConfig::default()
+        })
+    };
+    let ok = |name: &str| match parse_fixture(name) {
+        Ok(p) => {
+            p.to_job()
+                .unwrap_or_else(|e| panic!("{name} does not fit the job type: {e}"));
+            p.job
+        }
+        Err(e) => panic!("{name}: {e}"),
+    };
+
+    let basic = ok("basic.hcl");
+    assert_eq!(basic["ID"], "binstore-storagelocker");
+    assert_eq!(basic["Region"], "fooregion");
+    assert_eq!(basic["Namespace"], "foonamespace");
+    assert_eq!(basic["NodePool"], "dev");
+    assert_eq!(basic["Priority"], 52);
+    assert_eq!(basic["AllAtOnce"], true);
+    assert_eq!(basic["ConsulToken"], "abc");
+    assert_eq!(basic["Constraints"][1]["Operand"], "semver");
+    assert_eq!(basic["Affinities"][0]["Weight"], 50);
+    assert_eq!(
+        basic["Spreads"][0]["SpreadTarget"][1],
+        json!({"Value": "r2", "Percent": 60})
+    );
+    assert_eq!(basic["Update"]["Stagger"], 60 * S);
+    assert_eq!(basic["TaskGroups"][0]["Name"], "outside");
+    assert_eq!(
+        basic["TaskGroups"][0]["Tasks"][0]["Meta"],
+        json!({"my-cool-key": "foobar"})
+    );
+    let g = &basic["TaskGroups"][1];
+    assert_eq!(g["Name"], "binsl");
+    assert_eq!(g["Count"], 5);
+    assert_eq!(g["Volumes"]["baz"]["PerAlloc"], true);
+    assert_eq!(g["StopAfterClientDisconnect"], 120 * S);
+    assert_eq!(g["Disconnect"]["Reconcile"], "best_score");
+    assert_eq!(
+        g["Meta"],
+        json!({"elb_mode": "tcp", "elb_interval": "10", "elb_checks": "3"})
+    );
+    let t = &g["Tasks"][0];
+    assert_eq!(t["User"], "bob");
+    assert_eq!(t["Kind"], "connect-proxy:test");
+    assert_eq!(
+        t["Config"],
+        json!({"image": "hashicorp/binstore", "labels": [{"FOO": "bar"}]})
+    );
+    assert_eq!(
+        t["LogConfig"],
+        json!({"Disabled": false, "MaxFiles": 14, "MaxFileSizeMB": 101})
+    );
+    assert_eq!(t["Services"][0]["Checks"][0]["GRPCUseTLS"], true);
+    assert_eq!(
+        t["Services"][0]["Checks"][0]["CheckRestart"]["Grace"],
+        10 * S
+    );
+    let net = &t["Resources"]["Networks"][0];
+    assert_eq!(net["MBits"], 100);
+    assert_eq!(net["ReservedPorts"].as_array().map(Vec::len), Some(3));
+    assert_eq!(net["DynamicPorts"].as_array().map(Vec::len), Some(3));
+    assert_eq!(t["Resources"]["Devices"][0]["Count"], 10);
+    assert_eq!(t["Resources"]["MemoryMaxMB"], 256);
+    assert_eq!(t["KillTimeout"], 22 * S);
+    assert_eq!(t["Artifacts"][1]["GetterMode"], "file");
+    assert_eq!(
+        t["Vault"],
+        json!({"Namespace": "ns1", "Policies": ["foo", "bar"], "Env": true,
+               "DisableFile": false, "ChangeMode": "restart"})
+    );
+    assert_eq!(t["Templates"][0]["VaultGrace"], 33 * S);
+    assert_eq!(t["Templates"][1]["ChangeScript"]["Command"], "/bin/foo");
+    assert_eq!(
+        g["Tasks"][1]["Lifecycle"],
+        json!({"Hook": "prestart", "Sidecar": true})
+    );
+
+    assert_eq!(ok("default-job.hcl")["ID"], "foo");
+    let specify = ok("specify-job.hcl");
+    assert_eq!(
+        (&specify["ID"], &specify["Name"]),
+        (&json!("job1"), &json!("My Job"))
+    );
+    assert_eq!(
+        ok("distinctHosts-constraint.hcl")["Constraints"],
+        json!([{"LTarget": "", "RTarget": "true", "Operand": "distinct_hosts"}])
+    );
+    assert_eq!(
+        ok("regexp-constraint.hcl")["Constraints"][0]["Operand"],
+        "regexp"
+    );
+    assert_eq!(
+        ok("set-contains-constraint.hcl")["Constraints"][0]["RTarget"],
+        "foo,bar,baz"
+    );
+    assert_eq!(
+        ok("periodic-crons.hcl")["Periodic"]["Specs"],
+        json!(["*/5 * * *", "*/7 * * *"])
+    );
+    assert_eq!(
+        ok("task-nested-config.hcl")["TaskGroups"][0]["Tasks"][0]["Config"],
+        json!({"image": "hashicorp/image", "port_map": [{"db": 1234}]})
+    );
+    assert_eq!(
+        ok("consul-namespace.hcl")["TaskGroups"][0]["Consul"],
+        json!({"Namespace": "foo"})
+    );
+    let scaling = ok("task-scaling-policy.hcl");
+    let types: Vec<&Value> = scaling["TaskGroups"][0]["Tasks"][0]["ScalingPolicies"]
+        .as_array()
+        .map(|l| l.iter().map(|p| &p["Type"]).collect())
+        .unwrap_or_default();
+    assert_eq!(types, [&json!("vertical_cpu"), &json!("vertical_mem")]);
+    let ports = ok("parse-ports.hcl");
+    assert_eq!(
+        ports["TaskGroups"][0]["Networks"][0]["ReservedPorts"][0]["Value"],
+        9000
+    );
+
+    // Nomad's HCL1 parser refuses these; so does yurt.
+    for name in [
+        "multi-network.hcl",
+        "multi-resource.hcl",
+        "multi-vault.hcl",
+        "bad-artifact.hcl",
+        "bad-ports.hcl",
+        "overlapping-ports.hcl",
+        "basic_wrong_key.hcl",
+        "tg-scaling-policy-missing-max.hcl",
+        "tg-scaling-policy-multi-policy.hcl",
+        "tg-scaling-policy-with-label.hcl",
+        "tg-scaling-policy-invalid-type.hcl",
+        "task-scaling-policy-missing-name.hcl",
+        "task-scaling-policy-multi-name.hcl",
+        "task-scaling-policy-multi-cpu.hcl",
+        "task-scaling-policy-invalid-type.hcl",
+        "task-scaling-policy-invalid-resource.hcl",
+    ] {
+        let e = parse_fixture(name).map(|p| p.job).expect_err(name);
+        assert!(e.pos.line > 0, "{name}: the error has no position: {e}");
+    }
+
+    // Every other fixture parses, or is refused for a named reason.
+    let (mut parsed, mut refused) = (0, Vec::new());
+    for path in list.lines() {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        match std::panic::catch_unwind(|| parse_fixture(name)) {
+            Ok(Ok(_)) => parsed += 1,
+            Ok(Err(e)) => refused.push(e.to_string()),
+            Err(_) => panic!("the parser panicked on {name}"),
+        }
+    }
+    eprintln!(
+        "Nomad HCL1 fixtures: {parsed} parsed, {} refused:",
+        refused.len()
+    );
+    for e in &refused {
+        eprintln!("  {e}");
+    }
 }
 
 #[test]
@@ -736,7 +1178,7 @@ fn parameterized_multiregion_scaling_volumes_devices_and_actions() {
     let g = &job["TaskGroups"][0];
     assert_eq!(
         g["Scaling"],
-        json!({"Min": 1, "Max": 5, "Enabled": true,
+        json!({"Min": 1, "Max": 5, "Enabled": true, "Type": "horizontal",
                "Policy": {"cooldown": "1m", "check": [{"source": "prometheus"}]}})
     );
     assert_eq!(

@@ -251,16 +251,17 @@ fn periodic_jobs_launch_on_schedule_and_on_demand() {
     let r = http.post(&agent.url("/v1/job/proc-none/periodic/force"), &json!({}));
     assert_eq!(
         (r.status, r.body.as_str()),
-        (500, "job \"proc-none\" not found")
+        (404, "job \"proc-none\" not found")
     );
     http.put(
         &agent.url("/v1/jobs"),
         &json!({"Job": service_job("plain", 1)}),
     );
     let r = http.post(&agent.url("/v1/job/plain/periodic/force"), &json!({}));
+    // Nomad answers 500 here; the caller's mistake is a 400.
     assert_eq!(
         (r.status, r.body.as_str()),
-        (500, "can't force launch non-periodic job")
+        (400, "can't force launch non-periodic job")
     );
     let r = http.put(
         &agent.url("/v1/jobs"),

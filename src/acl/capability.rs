@@ -82,6 +82,7 @@ impl NsCap {
     pub const READ_JOB_SCALING: NsCap = NsCap(24);
     pub const SCALE_JOB: NsCap = NsCap(25);
     pub const SUBMIT_RECOMMENDATION: NsCap = NsCap(26);
+    pub const TAG_JOB_VERSION: NsCap = NsCap(33);
 
     /// The capability named `name`, if the policy language knows it.
     pub fn parse(name: &str) -> Option<NsCap> {

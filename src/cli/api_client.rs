@@ -157,6 +157,15 @@ impl ApiClient {
         self
     }
 
+    /// Sends requests to `region` instead of the `-region` flag's (a job file's own region
+    /// wins, as in Nomad's `job run` and `job plan`).
+    pub fn with_region(mut self, region: Option<String>) -> Self {
+        if region.is_some() {
+            self.region = region;
+        }
+        self
+    }
+
     /// The ACL token sent with requests (`NOMAD_TOKEN`), if any.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
@@ -412,6 +421,18 @@ mod tests {
         assert_eq!(
             c.url("/v1/jobs", &[("namespace", "*")]).as_str(),
             "http://10.0.0.1:5646/v1/jobs?namespace=*&region=eu"
+        );
+
+        // A job file's region replaces -region/NOMAD_REGION for `job run` and `job plan`.
+        let job_region = c.clone().with_region(Some("west".to_string()));
+        assert_eq!(
+            job_region.url("/v1/job/a/plan", &[]).as_str(),
+            "http://10.0.0.1:5646/v1/job/a/plan?region=west&namespace=prod"
+        );
+        let unset = c.clone().with_region(None);
+        assert_eq!(
+            unset.url("/v1/job/a/plan", &[]).as_str(),
+            "http://10.0.0.1:5646/v1/job/a/plan?region=eu&namespace=prod"
         );
 
         let https = ApiClient::from_lookup(env(&[("NOMAD_ADDR", "https://x:4646")])).unwrap();

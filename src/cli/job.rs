@@ -33,8 +33,10 @@ pub enum JobCommand {
     Plan(super::job_plan::PlanArgs),
     /// List a job's versions (with -p, what changed between them).
     History(HistoryArgs),
-    /// Register an earlier version of a job again.
+    /// Register an earlier version of a job again (by version number or tag).
     Revert(RevertArgs),
+    /// Name versions of a job (`apply`, `unset`).
+    Tag(super::job_tag::TagArgs),
     /// Start an instance of a parameterized job.
     Dispatch(DispatchArgs),
     /// Change the count of a job's task group.
@@ -156,6 +158,7 @@ pub fn main(args: JobArgs) -> ExitCode {
             JobCommand::Stop(a) => job_stop(&api, a).await,
             JobCommand::History(a) => super::job_history::history(&api, a).await,
             JobCommand::Revert(a) => super::job_history::revert(&api, a).await,
+            JobCommand::Tag(a) => super::job_tag::tag(&api, a).await,
             JobCommand::Dispatch(a) => super::job_actions::dispatch(&api, a).await,
             JobCommand::Scale(a) => super::job_actions::scale(&api, a).await,
             JobCommand::Periodic(a) => super::job_actions::periodic(&api, a).await,
@@ -172,6 +175,11 @@ pub fn main(args: JobArgs) -> ExitCode {
 
 async fn job_run(api: &ApiClient, a: RunArgs) -> Result<(), CliError> {
     let loaded = super::job_file::load_job(&a.file, &a.job_file)?;
+    let region = loaded.job["Region"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    let api = &api.clone().with_region(region);
     let mut body = json!({"Job": loaded.job, "Submission": loaded.submission});
     if let Some(index) = a.check_index {
         body["EnforceIndex"] = true.into();

@@ -28,6 +28,12 @@ pub struct DispatchArgs {
     /// A prefix for the dispatched job's ID.
     #[arg(long = "id-prefix-template")]
     id_prefix_template: Option<String>,
+    /// Dispatch at most one live child per token: a repeat returns the existing child.
+    #[arg(long = "idempotency-token")]
+    idempotency_token: Option<String>,
+    /// The dispatched job's priority (1-100; default: the parent's).
+    #[arg(long)]
+    priority: Option<i64>,
     /// The parameterized job's ID or prefix.
     job: String,
     /// A file whose content is the payload (`-` reads stdin).
@@ -175,8 +181,23 @@ pub async fn dispatch(api: &ApiClient, a: DispatchArgs) -> Result<(), CliError> 
     if let Some(t) = &a.id_prefix_template {
         body["IdPrefixTemplate"] = t.clone().into();
     }
+    if let Some(p) = a.priority {
+        body["Priority"] = p.into();
+    }
+    // The token travels in the query, as Nomad's write options carry it.
+    let query: Vec<(&str, &str)> = a
+        .idempotency_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(|t| ("idempotency_token", t))
+        .into_iter()
+        .collect();
     let resp: Value = api
-        .post_json(&format!("/v1/job/{}/dispatch", path_escape(&id)), &body)
+        .put_json_query(
+            &format!("/v1/job/{}/dispatch", path_escape(&id)),
+            &query,
+            &body,
+        )
         .await
         .map_err(|e| CliError(format!("Failed to dispatch job: {e}")))?;
     let eval = resp["EvalID"].as_str().unwrap_or_default();

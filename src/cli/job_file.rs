@@ -26,7 +26,8 @@ pub struct JobFileArgs {
     /// The file is a JSON job, not HCL.
     #[arg(long)]
     pub json: bool,
-    /// Parse with the legacy HCL1 syntax (refused: yurt reads HCL2 only).
+    /// Parse the file as HCL1 (literal values, no variables; the few HCL1-only forms hcl-rs
+    /// cannot read are named in the error).
     #[arg(long)]
     pub hcl1: bool,
 }
@@ -83,7 +84,16 @@ pub fn load_job(file: &str, args: &JobFileArgs) -> Result<LoadedJob, CliError> {
         .map_err(|e| CliError(format!("Error parsing job file from {file}:\n{e}")))?;
     let job = serde_json::to_value(job)
         .map_err(|e| CliError(format!("Error encoding job from {file}: {e}")))?;
-    let submission = hcl_submission(text, &cfg, &parsed.variables)?;
+    // An HCL1 file has no variables: its submission is the source alone.
+    let submission = if cfg.hcl1 {
+        JobSubmission {
+            source: text,
+            format: "hcl1".to_string(),
+            ..JobSubmission::default()
+        }
+    } else {
+        hcl_submission(text, &cfg, &parsed.variables)?
+    };
     Ok(LoadedJob { job, submission })
 }
 

@@ -27,7 +27,7 @@ pub struct HistoryArgs {
     job: String,
 }
 
-/// `yurt job revert [-detach] [-verbose] <job> <version>`.
+/// `yurt job revert [-detach] [-verbose] <job> <version|tag>`.
 #[derive(Debug, Args)]
 pub struct RevertArgs {
     /// Print the evaluation ID instead of monitoring it.
@@ -38,7 +38,7 @@ pub struct RevertArgs {
     verbose: bool,
     /// Job ID or prefix.
     job: String,
-    /// The version to go back to.
+    /// The version to go back to, or the tag naming it.
     version: String,
 }
 
@@ -123,14 +123,13 @@ fn format_version(job: &Value, diff: Option<&Value>, full: bool) -> Result<Strin
 }
 
 pub async fn revert(api: &ApiClient, a: RevertArgs) -> Result<(), CliError> {
-    let version: u64 = a.version.parse().map_err(|_| {
-        CliError(format!(
-            "Error parsing version value {:?}: not a version number",
-            a.version
-        ))
-    })?;
     let job = resolve_job(api, &a.job).await?;
     let id = job["ID"].as_str().unwrap_or_default().to_string();
+    // A number is a version; anything else names a version by its tag.
+    let version = match a.version.parse::<u64>() {
+        Ok(v) => v,
+        Err(_) => super::job_tag::version_by_tag(api, &id, &a.version).await?,
+    };
     let resp: Value = api
         .post_json(
             &format!("/v1/job/{}/revert", path_escape(&id)),

@@ -79,7 +79,10 @@ async fn plan(a: PlanArgs, flags: &ApiFlags) -> Result<u8, CliError> {
         return Err("Error getting job struct: the job has no ID".into());
     }
     let namespace = job["Namespace"].as_str().filter(|n| !n.is_empty());
-    let api = ApiClient::from_flags(flags)?.with_namespace(namespace.map(str::to_string));
+    let region = job["Region"].as_str().filter(|r| !r.is_empty());
+    let api = ApiClient::from_flags(flags)?
+        .with_namespace(namespace.map(str::to_string))
+        .with_region(region.map(str::to_string));
     // The diff is always asked for: it tells whether anything would change.
     let resp: Value = api
         .post_json(

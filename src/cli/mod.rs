@@ -22,6 +22,7 @@ pub mod job_file;
 pub mod job_history;
 pub mod job_init;
 pub mod job_plan;
+pub mod job_tag;
 pub mod namespace;
 pub mod node;
 pub mod operator;

@@ -5,6 +5,7 @@
 
 pub mod delims;
 pub mod funcs;
+mod sprig;
 
 use std::collections::HashMap;
 
@@ -26,6 +27,7 @@ pub enum TemplateError {
 /// Renders `text` with `data` as its dot (`{{.ID}}`, `{{range .}}…{{end}}`).
 pub fn render(text: &str, data: &Json) -> Result<String, TemplateError> {
     let mut tmpl = Template::default();
+    tmpl.add_funcs(&sprig::functions());
     tmpl.parse(text)
         .map_err(|e| TemplateError::Parse(e.to_string()))?;
     tmpl.render(&Context::from(to_value(data)))
@@ -144,6 +146,30 @@ mod tests {
         );
         let list = json!([{"ID": "a"}, {"ID": "b"}]);
         assert_eq!(render("{{range .}}{{.ID}} {{end}}", &list).unwrap(), "a b ");
+    }
+
+    #[test]
+    fn sprig_functions_take_the_piped_value_last() {
+        let job = json!({"ID": "example-web", "Tags": ["a", "b"], "Count": 3, "Empty": ""});
+        for (tmpl, want) in [
+            ("{{ .ID | sprig_upper }}", "EXAMPLE-WEB"),
+            ("{{ .ID | sprig_trunc 7 }}", "example"),
+            ("{{ .ID | sprig_trunc -3 }}", "web"),
+            ("{{ .Tags | sprig_join \",\" }}", "a,b"),
+            ("{{ .ID | sprig_replace \"-\" \"_\" }}", "example_web"),
+            ("{{ if sprig_hasPrefix \"exa\" .ID }}yes{{ end }}", "yes"),
+            ("{{ .Empty | sprig_default \"none\" }}", "none"),
+            ("{{ .ID | sprig_quote }}", "\"example-web\""),
+            ("{{ sprig_add .Count 2 }}", "5"),
+            ("{{ .Tags | sprig_toJson }}", "[\"a\",\"b\"]"),
+            (
+                "{{ range sprig_splitList \"-\" .ID }}[{{ . }}]{{ end }}",
+                "[example][web]",
+            ),
+        ] {
+            assert_eq!(render(tmpl, &job).ok().as_deref(), Some(want), "{tmpl}");
+        }
+        assert!(render("{{ sprig_repeat 100000 .ID }}", &job).is_err());
     }
 
     #[test]

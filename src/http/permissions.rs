@@ -198,6 +198,9 @@ fn job_need(method: &Method, rest: &[&str]) -> Need {
     let sub = if rest.len() < 2 { "" } else { last };
     match sub {
         "force" if before == Some("periodic") => Need::Namespace(Query, &[C::SUBMIT_JOB]),
+        "tag" if rest.len() >= 4 && rest[rest.len() - 3] == "versions" => {
+            Need::Namespace(Query, &[C::SUBMIT_JOB, C::TAG_JOB_VERSION])
+        }
         "allocations" | "evaluations" | "summary" | "versions" | "deployments" | "deployment"
         | "services" => Need::Namespace(Query, &[C::READ_JOB]),
         "scale" if read => Need::Namespace(Query, &[C::READ_JOB_SCALING, C::READ_JOB]),
@@ -254,6 +257,12 @@ mod tests {
             n(M::POST, "/v1/job/web/periodic/force"),
             Need::Namespace(Query, &[C::SUBMIT_JOB])
         );
+        for m in [M::PUT, M::DELETE] {
+            assert_eq!(
+                n(m, "/v1/job/web/versions/golden/tag"),
+                Need::Namespace(Query, &[C::SUBMIT_JOB, C::TAG_JOB_VERSION])
+            );
+        }
         assert_eq!(
             n(M::GET, "/v1/allocation/x"),
             Need::Namespace(Alloc, &[C::READ_JOB])

@@ -11,11 +11,16 @@ use serde_json::{Map, Value as Json};
 
 use super::error::{ErrorKind, JobspecError, Result};
 use super::eval::{Scope, eval};
+use super::literal;
 use super::schema::{self, Blk, Kind, Multi, Spec, Ty};
 use super::source::Source;
 
 pub struct Decoder<'a> {
     pub src: &'a Source,
+    /// HCL1 semantics: values are read literally (no variables, functions or `dynamic`
+    /// blocks), blocks may be written as object assignments, scalars are weakly typed as
+    /// Nomad's HCL1 decoder types them.
+    pub hcl1: bool,
 }
 
 /// One block to decode: its body and labels, possibly produced by a `dynamic` block (then
@@ -32,6 +37,15 @@ struct Item<'b> {
 impl Decoder<'_> {
     fn err(&self, span: Option<std::ops::Range<usize>>, kind: ErrorKind) -> JobspecError {
         self.src.error(span, kind)
+    }
+
+    /// The value of an argument: evaluated in HCL2, read literally in HCL1.
+    fn value(&self, ctx: &Context, expr: &Expression, scope: &Scope) -> Result<Value> {
+        if self.hcl1 {
+            literal::read(self.src, expr)
+        } else {
+            eval(ctx, self.src, expr, scope)
+        }
     }
 
     /// Decodes a block body against its spec into `out`.
@@ -64,6 +78,13 @@ impl Decoder<'_> {
             match s {
                 Structure::Attribute(attr) => {
                     let name = attr.key.as_str();
+                    if self.hcl1
+                        && spec.attr(name).is_none()
+                        && let Some(blk) = spec.block(name)
+                    {
+                        self.assigned_blocks(blk, attr, out)?;
+                        continue;
+                    }
                     let Some(field) = spec.attr(name) else {
                         return Err(self.err(
                             attr.key.span(),
@@ -73,21 +94,32 @@ impl Decoder<'_> {
                             },
                         ));
                     };
-                    if seen_attrs.contains(&name) {
+                    let is_map = matches!(field.ty, Ty::StrMap | Ty::Any);
+                    // HCL1 merges repeated map arguments (`meta = {..}` twice, or with a
+                    // `meta {..}` block), as it merges repeated blocks.
+                    let merge = self.hcl1 && is_map;
+                    if seen_attrs.contains(&name) && !merge {
                         return Err(self.err(
                             attr.key.span(),
                             ErrorKind::DuplicateArgument(name.to_string()),
                         ));
                     }
                     seen_attrs.push(name);
-                    let v = eval(ctx, self.src, &attr.value, scope)?;
+                    let v = self.value(ctx, &attr.value, scope)?;
                     if let Some(j) = self.typed(&v, field.ty, name, &attr.value)? {
-                        out.insert(field.api.to_string(), j);
+                        match (out.get_mut(field.api), j) {
+                            (Some(Json::Object(have)), Json::Object(more)) if merge => {
+                                have.extend(more);
+                            }
+                            (_, j) => {
+                                out.insert(field.api.to_string(), j);
+                            }
+                        }
                     }
                 }
                 Structure::Block(block) => {
                     let name = block.ident.as_str();
-                    if name == "dynamic" {
+                    if name == "dynamic" && !self.hcl1 {
                         let mut emit =
                             |target: &str,
                              item: Item,
@@ -187,13 +219,36 @@ impl Decoder<'_> {
                 },
             ));
         }
+        if self.hcl1 && blk.hcl == "port" {
+            self.hcl1_port_label(&item, out)?;
+        }
         let mut obj = Map::new();
-        if let (Some(field), Some(label)) = (blk.label, item.labels.first()) {
+        let task_scaling = std::ptr::eq(blk.spec, &schema::TASK_SCALING);
+        if let (Some(field), Some(label)) = (blk.label, item.labels.first())
+            && !task_scaling
+        {
             obj.insert(field.to_string(), Json::String(label.clone()));
         }
         self.body(item.body, blk.spec, ctx, scope, &mut obj)?;
+        if task_scaling {
+            self.task_scaling_type(&item, &mut obj, out)?;
+        }
+        if std::ptr::eq(blk.spec, &schema::SCALING) {
+            self.group_scaling(&item, &obj)?;
+        }
+        // HCL1 reads one network per group or task resources.
+        if self.hcl1 && std::ptr::eq(blk.spec, &schema::NETWORK) && out.contains_key(blk.api) {
+            return Err(self.err(item.ident_span, ErrorKind::Duplicate("network".to_string())));
+        }
         if std::ptr::eq(blk.spec, &schema::CONSTRAINT) || std::ptr::eq(blk.spec, &schema::AFFINITY)
         {
+            // HCL1 drops a `distinct_hosts = false` constraint and writes `true` out.
+            if self.hcl1 && obj.get("distinct_hosts") == Some(&Json::Bool(false)) {
+                return Ok(());
+            }
+            if self.hcl1 && obj.get("distinct_hosts") == Some(&Json::Bool(true)) {
+                obj.insert("RTarget".to_string(), Json::String("true".to_string()));
+            }
             constraint_shorthands(&mut obj);
         }
         match blk.multi {
@@ -237,6 +292,217 @@ impl Decoder<'_> {
         Ok(())
     }
 
+    /// A task's `scaling "cpu" { ... }` / `scaling "mem" { ... }`: the label names the
+    /// policy type (`vertical_cpu` / `vertical_mem`); a `type` argument must agree with it.
+    fn task_scaling_type(
+        &self,
+        item: &Item,
+        obj: &mut Map<String, Json>,
+        out: &Map<String, Json>,
+    ) -> Result<()> {
+        let label = item.labels.first().map(|l| l.to_lowercase());
+        let policy_type = match label.as_deref() {
+            Some("cpu") => "vertical_cpu",
+            Some("mem") => "vertical_mem",
+            _ => {
+                return Err(self.err(
+                    item.ident_span.clone(),
+                    ErrorKind::InvalidValue {
+                        field: "scaling".to_string(),
+                        message: format!(
+                            "scaling policy name must be \"cpu\" or \"mem\", got {:?}",
+                            item.labels.first().map_or("", String::as_str)
+                        ),
+                    },
+                ));
+            }
+        };
+        if let Some(t) = obj.get("Type").and_then(Json::as_str)
+            && t != policy_type
+        {
+            return Err(self.err(
+                item.ident_span.clone(),
+                ErrorKind::InvalidValue {
+                    field: "scaling.type".to_string(),
+                    message: format!("policy type {t:?} does not match the block's name: expected {policy_type:?}"),
+                },
+            ));
+        }
+        let taken = out
+            .get("ScalingPolicies")
+            .and_then(Json::as_array)
+            .is_some_and(|l| l.iter().any(|p| p["Type"] == policy_type));
+        if taken {
+            return Err(self.err(
+                item.ident_span.clone(),
+                ErrorKind::Duplicate(format!("scaling {:?}", label.unwrap_or_default())),
+            ));
+        }
+        obj.insert("Type".to_string(), Json::String(policy_type.to_string()));
+        Ok(())
+    }
+
+    /// HCL1 port labels are letters, digits and `_`, unique regardless of case.
+    fn hcl1_port_label(&self, item: &Item, out: &Map<String, Json>) -> Result<()> {
+        let label = item.labels.first().map_or("", String::as_str);
+        if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(self.err(
+                item.ident_span.clone(),
+                ErrorKind::InvalidValue {
+                    field: "port".to_string(),
+                    message: format!(
+                        "port label {label:?} must be letters, digits and underscores"
+                    ),
+                },
+            ));
+        }
+        let taken = out
+            .get("DynamicPorts")
+            .and_then(Json::as_array)
+            .is_some_and(|ports| {
+                ports.iter().any(|p| {
+                    p["Label"]
+                        .as_str()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(label))
+                })
+            });
+        if taken {
+            return Err(self.err(
+                item.ident_span.clone(),
+                ErrorKind::Duplicate(format!("port {label:?} (port labels ignore case)")),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A group scales horizontally, up to a `max` it must give.
+    fn group_scaling(&self, item: &Item, obj: &Map<String, Json>) -> Result<()> {
+        if !obj.contains_key("Max") {
+            return Err(self.err(
+                item.ident_span.clone(),
+                ErrorKind::InvalidValue {
+                    field: "scaling.max".to_string(),
+                    message: "a group scaling policy needs \"max\"".to_string(),
+                },
+            ));
+        }
+        match obj.get("Type").and_then(Json::as_str) {
+            None | Some("horizontal") => Ok(()),
+            Some(t) => Err(self.err(
+                item.ident_span.clone(),
+                ErrorKind::InvalidValue {
+                    field: "scaling.type".to_string(),
+                    message: format!("a group scaling policy is \"horizontal\", not {t:?}"),
+                },
+            )),
+        }
+    }
+
+    /// HCL1 writes an unlabelled block as an assignment too: `update = { ... }`, or a list of
+    /// them for a repeatable block (`constraint = [{ ... }, { ... }]`).
+    fn assigned_blocks(
+        &self,
+        blk: &'static Blk,
+        attr: &hcl_edit::structure::Attribute,
+        out: &mut Map<String, Json>,
+    ) -> Result<()> {
+        if blk.label.is_some() {
+            return Err(self.err(
+                attr.key.span(),
+                ErrorKind::Labels {
+                    block: blk.hcl.to_string(),
+                    want: 1,
+                    got: 0,
+                },
+            ));
+        }
+        let objects: Vec<&hcl_edit::expr::Object> = match &attr.value {
+            Expression::Object(o) => vec![o],
+            Expression::Array(a) if blk.multi == Multi::List => a
+                .iter()
+                .map(|e| match e {
+                    Expression::Object(o) => Ok(o),
+                    other => Err(self.err(
+                        other.span(),
+                        ErrorKind::WrongType {
+                            field: blk.hcl.to_string(),
+                            expected: "an object",
+                            got: "another value".to_string(),
+                        },
+                    )),
+                })
+                .collect::<Result<_>>()?,
+            other => {
+                return Err(self.err(
+                    other.span(),
+                    ErrorKind::WrongType {
+                        field: blk.hcl.to_string(),
+                        expected: "a block or an object",
+                        got: "another value".to_string(),
+                    },
+                ));
+            }
+        };
+        for o in objects {
+            let body = self.object_body(o)?;
+            let item = Item {
+                ident_span: attr.key.span(),
+                labels: Vec::new(),
+                body: &body,
+            };
+            self.nested(blk, item, &Context::new(), &Scope::default(), out)
+                .map_err(|mut e| {
+                    // The body's names are made here and have no position: point at the
+                    // assignment instead of the file's start.
+                    if e.pos == (super::error::Pos { line: 1, column: 1 })
+                        && let Some(span) = attr.key.span()
+                    {
+                        e.pos = self.src.pos(span.start);
+                    }
+                    e
+                })?;
+        }
+        Ok(())
+    }
+
+    /// An object value as a block body of the same arguments (nested objects stay
+    /// assignments, which `fields` again reads as blocks where the schema has one).
+    fn object_body(&self, o: &hcl_edit::expr::Object) -> Result<Body> {
+        let mut attrs = Vec::new();
+        for (k, v) in o.iter() {
+            let (name, span) = match k {
+                hcl_edit::expr::ObjectKey::Ident(i) => (i.as_str().to_string(), i.span()),
+                hcl_edit::expr::ObjectKey::Expression(e) => match literal::read(self.src, e)? {
+                    Value::String(s) => (s, e.span()),
+                    _ => {
+                        return Err(self.err(
+                            e.span(),
+                            ErrorKind::WrongType {
+                                field: "object key".to_string(),
+                                expected: "a name",
+                                got: "another value".to_string(),
+                            },
+                        ));
+                    }
+                },
+            };
+            let ident = hcl_edit::Ident::try_new(name.as_str()).map_err(|_| {
+                self.err(
+                    span,
+                    ErrorKind::InvalidValue {
+                        field: name.clone(),
+                        message: "not a valid argument name".to_string(),
+                    },
+                )
+            })?;
+            attrs.push(hcl_edit::structure::Attribute::new(
+                hcl_edit::Decorated::new(ident),
+                v.expr().clone(),
+            ));
+        }
+        Ok(Body::builder().attributes(attrs).build())
+    }
+
     /// `dynamic "<type>" { for_each = ..., iterator = "x", labels = [...], content { ... } }`:
     /// one `<type>` block per element, with `<iterator>.key` / `<iterator>.value` in scope.
     /// `emit` files each generated block (its type name, body and labels) into `out`.
@@ -262,7 +528,7 @@ impl Decoder<'_> {
                     "iterator" => {
                         iterator = match &a.value {
                             Expression::Variable(v) => v.as_str().to_string(),
-                            other => match eval(ctx, self.src, other, scope)? {
+                            other => match self.value(ctx, other, scope)? {
                                 Value::String(s) => s,
                                 _ => {
                                     return Err(self.err(
@@ -311,7 +577,7 @@ impl Decoder<'_> {
                 ErrorKind::Unsupported("a dynamic block needs a \"content\" block".to_string()),
             )
         })?;
-        let elements: Vec<(Value, Value)> = match eval(ctx, self.src, for_each, scope)? {
+        let elements: Vec<(Value, Value)> = match self.value(ctx, for_each, scope)? {
             Value::Array(l) => l
                 .into_iter()
                 .enumerate()
@@ -393,10 +659,10 @@ impl Decoder<'_> {
         for s in body.iter() {
             match s {
                 Structure::Attribute(attr) => {
-                    let v = eval(ctx, self.src, &attr.value, scope)?;
+                    let v = self.value(ctx, &attr.value, scope)?;
                     out.insert(attr.key.as_str().to_string(), to_json(&v));
                 }
-                Structure::Block(block) if block.ident.as_str() == "dynamic" => {
+                Structure::Block(block) if block.ident.as_str() == "dynamic" && !self.hcl1 => {
                     let mut emit = |target: &str,
                                     item: Item,
                                     c: &Context,
@@ -409,7 +675,11 @@ impl Decoder<'_> {
                 Structure::Block(block) => {
                     let item = Item {
                         ident_span: block.ident.span(),
-                        labels: Vec::new(),
+                        labels: block
+                            .labels
+                            .iter()
+                            .map(|l| l.as_str().to_string())
+                            .collect(),
                         body: &block.body,
                     };
                     self.free_block(block.ident.as_str(), &item, ctx, scope, out)?;
@@ -419,8 +689,8 @@ impl Decoder<'_> {
         Ok(())
     }
 
-    /// A block inside a free-form body: appended to the list under its name (labels are
-    /// ignored, as Nomad ignores them there).
+    /// A block inside a free-form body: appended to the list under its name (HCL2 ignores
+    /// labels there, as Nomad's HCL2 decoder does).
     fn free_block(
         &self,
         name: &str,
@@ -431,6 +701,15 @@ impl Decoder<'_> {
     ) -> Result<()> {
         let mut m = Map::new();
         self.free(item.body, ctx, scope, &mut m)?;
+        // HCL1 nests a labelled block under its labels: `a "b" { x = 1 }` is
+        // `a = [{ b = [{ x = 1 }] }]`.
+        if self.hcl1 {
+            for label in item.labels.iter().rev() {
+                let mut outer = Map::new();
+                outer.insert(label.clone(), Json::Array(vec![Json::Object(m)]));
+                m = outer;
+            }
+        }
         match out
             .entry(name.to_string())
             .or_insert_with(|| Json::Array(Vec::new()))
@@ -456,7 +735,7 @@ impl Decoder<'_> {
         for s in body.iter() {
             match s {
                 Structure::Attribute(attr) => {
-                    let v = eval(ctx, self.src, &attr.value, scope)?;
+                    let v = self.value(ctx, &attr.value, scope)?;
                     let text = super::functions::to_str(&v).map_err(|_| {
                         self.err(
                             attr.value.span(),
@@ -495,7 +774,7 @@ impl Decoder<'_> {
             match s {
                 Structure::Attribute(attr) => {
                     let name = attr.key.as_str();
-                    let v = eval(ctx, self.src, &attr.value, scope)?;
+                    let v = self.value(ctx, &attr.value, scope)?;
                     let j = if schema::GENERIC_DURATIONS.contains(&name) {
                         self.typed(&v, Ty::Dur, name, &attr.value)?
                     } else {
@@ -597,12 +876,23 @@ impl Decoder<'_> {
         };
         let j = match ty {
             Ty::Str => Json::String(super::functions::to_str(v).map_err(|_| wrong("string"))?),
+            Ty::Int if self.hcl1 => match v {
+                Value::Bool(b) => Json::from(i64::from(*b)),
+                _ => Json::from(int_of(v).ok_or_else(|| wrong("whole number"))?),
+            },
             Ty::Int => Json::from(int_of(v).ok_or_else(|| wrong("whole number"))?),
+            Ty::Bool if self.hcl1 => Json::Bool(weak_bool(v).ok_or_else(|| wrong("bool"))?),
             Ty::Bool => match v {
                 Value::Bool(b) => Json::Bool(*b),
                 Value::String(s) if s == "true" || s == "false" => Json::Bool(s == "true"),
                 _ => return Err(wrong("bool")),
             },
+            // HCL1 takes a single value where a list is expected.
+            Ty::StrList if self.hcl1 && !matches!(v, Value::Array(_)) => {
+                Json::Array(vec![Json::String(
+                    super::functions::to_str(v).map_err(|_| wrong("list of strings"))?,
+                )])
+            }
             Ty::Dur => match v {
                 Value::String(s) => {
                     let ns =
@@ -659,6 +949,21 @@ fn int_of(v: &Value) -> Option<i64> {
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
         Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A bool as Nomad's HCL1 decoder reads one: a bool, a number (non-zero is true) or one of
+/// Go's `strconv.ParseBool` spellings (an empty string is false).
+fn weak_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
+        Value::String(s) => match s.as_str() {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+            "" | "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+            _ => None,
+        },
         _ => None,
     }
 }

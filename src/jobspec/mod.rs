@@ -1,6 +1,10 @@
-//! The HCL2 job file parser: job file text and variable values in, the API's job out (as
-//! Nomad's `api.Job` JSON, and as yurt's [`Job`]). Used by `POST /v1/jobs/parse` and by every
-//! CLI command that reads a job file.
+//! The job file parser: job file text and variable values in, the API's job out (as Nomad's
+//! `api.Job` JSON, and as yurt's [`Job`]). Used by `POST /v1/jobs/parse` and by every CLI
+//! command that reads a job file.
+//!
+//! HCL2 is the default. HCL1 (`HCLv1`, `-hcl1`) is read from the same syntax tree with HCL1
+//! semantics: values are literals, strings are kept verbatim, blocks may be assignments. The
+//! few HCL1 forms hcl-rs cannot parse are named in the error (`hcl1_syntax`).
 //!
 //! Errors name the file, line and column. Runtime interpolations (`${attr.x}`,
 //! `${NOMAD_ALLOC_ID}`, `${meta.x}`, ...) are left in the strings for the client.
@@ -9,6 +13,8 @@ mod decode;
 mod error;
 mod eval;
 mod functions;
+mod hcl1_syntax;
+mod literal;
 mod normalize;
 mod schema;
 mod source;
@@ -19,10 +25,11 @@ use std::path::PathBuf;
 
 use hcl::Value;
 use hcl_edit::Span;
-use hcl_edit::structure::{Body, Structure};
+use hcl_edit::structure::{Block, Body, Structure};
 use serde_json::{Map, Value as Json};
 
 pub use error::{ErrorKind, JobspecError, Pos};
+pub use hcl1_syntax::{Hcl1Form, hcl1_form};
 pub use variables::VarType;
 
 use crate::structs::Job;
@@ -52,7 +59,8 @@ pub struct ParseConfig {
     pub var_content: String,
     /// The environment (`NOMAD_VAR_<name>` entries are used, others ignored).
     pub envs: Vec<(String, String)>,
-    /// `HCLv1`/`-hcl1`: the legacy syntax, which yurt does not read.
+    /// `HCLv1`/`-hcl1`: read the file with HCL1 semantics (no variables; variable values
+    /// are ignored).
     pub hcl1: bool,
 }
 
@@ -103,11 +111,6 @@ pub fn parse(cfg: &ParseConfig) -> Result<Parsed, JobspecError> {
         cfg.path.clone()
     };
     let src = Source::new(name, cfg.body.clone());
-    if cfg.hcl1 {
-        return Err(src.error(None, ErrorKind::Unsupported(
-            "HCLv1 job files are not supported: yurt reads HCL2 job files only (drop HCLv1 / -hcl1; most HCL1 files parse unchanged as HCL2)".to_string(),
-        )));
-    }
     if cfg.body.trim_start().starts_with('{') {
         return Err(src.error(None, ErrorKind::Unsupported(
             "HCL's JSON syntax is not supported: submit a JSON job to /v1/jobs, or write the job file in HCL".to_string(),
@@ -123,7 +126,97 @@ pub fn parse(cfg: &ParseConfig) -> Result<Parsed, JobspecError> {
         base_dir,
         allowed: cfg.allow_fs,
     };
+    if cfg.hcl1 {
+        return parse_hcl1(&src);
+    }
     functions::with_file_access(access, || parse_source(cfg, &src))
+}
+
+/// An HCL1 job file: one `job` block, values read literally.
+fn parse_hcl1(src: &Source) -> Result<Parsed, JobspecError> {
+    let body = hcl_edit::parser::parse_body(&src.text).map_err(|e| {
+        match hcl1_form(&src.text) {
+            Some(form) => src.error(
+                Some(form.offset..form.offset),
+                ErrorKind::Unsupported(format!(
+                    "this HCL1 file uses {}, an HCL1 form yurt's parser cannot read: rewrite it in the HCL2 form (see Nomad's HCL2 upgrade notes)",
+                    form.what
+                )),
+            ),
+            None => variables::syntax(src, &e),
+        }
+    })?;
+    for s in body.iter() {
+        match s {
+            Structure::Block(b) if b.ident.as_str() == "job" => {}
+            Structure::Block(b)
+                if matches!(b.ident.as_str(), "variable" | "variables" | "locals") =>
+            {
+                return Err(src.error(
+                    b.ident.span(),
+                    ErrorKind::Unsupported(format!(
+                        "a {:?} block is HCL2: HCL1 job files have no variables or locals (parse the file as HCL2 without HCLv1/-hcl1)",
+                        b.ident.as_str()
+                    )),
+                ));
+            }
+            Structure::Block(b) => {
+                return Err(src.error(
+                    b.ident.span(),
+                    ErrorKind::UnknownBlock {
+                        name: b.ident.as_str().to_string(),
+                        expected: "job".to_string(),
+                    },
+                ));
+            }
+            Structure::Attribute(a) => {
+                return Err(src.error(
+                    a.key.span(),
+                    ErrorKind::UnknownArgument {
+                        name: a.key.as_str().to_string(),
+                        expected: "no arguments at the top level (one job block)".to_string(),
+                    },
+                ));
+            }
+        }
+    }
+    let (block, label) = job_block(src, &body)?;
+    let mut job = Map::new();
+    decode::Decoder { src, hcl1: true }.body(
+        &block.body,
+        &schema::JOB,
+        &hcl::eval::Context::new(),
+        &Scope::default(),
+        &mut job,
+    )?;
+    normalize::normalize(&mut job, &label);
+    Ok(Parsed {
+        job: Json::Object(job),
+        variables: Vec::new(),
+        file: src.name.clone(),
+    })
+}
+
+/// The file's single `job` block and its label.
+fn job_block<'b>(src: &Source, body: &'b Body) -> Result<(&'b Block, String), JobspecError> {
+    let mut jobs = body.blocks().filter(|b| b.ident.as_str() == "job");
+    let Some(block) = jobs.next() else {
+        return Err(src.error(None, ErrorKind::MissingJob));
+    };
+    if let Some(dup) = jobs.next() {
+        return Err(src.error(dup.ident.span(), ErrorKind::Duplicate("job".to_string())));
+    }
+    let [label] = block.labels.as_slice() else {
+        return Err(src.error(
+            block.ident.span(),
+            ErrorKind::Labels {
+                block: "job".to_string(),
+                want: 1,
+                got: block.labels.len(),
+            },
+        ));
+    };
+    Ok((block, label.as_str().to_string()))
 }
 
 fn parse_source(cfg: &ParseConfig, src: &Source) -> Result<Parsed, JobspecError> {
@@ -176,26 +269,10 @@ fn parse_source(cfg: &ParseConfig, src: &Source) -> Result<Parsed, JobspecError>
         bound: Vec::new(),
     };
 
-    let mut jobs = body.blocks().filter(|b| b.ident.as_str() == "job");
-    let Some(block) = jobs.next() else {
-        return Err(src.error(None, ErrorKind::MissingJob));
-    };
-    if let Some(dup) = jobs.next() {
-        return Err(src.error(dup.ident.span(), ErrorKind::Duplicate("job".to_string())));
-    }
-    let [label] = block.labels.as_slice() else {
-        return Err(src.error(
-            block.ident.span(),
-            ErrorKind::Labels {
-                block: "job".to_string(),
-                want: 1,
-                got: block.labels.len(),
-            },
-        ));
-    };
+    let (block, label) = job_block(src, &body)?;
     let mut job = Map::new();
-    decode::Decoder { src }.body(&block.body, &schema::JOB, &ctx, &scope, &mut job)?;
-    normalize::normalize(&mut job, label.as_str());
+    decode::Decoder { src, hcl1: false }.body(&block.body, &schema::JOB, &ctx, &scope, &mut job)?;
+    normalize::normalize(&mut job, &label);
 
     Ok(Parsed {
         job: Json::Object(job),

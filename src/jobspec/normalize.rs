@@ -1,7 +1,7 @@
 //! What Nomad's parser does after decoding: names from labels, the periodic spec type,
 //! top-level tasks as groups, the job-level `vault` and `secret` copied into tasks, ports
-//! with a static value moved to the reserved list, template and vault defaults, and the
-//! default identity; plus the full set of API keys (unset ones `null`) for the reply.
+//! with a static value moved to the reserved list, template and vault defaults, the group
+//! scaling type and the default identity; plus the full set of API keys (unset ones `null`) for the reply.
 
 use serde_json::{Map, Value as Json, json};
 
@@ -43,6 +43,10 @@ pub fn normalize(job: &mut Map<String, Json>, label: &str) {
         .flatten()
     {
         ports(group.get_mut("Networks"));
+        // A group scales horizontally; both of Nomad's parsers write the type out.
+        if let Some(Json::Object(s)) = group.get_mut("Scaling") {
+            s.entry("Type").or_insert(json!("horizontal"));
+        }
         let group_vault = group.as_object_mut().and_then(|g| g.remove("Vault"));
         for task in group
             .get_mut("Tasks")

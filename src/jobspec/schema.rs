@@ -297,7 +297,8 @@ static CONSUL: Spec = fields(
     ],
     &[],
 );
-static SCALING: Spec = fields(
+/// A group's `scaling` block (horizontal: `max` is required).
+pub static SCALING: Spec = fields(
     &[
         a("min", "Min", Int),
         a("max", "Max", Int),
@@ -567,11 +568,14 @@ static CSI_PLUGIN: Spec = fields(
     ],
     &[],
 );
-static TASK_SCALING: Spec = fields(
+/// A task's `scaling "cpu"|"mem"` block; its label becomes the policy type (see
+/// `decode::task_scaling_type`).
+pub static TASK_SCALING: Spec = fields(
     &[
         a("min", "Min", Int),
         a("max", "Max", Int),
         a("enabled", "Enabled", Bool),
+        a("type", "Type", Str),
     ],
     &[b("policy", "Policy", One, &FREE)],
 );
@@ -623,7 +627,7 @@ pub static TASK: Spec = fields(
         ),
         b("volume_mount", "VolumeMounts", List, &VOLUME_MOUNT),
         b("csi_plugin", "CSIPluginConfig", One, &CSI_PLUGIN),
-        b("scaling", "ScalingPolicies", List, &TASK_SCALING),
+        lb("scaling", "ScalingPolicies", List, "Type", &TASK_SCALING),
         lb("secret", "Secrets", List, "Name", &SECRET),
         b("identity", "Identities", List, &IDENTITY),
         lb("action", "Actions", List, "Name", &ACTION),

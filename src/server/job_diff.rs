@@ -15,6 +15,8 @@ const SERVER_FIELDS: &[&str] = &[
     "StatusDescription",
     "SubmitTime",
     "Stable",
+    // A name given to a stored version, never part of a submitted spec.
+    "VersionTag",
 ];
 
 fn scalar_str(v: &Value) -> String {

@@ -168,9 +168,10 @@ impl Server {
             .state
             .snapshot()
             .job(namespace, job_id)
-            .ok_or_else(|| ServerError::Refused(format!("job {job_id:?} not found")))?;
+            .ok_or_else(|| ServerError::NotFound(format!("job {job_id:?} not found")))?;
+        // Nomad answers these with a 500; the caller's mistake is a 400 here.
         if !job.periodic.as_ref().is_some_and(|p| p.enabled) {
-            return Err(ServerError::Refused(
+            return Err(ServerError::BadRequest(
                 "can't force launch non-periodic job".into(),
             ));
         }

@@ -84,6 +84,8 @@ pub struct Job {
     pub stable: bool,
     #[serde(deserialize_with = "int")]
     pub version: i64,
+    /// A name given to this version (`job tag apply`); unique among the job's versions.
+    pub version_tag: Option<JobVersionTag>,
     #[serde(deserialize_with = "int")]
     pub submit_time: i64,
     #[serde(deserialize_with = "uint")]
@@ -97,6 +99,19 @@ pub struct Job {
     /// Nomad spells it `UI`; plain PascalCase (`Ui`) is still read.
     #[serde(rename = "UI", alias = "Ui")]
     pub ui: Opaque,
+}
+
+/// The name (and description) a user gave one version of a job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobVersionTag {
+    #[serde(deserialize_with = "nd")]
+    pub name: String,
+    #[serde(deserialize_with = "nd")]
+    pub description: String,
+    /// When it was applied, in Unix nanoseconds.
+    #[serde(deserialize_with = "int")]
+    pub tagged_time: i64,
 }
 
 impl Job {

@@ -10,7 +10,6 @@
 //! template change, so a waiting poll wakes as soon as its answer changes.
 
 pub mod catalogue;
-mod hcl1;
 pub mod template;
 pub mod view;
 

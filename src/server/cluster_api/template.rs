@@ -58,10 +58,10 @@ impl Template {
         } else {
             match hcl_job(file, text) {
                 Ok(job) => (Ok(job), false, "hcl2"),
-                Err(e) => match super::hcl1::hcl1_form(text) {
+                Err(e) => match crate::jobspec::hcl1_form(text).map(|f| f.what) {
                     Some(form) => (
                         Err(format!(
-                            "{e}\n(the file is HCL1: it uses {form}; yurt reads HCL2 job files only)"
+                            "{e}\n(the file is HCL1: it uses {form}, an HCL1 form yurt cannot read)"
                         )),
                         true,
                         "hcl1",

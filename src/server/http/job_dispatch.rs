@@ -19,6 +19,9 @@ pub struct JobDispatchRequest {
     pub meta: Option<BTreeMap<String, String>>,
     #[serde(deserialize_with = "crate::structs::de::null_default")]
     pub id_prefix_template: String,
+    /// The child's priority; 0 keeps the parent's.
+    #[serde(deserialize_with = "crate::structs::de::null_default")]
+    pub priority: i64,
     #[serde(skip)]
     pub idempotency_token: String,
 }

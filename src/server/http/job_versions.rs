@@ -1,11 +1,11 @@
-//! `POST|PUT /v1/job/:id/revert`, `/stable` and `/plan` (seed 000): writing job versions,
-//! and trying one out.
+//! `POST|PUT /v1/job/:id/revert`, `/stable`, `/plan` and `/versions/:name/tag` (seed 000):
+//! writing job versions, naming them, and trying one out.
 
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::App;
-use crate::http::{HttpError, JsonReply, WriteOptions, decode_json};
+use crate::http::{HttpError, JsonReply, WriteOptions, decode_json, decode_optional_json};
 use crate::structs::Job;
 
 /// Body of `POST /v1/job/:id/revert`.
@@ -29,6 +29,42 @@ pub struct JobStabilityRequest {
     #[serde(deserialize_with = "crate::structs::de::int")]
     pub job_version: i64,
     pub stable: bool,
+}
+
+/// Body of `PUT /v1/job/:id/versions/:name/tag`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobTagRequest {
+    /// The version to tag (0 is a version; see `latest`).
+    #[serde(deserialize_with = "crate::structs::de::int")]
+    pub version: i64,
+    /// Tag the current version (with `Version` 0).
+    #[serde(deserialize_with = "crate::structs::de::null_default")]
+    pub latest: bool,
+    #[serde(deserialize_with = "crate::structs::de::null_default")]
+    pub description: String,
+}
+
+/// `PUT` names a version of the job `name`; `DELETE` takes the name off.
+pub async fn tag(
+    app: &App,
+    opts: &WriteOptions,
+    id: &str,
+    name: &str,
+    delete: bool,
+    body: &[u8],
+) -> Result<Response, HttpError> {
+    let resp = if delete {
+        app.server
+            .unset_job_version_tag(&opts.namespace, id, name)
+            .await?
+    } else {
+        let req: JobTagRequest = decode_optional_json(body)?.unwrap_or_default();
+        app.server
+            .tag_job_version(&opts.namespace, id, name, &req)
+            .await?
+    };
+    Ok(JsonReply::write(opts, resp.index, resp).into_response())
 }
 
 /// Body of `POST /v1/job/:id/plan`.

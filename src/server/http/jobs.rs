@@ -118,6 +118,21 @@ async fn job_dispatch(
     if id.is_empty() {
         return Err(HttpError::bad_request("Missing job ID"));
     }
+    // `/v1/job/<id>/versions/<name>/tag`
+    if let Some((job, name)) = rest
+        .strip_suffix("/tag")
+        .and_then(|r| r.rsplit_once('/'))
+        .and_then(|(head, name)| Some((head.strip_suffix("/versions")?, name)))
+        .filter(|(job, name)| !job.is_empty() && !name.is_empty())
+    {
+        return match method {
+            Method::PUT | Method::POST => {
+                job_versions::tag(&app, &wopts, job, name, false, &body).await
+            }
+            Method::DELETE => job_versions::tag(&app, &wopts, job, name, true, &body).await,
+            _ => Err(HttpError::invalid_method()),
+        };
+    }
     match (sub, method) {
         ("", Method::GET) => read_job(app, opts, id).await,
         ("", Method::POST | Method::PUT) => {

@@ -34,7 +34,7 @@ use axum::Router;
 
 pub use cluster_api::{WAIT_INDEX, routes as cluster_api_router};
 pub use job_dispatch::JobDispatchRequest;
-pub use job_versions::{JobPlanRequest, JobRevertRequest, JobStabilityRequest};
+pub use job_versions::{JobPlanRequest, JobRevertRequest, JobStabilityRequest, JobTagRequest};
 pub use rpc::rpc_router;
 pub use summary::job_summary;
 

@@ -51,6 +51,12 @@ impl Server {
         if parent.stop {
             return Err(ServerError::BadRequest("Specified job is stopped".into()));
         }
+        if req.priority != 0 && !(1..=100).contains(&req.priority) {
+            return Err(ServerError::BadRequest(format!(
+                "dispatch job priority must be between [1, 100]; got Priority {}",
+                req.priority
+            )));
+        }
         let payload = STANDARD
             .decode(req.payload.as_bytes())
             .map_err(|e| ServerError::BadRequest(format!("Payload is not valid base64: {e}")))?;
@@ -85,6 +91,9 @@ impl Server {
         child.parameterized_job = None;
         child.dispatched = true;
         child.dispatch_idempotency_token = req.idempotency_token.clone();
+        if req.priority != 0 {
+            child.priority = req.priority;
+        }
         // Stored as Nomad stores it: snappy-compressed, base64 in JSON.
         if !payload.is_empty() {
             let compressed = snap::raw::Encoder::new()

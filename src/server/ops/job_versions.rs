@@ -1,9 +1,9 @@
-//! Job version writes: revert to an earlier version, mark a version stable.
+//! Job version writes: revert to an earlier version, mark a version stable, name a version.
 
 use serde::{Deserialize, Serialize};
 
 use super::jobs::{JobRegisterRequest, JobRegisterResponse};
-use crate::server::http::{JobRevertRequest, JobStabilityRequest};
+use crate::server::http::{JobRevertRequest, JobStabilityRequest, JobTagRequest};
 use crate::server::state::{Command, Request, StateError};
 use crate::server::{Server, ServerError};
 
@@ -13,6 +13,19 @@ use crate::server::{Server, ServerError};
 pub struct JobStabilityResponse {
     pub index: u64,
 }
+
+/// Answer to a tag change: the tag as applied (empty when removed) and the write's index.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobTagResponse {
+    pub name: String,
+    pub description: String,
+    pub tagged_time: i64,
+    pub index: u64,
+}
+
+/// Nomad's limit on a tag's description.
+const MAX_TAG_DESCRIPTION: usize = 1000;
 
 fn version_not_found(ns: &str, id: &str, version: i64) -> ServerError {
     ServerError::Refused(format!(
@@ -51,6 +64,8 @@ impl Server {
         }
         let mut job = (*old).clone();
         job.stable = false;
+        // A tag names one version: the reverted copy is a new, untagged one.
+        job.version_tag = None;
         // Checked again inside the register write: a change in between is refused.
         let register = JobRegisterRequest {
             job: Some(job),
@@ -90,5 +105,92 @@ impl Server {
                 other => ServerError::State(other),
             })?;
         Ok(JobStabilityResponse { index })
+    }
+
+    /// Names a version of a job (`Version`, or the current one with `Latest`); a name is
+    /// unique among the job's versions, and naming the same version again updates it.
+    pub async fn tag_job_version(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        name: &str,
+        req: &JobTagRequest,
+    ) -> Result<JobTagResponse, ServerError> {
+        if req.latest && req.version > 0 {
+            return Err(ServerError::BadRequest(format!(
+                "version must be zero when tagging latest, got: {}",
+                req.version
+            )));
+        }
+        if req.description.chars().count() > MAX_TAG_DESCRIPTION {
+            return Err(ServerError::BadRequest(format!(
+                "Tagged version description must be under {MAX_TAG_DESCRIPTION} characters, currently {}",
+                req.description.chars().count()
+            )));
+        }
+        let current = self
+            .state
+            .snapshot()
+            .job(namespace, job_id)
+            .ok_or_else(|| ServerError::NotFound(format!("job {job_id:?} not found")))?;
+        let version = if req.latest {
+            current.version
+        } else {
+            req.version
+        };
+        let tag = crate::structs::JobVersionTag {
+            name: name.to_string(),
+            description: req.description.clone(),
+            tagged_time: crate::structs::time::now_nanos(),
+        };
+        let (index, _) = self
+            .state
+            .commit(Request::new(Command::JobVersionTag {
+                ns: namespace.to_string(),
+                id: job_id.to_string(),
+                version,
+                name: name.to_string(),
+                tag: Some(tag.clone()),
+            }))
+            .await
+            .map_err(tag_error)?;
+        Ok(JobTagResponse {
+            name: tag.name,
+            description: tag.description,
+            tagged_time: tag.tagged_time,
+            index,
+        })
+    }
+
+    /// Takes the tag `name` off the version of the job that has it.
+    pub async fn unset_job_version_tag(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        name: &str,
+    ) -> Result<JobTagResponse, ServerError> {
+        let (index, _) = self
+            .state
+            .commit(Request::new(Command::JobVersionTag {
+                ns: namespace.to_string(),
+                id: job_id.to_string(),
+                version: 0,
+                name: name.to_string(),
+                tag: None,
+            }))
+            .await
+            .map_err(tag_error)?;
+        Ok(JobTagResponse {
+            index,
+            ..JobTagResponse::default()
+        })
+    }
+}
+
+fn tag_error(e: StateError) -> ServerError {
+    match e {
+        StateError::NotFound(m) => ServerError::NotFound(m),
+        StateError::BadRequest(m) | StateError::Conflict(m) => ServerError::BadRequest(m),
+        other => ServerError::State(other),
     }
 }

@@ -128,6 +128,15 @@ pub enum Command {
         version: i64,
         stable: bool,
     },
+    /// Puts a tag on one version of a job (`tag: Some`), or takes the tag named `name` off
+    /// (`tag: None`; `version` unused).
+    JobVersionTag {
+        ns: String,
+        id: String,
+        version: i64,
+        name: String,
+        tag: Option<crate::structs::JobVersionTag>,
+    },
     /// Marks an allocation for migration and creates the `alloc-stop` evaluation
     /// (`eval_id`) that replaces it.
     AllocStop {

@@ -248,6 +248,45 @@ impl Txn {
         Ok(())
     }
 
+    /// Changes one stored version of a job in place (and the job itself when that version
+    /// is the current one), stamping the version's ModifyIndex.
+    pub fn update_version(
+        &mut self,
+        ns: &str,
+        id: &str,
+        version: i64,
+        change: impl Fn(&mut Job),
+    ) -> Result<(), StateError> {
+        let key = ns_key(ns, id);
+        let Some(mut versions) = self.tables.job_versions.get(&key).cloned() else {
+            return Err(StateError::NotFound(format!("job {id:?} has no versions")));
+        };
+        let Some(pos) = versions.iter().position(|v| v.version == version) else {
+            return Err(StateError::NotFound(format!(
+                "job {id:?} has no version {version}"
+            )));
+        };
+        let mut updated = (*versions[pos]).clone();
+        change(&mut updated);
+        updated.modify_index = self.index;
+        self.batch.put(
+            Kind::JobVersions,
+            version_disk_key(ns, id, version),
+            encode(&updated)?,
+        );
+        versions.set(pos, Arc::new(updated));
+        self.tables.job_versions.insert(key, versions);
+        self.touch(Table::JobVersions);
+        if let Some(current) = self.tables.job(ns, id)
+            && current.version == version
+        {
+            let mut job = (*current).clone();
+            change(&mut job);
+            self.put_job(job, false)?;
+        }
+        Ok(())
+    }
+
     /// Records a scaling event of `group` (newest first, at most
     /// [`JOB_TRACKED_SCALING_EVENTS`] kept per group), stamping its CreateIndex.
     pub fn add_scaling_event(

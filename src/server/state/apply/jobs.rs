@@ -1,4 +1,4 @@
-//! Job writes: register, deregister, evaluate, scale, and a version's stability.
+//! Job writes: register, deregister, evaluate, scale, and a version's stability and tag.
 
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ pub fn same_spec(a: &Job, b: &Job) -> bool {
             status_description: String::new(),
             stable: false,
             version: 0,
+            version_tag: None,
             submit_time: 0,
             create_index: 0,
             modify_index: 0,
@@ -366,6 +367,51 @@ fn deployment_active(tables: &Tables, job: &Job) -> bool {
 
 /// Sets the `Stable` flag of one version; NotFound (with no message: the op names the
 /// version) when the job has no such version.
+/// Puts `tag` on `version` of a job (`Some`), or takes the tag named `name` off the version
+/// that has it (`None`). A name is unique among a job's versions.
+pub(super) fn version_tag(
+    txn: &mut Txn,
+    ns: &str,
+    id: &str,
+    version: i64,
+    name: &str,
+    tag: Option<crate::structs::JobVersionTag>,
+) -> Result<Applied, ApplyError> {
+    let versions = txn.tables().job_versions(ns, id);
+    if versions.is_empty() {
+        return Err(StateError::NotFound(format!("job {id:?} not found")));
+    }
+    let holder = versions
+        .iter()
+        .find(|v| v.version_tag.as_ref().is_some_and(|t| t.name == name));
+    match tag {
+        Some(tag) => {
+            if let Some(other) = holder.filter(|v| v.version != version) {
+                return Err(StateError::BadRequest(format!(
+                    "tag {name:?} already exists on a different version of job {id:?} (version {})",
+                    other.version
+                )));
+            }
+            if !versions.iter().any(|v| v.version == version) {
+                return Err(StateError::NotFound(format!(
+                    "job {id:?} version {version} not found"
+                )));
+            }
+            txn.update_version(ns, id, version, |j| j.version_tag = Some(tag.clone()))?;
+        }
+        None => {
+            let Some(holder) = holder else {
+                return Err(StateError::NotFound(format!(
+                    "tag {name:?} not found on job {id:?}"
+                )));
+            };
+            let version = holder.version;
+            txn.update_version(ns, id, version, |j| j.version_tag = None)?;
+        }
+    }
+    Ok(Applied::Done)
+}
+
 pub(super) fn stability(
     txn: &mut Txn,
     ns: &str,

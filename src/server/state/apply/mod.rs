@@ -229,6 +229,13 @@ pub fn apply(txn: &mut Txn, cmd: Command, ctx: &ApplyCtx) -> Result<Applied, App
             version,
             stable,
         } => jobs::stability(txn, &ns, &id, version, stable),
+        Command::JobVersionTag {
+            ns,
+            id,
+            version,
+            name,
+            tag,
+        } => jobs::version_tag(txn, &ns, &id, version, &name, tag),
         Command::AllocStop {
             alloc_id,
             no_shutdown_delay,

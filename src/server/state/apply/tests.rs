@@ -384,6 +384,42 @@ fn requests() -> Vec<Request> {
             version: 7,
             stable: true,
         },
+        Command::JobVersionTag {
+            ns: "default".into(),
+            id: "j1".into(),
+            version: 0,
+            name: "golden".into(),
+            tag: Some(crate::structs::JobVersionTag {
+                name: "golden".into(),
+                description: "first".into(),
+                tagged_time: 5,
+            }),
+        },
+        // The name is taken by another version: refused.
+        Command::JobVersionTag {
+            ns: "default".into(),
+            id: "j1".into(),
+            version: 7,
+            name: "golden".into(),
+            tag: Some(crate::structs::JobVersionTag {
+                name: "golden".into(),
+                ..Default::default()
+            }),
+        },
+        Command::JobVersionTag {
+            ns: "default".into(),
+            id: "j1".into(),
+            version: 0,
+            name: "golden".into(),
+            tag: None,
+        },
+        Command::JobVersionTag {
+            ns: "default".into(),
+            id: "j1".into(),
+            version: 0,
+            name: "never-set".into(),
+            tag: None,
+        },
         Command::AllocStop {
             alloc_id: "a1".into(),
             no_shutdown_delay: true,
@@ -630,6 +666,7 @@ fn kind(c: &Command) -> &'static str {
         Command::JobEvaluate { .. } => "JobEvaluate",
         Command::JobScale(_) => "JobScale",
         Command::JobStability { .. } => "JobStability",
+        Command::JobVersionTag { .. } => "JobVersionTag",
         Command::AllocStop { .. } => "AllocStop",
         Command::NodeRegister { .. } => "NodeRegister",
         Command::NodeStatus { .. } => "NodeStatus",
@@ -677,6 +714,7 @@ const KINDS: &[&str] = &[
     "JobEvaluate",
     "JobScale",
     "JobStability",
+    "JobVersionTag",
     "AllocStop",
     "NodeRegister",
     "NodeStatus",

@@ -1,14 +1,24 @@
-//! Recognising a job file written in HCL1, the syntax Nomad read before 1.0 (and dropped in
-//! 1.9). yurt parses HCL2 only, so an HCL1 template can be listed (`hclv1: true`) but not
-//! started.
+//! Recognising the HCL1 forms hcl-rs cannot read. yurt parses HCL1 job files on hcl-rs's
+//! HCL2 syntax tree (see `literal`), which covers most HCL1 files; a few forms are HCL1 only.
+//! When hcl-rs refuses a file, this names the form it uses and where, so the error says what
+//! to change instead of showing an HCL2 syntax error.
 //!
-//! The rule, applied only to text the HCL2 parser refused: the file uses one of the forms
-//! Nomad's HCL2 migration notes list as valid in HCL1 and invalid in HCL2 —
+//! The forms (those Nomad's HCL2 migration notes list as valid in HCL1 and invalid in HCL2,
+//! plus two of HCL1's own lexical forms):
 //! - a quoted attribute name directly in a block (`meta { "a.b" = "x" }`),
+//! - a dotted attribute name (`meta { a.b = "x" }`),
 //! - a block nested inside an assignment (`mounts = [{ tmpfs_options { size = 1 } }]`),
-//! - a decimal without its leading zero (`weight = .5`).
-//!
-//! A file that fails to parse for any other reason is just a template with an error.
+//! - a decimal without its leading zero (`weight = .5`),
+//! - a hexadecimal number (`perms = 0x1ff`).
+
+/// An HCL1-only form found in a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hcl1Form {
+    /// What the form is, for an error message ("a quoted attribute name in a block").
+    pub what: &'static str,
+    /// The byte offset where it starts.
+    pub offset: usize,
+}
 
 /// What a `{` opened.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -32,15 +42,27 @@ enum Prev {
     Str,
     /// A quoted string that began a line in a block body (an attribute name in HCL1).
     LineStartStr,
+    /// An identifier with a dot in it that began a line in a block body.
+    LineStartDotted,
     /// An operator or opening bracket after which a value starts (`=`, `:`, `,`, `[`, `(`).
     ValueStart,
     /// Anything else.
     Other,
 }
 
-/// The HCL1-only form `text` uses, if any (a short description for the template's error).
-pub fn hcl1_form(text: &str) -> Option<&'static str> {
+/// The first HCL1-only form `text` uses, if any.
+pub fn hcl1_form(text: &str) -> Option<Hcl1Form> {
     let chars: Vec<char> = text.chars().collect();
+    let found = |what: &'static str, at: usize| {
+        Some(Hcl1Form {
+            what,
+            offset: chars[..at.min(chars.len())]
+                .iter()
+                .map(|c| c.len_utf8())
+                .sum(),
+        })
+    };
+    let mut start = 0;
     let mut scopes: Vec<Scope> = Vec::new();
     let mut prev = Prev::LineStart;
     let mut i = 0;
@@ -69,6 +91,7 @@ pub fn hcl1_form(text: &str) -> Option<&'static str> {
                 }
             },
             '"' => {
+                start = i;
                 i = skip_string(&chars, i + 1);
                 prev = if prev == Prev::LineStart && in_block(&scopes) {
                     Prev::LineStartStr
@@ -82,16 +105,19 @@ pub fn hcl1_form(text: &str) -> Option<&'static str> {
             }
             '=' => {
                 if prev == Prev::LineStartStr {
-                    return Some("a quoted attribute name in a block");
+                    return found("a quoted attribute name in a block", start);
+                }
+                if prev == Prev::LineStartDotted {
+                    return found("a dotted attribute name", start);
                 }
                 i += 1;
                 prev = Prev::ValueStart;
             }
             '{' => {
                 let scope = match prev {
-                    Prev::Ident | Prev::Str | Prev::LineStartStr => {
+                    Prev::Ident | Prev::Str | Prev::LineStartStr | Prev::LineStartDotted => {
                         if !in_block(&scopes) {
-                            return Some("a block inside an assignment");
+                            return found("a block inside an assignment", start);
                         }
                         Scope::Block
                     }
@@ -99,11 +125,9 @@ pub fn hcl1_form(text: &str) -> Option<&'static str> {
                     _ => Scope::Object,
                 };
                 scopes.push(scope);
-                prev = if scope == Scope::Block {
-                    Prev::LineStart
-                } else {
-                    Prev::ValueStart
-                };
+                // Both a block body and an object start with a key (a block inside an
+                // object is found by the key before its `{`).
+                prev = Prev::LineStart;
                 i += 1;
             }
             '[' | '(' => {
@@ -124,9 +148,17 @@ pub fn hcl1_form(text: &str) -> Option<&'static str> {
             '.' if prev == Prev::ValueStart
                 && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()) =>
             {
-                return Some("a decimal without its leading zero");
+                return found("a decimal without its leading zero", i);
+            }
+            '0' if prev == Prev::ValueStart
+                && matches!(chars.get(i + 1), Some('x' | 'X'))
+                && chars.get(i + 2).is_some_and(char::is_ascii_hexdigit) =>
+            {
+                return found("a hexadecimal number", i);
             }
             c if c.is_alphabetic() || c == '_' => {
+                start = i;
+                let line_start = prev == Prev::LineStart && in_block(&scopes);
                 while i < chars.len()
                     && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '-' | '.'))
                 {
@@ -134,8 +166,11 @@ pub fn hcl1_form(text: &str) -> Option<&'static str> {
                 }
                 // `a = b {` cannot be HCL of either version; an identifier after `=` is a
                 // value, so a `{` after it is an object (`for` bodies and the like).
+                let dotted = chars[start..i].contains(&'.');
                 prev = if prev == Prev::ValueStart {
                     Prev::Other
+                } else if line_start && dotted {
+                    Prev::LineStartDotted
                 } else {
                     Prev::Ident
                 };
@@ -221,25 +256,67 @@ mod tests {
     #[test]
     fn quoted_attribute_names_in_blocks_are_hcl1() {
         let text = "job \"a\" {\n  meta {\n    \"team.name\" = \"x\"\n  }\n}\n";
-        assert_eq!(hcl1_form(text), Some("a quoted attribute name in a block"));
+        assert_eq!(
+            hcl1_form(text),
+            Some(Hcl1Form {
+                what: "a quoted attribute name in a block",
+                offset: text.find("\"team").expect("in text"),
+            })
+        );
     }
 
     #[test]
     fn blocks_inside_assignments_are_hcl1() {
         let text = "job \"a\" {\n  config {\n    mounts = [\n      {\n        type = \"tmpfs\"\n        tmpfs_options {\n          size = 1\n        }\n      }\n    ]\n  }\n}\n";
-        assert_eq!(hcl1_form(text), Some("a block inside an assignment"));
+        assert_eq!(
+            hcl1_form(text).map(|f| (f.what, f.offset)),
+            Some((
+                "a block inside an assignment",
+                text.find("tmpfs_options").expect("in text")
+            ))
+        );
+    }
+
+    #[test]
+    fn a_block_first_in_an_object_is_hcl1() {
+        let text = "job \"a\" {\n  config = {\n    port_map { http = 80 }\n  }\n}\n";
+        assert_eq!(
+            hcl1_form(text).map(|f| (f.what, f.offset)),
+            Some((
+                "a block inside an assignment",
+                text.find("port_map").expect("in text")
+            ))
+        );
     }
 
     #[test]
     fn decimals_without_a_leading_zero_are_hcl1() {
         assert_eq!(
-            hcl1_form("job \"a\" {\n  x = .5\n}\n"),
-            Some("a decimal without its leading zero")
+            hcl1_form("job \"a\" {\n  x = .5\n}\n").map(|f| (f.what, f.offset)),
+            Some(("a decimal without its leading zero", 16))
         );
         assert_eq!(
-            hcl1_form("job \"a\" {\n  x = [1, -.5]\n}\n"),
+            hcl1_form("job \"a\" {\n  x = [1, -.5]\n}\n").map(|f| f.what),
             Some("a decimal without its leading zero")
         );
+    }
+
+    #[test]
+    fn dotted_names_and_hex_numbers_are_hcl1() {
+        let text = "job \"é\" {\n  meta {\n    team.name = \"x\"\n  }\n}\n";
+        assert_eq!(
+            hcl1_form(text),
+            Some(Hcl1Form {
+                what: "a dotted attribute name",
+                offset: text.find("team").expect("in text"),
+            })
+        );
+        assert_eq!(
+            hcl1_form("job \"a\" {\n  perms = 0x1ff\n}\n").map(|f| f.what),
+            Some("a hexadecimal number")
+        );
+        // A dotted traversal as a value is HCL2.
+        assert_eq!(hcl1_form("job \"a\" {\n  x = a.b\n  y = 0\n}\n"), None);
     }
 
     #[test]
