@@ -120,11 +120,16 @@ pub struct Durable {
 pub(super) type CommitHook = Box<dyn FnMut() -> Result<(), StateError> + Send>;
 
 impl Durable {
+    /// The database file the store keeps in `dir`.
+    pub fn path_in(dir: &Path) -> std::path::PathBuf {
+        dir.join("state.redb")
+    }
+
     /// Opens (or creates) the store file.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StateError::Storage(format!("creating {}: {e}", dir.display())))?;
-        let path = dir.join("state.redb");
+        let path = Self::path_in(dir);
         // redb caches up to 1 GiB by default; the in-memory tables already serve every read,
         // so the cache only has to hold a large plan's dirty pages.
         let db = redb::Builder::new()
