@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub mod deployment;
+pub mod disconnect;
 #[cfg(test)]
 mod deployment_tests;
 pub mod feasible;
