@@ -200,8 +200,11 @@ fn node_silent_past_heartbeat_grace_has_allocs_lost_and_stopped_on_return() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let all = loop {
         let all = allocs_of(&http, &server, "svc");
+        // Placed by the evaluation that was blocked while no node was ready, so as a new
+        // instance of the same name rather than with a link back to the lost one.
         let replaced = all.iter().any(|a| {
-            a["PreviousAllocation"] == svc.as_str()
+            a["ID"] != svc.as_str()
+                && a["Name"] == "svc.web[0]"
                 && a["ClientStatus"] == "running"
                 && a["NodeID"] == node_id.as_str()
         });
