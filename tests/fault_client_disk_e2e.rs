@@ -58,7 +58,12 @@ fn cpu_ticks(pid: i32) -> u64 {
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
     // Fields after the command: state is 0, utime 11, stime 12.
-    let at = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let at = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     at(11) + at(12)
 }
 

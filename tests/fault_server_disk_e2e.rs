@@ -15,10 +15,7 @@ use common::*;
 use serde_json::json;
 
 fn register(http: &Http, agent: &Agent, id: &str) -> Resp {
-    http.put(
-        &agent.url("/v1/jobs"),
-        &json!({"Job": service_job(id, 1)}),
-    )
+    http.put(&agent.url("/v1/jobs"), &json!({"Job": service_job(id, 1)}))
 }
 
 fn job_ids(http: &Http, agent: &Agent) -> Vec<String> {
@@ -70,10 +67,14 @@ fn full_data_dir_refuses_writes_keeps_reads_and_recovers() {
 
     std::fs::remove_file(&filler).expect("remove filler");
     // Writes resume by themselves: no restart, no operator action.
-    wait_for(Duration::from_secs(30), "a write after space returned", || {
-        let r = register(&http, &agent, "after");
-        (r.status == 200).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "a write after space returned",
+        || {
+            let r = register(&http, &agent, "after");
+            (r.status == 200).then_some(())
+        },
+    );
     assert_eq!(
         job_ids(&http, &agent),
         vec!["after".to_string(), "before".to_string()]
@@ -86,7 +87,10 @@ fn full_data_dir_refuses_writes_keeps_reads_and_recovers() {
         vec!["after".to_string(), "before".to_string()]
     );
     let job = http.get(&agent.url("/v1/job/before")).json();
-    assert_eq!(job["TaskGroups"][0]["Tasks"][0]["Config"]["command"], "/bin/sleep");
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Config"]["command"],
+        "/bin/sleep"
+    );
 }
 
 /// The largest file under the server's state directory (the state database, or the Raft
@@ -167,7 +171,10 @@ fn damaged_state_refuses_to_start(damage: impl Fn(&Path)) {
         )
     });
     assert_ne!(code, 0, "output:\n{output}");
-    let name = file.file_name().and_then(|n| n.to_str()).expect("file name");
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name");
     assert!(
         output.contains(name),
         "the error should name {}; output:\n{output}",

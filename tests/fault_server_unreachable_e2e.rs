@@ -85,9 +85,10 @@ fn server_stopped_for_a_while_client_keeps_tasks_backs_off_and_resyncs() {
     let client = Agent::start(AgentOpts::client(vec![proxy.addr()], "c1"));
     let node_id = wait_for(Duration::from_secs(30), "node ready", || {
         let nodes = http.get(&server.url("/v1/nodes")).json();
-        nodes.as_array()?.iter().find_map(|n| {
-            (n["Status"] == "ready").then(|| n["ID"].as_str().map(str::to_string))?
-        })
+        nodes
+            .as_array()?
+            .iter()
+            .find_map(|n| (n["Status"] == "ready").then(|| n["ID"].as_str().map(str::to_string))?)
     });
 
     let svc = run_job_and_wait(&http, &server.url(""), &service_job("svc", 1));
@@ -146,21 +147,32 @@ fn server_stopped_for_a_while_client_keeps_tasks_backs_off_and_resyncs() {
     server.restart();
     // The client is heard again within the failover TTL, the batch allocation's completion
     // reaches the server, and the service allocation was never touched.
-    wait_for(Duration::from_secs(90), "batch complete on the server", || {
-        let a = allocs_of(&http, &server, "batch");
-        a.iter()
-            .any(|a| a["ID"] == batch.as_str() && a["ClientStatus"] == "complete")
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(90),
+        "batch complete on the server",
+        || {
+            let a = allocs_of(&http, &server, "batch");
+            a.iter()
+                .any(|a| a["ID"] == batch.as_str() && a["ClientStatus"] == "complete")
+                .then_some(())
+        },
+    );
     assert_eq!(node_status(&http, &server, &node_id), "ready");
     let svc_allocs = allocs_of(&http, &server, "svc");
-    assert_eq!(svc_allocs.len(), 1, "no replacement was made: {svc_allocs:?}");
+    assert_eq!(
+        svc_allocs.len(),
+        1,
+        "no replacement was made: {svc_allocs:?}"
+    );
     let a = &svc_allocs[0];
     assert_eq!(a["ID"], svc.as_str());
     assert_eq!(a["ClientStatus"], "running");
     assert_eq!(a["DesiredStatus"], "run");
     assert_eq!(a["TaskStates"]["server"]["Restarts"], 0);
-    assert!(alive(svc_pid), "same task process after the server returned");
+    assert!(
+        alive(svc_pid),
+        "same task process after the server returned"
+    );
     drop(client);
 }
 
@@ -193,9 +205,11 @@ fn node_silent_past_heartbeat_grace_has_allocs_lost_and_stopped_on_return() {
     assert!(alive(pid), "the task runs on while the client is cut off");
 
     proxy.restore();
-    wait_for(Duration::from_secs(90), "lost task stopped on return", || {
-        (!alive(pid)).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(90),
+        "lost task stopped on return",
+        || (!alive(pid)).then_some(()),
+    );
     // The server's verdict stands, and the job's replacement runs on the returned node.
     let deadline = Instant::now() + Duration::from_secs(90);
     let all = loop {
@@ -250,7 +264,11 @@ fn disconnect_window_keeps_the_original_when_its_client_returns_in_time() {
     let c2 = Agent::start(AgentOpts::client(vec![server.rpc_addr()], "c2"));
     wait_for(Duration::from_secs(30), "two ready nodes", || {
         let nodes = http.get(&server.url("/v1/nodes")).json();
-        let ready = nodes.as_array()?.iter().filter(|n| n["Status"] == "ready").count();
+        let ready = nodes
+            .as_array()?
+            .iter()
+            .filter(|n| n["Status"] == "ready")
+            .count();
         (ready == 2).then_some(())
     });
 
@@ -272,29 +290,40 @@ fn disconnect_window_keeps_the_original_when_its_client_returns_in_time() {
             })
             .and_then(|a| a["ID"].as_str().map(str::to_string))
     });
-    assert!(alive(pid), "the original runs on while its client is cut off");
+    assert!(
+        alive(pid),
+        "the original runs on while its client is cut off"
+    );
 
     proxy.restore();
     // Back within its window and still running: the original stays, the replacement goes.
-    wait_for(Duration::from_secs(90), "original kept, replacement stopped", || {
-        let all = allocs_of(&http, &server, "svc");
-        let o = all.iter().find(|a| a["ID"] == orig.as_str())?;
-        let r = all.iter().find(|a| a["ID"] == replacement.as_str())?;
-        (o["ClientStatus"] == "running"
-            && o["DesiredStatus"] == "run"
-            && r["DesiredStatus"] == "stop")
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(90),
+        "original kept, replacement stopped",
+        || {
+            let all = allocs_of(&http, &server, "svc");
+            let o = all.iter().find(|a| a["ID"] == orig.as_str())?;
+            let r = all.iter().find(|a| a["ID"] == replacement.as_str())?;
+            (o["ClientStatus"] == "running"
+                && o["DesiredStatus"] == "run"
+                && r["DesiredStatus"] == "stop")
+                .then_some(())
+        },
+    );
     assert!(alive(pid), "the original's task was never restarted");
     assert_eq!(node_status(&http, &server, &c1_id), "ready");
     let o = http
         .get(&server.url(&format!("/v1/allocation/{orig}")))
         .json();
     assert_eq!(o["TaskStates"]["server"]["Restarts"], 0);
-    wait_for(Duration::from_secs(30), "the replacement's task stopped", || {
-        pids_matching(&format!("NOMAD_ALLOC_ID={replacement}"))
-            .is_empty()
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the replacement's task stopped",
+        || {
+            pids_matching(&format!("NOMAD_ALLOC_ID={replacement}"))
+                .is_empty()
+                .then_some(())
+        },
+    );
     drop((c1, c2));
 }

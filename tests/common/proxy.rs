@@ -108,8 +108,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn handle(s: &Shared, mut conn: TcpStream) {
     if s.up.load(Ordering::SeqCst)
-        && let Ok(up) =
-            TcpStream::connect_timeout(&parse(&s.upstream), Duration::from_secs(2))
+        && let Ok(up) = TcpStream::connect_timeout(&parse(&s.upstream), Duration::from_secs(2))
     {
         forward(s, conn, up);
         return;

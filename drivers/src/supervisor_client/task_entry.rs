@@ -12,8 +12,8 @@ use super::connection;
 use super::handle_state::SupervisedState;
 use crate::cgroups::TaskCgroup;
 use crate::driver::{DriverError, DriverEvent, EventSink, ExitResult};
-use crate::supervisor::Request;
 use crate::supervisor::LaunchSpec;
+use crate::supervisor::Request;
 use crate::supervisor::proctree;
 
 /// Where every cgroup filesystem is mounted.

@@ -162,7 +162,12 @@ impl SupervisedTasks {
             state: serde_json::to_value(&state)
                 .map_err(|e| DriverError::Failed(format!("encoding handle: {e}")))?,
         };
-        let entry = Arc::new(TaskEntry::watch(cfg.id.clone(), state, cg, self.events.clone()));
+        let entry = Arc::new(TaskEntry::watch(
+            cfg.id.clone(),
+            state,
+            cg,
+            self.events.clone(),
+        ));
         self.tasks.write().await.insert(cfg.id.clone(), entry);
         Ok(handle)
     }

@@ -122,22 +122,40 @@ mod tests {
         let with = group(Some(60_000_000_000));
         let without = group(None);
         let running = alloc(AllocClientStatus::Running);
-        assert_eq!(standing(&running, &with, false, false, "e"), Standing::Normal);
+        assert_eq!(
+            standing(&running, &with, false, false, "e"),
+            Standing::Normal
+        );
         assert_eq!(
             standing(&running, &with, true, false, "e"),
             Standing::Disconnecting
         );
-        assert_eq!(standing(&running, &without, true, false, "e"), Standing::Lost);
+        assert_eq!(
+            standing(&running, &without, true, false, "e"),
+            Standing::Lost
+        );
         let pending = alloc(AllocClientStatus::Pending);
         assert_eq!(standing(&pending, &with, true, false, "e"), Standing::Lost);
         let mut unknown = alloc(AllocClientStatus::Unknown);
-        assert_eq!(standing(&unknown, &with, true, true, "e"), Standing::Replaced);
-        assert_eq!(standing(&unknown, &with, true, false, "e"), Standing::Waiting);
+        assert_eq!(
+            standing(&unknown, &with, true, true, "e"),
+            Standing::Replaced
+        );
+        assert_eq!(
+            standing(&unknown, &with, true, false, "e"),
+            Standing::Waiting
+        );
         unknown.followup_eval_id = "e".into();
-        assert_eq!(standing(&unknown, &with, true, true, "e"), Standing::Expired);
+        assert_eq!(
+            standing(&unknown, &with, true, true, "e"),
+            Standing::Expired
+        );
         // Back on a ready node before its window ended: not expired, still replaced until
         // its client reports.
-        assert_eq!(standing(&unknown, &with, false, true, "e"), Standing::Replaced);
+        assert_eq!(
+            standing(&unknown, &with, false, true, "e"),
+            Standing::Replaced
+        );
         assert!(reconnected(&running, true, true));
         assert!(!reconnected(&running, false, true));
         assert!(!reconnected(&unknown, true, true));
@@ -146,7 +164,9 @@ mod tests {
     #[test]
     fn disconnect_block_overrides_max_client_disconnect() {
         let mut g = group(Some(5));
-        g.disconnect = Some(Box::new(serde_json::json!({"LostAfter": 7, "Replace": false})));
+        g.disconnect = Some(Box::new(
+            serde_json::json!({"LostAfter": 7, "Replace": false}),
+        ));
         assert_eq!(g.disconnect_lost_after(), Some(7));
         assert!(!g.replace_on_disconnect());
         assert!(group(None).replace_on_disconnect());

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub mod deployment;
-pub mod disconnect;
 #[cfg(test)]
 mod deployment_tests;
+pub mod disconnect;
 pub mod feasible;
 pub mod fit;
 pub mod generic;

@@ -916,7 +916,10 @@ mod tests {
         );
         assert_eq!(r.place.len(), 1);
         assert_eq!(r.place[0].name, orig.name);
-        assert_eq!(r.place[0].previous.as_ref().map(|a| a.id.clone()), Some(orig.id.clone()));
+        assert_eq!(
+            r.place[0].previous.as_ref().map(|a| a.id.clone()),
+            Some(orig.id.clone())
+        );
 
         let unknown = Arc::new(r.updates[0].clone());
         let mut repl = (*alloc(&j, 0, "n2", AllocClientStatus::Running)).clone();

@@ -12,10 +12,10 @@ use crate::server::state::{StateError, Tables, Txn};
 use crate::structs::eval::trigger;
 use crate::structs::secret::secrets_equal;
 use crate::structs::{
-    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, Allocation, DRAIN_STATUS_CANCELED,
-    DRAIN_STATUS_COMPLETE, DRAIN_STATUS_DRAINING, DrainMetadata, DrainSpec, DrainStrategy,
-    Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE, NODE_INELIGIBLE, Node,
-    NodeEvent, NodeStatus, StrMap, TaskState,
+    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, Allocation,
+    DRAIN_STATUS_CANCELED, DRAIN_STATUS_COMPLETE, DRAIN_STATUS_DRAINING, DrainMetadata, DrainSpec,
+    DrainStrategy, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE, NODE_INELIGIBLE,
+    Node, NodeEvent, NodeStatus, StrMap, TaskState,
 };
 
 use super::{Applied, ApplyCtx, ApplyError};
