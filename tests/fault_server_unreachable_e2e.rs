@@ -327,3 +327,33 @@ fn disconnect_window_keeps_the_original_when_its_client_returns_in_time() {
     );
     drop((c1, c2));
 }
+
+#[test]
+fn stop_after_client_disconnect_stops_the_task_on_the_cut_off_client() {
+    let http = Http::default();
+    let server = Agent::start(AgentOpts::server());
+    let proxy = Proxy::start(&server.rpc_addr());
+    let client = Agent::start(AgentOpts::client(vec![proxy.addr()], "c1"));
+    let mut job = service_job("svc", 1);
+    job["TaskGroups"][0]["StopAfterClientDisconnect"] = json!(3_000_000_000i64);
+    let orig = run_job_and_wait(&http, &server.url(""), &job);
+    let pid = task_pid(&orig);
+
+    proxy.cut();
+    // The client stops it on its own, without a word from any server.
+    wait_for(Duration::from_secs(60), "task stopped by its client", || {
+        (!alive(pid)).then_some(())
+    });
+    assert_eq!(http.get(&client.url("/v1/agent/health")).status, 200);
+
+    proxy.restore();
+    // Once back, the server hears how it ended, and it is not started again on its own.
+    wait_for(Duration::from_secs(90), "its end reported", || {
+        let a = http
+            .get(&server.url(&format!("/v1/allocation/{orig}")))
+            .json();
+        let state = &a["TaskStates"]["server"]["State"];
+        (state == "dead").then_some(())
+    });
+    assert!(pids_matching(&format!("NOMAD_ALLOC_ID={orig}")).is_empty());
+}

@@ -88,6 +88,7 @@ pub async fn run(
             Ok(resp) => {
                 backoff.reset();
                 last_ok = Some(Instant::now());
+                node.heartbeat_ok();
                 if let Some(ttl) = u64::try_from(resp.heartbeat_ttl)
                     .ok()
                     .filter(|n| *n > 0)
@@ -102,6 +103,7 @@ pub async fn run(
                 delay = Some(Duration::ZERO);
             }
             Err(e) => {
+                node.heartbeat_failed();
                 let d = match last_ok {
                     Some(at) => retry_interval(at.elapsed(), node.ttl()),
                     None => backoff.next_delay(),

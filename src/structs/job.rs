@@ -225,6 +225,18 @@ impl TaskGroup {
             .or(self.max_client_disconnect.filter(|n| *n > 0))
     }
 
+    /// How long (ns) a client that cannot heartbeat keeps this group's allocations running
+    /// before it stops them itself: `disconnect { stop_on_client_after }`, or the older
+    /// `stop_after_client_disconnect`. None: it keeps them running.
+    pub fn stop_on_client_after(&self) -> Option<i64> {
+        self.disconnect
+            .as_deref()
+            .and_then(|d| d.get("StopOnClientAfter"))
+            .and_then(Value::as_i64)
+            .or(self.stop_after_client_disconnect)
+            .filter(|n| *n > 0)
+    }
+
     /// Whether an allocation on a disconnected node is replaced while it waits
     /// (`disconnect { replace }`, true unless set false).
     pub fn replace_on_disconnect(&self) -> bool {
