@@ -316,6 +316,14 @@ fn disconnect_window_keeps_the_original_when_its_client_returns_in_time() {
         .get(&server.url(&format!("/v1/allocation/{orig}")))
         .json();
     assert_eq!(o["TaskStates"]["server"]["Restarts"], 0);
+    let events = o["TaskStates"]["server"]["Events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        events.iter().any(|e| e["Type"] == "Reconnected"),
+        "a Reconnected event: {events:?}"
+    );
     wait_for(
         Duration::from_secs(30),
         "the replacement's task stopped",
