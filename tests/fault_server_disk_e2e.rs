@@ -146,10 +146,9 @@ fn start_expecting_exit(agent: &Agent) -> (Option<i32>, String) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    if code.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    // Still running (or serving): stop it. Harmless once it has exited.
+    let _ = child.kill();
+    let _ = child.wait();
     (code, std::fs::read_to_string(&log).unwrap_or_default())
 }
 

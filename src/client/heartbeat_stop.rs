@@ -58,7 +58,7 @@ mod tests {
 
     fn alloc(group: TaskGroup) -> Allocation {
         Allocation {
-            task_group: group.name.clone(),
+            task_group: group.name.clone().into(),
             job: Some(Arc::new(Job {
                 task_groups: Some(vec![group]),
                 ..Default::default()
