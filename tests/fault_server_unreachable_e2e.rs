@@ -356,12 +356,20 @@ fn stop_after_client_disconnect_stops_the_task_on_the_cut_off_client() {
 
     proxy.restore();
     // Once back, the server hears how it ended, and it is not started again on its own.
-    wait_for(Duration::from_secs(90), "its end reported", || {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
         let a = http
             .get(&server.url(&format!("/v1/allocation/{orig}")))
             .json();
-        let state = &a["TaskStates"]["server"]["State"];
-        (state == "dead").then_some(())
-    });
+        if a["TaskStates"]["server"]["State"] == "dead" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "its end never reported: {a:#}\nclient log:\n{}",
+            client.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     assert!(pids_matching(&format!("NOMAD_ALLOC_ID={orig}")).is_empty());
 }
