@@ -349,9 +349,11 @@ fn stop_after_client_disconnect_stops_the_task_on_the_cut_off_client() {
 
     proxy.cut();
     // The client stops it on its own, without a word from any server.
-    wait_for(Duration::from_secs(60), "task stopped by its client", || {
-        (!alive(pid)).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "task stopped by its client",
+        || (!alive(pid)).then_some(()),
+    );
     assert_eq!(http.get(&client.url("/v1/agent/health")).status, 200);
 
     proxy.restore();
