@@ -135,7 +135,14 @@ impl Write for FileRotator {
                 self.rotate()?;
                 continue;
             };
-            self.file.write_all(&buf[..n])?;
+            if let Err(e) = self.file.write_all(&buf[..n]) {
+                // Part of the chunk may have landed (a disk filling up mid-write): count
+                // what the file really holds so rotation still happens at the size limit.
+                if let Ok(m) = self.file.metadata() {
+                    self.written = m.len();
+                }
+                return Err(e);
+            }
             self.written += n as u64;
             buf = &buf[n..];
         }

@@ -91,6 +91,8 @@ pub struct ServerConfig {
     pub heartbeat_grace: Duration,
     /// Minimum heartbeat TTL given to clients (default 10s).
     pub min_heartbeat_ttl: Duration,
+    /// Time known nodes get to heartbeat after the server starts (default 5m).
+    pub failover_heartbeat_ttl: Duration,
     /// Garbage collection interval and thresholds (`job_gc_interval`, `*_gc_threshold`).
     pub gc: crate::server::gc::GcConfig,
     /// Publish state changes on `/v1/event/stream` (default true).
@@ -428,6 +430,9 @@ impl AgentConfig {
                 bootstrap_expect: server.bootstrap_expect.unwrap_or(1),
                 heartbeat_grace: server.heartbeat_grace.unwrap_or(Duration::from_secs(10)),
                 min_heartbeat_ttl: server.min_heartbeat_ttl.unwrap_or(Duration::from_secs(10)),
+                failover_heartbeat_ttl: server
+                    .failover_heartbeat_ttl
+                    .unwrap_or(crate::server::heartbeat::DEFAULT_FAILOVER_TTL),
                 gc: gc_config(&server),
                 enable_event_broker: server.enable_event_broker.unwrap_or(true),
                 event_buffer_size: event_buffer_size(server.event_buffer_size)?,

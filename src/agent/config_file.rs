@@ -120,6 +120,9 @@ pub struct ServerFile {
     /// Lower bound of the heartbeat TTL handed to clients.
     #[serde(deserialize_with = "duration")]
     pub min_heartbeat_ttl: Option<Duration>,
+    /// Time known nodes get to heartbeat after the server starts.
+    #[serde(deserialize_with = "duration")]
+    pub failover_heartbeat_ttl: Option<Duration>,
     /// Garbage collection: how often, and how old each kind of object must be.
     #[serde(deserialize_with = "duration")]
     pub job_gc_interval: Option<Duration>,

@@ -107,6 +107,7 @@ impl ServerFile {
             bootstrap_expect: over.bootstrap_expect.or(self.bootstrap_expect),
             heartbeat_grace: over.heartbeat_grace.or(self.heartbeat_grace),
             min_heartbeat_ttl: over.min_heartbeat_ttl.or(self.min_heartbeat_ttl),
+            failover_heartbeat_ttl: over.failover_heartbeat_ttl.or(self.failover_heartbeat_ttl),
             job_gc_interval: over.job_gc_interval.or(self.job_gc_interval),
             job_gc_threshold: over.job_gc_threshold.or(self.job_gc_threshold),
             eval_gc_threshold: over.eval_gc_threshold.or(self.eval_gc_threshold),

@@ -194,14 +194,13 @@ fn build_drivers(
             .get("cgroup_parent")
             .map(String::as_str),
     );
-    let docker = docker::driver(config, events)?;
+    let docker = docker::driver(config, events.clone())?;
     let drivers: DriverList = vec![
-        Arc::new(RawExecDriver::with_cgroups(
-            raw_cfg,
-            supervisor.clone(),
-            cgroups.clone(),
-        )),
-        Arc::new(ExecDriver::new(exec_cfg, supervisor, cgroups)),
+        Arc::new(
+            RawExecDriver::with_cgroups(raw_cfg, supervisor.clone(), cgroups.clone())
+                .with_events(events.clone()),
+        ),
+        Arc::new(ExecDriver::new(exec_cfg, supervisor, cgroups).with_events(events)),
         docker.clone(),
     ];
     Ok((drivers, docker))
@@ -294,6 +293,7 @@ pub async fn run(config: AgentConfig, source: Option<ConfigSource>) -> Result<()
             data_dir: Some(data_dir.join("server")),
             min_heartbeat_ttl: config.server.min_heartbeat_ttl,
             heartbeat_grace: config.server.heartbeat_grace,
+            failover_heartbeat_ttl: config.server.failover_heartbeat_ttl,
             gc: config.server.gc,
             rpc_advertise: rpc_advertise.clone(),
             acl: config.acl.clone(),

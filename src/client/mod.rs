@@ -25,6 +25,7 @@ pub mod fingerprint;
 pub mod gauges;
 pub mod gc;
 pub mod heartbeat;
+pub mod heartbeat_stop;
 pub mod http;
 pub mod node_state;
 pub mod registration;
@@ -193,6 +194,7 @@ impl Client {
             rx(),
         ));
         set.spawn(alloc_watcher::run(inner.clone(), rx()));
+        set.spawn(heartbeat_stop::run(inner.clone(), rx()));
         set.spawn(inner.status.clone().run(
             inner.server.clone(),
             inner.node.clone(),
@@ -341,6 +343,16 @@ impl Client {
 }
 
 impl Inner {
+    /// The current alloc runners.
+    fn allocs_snapshot(&self) -> Vec<AllocRunnerHandle> {
+        self.allocs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     fn local_indexes(&self) -> HashMap<String, u64> {
         self.allocs
             .lock()

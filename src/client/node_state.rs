@@ -2,7 +2,7 @@
 //! registration, heartbeat, the alloc watcher and status sync.
 
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
@@ -14,6 +14,9 @@ struct Inner {
     registered: watch::Sender<bool>,
     reregister: Notify,
     ttl: Mutex<Duration>,
+    /// Since when heartbeats fail (None while they get answered): the client has lost
+    /// contact with the servers since then.
+    failing_since: Mutex<Option<Instant>>,
 }
 
 /// Shared node identity and registration state.
@@ -31,6 +34,7 @@ impl NodeState {
                 registered: watch::Sender::new(false),
                 reregister: Notify::new(),
                 ttl: Mutex::new(Duration::from_secs(10)),
+                failing_since: Mutex::new(None),
             }),
         }
     }
@@ -67,6 +71,33 @@ impl NodeState {
     /// The heartbeat TTL the servers last returned.
     pub fn ttl(&self) -> Duration {
         *self.inner.ttl.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A server answered a heartbeat.
+    pub fn heartbeat_ok(&self) {
+        *self
+            .inner
+            .failing_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// A heartbeat got no answer; contact counts as lost from the first such failure.
+    pub fn heartbeat_failed(&self) {
+        self.inner
+            .failing_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(Instant::now);
+    }
+
+    /// How long the servers have not answered heartbeats (zero while they do).
+    pub fn out_of_contact(&self) -> Duration {
+        self.inner
+            .failing_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map_or(Duration::ZERO, |t| t.elapsed())
     }
 
     /// Whether the node is currently registered.

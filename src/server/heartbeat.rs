@@ -10,6 +10,10 @@ use tokio::task::JoinHandle;
 
 use super::Server;
 
+/// Nomad's `failover_heartbeat_ttl`: the time every known node gets to heartbeat after a
+/// server (re)starts or takes over.
+pub const DEFAULT_FAILOVER_TTL: Duration = Duration::from_secs(300);
+
 /// One timer per node.
 pub struct Heartbeats {
     min_ttl: Duration,
@@ -40,7 +44,12 @@ impl Heartbeats {
     /// (Re)arms a node's timer and returns the TTL the node was given.
     pub fn reset(&self, server: &Arc<Server>, node_id: &str, num_nodes: usize) -> Duration {
         let ttl = self.ttl(num_nodes);
-        let deadline = ttl + self.grace;
+        self.arm(server, node_id, ttl + self.grace);
+        ttl
+    }
+
+    /// (Re)arms a node's timer to expire after `deadline`.
+    pub fn arm(&self, server: &Arc<Server>, node_id: &str, deadline: Duration) {
         let server = server.clone();
         let id = node_id.to_string();
         let handle = tokio::spawn(async move {
@@ -57,7 +66,6 @@ impl Heartbeats {
         if let Some(old) = timers.insert(node_id.to_string(), handle) {
             old.abort();
         }
-        ttl
     }
 
     /// Nodes with a running heartbeat timer (Nomad's `nomad.nomad.heartbeat.active`).

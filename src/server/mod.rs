@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub min_heartbeat_ttl: Duration,
     /// Extra time past the TTL before a silent node is marked down.
     pub heartbeat_grace: Duration,
+    /// How long a node known before this server started has to heartbeat again
+    /// (`failover_heartbeat_ttl`): clients backing off while the server was away must not be
+    /// declared down the moment it returns.
+    pub failover_heartbeat_ttl: Duration,
     /// The advertised RPC address (`ip:port`) clients use.
     pub rpc_advertise: String,
     /// ACL enforcement and token limits.
@@ -80,6 +84,7 @@ impl Default for ServerConfig {
                 .max(1),
             min_heartbeat_ttl: Duration::from_secs(10),
             heartbeat_grace: Duration::from_secs(10),
+            failover_heartbeat_ttl: heartbeat::DEFAULT_FAILOVER_TTL,
             rpc_advertise: "127.0.0.1:4647".to_string(),
             acl: crate::acl::AclSettings::default(),
             default_scheduler_config: crate::structs::SchedulerConfiguration::default(),
@@ -197,10 +202,11 @@ impl Server {
                 _ => {}
             }
         }
-        // Nodes that were alive get a fresh timer; silent ones go down after it.
+        // Nodes that were alive get the failover timer; silent ones go down after it.
         for node in snap.nodes.values() {
             if node.status != crate::structs::NodeStatus::Down {
-                self.heartbeats.reset(self, &node.id, snap.nodes.len());
+                self.heartbeats
+                    .arm(self, &node.id, self.config.failover_heartbeat_ttl);
             }
         }
         if self.config.acl.enabled {

@@ -227,6 +227,40 @@ impl TaskGroup {
     pub fn task(&self, name: &str) -> Option<&Task> {
         self.tasks().iter().find(|t| t.name == name)
     }
+
+    /// How long (ns) an allocation of this group may stay on a disconnected node before it
+    /// is lost: `disconnect { lost_after }`, or the older `max_client_disconnect`. None when
+    /// it is lost as soon as its node misses its heartbeat.
+    pub fn disconnect_lost_after(&self) -> Option<i64> {
+        self.disconnect
+            .as_deref()
+            .and_then(|d| d.get("LostAfter"))
+            .and_then(Value::as_i64)
+            .filter(|n| *n > 0)
+            .or(self.max_client_disconnect.filter(|n| *n > 0))
+    }
+
+    /// How long (ns) a client that cannot heartbeat keeps this group's allocations running
+    /// before it stops them itself: `disconnect { stop_on_client_after }`, or the older
+    /// `stop_after_client_disconnect`. None: it keeps them running.
+    pub fn stop_on_client_after(&self) -> Option<i64> {
+        self.disconnect
+            .as_deref()
+            .and_then(|d| d.get("StopOnClientAfter"))
+            .and_then(Value::as_i64)
+            .or(self.stop_after_client_disconnect)
+            .filter(|n| *n > 0)
+    }
+
+    /// Whether an allocation on a disconnected node is replaced while it waits
+    /// (`disconnect { replace }`, true unless set false).
+    pub fn replace_on_disconnect(&self) -> bool {
+        self.disconnect
+            .as_deref()
+            .and_then(|d| d.get("Replace"))
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    }
 }
 
 /// A task: one process (or container) the driver runs.

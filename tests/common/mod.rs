@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod proxy;
+pub mod tmpfs;
 pub mod ws;
 
 use std::net::TcpListener;

@@ -28,6 +28,12 @@ pub struct ExecDriver {
 }
 
 impl ExecDriver {
+    /// Raises the task events its supervisors give cause for on `events`.
+    pub fn with_events(mut self, events: crate::EventSink) -> Self {
+        self.tasks = self.tasks.with_events(events);
+        self
+    }
+
     /// A driver with its plugin config, the way to start supervisors and the agent's cgroup
     /// manager (None: cgroups unusable, the driver is undetected).
     pub fn new(

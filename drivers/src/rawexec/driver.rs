@@ -27,6 +27,12 @@ pub struct RawExecDriver {
 }
 
 impl RawExecDriver {
+    /// Raises the task events its supervisors give cause for on `events`.
+    pub fn with_events(mut self, events: crate::EventSink) -> Self {
+        self.tasks = self.tasks.with_events(events);
+        self
+    }
+
     /// A driver with its plugin config and the way to start supervisors; tasks get cgroups
     /// under the default parent when this process can use them.
     pub fn new(plugin: RawExecPluginConfig, supervisor: SupervisorCommand) -> Self {

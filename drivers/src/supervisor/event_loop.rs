@@ -38,7 +38,8 @@ const READS_PER_WAKEUP: usize = 16;
 struct Stream {
     fd: OwnedFd,
     rotator: FileRotator,
-    write_failed: bool,
+    /// Why the last write to the log failed; cleared by the next one that succeeds.
+    write_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +116,7 @@ impl Supervisor {
             Ok(Some(Stream {
                 fd,
                 rotator,
-                write_failed: false,
+                write_error: None,
             }))
         };
         Ok(Supervisor {
@@ -205,6 +206,11 @@ impl Supervisor {
             running: self.exit.is_none(),
             exit: self.exit.clone(),
             output_closed: self.streams.iter().all(Option::is_none),
+            log_error: self
+                .streams
+                .iter()
+                .flatten()
+                .find_map(|s| s.write_error.clone()),
         }
     }
 
@@ -221,13 +227,17 @@ impl Supervisor {
                 }
                 Ok(n) => {
                     if let Err(e) = stream.rotator.write_all(&self.buf[..n]) {
-                        // Keep reading so the task never blocks on a full pipe; say it once.
-                        if !stream.write_failed {
-                            eprintln!("yurt-supervisor: writing stream {i}: {e}; output is lost");
-                            stream.write_failed = true;
+                        // Keep reading so the task never blocks on a full pipe (a full disk
+                        // must not stop the task); the output is dropped until writes work
+                        // again. Said once, and reported in the status for the agent.
+                        if stream.write_error.is_none() {
+                            let name = if i == 0 { "stdout" } else { "stderr" };
+                            let why = format!("writing the {name} log: {e}");
+                            eprintln!("yurt-supervisor: {why}; output is dropped");
+                            stream.write_error = Some(why);
                         }
                     } else {
-                        stream.write_failed = false;
+                        stream.write_error = None;
                     }
                 }
                 Err(nix::errno::Errno::EAGAIN) => return,

@@ -57,6 +57,10 @@ pub struct Status {
     pub exit: Option<ExitRecord>,
     /// Whether both output pipes reached EOF (every writer, background children too, is gone).
     pub output_closed: bool,
+    /// Why the task's output is not reaching its log files (e.g. the disk is full), while
+    /// that lasts; the output read meanwhile is dropped so the task never blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
 
 /// One answer line.

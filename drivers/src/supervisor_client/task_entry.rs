@@ -1,5 +1,7 @@
 //! The driver's live entry for one supervised task, with a watch on its exit.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,8 +11,9 @@ use tokio::task::JoinHandle;
 use super::connection;
 use super::handle_state::SupervisedState;
 use crate::cgroups::TaskCgroup;
-use crate::driver::{DriverError, ExitResult};
+use crate::driver::{DriverError, DriverEvent, EventSink, ExitResult};
 use crate::supervisor::LaunchSpec;
+use crate::supervisor::Request;
 use crate::supervisor::proctree;
 
 /// Where every cgroup filesystem is mounted.
@@ -42,10 +45,30 @@ pub struct TaskEntry {
 }
 
 impl TaskEntry {
-    /// Tracks a task with a live supervisor: a background `wait` call learns its exit.
-    pub fn watch(task_id: String, state: SupervisedState, cgroup: Option<Arc<TaskCgroup>>) -> Self {
+    /// Tracks a task with a live supervisor: a background `wait` call learns its exit, and,
+    /// given `events`, a slow status poll raises an event when its logs stop (or resume)
+    /// being written.
+    pub fn watch(
+        task_id: String,
+        state: SupervisedState,
+        cgroup: Option<Arc<TaskCgroup>>,
+        events: Option<EventSink>,
+    ) -> Self {
         let (tx, rx) = watch::channel(None);
-        let waiter = tokio::spawn(watch_exit(task_id.clone(), state.clone(), tx));
+        let exit = watch_exit(task_id.clone(), state.clone(), tx);
+        let waiter = match events {
+            Some(sink) => {
+                let logs = watch_logs(task_id.clone(), state.socket_path.clone(), sink);
+                tokio::spawn(async move {
+                    // The poll never ends on its own; the task's exit ends both.
+                    tokio::select! {
+                        _ = exit => {}
+                        _ = logs => {}
+                    }
+                })
+            }
+            None => tokio::spawn(exit),
+        };
         TaskEntry {
             task_id,
             state,
@@ -138,6 +161,42 @@ impl Drop for TaskEntry {
     fn drop(&mut self) {
         if let Some(w) = self.waiter.take() {
             w.abort();
+        }
+    }
+}
+
+/// How often a running task's supervisor is asked whether its logs are being written.
+const LOG_POLL: Duration = Duration::from_secs(3);
+
+/// Raises a `Disk full`-style event when the supervisor reports that the task's output no
+/// longer reaches its log files, and another when it does again. Polled slowly: the
+/// supervisor keeps draining the task's pipes meanwhile, so nothing waits on this.
+async fn watch_logs(task_id: String, socket: PathBuf, sink: EventSink) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(LOG_POLL).await;
+        let Ok(status) = connection::call(&socket, &Request::Status, LOG_POLL).await else {
+            continue;
+        };
+        let message = match (&status.log_error, failing) {
+            (Some(why), false) => {
+                failing = true;
+                format!("Disk full: task output is being dropped ({why})")
+            }
+            (None, true) => {
+                failing = false;
+                "Task output is being written to its logs again".to_string()
+            }
+            _ => continue,
+        };
+        tracing::warn!(task_id, %message, "task log health changed");
+        let ev = DriverEvent {
+            task_id: task_id.clone(),
+            message,
+            annotations: BTreeMap::new(),
+        };
+        if sink.send(ev).is_err() {
+            return;
         }
     }
 }

@@ -17,7 +17,9 @@ use super::spec_file::{TaskCommand, prepare};
 use super::task_entry::TaskEntry;
 use super::{cgroup, proc_stats, stray};
 use crate::cgroups::{CgroupManager, TaskCgroup};
-use crate::driver::{DriverError, ExitResult, TaskConfig, TaskHandle, TaskResourceUsage};
+use crate::driver::{
+    DriverError, EventSink, ExitResult, TaskConfig, TaskHandle, TaskResourceUsage,
+};
 use crate::supervisor::Request;
 use crate::supervisor::signals::parse_signal;
 
@@ -36,6 +38,8 @@ pub struct SupervisedTasks {
     supervisor: SupervisorCommand,
     cgroups: Option<CgroupManager>,
     tasks: RwLock<HashMap<String, Arc<TaskEntry>>>,
+    /// Where trouble a supervisor reports on its own (logs not written) is raised.
+    events: Option<EventSink>,
 }
 
 /// Runs blocking work (cgroupfs, mounts, the launcher) off the async threads.
@@ -60,7 +64,15 @@ impl SupervisedTasks {
             supervisor,
             cgroups,
             tasks: RwLock::new(HashMap::new()),
+            events: None,
         }
+    }
+
+    /// Raises the task events supervisors give cause for (a task's logs no longer being
+    /// written, and written again) on `events`.
+    pub fn with_events(mut self, events: EventSink) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// The cgroup manager tasks are placed with, if cgroups are in use.
@@ -150,7 +162,12 @@ impl SupervisedTasks {
             state: serde_json::to_value(&state)
                 .map_err(|e| DriverError::Failed(format!("encoding handle: {e}")))?,
         };
-        let entry = Arc::new(TaskEntry::watch(cfg.id.clone(), state, cg));
+        let entry = Arc::new(TaskEntry::watch(
+            cfg.id.clone(),
+            state,
+            cg,
+            self.events.clone(),
+        ));
         self.tasks.write().await.insert(cfg.id.clone(), entry);
         Ok(handle)
     }
@@ -176,7 +193,7 @@ impl SupervisedTasks {
         let entry = match connection::call(&state.socket_path, &Request::Status, CALL_TIMEOUT).await
         {
             Ok(status) if status.task_pid == state.task_pid => {
-                TaskEntry::watch(id.clone(), state, cg)
+                TaskEntry::watch(id.clone(), state, cg, self.events.clone())
             }
             Ok(status) => {
                 return Err(DriverError::Failed(format!(

@@ -519,6 +519,16 @@ impl AllocRunner {
             tracing::warn!(alloc_id = %alloc.id, error = %e, "persisting allocation");
         }
         let terminal = alloc.server_terminal();
+        // The server marked the allocation unknown while this client could not reach it,
+        // and still wants it: say so on every task, which also sends the server what the
+        // allocation really is now (an unchanged state would otherwise never be re-sent).
+        if alloc.client_status == crate::structs::AllocClientStatus::Unknown && !terminal {
+            for t in self.tasks.values() {
+                t.emit_event(crate::structs::TaskEvent::new(
+                    crate::structs::alloc::event::CLIENT_RECONNECTED,
+                ));
+            }
+        }
         let opts = KillOpts {
             no_shutdown_delay: alloc.desired_transition.no_shutdown_delay.unwrap_or(false),
         };

@@ -54,11 +54,27 @@ impl From<ServerError> for HttpError {
             ServerError::BadRequest(m) => HttpError::bad_request(m),
             ServerError::NotFound(m) => HttpError::not_found(m),
             ServerError::Forbidden(m) => HttpError::Forbidden(m),
-            ServerError::State(s) => HttpError::internal(s.to_string()),
+            ServerError::State(s) => state_error(s),
             ServerError::Refused(m) => HttpError::internal(m),
             ServerError::Conflict(m) => HttpError::Status(axum::http::StatusCode::CONFLICT, m),
             ServerError::Keyring(k) => HttpError::internal(k.to_string()),
         }
+    }
+}
+
+/// A failed state write at the edge. A store that ran out of space (or quota) is a 503: the
+/// write was not applied, nothing acknowledged is touched, and the same write succeeds once
+/// space returns, so a client should retry rather than treat the server as broken. Any
+/// other storage fault stays a 500. Both name the cause.
+fn state_error(e: crate::server::state::StateError) -> HttpError {
+    let msg = e.to_string();
+    if crate::server::state::StateError::is_out_of_space_msg(&msg) {
+        HttpError::Status(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("{msg} (disk full: the write was not applied; retry once space is freed)"),
+        )
+    } else {
+        HttpError::internal(msg)
     }
 }
 

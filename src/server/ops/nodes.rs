@@ -259,8 +259,12 @@ impl Server {
             tracing::warn!(node_id = %node.id, alloc_id = %a.id, "node tried to update an allocation placed on another node");
             return Err(RpcError::PermissionDenied);
         }
-        if node.status == NodeStatus::Down {
-            return Err(RpcError::BadRequest(format!(
+        // Refused until the node's next heartbeat brings it back, as Nomad does; a passing
+        // state, so the client keeps the updates and retries them (503) rather than
+        // dropping them as malformed: they are how the server learns what became of the
+        // allocations while the node was away.
+        if matches!(node.status, NodeStatus::Down | NodeStatus::Disconnected) {
+            return Err(RpcError::Unavailable(format!(
                 "node {} is not allowed to update allocs while in status {}",
                 node.id, node.status
             )));

@@ -52,12 +52,18 @@ pub fn schedule_generic(
         .filter_map(|id| view.node(id).map(|n| (id.to_string(), n)))
         .collect();
     let node_lost = |id: &str| nodes.get(id).is_none_or(|n| n.status == NodeStatus::Down);
+    let node_disconnected = |id: &str| {
+        nodes
+            .get(id)
+            .is_some_and(|n| n.status == NodeStatus::Disconnected)
+    };
     let latest = view.latest_deployment(&eval.namespace, &eval.job_id);
     let rec = reconcile(&ReconcileInput {
         eval,
         job: job.as_ref(),
         allocs: &allocs,
         node_lost: &node_lost,
+        node_disconnected: &node_disconnected,
         batch,
         now,
         deployment: latest.as_ref(),

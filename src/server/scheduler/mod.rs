@@ -10,6 +10,7 @@ use std::sync::Arc;
 pub mod deployment;
 #[cfg(test)]
 mod deployment_tests;
+pub mod disconnect;
 pub mod feasible;
 pub mod fit;
 pub mod generic;

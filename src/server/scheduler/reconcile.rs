@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::deployment::{self as deploy, DeployCtx};
+use super::disconnect::{self, DESC_RECONNECTED, DESC_UNKNOWN, Standing};
 use super::reschedule::{self, RESCHEDULE_WINDOW_NS};
 use crate::structs::{
     AllocClientStatus, Allocation, DESC_SUCCESSFUL, Deployment, DeploymentStatus,
@@ -120,6 +121,9 @@ pub struct ReconcileInput<'a> {
     pub allocs: &'a [Arc<Allocation>],
     /// True when the allocation's node is down or gone.
     pub node_lost: &'a dyn Fn(&str) -> bool,
+    /// True when the allocation's node is disconnected (missed its heartbeat while running
+    /// something that may wait out a disconnect).
+    pub node_disconnected: &'a dyn Fn(&str) -> bool,
     /// True for batch jobs (completed allocations are not replaced).
     pub batch: bool,
     /// Now, in Unix nanoseconds.
@@ -138,6 +142,10 @@ enum Class {
     Settled,
     /// On a down node.
     Lost,
+    /// On a disconnected node, within its window: becomes unknown, and is replaced.
+    Disconnecting,
+    /// Unknown past its window on a still disconnected node: lost.
+    Expired,
     /// Marked for migration off a draining node.
     Migrate,
     /// Failed; replace now.
@@ -152,7 +160,7 @@ impl Class {
         match self {
             Class::Untainted | Class::Settled => 0,
             Class::Migrate | Class::RescheduleLater(_) => 1,
-            Class::Lost | Class::RescheduleNow => 2,
+            Class::Lost | Class::RescheduleNow | Class::Disconnecting | Class::Expired => 2,
         }
     }
 }
@@ -325,11 +333,47 @@ fn reconcile_group(
             && a.deployment_status.as_ref().is_some_and(|d| d.canary)
     };
 
+    // An allocation whose client came back from a disconnect still running it keeps its
+    // place; the replacement made meanwhile goes.
+    let replacements = disconnect::replacements(allocs);
+    let mut superseded: HashSet<&str> = HashSet::new();
+    for a in allocs {
+        let node_ok = !(inp.node_lost)(&a.node_id) && !(inp.node_disconnected)(&a.node_id);
+        if let Some(r) = replacements.get(a.id.as_str())
+            && disconnect::reconnected(a, node_ok, true)
+            && superseded.insert(r.id.as_str())
+        {
+            out.stop.push(Stop {
+                alloc: (*r).clone(),
+                description: DESC_RECONNECTED,
+                client_status: None,
+            });
+        }
+    }
+
     // Canaries under test stand beside the old allocations: they hold no name until promoted.
     let mut canaries: Vec<&Arc<Allocation>> = Vec::new();
     let mut entries: Vec<(u64, Class, &Arc<Allocation>)> = Vec::new();
     for a in allocs {
-        let Some(mut class) = classify(inp, tg, a) else {
+        if superseded.contains(a.id.as_str()) {
+            continue;
+        }
+        let standing = disconnect::standing(
+            a,
+            tg,
+            (inp.node_disconnected)(&a.node_id),
+            replacements.contains_key(a.id.as_str()),
+            &inp.eval.id,
+        );
+        let class = match standing {
+            Standing::Normal => classify(inp, tg, a),
+            Standing::Disconnecting => Some(Class::Disconnecting),
+            Standing::Lost => Some(Class::Lost),
+            Standing::Expired => Some(Class::Expired),
+            Standing::Replaced => None,
+            Standing::Waiting => Some(Class::Settled),
+        };
+        let Some(mut class) = class else {
             continue;
         };
         if was_canarying && is_canary(a) && class == Class::Untainted {
@@ -371,7 +415,7 @@ fn reconcile_group(
                 description: DESC_NOT_NEEDED,
                 client_status: None,
             }),
-            Class::Lost => out.stop.push(Stop {
+            Class::Lost | Class::Disconnecting | Class::Expired => out.stop.push(Stop {
                 alloc: a.clone(),
                 description: DESC_LOST,
                 client_status: Some(AllocClientStatus::Lost),
@@ -386,8 +430,20 @@ fn reconcile_group(
     let mut inplace = 0usize;
     let mut migrate = 0usize;
     let mut places: Vec<Placement> = Vec::new();
+    let mut disconnecting: Vec<&Arc<Allocation>> = Vec::new();
     for (_, class, a) in &kept {
         match class {
+            Class::Disconnecting => disconnecting.push(*a),
+            Class::Expired => {
+                out.stop.push(Stop {
+                    alloc: (*a).clone(),
+                    description: DESC_LOST,
+                    client_status: Some(AllocClientStatus::Lost),
+                });
+                if !replacements.contains_key(a.id.as_str()) {
+                    places.push(replacement(tg, a, PlaceReason::Lost, None));
+                }
+            }
             Class::Settled => {}
             Class::Untainted => match update_kind(a, job, tg) {
                 Update::None => {}
@@ -422,6 +478,7 @@ fn reconcile_group(
     }
     let later_n = later.len();
     followups(out, inp, job, later);
+    mark_unknown(out, inp, job, tg, &disconnecting, &mut places);
 
     let missing = count.saturating_sub(kept.len());
     let mut next = 0u64;
@@ -612,6 +669,37 @@ fn followups(
     }
 }
 
+/// Marks allocations on a disconnected node `unknown`, with one evaluation at the end of
+/// their window to mark whatever is still unknown then lost, and places their replacements
+/// unless the group says not to.
+fn mark_unknown(
+    out: &mut Reconciliation,
+    inp: &ReconcileInput<'_>,
+    job: &Job,
+    tg: &TaskGroup,
+    allocs: &[&Arc<Allocation>],
+    places: &mut Vec<Placement>,
+) {
+    let Some(longest) = allocs.iter().map(|a| disconnect::window(a, tg)).max() else {
+        return;
+    };
+    let mut ev = followup_eval(inp, job, inp.now.saturating_add(longest));
+    ev.triggered_by = disconnect::TRIGGER_MAX_DISCONNECT_TIMEOUT.to_string();
+    ev.status_description = String::new();
+    for a in allocs {
+        let mut updated = (***a).clone();
+        updated.client_status = AllocClientStatus::Unknown;
+        updated.client_description = DESC_UNKNOWN.to_string();
+        updated.followup_eval_id = ev.id.clone();
+        updated.modify_time = inp.now;
+        out.updates.push(updated);
+        if disconnect::replace(a, tg) {
+            places.push(replacement(tg, a, PlaceReason::Lost, None));
+        }
+    }
+    out.followup_evals.push(ev);
+}
+
 fn followup_eval(inp: &ReconcileInput<'_>, job: &Job, at: i64) -> Evaluation {
     Evaluation {
         id: crate::structs::generate_uuid(),
@@ -771,10 +859,109 @@ mod tests {
             job,
             allocs,
             node_lost: &lost,
+            node_disconnected: &|_| false,
             batch,
             now: NOW,
             deployment: None,
         })
+    }
+
+    fn run_disconnected(
+        job: &Arc<Job>,
+        allocs: &[Arc<Allocation>],
+        disconnected: &[&str],
+        ev: &Evaluation,
+    ) -> Reconciliation {
+        let disconnected: Vec<String> = disconnected.iter().map(|s| s.to_string()).collect();
+        let disc = move |n: &str| disconnected.iter().any(|d| d == n);
+        reconcile(&ReconcileInput {
+            eval: ev,
+            job: Some(job),
+            allocs,
+            node_lost: &|_| false,
+            node_disconnected: &disc,
+            batch: false,
+            now: NOW,
+            deployment: None,
+        })
+    }
+
+    fn with_window(count: i64) -> Arc<Job> {
+        let mut j = (*job(count, 1, 100, false)).clone();
+        if let Some(g) = j.task_groups.as_mut().and_then(|g| g.first_mut()) {
+            g.disconnect = Some(Box::new(serde_json::json!({"LostAfter": 60 * S})));
+        }
+        Arc::new(j)
+    }
+
+    #[test]
+    fn disconnect_marks_unknown_replaces_and_reconnect_keeps_the_original() {
+        let j = with_window(1);
+        let mut orig = (*alloc(&j, 0, "n1", AllocClientStatus::Running)).clone();
+        orig.job = Some(j.clone());
+        let orig = Arc::new(orig);
+
+        // Disconnected: unknown (still wanted), one follow-up at the window's end, replaced.
+        let r = run_disconnected(&j, std::slice::from_ref(&orig), &["n1"], &eval());
+        assert!(r.stop.is_empty(), "{:?}", r.stop);
+        assert_eq!(r.updates.len(), 1);
+        assert_eq!(r.updates[0].client_status, AllocClientStatus::Unknown);
+        assert_eq!(r.updates[0].client_description, DESC_UNKNOWN);
+        assert_eq!(r.followup_evals.len(), 1);
+        let followup = &r.followup_evals[0];
+        assert_eq!(r.updates[0].followup_eval_id, followup.id);
+        assert_eq!(
+            followup.wait_until,
+            Some(DateTime::<Utc>::from_timestamp_nanos(NOW + 60 * S))
+        );
+        assert_eq!(r.place.len(), 1);
+        assert_eq!(r.place[0].name, orig.name);
+        assert_eq!(
+            r.place[0].previous.as_ref().map(|a| a.id.clone()),
+            Some(orig.id.clone())
+        );
+
+        let unknown = Arc::new(r.updates[0].clone());
+        let mut repl = (*alloc(&j, 0, "n2", AllocClientStatus::Running)).clone();
+        repl.previous_allocation = orig.id.clone();
+        repl.job = Some(j.clone());
+        let repl = Arc::new(repl);
+
+        // Still disconnected, another evaluation: nothing more to do.
+        let both = vec![unknown.clone(), repl.clone()];
+        let r = run_disconnected(&j, &both, &["n1"], &eval());
+        assert!(r.stop.is_empty() && r.place.is_empty() && r.updates.is_empty());
+
+        // The window ends first: lost, and the replacement stays.
+        let expiry = Evaluation {
+            id: followup.id.clone(),
+            ..Default::default()
+        };
+        let r = run_disconnected(&j, &both, &["n1"], &expiry);
+        assert_eq!(r.stop.len(), 1);
+        assert_eq!(r.stop[0].alloc.id, orig.id);
+        assert_eq!(r.stop[0].client_status, Some(AllocClientStatus::Lost));
+        assert!(r.place.is_empty());
+
+        // Back in time and reported running: the replacement goes, the original stays.
+        let mut back = (*unknown).clone();
+        back.client_status = AllocClientStatus::Running;
+        let r = run_disconnected(&j, &[Arc::new(back), repl.clone()], &[], &eval());
+        assert_eq!(r.stop.len(), 1, "{:?}", r.stop);
+        assert_eq!(r.stop[0].alloc.id, repl.id);
+        assert_eq!(r.stop[0].description, DESC_RECONNECTED);
+        assert!(r.place.is_empty());
+    }
+
+    #[test]
+    fn no_window_on_a_disconnected_node_is_lost() {
+        let j = job(1, 1, 100, false);
+        let a = alloc(&j, 0, "n1", AllocClientStatus::Running);
+        let r = run_disconnected(&j, &[a], &["n1"], &eval());
+        assert_eq!(r.stop.len(), 1);
+        assert_eq!(r.stop[0].client_status, Some(AllocClientStatus::Lost));
+        assert_eq!(r.place.len(), 1);
+        assert_eq!(r.place[0].reason, PlaceReason::Lost);
     }
 
     fn names(r: &Reconciliation) -> Vec<String> {

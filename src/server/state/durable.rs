@@ -109,7 +109,14 @@ pub(super) struct Undo {
 
 /// The on-disk store under `data_dir/server/`.
 pub struct Durable {
-    db: Database,
+    path: std::path::PathBuf,
+    /// The open database; None after a failure that leaves redb refusing every later
+    /// transaction ("Previous I/O error occurred"), e.g. the disk filled up mid-commit. The
+    /// next transaction reopens the file, so writes resume by themselves once the cause is
+    /// gone instead of failing until a restart.
+    db: std::sync::Mutex<Option<Database>>,
+    /// Set by a failure: the next [`Durable::begin`] closes and reopens the file.
+    reopen: std::sync::atomic::AtomicBool,
     /// Lets a test hold a commit in flight or make it fail.
     #[cfg(test)]
     pub(super) before_commit: std::sync::Mutex<Option<CommitHook>>,
@@ -123,24 +130,26 @@ pub struct Durable {
 pub(super) type CommitHook = Box<dyn FnMut() -> Result<(), StateError> + Send>;
 
 impl Durable {
+    /// The database file the store keeps in `dir`.
+    pub fn path_in(dir: &Path) -> std::path::PathBuf {
+        dir.join("state.redb")
+    }
+
     /// Opens (or creates) the store file.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StateError::Storage(format!("creating {}: {e}", dir.display())))?;
-        let path = dir.join("state.redb");
-        // redb caches up to 1 GiB by default; the in-memory tables already serve every read,
-        // so the cache only has to hold a large plan's dirty pages.
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| StateError::Storage(format!("opening {}: {e}", path.display())))?;
+        let path = Self::path_in(dir);
+        let db = open_db(&path)?;
         let txn = db.begin_write().map_err(storage)?;
         for kind in Kind::ALL {
             txn.open_table(kind.def()).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
         Ok(Durable {
-            db,
+            path,
+            db: std::sync::Mutex::new(Some(db)),
+            reopen: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             before_commit: std::sync::Mutex::new(None),
             #[cfg(test)]
@@ -148,9 +157,33 @@ impl Durable {
         })
     }
 
-    /// Starts the transaction the next records go into.
+    /// Starts the transaction the next records go into, reopening the file first if an
+    /// earlier failure closed it. Called only with no transaction open.
     pub(super) fn begin(&self) -> Result<redb::WriteTransaction, StateError> {
-        self.db.begin_write().map_err(storage)
+        let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        if self.reopen.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            // Closed before reopening: redb refuses a second handle on the same file.
+            *db = None;
+        }
+        if db.is_none() {
+            *db = Some(open_db(&self.path)?);
+            tracing::info!(path = %self.path.display(), "state store reopened after a failed write");
+        }
+        let Some(open) = db.as_ref() else {
+            return Err(StateError::Storage("state store is closed".into()));
+        };
+        open.begin_write().map_err(|e| {
+            *db = None;
+            storage(e)
+        })
+    }
+
+    /// Marks the database for reopening after a failed record or commit: redb may refuse
+    /// every later transaction on this handle. It is closed by the next `begin`, when the
+    /// failed transaction is gone (the committer drops it before beginning another).
+    fn failed(&self, e: impl std::fmt::Display) -> StateError {
+        self.reopen.store(true, std::sync::atomic::Ordering::SeqCst);
+        storage(e)
     }
 
     /// Applies `ops` to `txn` in order, recording in `undo` how to revert each.
@@ -172,7 +205,8 @@ impl Durable {
             let pos = match tables.iter().position(|(k, _)| *k == kind) {
                 Some(p) => p,
                 None => {
-                    tables.push((kind, txn.open_table(kind.def()).map_err(storage)?));
+                    let table = txn.open_table(kind.def()).map_err(|e| self.failed(e))?;
+                    tables.push((kind, table));
                     tables.len() - 1
                 }
             };
@@ -180,11 +214,11 @@ impl Durable {
             let (key, old) = match op {
                 Op::Put(_, key, value) => {
                     let old = table.insert(key.as_str(), pack(&value).as_ref());
-                    let old = old.map_err(storage)?.map(|g| g.value().to_vec());
+                    let old = old.map_err(|e| self.failed(e))?.map(|g| g.value().to_vec());
                     (key, old)
                 }
                 Op::Delete(_, key) => {
-                    let old = table.remove(key.as_str()).map_err(storage)?;
+                    let old = table.remove(key.as_str()).map_err(|e| self.failed(e))?;
                     (key, old.map(|g| g.value().to_vec()))
                 }
             };
@@ -225,12 +259,18 @@ impl Durable {
             // Dropping the transaction uncommitted aborts it.
             hook()?;
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(|e| self.failed(e))
     }
 
     /// Every record of a kind.
     pub fn load(&self, kind: Kind) -> Result<Vec<(String, Vec<u8>)>, StateError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = {
+            let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(open) = db.as_ref() else {
+                return Err(StateError::Storage("state store is closed".into()));
+            };
+            open.begin_read().map_err(storage)?
+        };
         let table = txn.open_table(kind.def()).map_err(storage)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(storage)? {
@@ -279,6 +319,16 @@ pub(crate) fn unpack(stored: &[u8]) -> Result<Vec<u8>, String> {
         return Err(format!("compressed record claims {claimed} bytes"));
     }
     lz4_flex::block::decompress_size_prepended(body).map_err(|e| e.to_string())
+}
+
+/// Opens (or creates) the database file, naming it in any error.
+fn open_db(path: &Path) -> Result<Database, StateError> {
+    // redb caches up to 1 GiB by default; the in-memory tables already serve every read,
+    // so the cache only has to hold a large plan's dirty pages.
+    redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| StateError::Storage(format!("opening {}: {e}", path.display())))
 }
 
 fn storage(e: impl std::fmt::Display) -> StateError {

@@ -60,6 +60,18 @@ pub enum StateError {
     BadRequest(String),
 }
 
+impl StateError {
+    /// Whether a storage failure's message says the disk (or quota) is full. Matched on
+    /// the text because every write path (the local store, a Raft log) reports the
+    /// `io::Error` it hit in its message; ENOSPC and EDQUOT read the same on every Linux.
+    pub fn is_out_of_space_msg(msg: &str) -> bool {
+        msg.contains("No space left on device")
+            || msg.contains("os error 28")
+            || msg.contains("Disk quota exceeded")
+            || msg.contains("os error 122")
+    }
+}
+
 /// The store. Readers take snapshots of durable state; writers are applied one at a time
 /// and made durable in groups (see [`StateStore::write`]).
 pub struct StateStore {
@@ -178,7 +190,14 @@ impl StateStore {
     /// [`StateStore::open`], publishing the events of its writes to `events`.
     pub fn open_with(dir: &Path, events: Option<Arc<EventBroker>>) -> Result<Self, StateError> {
         let durable = Durable::open(dir)?;
-        let tables = restore::restore(&durable)?;
+        // A record that cannot be read back is named with its file: starting on what could
+        // be read would be a silently smaller (or empty) cluster.
+        let tables = restore::restore(&durable).map_err(|e| {
+            StateError::Storage(format!(
+                "restoring {}: {e}",
+                durable::Durable::path_in(dir).display()
+            ))
+        })?;
         Self::from_tables(tables, Some(durable), events)
     }
 

@@ -12,10 +12,10 @@ use crate::server::state::{StateError, Tables, Txn};
 use crate::structs::eval::trigger;
 use crate::structs::secret::secrets_equal;
 use crate::structs::{
-    AllocClientStatus, AllocDeploymentStatus, Allocation, DRAIN_STATUS_CANCELED,
-    DRAIN_STATUS_COMPLETE, DRAIN_STATUS_DRAINING, DrainMetadata, DrainSpec, DrainStrategy,
-    Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE, NODE_INELIGIBLE, Node,
-    NodeEvent, NodeStatus, StrMap, TaskState,
+    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, Allocation,
+    DRAIN_STATUS_CANCELED, DRAIN_STATUS_COMPLETE, DRAIN_STATUS_DRAINING, DrainMetadata, DrainSpec,
+    DrainStrategy, Evaluation, JOB_TYPE_SYSBATCH, JOB_TYPE_SYSTEM, NODE_ELIGIBLE, NODE_INELIGIBLE,
+    Node, NodeEvent, NodeStatus, StrMap, TaskState,
 };
 
 use super::{Applied, ApplyCtx, ApplyError};
@@ -179,14 +179,26 @@ pub(super) fn down(txn: &mut Txn, node_id: &str, ctx: &ApplyCtx) -> Result<Appli
             evals: Vec::new(),
         });
     };
-    if node.status == NodeStatus::Down {
+    if matches!(node.status, NodeStatus::Down | NodeStatus::Disconnected) {
         return Ok(Applied::Node {
             node: None,
             evals: Vec::new(),
         });
     }
+    // A node running something that may wait out a disconnect (`disconnect { lost_after }`
+    // or `max_client_disconnect`) is only disconnected: the scheduler marks those
+    // allocations unknown instead of lost, and they may come back with their client.
+    let can_wait = txn.tables().allocs_by_node(node_id).iter().any(|a| {
+        !a.terminal()
+            && a.desired_status == AllocDesiredStatus::Run
+            && a.group().and_then(|g| g.disconnect_lost_after()).is_some()
+    });
     let mut n = (*node).clone();
-    n.status = NodeStatus::Down;
+    n.status = if can_wait {
+        NodeStatus::Disconnected
+    } else {
+        NodeStatus::Down
+    };
     n.status_updated_at = ctx.now / 1_000_000_000;
     n.events.get_or_insert_with(Vec::new).push(NodeEvent {
         message: "Node heartbeat missed".to_string(),
@@ -250,6 +262,10 @@ pub(super) fn client_update(
         }
         let newly_failed = update.client_status == AllocClientStatus::Failed
             && current.client_status != AllocClientStatus::Failed;
+        // The client of an allocation the server marked unknown (its node disconnected)
+        // is back and says how it is: the scheduler decides between it and its replacement.
+        let reconnected = current.client_status == AllocClientStatus::Unknown
+            && update.client_status != AllocClientStatus::Unknown;
         let mut merged: Allocation = (*current).clone();
         // An allocation the server declared lost (its node went down) stays lost: a
         // client that comes back only reports how it wound the allocation down.
@@ -287,7 +303,7 @@ pub(super) fn client_update(
             freed = true;
         }
         txn.put_alloc_client(merged)?;
-        if newly_failed
+        if (newly_failed || reconnected)
             && !current.server_terminal()
             && let Some(job) = txn.tables().job(&current.namespace, &current.job_id)
             && !job.stop
@@ -296,14 +312,19 @@ pub(super) fn client_update(
             if evals.contains_key(&key) {
                 continue;
             }
-            let eval_id = ctx.derive_id("alloc-failure", &format!("{}\0{}", key.0, key.1));
+            let why = if newly_failed {
+                trigger::RETRY_FAILED_ALLOC
+            } else {
+                trigger::RECONNECT
+            };
+            let eval_id = ctx.derive_id(why, &format!("{}\0{}", key.0, key.1));
             let mut e = ctx.new_eval(
                 eval_id,
                 &job.namespace,
                 &job.id,
                 &job.r#type,
                 job.priority,
-                trigger::RETRY_FAILED_ALLOC,
+                why,
             );
             e.job_modify_index = job.job_modify_index;
             e.node_id = node_id.to_string();
