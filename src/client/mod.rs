@@ -29,6 +29,7 @@ pub mod node_state;
 pub mod registration;
 mod restore;
 pub mod server_http;
+pub mod server_list;
 pub mod state_db;
 pub mod status_sync;
 pub mod task_runner;
@@ -48,6 +49,7 @@ use yurt_drivers::TaskDriver;
 
 pub use config::{ClientConfig, GcConfig, Timings};
 pub use server_http::HttpServerApi;
+pub use server_list::ServerList;
 
 use alloc_runner::{AllocRunner, AllocRunnerConfig, AllocRunnerHandle};
 use node_state::NodeState;
