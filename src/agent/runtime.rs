@@ -12,13 +12,14 @@ use tokio::sync::watch;
 use super::config::AgentConfig;
 use super::docker;
 use super::http::{
-    AgentAcl, AgentInfo, Directory, Forwarder, MetricsState, api_router, rpc_listener_router,
+    AgentAcl, AgentInfo, ClientServers, Directory, Forwarder, MetricsState, api_router,
+    rpc_listener_router,
 };
 use super::logging;
 use super::reload::{ConfigSource, ListenerTls, Reloader};
 use super::signals::{Signals, StopSignal};
 use super::tls::AgentTls;
-use crate::client::{Client, ClientConfig, ClientError, HttpServerApi, ShutdownMode};
+use crate::client::{Client, ClientConfig, ClientError, HttpServerApi, ServerList, ShutdownMode};
 use crate::rpc::{RpcError, ServerApi, ServerLookup};
 use crate::server::{Server, ServerConfig, ServerError};
 use yurt_drivers::docker::DockerDriver;
@@ -312,6 +313,14 @@ pub async fn run(config: AgentConfig, source: Option<ConfigSource>) -> Result<()
         None
     };
 
+    // A client-only agent's one list of servers, shared by its RPC and its API proxy so
+    // that `PUT /v1/agent/servers` redirects both.
+    let server_list = ServerList::new(&config.client.servers, tls.to_servers.is_some());
+    let client_servers = match (config.client_enabled(), &server) {
+        (false, _) => ClientServers::NoClient,
+        (true, Some(_)) => ClientServers::InProcess,
+        (true, None) => ClientServers::Remote(server_list.clone()),
+    };
     let info = Arc::new(AgentInfo {
         name: config.name.clone(),
         region: config.region.clone(),
@@ -323,6 +332,7 @@ pub async fn run(config: AgentConfig, source: Option<ConfigSource>) -> Result<()
         acl_enabled: config.acl.enabled,
         enable_debug: config.enable_debug,
         client_enabled: config.client_enabled(),
+        client_servers,
         config: std::sync::RwLock::new(config_json(&config)),
     });
 
@@ -330,8 +340,8 @@ pub async fn run(config: AgentConfig, source: Option<ConfigSource>) -> Result<()
     let client = if config.client_enabled() {
         let api: Arc<dyn ServerApi> = match &server {
             Some(s) => Arc::new(s.clone()),
-            None => Arc::new(HttpServerApi::with_tls(
-                &config.client.servers,
+            None => Arc::new(HttpServerApi::with_list(
+                server_list.clone(),
                 tls.to_servers.as_ref(),
             )?),
         };
@@ -362,7 +372,7 @@ pub async fn run(config: AgentConfig, source: Option<ConfigSource>) -> Result<()
 
     let directory = match &server {
         Some(s) => Directory::Local(s.clone()),
-        None => Directory::Remote(config.client.servers.clone()),
+        None => Directory::Remote(server_list.clone()),
     };
     let forwarder = Forwarder::new(
         directory,

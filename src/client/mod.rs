@@ -31,6 +31,7 @@ pub mod node_state;
 pub mod registration;
 mod restore;
 pub mod server_http;
+pub mod server_list;
 pub mod services;
 pub mod state_db;
 pub mod status_sync;
@@ -52,6 +53,7 @@ use yurt_drivers::TaskDriver;
 
 pub use config::{ClientConfig, GcConfig, Timings};
 pub use server_http::HttpServerApi;
+pub use server_list::ServerList;
 
 use alloc_runner::{AllocRunner, AllocRunnerConfig, AllocRunnerHandle};
 use node_state::NodeState;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::server_list::ServerList;
 use crate::rpc::{
     ClientAllocs, ClientAllocsRequest, GetAllocsRequest, GetAllocsResponse, NodeStatusRequest,
     NodeUpdateResponse, RpcError, ServerApi, UpdateAllocsRequest, WriteResponse,
@@ -26,7 +27,8 @@ const POLL_GRACE: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct HttpServerApi {
     http: reqwest::Client,
-    servers: Vec<String>,
+    servers: ServerList,
+    /// The index of the server that answered last; calls start there.
     current: AtomicUsize,
 }
 
@@ -39,6 +41,12 @@ impl HttpServerApi {
     /// Talks to `servers` over TLS with `tls` when given (addresses without a scheme become
     /// `https://`), over plain HTTP otherwise.
     pub fn with_tls(servers: &[String], tls: Option<&ClientConfig>) -> Result<Self, RpcError> {
+        Self::with_list(ServerList::new(servers, tls.is_some()), tls)
+    }
+
+    /// Talks to the servers of `servers`, a list others may replace while this runs (the
+    /// list's scheme should match `tls`).
+    pub fn with_list(servers: ServerList, tls: Option<&ClientConfig>) -> Result<Self, RpcError> {
         if servers.is_empty() {
             return Err(RpcError::BadRequest(
                 "no server addresses configured".into(),
@@ -49,12 +57,16 @@ impl HttpServerApi {
             .map_err(|e| RpcError::Unavailable(format!("TLS for server RPC: {e}")))?
             .build()
             .map_err(|e| RpcError::Unavailable(format!("building HTTP client: {e}")))?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
         Ok(HttpServerApi {
             http,
-            servers: servers.iter().map(|s| base_url_with(s, scheme)).collect(),
+            servers,
             current: AtomicUsize::new(0),
         })
+    }
+
+    /// The list this talks to.
+    pub fn servers(&self) -> &ServerList {
+        &self.servers
     }
 
     /// POSTs `body` to `path` on the current server, moving on to the next ones while they
@@ -65,11 +77,13 @@ impl HttpServerApi {
         body: &B,
         timeout: Duration,
     ) -> Result<R, RpcError> {
+        // A snapshot: the list may be replaced while this call is under way.
+        let servers = self.servers.base_urls();
         let start = self.current.load(Ordering::Relaxed);
         let mut last = RpcError::Unavailable("no servers".into());
-        for i in 0..self.servers.len() {
-            let idx = (start + i) % self.servers.len();
-            let url = format!("{}{path}", self.servers[idx]);
+        for i in 0..servers.len() {
+            let idx = (start + i) % servers.len();
+            let url = format!("{}{path}", servers[idx]);
             match self.post_one(&url, body, timeout).await {
                 Ok(r) => {
                     self.current.store(idx, Ordering::Relaxed);
@@ -324,6 +338,36 @@ mod tests {
             none.get_allocs(GetAllocsRequest::default()).await,
             Err(RpcError::Unavailable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_replaced_list_is_used_by_the_next_call() {
+        let answering = |name: &'static str| {
+            axum::Router::new().route(
+                "/v1/internal/node/register",
+                post(move || async move {
+                    Json(NodeUpdateResponse {
+                        leader_rpc_addr: name.to_string(),
+                        ..Default::default()
+                    })
+                }),
+            )
+        };
+        let first = serve(answering("first")).await;
+        let second = serve(answering("second")).await;
+        let list = ServerList::new(std::slice::from_ref(&first), false);
+        let api = HttpServerApi::with_list(list.clone(), None).unwrap();
+        let who = |r: NodeUpdateResponse| r.leader_rpc_addr;
+        assert_eq!(
+            who(api.register_node(Node::default()).await.unwrap()),
+            "first"
+        );
+        list.replace(vec![second]);
+        assert_eq!(
+            who(api.register_node(Node::default()).await.unwrap()),
+            "second"
+        );
+        assert_eq!(api.servers().len(), 1);
     }
 
     #[test]

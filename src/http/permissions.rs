@@ -304,6 +304,8 @@ mod tests {
         );
         assert_eq!(n(M::GET, "/v1/agent/self"), Need::AgentRead);
         assert_eq!(n(M::GET, "/v1/agent/health"), Need::Public);
+        assert_eq!(n(M::GET, "/v1/agent/servers"), Need::AgentRead);
+        assert_eq!(n(M::PUT, "/v1/agent/servers"), Need::AgentWrite);
         assert_eq!(n(M::GET, "/v1/metrics"), Need::Public);
         assert_eq!(
             n(M::POST, "/v1/jobs/statuses"),

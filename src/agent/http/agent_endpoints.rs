@@ -1,4 +1,5 @@
-//! `/v1/agent/self`, `/v1/agent/members`, `/v1/agent/health`, `/v1/status/*`, `/v1/regions`.
+//! `/v1/agent/self`, `/v1/agent/members`, `/v1/agent/health`, `/v1/agent/servers`,
+//! `/v1/status/*`, `/v1/regions`.
 //! Served by every agent; the server parts only when this agent runs a server.
 
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ pub struct AgentInfo {
     pub enable_debug: bool,
     /// Whether this agent runs a client.
     pub client_enabled: bool,
+    /// Where the client finds its servers (`/v1/agent/servers`).
+    pub client_servers: super::servers::ClientServers,
     /// The configuration in force, as `/v1/agent/self` shows it (a reload changes it).
     pub config: RwLock<Value>,
 }
@@ -61,6 +64,12 @@ pub fn routes(info: Arc<AgentInfo>) -> Router {
         .route("/v1/agent/health", get(health))
         .route("/v1/agent/schedulers", get(schedulers))
         .route("/v1/agent/host", get(super::host::host))
+        .route(
+            "/v1/agent/servers",
+            get(super::servers::list)
+                .put(super::servers::update)
+                .post(super::servers::update),
+        )
         .route("/v1/status/leader", get(leader))
         .route("/v1/status/peers", get(peers))
         .route("/v1/operator/raft/configuration", get(raft_configuration))

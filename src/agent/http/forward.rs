@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::client::Client;
+use crate::client::ServerList;
 use crate::client::http::unknown_alloc;
-use crate::client::server_http::base_url_with;
 use crate::http::{HttpError, no_compression};
 use crate::rpc::ServerLookup;
 use crate::tls::ClientConfig;
@@ -39,8 +39,9 @@ const PROXY_BODY_LIMIT: usize = crate::http::layers::DEFAULT_BODY_LIMIT;
 pub enum Directory {
     /// This agent runs the server: its state answers.
     Local(Arc<dyn ServerLookup>),
-    /// Ask the servers (base URLs of their RPC listeners, which serve the public API too).
-    Remote(Vec<String>),
+    /// Ask the servers (their RPC listeners serve the public API too): the client's list,
+    /// so a replaced list redirects the next request.
+    Remote(ServerList),
 }
 
 /// The agent an allocation's requests go to.
@@ -142,17 +143,6 @@ impl Forwarder {
         to_servers: Option<ClientConfig>,
         to_agents: Option<ClientConfig>,
     ) -> Result<Self, ForwarderError> {
-        let directory = match directory {
-            Directory::Remote(servers) => {
-                let scheme = if to_servers.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
-                Directory::Remote(servers.iter().map(|s| base_url_with(s, scheme)).collect())
-            }
-            local => local,
-        };
         Ok(Forwarder {
             directory,
             client,
@@ -235,7 +225,7 @@ impl Forwarder {
             return Ok(None);
         };
         let mut last = HttpError::internal("no servers configured");
-        for base in servers {
+        for base in servers.base_urls() {
             let mut req = self.http.get(format!("{base}{path}"));
             if let Some(t) = token {
                 req = req.header("X-Nomad-Token", t);
@@ -317,7 +307,7 @@ impl Forwarder {
         let mut headers = HeaderMap::new();
         copy_headers(&parts.headers, &mut headers);
         let mut last = HttpError::internal("no servers configured");
-        for base in servers {
+        for base in servers.base_urls() {
             let mut rb = self
                 .http
                 .request(parts.method.clone(), format!("{base}{path}"))

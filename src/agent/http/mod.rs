@@ -9,6 +9,7 @@ mod forward;
 mod forward_ws;
 mod host;
 mod metrics;
+mod servers;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub use acl::AgentAcl;
 pub use agent_endpoints::AgentInfo;
 pub use forward::{Directory, Forwarder, ForwarderError};
 pub use metrics::MetricsState;
+pub use servers::ClientServers;
 
 use crate::client::Client;
 use crate::client::http::client_routes;
