@@ -87,8 +87,18 @@ pub struct Txn {
 }
 
 impl Txn {
-    pub(super) fn new(mut tables: Tables, batch: Batch, record_changes: bool) -> Self {
+    pub(super) fn new(tables: Tables, batch: Batch, record_changes: bool) -> Self {
         let index = tables.index + 1;
+        Self::new_at(tables, index, batch, record_changes)
+    }
+
+    /// A write at `index` (a Raft log index, which every write of one entry shares).
+    pub(super) fn new_at(
+        mut tables: Tables,
+        index: u64,
+        batch: Batch,
+        record_changes: bool,
+    ) -> Self {
         tables.index = index;
         Txn {
             tables,
