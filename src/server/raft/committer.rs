@@ -196,8 +196,16 @@ async fn start(
     let id = node_id(&uuid);
     let log = LogStore::<TypeConfig>::open(&dir).map_err(StateError::Storage)?;
     let (sm, applier) = StateMachine::open(&dir.join(SNAPSHOT_DIR), log.applied_log(), events)?;
-    // A lone server never calls a peer; the client is what step 4's peers will use.
-    let network = HttpNetwork::new(id, reqwest::Client::new());
+    // A lone server never calls a peer; this client is what step 4's peers will use (the
+    // RPC TLS settings come with it then).
+    let http = crate::tls::reqwest_tls(
+        reqwest::Client::builder().connect_timeout(Duration::from_secs(1)),
+        None,
+    )
+    .map_err(|e| raft_error("building its RPC client", e))?
+    .build()
+    .map_err(|e| raft_error("building its RPC client", e))?;
+    let network = HttpNetwork::new(id, http);
     let raft = Raft::new(id, config()?, network, log, sm)
         .await
         .map_err(|e| raft_error("starting", e))?;
