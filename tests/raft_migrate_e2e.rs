@@ -18,8 +18,9 @@ fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
 }
 
 /// Writes a small cluster's state the way a pre-Raft server did: through the store's own
-/// writer, into `server_dir/state.redb`. Returns the index it ended at.
-fn write_pre_raft_fixture(server_dir: &Path) -> u64 {
+/// writer, into `server_dir/state.redb`. Returns the index it ended at and the job's
+/// CreateIndex and ModifyIndex as stored.
+fn write_pre_raft_fixture(server_dir: &Path) -> (u64, u64, u64) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let store = StateStore::open(server_dir).expect("open the pre-raft store");
@@ -74,9 +75,11 @@ fn write_pre_raft_fixture(server_dir: &Path) -> u64 {
                 .await
                 .expect("alloc");
         }
-        let index = store.latest_index();
-        drop(store);
-        index
+        let tables = store.snapshot();
+        let job = tables.job("default", "web").expect("the fixture's job");
+        let out = (tables.index, job.create_index, job.modify_index);
+        drop((job, tables, store));
+        out
     })
 }
 
@@ -107,7 +110,7 @@ fn a_pre_raft_data_dir_comes_back_with_its_indexes_and_moves_on() {
     let server_dir = agent.data_dir.path().join("data/server");
     std::fs::remove_dir_all(&server_dir).expect("clear the server dir");
     std::fs::create_dir_all(&server_dir).expect("server dir");
-    let n = write_pre_raft_fixture(&server_dir);
+    let (n, job_create, job_modify) = write_pre_raft_fixture(&server_dir);
     assert!(server_dir.join("state.redb").exists());
     assert!(!server_dir.join("raft").exists());
 
@@ -118,8 +121,9 @@ fn a_pre_raft_data_dir_comes_back_with_its_indexes_and_moves_on() {
     let job = job.json();
     assert_eq!(job["Version"], 0);
     let job_index = job["ModifyIndex"].as_u64().expect("ModifyIndex");
-    assert!(job_index > 1 && job_index <= n, "{job_index} of {n}");
-    assert_eq!(job["CreateIndex"].as_u64(), Some(job_index));
+    assert_eq!(job_index, job_modify);
+    assert_eq!(job["CreateIndex"].as_u64(), Some(job_create));
+    assert!(job_create > 1 && job_modify <= n, "{job_create}/{job_modify} of {n}");
     let allocs = objects(&http, &agent.url("/v1/allocations"));
     assert_eq!(allocs.len(), 2, "{allocs:?}");
     assert!(allocs.iter().all(|(_, c, m)| *c == *m && *m <= n), "{allocs:?}");

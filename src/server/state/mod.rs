@@ -112,7 +112,8 @@ impl Applier {
     ) -> Vec<Answer> {
         let base = self.shared.snapshot();
         let mut tables: Option<Tables> = None;
-        let mut events = Vec::new();
+        // One batch per entry: its requests share the index a subscriber resumes from.
+        let mut events: Option<EventBatch> = None;
         let mut answers = Vec::new();
         for Request { at, seed, cmd } in reqs {
             let ctx = ApplyCtx { now: at, seed };
@@ -125,7 +126,11 @@ impl Applier {
                 Ok((out, None)) => Ok((current.index, out)),
                 Ok((out, Some((next, batch)))) => {
                     tables = Some(next);
-                    events.extend(batch);
+                    match (&mut events, batch) {
+                        (Some(all), Some(more)) => all.events.extend(more.events),
+                        (None, more) => events = more,
+                        (Some(_), None) => {}
+                    }
                     Ok((index, out))
                 }
                 Err(e) => Err(e),
@@ -134,9 +139,7 @@ impl Applier {
         if let Some(t) = tables {
             self.shared.publish(Arc::new(t));
         }
-        for batch in events {
-            self.shared.publish_events(Some(batch));
-        }
+        self.shared.publish_events(events);
         answers
     }
 

@@ -278,3 +278,24 @@ fn store_commit_latency() {
         );
     }
 }
+
+#[test]
+fn the_requests_of_one_entry_publish_one_batch_of_events_at_its_index() {
+    let broker = Arc::new(EventBroker::new(10));
+    let applier = Applier::new(Tables::default(), Some(broker.clone()));
+    let job: crate::structs::Job =
+        serde_json::from_value(serde_json::json!({ "ID": "web", "Namespace": "default" }))
+            .expect("job");
+    let eval = || {
+        Request::new(Command::EvalUpdate {
+            evals: vec![crate::server::scheduler::testing::mock_eval(&job)],
+        })
+    };
+    let answers = applier.apply_entry(5, [eval(), refused(), eval()]);
+    assert_eq!(answers.len(), 3);
+    assert!(answers[0].is_ok() && answers[1].is_err() && answers[2].is_ok());
+    let backlog = broker.subscribe(0).backlog;
+    assert_eq!(backlog.len(), 1, "one write, one batch");
+    assert_eq!(backlog[0].index, 5);
+    assert_eq!(backlog[0].events.len(), 2);
+}
