@@ -34,10 +34,7 @@ fn write_pre_raft_fixture(server_dir: &Path) -> (u64, u64, u64) {
                     "Config": {"command": "/bin/sleep", "args": ["1000"]}}]}],
         }));
         yurt::structs::canonicalize::canonicalize_job(&mut job, "global");
-        let (_, job) = store
-            .write(|t| t.put_job(job, true))
-            .await
-            .expect("job");
+        let (_, job) = store.write(|t| t.put_job(job, true)).await.expect("job");
         let node: Node = from(json!({
             "ID": "6b1e4bd4-0000-4000-8000-000000000001",
             "Name": "old-node",
@@ -123,10 +120,16 @@ fn a_pre_raft_data_dir_comes_back_with_its_indexes_and_moves_on() {
     let job_index = job["ModifyIndex"].as_u64().expect("ModifyIndex");
     assert_eq!(job_index, job_modify);
     assert_eq!(job["CreateIndex"].as_u64(), Some(job_create));
-    assert!(job_create > 1 && job_modify <= n, "{job_create}/{job_modify} of {n}");
+    assert!(
+        job_create > 1 && job_modify <= n,
+        "{job_create}/{job_modify} of {n}"
+    );
     let allocs = objects(&http, &agent.url("/v1/allocations"));
     assert_eq!(allocs.len(), 2, "{allocs:?}");
-    assert!(allocs.iter().all(|(_, c, m)| *c == *m && *m <= n), "{allocs:?}");
+    assert!(
+        allocs.iter().all(|(_, c, m)| *c == *m && *m <= n),
+        "{allocs:?}"
+    );
     assert_eq!(allocs[1].2, n, "the last write of the fixture: {allocs:?}");
     let nodes = objects(&http, &agent.url("/v1/nodes"));
     assert_eq!(nodes.len(), 1, "{nodes:?}");

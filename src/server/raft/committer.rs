@@ -233,10 +233,7 @@ async fn start(
     }
     raft.wait(Some(READY_WAIT))
         .metrics(
-            |m| {
-                m.current_leader == Some(id)
-                    && m.last_applied.map(|l| l.index) >= m.last_log_index
-            },
+            |m| m.current_leader == Some(id) && m.last_applied.map(|l| l.index) >= m.last_log_index,
             "leading with the log applied",
         )
         .await

@@ -71,7 +71,10 @@ async fn migrate(
     let id = node_id(&uuid);
     let index = tables.index.max(1);
     let last = LogId::new(CommittedLeaderId::new(0, id), index);
-    let membership = Membership::new(vec![BTreeSet::from([id])], BTreeMap::from([(id, me(&uuid))]));
+    let membership = Membership::new(
+        vec![BTreeSet::from([id])],
+        BTreeMap::from([(id, me(&uuid))]),
+    );
     let meta = SnapshotMeta {
         last_log_id: Some(last),
         last_membership: StoredMembership::new(Some(last), membership),

@@ -9,6 +9,6 @@ pub mod migrate;
 pub mod network;
 pub mod snapshot;
 pub mod state_machine;
-pub mod types;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod types;

@@ -114,9 +114,11 @@ pub fn save_snapshot(dir: &Path, tables: &Tables, meta: &Meta) -> Result<PathBuf
     Ok(path)
 }
 
-/// The complete snapshots in `dir` (both files present), oldest first, as
-/// `((index, term), name)`.
-fn list(dir: &Path) -> Result<Vec<((u64, u64), String)>, StateError> {
+/// A snapshot's place in the order (index, then term) and its file name.
+type Listed = ((u64, u64), String);
+
+/// The complete snapshots in `dir` (both files present), oldest first.
+fn list(dir: &Path) -> Result<Vec<Listed>, StateError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -149,8 +151,8 @@ fn latest(dir: &Path) -> Result<Option<(Meta, PathBuf)>, StateError> {
         return Ok(None);
     };
     let path = meta_path(dir, &name);
-    let bytes =
-        std::fs::read(&path).map_err(|e| StateError::Storage(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| StateError::Storage(format!("{}: {e}", path.display())))?;
     let meta: Meta = serde_json::from_slice(&bytes)
         .map_err(|e| StateError::Storage(format!("{}: {e}", path.display())))?;
     Ok(Some((meta, snap_path(dir, &name))))

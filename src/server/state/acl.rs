@@ -75,8 +75,11 @@ impl Txn {
             None => index,
         };
         policy.modify_index = index;
-        self.batch
-            .put(Kind::AclPolicies, policy.name.clone(), self.batch.encode(&policy)?);
+        self.batch.put(
+            Kind::AclPolicies,
+            policy.name.clone(),
+            self.batch.encode(&policy)?,
+        );
         let policy = Arc::new(policy);
         self.tables
             .acl
@@ -106,8 +109,11 @@ impl Txn {
             None => index,
         };
         token.modify_index = index;
-        self.batch
-            .put(Kind::AclTokens, token.accessor_id.clone(), self.batch.encode(&token)?);
+        self.batch.put(
+            Kind::AclTokens,
+            token.accessor_id.clone(),
+            self.batch.encode(&token)?,
+        );
         let token = Arc::new(token);
         self.tables.acl.insert_token(token.clone());
         self.touch(Table::AclTokens);
@@ -163,8 +169,11 @@ impl Txn {
     pub fn set_acl_bootstrapped(&mut self) -> Result<(), StateError> {
         let index = self.index();
         self.tables.acl.bootstrap_index = index;
-        self.batch
-            .put(Kind::Meta, BOOTSTRAP_META_KEY.to_string(), self.batch.encode(&index)?);
+        self.batch.put(
+            Kind::Meta,
+            BOOTSTRAP_META_KEY.to_string(),
+            self.batch.encode(&index)?,
+        );
         self.touch(Table::AclTokens);
         Ok(())
     }

@@ -105,11 +105,7 @@ impl Applier {
     /// `index` (docs/raft.md §4), then publishes the tables and the events. A refused request
     /// changes nothing and is answered with its error; one that writes nothing is answered
     /// with the index the state already had.
-    pub fn apply_entry(
-        &self,
-        index: u64,
-        reqs: impl IntoIterator<Item = Request>,
-    ) -> Vec<Answer> {
+    pub fn apply_entry(&self, index: u64, reqs: impl IntoIterator<Item = Request>) -> Vec<Answer> {
         let base = self.shared.snapshot();
         let mut tables: Option<Tables> = None;
         // One batch per entry: its requests share the index a subscriber resumes from.

@@ -282,8 +282,11 @@ impl Txn {
         let events = all.scaling_events.entry(group.to_string()).or_default();
         events.insert(0, event);
         events.truncate(JOB_TRACKED_SCALING_EVENTS);
-        self.batch
-            .put(Kind::ScalingEvents, ns_disk_key(ns, id), self.batch.encode(&all)?);
+        self.batch.put(
+            Kind::ScalingEvents,
+            ns_disk_key(ns, id),
+            self.batch.encode(&all)?,
+        );
         self.tables.scaling_events.insert(key, Arc::new(all));
         self.touch(Table::ScalingEvents);
         Ok(())
@@ -364,8 +367,11 @@ impl Txn {
             Some(job) => {
                 let key = alloc_job_key(job);
                 if !self.tables.alloc_job_keys.contains(&key) {
-                    self.batch
-                        .put(Kind::AllocJobs, key.clone(), self.batch.encode(job.as_ref())?);
+                    self.batch.put(
+                        Kind::AllocJobs,
+                        key.clone(),
+                        self.batch.encode(job.as_ref())?,
+                    );
                     self.tables.alloc_job_keys.insert(key.clone());
                 }
                 Some(key)
@@ -419,7 +425,8 @@ impl Txn {
         if node.create_index == 0 {
             node.create_index = self.index;
         }
-        self.batch.put(Kind::Nodes, node.id.clone(), self.batch.encode(&node)?);
+        self.batch
+            .put(Kind::Nodes, node.id.clone(), self.batch.encode(&node)?);
         let node = Arc::new(node);
         self.tables.nodes.insert(node.id.clone(), node.clone());
         self.touch(Table::Nodes);
@@ -433,7 +440,8 @@ impl Txn {
         if eval.create_index == 0 {
             eval.create_index = self.index;
         }
-        self.batch.put(Kind::Evals, eval.id.clone(), self.batch.encode(&eval)?);
+        self.batch
+            .put(Kind::Evals, eval.id.clone(), self.batch.encode(&eval)?);
         let key = ns_key(&eval.namespace, &eval.job_id);
         self.tables
             .evals_by_job
@@ -685,11 +693,15 @@ impl Txn {
                 }
             }
             let d = d.clone();
-            self.batch.put(Kind::Deployments, id, self.batch.encode(d.as_ref())?);
+            self.batch
+                .put(Kind::Deployments, id, self.batch.encode(d.as_ref())?);
             self.record(Object::Deployment(d), false);
         }
-        self.batch
-            .put(Kind::Meta, "index".to_string(), self.batch.encode(&self.index)?);
+        self.batch.put(
+            Kind::Meta,
+            "index".to_string(),
+            self.batch.encode(&self.index)?,
+        );
         for t in Table::ALL {
             if self.touched[t.pos()] {
                 self.batch.put(

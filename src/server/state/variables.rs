@@ -143,8 +143,11 @@ impl Txn {
     /// Stores a key's metadata as it is but for its ModifyIndex.
     fn store_root_key(&mut self, mut meta: RootKeyMeta) -> Result<(), StateError> {
         meta.modify_index = self.index();
-        self.batch
-            .put(Kind::RootKeys, meta.key_id.clone(), self.batch.encode(&meta)?);
+        self.batch.put(
+            Kind::RootKeys,
+            meta.key_id.clone(),
+            self.batch.encode(&meta)?,
+        );
         self.tables
             .vars
             .root_keys

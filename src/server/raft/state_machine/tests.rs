@@ -23,12 +23,8 @@ impl StoreBuilder<TypeConfig, LogStore<TypeConfig>, StateMachine, TempDir> for B
     ) -> Result<(TempDir, LogStore<TypeConfig>, StateMachine), StorageError<u64>> {
         let dir = TempDir::new("raft-sm-suite");
         let log = LogStore::open(dir.path()).map_err(write_error)?;
-        let (sm, _) = StateMachine::open(
-            &dir.path().join(SNAPSHOT_DIR),
-            log.applied_log(),
-            None,
-        )
-        .map_err(write_error)?;
+        let (sm, _) = StateMachine::open(&dir.path().join(SNAPSHOT_DIR), log.applied_log(), None)
+            .map_err(write_error)?;
         Ok((dir, log, sm))
     }
 }
@@ -175,9 +171,7 @@ fn a_reopened_store_has_every_acknowledged_write_and_indexes_move_on() {
     let store = open_store(dir.path(), Identity::default(), None).expect("open");
     let mut last = store.latest_index();
     for i in 0..20 {
-        let (index, _) = store
-            .commit_blocking(ns(&format!("n{i}")))
-            .expect("commit");
+        let (index, _) = store.commit_blocking(ns(&format!("n{i}"))).expect("commit");
         assert!(index > last, "{index} after {last}");
         last = index;
     }
