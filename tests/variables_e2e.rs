@@ -257,7 +257,11 @@ fn variables_crud_cas_race_encryption_at_rest_and_keyring() {
     // The plaintext is nowhere in the data dir (state, keystore) nor in the log.
     let data_dir = agent.data_dir.path().join("data");
     let files = files_under(&data_dir);
-    assert!(files.iter().any(|f| f.ends_with("state.redb")), "{files:?}");
+    // The state's writes live in the Raft log (docs/raft.md §3).
+    assert!(
+        files.iter().any(|f| f.ends_with("raft/log.redb")),
+        "{files:?}"
+    );
     for f in &files {
         let bytes = std::fs::read(f).expect("read data file");
         assert!(

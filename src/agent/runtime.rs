@@ -289,6 +289,7 @@ pub async fn run(config: AgentConfig, source: Option<ConfigSource>) -> Result<()
 
     let server = if config.server_enabled() {
         let sc = ServerConfig {
+            name: config.name.clone(),
             region: config.region.clone(),
             datacenter: config.datacenter.clone(),
             data_dir: Some(data_dir.join("server")),

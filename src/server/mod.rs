@@ -41,6 +41,8 @@ use crate::structs::{EvalStatus, Evaluation, generate_uuid, time::now_nanos};
 /// Server settings (from the agent config).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// This server's name (the agent's), as the Raft membership shows it.
+    pub name: String,
     /// Region this server serves.
     pub region: String,
     /// Datacenter of this server.
@@ -75,6 +77,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            name: String::new(),
             region: crate::structs::DEFAULT_REGION.to_string(),
             datacenter: "dc1".to_string(),
             data_dir: None,
@@ -169,7 +172,15 @@ impl Server {
             .enable_event_broker
             .then(|| Arc::new(events::EventBroker::new(config.event_buffer_size)));
         let state = match &config.data_dir {
-            Some(dir) => StateStore::open_with(dir, events)?,
+            Some(dir) => raft::committer::open_store(
+                dir,
+                raft::committer::Identity {
+                    name: config.name.clone(),
+                    rpc_addr: config.rpc_advertise.clone(),
+                    datacenter: config.datacenter.clone(),
+                },
+                events,
+            )?,
             None => StateStore::in_memory_with(events),
         };
         let keyring = keyring::Keyring::open(config.data_dir.as_ref().map(|d| d.join("keystore")))?;

@@ -40,7 +40,7 @@ impl Server {
             deployment_id,
         } = out;
         let stops_something = plan.node_update.values().any(|v| !v.is_empty());
-        let commit = PlanApply {
+        let mut commit = PlanApply {
             eval: eval.clone(),
             plan,
             failed_tg_allocs,
@@ -49,7 +49,9 @@ impl Server {
             followup_evals,
             deployment_id,
             snapshot_index,
+            placements_share_job: false,
         };
+        commit.share_plan_job();
         let reblock = commit.reblocks();
         let result = self
             .state

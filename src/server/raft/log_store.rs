@@ -89,6 +89,10 @@ struct Shared<C: RaftTypeConfig> {
     /// Appended entries that are not committed to `db` yet, by index. They always follow the
     /// entries in `db`, so a range is read from `db` below the first of them.
     pending: Mutex<BTreeMap<u64, C::Entry>>,
+    /// Flushed entries the state machine has not applied yet, by index: applying reads them
+    /// from here instead of decoding them from the file, and the state machine releases them
+    /// (see [`AppliedLog`]) so it holds the only copy of what it moves into its state.
+    unapplied: Mutex<BTreeMap<u64, C::Entry>>,
     /// Lets a test hold the writer before its next commit (one token per commit).
     #[cfg(test)]
     gate: Mutex<Option<mpsc::Receiver<()>>>,
@@ -146,6 +150,21 @@ pub struct LogStore<C: RaftTypeConfig> {
     vote: Option<Vote<C::NodeId>>,
     committed: Option<LogId<C::NodeId>>,
     last_purged: Option<LogId<C::NodeId>>,
+}
+
+/// Lets the state machine drop the log's in-memory copies of the entries it applies.
+pub struct AppliedLog<C: RaftTypeConfig> {
+    shared: Arc<Shared<C>>,
+}
+
+impl<C: RaftTypeConfig> AppliedLog<C> {
+    /// Forgets the in-memory copies of the entries up to `index`, which are being applied
+    /// (the file keeps them).
+    pub fn release_upto(&self, index: u64) {
+        let mut unapplied = lock(&self.shared.unapplied);
+        let rest = unapplied.split_off(&index.saturating_add(1));
+        *unapplied = rest;
+    }
 }
 
 /// A reader for openraft's replication tasks: sees every appended entry, flushed or not.
@@ -206,6 +225,7 @@ where
             db,
             path,
             pending: Mutex::new(BTreeMap::new()),
+            unapplied: Mutex::new(BTreeMap::new()),
             #[cfg(test)]
             gate: Mutex::new(None),
             #[cfg(test)]
@@ -235,6 +255,13 @@ where
         let (tx, rx) = mpsc::channel();
         *lock(&self.shared.gate) = Some(rx);
         tx
+    }
+
+    /// The state machine's handle on the entries kept for its apply.
+    pub fn applied_log(&self) -> AppliedLog<C> {
+        AppliedLog {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Counts what the writer commits.
@@ -342,14 +369,23 @@ where
         if start >= end {
             return Ok(Vec::new());
         }
-        // Memory first: an entry the writer flushes meanwhile is then in the file.
-        let (in_memory, first_pending) = {
+        // Memory first: an entry the writer flushes meanwhile is then in the file. The
+        // entries in memory are the log's tail (flushed but not applied, then not flushed),
+        // so the file supplies the range below the first of them.
+        let in_memory: Vec<C::Entry> = {
+            // The writer takes the two in this order too.
             let pending = lock(&self.pending);
-            let entries: Vec<C::Entry> =
-                pending.range(start..end).map(|(_, e)| e.clone()).collect();
-            (entries, pending.keys().next().copied())
+            let unapplied = lock(&self.unapplied);
+            let mut merged: BTreeMap<u64, C::Entry> = unapplied
+                .range(start..end)
+                .map(|(i, e)| (*i, e.clone()))
+                .collect();
+            merged.extend(pending.range(start..end).map(|(i, e)| (*i, e.clone())));
+            merged.into_values().collect()
         };
-        let file_end = first_pending.map_or(end, |p| p.min(end));
+        let file_end = in_memory
+            .first()
+            .map_or(end, |e| e.get_log_id().index.min(end));
         let mut out = Vec::new();
         if start < file_end {
             let txn = self
@@ -409,13 +445,16 @@ fn write_loop<C: RaftTypeConfig>(shared: &Shared<C>, rx: &mpsc::Receiver<Op<C>>)
         shared.stats.count(&group);
         if result.is_ok() {
             let mut pending = lock(&shared.pending);
+            let mut unapplied = lock(&shared.unapplied);
             for op in &group {
                 if let Op::Append(entries, _) = op {
                     for e in entries {
                         let id = e.get_log_id();
                         // A truncation may have replaced the entry in memory since.
-                        if pending.get(&id.index).map(|p| p.get_log_id()) == Some(id) {
-                            pending.remove(&id.index);
+                        if pending.get(&id.index).map(|p| p.get_log_id()) == Some(id)
+                            && let Some(flushed) = pending.remove(&id.index)
+                        {
+                            unapplied.insert(id.index, flushed);
                         }
                     }
                 }
@@ -426,7 +465,10 @@ fn write_loop<C: RaftTypeConfig>(shared: &Shared<C>, rx: &mpsc::Receiver<Op<C>>)
         }
         for op in group {
             match op {
-                Op::Append(_, flushed) => {
+                Op::Append(entries, flushed) => {
+                    // Dropped first, so the apply this completion leads to holds the only
+                    // copy of each entry but the one kept for it.
+                    drop(entries);
                     flushed.log_io_completed(result.clone().map_err(io::Error::other));
                 }
                 Op::Truncate(_, reply) | Op::Purge(_, reply) | Op::Vote(_, reply) => {
@@ -612,6 +654,7 @@ where
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), C> {
         lock(&self.shared.pending).retain(|&index, _| index < log_id.index);
+        lock(&self.shared.unapplied).retain(|&index, _| index < log_id.index);
         self.send_and_wait(
             |r| Op::Truncate(log_id.index, r),
             StorageIOError::write_logs,
@@ -621,6 +664,7 @@ where
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), C> {
         lock(&self.shared.pending).retain(|&index, _| index > log_id.index);
+        lock(&self.shared.unapplied).retain(|&index, _| index > log_id.index);
         let id = log_id.clone();
         self.send_and_wait(|r| Op::Purge(id, r), StorageIOError::write_logs)
             .await?;

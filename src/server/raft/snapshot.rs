@@ -265,4 +265,4 @@ pub fn load(path: &Path) -> Result<Tables, StateError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,7 +9,7 @@ use super::StateError;
 use super::durable::Kind;
 use super::restore::decode;
 use super::tables::Table;
-use super::txn::{Txn, encode};
+use super::txn::Txn;
 use crate::server::events::Object;
 use crate::structs::acl::{AclPolicy, AclRole, AclToken, OneTimeToken};
 use crate::structs::secret::secrets_equal;
@@ -75,8 +75,11 @@ impl Txn {
             None => index,
         };
         policy.modify_index = index;
-        self.batch
-            .put(Kind::AclPolicies, policy.name.clone(), encode(&policy)?);
+        self.batch.put(
+            Kind::AclPolicies,
+            policy.name.clone(),
+            self.batch.encode(&policy)?,
+        );
         let policy = Arc::new(policy);
         self.tables
             .acl
@@ -106,8 +109,11 @@ impl Txn {
             None => index,
         };
         token.modify_index = index;
-        self.batch
-            .put(Kind::AclTokens, token.accessor_id.clone(), encode(&token)?);
+        self.batch.put(
+            Kind::AclTokens,
+            token.accessor_id.clone(),
+            self.batch.encode(&token)?,
+        );
         let token = Arc::new(token);
         self.tables.acl.insert_token(token.clone());
         self.touch(Table::AclTokens);
@@ -137,7 +143,7 @@ impl Txn {
         self.batch.put(
             Kind::AclOneTimeTokens,
             t.one_time_secret_id.clone(),
-            encode(&t)?,
+            self.batch.encode(&t)?,
         );
         let t = Arc::new(t);
         self.tables
@@ -163,8 +169,11 @@ impl Txn {
     pub fn set_acl_bootstrapped(&mut self) -> Result<(), StateError> {
         let index = self.index();
         self.tables.acl.bootstrap_index = index;
-        self.batch
-            .put(Kind::Meta, BOOTSTRAP_META_KEY.to_string(), encode(&index)?);
+        self.batch.put(
+            Kind::Meta,
+            BOOTSTRAP_META_KEY.to_string(),
+            self.batch.encode(&index)?,
+        );
         self.touch(Table::AclTokens);
         Ok(())
     }
@@ -178,7 +187,7 @@ impl Txn {
         };
         role.modify_index = index;
         self.batch
-            .put(Kind::AclRoles, role.id.clone(), encode(&role)?);
+            .put(Kind::AclRoles, role.id.clone(), self.batch.encode(&role)?);
         let role = Arc::new(role);
         self.tables.acl.roles.insert(role.id.clone(), role.clone());
         self.touch(Table::AclRoles);

@@ -69,6 +69,15 @@ impl Batch {
         }
     }
 
+    /// `v` as its record, encoded only when the batch goes to disk: the Raft log makes the
+    /// writes of a replicated store durable, and an in-memory store keeps nothing.
+    pub(super) fn encode<T: serde::Serialize>(&self, v: &T) -> Result<Vec<u8>, StateError> {
+        match self.tx {
+            Some(_) => super::txn::encode(v),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Stores `value` under `key`.
     pub fn put(&mut self, kind: Kind, key: String, value: Vec<u8>) {
         self.send(Op::Put(kind, key, value));

@@ -79,6 +79,126 @@ pub struct StateStore {
     /// The committer's queue; None for an in-memory store.
     queue: Option<mpsc::Sender<Msg>>,
     committer: Option<JoinHandle<()>>,
+    /// Where a replicated store's commands go (the Raft log); their apply comes back through
+    /// an [`Applier`]. None for a store that applies its writes itself.
+    replicated: Option<Box<dyn Committer>>,
+}
+
+/// What a proposer waits on: the index its caller sees and what the apply answered, or why
+/// the command was refused.
+pub type Answer = Result<(u64, Applied), StateError>;
+
+/// Proposes commands to a replicated log; each is answered once it is committed and applied
+/// (the Raft committer in `server::raft`, which keeps openraft's types to itself).
+pub trait Committer: Send + Sync {
+    /// Queues `req`; the receiver answers once it is applied or refused.
+    fn propose(&self, req: Request) -> Result<oneshot::Receiver<Answer>, StateError>;
+}
+
+/// A replicated store's state machine side: applies committed log entries and installs
+/// snapshots, publishing each result to readers, blocking queries and the event stream.
+#[derive(Clone)]
+pub struct Applier {
+    shared: Arc<Shared>,
+}
+
+impl Applier {
+    /// Starts from `tables` (a snapshot's, or empty).
+    pub fn new(tables: Tables, events: Option<Arc<EventBroker>>) -> Self {
+        Applier {
+            shared: Shared::new(tables, events),
+        }
+    }
+
+    /// The tables as the last applied entry left them.
+    pub fn tables(&self) -> Arc<Tables> {
+        self.shared.snapshot()
+    }
+
+    /// Applies one log entry's requests in order, each on top of the one before, all at
+    /// `index` (docs/raft.md §4), then publishes the tables and the events. A refused request
+    /// changes nothing and is answered with its error; one that writes nothing is answered
+    /// with the index the state already had.
+    pub fn apply_entry(&self, index: u64, reqs: impl IntoIterator<Item = Request>) -> Vec<Answer> {
+        let base = self.shared.snapshot();
+        let mut tables: Option<Tables> = None;
+        // One batch per entry: its requests share the index a subscriber resumes from.
+        let mut events: Option<EventBatch> = None;
+        let mut answers = Vec::new();
+        for Request { at, seed, cmd } in reqs {
+            let ctx = ApplyCtx { now: at, seed };
+            let current = tables.as_ref().unwrap_or(&base);
+            let written = run_txn(&self.shared, current, Some(index), |txn| {
+                txn.set_now(at);
+                apply(txn, cmd, &ctx)
+            });
+            answers.push(match written {
+                Ok((out, None)) => Ok((current.index, out)),
+                Ok((out, Some((next, batch)))) => {
+                    tables = Some(next);
+                    match (&mut events, batch) {
+                        (Some(all), Some(more)) => all.events.extend(more.events),
+                        (None, more) => events = more,
+                        (Some(_), None) => {}
+                    }
+                    Ok((index, out))
+                }
+                Err(e) => Err(e),
+            });
+        }
+        if let Some(t) = tables {
+            self.shared.publish(Arc::new(t));
+        }
+        self.shared.publish_events(events);
+        answers
+    }
+
+    /// Replaces the whole state with a snapshot's and wakes every blocking query whose table
+    /// it moved.
+    pub fn install(&self, tables: Tables) {
+        self.shared.publish(Arc::new(prepared(tables)));
+    }
+}
+
+/// Runs `f` as one write on top of `base`, at `index` or (None) the next index. Answers
+/// the new tables and the write's events, or None when it wrote nothing.
+#[allow(clippy::type_complexity)]
+fn run_txn<R>(
+    shared: &Shared,
+    base: &Tables,
+    index: Option<u64>,
+    f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
+) -> Result<(R, Option<(Tables, Option<EventBatch>)>), StateError> {
+    let record = shared.events.is_some();
+    let mut txn = match index {
+        Some(i) => Txn::new_at(base.clone(), i, Batch::default(), record),
+        None => Txn::new(base.clone(), Batch::default(), record),
+    };
+    let out = f(&mut txn)?;
+    if txn.writes_nothing() {
+        return Ok((out, None));
+    }
+    txn.finish()?;
+    let events = txn.take_events();
+    Ok((out, Some((txn.tables, events))))
+}
+
+/// The file the store kept its tables in before Raft (docs/raft.md §3, migration).
+pub const LEGACY_FILE: &str = "state.redb";
+
+/// The tables kept in `dir/state.redb` by a server from before Raft; the file is closed
+/// again when this returns.
+pub fn read_legacy(dir: &Path) -> Result<Tables, StateError> {
+    let durable = Durable::open(dir)?;
+    restore::restore(&durable)
+}
+
+/// Tables as a store starts from them: an empty cluster reports index 1, so the first write
+/// is visibly newer to a blocking query that started at 1, and the default namespace exists.
+fn prepared(mut tables: Tables) -> Tables {
+    tables.index = tables.index.max(1);
+    tables.ensure_default_namespace();
+    tables
 }
 
 /// What the store and its committer thread share.
@@ -95,6 +215,21 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(tables: Tables, events: Option<Arc<EventBroker>>) -> Arc<Self> {
+        let tables = prepared(tables);
+        let watches = Table::ALL
+            .iter()
+            .map(|t| watch::channel(tables.table_index(*t)).0)
+            .collect();
+        let tables = Arc::new(tables);
+        Arc::new(Shared {
+            current: RwLock::new(tables.clone()),
+            head: tokio::sync::Mutex::new(tables),
+            watches,
+            events,
+        })
+    }
+
     fn snapshot(&self) -> Arc<Tables> {
         match self.current.read() {
             Ok(g) => g.clone(),
@@ -219,26 +354,22 @@ impl StateStore {
         Self::from_tables(tables, Some(durable), None)
     }
 
+    /// A store whose commands go through `committer` and come back through `applier`.
+    pub fn replicated(applier: &Applier, committer: Box<dyn Committer>) -> Self {
+        StateStore {
+            shared: applier.shared.clone(),
+            queue: None,
+            committer: None,
+            replicated: Some(committer),
+        }
+    }
+
     fn from_tables(
-        mut tables: Tables,
+        tables: Tables,
         durable: Option<Durable>,
         events: Option<Arc<EventBroker>>,
     ) -> Result<Self, StateError> {
-        // An empty cluster reports index 1, so the first write (index 2) is visibly newer
-        // to a blocking query that started at 1.
-        tables.index = tables.index.max(1);
-        tables.ensure_default_namespace();
-        let watches = Table::ALL
-            .iter()
-            .map(|t| watch::channel(tables.table_index(*t)).0)
-            .collect();
-        let tables = Arc::new(tables);
-        let shared = Arc::new(Shared {
-            current: RwLock::new(tables.clone()),
-            head: tokio::sync::Mutex::new(tables),
-            watches,
-            events,
-        });
+        let shared = Shared::new(tables, events);
         let (queue, committer) = match durable {
             Some(d) => {
                 let (queue, handle) = group_commit::spawn(d, shared.clone())?;
@@ -250,6 +381,7 @@ impl StateStore {
             shared,
             queue,
             committer,
+            replicated: None,
         })
     }
 
@@ -286,6 +418,7 @@ impl StateStore {
         &self,
         f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
     ) -> Result<(u64, R), StateError> {
+        self.not_replicated()?;
         let head = self.shared.head.lock().await;
         match self.apply(head, f) {
             Ok((out, ack)) => Ok((ack.wait().await?, out)),
@@ -301,6 +434,12 @@ impl StateStore {
     /// Applies `req` (see [`apply`]) as one atomic, durable write, as [`StateStore::write`]
     /// runs a closure; returns its index and what the apply answered.
     pub async fn commit(&self, req: Request) -> Result<(u64, Applied), StateError> {
+        if let Some(c) = &self.replicated {
+            return c
+                .propose(req)?
+                .await
+                .unwrap_or_else(|_| Err(committer_stopped()));
+        }
         let Request { at, seed, cmd } = req;
         let ctx = ApplyCtx { now: at, seed };
         self.write(|txn| {
@@ -313,6 +452,12 @@ impl StateStore {
     /// [`StateStore::commit`] for a thread outside the async runtime; panics if called
     /// from async code.
     pub fn commit_blocking(&self, req: Request) -> Result<(u64, Applied), StateError> {
+        if let Some(c) = &self.replicated {
+            return c
+                .propose(req)?
+                .blocking_recv()
+                .unwrap_or_else(|_| Err(committer_stopped()));
+        }
         let Request { at, seed, cmd } = req;
         let ctx = ApplyCtx { now: at, seed };
         self.write_blocking(|txn| {
@@ -327,6 +472,7 @@ impl StateStore {
         &self,
         f: impl FnOnce(&mut Txn) -> Result<R, StateError>,
     ) -> Result<(u64, R), StateError> {
+        self.not_replicated()?;
         let head = self.shared.head.blocking_lock();
         match self.apply(head, f) {
             Ok((out, ack)) => Ok((ack.wait_blocking()?, out)),
@@ -336,6 +482,17 @@ impl StateStore {
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// A replicated store changes only through commands in its log: a closure cannot be
+    /// replicated.
+    fn not_replicated(&self) -> Result<(), StateError> {
+        match self.replicated {
+            Some(_) => Err(StateError::Storage(
+                "a replicated state store takes commands only".into(),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -433,6 +590,8 @@ impl Drop for StateStore {
     /// Lets the committer finish what is queued and waits for it, so the database file is
     /// closed (and can be opened again) once the store is gone.
     fn drop(&mut self) {
+        // The Raft committer stops its node, which lets the log store flush and close.
+        self.replicated.take();
         self.queue.take();
         if let Some(handle) = self.committer.take()
             && handle.join().is_err()

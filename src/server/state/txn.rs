@@ -87,8 +87,18 @@ pub struct Txn {
 }
 
 impl Txn {
-    pub(super) fn new(mut tables: Tables, batch: Batch, record_changes: bool) -> Self {
+    pub(super) fn new(tables: Tables, batch: Batch, record_changes: bool) -> Self {
         let index = tables.index + 1;
+        Self::new_at(tables, index, batch, record_changes)
+    }
+
+    /// A write at `index` (a Raft log index, which every write of one entry shares).
+    pub(super) fn new_at(
+        mut tables: Tables,
+        index: u64,
+        batch: Batch,
+        record_changes: bool,
+    ) -> Self {
         tables.index = index;
         Txn {
             tables,
@@ -174,7 +184,7 @@ impl Txn {
         self.batch.put(
             Kind::Jobs,
             ns_disk_key(&job.namespace, &job.id),
-            encode(job.as_ref())?,
+            self.batch.encode(job.as_ref())?,
         );
         self.tables.jobs.insert(key.clone(), job.clone());
         self.touch(Table::Jobs);
@@ -198,7 +208,7 @@ impl Txn {
             self.batch.put(
                 Kind::JobVersions,
                 version_disk_key(&job.namespace, &job.id, job.version),
-                encode(job.as_ref())?,
+                self.batch.encode(job.as_ref())?,
             );
             self.tables.job_versions.insert(key.clone(), versions);
             self.touch(Table::JobVersions);
@@ -232,7 +242,7 @@ impl Txn {
         self.batch.put(
             Kind::JobVersions,
             version_disk_key(ns, id, version),
-            encode(&updated)?,
+            self.batch.encode(&updated)?,
         );
         versions.set(pos, Arc::new(updated));
         self.tables.job_versions.insert(key, versions);
@@ -311,8 +321,11 @@ impl Txn {
         let events = all.scaling_events.entry(group.to_string()).or_default();
         events.insert(0, event);
         events.truncate(JOB_TRACKED_SCALING_EVENTS);
-        self.batch
-            .put(Kind::ScalingEvents, ns_disk_key(ns, id), encode(&all)?);
+        self.batch.put(
+            Kind::ScalingEvents,
+            ns_disk_key(ns, id),
+            self.batch.encode(&all)?,
+        );
         self.tables.scaling_events.insert(key, Arc::new(all));
         self.touch(Table::ScalingEvents);
         Ok(())
@@ -337,7 +350,7 @@ impl Txn {
         let disk_key = ns_disk_key(&sub.namespace, &sub.job_id);
         subs.insert(0, sub);
         self.batch
-            .put(Kind::JobSubmissions, disk_key, encode(&subs)?);
+            .put(Kind::JobSubmissions, disk_key, self.batch.encode(&subs)?);
         self.tables.job_submissions.insert(key, Arc::new(subs));
         self.touch(Table::Jobs);
         Ok(())
@@ -393,8 +406,11 @@ impl Txn {
             Some(job) => {
                 let key = alloc_job_key(job);
                 if !self.tables.alloc_job_keys.contains(&key) {
-                    self.batch
-                        .put(Kind::AllocJobs, key.clone(), encode(job.as_ref())?);
+                    self.batch.put(
+                        Kind::AllocJobs,
+                        key.clone(),
+                        self.batch.encode(job.as_ref())?,
+                    );
                     self.tables.alloc_job_keys.insert(key.clone());
                 }
                 Some(key)
@@ -402,7 +418,7 @@ impl Txn {
             None => None,
         };
         let job = alloc.job.take();
-        let encoded = encode(&StoredAllocRef {
+        let encoded = self.batch.encode(&StoredAllocRef {
             alloc: &alloc,
             job_key: job_key.as_deref(),
         });
@@ -453,7 +469,8 @@ impl Txn {
         if node.create_index == 0 {
             node.create_index = self.index;
         }
-        self.batch.put(Kind::Nodes, node.id.clone(), encode(&node)?);
+        self.batch
+            .put(Kind::Nodes, node.id.clone(), self.batch.encode(&node)?);
         let node = Arc::new(node);
         self.tables.nodes.insert(node.id.clone(), node.clone());
         self.touch(Table::Nodes);
@@ -467,7 +484,8 @@ impl Txn {
         if eval.create_index == 0 {
             eval.create_index = self.index;
         }
-        self.batch.put(Kind::Evals, eval.id.clone(), encode(&eval)?);
+        self.batch
+            .put(Kind::Evals, eval.id.clone(), self.batch.encode(&eval)?);
         let key = ns_key(&eval.namespace, &eval.job_id);
         self.tables
             .evals_by_job
@@ -652,7 +670,7 @@ impl Txn {
             None => self.index,
         };
         self.batch
-            .put(Kind::Namespaces, ns.name.clone(), encode(&ns)?);
+            .put(Kind::Namespaces, ns.name.clone(), self.batch.encode(&ns)?);
         let ns = Arc::new(ns);
         self.tables.namespaces.insert(ns.name.clone(), ns.clone());
         self.touch(Table::Namespaces);
@@ -682,7 +700,7 @@ impl Txn {
         self.batch.put(
             Kind::Meta,
             SCHEDULER_CONFIG_KEY.to_string(),
-            encode(&config)?,
+            self.batch.encode(&config)?,
         );
         let config = Arc::new(config);
         self.tables.scheduler_config = Some(config.clone());
@@ -719,17 +737,21 @@ impl Txn {
                 }
             }
             let d = d.clone();
-            self.batch.put(Kind::Deployments, id, encode(d.as_ref())?);
+            self.batch
+                .put(Kind::Deployments, id, self.batch.encode(d.as_ref())?);
             self.record(Object::Deployment(d), false);
         }
-        self.batch
-            .put(Kind::Meta, "index".to_string(), encode(&self.index)?);
+        self.batch.put(
+            Kind::Meta,
+            "index".to_string(),
+            self.batch.encode(&self.index)?,
+        );
         for t in Table::ALL {
             if self.touched[t.pos()] {
                 self.batch.put(
                     Kind::Meta,
                     format!("table:{}", t.name()),
-                    encode(&self.index)?,
+                    self.batch.encode(&self.index)?,
                 );
             }
         }

@@ -9,7 +9,7 @@ use super::StateError;
 use super::durable::Kind;
 use super::restore::decode;
 use super::tables::{NsKey, Table, ns_key};
-use super::txn::{Txn, encode, ns_disk_key};
+use super::txn::{Txn, ns_disk_key};
 use crate::structs::keyring::{RootKeyMeta, RootKeyState};
 use crate::structs::variable::VariableEncrypted;
 
@@ -79,7 +79,7 @@ impl Txn {
         self.batch.put(
             Kind::Variables,
             ns_disk_key(&var.meta.namespace, &var.meta.path),
-            encode(&var)?,
+            self.batch.encode(&var)?,
         );
         let var = Arc::new(var);
         self.tables.vars.variables.insert(key, var.clone());
@@ -143,8 +143,11 @@ impl Txn {
     /// Stores a key's metadata as it is but for its ModifyIndex.
     fn store_root_key(&mut self, mut meta: RootKeyMeta) -> Result<(), StateError> {
         meta.modify_index = self.index();
-        self.batch
-            .put(Kind::RootKeys, meta.key_id.clone(), encode(&meta)?);
+        self.batch.put(
+            Kind::RootKeys,
+            meta.key_id.clone(),
+            self.batch.encode(&meta)?,
+        );
         self.tables
             .vars
             .root_keys

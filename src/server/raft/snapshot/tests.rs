@@ -26,7 +26,7 @@ fn job(id: &str, count: i64) -> Job {
 
 /// Every part of the tables, in an order that does not depend on how they were built: the
 /// records, the maps' contents, and the secondary indexes the restore rebuilds.
-fn canonical(t: &Tables) -> String {
+pub(crate) fn canonical(t: &Tables) -> String {
     let mut out = String::new();
     for_each_record(t, |kind, key, value| {
         let _ = writeln!(out, "{kind:?} {key:?} {}", String::from_utf8_lossy(value));
@@ -77,7 +77,7 @@ fn canonical(t: &Tables) -> String {
 }
 
 /// A store holding every kind of object, written the way the server writes them.
-async fn populated(dir: &Path) -> StateStore {
+pub(crate) async fn populated(dir: &Path) -> StateStore {
     let store = StateStore::open(dir).expect("open");
     let web = store
         .write(|t| {

@@ -3,6 +3,7 @@
 //! evaluation's outcome and its blocked and follow-up evaluations.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +28,33 @@ pub struct PlanApply {
     pub deployment_id: String,
     /// The index of the state the scheduler saw.
     pub snapshot_index: u64,
+    /// The placements carry no job of their own: each takes the plan's (see
+    /// [`PlanApply::share_plan_job`]).
+    #[serde(default)]
+    pub placements_share_job: bool,
 }
 
 impl PlanApply {
+    /// Takes the plan's job out of the placements that run it, so the log carries the job
+    /// once instead of once per allocation (docs/raft.md §2, `PlanPayload`); apply puts the
+    /// same `Arc` back. Left as it is when a placement has no job at all, which the marker
+    /// could not tell apart.
+    pub fn share_plan_job(&mut self) {
+        let Some(job) = self.plan.job.clone() else {
+            return;
+        };
+        let placements = || self.plan.node_allocation.values().flatten();
+        if placements().any(|a| a.job.is_none()) {
+            return;
+        }
+        for a in self.plan.node_allocation.values_mut().flatten() {
+            if a.job.as_ref().is_some_and(|j| Arc::ptr_eq(j, &job)) {
+                a.job = None;
+            }
+        }
+        self.placements_share_job = true;
+    }
+
     /// A blocked evaluation that still could not place everything stays blocked, rather
     /// than completing and blocking a new one.
     pub fn reblocks(&self) -> bool {
@@ -50,7 +75,16 @@ pub(super) fn apply(txn: &mut Txn, p: PlanApply, ctx: &ApplyCtx) -> Result<Appli
         followup_evals,
         deployment_id,
         snapshot_index,
+        placements_share_job,
     } = p;
+    let mut plan = plan;
+    if placements_share_job && let Some(job) = &plan.job {
+        for a in plan.node_allocation.values_mut().flatten() {
+            if a.job.is_none() {
+                a.job = Some(job.clone());
+            }
+        }
+    }
     txn.set_event_type(EventType::PlanResult);
     // Re-check every node that receives placements against the current state.
     for (node_id, placed) in &plan.node_allocation {

@@ -934,3 +934,23 @@ fn derived_ids_depend_on_the_seed_kind_and_key_only() {
     assert_ne!(ctx(1).derive_id("ab", "c"), ctx(1).derive_id("a", "bc"));
     assert!(Uuid::parse_str(&ctx(1).derive_id("k", "v")).is_ok());
 }
+
+#[test]
+fn a_plan_carries_its_job_once_and_apply_puts_the_same_job_back() {
+    let mut p = plan("n2", "shared", "e-shared");
+    let job = p.plan.node_allocation["n2"][0].job.clone().expect("job");
+    p.plan.job = Some(job.clone());
+    p.share_plan_job();
+    assert!(p.placements_share_job);
+    assert!(p.plan.node_allocation["n2"][0].job.is_none());
+    let json = serde_json::to_string(&p).expect("encode");
+    assert_eq!(json.matches("\"TaskGroups\"").count(), 1, "{json}");
+    let decoded: PlanApply = serde_json::from_str(&json).expect("decode");
+    let s = store(false);
+    s.commit_blocking(req(77, Command::PlanApply(Box::new(decoded))))
+        .expect("plan");
+    let stored = s.snapshot().allocs.get("shared").cloned().expect("placed");
+    let stored_job = stored.job.as_ref().expect("the plan's job");
+    assert_eq!(stored_job.id, job.id);
+    assert_eq!(stored_job.version, job.version);
+}
