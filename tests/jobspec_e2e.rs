@@ -195,10 +195,7 @@ fn parse_register_read_back_keeps_every_field() {
     // What yurt's job type does not keep from Nomad's API shape (listed so a new loss shows
     // up as a failure): job-level reschedule/migrate (the CLI's parse folds them into the
     // groups, the JSON register path does not).
-    let skip = [
-        "/Reschedule",
-        "/Migrate",
-    ];
+    let skip = ["/Reschedule", "/Migrate"];
     for file in [
         "webcache.nomad.hcl",
         "batch-features.nomad.hcl",

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -77,17 +78,50 @@ struct Pending {
 /// once the log is closed.
 pub struct RaftCommitter {
     queue: mpsc::UnboundedSender<Pending>,
+    /// The log's directory, whose free space is checked before each write.
+    log_dir: PathBuf,
+    /// Set by the log writer while it holds a write back for want of space.
+    out_of_space: Arc<AtomicBool>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Committer for RaftCommitter {
     fn propose(&self, req: Request) -> Result<oneshot::Receiver<Answer>, StateError> {
+        self.refuse_when_full()?;
         let (reply, rx) = oneshot::channel();
         self.queue
             .send(Pending { req, reply })
             .map_err(|_| StateError::Storage("the raft node stopped".into()))?;
         Ok(rx)
+    }
+}
+
+/// Below this much free space a write is refused before it is proposed. An entry in the log
+/// cannot be taken back (openraft stops the node on a failed log write), so a write the disk
+/// may not hold is refused up front; one that still hits a full disk waits in the log writer
+/// until space returns.
+const MIN_FREE_BYTES: u64 = 1 << 20;
+
+impl RaftCommitter {
+    fn refuse_when_full(&self) -> Result<(), StateError> {
+        let full = |why: String| {
+            StateError::Storage(format!(
+                "{}: No space left on device ({why}); writes resume when space returns",
+                self.log_dir.display()
+            ))
+        };
+        if self.out_of_space.load(Ordering::SeqCst) {
+            return Err(full("the last write is waiting for space".into()));
+        }
+        // A failed statvfs says nothing about space: the write goes ahead.
+        if let Ok(fs) = nix::sys::statvfs::statvfs(&self.log_dir) {
+            let free = u64::from(fs.blocks_available()).saturating_mul(fs.fragment_size());
+            if free < MIN_FREE_BYTES {
+                return Err(full(format!("{free} bytes free, {MIN_FREE_BYTES} needed")));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -133,14 +167,14 @@ pub fn open_store(
                 }
             };
             runtime.block_on(async move {
-                let (raft, applier) = match start(&dir, who, events).await {
+                let (raft, applier, out_of_space) = match start(&dir, who, events).await {
                     Ok(started) => started,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(applier));
+                let _ = ready_tx.send(Ok((applier, out_of_space)));
                 let proposer = tokio::spawn(propose_loop(raft.clone(), queue_rx));
                 // The committer was dropped (or sent stop): either way the node stops.
                 let _ = stop_rx.await;
@@ -154,8 +188,8 @@ pub fn open_store(
             drop(runtime);
         })
         .map_err(|e| raft_error("starting its thread", e))?;
-    let applier = match ready_rx.recv() {
-        Ok(Ok(applier)) => applier,
+    let (applier, out_of_space) = match ready_rx.recv() {
+        Ok(Ok(started)) => started,
         Ok(Err(e)) => {
             let _ = thread.join();
             return Err(e);
@@ -169,6 +203,8 @@ pub fn open_store(
     };
     let committer = RaftCommitter {
         queue: queue_tx,
+        log_dir: server_dir.join(RAFT_DIR),
+        out_of_space,
         stop: Some(stop_tx),
         thread: Some(thread),
     };
@@ -180,7 +216,7 @@ async fn start(
     server_dir: &Path,
     who: Identity,
     events: Option<Arc<EventBroker>>,
-) -> Result<(Raft<TypeConfig>, Applier), StateError> {
+) -> Result<(Raft<TypeConfig>, Applier, Arc<AtomicBool>), StateError> {
     let dir: PathBuf = server_dir.join(RAFT_DIR);
     let me = |id: &uuid::Uuid| ServerPeer {
         id: id.to_string(),
@@ -195,6 +231,7 @@ async fn start(
     };
     let id = node_id(&uuid);
     let log = LogStore::<TypeConfig>::open(&dir).map_err(StateError::Storage)?;
+    let out_of_space = log.out_of_space();
     let (sm, applier) = StateMachine::open(&dir.join(SNAPSHOT_DIR), log.applied_log(), events)?;
     // A lone server never calls a peer; this client is what step 4's peers will use (the
     // RPC TLS settings come with it then).
@@ -239,7 +276,7 @@ async fn start(
         .await
         .map_err(|e| raft_error("becoming ready", e))?;
     tracing::info!(server_id = %uuid, index = applier.tables().index, "raft node ready");
-    Ok((raft, applier))
+    Ok((raft, applier, out_of_space))
 }
 
 /// Proposes what is queued: everything that arrived while the last proposal was in flight

@@ -12,8 +12,10 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
@@ -25,7 +27,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::server::state::{pack, unpack};
+use crate::server::state::{StateError, pack, unpack};
 
 /// `index → record`, a record being the entry's log ID (JSON) behind a u32 length, then the
 /// whole entry as JSON, packed as the state store packs its records. The log ID is apart so
@@ -84,11 +86,15 @@ impl ReadFail {
 
 /// What the store, its readers and its writer thread share.
 struct Shared<C: RaftTypeConfig> {
-    db: Database,
+    /// The open file. Replaced (closed, then opened again) after a write failed for want of
+    /// space, because redb refuses every transaction after an I/O error.
+    db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
     /// Appended entries that are not committed to `db` yet, by index. They always follow the
     /// entries in `db`, so a range is read from `db` below the first of them.
     pending: Mutex<BTreeMap<u64, C::Entry>>,
+    /// Set while the writer holds a write back for want of space.
+    out_of_space: Arc<AtomicBool>,
     /// Flushed entries the state machine has not applied yet, by index: applying reads them
     /// from here instead of decoding them from the file, and the state machine releases them
     /// (see [`AppliedLog`]) so it holds the only copy of what it moves into its state.
@@ -222,7 +228,8 @@ where
             )
         };
         let shared = Arc::new(Shared {
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
+            out_of_space: Arc::default(),
             path,
             pending: Mutex::new(BTreeMap::new()),
             unapplied: Mutex::new(BTreeMap::new()),
@@ -255,6 +262,12 @@ where
         let (tx, rx) = mpsc::channel();
         *lock(&self.shared.gate) = Some(rx);
         tx
+    }
+
+    /// True while the writer holds a write back because the disk is full: new writes are
+    /// refused before they are proposed (they would only queue behind it).
+    pub fn out_of_space(&self) -> Arc<AtomicBool> {
+        self.shared.out_of_space.clone()
     }
 
     /// The state machine's handle on the entries kept for its apply.
@@ -303,6 +316,37 @@ impl<C: RaftTypeConfig> Drop for LogStore<C> {
         {
             tracing::error!("the raft-log thread panicked");
         }
+    }
+}
+
+impl<C: RaftTypeConfig> Shared<C> {
+    /// The open file (a handle, so a reopen does not pull it from under a reader); None
+    /// only between a failed reopen and the next try.
+    fn db(&self) -> std::result::Result<Arc<Database>, String> {
+        self.db
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| format!("{} is being reopened", self.path.display()))
+    }
+
+    /// Closes and opens the file again, which clears redb's failed state after an I/O error.
+    /// Fails (to be retried) while a reader still holds the old handle: redb allows one
+    /// handle per file.
+    fn reopen(&self) -> std::result::Result<(), String> {
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = db.take()
+            && let Err(shared) = Arc::try_unwrap(open)
+        {
+            *db = Some(shared);
+            return Err("a reader holds the file".into());
+        }
+        let file = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&self.path)
+            .map_err(|e| format!("reopening {}: {e}", self.path.display()))?;
+        *db = Some(Arc::new(file));
+        Ok(())
     }
 }
 
@@ -389,7 +433,8 @@ where
         let mut out = Vec::new();
         if start < file_end {
             let txn = self
-                .db
+                .db()
+                .map_err(|e| self.read_error(start, e))?
                 .begin_read()
                 .map_err(|e| self.read_error(start, e))?;
             let table = txn
@@ -420,7 +465,11 @@ where
             index: None,
             message: format!("{}: {e}", self.path.display()),
         };
-        let txn = self.db.begin_read().map_err(|e| err(&e))?;
+        let txn = self
+            .db()
+            .map_err(|e| err(&e))?
+            .begin_read()
+            .map_err(|e| err(&e))?;
         let table = txn.open_table(ENTRIES).map_err(|e| err(&e))?;
         let Some((_, v)) = table.last().map_err(|e| err(&e))? else {
             return Ok(None);
@@ -440,7 +489,7 @@ fn write_loop<C: RaftTypeConfig>(shared: &Shared<C>, rx: &mpsc::Receiver<Op<C>>)
             // A test holding the gate has dropped its sender when it is done.
             let _ = gate.recv();
         }
-        let result = commit_group(shared, &group);
+        let result = commit_until_space(shared, &group);
         #[cfg(test)]
         shared.stats.count(&group);
         if result.is_ok() {
@@ -480,12 +529,41 @@ fn write_loop<C: RaftTypeConfig>(shared: &Shared<C>, rx: &mpsc::Receiver<Op<C>>)
     }
 }
 
+/// Commits `group`, and when the disk is full keeps trying until space returns instead of
+/// failing: openraft stops the node on any log I/O error, and these entries are already in
+/// its memory, so they must reach the file or the server must stop. New writes are refused
+/// before they are proposed while this lasts (see [`LogStore::out_of_space`]).
+fn commit_until_space<C: RaftTypeConfig>(
+    shared: &Shared<C>,
+    group: &[Op<C>],
+) -> std::result::Result<(), String> {
+    let mut result = commit_group(shared, group);
+    let mut wait = Duration::from_millis(100);
+    while let Err(e) = &result
+        && StateError::is_out_of_space_msg(e)
+    {
+        if !shared.out_of_space.swap(true, Ordering::SeqCst) {
+            tracing::error!(file = %shared.path.display(), "raft log: {e}; holding writes until space returns");
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(2));
+        match shared.reopen() {
+            Ok(()) => result = commit_group(shared, group),
+            Err(reopen) => tracing::debug!("raft log: {reopen}"),
+        }
+    }
+    if shared.out_of_space.swap(false, Ordering::SeqCst) && result.is_ok() {
+        tracing::info!(file = %shared.path.display(), "raft log: space returned, writes resume");
+    }
+    result
+}
+
 fn commit_group<C: RaftTypeConfig>(
     shared: &Shared<C>,
     group: &[Op<C>],
 ) -> std::result::Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", shared.path.display());
-    let mut txn = shared.db.begin_write().map_err(|e| fail(&e))?;
+    let mut txn = shared.db()?.begin_write().map_err(|e| fail(&e))?;
     if group.iter().all(|op| matches!(op, Op::Committed(_))) {
         txn.set_durability(Durability::None).map_err(|e| fail(&e))?;
     }
