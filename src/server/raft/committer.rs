@@ -116,7 +116,7 @@ impl RaftCommitter {
         }
         // A failed statvfs says nothing about space: the write goes ahead.
         if let Ok(fs) = nix::sys::statvfs::statvfs(&self.log_dir) {
-            let free = u64::from(fs.blocks_available()).saturating_mul(fs.fragment_size());
+            let free = fs.blocks_available().saturating_mul(fs.fragment_size());
             if free < MIN_FREE_BYTES {
                 return Err(full(format!("{free} bytes free, {MIN_FREE_BYTES} needed")));
             }
