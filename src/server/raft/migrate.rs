@@ -11,6 +11,7 @@ use openraft::storage::RaftLogStorage;
 use openraft::{CommittedLeaderId, LogId, Membership, SnapshotMeta, StoredMembership};
 use uuid::Uuid;
 
+use super::files::sync_dir;
 use super::log_store::LogStore;
 use super::state_machine::{SNAPSHOT_DIR, create_dir, save_snapshot};
 use super::types::{ServerPeer, TypeConfig, node_id, server_id};
@@ -41,12 +42,6 @@ pub async fn migrate_if_needed(
     std::fs::rename(&legacy, server_dir.join(MIGRATED_FILE)).map_err(|e| fail(&legacy, e))?;
     sync_dir(server_dir)?;
     Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StateError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| fail(dir, e))
 }
 
 async fn migrate(

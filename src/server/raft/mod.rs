@@ -3,6 +3,7 @@
 //! application data, so it serves the server's own type config and the tests' alike.
 
 pub mod committer;
+mod files;
 pub mod http;
 pub mod log_store;
 pub mod migrate;

@@ -16,6 +16,7 @@ use openraft::{
 
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+use super::files::{sync_dir, write_file};
 use super::log_store::AppliedLog;
 use super::snapshot;
 use super::types::{Answers, ServerPeer, TypeConfig};
@@ -57,34 +58,6 @@ pub fn create_dir(dir: &Path) -> Result<(), StateError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| StateError::Storage(format!("creating {}: {e}", dir.display())))
-}
-
-/// Writes `bytes` to `path` (0600) through a fsynced temporary file.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    use std::io::Write;
-    let fail = |e: &dyn std::fmt::Display| StateError::Storage(format!("{}: {e}", path.display()));
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| fail(&e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| fail(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail(&e))?;
-    sync_dir(path)
-}
-
-fn sync_dir(path: &Path) -> Result<(), StateError> {
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| StateError::Storage(format!("{}: {e}", dir.display())))?;
-    }
-    Ok(())
 }
 
 /// Records `meta` beside its snapshot file (already in place), then removes all but the
@@ -347,7 +320,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             std::fs::rename(&tmp, &dest).map_err(|e| {
                 StateError::Storage(format!("{} → {}: {e}", tmp.display(), dest.display()))
             })?;
-            sync_dir(&dest)?;
+            if let Some(parent) = dest.parent() {
+                sync_dir(parent)?;
+            }
             commit_snapshot(&dir, &m)?;
             Ok::<_, StateError>(tables)
         })

@@ -2,14 +2,13 @@
 //! state-store requests), what applying it answers ([`Answers`]), and who the servers are
 //! ([`ServerPeer`], numbered by the ID kept in `raft/server-id`).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use super::files::write_file;
 use super::network::{PeerAddress, base_url};
 pub use crate::server::state::Answer;
 use crate::server::state::{Request, StateError};
@@ -89,18 +88,7 @@ pub fn server_id(dir: &Path) -> Result<Uuid, StateError> {
         Ok(text) => Uuid::parse_str(text.trim()).map_err(|e| fail(&e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = Uuid::new_v4();
-            let tmp = path.with_extension("tmp");
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| fail(&e))?;
-            file.write_all(id.to_string().as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| fail(&e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| fail(&e))?;
+            write_file(&path, id.to_string().as_bytes())?;
             Ok(id)
         }
         Err(e) => Err(fail(&e)),
